@@ -1,0 +1,658 @@
+#!/usr/bin/env python
+"""API benchmark for Fermion: drives a real `fermion serve` over HTTP and prints a table.
+
+Not part of the test suite. For every backend in --db it creates a throw-away database, migrates
+it, starts the server and measures:
+
+  * server start (spawn) to first answer on GET /
+  * network / subnet / port creates with C concurrent keep-alive clients (ops/s, p50/p99)
+  * port show latency
+  * list all ports, list filtered by network_id and by device_id at --ports-small and --ports-large
+    ports in total (the database is filled with untimed bulk creates of 100)
+  * the server's RSS at the end (sum over the process tree when --workers > 1)
+  * keep-alive: how many TCP connections the clients used, and how many the server saw
+
+    .venv/bin/python bench/api.py                      # sqlite and postgres, defaults
+    .venv/bin/python bench/api.py --quick --db sqlite  # smoke run
+
+Everything is bounded: every request has a timeout, every phase a finite amount of work, and the run
+stops itself after --max-seconds. Only the server process this script started is signalled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("FERMION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PROJECT = "fermion-default"
+MIB = 1024 * 1024
+
+# metric key -> (label, target text, check(value) -> bool | None)
+TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "start_ms": ("<= 1000 ms", lambda v: v <= 1000),
+    "net_ops": (">= 500/s", lambda v: v >= 500),
+    "port_ops": (">= 400/s", lambda v: v >= 400),
+    "show_p50": ("<= 3 ms", lambda v: v <= 3),
+    "show_p99": ("<= 3 ms", lambda v: v <= 3),
+    "list_large_p50": ("<= 300 ms", lambda v: v <= 300),
+    "list_large_p99": ("<= 300 ms", lambda v: v <= 300),
+    "dev_large_p50": ("<= 10 ms", lambda v: v <= 10),
+    "dev_large_p99": ("<= 10 ms", lambda v: v <= 10),
+    "rss_mib": ("<= 150 MiB", lambda v: v <= 150),
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class OutOfTime(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- small helpers
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def fermion_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fermion.cli.main", *args]
+
+
+def proc_tree(pid: int) -> list[int]:
+    """pid and all its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                pass
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU time of the process tree."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields_ = stat[stat.rindex(")") + 2:].split()
+            total += int(fields_[11]) + int(fields_[12])  # utime, stime
+        except (OSError, ValueError):
+            pass
+    return total / tick
+
+
+def server_connections(port: int) -> int:
+    """ESTABLISHED TCP sockets whose local port is the server's (i.e. as the server sees them)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state = parts[1], parts[3]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- database and server
+@contextmanager
+def temporary_database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'fermion-bench.sqlite'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"fermion_bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    endpoint: str
+    port: int
+    start_ms: float
+    log: Path
+
+
+@contextmanager
+def run_server(url: str, workers: int, tmp: Path) -> Iterator[Server]:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    up = subprocess.run(fermion_cmd("db", "upgrade", "--database", url), env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        raise BenchError(f"db upgrade failed: {up.stdout}{up.stderr}")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = tmp / "server.log"
+    with open(log, "wb") as logf:
+        started = time.perf_counter()
+        proc = subprocess.Popen(fermion_cmd("serve", "--host", "127.0.0.1", "--port", str(port),
+                                            "--database", url, "--workers", str(workers)),
+                                env=env, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        # poll as fast as possible: a refused connection costs microseconds
+        deadline = started + 30
+        with httpx.Client(timeout=2) as c:
+            while True:
+                try:
+                    if c.get(endpoint + "/").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.perf_counter() > deadline:
+                    raise BenchError(f"fermion serve did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.001)
+        start_ms = (time.perf_counter() - started) * 1000
+        yield Server(proc, endpoint, port, start_ms, log)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # only the process we started, by its handle/PID
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(15)
+
+
+# --------------------------------------------------------------------------- load generation
+@dataclass
+class PhaseResult:
+    ops: int
+    wall: float
+    lat_ms: list[float]
+    errors: list[str]
+    results: list[Any]
+    conns_per_client: list[int]  # distinct TCP connections each client used
+    requests_per_client: list[int]
+    server_conns: int  # established connections the server had during the phase
+    server_cpu: float  # server CPU seconds consumed during the phase
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.wall if self.wall else 0.0
+
+    def p(self, q: float) -> float:
+        return pct(self.lat_ms, q) if self.lat_ms else float("nan")
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise OutOfTime("--max-seconds exceeded")
+
+
+def make_client(endpoint: str) -> httpx.Client:
+    # one connection per client, kept alive between requests
+    return httpx.Client(base_url=endpoint, timeout=120,
+                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+
+def run_phase(server: Server, clients: int, count: int,
+              request: Callable[[httpx.Client, int], httpx.Response],
+              ok: tuple[int, ...], deadline: Deadline,
+              keep: Callable[[httpx.Response], Any] | None = None) -> PhaseResult:
+    """Issue `count` requests (request(client, i)) from `clients` threads, each with its own client."""
+    deadline.check()
+    counter = iter(range(count))
+    lock = threading.Lock()
+    lat: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+    results: list[Any] = [None] * count
+    addrs: list[set[Any]] = [set() for _ in range(clients)]
+    reqs = [0] * clients
+    barrier = threading.Barrier(clients + 1)
+    peak_conns = [0]
+    stop = threading.Event()
+
+    def worker(w: int) -> None:
+        with make_client(server.endpoint) as c:
+            barrier.wait()
+            while not stop.is_set():
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = request(c, i)
+                    r.read()
+                except httpx.HTTPError as err:
+                    with lock:
+                        errors.append(f"{type(err).__name__}: {err}")
+                    continue
+                lat[w].append((time.perf_counter() - t0) * 1000)
+                reqs[w] += 1
+                stream = r.extensions.get("network_stream")
+                if stream is not None:
+                    addrs[w].add(stream.get_extra_info("client_addr"))
+                if r.status_code not in ok:
+                    with lock:
+                        errors.append(f"{r.status_code}: {r.text[:300]}")
+                        if len(errors) > 20:
+                            stop.set()
+                    continue
+                if keep is not None:
+                    results[i] = keep(r)
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak_conns[0] = max(peak_conns[0], server_connections(server.port))
+            stop.wait(0.05)
+
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(clients)]
+    for t in threads:
+        t.start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    cpu0 = cpu_seconds(server.proc.pid)
+    barrier.wait()
+    t0 = time.perf_counter()
+    watcher.start()
+    for t in threads:
+        t.join(max(1.0, deadline.end - time.monotonic()))
+        if t.is_alive():
+            stop.set()
+    wall = time.perf_counter() - t0
+    stop.set()
+    watcher.join(5)
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    for t in threads:
+        t.join(130)
+    flat = [x for part in lat for x in part]
+    if errors:
+        raise BenchError(f"{len(errors)} failed request(s); first: {errors[0]}")
+    deadline.check()
+    return PhaseResult(len(flat), wall, flat, errors, results, [len(a) for a in addrs], reqs,
+                       peak_conns[0], cpu)
+
+
+def timed_gets(client: httpx.Client, paths: list[str], check: Callable[[httpx.Response], None]) -> list[float]:
+    out = []
+    for path in paths:
+        t0 = time.perf_counter()
+        r = client.get(path)
+        r.read()
+        out.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise BenchError(f"GET {path}: {r.status_code} {r.text[:300]}")
+        check(r)
+    return out
+
+
+# --------------------------------------------------------------------------- the benchmark
+@dataclass
+class Config:
+    networks: int
+    ports: int
+    clients: int
+    shows: int
+    ports_small: int
+    ports_large: int
+    list_runs: int
+    filter_runs: int
+    workers: int
+    bulk: int = 100
+
+
+@dataclass
+class State:
+    network_ids: list[str] = field(default_factory=list)
+    ports: list[tuple[str, str, str]] = field(default_factory=list)  # (id, network_id, device_id)
+
+
+def subnet_cidr(i: int) -> str:
+    """The i-th /20 of 10.0.0.0/8 (4093 usable addresses each)."""
+    return str(ipaddress.ip_network(f"10.{i >> 4}.{(i & 15) << 4}.0/20"))
+
+
+def fill_ports(server: Server, st: State, total: int, cfg: Config, deadline: Deadline) -> float:
+    """Bulk-create ports (untimed for the table) until `total` exist; returns ports/s for information."""
+    need = total - len(st.ports)
+    if need <= 0:
+        return float("nan")
+    base = len(st.ports)
+    batches = [(b, min(cfg.bulk, need - b)) for b in range(0, need, cfg.bulk)]
+
+    def request(c: httpx.Client, i: int) -> httpx.Response:
+        start, n = batches[i]
+        body = []
+        for k in range(n):
+            j = base + start + k
+            body.append({"network_id": st.network_ids[j % len(st.network_ids)], "name": f"bench-port-{j}",
+                         "device_id": f"bench-dev-{j:07d}-{uuid.uuid4().hex[:8]}"})
+        return c.post("/v2.0/ports", json={"ports": body})
+
+    res = run_phase(server, min(cfg.clients, 4), len(batches), request, (201,), deadline,
+                    keep=lambda r: [(p["id"], p["network_id"], p["device_id"]) for p in r.json()["ports"]])
+    for part in res.results:
+        st.ports.extend(part)
+    if len(st.ports) != total:
+        raise BenchError(f"expected {total} ports after the fill, have {len(st.ports)}")
+    return need / res.wall
+
+
+def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str, Any]) -> None:
+    rng = random.Random(42)
+    expected = len(st.ports)
+    with make_client(server.endpoint) as c:
+        def all_ok(r: httpx.Response) -> None:
+            n = len(r.json()["ports"])
+            if n != expected:
+                raise BenchError(f"list returned {n} ports, expected {expected}")
+
+        c.get("/v2.0/ports?device_id=warmup").read()
+        lat = timed_gets(c, ["/v2.0/ports"] * cfg.list_runs, all_ok)
+        m[f"list_{tag}_p50"], m[f"list_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
+        m[f"list_{tag}_bytes"] = len(c.get("/v2.0/ports").content)
+
+        nets = [rng.choice(st.network_ids) for _ in range(cfg.filter_runs)]
+        def some(r: httpx.Response) -> None:
+            if not r.json()["ports"]:
+                raise BenchError("network_id filter returned nothing")
+
+        lat = timed_gets(c, [f"/v2.0/ports?network_id={n}" for n in nets], some)
+        m[f"net_{tag}_p50"], m[f"net_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
+
+        devs = [rng.choice(st.ports)[2] for _ in range(cfg.filter_runs)]
+
+        def one(r: httpx.Response) -> None:
+            if len(r.json()["ports"]) != 1:
+                raise BenchError("device_id filter did not return exactly one port")
+
+        lat = timed_gets(c, [f"/v2.0/ports?device_id={d}" for d in devs], one)
+        m[f"dev_{tag}_p50"], m[f"dev_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
+
+
+def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str], None]) -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix=f"fermion-bench-{kind}-"))
+    try:
+        with temporary_database(kind, tmp) as url, run_server(url, cfg.workers, tmp) as server:
+            m["start_ms"] = server.start_ms
+            log(f"[{kind}] server up in {server.start_ms:.0f} ms (pid {server.proc.pid})")
+            with make_client(server.endpoint) as c:
+                r = c.put(f"/v2.0/quotas/{PROJECT}", json={"quota": {"network": -1, "subnet": -1, "port": -1}})
+                if r.status_code != 200:
+                    raise BenchError(f"raising quotas failed: {r.status_code} {r.text}")
+            st = State()
+
+            # networks
+            res = run_phase(server, cfg.clients, cfg.networks,
+                            lambda c, i: c.post("/v2.0/networks", json={"network": {"name": f"bench-net-{i}"}}),
+                            (201,), deadline, keep=lambda r: r.json()["network"]["id"])
+            st.network_ids = res.results
+            m["net_ops"], m["net_p50"], m["net_p99"] = res.rate, res.p(50), res.p(99)
+            m["net_cpu_ms"] = res.server_cpu * 1000 / res.ops
+            log(f"[{kind}] {res.ops} networks: {res.rate:.0f}/s")
+
+            # subnets
+            res = run_phase(server, cfg.clients, cfg.networks,
+                            lambda c, i: c.post("/v2.0/subnets", json={"subnet": {
+                                "network_id": st.network_ids[i], "ip_version": 4, "cidr": subnet_cidr(i),
+                                "name": f"bench-subnet-{i}"}}),
+                            (201,), deadline)
+            m["sub_ops"], m["sub_p50"], m["sub_p99"] = res.rate, res.p(50), res.p(99)
+            m["sub_cpu_ms"] = res.server_cpu * 1000 / res.ops
+            log(f"[{kind}] {res.ops} subnets: {res.rate:.0f}/s")
+
+            # ports, one at a time from C clients
+            def port_req(c: httpx.Client, i: int) -> httpx.Response:
+                return c.post("/v2.0/ports", json={"port": {
+                    "network_id": st.network_ids[i % len(st.network_ids)], "name": f"bench-port-{i}",
+                    "device_id": f"bench-dev-{i:07d}-{uuid.uuid4().hex[:8]}"}})
+
+            res = run_phase(server, cfg.clients, cfg.ports, port_req, (201,), deadline,
+                            keep=lambda r: (lambda p: (p["id"], p["network_id"], p["device_id"]))(r.json()["port"]))
+            st.ports = list(res.results)
+            m["port_ops"], m["port_p50"], m["port_p99"] = res.rate, res.p(50), res.p(99)
+            m["port_cpu_ms"] = res.server_cpu * 1000 / res.ops
+            m["keepalive"] = (f"{sum(res.requests_per_client)} req over {sum(res.conns_per_client)} conn "
+                              f"({cfg.clients} clients); server saw {res.server_conns}")
+            m["keepalive_ok"] = all(n == 1 for n in res.conns_per_client) and res.server_conns <= cfg.clients + 1
+            log(f"[{kind}] {res.ops} ports: {res.rate:.0f}/s; keep-alive: {m['keepalive']}")
+
+            # port show, one client, sequential
+            rng = random.Random(7)
+            with make_client(server.endpoint) as c:
+                c.get(f"/v2.0/ports/{st.ports[0][0]}").read()
+                ids = [rng.choice(st.ports)[0] for _ in range(cfg.shows)]
+                lat = timed_gets(c, [f"/v2.0/ports/{i}" for i in ids], lambda r: None)
+            m["show_p50"], m["show_p99"] = pct(lat, 50), pct(lat, 99)
+            log(f"[{kind}] port show p50 {m['show_p50']:.2f} ms")
+
+            for tag, total in (("small", cfg.ports_small), ("large", cfg.ports_large)):
+                rate = fill_ports(server, st, total, cfg, deadline)
+                m[f"fill_{tag}_ops"] = rate
+                measure_lists(server, st, cfg, tag, m)
+                log(f"[{kind}] at {total} ports: list p50 {m[f'list_{tag}_p50']:.0f} ms, "
+                    f"device_id p50 {m[f'dev_{tag}_p50']:.1f} ms (bulk fill {rate:.0f} ports/s)")
+            m["rss_mib"] = rss_kib(server.proc.pid) / 1024
+            m["server_procs"] = len(proc_tree(server.proc.pid))
+            m["server_cpu_total"] = cpu_seconds(server.proc.pid)
+    except (BenchError, OutOfTime) as err:
+        m["error"] = str(err)
+        log(f"[{kind}] FAILED: {err}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return m
+
+
+# --------------------------------------------------------------------------- report
+def fmt(v: Any, unit: str) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if v != v:  # nan
+        return "-"
+    if unit == "/s":
+        return f"{v:,.0f}/s"
+    if unit == "ms":
+        return f"{v:.1f} ms" if v < 100 else f"{v:,.0f} ms"
+    if unit == "MiB":
+        return f"{v:.0f} MiB"
+    if unit == "KiB":
+        return f"{v / 1024:,.0f} KiB"
+    return str(v)
+
+
+def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, str]) -> str:
+    s, L = cfg.ports_small, cfg.ports_large
+    rows: list[tuple[str, str, str]] = [
+        ("start to first answer", "start_ms", "ms"),
+        (f"network create ({cfg.clients} clients)", "net_ops", "/s"),
+        ("  network create p50", "net_p50", "ms"),
+        ("  network create p99", "net_p99", "ms"),
+        ("  server CPU per network create", "net_cpu_ms", "ms"),
+        (f"subnet create ({cfg.clients} clients)", "sub_ops", "/s"),
+        ("  subnet create p50", "sub_p50", "ms"),
+        ("  subnet create p99", "sub_p99", "ms"),
+        ("  server CPU per subnet create", "sub_cpu_ms", "ms"),
+        (f"port create ({cfg.clients} clients)", "port_ops", "/s"),
+        ("  port create p50", "port_p50", "ms"),
+        ("  port create p99", "port_p99", "ms"),
+        ("  server CPU per port create", "port_cpu_ms", "ms"),
+        (f"port show p50 ({cfg.shows} shows)", "show_p50", "ms"),
+        ("port show p99", "show_p99", "ms"),
+    ]
+    for tag, n in (("small", s), ("large", L)):
+        rows += [
+            (f"list all ports @{n} p50 ({cfg.list_runs} runs)", f"list_{tag}_p50", "ms"),
+            (f"list all ports @{n} p99", f"list_{tag}_p99", "ms"),
+            (f"  response size @{n}", f"list_{tag}_bytes", "KiB"),
+            (f"list ?network_id @{n} p50 ({cfg.filter_runs} runs)", f"net_{tag}_p50", "ms"),
+            (f"list ?network_id @{n} p99", f"net_{tag}_p99", "ms"),
+            (f"list ?device_id @{n} p50 ({cfg.filter_runs} runs)", f"dev_{tag}_p50", "ms"),
+            (f"list ?device_id @{n} p99", f"dev_{tag}_p99", "ms"),
+            (f"  bulk fill to {n} (untimed, info)", f"fill_{tag}_ops", "/s"),
+        ]
+    rows += [(f"server RSS @{L} ports", "rss_mib", "MiB"),
+             ("keep-alive", "keepalive", "")]
+    backends = list(results) + [k for k in skipped if k not in results]
+    header = ["metric", *backends, "target"]
+    table = []
+    for label, key, unit in rows:
+        line = [label]
+        for b in backends:
+            if b in skipped:
+                line.append("skipped")
+                continue
+            v = results[b].get(key)
+            cell = fmt(v, unit)
+            if key in TARGETS and isinstance(v, (int, float)) and v == v:
+                cell += " ok" if TARGETS[key][1](v) else " MISS"
+            if key == "keepalive" and v is not None:
+                cell = ("ok: " if results[b].get("keepalive_ok") else "NOT REUSED: ") + cell
+            line.append(cell)
+        line.append(TARGETS[key][0] if key in TARGETS else "")
+        table.append(line)
+    # keep-alive cells are long: wrap that row below the table instead
+    ka_idx = [i for i, (_, key, _) in enumerate(rows) if key == "keepalive"][0]
+    ka = table.pop(ka_idx)
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    out = []
+    sep = "-+-".join("-" * w for w in widths)
+    out.append(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    out.append(sep)
+    for r in table:
+        out.append(" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                              enumerate(zip(r, widths, strict=True))))
+    out.append(sep)
+    for b, cell in zip(backends, ka[1:-1], strict=True):
+        out.append(f"keep-alive [{b}]: {cell}")
+    for b in backends:
+        if b in skipped:
+            out.append(f"{b}: skipped: {skipped[b]}")
+        elif "error" in results[b]:
+            out.append(f"{b}: FAILED: {results[b]['error']}")
+        else:
+            out.append(f"{b}: server processes {results[b].get('server_procs')}, "
+                       f"server CPU total {results[b].get('server_cpu_total', 0):.1f} s")
+    out.append(f"workers={cfg.workers} clients={cfg.clients} networks={cfg.networks} ports={cfg.ports} "
+               f"cpus={os.cpu_count()} (the clients share the machine with the server)")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", default="sqlite,postgres", help="comma-separated backends: sqlite,postgres")
+    ap.add_argument("--networks", type=int, default=200, help="networks (each gets one /20 subnet)")
+    ap.add_argument("--ports", type=int, default=2000, help="ports created one by one (timed)")
+    ap.add_argument("--clients", type=int, default=8, help="concurrent clients for creates")
+    ap.add_argument("--shows", type=int, default=500)
+    ap.add_argument("--ports-small", type=int, default=1000)
+    ap.add_argument("--ports-large", type=int, default=10000)
+    ap.add_argument("--list-runs", type=int, default=5)
+    ap.add_argument("--filter-runs", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=1, help="passed to fermion serve --workers")
+    ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
+    ap.add_argument("--json", help="also write the raw numbers to this file")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.networks, args.ports, args.shows = 20, 200, 100
+        args.ports_small, args.ports_large = 300, 1000
+        args.list_runs, args.filter_runs = 3, 10
+    cfg = Config(args.networks, args.ports, args.clients, args.shows, max(args.ports_small, args.ports),
+                 max(args.ports_large, args.ports_small, args.ports), args.list_runs, args.filter_runs,
+                 args.workers)
+    if cfg.networks > 4096:
+        ap.error("--networks is at most 4096 (one /20 each out of 10.0.0.0/8)")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    deadline = Deadline(args.max_seconds)
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    for kind in [k.strip() for k in args.db.split(",") if k.strip()]:
+        if kind not in ("sqlite", "postgres"):
+            ap.error(f"unknown backend {kind!r}")
+        if kind == "postgres" and not reachable("127.0.0.1", 5432):
+            skipped[kind] = "PostgreSQL is not reachable at 127.0.0.1:5432"
+            log(f"[postgres] skipped: {skipped[kind]}")
+            continue
+        if time.monotonic() > deadline.end:
+            skipped[kind] = "--max-seconds exceeded before it started"
+            continue
+        t0 = time.monotonic()
+        results[kind] = bench_backend(kind, cfg, deadline, log)
+        log(f"[{kind}] done in {time.monotonic() - t0:.0f} s")
+    print(report(results, cfg, skipped))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"config": cfg.__dict__, "results": results, "skipped": skipped},
+                                              indent=2, default=str))
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The ASGI application: an explicit pipeline of small steps, then routing to the controllers.
+
+request id -> body limit -> fault translation -> authentication -> routing (in a worker thread)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fermion.api import discovery
+from fermion.api.auth import Authenticator
+from fermion.api.controller import Controller
+from fermion.api.keystone import KeystoneUnavailable, Unauthorized
+from fermion.api.quotas import QuotaController
+from fermion.api.wire import Request, Response, fault
+from fermion.context import Context
+from fermion.errors import NeutronError, NotFound
+from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.resources.catalog import RESOURCES, openapi_document
+from fermion.services.registry import Services
+
+LOG = logging.getLogger("fermion.api")
+PUBLIC = {"", "/healthz", "/openapi.json"}
+ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TooLarge(NeutronError):
+    status = 413
+    type = "RequestEntityTooLarge"
+
+
+class MethodNotAllowed(NeutronError):
+    status = 405
+    type = "HTTPMethodNotAllowed"
+
+
+class FermionApp:
+    def __init__(self, services: Services, enforcer: Enforcer, authenticate: Authenticator,
+                 max_body: int = 114688, threads: int = 16) -> None:
+        self.services = services
+        self.enforcer = enforcer
+        self.authenticate = authenticate
+        self.max_body = max_body
+        self.controllers = {name: Controller(res, services, enforcer) for name, res in RESOURCES.items()}
+        self.quotas = QuotaController(services, enforcer)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        request_id = f"req-{uuid.uuid4()}"
+        try:
+            body = await self._read_body(receive)
+            req = Request.from_scope(scope, body)
+            req.request_id = request_id
+            resp = await self._handle(req)
+        except NeutronError as err:
+            resp = fault(err)
+        except Exception:  # noqa: BLE001 - the last guard: log and answer 500 in Neutron's shape
+            LOG.exception("unhandled error in %s %s (%s)", scope.get("method"), scope.get("path"), request_id)
+            resp = fault(NeutronError("Request Failed: internal server error while processing your request.",
+                                      type="HTTPInternalServerError"))
+        payload = resp.encode()
+        headers = [(b"x-openstack-request-id", request_id.encode()),
+                   (b"content-length", str(len(payload)).encode()), *resp.headers]
+        if resp.body is not None:
+            headers.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        LOG.debug("%s %s %s %.1fms %s", scope["method"], scope["path"], resp.status,
+                  (time.perf_counter() - started) * 1000, request_id)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for hook in self.on_startup:
+                    await hook()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    await hook()
+                self.pool.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise TooLarge(f"Request body is larger than the limit of {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _handle(self, req: Request) -> Response:
+        path = req.path.rstrip("/")
+        if path.endswith(".json"):
+            path = path[:-5]
+        if path in PUBLIC:
+            if path == "/healthz":
+                return Response(200, {"status": "ok"})
+            if path == "/openapi.json":
+                return Response(200, openapi_document())
+            return discovery.versions(req)
+        try:
+            ctx = await self.authenticate(req.headers, req.request_id)
+        except Unauthorized as err:
+            return Response(401, {"error": {"code": 401, "title": "Unauthorized",
+                                            "message": str(err) or "The request you have made requires "
+                                            "authentication."}},
+                            [(b"www-authenticate", b'Keystone uri="keystone"')])
+        except KeystoneUnavailable as err:
+            raise NeutronError(f"Identity service unavailable: {err}", type="ServiceUnavailable",
+                               status=503) from None
+        parts = [p for p in path.split("/") if p]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._route, req, ctx, parts)
+
+    def _route(self, req: Request, ctx: Context, parts: list[str]) -> Response:
+        try:
+            return self._dispatch(req, ctx, parts)
+        except PolicyNotAuthorized as err:
+            raise NeutronError(f"rule:{err.action} is disallowed by policy", type="PolicyNotAuthorized",
+                               status=403) from None
+
+    def _dispatch(self, req: Request, ctx: Context, parts: list[str]) -> Response:
+        if not parts or parts[0] != "v2.0":
+            raise NotFound("The resource could not be found.")
+        rest = parts[1:]
+        method = req.method
+        if not rest:
+            return discovery.resources(req)
+        head = rest[0]
+        if head == "extensions":
+            if len(rest) == 1:
+                return discovery.extensions(req)
+            if len(rest) == 2:
+                return discovery.extension(req, rest[1])
+            raise NotFound("The resource could not be found.")
+        if head == "quotas":
+            return self.quotas.handle(req, ctx, rest[1:])
+        ctl = self.controllers.get(head)
+        if ctl is None:
+            raise NotFound("The resource could not be found.")
+        if len(rest) == 1:
+            if method == "GET":
+                return ctl.list(req, ctx)
+            if method == "POST":
+                return ctl.create(req, ctx)
+            raise MethodNotAllowed(f"The method {method} is not allowed on {head}")
+        ident = rest[1]
+        if len(rest) == 2:
+            if method == "GET":
+                return ctl.show(req, ctx, ident)
+            if method == "PUT":
+                return ctl.update(req, ctx, ident)
+            if method == "DELETE":
+                return ctl.delete(req, ctx, ident)
+            raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
+        if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
+            return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
+        raise NotFound("The resource could not be found.")

@@ -1,0 +1,275 @@
+"""Generic collection/member handlers built from the catalog (list, show, create, update, delete, tags)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from fermion.api import body as bodies
+from fermion.api import params
+from fermion.api.wire import Request, Response
+from fermion.context import Context
+from fermion.db import models as m
+from fermion.errors import BadRequest, NotFound
+from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.policy import predicates as p
+from fermion.resources.base import Resource
+from fermion.services import common
+from fermion.services.registry import Services
+from fermion.validation import InvalidValue, tag_value
+
+_IF_MATCH = re.compile(r"^\s*revision_number\s*=\s*(\d+)\s*$")
+
+
+class Controller:
+    def __init__(self, res: Resource, services: Services, enforcer: Enforcer) -> None:
+        self.res = res
+        self.services = services
+        self.service = services.by_collection(res.collection)
+        self.coll = self.service.collection
+        self.enforcer = enforcer
+        self.db = services.db
+        self._hidden: dict[frozenset[str], tuple[frozenset[str], dict[str, p.Pred]]] = {}
+
+    # ---------------------------------------------------------------- policy helpers
+    def _not_found(self, ident: str) -> NotFound:
+        return NotFound(f"{self.res.id_label} {ident} could not be found.", type=self.res.not_found)
+
+    def _visible(self, ctx: Context) -> tuple[Any, p.Pred]:
+        pred = self.enforcer.residual(f"get_{self.res.member}", ctx.roles)
+        return self.coll.visibility(pred, ctx.credentials()), pred
+
+    def _hidden_attrs(self, ctx: Context) -> tuple[frozenset[str], dict[str, p.Pred]]:
+        """Attributes the caller's roles may never see, and those that depend on the item."""
+        found = self._hidden.get(ctx.roles)
+        if found is None:
+            never: set[str] = set()
+            per_item: dict[str, p.Pred] = {}
+            for attr in self.res.attributes:
+                action = f"get_{self.res.member}:{attr.name}"
+                if not attr.visible:
+                    never.add(attr.name)
+                elif self.enforcer.has_rule(action):
+                    pred = self.enforcer.residual(action, ctx.roles)
+                    if isinstance(pred, p.Const):
+                        if not pred.value:
+                            never.add(attr.name)
+                    else:
+                        per_item[attr.name] = pred
+            found = (frozenset(never), per_item)
+            self._hidden[ctx.roles] = found
+        return found
+
+    def shape(self, items: list[dict[str, Any]], ctx: Context, fields: list[str] | None) -> list[dict[str, Any]]:
+        never, per_item = self._hidden_attrs(ctx)
+        creds = ctx.credentials()
+        out = []
+        for item in items:
+            hidden = set(never)
+            for name, pred in per_item.items():
+                if not pred.evaluate(item, creds):
+                    hidden.add(name)
+            if fields:
+                out.append({k: item[k] for k in fields if k in item and k not in hidden})
+            elif hidden:
+                out.append({k: v for k, v in item.items() if k not in hidden})
+            else:
+                out.append(item)
+        return out
+
+    def _target(self, conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
+        target = dict(item)
+        if "network_id" in item:
+            row = conn.execute(select(m.networks.c.project_id, m.networks.c.shared)
+                               .where(m.networks.c.id == item["network_id"])).first()
+            if row is not None:
+                target["network:project_id"] = target["network:tenant_id"] = row.project_id
+                target.setdefault("shared", row.shared)
+        return target
+
+    def _enforce(self, action: str, target: dict[str, Any], ctx: Context) -> None:
+        if not self.enforcer.check(action, target, ctx):
+            raise PolicyNotAuthorized(action)
+
+    def _enforce_attrs(self, verb: str, raw: dict[str, Any], target: dict[str, Any], ctx: Context) -> None:
+        for key, value in raw.items():
+            action = f"{verb}_{self.res.member}:{key}"
+            if self.enforcer.has_rule(action):
+                self._enforce(action, target, ctx)
+            if key == "fixed_ips" and isinstance(value, list):
+                for sub in ("ip_address", "subnet_id"):
+                    sub_action = f"{action}:{sub}"
+                    if any(isinstance(f, dict) and sub in f for f in value) and self.enforcer.has_rule(sub_action):
+                        self._enforce(sub_action, target, ctx)
+
+    @staticmethod
+    def _if_match(req: Request) -> int | None:
+        header = req.headers.get("if-match")
+        if header is None:
+            return None
+        match = _IF_MATCH.match(header)
+        if match is None:
+            raise BadRequest("If-Match header must have the form 'revision_number=N'")
+        return int(match.group(1))
+
+    # ---------------------------------------------------------------- handlers
+    def list(self, req: Request, ctx: Context) -> Response:
+        q = params.parse_list(self.res, req.query, tags=self.res.tags)
+        fields = params.parse_fields(req.query)
+        visible, pred = self._visible(ctx)
+        post = None
+        if visible is None:
+            creds = ctx.credentials()
+            post = lambda item: pred.evaluate(item, creds)  # noqa: E731 - rare: rules SQL cannot express
+        with self.db.read() as conn:
+            items, more = self.coll.page(conn, q, visible, post)
+        body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
+        if q.limit:
+            body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.collection, req.query,
+                                                                 items, more, q)
+        return Response(200, body)
+
+    def show(self, req: Request, ctx: Context, ident: str) -> Response:
+        visible, pred = self._visible(ctx)
+        with self.db.read() as conn:
+            item = self.coll.get(conn, ident, visible)
+            if item is not None and visible is None and not pred.evaluate(self._target(conn, item),
+                                                                          ctx.credentials()):
+                item = None
+        if item is None:
+            raise self._not_found(ident)
+        return Response(200, {self.res.member: self.shape([item], ctx, params.parse_fields(req.query))[0]})
+
+    def create(self, req: Request, ctx: Context) -> Response:
+        raws, bulk = bodies.items_of(req.json(), self.res)
+        items = [bodies.for_create(self.res, raw, ctx) for raw in raws]
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            networks: dict[str, dict[str, Any]] = {}
+            for raw, item in zip(raws, items, strict=True):
+                if "network_id" in item:
+                    net = networks.get(item["network_id"])
+                    if net is None:
+                        net = self.services.networks.collection.get(conn, item["network_id"])
+                        if net is None or not (ctx.is_admin or net["shared"]
+                                               or net["project_id"] == item["project_id"]):
+                            # hide other projects' private networks (Neutron answers 404 too)
+                            raise NotFound(f"Network {item['network_id']} could not be found.",
+                                           type="NetworkNotFound")
+                        networks[net["id"]] = net
+                target = self._target(conn, item)
+                self._enforce(f"create_{self.res.member}", target, ctx)
+                self._enforce_attrs("create", raw, target, ctx)
+            if self.res.member == "network":
+                ids = self.services.networks.create(conn, items)
+            elif self.res.member == "subnet":
+                ids = self.services.subnets.create(conn, items)
+            else:
+                ids = self.services.ports.create(conn, items, networks)
+            return [self.coll.get(conn, i) for i in ids]  # type: ignore[misc]
+
+        created = self.db.write(work)
+        shaped = self.shape(created, ctx, None)
+        if bulk:
+            return Response(201, {self.res.collection: shaped})
+        return Response(201, {self.res.member: shaped[0]})
+
+    def update(self, req: Request, ctx: Context, ident: str) -> Response:
+        body = req.json()
+        if not isinstance(body, dict) or self.res.member not in body:
+            raise BadRequest(f"Unable to find '{self.res.member}' in request body")
+        raw = body[self.res.member]
+        changes = bodies.for_update(self.res, raw)
+        expect = self._if_match(req)
+
+        def work(conn: Connection) -> dict[str, Any]:
+            orig = self._load_for_write(conn, ctx, ident)
+            target = self._target(conn, {**orig, **changes})
+            self._enforce(f"update_{self.res.member}", target, ctx)
+            self._enforce_attrs("update", raw, target, ctx)
+            if changes or expect is not None:
+                self.service.update(conn, orig, dict(changes), expect)
+            return self.coll.get(conn, ident)  # type: ignore[return-value]
+
+        item = self.db.write(work)
+        return Response(200, {self.res.member: self.shape([item], ctx, None)[0]})
+
+    def delete(self, req: Request, ctx: Context, ident: str) -> Response:
+        expect = self._if_match(req)
+
+        def work(conn: Connection) -> None:
+            orig = self._load_for_write(conn, ctx, ident)
+            self._enforce(f"delete_{self.res.member}", self._target(conn, orig), ctx)
+            self.service.delete(conn, orig, expect)
+
+        self.db.write(work)
+        return Response(204)
+
+    def _load_for_write(self, conn: Connection, ctx: Context, ident: str) -> dict[str, Any]:
+        visible, pred = self._visible(ctx)
+        item = self.coll.get(conn, ident, visible, for_update=True)
+        if item is not None and visible is None and not pred.evaluate(self._target(conn, item),
+                                                                      ctx.credentials()):
+            item = None
+        if item is None:
+            raise self._not_found(ident)
+        return item
+
+    # ---------------------------------------------------------------- tags
+    def tags(self, req: Request, ctx: Context, ident: str, tag: str | None) -> Response:
+        coll = self.res.collection
+        if tag is not None:
+            try:
+                tag = tag_value(tag)
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for tag. Reason: {err}.") from None
+        if req.method == "GET":
+            visible, _ = self._visible(ctx)
+            with self.db.read() as conn:
+                item = self.coll.get(conn, ident, visible)
+            if item is None:
+                raise self._not_found(ident)
+            if tag is None:
+                return Response(200, {"tags": item["tags"]})
+            if tag not in item["tags"]:
+                raise NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
+            return Response(204)
+        if req.method == "PUT" and tag is None:
+            body = req.json()
+            if not isinstance(body, dict) or "tags" not in body or len(body) != 1:
+                raise BadRequest("Invalid tags body: expected {\"tags\": [...]}")
+            try:
+                new_tags = self.res.attr("tags").convert(body["tags"])  # type: ignore[misc]
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for tags. Reason: {err}.") from None
+        verb = {"PUT": "update", "DELETE": "delete"}.get(req.method)
+        if verb is None:
+            raise NotFound("The resource could not be found.")
+
+        def work(conn: Connection) -> Response:
+            orig = self._load_for_write(conn, ctx, ident)
+            target = {**self._target(conn, orig), "ext_parent:project_id": orig["project_id"]}
+            action = f"{'create' if req.method == 'PUT' and tag else verb}_{coll}_tags"
+            self._enforce(action, target, ctx)
+            tags = list(orig["tags"])
+            if req.method == "PUT" and tag is None:
+                tags = new_tags
+            elif req.method == "PUT":
+                if tag in tags:
+                    return Response(201)
+                tags.append(tag)
+            elif tag is None:
+                tags = []
+            else:
+                if tag not in tags:
+                    raise NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
+                tags.remove(tag)
+            common.set_tags(conn, ident, tags)
+            common.bump(conn, self.coll.table, ident, {})
+            if req.method == "PUT" and tag is None:
+                return Response(200, {"tags": sorted(set(tags))})
+            return Response(201 if req.method == "PUT" else 204)
+
+        return self.db.write(work)

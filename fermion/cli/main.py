@@ -1,0 +1,153 @@
+"""The `fermion` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from fermion.config import settings as cfg
+
+
+def _load(args: argparse.Namespace) -> cfg.Settings:
+    settings = cfg.load(getattr(args, "config", None))
+    if getattr(args, "database", None):
+        settings = settings.replace("database", url=args.database)
+    return settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (default: $FERMION_CONFIG)")
+    p.add_argument("--database", help="database URL (default: config, $FERMION_DATABASE_URL, or SQLite)")
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from fermion.db import migrate
+    from fermion.db.engine import Database
+
+    settings = _load(args)
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
+    db = Database(url)
+    try:
+        if args.action == "upgrade":
+            migrate.upgrade(db.engine, args.revision)
+            print(f"database {db.engine.url.render_as_string(hide_password=True)} is at revision "
+                  f"{migrate.current(db.engine)}")
+        else:
+            print(migrate.current(db.engine) or "(no schema)")
+    finally:
+        db.dispose()
+    return 0
+
+
+def serve(settings: cfg.Settings, banner: str | None = None) -> int:
+    import uvicorn
+
+    from fermion.db.migrate import SchemaNotCurrent
+    from fermion.runtime.embedded import build_app
+
+    s = settings.server
+    log_level = os.environ.get("FERMION_LOG_LEVEL", "warning").lower()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app = build_app(settings)
+    except SchemaNotCurrent as err:
+        print(f"fermion: refusing to start: {err}", file=sys.stderr)
+        return 2
+    if banner:
+        print(banner, flush=True)
+    print(f"fermion: serving the Neutron v2.0 API on http://{s.host}:{s.port}", flush=True)
+    if s.workers > 1:
+        app.services.db.dispose()
+        os.environ["FERMION_SERVE_DATABASE_URL"] = settings.database_url
+        uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, host=s.host, port=s.port,
+                    workers=s.workers, log_level=log_level, access_log=False, timeout_keep_alive=75)
+    else:
+        uvicorn.run(app, host=s.host, port=s.port, log_level=log_level, access_log=False,
+                    timeout_keep_alive=75)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers)
+    return serve(settings.validate())
+
+
+def cmd_all_in_one(args: argparse.Namespace) -> int:
+    from fermion.db import migrate
+    from fermion.db.engine import Database
+
+    settings = _load(args)
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    s = settings.server
+    endpoint = f"http://{s.host}:{s.port}"
+    venv_bin = os.path.dirname(sys.executable)
+    banner = f"""
+Fermion all-in-one is up.
+  endpoint : {endpoint}  (OpenStack Neutron v2.0 API, noauth: you act as project
+             '{settings.auth.default_project_id}' with roles {', '.join(settings.auth.default_roles)})
+  database : {db.engine.url.render_as_string(hide_password=True)}  (kept across restarts)
+
+Try it from another shell:
+  export OS_AUTH_TYPE=none OS_NETWORK_ENDPOINT_OVERRIDE={endpoint}
+  {venv_bin}/openstack network create demo
+  {venv_bin}/openstack subnet create --network demo --subnet-range 10.0.0.0/24 demo-subnet
+  {venv_bin}/openstack port create --network demo demo-port
+  {venv_bin}/openstack port list
+  curl -s {endpoint}/v2.0/networks
+
+Stop with Ctrl-C.
+"""
+    return serve(settings, banner)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(f"configuration OK (database {settings.database_url.split('@')[-1]}, auth {settings.auth.strategy})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fermion", description="Networking-as-a-service (Neutron v2.0 API)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the API server")
+    _common(p)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("all-in-one", help="migrate the database and run everything in one process")
+    _common(p)
+    p.set_defaults(func=cmd_all_in_one)
+
+    p = sub.add_parser("db", help="database schema")
+    _common(p)
+    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("revision", nargs="?", default="heads")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("check-config", help="validate a configuration file and exit")
+    _common(p)
+    p.set_defaults(func=cmd_check_config)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except cfg.ConfigError as err:
+        print(f"fermion: configuration error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

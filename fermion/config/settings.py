@@ -1,0 +1,141 @@
+"""Typed settings from a TOML file plus environment overrides. Unknown keys are rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("FERMION_STATE_DIR") or Path.home() / ".local/share/fermion")
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 9696
+    workers: int = 1
+    threads: int = 16
+    max_request_body_size: int = 114688
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""  # empty: SQLite file in the state directory
+    pool_size: int = 16
+
+
+@dataclass(frozen=True)
+class Auth:
+    strategy: str = "noauth"  # noauth | keystone
+    default_project_id: str = "fermion-default"
+    default_roles: tuple[str, ...] = ("admin",)
+    policy_file: str = ""
+
+
+@dataclass(frozen=True)
+class Keystone:
+    auth_url: str = ""
+    username: str = ""
+    password: str = ""
+    project_name: str = "service"
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    cache_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    global_physnet_mtu: int = 1500
+    base_mac: str = "fa:16:3e:00:00:00"
+
+
+@dataclass(frozen=True)
+class Quotas:
+    network: int = 100
+    subnet: int = 100
+    port: int = 500
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: Server = field(default_factory=Server)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    auth: Auth = field(default_factory=Auth)
+    keystone: Keystone = field(default_factory=Keystone)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    quotas: Quotas = field(default_factory=Quotas)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{state_dir() / 'fermion.sqlite'}"
+
+    def replace(self, section: str, **values: Any) -> Settings:
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return self
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)})
+
+    def validate(self) -> Settings:
+        if self.auth.strategy not in ("noauth", "keystone"):
+            raise ConfigError(f"auth.strategy must be 'noauth' or 'keystone', not {self.auth.strategy!r}")
+        if self.auth.strategy == "keystone" and not (self.keystone.auth_url and self.keystone.username):
+            raise ConfigError("auth.strategy = 'keystone' needs keystone.auth_url, username and password")
+        if not 0 < self.server.port < 65536:
+            raise ConfigError(f"server.port {self.server.port} is out of range")
+        if self.server.workers < 1 or self.server.threads < 1:
+            raise ConfigError("server.workers and server.threads must be at least 1")
+        if self.network.global_physnet_mtu < 68:
+            raise ConfigError("network.global_physnet_mtu must be at least 68")
+        return self
+
+
+def _section(cls: type, name: str, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(unknown)}")
+    values = {}
+    for key, value in data.items():
+        default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name}.{key} must be a list of strings")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            if not (isinstance(default, float) and isinstance(value, int)):
+                raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}")
+        values[key] = value
+    return cls(**values)
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("FERMION_CONFIG")
+    settings = Settings()
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path}: {err}") from None
+        sections = {f.name: f.type for f in fields(Settings)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ConfigError(f"unknown section(s): {', '.join(unknown)}")
+        parts = {name: _section(type(getattr(settings, name)), name, value) for name, value in data.items()}
+        settings = dataclasses.replace(settings, **parts)
+    if env.get("FERMION_DATABASE_URL"):
+        settings = settings.replace("database", url=env["FERMION_DATABASE_URL"])
+    return settings.validate()

@@ -1,0 +1,106 @@
+"""Engine creation and transactions. Retries happen only here, around the outermost transaction."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_ATTEMPTS = 20
+
+
+class RetryRequest(Exception):
+    """Raised inside a transaction to have the whole transaction run again (e.g. a lost insert race)."""
+
+
+def normalize_url(url: str) -> str:
+    """Pick the drivers we ship: psycopg 3 for PostgreSQL and PyMySQL for MariaDB/MySQL."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    elif u.drivername in ("mysql", "mariadb"):
+        u = u.set(drivername="mysql+pymysql")
+    if u.drivername.startswith("mysql") and "charset" not in u.query:
+        u = u.update_query_dict({"charset": "utf8mb4"})
+    return u.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, pool_size: int = 16) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                               pool_size=pool_size, max_overflow=pool_size)
+        _sqlite_setup(engine)
+        return engine
+    extra: dict[str, Any] = {}
+    if url.startswith("mysql"):
+        # IPAM re-reads what is taken after losing a race; REPEATABLE READ would keep showing a stale set
+        extra["isolation_level"] = "READ COMMITTED"
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         pool_recycle=3600, **extra)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes the write lock up front: upgrading a read lock later fails with SQLITE_BUSY
+        # without waiting on busy_timeout.
+        if conn.get_execution_options().get("fermion_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _retriable(err: BaseException) -> bool:
+    if isinstance(err, RetryRequest):
+        return True
+    if isinstance(err, exc.DBAPIError):
+        text = str(err.orig).lower() if err.orig is not None else str(err).lower()
+        return any(s in text for s in ("deadlock", "could not serialize", "database is locked",
+                                       "lock wait timeout", "serialization failure"))
+    return False
+
+
+class Database:
+    def __init__(self, url: str, pool_size: int = 16) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, pool_size)
+        self.dialect = self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run fn in one write transaction, retrying the whole of it on races and deadlocks."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self.engine.connect().execution_options(fermion_write=True) as conn:
+                    with conn.begin():
+                        return fn(conn)
+            except Exception as err:  # noqa: BLE001 - filtered just below
+                if not _retriable(err) or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                LOG.debug("retrying transaction after %s", err)
+                time.sleep(random.uniform(0, 0.002 * (2 ** min(attempt, 6))))
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

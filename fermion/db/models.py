@@ -1,0 +1,119 @@
+"""Tables. Uniqueness that matters for correctness (IPs, MACs per network) is a database constraint."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+def _standard() -> list[Column]:
+    return [
+        Column("id", String(36), primary_key=True),
+        Column("project_id", String(255), nullable=False, index=True),
+        Column("name", String(255), nullable=False, default=""),
+        Column("description", String(255), nullable=False, default=""),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+        Column("revision_number", Integer, nullable=False, default=0),
+    ]
+
+
+networks = Table(
+    "networks", metadata, *_standard(),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("mtu", Integer, nullable=False),
+    Column("router_external", Boolean, nullable=False, default=False),
+    Column("port_security_enabled", Boolean, nullable=False, default=True),
+)
+
+subnets = Table(
+    "subnets", metadata, *_standard(),
+    Column("network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),
+    Column("ip_version", Integer, nullable=False),
+    Column("cidr", String(64), nullable=False),
+    Column("gateway_ip", String(64)),
+    Column("allocation_pools", JSON, nullable=False),
+    Column("dns_nameservers", JSON, nullable=False),
+    Column("host_routes", JSON, nullable=False),
+    Column("enable_dhcp", Boolean, nullable=False),
+    Column("ipv6_ra_mode", String(16)),
+    Column("ipv6_address_mode", String(16)),
+    Column("subnetpool_id", String(36)),
+)
+
+ports = Table(
+    "ports", metadata, *_standard(),
+    Column("network_id", String(36), ForeignKey("networks.id"), nullable=False),
+    Column("mac_address", String(32), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("device_id", String(255), nullable=False, index=True),
+    Column("device_owner", String(255), nullable=False, index=True),
+    Column("port_security_enabled", Boolean, nullable=False),
+    Column("allowed_address_pairs", JSON, nullable=False),
+    Column("security_groups", JSON, nullable=False),
+    Column("binding_host_id", String(255), nullable=False, default=""),
+    Column("binding_vnic_type", String(32), nullable=False, default="normal"),
+    Column("binding_profile", JSON, nullable=False),
+    Column("binding_vif_type", String(64), nullable=False, default="unbound"),
+    Column("binding_vif_details", JSON, nullable=False),
+    UniqueConstraint("network_id", "mac_address"),
+    Index("ix_ports_network_id_device_owner", "network_id", "device_owner"),
+)
+
+# One row per allocated address. The unique key is what makes double allocation impossible.
+ip_allocations = Table(
+    "ip_allocations", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("subnet_id", String(36), ForeignKey("subnets.id"), nullable=False, index=True),
+    Column("network_id", String(36), nullable=False),
+    Column("ip_address", String(64), nullable=False),
+    PrimaryKeyConstraint("network_id", "ip_address"),
+)
+
+tags = Table(
+    "tags", metadata,
+    Column("resource_id", String(36), nullable=False),
+    Column("tag", String(60), nullable=False),
+    PrimaryKeyConstraint("resource_id", "tag"),
+    Index("ix_tags_tag", "tag"),
+)
+
+quotas = Table(
+    "quotas", metadata,
+    Column("project_id", String(255), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("limit", Integer, nullable=False),
+    PrimaryKeyConstraint("project_id", "resource"),
+)
+
+# Committed usage per project and resource; a conditional UPDATE on this row makes quota checks race-free.
+quota_usages = Table(
+    "quota_usages", metadata,
+    Column("project_id", String(255), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("in_use", Integer, nullable=False),
+    PrimaryKeyConstraint("project_id", "resource"),
+)

@@ -1,0 +1,154 @@
+"""Neutron's default policy (the secure-RBAC defaults, ``enforce_new_defaults`` on) for the base rules,
+networks, subnets, ports, their tags and quotas.
+
+Roles: ``admin`` (everything), ``member`` (write in its own project), ``reader`` (read its own project),
+``service`` (service-to-service calls, e.g. Nova binding ports).  A project sees its own resources plus
+shared and external networks; a port is also visible to, and partly manageable by, the owner of its
+network (target attribute ``network:project_id``, or ``network:tenant_id``).  Attribute-level rules
+(``ACTION:ATTR``) apply only when the request sets, or the response shows, that attribute.
+
+The values are the rule strings an operator sees in Neutron's generated policy reference, so a
+``policy.yaml`` written for Neutron overrides them name for name.
+"""
+
+from __future__ import annotations
+
+
+def _any(*checks: str) -> str:
+    return " or ".join(checks)
+
+
+ADMIN = "rule:admin_only"
+SERVICE = "rule:service_api"
+PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
+PROJECT_READER = "role:reader and project_id:%(project_id)s"
+NET_OWNER_MEMBER = "role:member and rule:network_owner"
+NET_OWNER_READER = "role:reader and rule:network_owner"
+PARENT_OWNER_MEMBER = "role:member and rule:ext_parent_owner"
+PARENT_OWNER_READER = "role:reader and rule:ext_parent_owner"
+
+ADMIN_OR_SERVICE = f"({ADMIN}) or ({SERVICE})"
+ADMIN_OR_PROJECT_MEMBER = f"({ADMIN}) or ({PROJECT_MEMBER})"
+ADMIN_OR_PROJECT_READER = f"({ADMIN}) or ({PROJECT_READER})"
+ADMIN_OR_NET_OWNER_MEMBER = f"({ADMIN}) or ({NET_OWNER_MEMBER})"
+ADMIN_OR_PARENT_OWNER_MEMBER = f"({ADMIN}) or ({PARENT_OWNER_MEMBER})"
+ADMIN_OR_PARENT_OWNER_READER = f"({ADMIN}) or ({PARENT_OWNER_READER})"
+
+BASE: dict[str, str] = {
+    "context_is_admin": "role:admin",
+    "context_with_global_access": "!",
+    "service_api": "role:service",
+    "owner": "project_id:%(project_id)s",
+    "admin_or_owner": "rule:context_is_admin or rule:owner",
+    "context_is_advsvc": "role:advsvc",
+    "admin_or_network_owner": "rule:context_is_admin or project_id:%(network:project_id)s",
+    "admin_owner_or_network_owner": "rule:owner or rule:admin_or_network_owner",
+    "network_owner": "project_id:%(network:project_id)s",
+    "admin_only": "rule:context_is_admin",
+    "regular_user": "",
+    "shared": "field:networks:shared=True",
+    "external": "field:networks:router:external=True",
+    "network_device": "field:port:device_owner=~^network:",
+    "admin_or_data_plane_int": "rule:context_is_admin or role:data_plane_integrator",
+    "default": "rule:admin_or_owner",
+    "admin_or_ext_parent_owner": "rule:context_is_admin or project_id:%(ext_parent:project_id)s",
+    "ext_parent_owner": "project_id:%(ext_parent:project_id)s",
+    "sg_owner": "project_id:%(security_group:project_id)s",
+}
+
+_NET_ADMIN_ATTRS = (
+    "shared",
+    "router:external",
+    "is_default",
+    "segments",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+)
+
+NETWORKS: dict[str, str] = {
+    "create_network": ADMIN_OR_PROJECT_MEMBER,
+    **{f"create_network:{a}": ADMIN for a in _NET_ADMIN_ATTRS},
+    "create_network:port_security_enabled": ADMIN_OR_PROJECT_MEMBER,
+    "get_network": _any(ADMIN_OR_PROJECT_READER, "rule:shared", "rule:external", "rule:context_is_advsvc"),
+    "get_network:router:external": "rule:regular_user",
+    "get_network:segments": ADMIN,
+    "get_network:provider:network_type": ADMIN,
+    "get_network:provider:physical_network": ADMIN,
+    "get_network:provider:segmentation_id": ADMIN,
+    "update_network": ADMIN_OR_PROJECT_MEMBER,
+    **{f"update_network:{a}": ADMIN for a in _NET_ADMIN_ATTRS},
+    "update_network:port_security_enabled": ADMIN_OR_PROJECT_MEMBER,
+    "delete_network": ADMIN_OR_PROJECT_MEMBER,
+}
+
+SUBNETS: dict[str, str] = {
+    "create_subnet": ADMIN_OR_NET_OWNER_MEMBER,
+    "create_subnet:segment_id": ADMIN,
+    "create_subnet:service_types": ADMIN,
+    "get_subnet": _any(ADMIN_OR_PROJECT_READER, "rule:shared"),
+    "get_subnet:segment_id": ADMIN,
+    "update_subnet": _any(ADMIN_OR_PROJECT_MEMBER, NET_OWNER_MEMBER),
+    "update_subnet:segment_id": ADMIN,
+    "update_subnet:service_types": ADMIN,
+    "delete_subnet": _any(ADMIN_OR_PROJECT_MEMBER, NET_OWNER_MEMBER),
+}
+
+_NET_OWNER_OR_PRIVILEGED = _any(ADMIN_OR_SERVICE, NET_OWNER_MEMBER)
+_NET_OWNER_PRIVILEGED_OR_SHARED = _any(ADMIN_OR_SERVICE, NET_OWNER_MEMBER, "rule:shared")
+_NET_OWNER_OR_ADMIN = _any(ADMIN, NET_OWNER_MEMBER)
+_PROJECT_MEMBER_OR_PRIVILEGED = _any(ADMIN_OR_SERVICE, PROJECT_MEMBER)
+
+PORTS: dict[str, str] = {
+    "create_port": _PROJECT_MEMBER_OR_PRIVILEGED,
+    "create_port:device_owner": _any("not rule:network_device", _NET_OWNER_OR_PRIVILEGED),
+    "create_port:mac_address": _NET_OWNER_OR_PRIVILEGED,
+    "create_port:fixed_ips": _NET_OWNER_PRIVILEGED_OR_SHARED,
+    "create_port:fixed_ips:ip_address": _NET_OWNER_OR_PRIVILEGED,
+    "create_port:fixed_ips:subnet_id": _NET_OWNER_PRIVILEGED_OR_SHARED,
+    "create_port:port_security_enabled": _NET_OWNER_OR_PRIVILEGED,
+    "create_port:binding:host_id": ADMIN_OR_SERVICE,
+    "create_port:binding:profile": ADMIN_OR_SERVICE,
+    "create_port:binding:vnic_type": _PROJECT_MEMBER_OR_PRIVILEGED,
+    "create_port:allowed_address_pairs": _NET_OWNER_OR_ADMIN,
+    "create_port:allowed_address_pairs:mac_address": _NET_OWNER_OR_ADMIN,
+    "create_port:allowed_address_pairs:ip_address": _NET_OWNER_OR_ADMIN,
+    "get_port": _any(ADMIN_OR_SERVICE, NET_OWNER_READER, PROJECT_READER),
+    "get_port:binding:vif_type": ADMIN_OR_SERVICE,
+    "get_port:binding:vif_details": ADMIN_OR_SERVICE,
+    "get_port:binding:host_id": ADMIN_OR_SERVICE,
+    "get_port:binding:profile": ADMIN_OR_SERVICE,
+    "get_port:resource_request": ADMIN_OR_SERVICE,
+    "update_port": _PROJECT_MEMBER_OR_PRIVILEGED,
+    "update_port:device_owner": _any("not rule:network_device", _NET_OWNER_OR_PRIVILEGED),
+    "update_port:mac_address": ADMIN_OR_SERVICE,
+    "update_port:fixed_ips": _NET_OWNER_OR_PRIVILEGED,
+    "update_port:fixed_ips:ip_address": _NET_OWNER_OR_PRIVILEGED,
+    "update_port:fixed_ips:subnet_id": _NET_OWNER_PRIVILEGED_OR_SHARED,
+    "update_port:port_security_enabled": _NET_OWNER_OR_PRIVILEGED,
+    "update_port:binding:host_id": ADMIN_OR_SERVICE,
+    "update_port:binding:profile": ADMIN_OR_SERVICE,
+    "update_port:binding:vnic_type": _PROJECT_MEMBER_OR_PRIVILEGED,
+    "update_port:allowed_address_pairs": _NET_OWNER_OR_ADMIN,
+    "update_port:allowed_address_pairs:mac_address": _NET_OWNER_OR_ADMIN,
+    "update_port:allowed_address_pairs:ip_address": _NET_OWNER_OR_ADMIN,
+    "update_port:data_plane_status": _any(ADMIN, "role:data_plane_integrator"),
+    "delete_port": _any(ADMIN_OR_SERVICE, PROJECT_MEMBER, NET_OWNER_MEMBER),
+}
+
+# Tags: the target is the tagged resource seen as ``ext_parent`` (ext_parent:project_id).
+TAGS: dict[str, str] = {
+    f"{verb}_{collection}_tags": (
+        ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
+    )
+    for collection in ("networks", "subnets", "ports")
+    for verb in ("get", "create", "update", "delete")
+}
+
+QUOTAS: dict[str, str] = {
+    "get_quota": ADMIN_OR_PROJECT_READER,
+    "update_quota": ADMIN,
+    "delete_quota": ADMIN,
+}
+
+BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **TAGS, **QUOTAS}

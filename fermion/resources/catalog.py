@@ -1,0 +1,133 @@
+"""The catalog: every resource and extension Fermion serves, and what is derived from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fermion.resources.base import Extension, Resource
+from fermion.resources.network import NETWORK
+from fermion.resources.port import PORT
+from fermion.resources.subnet import SUBNET
+
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}
+
+# Advertised only when fully implemented (DESIGN 3.1).
+EXTENSIONS: tuple[Extension, ...] = (
+    Extension("project-id", "project_id field enabled", "Extension that indicates that project_id is enabled."),
+    Extension("standard-attr-description", "standard-attr-description",
+              "Extension to add descriptions to standard attributes"),
+    Extension("standard-attr-timestamp", "Resource timestamps",
+              "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard "
+              "attributes."),
+    Extension("standard-attr-revisions", "Resource revision numbers",
+              "This extension will display the revision number of neutron resources."),
+    Extension("revision-if-match", "If-Match constraints based on revision_number",
+              "Extension indicating that If-Match based on revision_number is supported."),
+    Extension("standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, port",
+              "Enables to set tag on resources with standard attribute."),
+    Extension("tag-creation", "Tag support for resources during create",
+              "Enables to set tags on resources during creation."),
+    Extension("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+    Extension("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    Extension("filter-validation", "Filter parameters validation",
+              "Provides validation on filtering parameters."),
+    Extension("empty-string-filtering", "Empty String Filtering Extension",
+              "Allow filtering by attributes with empty string value"),
+    Extension("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    Extension("net-mtu-writable", "Network MTU (writable)",
+              "Provides a writable MTU attribute for a network resource."),
+    Extension("external-net", "Neutron external network", "Adds external network attribute to network resource."),
+    Extension("port-security", "Port Security", "Provides port security"),
+    Extension("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    Extension("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+    Extension("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    Extension("quota_details", "Quota details management support",
+              "Expose functions for quotas usage statistics per project"),
+)
+EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
+
+
+def attribute_policies() -> dict[str, str]:
+    """Attribute-level default rules derived from the definitions (create_network:shared, ...)."""
+    rules: dict[str, str] = {}
+    for res in RESOURCES.values():
+        for attr in res.attributes:
+            if attr.policy:
+                if attr.post:
+                    rules[f"create_{res.member}:{attr.name}"] = attr.policy
+                if attr.put:
+                    rules[f"update_{res.member}:{attr.name}"] = attr.policy
+            if attr.read_policy:
+                rules[f"get_{res.member}:{attr.name}"] = attr.read_policy
+    return rules
+
+
+def check_definitions() -> list[str]:
+    """Lint the catalog; the contract tests assert this returns nothing."""
+    problems = []
+    aliases = set(EXTENSIONS_BY_ALIAS)
+    for res in RESOURCES.values():
+        for attr in res.attributes:
+            where = f"{res.collection}.{attr.name}"
+            if (attr.post or attr.put) and attr.convert is None:
+                problems.append(f"{where}: writable without a validator")
+            if attr.extension and attr.extension not in aliases:
+                problems.append(f"{where}: extension {attr.extension} is not advertised")
+            if attr.sort and not attr.visible:
+                problems.append(f"{where}: sortable but hidden")
+        if "id" not in res.by_name or "project_id" not in res.by_name:
+            problems.append(f"{res.collection}: missing standard attributes")
+    return problems
+
+
+def openapi_document() -> dict[str, Any]:
+    """An OpenAPI 3 document for the collections, generated from the catalog."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for res in RESOURCES.values():
+        props = {a.name: a.schema for a in res.attributes if a.visible}
+        post_props = {a.name: a.schema for a in res.attributes if a.post}
+        put_props = {a.name: a.schema for a in res.attributes if a.put}
+        required = [a.name for a in res.attributes if a.required]
+        cap = res.member.capitalize()
+        schemas[cap] = {"type": "object", "properties": props}
+        schemas[f"{cap}Create"] = {
+            "type": "object", "required": [res.member], "additionalProperties": False,
+            "properties": {res.member: {"type": "object", "properties": post_props, "required": required,
+                                        "additionalProperties": False}},
+        }
+        schemas[f"{cap}Update"] = {
+            "type": "object", "required": [res.member], "additionalProperties": False,
+            "properties": {res.member: {"type": "object", "properties": put_props,
+                                        "additionalProperties": False}},
+        }
+        ok = {"description": "OK"}
+        errors = {"400": {"description": "Bad request"}, "404": {"description": "Not found"},
+                  "409": {"description": "Conflict"}}
+        filters = [{"name": a.name, "in": "query", "required": False, "schema": {"type": "string"}}
+                   for a in res.attributes if a.filter]
+        paths[f"/v2.0/{res.collection}"] = {
+            "get": {"operationId": f"list_{res.collection}", "parameters": filters,
+                    "responses": {"200": ok, **errors}},
+            "post": {"operationId": f"create_{res.member}",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": f"#/components/schemas/{cap}Create"}}}},
+                     "responses": {"201": {"description": "Created"}, **errors}},
+        }
+        member_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        paths[f"/v2.0/{res.collection}/{{id}}"] = {
+            "get": {"operationId": f"show_{res.member}", "parameters": member_param,
+                    "responses": {"200": ok, **errors}},
+            "put": {"operationId": f"update_{res.member}", "parameters": member_param,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{cap}Update"}}}},
+                    "responses": {"200": ok, **errors}},
+            "delete": {"operationId": f"delete_{res.member}", "parameters": member_param,
+                       "responses": {"204": {"description": "Deleted"}, **errors}},
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Fermion (Neutron v2.0 API)", "version": "2.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

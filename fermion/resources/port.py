@@ -1,0 +1,52 @@
+from typing import Any
+
+from fermion import validation as v
+from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+
+VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
+              "smart-nic", "vdpa", "remote-managed")
+
+
+def _pair_ip(value: Any) -> str:
+    if isinstance(value, str) and "/" in value:
+        return v.cidr(value)
+    return v.ip_address(value)
+
+
+_fixed_ip = v.dict_of({"subnet_id": (v.uuid_str, False), "ip_address": (v.ip_address, False)}, "fixed_ip")
+_pair = v.dict_of({"ip_address": (_pair_ip, True), "mac_address": (v.mac_address, False)},
+                  "allowed_address_pair")
+_device_owner = v.string(255)
+
+PORT = Resource(
+    member="port",
+    collection="ports",
+    not_found="PortNotFound",
+    id_label="Port",
+    attributes=standard_attributes() + (
+        Attribute("network_id", v.uuid_str, post=True, sort=True, schema={"type": "string", "format": "uuid"}),
+        Attribute("admin_state_up", v.boolean, default=True, post=True, put=True, sort=True, schema=BOOL),
+        Attribute("mac_address", v.mac_address, default=AUTO, post=True, put=True, sort=True),
+        Attribute("fixed_ips", v.list_of(_fixed_ip, max_items=100), default=AUTO, post=True, put=True,
+                  schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("device_id", v.string(255), default="", post=True, put=True, sort=True),
+        Attribute("device_owner", _device_owner, default="", post=True, put=True, sort=True),
+        Attribute("status", sort=True),
+        Attribute("port_security_enabled", v.boolean, default=AUTO, post=True, put=True,
+                  extension="port-security", schema=BOOL),
+        Attribute("allowed_address_pairs", v.list_of(_pair, max_items=10), default=[], post=True, put=True,
+                  filter=False, extension="allowed-address-pairs",
+                  schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("security_groups", v.list_of(v.uuid_str, max_items=100, unique=True), default=[],
+                  post=True, put=True, schema={"type": "array", "items": {"type": "string"}}),
+        Attribute("binding:host_id", v.string(255), default="", post=True, put=True, policy=ADMIN_ONLY,
+                  read_policy=ADMIN_ONLY, extension="binding"),
+        Attribute("binding:vnic_type", v.one_of(*VNIC_TYPES), default="normal", post=True, put=True,
+                  extension="binding", schema={"type": "string", "enum": list(VNIC_TYPES)}),
+        Attribute("binding:profile", v.any_dict, default={}, post=True, put=True, filter=False,
+                  policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="binding", schema={"type": "object"}),
+        Attribute("binding:vif_type", read_policy=ADMIN_ONLY, extension="binding"),
+        Attribute("binding:vif_details", filter=False, read_policy=ADMIN_ONLY, extension="binding",
+                  schema={"type": "object"}),
+    ),
+)

@@ -1,0 +1,35 @@
+from fermion import validation as v
+from fermion.resources.base import AUTO, BOOL, Attribute, Resource, standard_attributes
+
+IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+
+_pool = v.dict_of({"start": (v.ip_address, True), "end": (v.ip_address, True)}, "allocation_pool")
+_route = v.dict_of({"destination": (v.cidr, True), "nexthop": (v.ip_address, True)}, "host_route")
+
+SUBNET = Resource(
+    member="subnet",
+    collection="subnets",
+    not_found="SubnetNotFound",
+    id_label="Subnet",
+    attributes=standard_attributes() + (
+        Attribute("network_id", v.uuid_str, post=True, sort=True, schema={"type": "string", "format": "uuid"}),
+        Attribute("ip_version", v.one_of(4, 6), post=True, sort=True, filter_convert=v.integer(),
+                  schema={"type": "integer", "enum": [4, 6]}),
+        Attribute("cidr", v.cidr, post=True, sort=True),
+        Attribute("gateway_ip", v.nullable_ip, default=AUTO, post=True, put=True, sort=True,
+                  schema={"type": ["string", "null"]}),
+        Attribute("allocation_pools", v.list_of(_pool, max_items=100), default=AUTO, post=True, put=True,
+                  filter=False, schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("dns_nameservers", v.list_of(v.ip_address, max_items=5, unique=True), default=[],
+                  post=True, put=True, filter=False, schema={"type": "array", "items": {"type": "string"}}),
+        Attribute("host_routes", v.list_of(_route, max_items=20), default=[], post=True, put=True,
+                  filter=False, schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("enable_dhcp", v.boolean, default=True, post=True, put=True, sort=True, schema=BOOL),
+        Attribute("ipv6_ra_mode", v.one_of(*IPV6_MODES, nullable=True), default=None, post=True, sort=True,
+                  schema={"type": ["string", "null"], "enum": [*IPV6_MODES, None]}),
+        Attribute("ipv6_address_mode", v.one_of(*IPV6_MODES, nullable=True), default=None, post=True,
+                  sort=True, schema={"type": ["string", "null"], "enum": [*IPV6_MODES, None]}),
+        Attribute("subnetpool_id", v.nullable_uuid, default=None, post=True, sort=True,
+                  schema={"type": ["string", "null"]}),
+    ),
+)

@@ -1,0 +1,67 @@
+"""Wiring: build the API application from settings (all-in-one process)."""
+
+from __future__ import annotations
+
+import os
+
+from fermion.api.app import FermionApp
+from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
+from fermion.api.keystone import KeystoneAuthenticator, KeystoneSettings
+from fermion.config import settings as cfg
+from fermion.db import migrate
+from fermion.db.engine import Database
+from fermion.policy import Enforcer
+from fermion.resources.catalog import attribute_policies
+from fermion.services.registry import Services
+
+
+def build_enforcer(settings: cfg.Settings) -> Enforcer:
+    enforcer = Enforcer()
+    enforcer.register_defaults(attribute_policies())
+    if settings.auth.policy_file:
+        enforcer.load_policy_file(settings.auth.policy_file)
+    return enforcer
+
+
+def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
+    db = Database(url, pool_size=settings.database.pool_size)
+    if check_schema:
+        migrate.require_current(db.engine, url)
+    q = settings.quotas
+    services = Services.build(db, quota_defaults={"network": q.network, "subnet": q.subnet, "port": q.port},
+                              default_mtu=settings.network.global_physnet_mtu,
+                              base_mac=settings.network.base_mac)
+    authenticate: Authenticator
+    keystone = None
+    if settings.auth.strategy == "keystone":
+        k = settings.keystone
+        keystone = KeystoneAuthenticator(KeystoneSettings(
+            auth_url=k.auth_url, username=k.username, password=k.password, project_name=k.project_name,
+            user_domain_name=k.user_domain_name, project_domain_name=k.project_domain_name,
+            cache_seconds=k.cache_seconds))
+        authenticate = KeystoneAuth(keystone)
+    else:
+        authenticate = NoAuth(settings.auth.default_project_id, settings.auth.default_roles)
+    app = FermionApp(services, build_enforcer(settings), authenticate,
+                     max_body=settings.server.max_request_body_size, threads=settings.server.threads)
+    if keystone is not None:
+        app.on_startup.append(keystone.start)
+        app.on_shutdown.append(keystone.close)
+
+    async def _dispose() -> None:
+        db.dispose()
+
+    app.on_shutdown.append(_dispose)
+    return app
+
+
+def app_from_env() -> FermionApp:
+    """uvicorn factory for multi-worker serving: settings come through the environment."""
+    settings = cfg.load(os.environ.get("FERMION_CONFIG") or None)
+    overrides = os.environ.get("FERMION_SERVE_DATABASE_URL")
+    if overrides:
+        settings = settings.replace("database", url=overrides)
+    return build_app(settings)

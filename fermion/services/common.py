@@ -1,0 +1,51 @@
+"""Helpers shared by the aggregate services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert, update
+
+from fermion.db import models as m
+from fermion.errors import PreconditionFailed
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+
+
+def standard_row(item: dict[str, Any]) -> dict[str, Any]:
+    ts = now()
+    return {
+        "id": item.get("id") or new_id(),
+        "project_id": item["project_id"],
+        "name": item.get("name", ""),
+        "description": item.get("description", ""),
+        "created_at": ts,
+        "updated_at": ts,
+        "revision_number": 0,
+    }
+
+
+def set_tags(conn: Connection, resource_id: str, tags: list[str]) -> None:
+    conn.execute(delete(m.tags).where(m.tags.c.resource_id == resource_id))
+    if tags:
+        conn.execute(insert(m.tags), [{"resource_id": resource_id, "tag": t} for t in sorted(set(tags))])
+
+
+def bump(conn: Connection, table: Table, ident: str, values: dict[str, Any],
+         expect_revision: int | None = None) -> None:
+    """Update a row and its revision; with expect_revision, only if the revision still matches."""
+    stmt = update(table).where(table.c.id == ident)
+    if expect_revision is not None:
+        stmt = stmt.where(table.c.revision_number == expect_revision)
+    res = conn.execute(stmt.values(**values, updated_at=now(), revision_number=table.c.revision_number + 1))
+    if res.rowcount == 0 and expect_revision is not None:
+        raise PreconditionFailed(
+            f"Constrained to revision number {expect_revision} but the resource has changed.")

@@ -1,0 +1,119 @@
+"""Networks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from fermion.db import models as m
+from fermion.errors import Conflict, NeutronError
+from fermion.resources.base import AUTO
+from fermion.resources.network import NETWORK
+from fermion.services import common
+from fermion.services.query import Collection
+from fermion.services.quotas import QuotaService
+
+DHCP_OWNER = "network:dhcp"
+
+
+class NetworkCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(NETWORK, m.networks)
+        self.plain = [(n, c) for n, c in self.plain if n != "router:external"]
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        by_net: dict[str, list[str]] = defaultdict(list)
+        ids = [i["id"] for i in items]
+        if ids:
+            stmt = select(m.subnets.c.network_id, m.subnets.c.id).order_by(m.subnets.c.created_at,
+                                                                            m.subnets.c.id)
+            if len(ids) <= 500:
+                stmt = stmt.where(m.subnets.c.network_id.in_(ids))
+            for net_id, sub_id in conn.execute(stmt):
+                by_net[net_id].append(sub_id)
+        for row, item in zip(rows, items, strict=True):
+            item["router:external"] = row.router_external
+            item["subnets"] = by_net.get(item["id"], [])
+
+
+class NetworkService:
+    def __init__(self, quotas: QuotaService, default_mtu: int = 1500) -> None:
+        self.collection = NetworkCollection()
+        self.quotas = quotas
+        self.default_mtu = default_mtu
+
+    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
+        ids = []
+        for item in items:
+            row = common.standard_row(item)
+            mtu = item["mtu"]
+            row.update(
+                admin_state_up=item["admin_state_up"],
+                status="ACTIVE",
+                shared=item["shared"],
+                mtu=self.default_mtu if mtu is AUTO else mtu,
+                router_external=item["router:external"],
+                port_security_enabled=item["port_security_enabled"],
+            )
+            if row["mtu"] > self.default_mtu:
+                raise NeutronError(f"Requested MTU is too big, maximum is {self.default_mtu}",
+                                   type="InvalidInput", status=400)
+            conn.execute(insert(m.networks).values(**row))
+            common.set_tags(conn, row["id"], item.get("tags") or [])
+            ids.append(row["id"])
+        for project, count in _count_by_project(items).items():
+            self.quotas.charge(conn, project, "network", count)
+        return ids
+
+    def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
+               expect_revision: int | None) -> None:
+        values: dict[str, Any] = {}
+        for key, val in changes.items():
+            if key == "mtu" and val > self.default_mtu:
+                raise NeutronError(f"Requested MTU is too big, maximum is {self.default_mtu}",
+                                   type="InvalidInput", status=400)
+            values[key.replace(":", "_")] = val
+        if changes.get("shared") is False and orig["shared"]:
+            others = conn.execute(select(m.ports.c.id).where(
+                m.ports.c.network_id == orig["id"], m.ports.c.project_id != orig["project_id"],
+                m.ports.c.device_owner != DHCP_OWNER).limit(1)).first()
+            if others is not None:
+                raise Conflict(f"Unable to reconfigure sharing settings for network {orig['id']}. "
+                               "Multiple tenants are using it.", type="InvalidSharedSetting")
+        common.bump(conn, m.networks, orig["id"], values, expect_revision)
+
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+        net_id = orig["id"]
+        if expect_revision is not None and orig["revision_number"] != expect_revision:
+            common.bump(conn, m.networks, net_id, {}, expect_revision)
+        busy = conn.execute(select(m.ports.c.id).where(m.ports.c.network_id == net_id,
+                                                       m.ports.c.device_owner != DHCP_OWNER).limit(1)).first()
+        if busy is not None:
+            raise Conflict(f"Unable to complete operation on network {net_id}. "
+                           "There are one or more ports still in use on the network.", type="NetworkInUse")
+        ports = conn.execute(select(m.ports.c.id, m.ports.c.project_id)
+                             .where(m.ports.c.network_id == net_id)).all()
+        for pid, project in ports:
+            self.quotas.release(conn, project, "port")
+            conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
+        conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.network_id == net_id))
+        conn.execute(delete(m.ports).where(m.ports.c.network_id == net_id))
+        subnets = conn.execute(select(m.subnets.c.id, m.subnets.c.project_id)
+                               .where(m.subnets.c.network_id == net_id)).all()
+        for sid, project in subnets:
+            self.quotas.release(conn, project, "subnet")
+            conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
+        conn.execute(delete(m.subnets).where(m.subnets.c.network_id == net_id))
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == net_id))
+        conn.execute(delete(m.networks).where(m.networks.c.id == net_id))
+        self.quotas.release(conn, orig["project_id"], "network")
+
+
+def _count_by_project(items: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for item in items:
+        out[item["project_id"]] += 1
+    return out

@@ -1,0 +1,240 @@
+"""Ports: MACs, fixed IPs, address pairs and binding attributes."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from fermion.db import models as m
+from fermion.errors import BadRequest, Conflict, NotFound
+from fermion.resources.base import AUTO
+from fermion.resources.port import PORT
+from fermion.services import common, ipam
+from fermion.services.networks import _count_by_project
+from fermion.services.query import Collection, chunks
+from fermion.services.quotas import QuotaService
+
+ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                 "network:ha_router_replicated_interface", "network:router_gateway")
+
+
+class PortCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(PORT, m.ports)
+        self.columns["binding:host_id"] = m.ports.c.binding_host_id
+
+    def where(self, q: Any) -> list[Any]:
+        conds = super().where(q)
+        a = m.ip_allocations.c
+        for fip in q.fixed_ips:
+            sub = select(a.port_id)
+            if "ip_address" in fip:
+                sub = sub.where(a.ip_address == fip["ip_address"])
+            if "subnet_id" in fip:
+                sub = sub.where(a.subnet_id == fip["subnet_id"])
+            conds.append(m.ports.c.id.in_(sub))
+        return conds
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        ips = load_fixed_ips(conn, [i["id"] for i in items])
+        for item in items:
+            item["fixed_ips"] = ips.get(item["id"], [])
+
+
+def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    a = m.ip_allocations.c
+    cols = select(a.port_id, a.subnet_id, a.ip_address)
+    if len(ids) > 2000:
+        wanted = set(ids)
+        rows = [r for r in conn.execute(cols) if r[0] in wanted]
+    else:
+        rows = [r for part in chunks(ids) for r in conn.execute(cols.where(a.port_id.in_(part)))]
+    for port_id, subnet_id, ip in rows:
+        out[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
+    for v in out.values():
+        v.sort(key=lambda f: (f["subnet_id"], f["ip_address"]))
+    return out
+
+
+class PortService:
+    def __init__(self, quotas: QuotaService, base_mac: str = "fa:16:3e:00:00:00") -> None:
+        self.collection = PortCollection()
+        self.quotas = quotas
+        self.allocator = ipam.Allocator()
+        self.rng = random.Random()
+        self.base_mac = [int(x, 16) for x in base_mac.split(":")]
+
+    def _subnets(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
+        rows = conn.execute(select(m.subnets).where(m.subnets.c.network_id == network_id)
+                            .order_by(m.subnets.c.created_at, m.subnets.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def _random_mac(self) -> str:
+        octets = self.base_mac[:3] + [self.rng.randint(0, 255) for _ in range(3)]
+        return ":".join(f"{o:02x}" for o in octets)
+
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               networks: dict[str, dict[str, Any]]) -> list[str]:
+        ids = []
+        for item in items:
+            net = networks[item["network_id"]]
+            row = common.standard_row(item)
+            pse = item["port_security_enabled"]
+            row.update(
+                network_id=net["id"], admin_state_up=item["admin_state_up"], status="DOWN",
+                device_id=item["device_id"], device_owner=item["device_owner"],
+                port_security_enabled=net["port_security_enabled"] if pse is AUTO else pse,
+                allowed_address_pairs=item["allowed_address_pairs"], security_groups=item["security_groups"],
+                binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
+                binding_profile=item["binding:profile"], binding_vif_type="unbound", binding_vif_details={},
+            )
+            if row["allowed_address_pairs"] and not row["port_security_enabled"]:
+                raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
+                               "port.", type="AddressPairAndPortSecurityRequired")
+            self._insert_with_mac(conn, row, item["mac_address"])
+            subnets = self._subnets(conn, net["id"])
+            fixed = item["fixed_ips"]
+            if fixed is AUTO:
+                self._allocate_auto(conn, row, subnets)
+            else:
+                self._allocate_requested(conn, row, subnets, fixed)
+            common.set_tags(conn, row["id"], item.get("tags") or [])
+            ids.append(row["id"])
+        for project, count in _count_by_project(items).items():
+            self.quotas.charge(conn, project, "port", count)
+        return ids
+
+    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
+        for _ in range(16):
+            row["mac_address"] = self._random_mac() if mac is AUTO else mac
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(m.ports).values(**row))
+                return
+            except IntegrityError:
+                if mac is not AUTO:
+                    raise Conflict(f"Unable to complete operation for network {row['network_id']}. "
+                                   f"The mac address {mac} is in use.", type="MacAddressInUse") from None
+        raise Conflict("Unable to generate a unique MAC address", type="MacAddressGenerationFailure")
+
+    def _allocate_auto(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]]) -> None:
+        owner = port["device_owner"]
+        v4 = [s for s in subnets if s["ip_version"] == 4]
+        v6_stateful = [s for s in subnets if s["ip_version"] == 6 and not ipam.is_auto_address(s)]
+        auto6 = [s for s in subnets if ipam.is_auto_address(s)]
+        for group in (v4, v6_stateful):
+            last_error: Conflict | None = None
+            for subnet in group:
+                try:
+                    self.allocator.allocate_any(conn, port["id"], subnet)
+                    last_error = None
+                    break
+                except Conflict as err:
+                    last_error = err
+            if last_error is not None:
+                raise last_error
+        if not owner.startswith("network:router"):
+            for subnet in auto6:
+                self.allocator.allocate_specific(conn, port["id"], subnet,
+                                                 ipam.eui64(subnet["cidr"], port["mac_address"]), False)
+
+    def _allocate_requested(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]],
+                            fixed: list[dict[str, str]]) -> None:
+        by_id = {s["id"]: s for s in subnets}
+        may_gw = port["device_owner"] in ROUTER_OWNERS
+        for req in fixed:
+            subnet = None
+            if "subnet_id" in req:
+                subnet = by_id.get(req["subnet_id"])
+                if subnet is None:
+                    exists = conn.execute(select(m.subnets.c.id).where(m.subnets.c.id == req["subnet_id"])).first()
+                    if exists is None:
+                        raise NotFound(f"Subnet {req['subnet_id']} could not be found.", type="SubnetNotFound")
+                    raise BadRequest(f"Invalid input for operation: Failed to create port on network "
+                                     f"{port['network_id']}, because fixed_ips included invalid subnet "
+                                     f"{req['subnet_id']}.", type="InvalidInput")
+            if "ip_address" in req:
+                ip = netaddr.IPAddress(req["ip_address"])
+                if subnet is None:
+                    subnet = next((s for s in subnets if ip in netaddr.IPNetwork(s["cidr"])), None)
+                    if subnet is None:
+                        raise BadRequest(f"IP address {req['ip_address']} is not a valid IP for any of the "
+                                         "subnets on the specified network.", type="InvalidIpForNetwork")
+                self.allocator.allocate_specific(conn, port["id"], subnet, req["ip_address"], may_gw)
+            elif subnet is not None:
+                if ipam.is_auto_address(subnet):
+                    self.allocator.allocate_specific(conn, port["id"], subnet,
+                                                     ipam.eui64(subnet["cidr"], port["mac_address"]), False)
+                else:
+                    self.allocator.allocate_any(conn, port["id"], subnet)
+            else:
+                raise BadRequest("Invalid input for fixed_ips: each entry needs subnet_id or ip_address",
+                                 type="InvalidInput")
+
+    def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
+               expect_revision: int | None) -> None:
+        values: dict[str, Any] = {}
+        pid = orig["id"]
+        pse = changes.get("port_security_enabled", orig["port_security_enabled"])
+        pairs = changes.get("allowed_address_pairs", orig["allowed_address_pairs"])
+        if pairs and not pse:
+            raise Conflict("Port Security must be enabled in order to have allowed address pairs on a port.",
+                           type="AddressPairAndPortSecurityRequired")
+        for key, val in changes.items():
+            if key == "fixed_ips":
+                continue
+            if key == "mac_address" and val != orig["mac_address"]:
+                if orig["binding:vif_type"] not in ("unbound", "binding_failed"):
+                    raise Conflict(f"Port {pid} has been bound; the MAC address cannot be changed.",
+                                   type="PortBound")
+                clash = conn.execute(select(m.ports.c.id).where(m.ports.c.network_id == orig["network_id"],
+                                                                m.ports.c.mac_address == val)).first()
+                if clash is not None:
+                    raise Conflict(f"Unable to complete operation for network {orig['network_id']}. "
+                                   f"The mac address {val} is in use.", type="MacAddressInUse")
+            values[key.replace(":", "_")] = val
+        if "fixed_ips" in changes:
+            self._replace_ips(conn, orig, changes["fixed_ips"])
+        common.bump(conn, m.ports, pid, values, expect_revision)
+
+    def _replace_ips(self, conn: Connection, orig: dict[str, Any], wanted: list[dict[str, str]]) -> None:
+        current = {(f["subnet_id"], f["ip_address"]) for f in orig["fixed_ips"]}
+        keep: set[tuple[str, str]] = set()
+        new: list[dict[str, str]] = []
+        for req in wanted:
+            if "ip_address" in req:
+                match = next((c for c in current if c[1] == req["ip_address"]
+                              and req.get("subnet_id", c[0]) == c[0]), None)
+                if match:
+                    keep.add(match)
+                    continue
+            elif "subnet_id" in req:
+                match = next((c for c in current if c[0] == req["subnet_id"] and c not in keep), None)
+                if match:
+                    keep.add(match)
+                    continue
+            new.append(req)
+        a = m.ip_allocations.c
+        for subnet_id, ip in current - keep:
+            conn.execute(delete(m.ip_allocations).where(a.port_id == orig["id"], a.ip_address == ip,
+                                                        a.subnet_id == subnet_id))
+        if new:
+            port = {"id": orig["id"], "network_id": orig["network_id"], "device_owner": orig["device_owner"],
+                    "mac_address": orig["mac_address"]}
+            self._allocate_requested(conn, port, self._subnets(conn, orig["network_id"]), new)
+
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+        pid = orig["id"]
+        if expect_revision is not None:
+            common.bump(conn, m.ports, pid, {}, expect_revision)
+        conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
+        conn.execute(delete(m.ports).where(m.ports.c.id == pid))
+        self.quotas.release(conn, orig["project_id"], "port")

@@ -1,0 +1,233 @@
+"""Reading collections: filters, tag filters, policy visibility, sorting and keyset pagination in SQL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from fermion.db import models as m
+from fermion.policy import predicates as p
+from fermion.resources.base import Resource
+
+
+@dataclass
+class ListQuery:
+    filters: dict[str, list[Any]] = field(default_factory=dict)
+    fixed_ips: list[dict[str, str]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    tags_any: list[str] = field(default_factory=list)
+    not_tags: list[str] = field(default_factory=list)
+    not_tags_any: list[str] = field(default_factory=list)
+    sorts: list[tuple[str, bool]] = field(default_factory=list)  # (attribute, ascending)
+    limit: int | None = None
+    marker: str | None = None
+    page_reverse: bool = False
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Collection:
+    """How one resource maps onto SQL. Subclasses add what is not a plain column."""
+
+    def __init__(self, resource: Resource, table: Table) -> None:
+        self.resource = resource
+        self.table = table
+        cols: dict[str, ColumnElement[Any]] = {}
+        for attr in resource.attributes:
+            if attr.column in table.c:
+                cols[attr.name] = table.c[attr.column]
+        cols["tenant_id"] = table.c.project_id
+        self.columns = cols
+        self.plain = [(a.name, table.c[a.column]) for a in resource.attributes
+                      if a.column in table.c and a.name not in ("created_at", "updated_at")]
+
+    # -- policy attributes a rule may name (field:networks:shared=True, %(network:tenant_id)s)
+    def policy_column(self, attr: str) -> ColumnElement[Any] | None:
+        if attr in ("project_id", "tenant_id"):
+            return self.table.c.project_id
+        if attr in ("network:project_id", "network:tenant_id") and "network_id" in self.table.c:
+            return (select(m.networks.c.project_id)
+                    .where(m.networks.c.id == self.table.c.network_id).scalar_subquery())
+        if attr in ("shared", "router:external") and "network_id" in self.table.c:
+            col = m.networks.c.shared if attr == "shared" else m.networks.c.router_external
+            return select(col).where(m.networks.c.id == self.table.c.network_id).scalar_subquery()
+        return self.columns.get(attr)
+
+    def visibility(self, pred: p.Pred, creds: dict[str, Any]) -> ColumnElement[bool] | None:
+        """The policy predicate as SQL; None when it cannot be expressed (checked in Python instead)."""
+        try:
+            return self._sql(pred.bind(creds))
+        except _NoSQL:
+            return None
+
+    def _sql(self, pred: p.Pred) -> ColumnElement[bool]:
+        if isinstance(pred, p.Const):
+            return true() if pred.value else false()
+        if isinstance(pred, p.Eq):
+            col = self.policy_column(_norm(pred.attr))
+            if col is None:
+                return false()
+            if isinstance(pred.value, bool):
+                return col.is_(pred.value)
+            return col == str(pred.value)
+        if isinstance(pred, p.And):
+            return and_(*(self._sql(i) for i in pred.items))
+        if isinstance(pred, p.Or):
+            return or_(*(self._sql(i) for i in pred.items))
+        if isinstance(pred, p.Not):
+            return not_(self._sql(pred.item))
+        raise _NoSQL(pred)
+
+    # -- reading
+    def select_rows(self) -> Select[Any]:
+        return select(self.table)
+
+    def where(self, q: ListQuery) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        for name, values in q.filters.items():
+            col = self.columns[name]
+            if len(values) == 1:
+                conds.append(col == values[0] if values[0] is not None else col.is_(None))
+            else:
+                conds.append(col.in_(values))
+        tag_col = m.tags.c
+        rid = self.table.c.id
+        for t in q.tags:
+            conds.append(rid.in_(select(tag_col.resource_id).where(tag_col.tag == t)))
+        if q.tags_any:
+            conds.append(rid.in_(select(tag_col.resource_id).where(tag_col.tag.in_(q.tags_any))))
+        if q.not_tags:
+            has_all = (select(tag_col.resource_id).where(tag_col.tag.in_(q.not_tags))
+                       .group_by(tag_col.resource_id)
+                       .having(func.count() == len(set(q.not_tags))))
+            conds.append(rid.not_in(has_all))
+        if q.not_tags_any:
+            conds.append(rid.not_in(select(tag_col.resource_id).where(tag_col.tag.in_(q.not_tags_any))))
+        return conds
+
+    def page(self, conn: Connection, q: ListQuery, visible: ColumnElement[bool] | None,
+             post_filter: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Rows as dicts and whether more rows follow the page."""
+        stmt = self.select_rows()
+        conds = self.where(q)
+        if visible is not None:
+            conds.append(visible)
+        sorts = list(q.sorts)
+        if not any(name == "id" for name, _ in sorts):
+            sorts.append(("id", sorts[-1][1] if sorts else True))
+        if q.page_reverse:
+            sorts = [(name, not asc) for name, asc in sorts]
+        if q.marker is not None:
+            marker_row = conn.execute(select(self.table).where(self.table.c.id == q.marker)).first()
+            if marker_row is not None:
+                conds.append(self._after(marker_row, sorts))
+        if conds:
+            stmt = stmt.where(and_(*conds))
+        stmt = stmt.order_by(*[(self.columns[n].asc() if asc else self.columns[n].desc()) for n, asc in sorts])
+        if q.limit and post_filter is None:
+            stmt = stmt.limit(q.limit + 1)
+        rows = conn.execute(stmt).all()
+        items = self.to_dicts(conn, rows)
+        if post_filter is not None:
+            items = [i for i in items if post_filter(i)]
+        more = bool(q.limit) and len(items) > (q.limit or 0)
+        if q.limit:
+            items = items[: q.limit]
+        if q.page_reverse:
+            items.reverse()
+        return items, more
+
+    def _after(self, marker: Any, sorts: Sequence[tuple[str, bool]]) -> ColumnElement[bool]:
+        mapping = marker._mapping
+        ors = []
+        for i, (name, asc) in enumerate(sorts):
+            col = self.columns[name]
+            value = mapping[col.name]
+            eqs = [self.columns[n] == mapping[self.columns[n].name] for n, _ in sorts[:i]]
+            step = col > value if asc else col < value
+            ors.append(and_(*eqs, step))
+        return or_(*ors)
+
+    def get(self, conn: Connection, ident: str, visible: ColumnElement[bool] | None = None,
+            for_update: bool = False) -> dict[str, Any] | None:
+        stmt = self.select_rows().where(self.table.c.id == ident)
+        if visible is not None:
+            stmt = stmt.where(visible)
+        if for_update and conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return self.to_dicts(conn, [row])[0]
+
+    def to_dicts(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        tags = load_tags(conn, ids)
+        out = []
+        plain = self.plain
+        for r in rows:
+            mp = r._mapping
+            d = {name: mp[col.name] for name, col in plain}
+            d["tenant_id"] = mp["project_id"]
+            d["created_at"] = iso(mp["created_at"])
+            d["updated_at"] = iso(mp["updated_at"])
+            d["tags"] = tags.get(r.id, [])
+            out.append(d)
+        self.complete(conn, rows, out)
+        return out
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        """Fill attributes that are not plain columns."""
+
+
+class _NoSQL(Exception):
+    pass
+
+
+def _norm(attr: str) -> str:
+    return attr.replace("tenant_id", "project_id")
+
+
+def chunks(ids: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    if len(ids) > 2000:
+        # large pages: one scan beats thousands of bound parameters
+        rows = conn.execute(select(m.tags.c.resource_id, m.tags.c.tag)).all()
+        wanted = set(ids)
+        for rid, tag in rows:
+            if rid in wanted:
+                out[rid].append(tag)
+    else:
+        for part in chunks(ids):
+            for rid, tag in conn.execute(select(m.tags.c.resource_id, m.tags.c.tag)
+                                         .where(m.tags.c.resource_id.in_(part))):
+                out[rid].append(tag)
+    for v in out.values():
+        v.sort()
+    return out

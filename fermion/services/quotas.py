@@ -1,0 +1,92 @@
+"""Quotas: Neutron's defaults, per-project overrides, and race-free enforcement at create."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fermion.db import models as m
+from fermion.db.engine import RetryRequest
+from fermion.errors import OverQuota
+
+DEFAULTS = {"network": 100, "subnet": 100, "port": 500}
+TABLES = {"network": m.networks, "subnet": m.subnets, "port": m.ports}
+
+
+class QuotaService:
+    def __init__(self, defaults: dict[str, int] | None = None) -> None:
+        self.defaults = dict(DEFAULTS)
+        if defaults:
+            self.defaults.update(defaults)
+
+    def limits(self, conn: Connection, project_id: str) -> dict[str, int]:
+        out = dict(self.defaults)
+        for res, lim in conn.execute(select(m.quotas.c.resource, m.quotas.c.limit)
+                                     .where(m.quotas.c.project_id == project_id)):
+            if res in out:
+                out[res] = lim
+        return out
+
+    def projects_with_overrides(self, conn: Connection) -> list[str]:
+        return [r[0] for r in conn.execute(select(m.quotas.c.project_id).distinct())]
+
+    def set_limits(self, conn: Connection, project_id: str, values: dict[str, int]) -> None:
+        for res, lim in values.items():
+            done = conn.execute(update(m.quotas).where(m.quotas.c.project_id == project_id,
+                                                       m.quotas.c.resource == res).values(limit=lim))
+            if done.rowcount == 0:
+                conn.execute(insert(m.quotas).values(project_id=project_id, resource=res, limit=lim))
+            # the usage row is recomputed from the resources on next use
+            conn.execute(delete(m.quota_usages).where(m.quota_usages.c.project_id == project_id,
+                                                      m.quota_usages.c.resource == res))
+
+    def reset(self, conn: Connection, project_id: str) -> None:
+        conn.execute(delete(m.quotas).where(m.quotas.c.project_id == project_id))
+        conn.execute(delete(m.quota_usages).where(m.quota_usages.c.project_id == project_id))
+
+    def used(self, conn: Connection, project_id: str) -> dict[str, int]:
+        return {res: conn.execute(select(func.count()).select_from(t).where(t.c.project_id == project_id))
+                .scalar_one() for res, t in TABLES.items()}
+
+    def details(self, conn: Connection, project_id: str) -> dict[str, Any]:
+        limits, used = self.limits(conn, project_id), self.used(conn, project_id)
+        return {res: {"limit": limits[res], "used": used[res], "reserved": 0} for res in limits}
+
+    def charge(self, conn: Connection, project_id: str, resource: str, count: int) -> None:
+        """Call after inserting `count` rows, inside the same transaction, as late as possible.
+
+        The conditional UPDATE takes the usage row's lock until commit, so concurrent creates for one
+        project cannot both pass the last free unit.
+        """
+        limit = self.limits(conn, project_id)[resource]
+        u = m.quota_usages.c
+        if limit < 0:
+            conn.execute(delete(m.quota_usages).where(u.project_id == project_id, u.resource == resource))
+            return
+        done = conn.execute(update(m.quota_usages)
+                            .where(u.project_id == project_id, u.resource == resource,
+                                   u.in_use + count <= limit)
+                            .values(in_use=u.in_use + count))
+        if done.rowcount == 1:
+            return
+        exists = conn.execute(select(u.in_use).where(u.project_id == project_id, u.resource == resource)).first()
+        if exists is not None:
+            raise OverQuota(resource)
+        table = TABLES[resource]
+        in_use = conn.execute(select(func.count()).select_from(table)
+                              .where(table.c.project_id == project_id)).scalar_one()
+        if in_use > limit:
+            raise OverQuota(resource)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(m.quota_usages).values(project_id=project_id, resource=resource,
+                                                           in_use=in_use))
+        except IntegrityError:
+            raise RetryRequest("quota usage row created concurrently") from None
+
+    def release(self, conn: Connection, project_id: str, resource: str, count: int = 1) -> None:
+        u = m.quota_usages.c
+        conn.execute(update(m.quota_usages).where(u.project_id == project_id, u.resource == resource)
+                     .values(in_use=u.in_use - count))

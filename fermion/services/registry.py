@@ -1,0 +1,32 @@
+"""The server-side services, composed (no mixins): one object per aggregate sharing one database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fermion.db.engine import Database
+from fermion.services.networks import NetworkService
+from fermion.services.ports import PortService
+from fermion.services.quotas import QuotaService
+from fermion.services.subnets import SubnetService
+
+
+@dataclass
+class Services:
+    db: Database
+    quotas: QuotaService
+    networks: NetworkService
+    subnets: SubnetService
+    ports: PortService
+
+    @classmethod
+    def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
+              base_mac: str = "fa:16:3e:00:00:00") -> Services:
+        quotas = QuotaService(quota_defaults)
+        return cls(db=db, quotas=quotas, networks=NetworkService(quotas, default_mtu),
+                   subnets=SubnetService(quotas), ports=PortService(quotas, base_mac))
+
+    def by_collection(self, collection: str) -> NetworkService | SubnetService | PortService:
+        table: dict[str, NetworkService | SubnetService | PortService] = {
+            "networks": self.networks, "subnets": self.subnets, "ports": self.ports}
+        return table[collection]

@@ -1,0 +1,130 @@
+"""Subnets: validation of geometry, pools, gateway and overlap on the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, delete, insert, select
+
+from fermion.db import models as m
+from fermion.errors import BadRequest, Conflict, InvalidInput
+from fermion.resources.base import AUTO
+from fermion.resources.subnet import SUBNET
+from fermion.services import common, ipam
+from fermion.services.networks import DHCP_OWNER, _count_by_project
+from fermion.services.query import Collection
+from fermion.services.quotas import QuotaService
+
+
+class SubnetCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(SUBNET, m.subnets)
+
+
+def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
+    net = netaddr.IPNetwork(item["cidr"])
+    if net.version != item["ip_version"]:
+        raise InvalidInput("cidr and ip_version do not match")
+    if net.ip != net.network:
+        raise InvalidInput(f"'{item['cidr']}' isn't a recognized IP subnet cidr, '{net.cidr}' is recommended")
+    if net.prefixlen == 0:
+        raise InvalidInput(f"0 is not allowed as CIDR prefix length: {item['cidr']}")
+    for dns in item.get("dns_nameservers") or []:
+        if netaddr.IPAddress(dns).version != net.version:
+            raise InvalidInput(f"DNS nameserver {dns} does not match the subnet's IP version")
+    for route in item.get("host_routes") or []:
+        if (netaddr.IPNetwork(route["destination"]).version != net.version
+                or netaddr.IPAddress(route["nexthop"]).version != net.version):
+            raise InvalidInput(f"Host route {route} does not match the subnet's IP version")
+    ra, addr = item.get("ipv6_ra_mode"), item.get("ipv6_address_mode")
+    if net.version == 4 and (ra or addr):
+        raise InvalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when ip_version is 4")
+    if ra and addr and ra != addr:
+        raise InvalidInput(f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not valid. "
+                           "If both attributes are set, they must be the same value")
+    if addr in ("slaac", "dhcpv6-stateless") and net.prefixlen != 64:
+        raise InvalidInput(f"Invalid CIDR {net} for IPv6 address mode. OpenStack uses the EUI-64 address "
+                           "format, which requires the prefix to be /64")
+    return net
+
+
+class SubnetService:
+    def __init__(self, quotas: QuotaService) -> None:
+        self.collection = SubnetCollection()
+        self.quotas = quotas
+
+    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
+        ids = []
+        for item in items:
+            if item.get("subnetpool_id"):
+                raise BadRequest("Subnet pools are not supported: give a cidr.", type="InvalidInput")
+            net = check_geometry(item)
+            gateway = item["gateway_ip"]
+            if gateway is AUTO:
+                gateway = ipam.default_gateway(net)
+            elif gateway is not None:
+                ipam.validate_gateway(net, gateway)
+            pools = item["allocation_pools"]
+            if pools is AUTO:
+                pools = ipam.default_pools(net, gateway)
+            else:
+                ipam.validate_pools(net, pools, gateway)
+                pools = [{"start": p["start"], "end": p["end"]} for p in pools]
+            self._check_overlap(conn, item["network_id"], net, None)
+            row = common.standard_row(item)
+            row.update(network_id=item["network_id"], ip_version=net.version, cidr=str(net),
+                       gateway_ip=gateway, allocation_pools=pools,
+                       dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
+                       enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
+                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None)
+            conn.execute(insert(m.subnets).values(**row))
+            common.set_tags(conn, row["id"], item.get("tags") or [])
+            ids.append(row["id"])
+        for project, count in _count_by_project(items).items():
+            self.quotas.charge(conn, project, "subnet", count)
+        return ids
+
+    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork,
+                       exclude: str | None) -> None:
+        for sid, cidr in conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
+                                      .where(m.subnets.c.network_id == network_id)):
+            if sid != exclude and (net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net):
+                raise InvalidInput(f"Requested subnet with cidr: {net} for network: {network_id} overlaps "
+                                   "with another subnet")
+
+    def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
+               expect_revision: int | None) -> None:
+        net = netaddr.IPNetwork(orig["cidr"])
+        merged = {**orig, **changes}
+        check_geometry(merged)
+        gateway = merged["gateway_ip"]
+        if "gateway_ip" in changes and gateway is not None:
+            ipam.validate_gateway(net, gateway)
+            taken = conn.execute(select(m.ip_allocations.c.port_id).where(
+                m.ip_allocations.c.subnet_id == orig["id"], m.ip_allocations.c.ip_address == gateway)).first()
+            if taken is not None and gateway != orig["gateway_ip"]:
+                raise Conflict(f"Gateway ip {gateway} conflicts with an allocated address.",
+                               type="GatewayIpInUse")
+        if "allocation_pools" in changes or "gateway_ip" in changes:
+            pools = merged["allocation_pools"]
+            if "allocation_pools" in changes:
+                pools = [{"start": p["start"], "end": p["end"]} for p in pools]
+                changes["allocation_pools"] = pools
+            ipam.validate_pools(net, pools, gateway)
+        common.bump(conn, m.subnets, orig["id"], changes, expect_revision)
+
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+        sid = orig["id"]
+        if expect_revision is not None:
+            common.bump(conn, m.subnets, sid, {}, expect_revision)
+        a, p = m.ip_allocations.c, m.ports.c
+        users = conn.execute(select(a.port_id, p.device_owner).join(m.ports, p.id == a.port_id)
+                             .where(a.subnet_id == sid)).all()
+        if any(owner != DHCP_OWNER for _, owner in users):
+            raise Conflict(f"Unable to complete operation on subnet {sid}: One or more ports have an IP "
+                           "allocation from this subnet.", type="SubnetInUse")
+        conn.execute(delete(m.ip_allocations).where(a.subnet_id == sid))
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
+        conn.execute(delete(m.subnets).where(m.subnets.c.id == sid))
+        self.quotas.release(conn, orig["project_id"], "subnet")
