@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-# `pytest` run as a script does not put the repository root on sys.path.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import httpx
+import pytest
 
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
-from typing import TypeVar  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-
-from fermion.api.keystone import (  # noqa: E402
+from fermion.api.keystone import (
     KeystoneAuthenticator,
     KeystoneSettings,
     KeystoneUnavailable,
     Unauthorized,
 )
-from fermion.context import Context  # noqa: E402
-from tests.support.fake_keystone import FakeKeystone  # noqa: E402
+from fermion.context import Context
+from tests.support.fake_keystone import FakeKeystone
 
 T = TypeVar("T")
 

@@ -1,0 +1,79 @@
+"""The `openstack` command line client against a live server (each call is a ~1 s subprocess)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.compat.conftest import Cli, client_env
+
+pytestmark = pytest.mark.compat
+
+
+def test_network_subnet_port_workflow(cli: Cli) -> None:
+    net_name = f"cli-{uuid.uuid4().hex[:8]}"
+    net = cli.json("network", "create", "--description", "made by the cli", net_name)
+    assert net["name"] == net_name and net["status"] == "ACTIVE" and net["project_id"] == "fermion-default"
+
+    listed = cli.json("network", "list")
+    assert {"ID": net["id"], "Name": net_name, "Subnets": []} in listed
+
+    renamed = net_name + "-b"
+    cli.run("network", "set", "--name", renamed, "--description", "renamed", "--tag", "blue", net_name)
+    shown = cli.json("network", "show", renamed)
+    assert (shown["id"], shown["description"], shown["tags"]) == (net["id"], "renamed", ["blue"])
+    assert shown["revision_number"] > net["revision_number"]
+
+    v4 = cli.json("subnet", "create", "--network", renamed, "--subnet-range", "10.77.0.0/24",
+                  "--gateway", "10.77.0.254", "--allocation-pool", "start=10.77.0.10,end=10.77.0.20",
+                  "--dns-nameserver", "192.0.2.53", f"{net_name}-v4")
+    assert (v4["cidr"], v4["gateway_ip"], v4["ip_version"]) == ("10.77.0.0/24", "10.77.0.254", 4)
+    assert v4["allocation_pools"] == [{"start": "10.77.0.10", "end": "10.77.0.20"}]
+    assert v4["dns_nameservers"] == ["192.0.2.53"]
+
+    v6 = cli.json("subnet", "create", "--network", renamed, "--ip-version", "6", "--subnet-range",
+                  "fd00:77::/64", "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", f"{net_name}-v6")
+    assert (v6["ip_version"], v6["gateway_ip"], v6["ipv6_address_mode"]) == (6, "fd00:77::1", "slaac")
+
+    port = cli.json("port", "create", "--network", renamed,
+                    "--fixed-ip", f"subnet={net_name}-v4,ip-address=10.77.0.15", f"{net_name}-port")
+    assert port["fixed_ips"] == [{"subnet_id": v4["id"], "ip_address": "10.77.0.15"}]
+    assert port["network_id"] == net["id"] and port["status"] == "DOWN"
+
+    ports = cli.json("port", "list", "--network", renamed)
+    assert [(p["ID"], p["Name"]) for p in ports] == [(port["id"], f"{net_name}-port")]
+
+    cli.run("port", "set", "--name", f"{net_name}-port2", "--description", "second", "--tag", "red",
+            "--fixed-ip", f"subnet={v6['id']}", port["id"])
+    cli.run("port", "unset", "--tag", "red", "--fixed-ip", "subnet=" + v4["id"] + ",ip-address=10.77.0.15",
+            port["id"])
+    port = cli.json("port", "show", f"{net_name}-port2")
+    assert port["description"] == "second" and port["tags"] == []
+    assert [ip["subnet_id"] for ip in port["fixed_ips"]] == [v6["id"]]
+    assert port["fixed_ips"][0]["ip_address"].startswith("fd00:77::")
+
+    cli.run("port", "delete", port["id"])
+    assert cli.json("port", "list", "--network", renamed) == []
+    cli.run("network", "delete", renamed)  # its subnets go with it
+
+    missing = cli.run("network", "show", renamed, check=False)
+    assert missing.returncode != 0
+    assert re.search(r"not found|no network found", missing.stderr + missing.stdout, re.I), missing.stderr
+    assert len(cli.calls) <= 16, cli.calls
+
+
+def test_clouds_yaml_and_quota_via_os_cloud(endpoint: str, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n"
+                      "  fermion:\n"
+                      "    auth_type: none\n"
+                      f"    network_endpoint_override: {endpoint}\n")
+    cli = Cli(client_env(OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="fermion"))
+    name = f"cloud-{uuid.uuid4().hex[:8]}"
+    created = cli.json("network", "create", name)
+    assert created["name"] == name
+    extensions = {e["Alias"] for e in cli.json("extension", "list", "--network")}
+    assert {"pagination", "standard-attr-tag"} <= extensions

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from fermion.config import settings as cfg
+
+
+def test_defaults_are_all_in_one() -> None:
+    s = cfg.load(env={})
+    assert (s.server.host, s.server.port, s.auth.strategy) == ("127.0.0.1", 9696, "noauth")
+    assert s.database_url.startswith("sqlite:///")
+
+
+def test_file_and_environment(tmp_path: Path) -> None:
+    f = tmp_path / "f.toml"
+    f.write_text('[server]\nport = 9797\n[database]\nurl = "postgresql://x@h/db"\n[quotas]\nport = 7\n')
+    s = cfg.load(f, env={})
+    assert (s.server.port, s.database_url, s.quotas.port) == (9797, "postgresql://x@h/db", 7)
+    s = cfg.load(f, env={"FERMION_DATABASE_URL": "mysql://root@h/db"})
+    assert s.database_url == "mysql://root@h/db"
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("[server]\nprot = 1\n", "unknown key(s) in [server]: prot"),
+    ("[srever]\n", "unknown section(s): srever"),
+    ("[server]\nport = 'x'\n", "server.port must be of type int"),
+    ("[auth]\nstrategy = 'ldap'\n", "auth.strategy"),
+    ("[auth]\nstrategy = 'keystone'\n", "needs keystone.auth_url"),
+    ("[server\n", "config file"),
+])
+def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        cfg.load(f, env={})
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fermion.cli.main import main
+
+    good = tmp_path / "good.toml"
+    good.write_text("[server]\nport = 9000\n")
+    assert main(["check-config", "--config", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nnope = 1\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    assert "unknown key" in capsys.readouterr().err
