@@ -15,8 +15,8 @@ from typing import Any
 
 from fermion.api import discovery
 from fermion.api.auth import Authenticator
+from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.api.controller import Controller
-from fermion.api.keystone import KeystoneUnavailable, Unauthorized
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from fermion.api.keystone import KeystoneAuthenticator, Unauthorized
 from fermion.context import Context
+
+if TYPE_CHECKING:  # httpx is only needed in keystone mode; keep it off the start-up path
+    from fermion.api.keystone import KeystoneAuthenticator
 
 # Keystone's default implied roles: admin implies member implies reader.
 IMPLIED = {"admin": ("member", "reader"), "member": ("reader",)}
@@ -49,4 +51,4 @@ class KeystoneAuth:
         return Context(ctx.project_id, ctx.user_id, expand_roles(set(ctx.roles)), request_id)
 
 
-__all__ = ["Authenticator", "KeystoneAuth", "NoAuth", "Unauthorized", "expand_roles"]
+__all__ = ["Authenticator", "KeystoneAuth", "NoAuth", "expand_roles"]

@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.context import Context
 
 __all__ = [
@@ -56,13 +57,6 @@ _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,8192}")
 # How long before the service token's expiry it is replaced.
 _SERVICE_TOKEN_MARGIN = 30.0
 
-
-class Unauthorized(Exception):
-    """The request's token is missing or not valid."""
-
-
-class KeystoneUnavailable(Exception):
-    """Keystone could not be asked, or gave no usable answer."""
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,11 @@ def serve(settings: cfg.Settings, banner: str | None = None) -> int:
         app.services.db.dispose()
         os.environ["FERMION_SERVE_DATABASE_URL"] = settings.database_url
         uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, host=s.host, port=s.port,
-                    workers=s.workers, log_level=log_level, access_log=False, timeout_keep_alive=75)
+                    workers=s.workers, log_level=log_level, access_log=False, timeout_keep_alive=75,
+                    ws="none", lifespan="on")
     else:
         uvicorn.run(app, host=s.host, port=s.port, log_level=log_level, access_log=False,
-                    timeout_keep_alive=75)
+                    timeout_keep_alive=75, ws="none", lifespan="on")
     return 0
 
 

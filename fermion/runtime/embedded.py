@@ -6,7 +6,6 @@ import os
 
 from fermion.api.app import FermionApp
 from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
-from fermion.api.keystone import KeystoneAuthenticator, KeystoneSettings
 from fermion.config import settings as cfg
 from fermion.db import migrate
 from fermion.db.engine import Database
@@ -37,6 +36,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
     authenticate: Authenticator
     keystone = None
     if settings.auth.strategy == "keystone":
+        from fermion.api.keystone import KeystoneAuthenticator, KeystoneSettings
+
         k = settings.keystone
         keystone = KeystoneAuthenticator(KeystoneSettings(
             auth_url=k.auth_url, username=k.username, password=k.password, project_name=k.project_name,

@@ -112,8 +112,12 @@ class PortService:
         return ids
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
+        pairs = row["allowed_address_pairs"]
         for _ in range(16):
             row["mac_address"] = self._random_mac() if mac is AUTO else mac
+            # an address pair without a MAC takes the port's MAC, as in Neutron
+            row["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", row["mac_address"])}
+                                            for p in pairs]
             try:
                 with conn.begin_nested():
                     conn.execute(insert(m.ports).values(**row))
@@ -187,6 +191,9 @@ class PortService:
         if pairs and not pse:
             raise Conflict("Port Security must be enabled in order to have allowed address pairs on a port.",
                            type="AddressPairAndPortSecurityRequired")
+        if "allowed_address_pairs" in changes:
+            mac = changes.get("mac_address", orig["mac_address"])
+            changes["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", mac)} for p in pairs]
         for key, val in changes.items():
             if key == "fixed_ips":
                 continue

@@ -1,14 +1,18 @@
-"""The `openstack` command line client against a live server (each call is a ~1 s subprocess)."""
+"""The `openstack` command line client against a live server (each call is a 1-2 s subprocess)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.compat.conftest import Cli, client_env
+from tests.support import servers
 
 pytestmark = pytest.mark.compat
 
@@ -65,7 +69,7 @@ def test_network_subnet_port_workflow(cli: Cli) -> None:
     assert len(cli.calls) <= 16, cli.calls
 
 
-def test_clouds_yaml_and_quota_via_os_cloud(endpoint: str, tmp_path: Path) -> None:
+def test_clouds_yaml_entry(endpoint: str, tmp_path: Path) -> None:
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text("clouds:\n"
                       "  fermion:\n"
@@ -77,3 +81,59 @@ def test_clouds_yaml_and_quota_via_os_cloud(endpoint: str, tmp_path: Path) -> No
     assert created["name"] == name
     extensions = {e["Alias"] for e in cli.json("extension", "list", "--network")}
     assert {"pagination", "standard-attr-tag"} <= extensions
+
+
+def banner_example(banner: str) -> list[str]:
+    lines = banner.splitlines()
+    start = lines.index("Try it from another shell:") + 1
+    example = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        example.append(line.strip())
+    return example
+
+
+def test_pasting_the_all_in_one_example_works(tmp_path: Path) -> None:
+    port = servers.free_port()
+    config = tmp_path / "fermion.toml"
+    config.write_text(f"[server]\nhost = \"127.0.0.1\"\nport = {port}\n")
+    env = client_env(FERMION_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.Popen(servers.fermion_cmd("all-in-one", "--config", str(config), "--database",
+                                                f"sqlite:///{tmp_path / 'aio.sqlite'}"),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = []
+        for line in proc.stdout:
+            banner.append(line.rstrip("\n"))
+            if line.startswith("fermion: serving"):
+                break
+        text = "\n".join(banner)
+        assert "Fermion all-in-one is up." in text, text
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(endpoint + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, text
+            time.sleep(0.05)
+
+        example = banner_example(text)
+        assert example[0] == f"export OS_AUTH_TYPE=none OS_NETWORK_ENDPOINT_OVERRIDE={endpoint}"
+        script = "set -euo pipefail\n" + "\n".join(example) + "\n"
+        run = subprocess.run(["bash", "-c", script], env=client_env(), capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, f"{script}\n{run.stdout}\n{run.stderr}"
+        assert "demo-port" in run.stdout  # `openstack port list`
+        assert '"name":"demo"' in run.stdout.replace(" ", "")  # the curl of /v2.0/networks
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +26,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def conn(endpoint: str) -> openstack.connection.Connection:
+def conn(endpoint: str) -> Iterator[openstack.connection.Connection]:
     c = openstack.connection.Connection(auth_type="none", network_endpoint_override=endpoint)
     yield c
     c.close()
@@ -88,7 +89,7 @@ def test_clouds_yaml_configures_the_sdk(endpoint: str, tmp_path: Path,
     try:
         name = unique("clouds-yaml")
         net = conn.network.create_network(name=name)
-        assert conn.network.find_network(name).id == net.id
+        assert conn.network.find_network(name, ignore_missing=False).id == net.id
         conn.network.delete_network(net)
     finally:
         conn.close()
@@ -104,8 +105,8 @@ def test_network_lifecycle(conn: openstack.connection.Connection) -> None:
     assert net.mtu == 1500 and net.is_shared is False and net.subnet_ids == []
 
     assert conn.network.get_network(net.id).name == name
-    assert conn.network.find_network(name).id == net.id
-    assert conn.network.find_network(net.id).id == net.id
+    assert conn.network.find_network(name, ignore_missing=False).id == net.id
+    assert conn.network.find_network(net.id, ignore_missing=False).id == net.id
     assert [n.id for n in conn.network.networks(name=name)] == [net.id]
 
     revision = net.revision_number
@@ -127,6 +128,7 @@ def test_network_lifecycle(conn: openstack.connection.Connection) -> None:
 
 def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
     net = conn.network.create_network(name=unique("subnets"))
+    v6_name = unique("v6")
     v4 = conn.network.create_subnet(
         network_id=net.id, name="v4", ip_version=4, cidr="10.42.0.0/24", gateway_ip="10.42.0.254",
         allocation_pools=[{"start": "10.42.0.10", "end": "10.42.0.99"}],
@@ -136,7 +138,7 @@ def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
     assert v4.dns_nameservers == ["192.0.2.53"]
     assert v4.host_routes == [{"destination": "10.99.0.0/16", "nexthop": "10.42.0.1"}]
 
-    v6 = conn.network.create_subnet(network_id=net.id, name="v6", ip_version=6, cidr="fd00:42::/64",
+    v6 = conn.network.create_subnet(network_id=net.id, name=v6_name, ip_version=6, cidr="fd00:42::/64",
                                     ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
     assert v6.ip_version == 6 and v6.gateway_ip == "fd00:42::1"
     assert (v6.ipv6_ra_mode, v6.ipv6_address_mode) == ("slaac", "slaac")
@@ -144,7 +146,7 @@ def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
     assert sorted(conn.network.get_network(net.id).subnet_ids) == sorted([v4.id, v6.id])
     assert {s.id for s in conn.network.subnets(network_id=net.id)} == {v4.id, v6.id}
     assert [s.id for s in conn.network.subnets(network_id=net.id, ip_version=6)] == [v6.id]
-    assert conn.network.find_subnet("v6").id == v6.id
+    assert conn.network.find_subnet(v6_name, ignore_missing=False).id == v6.id
 
     v4 = conn.network.update_subnet(v4, name="v4b", dns_nameservers=["192.0.2.54", "192.0.2.55"],
                                     is_dhcp_enabled=False)
@@ -162,10 +164,11 @@ def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
 
 def test_ports_with_fixed_ips(conn: openstack.connection.Connection) -> None:
     net = conn.network.create_network(name=unique("ports"))
+    p1 = unique("p1")
     v4 = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.43.0.0/24")
     v6 = conn.network.create_subnet(network_id=net.id, ip_version=6, cidr="fd00:43::/64")
 
-    port = conn.network.create_port(network_id=net.id, name="p1",
+    port = conn.network.create_port(network_id=net.id, name=p1,
                                     fixed_ips=[{"subnet_id": v4.id, "ip_address": "10.43.0.10"}])
     assert port.fixed_ips == [{"subnet_id": v4.id, "ip_address": "10.43.0.10"}]
     assert port.mac_address.startswith("fa:16:3e:") and port.status == "DOWN"
@@ -178,7 +181,7 @@ def test_ports_with_fixed_ips(conn: openstack.connection.Connection) -> None:
 
     assert {p.id for p in conn.network.ports(network_id=net.id)} == {port.id, auto.id}
     assert [p.id for p in conn.network.ports(fixed_ips=["ip_address=10.43.0.10"])] == [port.id]
-    assert conn.network.find_port("p1").id == port.id
+    assert conn.network.find_port(p1, ignore_missing=False).id == port.id
 
     port = conn.network.update_port(port, name="p1b", device_id="vm-1", device_owner="compute:nova",
                                     fixed_ips=[{"subnet_id": v4.id, "ip_address": "10.43.0.11"},
@@ -279,9 +282,11 @@ def test_cloud_layer(conn: openstack.connection.Connection) -> None:
                                 gateway_ip="10.44.0.1")
     port = conn.create_port(net.id, name=name + "-port",
                             fixed_ips=[{"subnet_id": subnet.id, "ip_address": "10.44.0.5"}])
-    assert conn.get_network(name).id == net.id
+    found = conn.get_network(name)
+    assert found is not None and found.id == net.id
     assert [s.id for s in conn.search_subnets(filters={"network_id": net.id})] == [subnet.id]
-    assert conn.get_port(name + "-port").fixed_ips[0]["ip_address"] == "10.44.0.5"
+    found_port = conn.get_port(name + "-port")
+    assert found_port is not None and found_port.fixed_ips[0]["ip_address"] == "10.44.0.5"
     assert net.id in {n.id for n in conn.list_networks()}
     assert conn.delete_port(port.id) and conn.delete_subnet(subnet.id) and conn.delete_network(net.id)
     assert conn.get_network(name) is None

@@ -45,3 +45,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         net = httpx.post(f"{ep}/v2.0/networks", json={"network": {"name": "kept"}}).json()["network"]
     with servers.live_server(url) as ep:
         assert httpx.get(f"{ep}/v2.0/networks/{net['id']}").json()["network"]["name"] == "kept"
+
+
+def test_head_constant_matches_alembic() -> None:
+    assert migrate.HEAD == migrate.head()
