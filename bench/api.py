@@ -136,6 +136,23 @@ def cpu_seconds(pid: int) -> float:
     return total / tick
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds all CPUs of the host spent not idle (from /proc/stat)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy_now(seconds: float = 1.0) -> float:
+    """CPU cores busy on the host over a short sample (before we start anything)."""
+    b0, t0 = host_busy_seconds(), time.perf_counter()
+    time.sleep(seconds)
+    return (host_busy_seconds() - b0) / (time.perf_counter() - t0)
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def server_connections(port: int) -> int:
     """ESTABLISHED TCP sockets whose local port is the server's (i.e. as the server sees them)."""
     n = 0
@@ -179,46 +196,68 @@ class Server:
     port: int
     start_ms: float
     log: Path
+    start_all: list[float] = field(default_factory=list)
 
 
-@contextmanager
-def run_server(url: str, workers: int, tmp: Path) -> Iterator[Server]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    up = subprocess.run(fermion_cmd("db", "upgrade", "--database", url), env=env, cwd=REPO,
-                        capture_output=True, text=True, timeout=120)
-    if up.returncode != 0:
-        raise BenchError(f"db upgrade failed: {up.stdout}{up.stderr}")
+def _spawn(url: str, workers: int, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, float]:
+    """Start `fermion serve` and poll GET / as fast as possible; returns (proc, port, ms to first 200)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = tmp / "server.log"
-    with open(log, "wb") as logf:
+    with open(log, "ab") as logf:
         started = time.perf_counter()
         proc = subprocess.Popen(fermion_cmd("serve", "--host", "127.0.0.1", "--port", str(port),
                                             "--database", url, "--workers", str(workers)),
                                 env=env, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT)
     try:
-        # poll as fast as possible: a refused connection costs microseconds
         deadline = started + 30
         with httpx.Client(timeout=2) as c:
             while True:
                 try:
                     if c.get(endpoint + "/").status_code == 200:
                         break
-                except httpx.HTTPError:
+                except httpx.HTTPError:  # refused: not listening yet (costs microseconds)
                     pass
                 if proc.poll() is not None or time.perf_counter() > deadline:
                     raise BenchError(f"fermion serve did not start:\n{log.read_text()[-3000:]}")
                 time.sleep(0.001)
-        start_ms = (time.perf_counter() - started) * 1000
-        yield Server(proc, endpoint, port, start_ms, log)
+        return proc, port, (time.perf_counter() - started) * 1000
+    except BaseException:
+        _stop(proc)
+        raise
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # only the process this script started, by its handle/PID
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+
+
+@contextmanager
+def run_server(url: str, workers: int, tmp: Path, start_runs: int = 1) -> Iterator[Server]:
+    """Migrate, then start the server `start_runs` times (keeping the last); start_ms is the median."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    up = subprocess.run(fermion_cmd("db", "upgrade", "--database", url), env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        raise BenchError(f"db upgrade failed: {up.stdout}{up.stderr}")
+    log = tmp / "server.log"
+    times = []
+    for _ in range(max(1, start_runs) - 1):
+        proc, _port, ms = _spawn(url, workers, log, env)
+        _stop(proc)
+        times.append(ms)
+    proc, port, ms = _spawn(url, workers, log, env)
+    times.append(ms)
+    try:
+        srv = Server(proc, f"http://127.0.0.1:{port}", port, sorted(times)[len(times) // 2], log)
+        srv.start_all = times
+        yield srv
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # only the process we started, by its handle/PID
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(15)
+        _stop(proc)
 
 
 # --------------------------------------------------------------------------- load generation
@@ -233,6 +272,21 @@ class PhaseResult:
     requests_per_client: list[int]
     server_conns: int  # established connections the server had during the phase
     server_cpu: float  # server CPU seconds consumed during the phase
+    client_cpu: float = 0.0  # this process's CPU seconds (all client threads)
+    host_cpu: float = 0.0  # busy CPU seconds of the whole host (server, clients, database, anything else)
+    cpu_window: float = 0.0  # seconds over which the CPU figures were taken
+
+    def __add__(self, o: PhaseResult) -> PhaseResult:
+        return PhaseResult(self.ops + o.ops, self.wall + o.wall, self.lat_ms + o.lat_ms, self.errors + o.errors,
+                           self.results + o.results,
+                           self.conns_per_client + o.conns_per_client,  # different client sessions
+                           self.requests_per_client + o.requests_per_client,
+                           max(self.server_conns, o.server_conns), self.server_cpu + o.server_cpu,
+                           self.client_cpu + o.client_cpu, self.host_cpu + o.host_cpu,
+                           self.cpu_window + o.cpu_window)
+
+    def cores(self, cpu: float) -> float:
+        return cpu / self.cpu_window if self.cpu_window else 0.0
 
     @property
     def rate(self) -> float:
@@ -313,18 +367,20 @@ def run_phase(server: Server, clients: int, count: int,
     for t in threads:
         t.start()
     watcher = threading.Thread(target=watch, daemon=True)
-    cpu0 = cpu_seconds(server.proc.pid)
     barrier.wait()
     t0 = time.perf_counter()
+    cpu0, ccpu0, hcpu0 = cpu_seconds(server.proc.pid), time.process_time(), host_busy_seconds()
     watcher.start()
     for t in threads:
         t.join(max(1.0, deadline.end - time.monotonic()))
         if t.is_alive():
             stop.set()
     wall = time.perf_counter() - t0
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    ccpu, hcpu = time.process_time() - ccpu0, host_busy_seconds() - hcpu0
+    window = time.perf_counter() - t0
     stop.set()
     watcher.join(5)
-    cpu = cpu_seconds(server.proc.pid) - cpu0
     for t in threads:
         t.join(130)
     flat = [x for part in lat for x in part]
@@ -332,7 +388,7 @@ def run_phase(server: Server, clients: int, count: int,
         raise BenchError(f"{len(errors)} failed request(s); first: {errors[0]}")
     deadline.check()
     return PhaseResult(len(flat), wall, flat, errors, results, [len(a) for a in addrs], reqs,
-                       peak_conns[0], cpu)
+                       peak_conns[0], cpu, ccpu, hcpu, window)
 
 
 def timed_gets(client: httpx.Client, paths: list[str], check: Callable[[httpx.Response], None]) -> list[float]:
@@ -360,6 +416,8 @@ class Config:
     list_runs: int
     filter_runs: int
     workers: int
+    start_runs: int = 3
+    warmup: bool = True
     bulk: int = 100
 
 
@@ -432,69 +490,107 @@ def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str,
         m[f"dev_{tag}_p50"], m[f"dev_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
 
 
+def warm_up(server: Server, cfg: Config, deadline: Deadline) -> None:
+    """A few untimed creates of each kind (SQL compile caches, pools, lazy imports); the ports are deleted."""
+    n = cfg.clients
+    res = run_phase(server, n, n, lambda c, i: c.post("/v2.0/networks", json={"network": {
+        "name": f"bench-warmup-{i}"}}), (201,), deadline, keep=lambda r: r.json()["network"]["id"])
+    nets = res.results
+    run_phase(server, n, n, lambda c, i: c.post("/v2.0/subnets", json={"subnet": {
+        "network_id": nets[i], "ip_version": 4, "cidr": subnet_cidr(4095 - i)}}), (201,), deadline)
+    res = run_phase(server, n, 4 * n, lambda c, i: c.post("/v2.0/ports", json={"port": {
+        "network_id": nets[i % n], "device_id": f"bench-warmup-{i}"}}), (201,), deadline,
+        keep=lambda r: r.json()["port"]["id"])
+    ports = res.results
+    with make_client(server.endpoint) as c:
+        c.get("/v2.0/ports").read()
+        c.get(f"/v2.0/ports/{ports[0]}").read()
+    run_phase(server, n, len(ports), lambda c, i: c.delete(f"/v2.0/ports/{ports[i]}"), (204,), deadline)
+
+
+def record_create(m: dict[str, Any], key: str, res: PhaseResult) -> None:
+    m[f"{key}_ops"], m[f"{key}_p50"], m[f"{key}_p99"] = res.rate, res.p(50), res.p(99)
+    m[f"{key}_cpu_ms"] = res.server_cpu * 1000 / res.ops
+    m[f"{key}_cores"] = (f"server {res.cores(res.server_cpu):.2f} client {res.cores(res.client_cpu):.2f} "
+                         f"host {res.cores(res.host_cpu):.2f}")
+
+
 def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str], None]) -> dict[str, Any]:
-    m: dict[str, Any] = {}
+    m: dict[str, Any] = {"loadavg_before": loadavg(), "busy_before": host_busy_now()}
     tmp = Path(tempfile.mkdtemp(prefix=f"fermion-bench-{kind}-"))
     try:
-        with temporary_database(kind, tmp) as url, run_server(url, cfg.workers, tmp) as server:
+        with temporary_database(kind, tmp) as url, \
+                run_server(url, cfg.workers, tmp, cfg.start_runs) as server:
             m["start_ms"] = server.start_ms
-            log(f"[{kind}] server up in {server.start_ms:.0f} ms (pid {server.proc.pid})")
+            log(f"[{kind}] server start to first answer: {', '.join(f'{t:.0f}' for t in server.start_all)} ms "
+                f"(pid {server.proc.pid})")
             with make_client(server.endpoint) as c:
                 r = c.put(f"/v2.0/quotas/{PROJECT}", json={"quota": {"network": -1, "subnet": -1, "port": -1}})
                 if r.status_code != 200:
                     raise BenchError(f"raising quotas failed: {r.status_code} {r.text}")
+                # the HTTP floor: an answer that touches neither the database nor the worker threads
+                lat = timed_gets(c, ["/"] * 200, lambda r: None)
+                m["floor_p50"], m["floor_p99"] = pct(lat, 50), pct(lat, 99)
+            if cfg.warmup:
+                warm_up(server, cfg, deadline)
             st = State()
 
-            # networks
             res = run_phase(server, cfg.clients, cfg.networks,
                             lambda c, i: c.post("/v2.0/networks", json={"network": {"name": f"bench-net-{i}"}}),
                             (201,), deadline, keep=lambda r: r.json()["network"]["id"])
             st.network_ids = res.results
-            m["net_ops"], m["net_p50"], m["net_p99"] = res.rate, res.p(50), res.p(99)
-            m["net_cpu_ms"] = res.server_cpu * 1000 / res.ops
-            log(f"[{kind}] {res.ops} networks: {res.rate:.0f}/s")
+            record_create(m, "net", res)
+            log(f"[{kind}] {res.ops} networks: {res.rate:.0f}/s ({m['net_cores']})")
 
-            # subnets
             res = run_phase(server, cfg.clients, cfg.networks,
                             lambda c, i: c.post("/v2.0/subnets", json={"subnet": {
                                 "network_id": st.network_ids[i], "ip_version": 4, "cidr": subnet_cidr(i),
                                 "name": f"bench-subnet-{i}"}}),
                             (201,), deadline)
-            m["sub_ops"], m["sub_p50"], m["sub_p99"] = res.rate, res.p(50), res.p(99)
-            m["sub_cpu_ms"] = res.server_cpu * 1000 / res.ops
-            log(f"[{kind}] {res.ops} subnets: {res.rate:.0f}/s")
+            record_create(m, "sub", res)
+            log(f"[{kind}] {res.ops} subnets: {res.rate:.0f}/s ({m['sub_cores']})")
 
-            # ports, one at a time from C clients
+            # ports one at a time from C clients; paused at --ports-small for the list measurements there
             def port_req(c: httpx.Client, i: int) -> httpx.Response:
                 return c.post("/v2.0/ports", json={"port": {
                     "network_id": st.network_ids[i % len(st.network_ids)], "name": f"bench-port-{i}",
                     "device_id": f"bench-dev-{i:07d}-{uuid.uuid4().hex[:8]}"}})
 
-            res = run_phase(server, cfg.clients, cfg.ports, port_req, (201,), deadline,
-                            keep=lambda r: (lambda p: (p["id"], p["network_id"], p["device_id"]))(r.json()["port"]))
-            st.ports = list(res.results)
-            m["port_ops"], m["port_p50"], m["port_p99"] = res.rate, res.p(50), res.p(99)
-            m["port_cpu_ms"] = res.server_cpu * 1000 / res.ops
-            m["keepalive"] = (f"{sum(res.requests_per_client)} req over {sum(res.conns_per_client)} conn "
-                              f"({cfg.clients} clients); server saw {res.server_conns}")
-            m["keepalive_ok"] = all(n == 1 for n in res.conns_per_client) and res.server_conns <= cfg.clients + 1
-            log(f"[{kind}] {res.ops} ports: {res.rate:.0f}/s; keep-alive: {m['keepalive']}")
+            def keep_port(r: httpx.Response) -> tuple[str, str, str]:
+                p = r.json()["port"]
+                return p["id"], p["network_id"], p["device_id"]
 
-            # port show, one client, sequential
+            first = cfg.ports_small if cfg.ports > cfg.ports_small else cfg.ports
+            res = run_phase(server, cfg.clients, first, port_req, (201,), deadline, keep=keep_port)
+            st.ports = list(res.results)
+            m["fill_small_ops"] = fill_ports(server, st, cfg.ports_small, cfg, deadline)
+            measure_lists(server, st, cfg, "small", m)
+            log(f"[{kind}] at {len(st.ports)} ports: list p50 {m['list_small_p50']:.0f} ms, "
+                f"device_id p50 {m['dev_small_p50']:.1f} ms")
+            if cfg.ports > first:
+                offset = len(st.ports)
+                rest = run_phase(server, cfg.clients, cfg.ports - first,
+                                 lambda c, i: port_req(c, offset + i), (201,), deadline, keep=keep_port)
+                st.ports.extend(rest.results)
+                res = res + rest
+            record_create(m, "port", res)
+            m["keepalive"] = (f"{sum(res.requests_per_client)} port creates from {len(res.conns_per_client)} "
+                              f"client sessions used {sum(res.conns_per_client)} TCP connection(s); the server "
+                              f"saw at most {res.server_conns} established at once ({cfg.clients} clients)")
+            m["keepalive_ok"] = all(n == 1 for n in res.conns_per_client) and res.server_conns <= cfg.clients
+            log(f"[{kind}] {res.ops} ports: {res.rate:.0f}/s ({m['port_cores']}); keep-alive: {m['keepalive']}")
+
             rng = random.Random(7)
             with make_client(server.endpoint) as c:
-                c.get(f"/v2.0/ports/{st.ports[0][0]}").read()
                 ids = [rng.choice(st.ports)[0] for _ in range(cfg.shows)]
                 lat = timed_gets(c, [f"/v2.0/ports/{i}" for i in ids], lambda r: None)
             m["show_p50"], m["show_p99"] = pct(lat, 50), pct(lat, 99)
-            log(f"[{kind}] port show p50 {m['show_p50']:.2f} ms")
+            log(f"[{kind}] port show p50 {m['show_p50']:.2f} ms p99 {m['show_p99']:.2f} ms")
 
-            for tag, total in (("small", cfg.ports_small), ("large", cfg.ports_large)):
-                rate = fill_ports(server, st, total, cfg, deadline)
-                m[f"fill_{tag}_ops"] = rate
-                measure_lists(server, st, cfg, tag, m)
-                log(f"[{kind}] at {total} ports: list p50 {m[f'list_{tag}_p50']:.0f} ms, "
-                    f"device_id p50 {m[f'dev_{tag}_p50']:.1f} ms (bulk fill {rate:.0f} ports/s)")
+            m["fill_large_ops"] = fill_ports(server, st, cfg.ports_large, cfg, deadline)
+            measure_lists(server, st, cfg, "large", m)
+            log(f"[{kind}] at {len(st.ports)} ports: list p50 {m['list_large_p50']:.0f} ms, "
+                f"device_id p50 {m['dev_large_p50']:.1f} ms (bulk fill {m['fill_large_ops']:.0f} ports/s)")
             m["rss_mib"] = rss_kib(server.proc.pid) / 1024
             m["server_procs"] = len(proc_tree(server.proc.pid))
             m["server_cpu_total"] = cpu_seconds(server.proc.pid)
@@ -502,6 +598,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
         m["error"] = str(err)
         log(f"[{kind}] FAILED: {err}")
     finally:
+        m["loadavg_after"] = loadavg()
         shutil.rmtree(tmp, ignore_errors=True)
     return m
 
@@ -528,7 +625,9 @@ def fmt(v: Any, unit: str) -> str:
 def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, str]) -> str:
     s, L = cfg.ports_small, cfg.ports_large
     rows: list[tuple[str, str, str]] = [
-        ("start to first answer", "start_ms", "ms"),
+        (f"start to first answer (median of {cfg.start_runs})", "start_ms", "ms"),
+        ("HTTP floor: GET / p50 (no DB)", "floor_p50", "ms"),
+        ("HTTP floor: GET / p99", "floor_p99", "ms"),
         (f"network create ({cfg.clients} clients)", "net_ops", "/s"),
         ("  network create p50", "net_p50", "ms"),
         ("  network create p99", "net_p99", "ms"),
@@ -555,8 +654,7 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
             (f"list ?device_id @{n} p99", f"dev_{tag}_p99", "ms"),
             (f"  bulk fill to {n} (untimed, info)", f"fill_{tag}_ops", "/s"),
         ]
-    rows += [(f"server RSS @{L} ports", "rss_mib", "MiB"),
-             ("keep-alive", "keepalive", "")]
+    rows.append((f"server RSS @{L} ports", "rss_mib", "MiB"))
     backends = list(results) + [k for k in skipped if k not in results]
     header = ["metric", *backends, "target"]
     table = []
@@ -570,35 +668,43 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
             cell = fmt(v, unit)
             if key in TARGETS and isinstance(v, (int, float)) and v == v:
                 cell += " ok" if TARGETS[key][1](v) else " MISS"
-            if key == "keepalive" and v is not None:
-                cell = ("ok: " if results[b].get("keepalive_ok") else "NOT REUSED: ") + cell
             line.append(cell)
         line.append(TARGETS[key][0] if key in TARGETS else "")
         table.append(line)
-    # keep-alive cells are long: wrap that row below the table instead
-    ka_idx = [i for i, (_, key, _) in enumerate(rows) if key == "keepalive"][0]
-    ka = table.pop(ka_idx)
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     out = []
     sep = "-+-".join("-" * w for w in widths)
     out.append(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     out.append(sep)
-    for r in table:
+    for row in table:
         out.append(" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                              enumerate(zip(r, widths, strict=True))))
+                              enumerate(zip(row, widths, strict=True))))
     out.append(sep)
-    for b, cell in zip(backends, ka[1:-1], strict=True):
-        out.append(f"keep-alive [{b}]: {cell}")
+    cpus = os.cpu_count() or 1
     for b in backends:
+        r = results.get(b, {})
         if b in skipped:
-            out.append(f"{b}: skipped: {skipped[b]}")
-        elif "error" in results[b]:
-            out.append(f"{b}: FAILED: {results[b]['error']}")
-        else:
-            out.append(f"{b}: server processes {results[b].get('server_procs')}, "
-                       f"server CPU total {results[b].get('server_cpu_total', 0):.1f} s")
+            out.append(f"[{b}] skipped: {skipped[b]}")
+            continue
+        if "error" in r:
+            out.append(f"[{b}] FAILED: {r['error']}")
+        if "keepalive" in r:
+            out.append(f"[{b}] keep-alive {'ok' if r['keepalive_ok'] else 'NOT REUSED'}: {r['keepalive']}")
+        for key, what in (("net", "network"), ("sub", "subnet"), ("port", "port")):
+            if f"{key}_cores" in r:
+                out.append(f"[{b}] CPU cores busy during {what} creates: {r[f'{key}_cores']}")
+        if "server_procs" in r:
+            out.append(f"[{b}] server processes {r['server_procs']}, server CPU total "
+                       f"{r['server_cpu_total']:.1f} s")
+        before, after = r.get("loadavg_before", 0.0), r.get("loadavg_after", 0.0)
+        busy = r.get("busy_before", 0.0)
+        warn = (f"  WARNING: the host was busy before the run ({cpus} CPUs): numbers are pessimistic"
+                if busy > 0.25 * cpus else "")
+        out.append(f"[{b}] host before the run: {busy:.2f} cores busy, load average {before:.1f} "
+                   f"(after {after:.1f}){warn}")
     out.append(f"workers={cfg.workers} clients={cfg.clients} networks={cfg.networks} ports={cfg.ports} "
-               f"cpus={os.cpu_count()} (the clients share the machine with the server)")
+               f"warm-up={'on' if cfg.warmup else 'off'} cpus={cpus} "
+               "(the clients and the database share the machine with the server)")
     return "\n".join(out)
 
 
@@ -614,17 +720,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list-runs", type=int, default=5)
     ap.add_argument("--filter-runs", type=int, default=50)
     ap.add_argument("--workers", type=int, default=1, help="passed to fermion serve --workers")
+    ap.add_argument("--start-runs", type=int, default=3, help="server starts to time (median is reported)")
+    ap.add_argument("--wait-quiet", type=float, default=0,
+                    help="wait up to this many seconds for other load on the host to stop before each backend")
+    ap.add_argument("--no-warmup", action="store_true", help="time creates from a cold server")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
     ap.add_argument("--json", help="also write the raw numbers to this file")
     args = ap.parse_args(argv)
     if args.quick:
         args.networks, args.ports, args.shows = 20, 200, 100
-        args.ports_small, args.ports_large = 300, 1000
+        args.ports_small, args.ports_large = 100, 1000
         args.list_runs, args.filter_runs = 3, 10
-    cfg = Config(args.networks, args.ports, args.clients, args.shows, max(args.ports_small, args.ports),
+    cfg = Config(args.networks, args.ports, args.clients, args.shows, args.ports_small,
                  max(args.ports_large, args.ports_small, args.ports), args.list_runs, args.filter_runs,
-                 args.workers)
+                 args.workers, max(1, args.start_runs), not args.no_warmup)
     if cfg.networks > 4096:
         ap.error("--networks is at most 4096 (one /20 each out of 10.0.0.0/8)")
 
@@ -644,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() > deadline.end:
             skipped[kind] = "--max-seconds exceeded before it started"
             continue
+        if args.wait_quiet > 0:
+            waited = time.monotonic()
+            while (busy := host_busy_now()) > 0.25 * (os.cpu_count() or 1) \
+                    and time.monotonic() - waited < args.wait_quiet:
+                log(f"[{kind}] host busy ({busy:.2f} cores), waiting for it to calm down")
+                time.sleep(4)
         t0 = time.monotonic()
         results[kind] = bench_backend(kind, cfg, deadline, log)
         log(f"[{kind}] done in {time.monotonic() - t0:.0f} s")

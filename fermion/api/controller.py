@@ -112,7 +112,9 @@ class Controller:
         match = _IF_MATCH.match(header)
         if match is None:
             raise BadRequest("If-Match header must have the form 'revision_number=N'")
-        return int(match.group(1))
+        revision = int(match.group(1))
+        # a revision no column can hold never matches; -1 (no row has it) keeps it out of SQL -> 412
+        return revision if revision < 2**63 else -1
 
     # ---------------------------------------------------------------- handlers
     def list(self, req: Request, ctx: Context) -> Response:

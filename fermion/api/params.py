@@ -40,6 +40,7 @@ def parse_list(res: Resource, query: list[tuple[str, str]], tags: bool = True) -
                     raise BadRequest(f"Limit must be an integer 0 or greater and not '{value}'") from None
                 if q.limit < 0:
                     raise BadRequest(f"Limit must be an integer 0 or greater and not '{value}'")
+                q.limit = min(q.limit, 2**31 - 1)  # larger values mean "all" and overflow SQL integers
             elif key == "marker":
                 q.marker = value
             elif key == "page_reverse":

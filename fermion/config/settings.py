@@ -59,6 +59,17 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class Ml2:
+    type_drivers: tuple[str, ...] = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
+    tenant_network_types: tuple[str, ...] = ("vxlan",)
+    flat_networks: tuple[str, ...] = ("*",)
+    network_vlan_ranges: tuple[str, ...] = ("physnet1:100:199",)
+    vxlan_vni_ranges: tuple[str, ...] = ("1000:1999",)
+    gre_tunnel_id_ranges: tuple[str, ...] = ("1:1000",)
+    geneve_vni_ranges: tuple[str, ...] = ("1:1000",)
+
+
+@dataclass(frozen=True)
 class Quotas:
     network: int = 100
     subnet: int = 100
@@ -73,6 +84,7 @@ class Settings:
     keystone: Keystone = field(default_factory=Keystone)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     quotas: Quotas = field(default_factory=Quotas)
+    ml2: Ml2 = field(default_factory=Ml2)
 
     @property
     def database_url(self) -> str:
@@ -95,6 +107,12 @@ class Settings:
             raise ConfigError("server.workers and server.threads must be at least 1")
         if self.network.global_physnet_mtu < 68:
             raise ConfigError("network.global_physnet_mtu must be at least 68")
+        from fermion.ml2.manager import Ml2Config, build_drivers
+
+        try:
+            build_drivers(Ml2Config(**dataclasses.asdict(self.ml2)))
+        except ValueError as err:
+            raise ConfigError(f"[ml2] {err}") from None
         return self
 
 

@@ -117,3 +117,23 @@ quota_usages = Table(
     Column("in_use", Integer, nullable=False),
     PrimaryKeyConstraint("project_id", "resource"),
 )
+
+# ML2: a network's segments, and the allocation table whose key makes a segment id usable only once.
+network_segments = Table(
+    "network_segments", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("network_type", String(32), nullable=False),
+    Column("physical_network", String(64)),
+    Column("segmentation_id", Integer),
+    Column("segment_index", Integer, nullable=False, default=0),
+)
+
+segment_allocations = Table(
+    "segment_allocations", metadata,
+    Column("network_type", String(32), nullable=False),
+    Column("physical_network", String(64), nullable=False),
+    Column("segmentation_id", Integer, nullable=False),
+    Column("network_id", String(36), nullable=False, index=True),
+    PrimaryKeyConstraint("network_type", "physical_network", "segmentation_id"),
+)

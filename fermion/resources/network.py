@@ -1,6 +1,12 @@
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
 
+_segment = v.dict_of({
+    "provider:network_type": (v.string(255), True),
+    "provider:physical_network": (v.nullable(v.string(64)), False),
+    "provider:segmentation_id": (v.nullable(v.integer(0, 2**32 - 1)), False),
+}, "segment")
+
 NETWORK = Resource(
     member="network",
     collection="networks",
@@ -18,5 +24,16 @@ NETWORK = Resource(
                   extension="external-net", schema=BOOL),
         Attribute("port_security_enabled", v.boolean, default=True, post=True, put=True,
                   extension="port-security", schema=BOOL),
+        Attribute("provider:network_type", v.string(255), default=AUTO, post=True, policy=ADMIN_ONLY,
+                  read_policy=ADMIN_ONLY, extension="provider"),
+        Attribute("provider:physical_network", v.nullable(v.string(64)), default=AUTO, post=True,
+                  policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="provider",
+                  schema={"type": ["string", "null"]}),
+        Attribute("provider:segmentation_id", v.nullable(v.integer(0, 2**32 - 1)), default=AUTO, post=True,
+                  policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="provider",
+                  filter_convert=v.integer(0), schema={"type": ["integer", "null"]}),
+        Attribute("segments", v.list_of(_segment, max_items=16), default=AUTO, post=True, filter=False,
+                  policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="multi-provider",
+                  schema={"type": "array", "items": {"type": "object"}}),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from fermion.api.app import FermionApp
@@ -9,6 +10,7 @@ from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
 from fermion.config import settings as cfg
 from fermion.db import migrate
 from fermion.db.engine import Database
+from fermion.ml2.manager import Ml2Config
 from fermion.policy import Enforcer
 from fermion.resources.catalog import attribute_policies
 from fermion.services.registry import Services
@@ -32,7 +34,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
     q = settings.quotas
     services = Services.build(db, quota_defaults={"network": q.network, "subnet": q.subnet, "port": q.port},
                               default_mtu=settings.network.global_physnet_mtu,
-                              base_mac=settings.network.base_mac)
+                              base_mac=settings.network.base_mac,
+                              ml2=Ml2Config(**dataclasses.asdict(settings.ml2)))
     authenticate: Authenticator
     keystone = None
     if settings.auth.strategy == "keystone":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fermion.db import models as m
-from fermion.errors import Conflict, NeutronError
+from fermion.errors import BadRequest, Conflict, NeutronError
+from fermion.ml2.manager import TypeManager, load_segments
+from fermion.ml2.segments import Segment
 from fermion.resources.base import AUTO
 from fermion.resources.network import NETWORK
 from fermion.services import common
@@ -17,6 +20,7 @@ from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 
 DHCP_OWNER = "network:dhcp"
+PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
 
 class NetworkCollection(Collection):
@@ -24,9 +28,23 @@ class NetworkCollection(Collection):
         super().__init__(NETWORK, m.networks)
         self.plain = [(n, c) for n, c in self.plain if n != "router:external"]
 
+    def where(self, q: Any) -> list[Any]:
+        provider = {k: v for k, v in q.filters.items() if k.startswith("provider:")}
+        if not provider:
+            return super().where(q)
+        rest = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k not in provider})
+        conds = super().where(rest)
+        s = m.network_segments.c
+        for key, values in provider.items():
+            col = {"provider:network_type": s.network_type, "provider:physical_network": s.physical_network,
+                   "provider:segmentation_id": s.segmentation_id}[key]
+            conds.append(m.networks.c.id.in_(select(s.network_id).where(col.in_(values))))
+        return conds
+
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         by_net: dict[str, list[str]] = defaultdict(list)
         ids = [i["id"] for i in items]
+        segments = load_segments(conn, ids) if ids else {}
         if ids:
             stmt = select(m.subnets.c.network_id, m.subnets.c.id).order_by(m.subnets.c.created_at,
                                                                             m.subnets.c.id)
@@ -37,31 +55,67 @@ class NetworkCollection(Collection):
         for row, item in zip(rows, items, strict=True):
             item["router:external"] = row.router_external
             item["subnets"] = by_net.get(item["id"], [])
+            segs = segments.get(item["id"], [])
+            if len(segs) == 1:
+                item.update(segs[0].as_dict())
+            else:
+                item.update(dict.fromkeys(PROVIDER_KEYS))
+                if segs:
+                    item["segments"] = [seg.as_dict() for seg in segs]
+
+
+def requested_segments(item: dict[str, Any]) -> list[Segment] | None:
+    """Segments an admin asked for with provider:* or segments, or None for a tenant network."""
+    provider = {k: item[k] for k in PROVIDER_KEYS if item.get(k, AUTO) is not AUTO}
+    multi = item.get("segments", AUTO)
+    if provider and multi is not AUTO:
+        raise BadRequest("Segments and provider values cannot both be set.",
+                         type="SegmentsSetInConjunctionWithProviders")
+    if multi is not AUTO:
+        entries = multi
+    elif provider:
+        entries = [provider]
+    else:
+        return None
+    out = []
+    for entry in entries:
+        if not entry.get("provider:network_type"):
+            raise BadRequest("Invalid input for operation: network_type required.", type="InvalidInput")
+        out.append(Segment(entry["provider:network_type"], entry.get("provider:physical_network"),
+                           entry.get("provider:segmentation_id")))
+    return out
 
 
 class NetworkService:
-    def __init__(self, quotas: QuotaService, default_mtu: int = 1500) -> None:
+    def __init__(self, quotas: QuotaService, types: TypeManager) -> None:
         self.collection = NetworkCollection()
         self.quotas = quotas
-        self.default_mtu = default_mtu
+        self.types = types
+        self.default_mtu = types.physnet_mtu
 
     def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
         ids = []
         for item in items:
             row = common.standard_row(item)
+            requested = requested_segments(item)
+            if requested is not None:
+                requested = self.types.validate(requested)
             mtu = item["mtu"]
             row.update(
                 admin_state_up=item["admin_state_up"],
                 status="ACTIVE",
                 shared=item["shared"],
-                mtu=self.default_mtu if mtu is AUTO else mtu,
+                mtu=0,
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
             )
-            if row["mtu"] > self.default_mtu:
-                raise NeutronError(f"Requested MTU is too big, maximum is {self.default_mtu}",
-                                   type="InvalidInput", status=400)
             conn.execute(insert(m.networks).values(**row))
+            segments = self.types.create_segments(conn, row["id"], requested)
+            max_mtu = self.types.max_mtu(segments)
+            if mtu is not AUTO and mtu > max_mtu:
+                raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput", status=400)
+            conn.execute(update(m.networks).where(m.networks.c.id == row["id"])
+                         .values(mtu=max_mtu if mtu is AUTO else mtu))
             common.set_tags(conn, row["id"], item.get("tags") or [])
             ids.append(row["id"])
         for project, count in _count_by_project(items).items():
@@ -72,9 +126,11 @@ class NetworkService:
                expect_revision: int | None) -> None:
         values: dict[str, Any] = {}
         for key, val in changes.items():
-            if key == "mtu" and val > self.default_mtu:
-                raise NeutronError(f"Requested MTU is too big, maximum is {self.default_mtu}",
-                                   type="InvalidInput", status=400)
+            if key == "mtu":
+                max_mtu = self.types.max_mtu(load_segments(conn, [orig["id"]]).get(orig["id"], []))
+                if val > max_mtu:
+                    raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput",
+                                       status=400)
             values[key.replace(":", "_")] = val
         if changes.get("shared") is False and orig["shared"]:
             others = conn.execute(select(m.ports.c.id).where(
@@ -108,6 +164,7 @@ class NetworkService:
             conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.network_id == net_id))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == net_id))
+        self.types.release(conn, net_id)
         conn.execute(delete(m.networks).where(m.networks.c.id == net_id))
         self.quotas.release(conn, orig["project_id"], "network")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fermion.db.engine import Database
+from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.services.networks import NetworkService
 from fermion.services.ports import PortService
 from fermion.services.quotas import QuotaService
@@ -21,9 +22,11 @@ class Services:
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
-              base_mac: str = "fa:16:3e:00:00:00") -> Services:
+              base_mac: str = "fa:16:3e:00:00:00", ml2: Ml2Config | None = None) -> Services:
         quotas = QuotaService(quota_defaults)
-        return cls(db=db, quotas=quotas, networks=NetworkService(quotas, default_mtu),
+        ml2 = ml2 or Ml2Config()
+        types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
+        return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas), ports=PortService(quotas, base_mac))
 
     def by_collection(self, collection: str) -> NetworkService | SubnetService | PortService:

@@ -76,6 +76,8 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Validator
                 raise InvalidValue(f"'{value}' is not an integer") from None
         if not isinstance(value, int):
             raise InvalidValue(f"'{value}' is not an integer")
+        if not -(2**63) <= value < 2**63:  # no database column holds it
+            raise InvalidValue(f"'{value}' is out of range")
         if minimum is not None and value < minimum:
             raise InvalidValue(f"'{value}' is too small - must be at least '{minimum}'")
         if maximum is not None and value > maximum:
@@ -191,3 +193,10 @@ def tag_value(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 60 or "," in value or "/" in value:
         raise InvalidValue(f"'{value}' is not a valid tag")
     return value
+
+
+def nullable(inner: Validator) -> Validator:
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return check

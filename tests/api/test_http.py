@@ -16,7 +16,8 @@ def _read_response(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes, bytes
         assert chunk, "server closed the connection"
         buf += chunk
     head, _, rest = buf.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
     while len(rest) < length:
         rest += sock.recv(65536)
     return head, rest[:length], rest[length:]

@@ -28,7 +28,7 @@ def test_create_returns_201_with_neutron_defaults(api: Api) -> None:
     assert net["shared"] is False
     assert net["router:external"] is False
     assert net["port_security_enabled"] is True
-    assert net["mtu"] == 1500
+    assert net["mtu"] == 1450  # VXLAN tenant network (default tenant type)
     assert net["status"] == "ACTIVE"
     assert net["subnets"] == []
     assert TIMESTAMP.match(net["created_at"]) and TIMESTAMP.match(net["updated_at"])

@@ -1,0 +1,114 @@
+"""The type manager: an explicit registry of type drivers built from configuration."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select
+
+from fermion.db import models as m
+from fermion.errors import Conflict, InvalidInput
+from fermion.ml2 import type_drivers as td
+from fermion.ml2.segments import Segment, TypeDriver
+from fermion.services.common import new_id
+
+KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
+
+
+@dataclass(frozen=True)
+class Ml2Config:
+    type_drivers: Sequence[str] = KNOWN_TYPES
+    tenant_network_types: Sequence[str] = ("vxlan",)
+    flat_networks: Sequence[str] = ("*",)
+    network_vlan_ranges: Sequence[str] = ("physnet1:100:199",)
+    vxlan_vni_ranges: Sequence[str] = ("1000:1999",)
+    gre_tunnel_id_ranges: Sequence[str] = ("1:1000",)
+    geneve_vni_ranges: Sequence[str] = ("1:1000",)
+
+
+def build_drivers(cfg: Ml2Config) -> dict[str, TypeDriver]:
+    """Fails at start-up (ValueError) on unknown types or bad ranges, never later."""
+    unknown = [t for t in [*cfg.type_drivers, *cfg.tenant_network_types] if t not in KNOWN_TYPES]
+    if unknown:
+        raise ValueError(f"unknown network type(s): {', '.join(unknown)}")
+    missing = [t for t in cfg.tenant_network_types if t not in cfg.type_drivers]
+    if missing:
+        raise ValueError(f"tenant network type(s) without a type driver: {', '.join(missing)}")
+    factories: dict[str, Callable[[], TypeDriver]] = {
+        "local": lambda: td.LocalDriver(),
+        "flat": lambda: td.FlatDriver(cfg.flat_networks),
+        "vlan": lambda: td.VlanDriver(td.parse_vlan_ranges(cfg.network_vlan_ranges)),
+        "vxlan": lambda: td.TunnelDriver("vxlan", td.parse_ranges(cfg.vxlan_vni_ranges, 1, 2**24 - 1, "VXLAN VNI"),
+                                         2**24 - 1, 50),
+        "gre": lambda: td.TunnelDriver("gre", td.parse_ranges(cfg.gre_tunnel_id_ranges, 1, 2**32 - 1, "GRE id"),
+                                       2**32 - 1, 42),
+        "geneve": lambda: td.TunnelDriver("geneve", td.parse_ranges(cfg.geneve_vni_ranges, 1, 2**24 - 1,
+                                                                    "Geneve VNI"), 2**24 - 1, 58),
+    }
+    return {t: factories[t]() for t in cfg.type_drivers}
+
+
+class TypeManager:
+    def __init__(self, drivers: dict[str, TypeDriver], tenant_types: Sequence[str], physnet_mtu: int) -> None:
+        self.drivers = drivers
+        self.tenant_types = list(tenant_types)
+        self.physnet_mtu = physnet_mtu
+
+    def _driver(self, network_type: str) -> TypeDriver:
+        driver = self.drivers.get(network_type)
+        if driver is None:
+            raise InvalidInput(f"Unknown provider:network_type {network_type}")
+        return driver
+
+    def validate(self, requested: list[Segment]) -> list[Segment]:
+        out = [self._driver(s.network_type).validate_provider_segment(s) for s in requested]
+        if len(set(out)) != len(out):
+            raise InvalidInput("Duplicate segment entry in request.")
+        return out
+
+    def create_segments(self, conn: Connection, network_id: str, requested: list[Segment] | None) -> list[Segment]:
+        if requested:
+            segments = [self._driver(s.network_type).reserve_provider_segment(conn, network_id, s)
+                        for s in requested]
+        else:
+            segments = []
+            for network_type in self.tenant_types:
+                found = self.drivers[network_type].allocate_tenant_segment(conn, network_id)
+                if found is not None:
+                    segments = [found]
+                    break
+            if not segments and self.tenant_types:
+                raise Conflict("Unable to create the network. No tenant network is available for allocation.",
+                               type="NoNetworkAvailable", status=503)
+        if segments:
+            conn.execute(insert(m.network_segments), [
+                {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
+                 "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
+                 "segment_index": i} for i, s in enumerate(segments)])
+        return segments
+
+    def max_mtu(self, segments: list[Segment]) -> int:
+        if not segments:
+            return self.physnet_mtu
+        return min(self.drivers[s.network_type].max_mtu(self.physnet_mtu) for s in segments)
+
+    def release(self, conn: Connection, network_id: str) -> None:
+        for seg in load_segments(conn, [network_id]).get(network_id, []):
+            driver = self.drivers.get(seg.network_type)
+            if driver is not None:
+                driver.release_segment(conn, seg)
+        conn.execute(delete(m.network_segments).where(m.network_segments.c.network_id == network_id))
+
+
+def load_segments(conn: Connection, network_ids: Sequence[str] | None) -> dict[str, list[Segment]]:
+    s = m.network_segments.c
+    stmt = select(s.network_id, s.network_type, s.physical_network, s.segmentation_id).order_by(
+        s.network_id, s.segment_index)
+    if network_ids is not None and len(network_ids) <= 500:
+        stmt = stmt.where(s.network_id.in_(network_ids))
+    out: dict[str, list[Segment]] = defaultdict(list)
+    for net_id, ntype, physnet, seg_id in conn.execute(stmt):
+        out[net_id].append(Segment(ntype, physnet, seg_id))
+    return out
