@@ -15,7 +15,7 @@ from fermion.db import models as m
 from fermion.errors import BadRequest, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.policy import predicates as p
-from fermion.resources.base import Resource
+from fermion.resources.base import AUTO, UNSET, Resource
 from fermion.services import common
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, tag_value
@@ -96,6 +96,9 @@ class Controller:
     def _enforce_attrs(self, verb: str, raw: dict[str, Any], target: dict[str, Any], ctx: Context) -> None:
         for key, value in raw.items():
             action = f"{verb}_{self.res.member}:{key}"
+            default = self.res.by_name[key].default
+            if verb == "create" and default is not UNSET and default is not AUTO and target.get(key) == default:
+                continue  # as Neutron: on create, an attribute set to its default is not policed
             if self.enforcer.has_rule(action):
                 self._enforce(action, target, ctx)
             if key == "fixed_ips" and isinstance(value, list):

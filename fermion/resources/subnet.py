@@ -6,6 +6,11 @@ IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 _pool = v.dict_of({"start": (v.ip_address, True), "end": (v.ip_address, True)}, "allocation_pool")
 _route = v.dict_of({"destination": (v.cidr, True), "nexthop": (v.ip_address, True)}, "host_route")
 
+def _ip_version(value: object) -> int:
+    # Neutron converts "4" to 4 before checking the value
+    return int(v.one_of(4, 6)(v.integer()(value)))
+
+
 SUBNET = Resource(
     member="subnet",
     collection="subnets",
@@ -13,7 +18,7 @@ SUBNET = Resource(
     id_label="Subnet",
     attributes=standard_attributes() + (
         Attribute("network_id", v.uuid_str, post=True, sort=True, schema={"type": "string", "format": "uuid"}),
-        Attribute("ip_version", v.one_of(4, 6), post=True, sort=True, filter_convert=v.integer(),
+        Attribute("ip_version", _ip_version, post=True, sort=True, filter_convert=v.integer(),
                   schema={"type": "integer", "enum": [4, 6]}),
         Attribute("cidr", v.cidr, post=True, sort=True),
         Attribute("gateway_ip", v.nullable_ip, default=AUTO, post=True, put=True, sort=True,

@@ -488,3 +488,46 @@ def test_error_bodies_use_neutron_type_names(api: Api) -> None:
     ]
     for r, status, type_ in checks:
         assert_fault(r, status, type_)
+
+
+def test_page_reverse_without_marker_gives_the_last_page(api: Api) -> None:
+    created = sorted(api.network()["id"] for _ in range(5))
+    r = api.get("/v2.0/networks?limit=2&page_reverse=True")
+    assert ids(r, "networks") == created[3:]
+    rels = {link["rel"] for link in r.json()["networks_links"]}
+    assert "previous" in rels and "next" not in rels
+
+
+def test_limit_zero_means_no_limit(api: Api) -> None:
+    created = sorted(api.network()["id"] for _ in range(3))
+    assert ids(api.get("/v2.0/networks?limit=0"), "networks") == created
+
+
+def test_sort_dir_without_sort_key_is_400(api: Api) -> None:
+    assert_fault(api.get("/v2.0/networks?sort_dir=asc"), 400)
+
+
+def test_sorting_subnets_and_ports(api: Api) -> None:
+    net = api.network()
+    for cidr in ("10.0.2.0/24", "10.0.0.0/24", "10.0.1.0/24"):
+        api.subnet(net["id"], cidr)
+    r = api.get("/v2.0/subnets?sort_key=cidr&sort_dir=desc")
+    assert [s["cidr"] for s in r.json()["subnets"]] == ["10.0.2.0/24", "10.0.1.0/24", "10.0.0.0/24"]
+    for mac in ("fa:16:3e:00:00:02", "fa:16:3e:00:00:03", "fa:16:3e:00:00:01"):
+        api.port(net["id"], mac_address=mac)
+    r = api.get("/v2.0/ports?sort_key=mac_address")
+    assert [p["mac_address"] for p in r.json()["ports"]] == ["fa:16:3e:00:00:01", "fa:16:3e:00:00:02",
+                                                            "fa:16:3e:00:00:03"]
+
+
+def test_filter_by_router_external_and_shared(api: Api) -> None:
+    ext = api.network(**{"router:external": True})
+    shared = api.network(shared=True)
+    plain = api.network()
+    assert ids(api.get("/v2.0/networks?router:external=True"), "networks") == [ext["id"]]
+    assert set(ids(api.get("/v2.0/networks?router:external=false"), "networks")) == {shared["id"], plain["id"]}
+    member = api.as_("someone")
+    assert ids(member.get("/v2.0/networks?shared=true"), "networks") == [shared["id"]]
+    assert ids(member.get("/v2.0/networks?router:external=true"), "networks") == [ext["id"]]
+    assert member.get("/v2.0/networks?project_id=admin-project&shared=false&router:external=false").json() == {
+        "networks": []}

@@ -344,3 +344,25 @@ def test_ports_filtered_by_fixed_ips(api: Api, net: dict[str, Any], sub: dict[st
     assert ids(api.get("/v2.0/ports?fixed_ips=ip_address%3D10.0.0.10"), "ports") == [a["id"]]
     assert len(ids(api.get(f"/v2.0/ports?fixed_ips=subnet_id%3D{sub['id']}"), "ports")) == 2
     assert_fault(api.get("/v2.0/ports?fixed_ips=ip_address%3Dnope"), 400)
+
+
+def test_update_fixed_ips_by_subnet_keeps_the_address(api: Api, net: dict[str, Any], sub: dict[str, Any]) -> None:
+    port = api.port(net["id"])
+    current = port["fixed_ips"][0]["ip_address"]
+    r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"fixed_ips": [{"subnet_id": sub["id"]}]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["port"]["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": current}]
+    r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"fixed_ips": [{"subnet_id": sub["id"]},
+                                                                          {"subnet_id": sub["id"]}]}})
+    assert r.status_code == 200, r.text
+    ips = [f["ip_address"] for f in r.json()["port"]["fixed_ips"]]
+    assert current in ips and len(set(ips)) == 2
+    r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"fixed_ips": []}})
+    assert r.status_code == 200 and r.json()["port"]["fixed_ips"] == []
+
+
+def test_ports_filtered_by_network(api: Api, net: dict[str, Any]) -> None:
+    other = api.network()
+    mine = api.port(net["id"])
+    api.port(other["id"])
+    assert ids(api.get(f"/v2.0/ports?network_id={net['id']}"), "ports") == [mine["id"]]

@@ -311,3 +311,26 @@ def test_bulk_subnets_are_atomic(api: Api) -> None:
     r = api.post("/v2.0/subnets", json={"subnets": [good, {**good, "cidr": "10.0.1.0/24"}]})
     assert r.status_code == 201, r.text
     assert [s["cidr"] for s in r.json()["subnets"]] == ["10.0.0.0/24", "10.0.1.0/24"]
+
+
+def test_overlap_error_type(api: Api) -> None:
+    net = api.network()
+    api.subnet(net["id"], "10.0.0.0/24")
+    assert_fault(_post(api, net["id"], "10.0.0.0/25"), 400, "InvalidInput")
+
+
+def test_dhcp_port_does_not_block_subnet_delete(api: Api) -> None:
+    net = api.network()
+    sub = api.subnet(net["id"])
+    dhcp = api.port(net["id"], device_owner="network:dhcp")
+    assert api.delete(f"/v2.0/subnets/{sub['id']}").status_code == 204
+    assert api.get(f"/v2.0/ports/{dhcp['id']}").json()["port"]["fixed_ips"] == []
+
+
+
+def test_ip_version_given_as_a_string_is_converted(api: Api) -> None:
+    net = api.network()
+    r = api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.77.0.0/24",
+                                                    "ip_version": "4"}})
+    assert r.status_code == 201, r.text
+    assert r.json()["subnet"]["ip_version"] == 4

@@ -213,8 +213,7 @@ def test_member_may_create_for_own_project_explicitly(alice: Api) -> None:
     assert alice.network(project_id="alice")["project_id"] == "alice"
 
 
-@pytest.mark.parametrize("attrs", [{"shared": True}, {"router:external": True}, {"shared": False},
-                                   {"router:external": False}])
+@pytest.mark.parametrize("attrs", [{"shared": True}, {"router:external": True}])
 def test_member_cannot_set_shared_or_external(alice: Api, api: Api, attrs: dict[str, bool]) -> None:
     assert_fault(alice.post("/v2.0/networks", json={"network": attrs}), 403, "PolicyNotAuthorized")
     net = alice.network()
@@ -222,6 +221,20 @@ def test_member_cannot_set_shared_or_external(alice: Api, api: Api, attrs: dict[
     assert ids(api.get("/v2.0/networks"), "networks") == [net["id"]]
     shown = api.get(f"/v2.0/networks/{net['id']}").json()["network"]
     assert shown["shared"] is False and shown["router:external"] is False
+
+
+def test_member_may_state_the_default_on_create_but_not_update(alice: Api) -> None:
+    # as Neutron: an attribute rule is enforced on create only when the value differs from the default
+    # (what `openstack network create --no-share` sends); on update it is enforced whenever present
+    net = alice.network(shared=False, **{"router:external": False})
+    assert net["shared"] is False and net["router:external"] is False
+    port = alice.port(net["id"], **{"binding:host_id": "", "binding:profile": {}})
+    assert "binding:host_id" not in port
+    for attrs in ({"shared": False}, {"router:external": False}):
+        assert_fault(alice.put(f"/v2.0/networks/{net['id']}", json={"network": attrs}), 403,
+                     "PolicyNotAuthorized")
+    assert_fault(alice.put(f"/v2.0/ports/{port['id']}", json={"port": {"binding:host_id": ""}}), 403,
+                 "PolicyNotAuthorized")
 
 
 def test_member_may_manage_own_resources(alice: Api) -> None:
