@@ -122,18 +122,36 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def _cpu_of(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields_ = stat[stat.rindex(")") + 2:].split()
+        return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, ValueError):
+        return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """user+system CPU time of the process tree."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in proc_tree(pid):
-        try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-            fields_ = stat[stat.rindex(")") + 2:].split()
-            total += int(fields_[11]) + int(fields_[12])  # utime, stime
-        except (OSError, ValueError):
-            pass
-    return total / tick
+    return sum(_cpu_of(p) for p in proc_tree(pid))
+
+
+_PG_ADMIN: Any = None
+
+
+def db_backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds per PostgreSQL backend process connected to the benchmark's database (local server)."""
+    global _PG_ADMIN
+    if not url.startswith("postgresql"):
+        return {}
+    from sqlalchemy import create_engine, text
+
+    if _PG_ADMIN is None:
+        _PG_ADMIN = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_size=1)
+    with _PG_ADMIN.connect() as conn:
+        pids = [r[0] for r in conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                                           {"d": url.rsplit("/", 1)[1]})]
+    return {pid: _cpu_of(pid) for pid in pids}
 
 
 def host_busy_seconds() -> float:
@@ -196,6 +214,7 @@ class Server:
     port: int
     start_ms: float
     log: Path
+    db_url: str = ""
     start_all: list[float] = field(default_factory=list)
 
 
@@ -253,7 +272,7 @@ def run_server(url: str, workers: int, tmp: Path, start_runs: int = 1) -> Iterat
     proc, port, ms = _spawn(url, workers, log, env)
     times.append(ms)
     try:
-        srv = Server(proc, f"http://127.0.0.1:{port}", port, sorted(times)[len(times) // 2], log)
+        srv = Server(proc, f"http://127.0.0.1:{port}", port, sorted(times)[len(times) // 2], log, url)
         srv.start_all = times
         yield srv
     finally:
@@ -274,6 +293,7 @@ class PhaseResult:
     server_cpu: float  # server CPU seconds consumed during the phase
     client_cpu: float = 0.0  # this process's CPU seconds (all client threads)
     host_cpu: float = 0.0  # busy CPU seconds of the whole host (server, clients, database, anything else)
+    db_cpu: float = 0.0  # CPU seconds of the database server's backends (PostgreSQL only)
     cpu_window: float = 0.0  # seconds over which the CPU figures were taken
 
     def __add__(self, o: PhaseResult) -> PhaseResult:
@@ -283,7 +303,7 @@ class PhaseResult:
                            self.requests_per_client + o.requests_per_client,
                            max(self.server_conns, o.server_conns), self.server_cpu + o.server_cpu,
                            self.client_cpu + o.client_cpu, self.host_cpu + o.host_cpu,
-                           self.cpu_window + o.cpu_window)
+                           self.db_cpu + o.db_cpu, self.cpu_window + o.cpu_window)
 
     def cores(self, cpu: float) -> float:
         return cpu / self.cpu_window if self.cpu_window else 0.0
@@ -370,6 +390,7 @@ def run_phase(server: Server, clients: int, count: int,
     barrier.wait()
     t0 = time.perf_counter()
     cpu0, ccpu0, hcpu0 = cpu_seconds(server.proc.pid), time.process_time(), host_busy_seconds()
+    db0 = db_backend_cpu(server.db_url)
     watcher.start()
     for t in threads:
         t.join(max(1.0, deadline.end - time.monotonic()))
@@ -378,6 +399,8 @@ def run_phase(server: Server, clients: int, count: int,
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(server.proc.pid) - cpu0
     ccpu, hcpu = time.process_time() - ccpu0, host_busy_seconds() - hcpu0
+    db1 = db_backend_cpu(server.db_url)
+    dbcpu = sum(v - db0.get(pid, 0.0) for pid, v in db1.items())
     window = time.perf_counter() - t0
     stop.set()
     watcher.join(5)
@@ -388,7 +411,7 @@ def run_phase(server: Server, clients: int, count: int,
         raise BenchError(f"{len(errors)} failed request(s); first: {errors[0]}")
     deadline.check()
     return PhaseResult(len(flat), wall, flat, errors, results, [len(a) for a in addrs], reqs,
-                       peak_conns[0], cpu, ccpu, hcpu, window)
+                       peak_conns[0], cpu, ccpu, hcpu, dbcpu, window)
 
 
 def timed_gets(client: httpx.Client, paths: list[str], check: Callable[[httpx.Response], None]) -> list[float]:
@@ -458,19 +481,64 @@ def fill_ports(server: Server, st: State, total: int, cfg: Config, deadline: Dea
     return need / res.wall
 
 
+class RawClient:
+    """Minimal keep-alive HTTP/1.1 GET over a plain socket: times the server and the transfer, not a
+    Python HTTP client parsing megabytes (httpx adds ~20-30% to a 7 MB list on this kind of machine)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray(1 << 20)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n".encode())
+        data = bytearray()
+        while b"\r\n\r\n" not in data:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise BenchError("server closed the connection")
+            data += chunk
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
+        out = bytearray(body)
+        view = memoryview(self.buf)
+        while len(out) < length:
+            n = self.sock.recv_into(view)
+            if not n:
+                raise BenchError("server closed the connection")
+            out += view[:n]
+        return status, bytes(out)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str, Any]) -> None:
     rng = random.Random(42)
     expected = len(st.ports)
-    with make_client(server.endpoint) as c:
-        def all_ok(r: httpx.Response) -> None:
-            n = len(r.json()["ports"])
-            if n != expected:
-                raise BenchError(f"list returned {n} ports, expected {expected}")
-
-        c.get("/v2.0/ports?device_id=warmup").read()
-        lat = timed_gets(c, ["/v2.0/ports"] * cfg.list_runs, all_ok)
+    raw = RawClient(server.port)
+    try:
+        lat = []
+        raw.get("/v2.0/ports?device_id=warmup")
+        for _ in range(cfg.list_runs):
+            t0 = time.perf_counter()
+            status, body = raw.get("/v2.0/ports")
+            lat.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise BenchError(f"list ports: {status} {body[:300]!r}")
+        n = len(json.loads(body)["ports"])
+        if n != expected:
+            raise BenchError(f"list returned {n} ports, expected {expected}")
         m[f"list_{tag}_p50"], m[f"list_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
-        m[f"list_{tag}_bytes"] = len(c.get("/v2.0/ports").content)
+        m[f"list_{tag}_bytes"] = len(body)
+    finally:
+        raw.close()
+    with make_client(server.endpoint) as c:
+        c.get("/v2.0/ports?device_id=warmup").read()
+        lat = timed_gets(c, ["/v2.0/ports"] * max(1, cfg.list_runs // 2), lambda r: None)
+        m[f"list_{tag}_httpx_p50"] = pct(lat, 50)
 
         nets = [rng.choice(st.network_ids) for _ in range(cfg.filter_runs)]
         def some(r: httpx.Response) -> None:
@@ -511,8 +579,10 @@ def warm_up(server: Server, cfg: Config, deadline: Deadline) -> None:
 def record_create(m: dict[str, Any], key: str, res: PhaseResult) -> None:
     m[f"{key}_ops"], m[f"{key}_p50"], m[f"{key}_p99"] = res.rate, res.p(50), res.p(99)
     m[f"{key}_cpu_ms"] = res.server_cpu * 1000 / res.ops
-    m[f"{key}_cores"] = (f"server {res.cores(res.server_cpu):.2f} client {res.cores(res.client_cpu):.2f} "
-                         f"host {res.cores(res.host_cpu):.2f}")
+    db = f"postgres {res.cores(res.db_cpu):.2f} " if res.db_cpu else ""
+    other = res.host_cpu - res.server_cpu - res.client_cpu - res.db_cpu
+    m[f"{key}_cores"] = (f"server {res.cores(res.server_cpu):.2f} bench clients {res.cores(res.client_cpu):.2f} "
+                         f"{db}other {res.cores(max(0.0, other)):.2f} (host total {res.cores(res.host_cpu):.2f})")
 
 
 def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str], None]) -> dict[str, Any]:
@@ -522,6 +592,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
         with temporary_database(kind, tmp) as url, \
                 run_server(url, cfg.workers, tmp, cfg.start_runs) as server:
             m["start_ms"] = server.start_ms
+            m["rss_start_mib"] = rss_kib(server.proc.pid) / 1024
             log(f"[{kind}] server start to first answer: {', '.join(f'{t:.0f}' for t in server.start_all)} ms "
                 f"(pid {server.proc.pid})")
             with make_client(server.endpoint) as c:
@@ -588,6 +659,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             log(f"[{kind}] port show p50 {m['show_p50']:.2f} ms p99 {m['show_p99']:.2f} ms")
 
             m["fill_large_ops"] = fill_ports(server, st, cfg.ports_large, cfg, deadline)
+            m["rss_before_lists_mib"] = rss_kib(server.proc.pid) / 1024
             measure_lists(server, st, cfg, "large", m)
             log(f"[{kind}] at {len(st.ports)} ports: list p50 {m['list_large_p50']:.0f} ms, "
                 f"device_id p50 {m['dev_large_p50']:.1f} ms (bulk fill {m['fill_large_ops']:.0f} ports/s)")
@@ -647,6 +719,7 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
         rows += [
             (f"list all ports @{n} p50 ({cfg.list_runs} runs)", f"list_{tag}_p50", "ms"),
             (f"list all ports @{n} p99", f"list_{tag}_p99", "ms"),
+            ("  same, through httpx (p50)", f"list_{tag}_httpx_p50", "ms"),
             (f"  response size @{n}", f"list_{tag}_bytes", "KiB"),
             (f"list ?network_id @{n} p50 ({cfg.filter_runs} runs)", f"net_{tag}_p50", "ms"),
             (f"list ?network_id @{n} p99", f"net_{tag}_p99", "ms"),
@@ -654,7 +727,9 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
             (f"list ?device_id @{n} p99", f"dev_{tag}_p99", "ms"),
             (f"  bulk fill to {n} (untimed, info)", f"fill_{tag}_ops", "/s"),
         ]
-    rows.append((f"server RSS @{L} ports", "rss_mib", "MiB"))
+    rows += [("server RSS just after start", "rss_start_mib", "MiB"),
+             (f"server RSS @{L} ports, before listing them", "rss_before_lists_mib", "MiB"),
+             (f"server RSS @{L} ports, after the lists", "rss_mib", "MiB")]
     backends = list(results) + [k for k in skipped if k not in results]
     header = ["metric", *backends, "target"]
     table = []
@@ -763,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         results[kind] = bench_backend(kind, cfg, deadline, log)
         log(f"[{kind}] done in {time.monotonic() - t0:.0f} s")
+    if _PG_ADMIN is not None:
+        _PG_ADMIN.dispose()
     print(report(results, cfg, skipped))
     if args.json:
         Path(args.json).write_text(json.dumps({"config": cfg.__dict__, "results": results, "skipped": skipped},

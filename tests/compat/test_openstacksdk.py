@@ -102,7 +102,7 @@ def test_network_lifecycle(conn: openstack.connection.Connection) -> None:
     name = unique("net")
     net = conn.network.create_network(name=name, description="first", is_admin_state_up=True)
     assert net.name == name and net.status == "ACTIVE" and net.project_id == "fermion-default"
-    assert net.mtu == 1500 and net.is_shared is False and net.subnet_ids == []
+    assert net.mtu == 1450 and net.is_shared is False and net.subnet_ids == []
 
     assert conn.network.get_network(net.id).name == name
     assert conn.network.find_network(name, ignore_missing=False).id == net.id
