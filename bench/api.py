@@ -17,6 +17,7 @@ it, starts the server and measures:
 
 Everything is bounded: every request has a timeout, every phase a finite amount of work, and the run
 stops itself after --max-seconds. Only the server process this script started is signalled.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("FERMION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -822,8 +824,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind in [k.strip() for k in args.db.split(",") if k.strip()]:
         if kind not in ("sqlite", "postgres"):
             ap.error(f"unknown backend {kind!r}")
-        if kind == "postgres" and not reachable("127.0.0.1", 5432):
-            skipped[kind] = "PostgreSQL is not reachable at 127.0.0.1:5432"
+        pg = make_url(PG_ADMIN_URL)
+        pg_host, pg_port = pg.host or "127.0.0.1", pg.port or 5432
+        if kind == "postgres" and not reachable(pg_host, pg_port):
+            skipped[kind] = f"PostgreSQL is not reachable at {pg_host}:{pg_port}"
             log(f"[postgres] skipped: {skipped[kind]}")
             continue
         if time.monotonic() > deadline.end:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from fermion import memory
 from fermion.api import discovery
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
@@ -27,6 +28,7 @@ from fermion.services.registry import Services
 
 LOG = logging.getLogger("fermion.api")
 PUBLIC = {"", "/healthz", "/openapi.json"}
+TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -82,6 +84,9 @@ class FermionApp:
             headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        if len(payload) > TRIM_AFTER:
+            del payload, resp
+            memory.trim()
         LOG.debug("%s %s %s %.1fms %s", scope["method"], scope["path"], resp.status,
                   (time.perf_counter() - started) * 1000, request_id)
 

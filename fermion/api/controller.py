@@ -89,6 +89,13 @@ class Controller:
                 target.setdefault("shared", row.shared)
         return target
 
+    @staticmethod
+    def _network_brief(conn: Connection, network_id: str) -> dict[str, Any] | None:
+        n = m.networks.c
+        row = conn.execute(select(n.id, n.project_id, n.shared, n.port_security_enabled)
+                           .where(n.id == network_id)).first()
+        return None if row is None else dict(row._mapping)
+
     def _enforce(self, action: str, target: dict[str, Any], ctx: Context) -> None:
         if not self.enforcer.check(action, target, ctx):
             raise PolicyNotAuthorized(action)
@@ -157,14 +164,17 @@ class Controller:
                 if "network_id" in item:
                     net = networks.get(item["network_id"])
                     if net is None:
-                        net = self.services.networks.collection.get(conn, item["network_id"])
+                        net = self._network_brief(conn, item["network_id"])
                         if net is None or not (ctx.is_admin or net["shared"]
                                                or net["project_id"] == item["project_id"]):
                             # hide other projects' private networks (Neutron answers 404 too)
                             raise NotFound(f"Network {item['network_id']} could not be found.",
                                            type="NetworkNotFound")
                         networks[net["id"]] = net
-                target = self._target(conn, item)
+                    target = {"shared": net["shared"], **item, "network:project_id": net["project_id"],
+                              "network:tenant_id": net["project_id"]}
+                else:
+                    target = dict(item)
                 self._enforce(f"create_{self.res.member}", target, ctx)
                 self._enforce_attrs("create", raw, target, ctx)
             if self.res.member == "network":

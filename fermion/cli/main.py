@@ -47,9 +47,11 @@ def cmd_db(args: argparse.Namespace) -> int:
 def serve(settings: cfg.Settings, banner: str | None = None) -> int:
     import uvicorn
 
+    from fermion import memory
     from fermion.db.migrate import SchemaNotCurrent
     from fermion.runtime.embedded import build_app
 
+    memory.limit_arenas()
     s = settings.server
     log_level = os.environ.get("FERMION_LOG_LEVEL", "warning").lower()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
@@ -35,9 +37,10 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, pool_size: int = 16) -> Engine:
     url = normalize_url(url)
+    json = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
-                               pool_size=pool_size, max_overflow=pool_size)
+                               pool_size=pool_size, max_overflow=pool_size, **json)
         _sqlite_setup(engine)
         return engine
     extra: dict[str, Any] = {}
@@ -45,7 +48,11 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
         # IPAM re-reads what is taken after losing a race; REPEATABLE READ would keep showing a stale set
         extra["isolation_level"] = "READ COMMITTED"
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         pool_recycle=3600, **extra)
+                         pool_recycle=3600, **json, **extra)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -82,6 +89,9 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, pool_size)
         self.dialect = self.engine.dialect.name
+        # SQLite has one writer at a time; queueing writers here is fairer and much faster than letting
+        # them poll the file lock through busy_timeout (other processes still rely on busy_timeout).
+        self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -92,15 +102,20 @@ class Database:
         """Run fn in one write transaction, retrying the whole of it on races and deadlocks."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                with self.engine.connect().execution_options(fermion_write=True) as conn:
-                    with conn.begin():
-                        return fn(conn)
+                if self._write_lock is not None:
+                    with self._write_lock:
+                        return self._write_once(fn)
+                return self._write_once(fn)
             except Exception as err:  # noqa: BLE001 - filtered just below
                 if not _retriable(err) or attempt == MAX_ATTEMPTS - 1:
                     raise
                 LOG.debug("retrying transaction after %s", err)
                 time.sleep(random.uniform(0, 0.002 * (2 ** min(attempt, 6))))
         raise AssertionError("unreachable")
+
+    def _write_once(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect().execution_options(fermion_write=True) as conn, conn.begin():
+            return fn(conn)
 
     def dispose(self) -> None:
         self.engine.dispose()

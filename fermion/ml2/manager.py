@@ -68,7 +68,8 @@ class TypeManager:
             raise InvalidInput("Duplicate segment entry in request.")
         return out
 
-    def create_segments(self, conn: Connection, network_id: str, requested: list[Segment] | None) -> list[Segment]:
+    def allocate(self, conn: Connection, network_id: str, requested: list[Segment] | None) -> list[Segment]:
+        """Reserve the segments (allocation rows only); record() stores them once the network row exists."""
         if requested:
             segments = [self._driver(s.network_type).reserve_provider_segment(conn, network_id, s)
                         for s in requested]
@@ -82,12 +83,14 @@ class TypeManager:
             if not segments and self.tenant_types:
                 raise Conflict("Unable to create the network. No tenant network is available for allocation.",
                                type="NoNetworkAvailable", status=503)
+        return segments
+
+    def record(self, conn: Connection, network_id: str, segments: list[Segment]) -> None:
         if segments:
             conn.execute(insert(m.network_segments), [
                 {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
                  "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
                  "segment_index": i} for i, s in enumerate(segments)])
-        return segments
 
     def max_mtu(self, segments: list[Segment]) -> int:
         if not segments:

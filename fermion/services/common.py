@@ -33,8 +33,10 @@ def standard_row(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def set_tags(conn: Connection, resource_id: str, tags: list[str]) -> None:
-    conn.execute(delete(m.tags).where(m.tags.c.resource_id == resource_id))
+def set_tags(conn: Connection, resource_id: str, tags: list[str], fresh: bool = False) -> None:
+    """Replace a resource's tags; fresh: the resource was just created and has none."""
+    if not fresh:
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == resource_id))
     if tags:
         conn.execute(insert(m.tags), [{"resource_id": resource_id, "tag": t} for t in sorted(set(tags))])
 

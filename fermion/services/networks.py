@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, NeutronError
@@ -100,23 +100,22 @@ class NetworkService:
             requested = requested_segments(item)
             if requested is not None:
                 requested = self.types.validate(requested)
+            segments = self.types.allocate(conn, row["id"], requested)
+            max_mtu = self.types.max_mtu(segments)
             mtu = item["mtu"]
+            if mtu is not AUTO and mtu > max_mtu:
+                raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput", status=400)
             row.update(
                 admin_state_up=item["admin_state_up"],
                 status="ACTIVE",
                 shared=item["shared"],
-                mtu=0,
+                mtu=max_mtu if mtu is AUTO else mtu,
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
             )
             conn.execute(insert(m.networks).values(**row))
-            segments = self.types.create_segments(conn, row["id"], requested)
-            max_mtu = self.types.max_mtu(segments)
-            if mtu is not AUTO and mtu > max_mtu:
-                raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput", status=400)
-            conn.execute(update(m.networks).where(m.networks.c.id == row["id"])
-                         .values(mtu=max_mtu if mtu is AUTO else mtu))
-            common.set_tags(conn, row["id"], item.get("tags") or [])
+            self.types.record(conn, row["id"], segments)
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             ids.append(row["id"])
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)

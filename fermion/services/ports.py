@@ -53,9 +53,9 @@ def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[
     cols = select(a.port_id, a.subnet_id, a.ip_address)
     if len(ids) > 2000:
         wanted = set(ids)
-        rows = [r for r in conn.execute(cols) if r[0] in wanted]
+        rows = [r for r in conn.execute(cols).all() if r[0] in wanted]
     else:
-        rows = [r for part in chunks(ids) for r in conn.execute(cols.where(a.port_id.in_(part)))]
+        rows = [r for part in chunks(ids) for r in conn.execute(cols.where(a.port_id.in_(part))).all()]
     for port_id, subnet_id, ip in rows:
         out[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
     for v in out.values():
@@ -105,7 +105,7 @@ class PortService:
                 self._allocate_auto(conn, row, subnets)
             else:
                 self._allocate_requested(conn, row, subnets, fixed)
-            common.set_tags(conn, row["id"], item.get("tags") or [])
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             ids.append(row["id"])
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)

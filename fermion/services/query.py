@@ -42,7 +42,9 @@ class ListQuery:
 
 
 def iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if ts is None:
+        return None
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}Z"
 
 
 class Collection:
@@ -59,6 +61,8 @@ class Collection:
         self.columns = cols
         self.plain = [(a.name, table.c[a.column]) for a in resource.attributes
                       if a.column in table.c and a.name not in ("created_at", "updated_at")]
+        names = list(table.c.keys())
+        self._index = {name: i for i, name in enumerate(names)}
 
     # -- policy attributes a rule may name (field:networks:shared=True, %(network:tenant_id)s)
     def policy_column(self, attr: str) -> ColumnElement[Any] | None:
@@ -183,14 +187,15 @@ class Collection:
         ids = [r.id for r in rows]
         tags = load_tags(conn, ids)
         out = []
-        plain = self.plain
+        index = self._index
+        plain = [(name, index[col.name]) for name, col in self.plain]
+        created, updated, project = index["created_at"], index["updated_at"], index["project_id"]
         for r in rows:
-            mp = r._mapping
-            d = {name: mp[col.name] for name, col in plain}
-            d["tenant_id"] = mp["project_id"]
-            d["created_at"] = iso(mp["created_at"])
-            d["updated_at"] = iso(mp["updated_at"])
-            d["tags"] = tags.get(r.id, [])
+            d = {name: r[i] for name, i in plain}
+            d["tenant_id"] = r[project]
+            d["created_at"] = iso(r[created])
+            d["updated_at"] = iso(r[updated])
+            d["tags"] = tags.get(r[0], [])
             out.append(d)
         self.complete(conn, rows, out)
         return out

@@ -79,7 +79,7 @@ class SubnetService:
                        enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
                        ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None)
             conn.execute(insert(m.subnets).values(**row))
-            common.set_tags(conn, row["id"], item.get("tags") or [])
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             ids.append(row["id"])
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)

@@ -1,0 +1,32 @@
+"""glibc malloc tuning: big list responses otherwise leave memory parked in per-thread arenas."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+_M_ARENA_MAX = -8
+_libc: ctypes.CDLL | None = None
+
+
+def _load() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _libc = ctypes.CDLL(name) if name else None
+        except OSError:
+            _libc = None
+    return _libc
+
+
+def limit_arenas(count: int = 2) -> None:
+    libc = _load()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_ARENA_MAX, count)
+
+
+def trim() -> None:
+    libc = _load()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
