@@ -84,11 +84,13 @@ class FermionApp:
             headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-        if len(payload) > TRIM_AFTER:
-            del payload, resp
-            memory.trim()
+        big = len(payload) > TRIM_AFTER
+        del payload
         LOG.debug("%s %s %s %.1fms %s", scope["method"], scope["path"], resp.status,
                   (time.perf_counter() - started) * 1000, request_id)
+        if big:
+            resp.body = None
+            memory.trim()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

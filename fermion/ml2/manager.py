@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from fermion.db import models as m
+from fermion.db.writes import new_id
 from fermion.errors import Conflict, InvalidInput
 from fermion.ml2 import type_drivers as td
 from fermion.ml2.segments import Segment, TypeDriver
-from fermion.services.common import new_id
 
 KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, select
 
 from fermion.db import models as m
+from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, InvalidInput
 from fermion.ml2.segments import Segment
 
@@ -51,14 +51,9 @@ class _Allocations:
         self.rng = random.Random()
 
     def _try(self, conn: Connection, network_id: str, physnet: str | None, seg_id: int) -> bool:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(m.segment_allocations).values(
-                    network_type=self.network_type, physical_network=physnet or "", segmentation_id=seg_id,
-                    network_id=network_id))
-            return True
-        except IntegrityError:
-            return False
+        return insert_if_absent(conn, m.segment_allocations, {
+            "network_type": self.network_type, "physical_network": physnet or "", "segmentation_id": seg_id,
+            "network_id": network_id})
 
     def _taken(self, conn: Connection, physnet: str | None) -> set[int]:
         a = m.segment_allocations.c

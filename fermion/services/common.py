@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, update
 
 from fermion.db import models as m
+from fermion.db.writes import new_id
 from fermion.errors import PreconditionFailed
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def now() -> datetime:
@@ -51,3 +47,4 @@ def bump(conn: Connection, table: Table, ident: str, values: dict[str, Any],
     if res.rowcount == 0 and expect_revision is not None:
         raise PreconditionFailed(
             f"Constrained to revision number {expect_revision} but the resource has changed.")
+

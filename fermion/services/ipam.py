@@ -6,10 +6,10 @@ import random
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select
 
 from fermion.db import models as m
+from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, InvalidInput
 
 _ENUMERATE_LIMIT = 1 << 16  # pools up to this size are scanned; larger ones are sampled
@@ -93,13 +93,8 @@ class Allocator:
         self.rng = rng or random.Random()
 
     def _insert(self, conn: Connection, port_id: str, subnet: dict[str, Any], ip: str) -> bool:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(m.ip_allocations).values(port_id=port_id, subnet_id=subnet["id"],
-                                                             network_id=subnet["network_id"], ip_address=ip))
-            return True
-        except IntegrityError:
-            return False
+        return insert_if_absent(conn, m.ip_allocations, {"port_id": port_id, "subnet_id": subnet["id"],
+                                                         "network_id": subnet["network_id"], "ip_address": ip})
 
     def allocate_specific(self, conn: Connection, port_id: str, subnet: dict[str, Any], ip: str,
                           may_use_gateway: bool) -> None:

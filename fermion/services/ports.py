@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, select
 
 from fermion.db import models as m
+from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
@@ -118,14 +118,11 @@ class PortService:
             # an address pair without a MAC takes the port's MAC, as in Neutron
             row["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", row["mac_address"])}
                                             for p in pairs]
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(m.ports).values(**row))
+            if insert_if_absent(conn, m.ports, row):
                 return
-            except IntegrityError:
-                if mac is not AUTO:
-                    raise Conflict(f"Unable to complete operation for network {row['network_id']}. "
-                                   f"The mac address {mac} is in use.", type="MacAddressInUse") from None
+            if mac is not AUTO:
+                raise Conflict(f"Unable to complete operation for network {row['network_id']}. "
+                               f"The mac address {mac} is in use.", type="MacAddressInUse")
         raise Conflict("Unable to generate a unique MAC address", type="MacAddressGenerationFailure")
 
     def _allocate_auto(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]]) -> None:

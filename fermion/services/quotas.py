@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from fermion.db import models as m
 from fermion.db.engine import RetryRequest
+from fermion.db.writes import insert_if_absent
 from fermion.errors import OverQuota
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500}
@@ -57,34 +57,34 @@ class QuotaService:
     def charge(self, conn: Connection, project_id: str, resource: str, count: int) -> None:
         """Call after inserting `count` rows, inside the same transaction, as late as possible.
 
-        The conditional UPDATE takes the usage row's lock until commit, so concurrent creates for one
-        project cannot both pass the last free unit.
+        One conditional UPDATE of the usage row checks the limit and counts the new rows; it holds that row's
+        lock until commit, so concurrent creates for one project cannot both take the last free unit.
         """
-        limit = self.limits(conn, project_id)[resource]
-        u = m.quota_usages.c
-        if limit < 0:
-            conn.execute(delete(m.quota_usages).where(u.project_id == project_id, u.resource == resource))
-            return
+        u, q = m.quota_usages.c, m.quotas.c
+        limit = func.coalesce(select(q.limit).where(q.project_id == project_id, q.resource == resource)
+                              .scalar_subquery(), self.defaults[resource])
         done = conn.execute(update(m.quota_usages)
                             .where(u.project_id == project_id, u.resource == resource,
-                                   u.in_use + count <= limit)
+                                   or_(limit < 0, u.in_use + count <= limit))
                             .values(in_use=u.in_use + count))
         if done.rowcount == 1:
             return
+        # no usage row yet (first create, or limits changed), or over the limit
+        cap = self.limits(conn, project_id)[resource]
         exists = conn.execute(select(u.in_use).where(u.project_id == project_id, u.resource == resource)).first()
         if exists is not None:
+            if cap < 0 or exists.in_use + count <= cap:
+                # the row was committed by another create after our UPDATE looked: run again
+                raise RetryRequest("quota usage row appeared concurrently")
             raise OverQuota(resource)
         table = TABLES[resource]
         in_use = conn.execute(select(func.count()).select_from(table)
                               .where(table.c.project_id == project_id)).scalar_one()
-        if in_use > limit:
+        if 0 <= cap < in_use:
             raise OverQuota(resource)
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(m.quota_usages).values(project_id=project_id, resource=resource,
-                                                           in_use=in_use))
-        except IntegrityError:
-            raise RetryRequest("quota usage row created concurrently") from None
+        if not insert_if_absent(conn, m.quota_usages, {"project_id": project_id, "resource": resource,
+                                                       "in_use": in_use}):
+            raise RetryRequest("quota usage row created concurrently")
 
     def release(self, conn: Connection, project_id: str, resource: str, count: int = 1) -> None:
         u = m.quota_usages.c
