@@ -178,12 +178,12 @@ class Controller:
                 self._enforce(f"create_{self.res.member}", target, ctx)
                 self._enforce_attrs("create", raw, target, ctx)
             if self.res.member == "network":
-                ids = self.services.networks.create(conn, items)
+                rows = self.services.networks.create(conn, items)
             elif self.res.member == "subnet":
-                ids = self.services.subnets.create(conn, items)
+                rows = self.services.subnets.create(conn, items)
             else:
-                ids = self.services.ports.create(conn, items, networks)
-            return [self.coll.get(conn, i) for i in ids]  # type: ignore[misc]
+                rows = self.services.ports.create(conn, items, networks)
+            return self.coll.fresh(conn, rows)
 
         created = self.db.write(work)
         shaped = self.shape(created, ctx, None)

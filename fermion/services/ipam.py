@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from typing import Any
 
 import netaddr
@@ -112,19 +113,18 @@ class Allocator:
                            type="IpAddressAlreadyAllocated")
 
     def allocate_any(self, conn: Connection, port_id: str, subnet: dict[str, Any]) -> str:
-        pools = [(int(netaddr.IPAddress(p["start"])), int(netaddr.IPAddress(p["end"])))
-                 for p in subnet["allocation_pools"]]
+        pools = [(_to_int(p["start"]), _to_int(p["end"])) for p in subnet["allocation_pools"]]
         size = sum(e - s + 1 for s, e in pools)
         version = subnet["ip_version"]
         for _ in range(_ATTEMPTS):
             if size <= _ENUMERATE_LIMIT:
-                taken = {int(netaddr.IPAddress(r[0])) for r in conn.execute(
+                taken = {_to_int(r[0]) for r in conn.execute(
                     select(m.ip_allocations.c.ip_address).where(m.ip_allocations.c.subnet_id == subnet["id"]))}
-                free = [a for s, e in pools for a in range(s, e + 1) if a not in taken]
+                free = _first_free(pools, taken, 256)
                 if not free:
                     break
                 # a random pick among the lowest free addresses keeps concurrent inserts apart
-                cand = self.rng.choice(free[:256])
+                cand = self.rng.choice(free)
             else:
                 s, e = self.rng.choice(pools)
                 cand = self.rng.randint(s, e)
@@ -133,3 +133,22 @@ class Allocator:
                 return ip
         raise Conflict(f"No more IP addresses available for subnet {subnet['id']}.",
                        type="IpAddressGenerationFailure")
+
+
+def _to_int(ip: str) -> int:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    return int.from_bytes(socket.inet_pton(family, ip), "big")
+
+
+def _first_free(pools: list[tuple[int, int]], taken: set[int], want: int) -> list[int]:
+    """Up to `want` free addresses from the start of the pools: O(taken + want), not O(pool size)."""
+    out: list[int] = []
+    for start, end in pools:
+        addr = start
+        while addr <= end and len(out) < want:
+            if addr not in taken:
+                out.append(addr)
+            addr += 1
+        if len(out) >= want:
+            break
+    return out

@@ -53,7 +53,7 @@ class NetworkCollection(Collection):
             for net_id, sub_id in conn.execute(stmt):
                 by_net[net_id].append(sub_id)
         for row, item in zip(rows, items, strict=True):
-            item["router:external"] = row.router_external
+            item["router:external"] = row[self._index["router_external"]]
             item["subnets"] = by_net.get(item["id"], [])
             segs = segments.get(item["id"], [])
             if len(segs) == 1:
@@ -93,8 +93,9 @@ class NetworkService:
         self.types = types
         self.default_mtu = types.physnet_mtu
 
-    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
-        ids = []
+    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the items; return the inserted rows (to answer without reading them back)."""
+        rows = []
         for item in items:
             row = common.standard_row(item)
             requested = requested_segments(item)
@@ -116,10 +117,10 @@ class NetworkService:
             conn.execute(insert(m.networks).values(**row))
             self.types.record(conn, row["id"], segments)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            ids.append(row["id"])
+            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)
-        return ids
+        return rows
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None) -> None:

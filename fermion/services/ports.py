@@ -81,8 +81,9 @@ class PortService:
         return ":".join(f"{o:02x}" for o in octets)
 
     def create(self, conn: Connection, items: list[dict[str, Any]],
-               networks: dict[str, dict[str, Any]]) -> list[str]:
-        ids = []
+               networks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the items; return the inserted rows (to answer without reading them back)."""
+        rows = []
         for item in items:
             net = networks[item["network_id"]]
             row = common.standard_row(item)
@@ -106,10 +107,10 @@ class PortService:
             else:
                 self._allocate_requested(conn, row, subnets, fixed)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            ids.append(row["id"])
+            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
-        return ids
+        return rows
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
         pairs = row["allowed_address_pairs"]

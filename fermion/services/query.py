@@ -183,9 +183,16 @@ class Collection:
             return None
         return self.to_dicts(conn, [row])[0]
 
-    def to_dicts(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        ids = [r.id for r in rows]
-        tags = load_tags(conn, ids)
+    def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """API dicts for rows this transaction just inserted, from their values (tags included)."""
+        names = list(self.table.c.keys())
+        rows = [tuple(r.get(n) for n in names) for r in inserted]
+        return self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted})
+
+    def to_dicts(self, conn: Connection, rows: Sequence[Any],
+                 tags: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        if tags is None:
+            tags = load_tags(conn, [r[0] for r in rows])
         out = []
         index = self._index
         plain = [(name, index[col.name]) for name, col in self.plain]

@@ -54,8 +54,9 @@ class SubnetService:
         self.collection = SubnetCollection()
         self.quotas = quotas
 
-    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
-        ids = []
+    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the items; return the inserted rows (to answer without reading them back)."""
+        rows = []
         for item in items:
             if item.get("subnetpool_id"):
                 raise BadRequest("Subnet pools are not supported: give a cidr.", type="InvalidInput")
@@ -80,10 +81,10 @@ class SubnetService:
                        ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None)
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            ids.append(row["id"])
+            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
-        return ids
+        return rows
 
     def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork,
                        exclude: str | None) -> None:
