@@ -419,15 +419,19 @@ def test_tags_are_not_updatable_through_the_resource(api: Api) -> None:
 # --------------------------------------------------------------------------------------------- If-Match
 
 
-@pytest.mark.parametrize("collection", ["networks", "subnets", "ports"])
-def test_if_match_on_update(api: Api, collection: str) -> None:
+def _one_of(api: Api, collection: str) -> dict[str, Any]:
+    """A fresh network, subnet or port."""
     net = api.network()
     if collection == "networks":
-        item = net
-    elif collection == "subnets":
-        item = api.subnet(net["id"])
-    else:
-        item = api.port(net["id"])
+        return net
+    if collection == "subnets":
+        return api.subnet(net["id"])
+    return api.port(net["id"])
+
+
+@pytest.mark.parametrize("collection", ["networks", "subnets", "ports"])
+def test_if_match_on_update(api: Api, collection: str) -> None:
+    item = _one_of(api, collection)
     member = collection[:-1]
     url = f"/v2.0/{collection}/{item['id']}"
     rev = item["revision_number"]
@@ -445,13 +449,7 @@ def test_if_match_on_update(api: Api, collection: str) -> None:
 
 @pytest.mark.parametrize("collection", ["networks", "subnets", "ports"])
 def test_if_match_on_delete(api: Api, collection: str) -> None:
-    net = api.network()
-    if collection == "networks":
-        item = net
-    elif collection == "subnets":
-        item = api.subnet(net["id"])
-    else:
-        item = api.port(net["id"])
+    item = _one_of(api, collection)
     url = f"/v2.0/{collection}/{item['id']}"
     rev = item["revision_number"]
     assert_fault(api.delete(url, headers={"If-Match": f"revision_number={rev + 1}"}), 412,

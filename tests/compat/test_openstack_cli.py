@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.compat.conftest import Cli, client_env
@@ -112,15 +110,7 @@ def test_pasting_the_all_in_one_example_works(tmp_path: Path) -> None:
         text = "\n".join(banner)
         assert "Fermion all-in-one is up." in text, text
         endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(endpoint + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, text
-            time.sleep(0.05)
+        assert servers.wait_until_up(endpoint, proc), text
 
         example = banner_example(text)
         assert example[0] == f"export OS_AUTH_TYPE=none OS_NETWORK_ENDPOINT_OVERRIDE={endpoint}"

@@ -69,6 +69,21 @@ def fermion_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "fermion.cli.main", *args]
 
 
+def wait_until_up(endpoint: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str],
+                  timeout: float = 30) -> bool:
+    """Poll GET / until it answers 200; False if the process exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(endpoint + "/", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @contextmanager
 def live_server(database_url: str, extra_env: dict[str, str] | None = None,
                 workers: int = 1) -> Iterator[str]:
@@ -82,17 +97,9 @@ def live_server(database_url: str, extra_env: dict[str, str] | None = None,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(endpoint + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"fermion serve did not start: {out}")
-            time.sleep(0.05)
+        if not wait_until_up(endpoint, proc):
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"fermion serve did not start: {out}")
         yield endpoint
     finally:
         proc.terminate()
