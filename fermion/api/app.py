@@ -15,6 +15,7 @@ from typing import Any
 
 from fermion import memory
 from fermion.api import discovery
+from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.api.controller import Controller
@@ -54,9 +55,11 @@ class FermionApp:
         self.max_body = max_body
         self.controllers = {name: Controller(res, services, enforcer) for name, res in RESOURCES.items()}
         self.quotas = QuotaController(services, enforcer)
+        self.agents = AgentController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
+        self.transport: Any = None  # the RPC transport, wired by runtime/
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -165,6 +168,10 @@ class FermionApp:
             raise NotFound("The resource could not be found.")
         if head == "quotas":
             return self.quotas.handle(req, ctx, rest[1:])
+        if head == "agents":
+            return self.agents.handle(req, ctx, rest[1:])
+        if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
+            return self.agents.network_agents(req, ctx, rest[1])
         ctl = self.controllers.get(head)
         if ctl is None:
             raise NotFound("The resource could not be found.")

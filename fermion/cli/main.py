@@ -44,7 +44,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(settings: cfg.Settings, banner: str | None = None) -> int:
+def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) -> int:
     import uvicorn
 
     from fermion import memory
@@ -60,6 +60,20 @@ def serve(settings: cfg.Settings, banner: str | None = None) -> int:
     except SchemaNotCurrent as err:
         print(f"fermion: refusing to start: {err}", file=sys.stderr)
         return 2
+    if lab:
+        from fermion.lab.state import state_path
+        from fermion.runtime.lab import LabSupervisor
+
+        supervisor = LabSupervisor(settings, app.transport, state_path(cfg.state_dir()))
+
+        async def _start_lab() -> None:
+            supervisor.start()
+
+        async def _stop_lab() -> None:
+            supervisor.stop()
+
+        app.on_startup.append(_start_lab)
+        app.on_shutdown.insert(0, _stop_lab)
     if banner:
         print(banner, flush=True)
     print(f"fermion: serving the Neutron v2.0 API on http://{s.host}:{s.port}", flush=True)
@@ -108,9 +122,50 @@ Try it from another shell:
   {venv_bin}/openstack port list
   curl -s {endpoint}/v2.0/networks
 
+Emulated hosts and instances with real packets (as root, from another shell):
+  {venv_bin}/fermion lab up
+  {venv_bin}/fermion lab boot --network demo --host compute1 vm1
+  {venv_bin}/fermion lab boot --network demo --host compute2 vm2
+  {venv_bin}/fermion lab ping vm1 vm2
+  {venv_bin}/fermion lab down
+
 Stop with Ctrl-C.
 """
-    return serve(settings, banner)
+    return serve(settings, banner, lab=settings.server.workers == 1)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from fermion.runtime.agents import dhcp_agent, l2_agent, parse_mappings, transport_for
+
+    settings = _load(args)
+    if args.transport_url:
+        settings = settings.replace("rpc", transport_url=args.transport_url)
+    settings.validate()
+    if not settings.rpc.transport_url:
+        print("fermion agent: needs [rpc] transport_url (or --transport-url / FERMION_TRANSPORT_URL): agents in "
+              "separate processes talk to the server over RabbitMQ", file=sys.stderr)
+        return 2
+    level = os.environ.get("FERMION_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    transport = transport_for(settings)
+    if args.kind == "l2":
+        agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
+                         parse_mappings(args.physical_interface_mappings or []))
+    else:
+        agent = dhcp_agent(settings, transport, args.host, args.netns)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    agent.start()
+    print(f"fermion agent {args.kind}: host {args.host}"
+          f"{' (namespace ' + args.netns + ')' if args.netns else ''}", flush=True)
+    done.wait()
+    agent.stop()
+    transport.close()
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -139,6 +194,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("action", choices=["upgrade", "current"])
     p.add_argument("revision", nargs="?", default="heads")
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("agent", help="run an agent for a host (distributed mode)")
+    _common(p)
+    p.add_argument("kind", choices=["l2", "dhcp"])
+    p.add_argument("--host", required=True, help="the host name ports are bound to (binding:host_id)")
+    p.add_argument("--netns", help="namespace that plays the host's root (an emulated host)")
+    p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")
+    p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
+    p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
+    p.set_defaults(func=cmd_agent)
+
+    from fermion.cli import lab
+
+    lab.add_parser(sub)
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     _common(p)

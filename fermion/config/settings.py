@@ -70,6 +70,21 @@ class Ml2:
 
 
 @dataclass(frozen=True)
+class Rpc:
+    # empty: in-process (embedded mode); amqp://guest:guest@127.0.0.1:5672// for distributed mode
+    transport_url: str = ""
+    prefix: str = "fermion"  # names the exchanges/queues, so deployments can share a broker
+
+
+@dataclass(frozen=True)
+class Agents:
+    agent_down_time: float = 30.0  # no heartbeat for this long: the agent is dead
+    report_interval: float = 5.0
+    resync_interval: float = 60.0  # full pull + reconcile even when no hint came
+    dhcp_agents_per_network: int = 1
+
+
+@dataclass(frozen=True)
 class Quotas:
     network: int = 100
     subnet: int = 100
@@ -85,6 +100,8 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     quotas: Quotas = field(default_factory=Quotas)
     ml2: Ml2 = field(default_factory=Ml2)
+    rpc: Rpc = field(default_factory=Rpc)
+    agents: Agents = field(default_factory=Agents)
 
     @property
     def database_url(self) -> str:
@@ -107,6 +124,13 @@ class Settings:
             raise ConfigError("server.workers and server.threads must be at least 1")
         if self.network.global_physnet_mtu < 68:
             raise ConfigError("network.global_physnet_mtu must be at least 68")
+        if self.rpc.transport_url and not self.rpc.transport_url.startswith(("amqp://", "amqps://")):
+            raise ConfigError("rpc.transport_url must be empty (in-process) or an amqp:// URL")
+        a = self.agents
+        if min(a.agent_down_time, a.report_interval, a.resync_interval) <= 0 or a.dhcp_agents_per_network < 1:
+            raise ConfigError("[agents] intervals must be positive and dhcp_agents_per_network at least 1")
+        if a.agent_down_time <= a.report_interval:
+            raise ConfigError("agents.agent_down_time must be longer than agents.report_interval")
         from fermion.ml2.manager import Ml2Config, build_drivers
 
         try:
@@ -130,7 +154,10 @@ def _section(cls: type, name: str, data: Any) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{name}.{key} must be a list of strings")
             value = tuple(value)
-        elif isinstance(default, bool) or not isinstance(value, type(default)):
+        elif isinstance(default, bool) or isinstance(value, bool):
+            if type(value) is not type(default):
+                raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}")
+        elif not isinstance(value, type(default)):
             if not (isinstance(default, float) and isinstance(value, int)):
                 raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}")
         values[key] = value
@@ -156,4 +183,6 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         settings = dataclasses.replace(settings, **parts)
     if env.get("FERMION_DATABASE_URL"):
         settings = settings.replace("database", url=env["FERMION_DATABASE_URL"])
+    if env.get("FERMION_TRANSPORT_URL"):
+        settings = settings.replace("rpc", transport_url=env["FERMION_TRANSPORT_URL"])
     return settings.validate()

@@ -92,6 +92,8 @@ class Database:
         # SQLite has one writer at a time; queueing writers here is fairer and much faster than letting
         # them poll the file lock through busy_timeout (other processes still rely on busy_timeout).
         self._write_lock: threading.Lock | None = threading.Lock() if self.dialect == "sqlite" else None
+        # Called after each successful commit with what the transaction emitted (services.common.emit).
+        self.on_commit: Callable[[list[Any]], None] | None = None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -104,18 +106,32 @@ class Database:
             try:
                 if self._write_lock is not None:
                     with self._write_lock:
-                        return self._write_once(fn)
-                return self._write_once(fn)
+                        result, events = self._write_once(fn)
+                else:
+                    result, events = self._write_once(fn)
             except Exception as err:  # noqa: BLE001 - filtered just below
                 if not _retriable(err) or attempt == MAX_ATTEMPTS - 1:
                     raise
                 LOG.debug("retrying transaction after %s", err)
                 time.sleep(random.uniform(0, 0.002 * (2 ** min(attempt, 6))))
+                continue
+            if events and self.on_commit is not None:
+                try:
+                    self.on_commit(events)
+                except Exception:  # noqa: BLE001 - the change is committed; agents resync anyway
+                    LOG.exception("after-commit handler failed")
+            return result
         raise AssertionError("unreachable")
 
-    def _write_once(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.connect().execution_options(fermion_write=True) as conn, conn.begin():
-            return fn(conn)
+    def _write_once(self, fn: Callable[[Connection], T]) -> tuple[T, list[Any]]:
+        with self.engine.connect().execution_options(fermion_write=True) as conn:
+            events: list[Any] = []
+            conn.info["fermion.events"] = events
+            try:
+                with conn.begin():
+                    return fn(conn), events
+            finally:
+                conn.info.pop("fermion.events", None)
 
     def dispose(self) -> None:
         self.engine.dispose()

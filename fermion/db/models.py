@@ -137,3 +137,28 @@ segment_allocations = Table(
     Column("network_id", String(36), nullable=False, index=True),
     PrimaryKeyConstraint("network_type", "physical_network", "segmentation_id"),
 )
+
+# Agents register themselves through state reports; (agent_type, host) identifies one.
+agents = Table(
+    "agents", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent_type", String(255), nullable=False),
+    Column("binary", String(255), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("availability_zone", String(255)),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("description", String(255), nullable=False, default=""),
+    Column("configurations", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_timestamp", DateTime, nullable=False),
+    UniqueConstraint("agent_type", "host"),
+)
+
+network_dhcp_agents = Table(
+    "network_dhcp_agents", metadata,
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("dhcp_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    PrimaryKeyConstraint("network_id", "dhcp_agent_id"),
+)

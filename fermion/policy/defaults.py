@@ -151,4 +151,15 @@ QUOTAS: dict[str, str] = {
     "delete_quota": ADMIN,
 }
 
-BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **TAGS, **QUOTAS}
+# Agents and their scheduling are operator business (Neutron: admin only).
+AGENTS: dict[str, str] = {
+    "get_agent": ADMIN,
+    "update_agent": ADMIN,
+    "delete_agent": ADMIN,
+    "get_dhcp-networks": ADMIN,
+    "create_dhcp-network": ADMIN,
+    "delete_dhcp-network": ADMIN,
+    "get_dhcp-agents": ADMIN,
+}
+
+BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **TAGS, **QUOTAS, **AGENTS}

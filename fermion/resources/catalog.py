@@ -46,6 +46,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("quotas", "Quota management support", "Expose functions for quotas management per project"),
     Extension("quota_details", "Quota details management support",
               "Expose functions for quotas usage statistics per project"),
+    Extension("agent", "agent", "The agent management extension."),
+    Extension("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

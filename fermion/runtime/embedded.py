@@ -13,6 +13,10 @@ from fermion.db.engine import Database
 from fermion.ml2.manager import Ml2Config
 from fermion.policy import Enforcer
 from fermion.resources.catalog import attribute_policies
+from fermion.rpc.endpoints import ServerEndpoints
+from fermion.rpc.notifier import Notifier
+from fermion.rpc.transport import Transport
+from fermion.runtime.agents import transport_for
 from fermion.services.registry import Services
 
 
@@ -24,7 +28,7 @@ def build_enforcer(settings: cfg.Settings) -> Enforcer:
     return enforcer
 
 
-def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
+def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Transport | None = None) -> FermionApp:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
@@ -35,7 +39,13 @@ def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
     services = Services.build(db, quota_defaults={"network": q.network, "subnet": q.subnet, "port": q.port},
                               default_mtu=settings.network.global_physnet_mtu,
                               base_mac=settings.network.base_mac,
-                              ml2=Ml2Config(**dataclasses.asdict(settings.ml2)))
+                              ml2=Ml2Config(**dataclasses.asdict(settings.ml2)),
+                              agent_down_time=settings.agents.agent_down_time,
+                              dhcp_agents_per_network=settings.agents.dhcp_agents_per_network)
+    # RPC: hints go out after each commit; agents' calls are answered by the endpoints
+    transport = transport or transport_for(settings)
+    endpoints = ServerEndpoints(services)
+    db.on_commit = Notifier(transport)
     authenticate: Authenticator
     keystone = None
     if settings.auth.strategy == "keystone":
@@ -51,11 +61,18 @@ def build_app(settings: cfg.Settings, check_schema: bool = True) -> FermionApp:
         authenticate = NoAuth(settings.auth.default_project_id, settings.auth.default_roles)
     app = FermionApp(services, build_enforcer(settings), authenticate,
                      max_body=settings.server.max_request_body_size, threads=settings.server.threads)
+    app.transport = transport
     if keystone is not None:
         app.on_startup.append(keystone.start)
         app.on_shutdown.append(keystone.close)
 
+    async def _serve_rpc() -> None:
+        transport.serve(endpoints.handlers())
+
+    app.on_startup.append(_serve_rpc)
+
     async def _dispose() -> None:
+        transport.close()
         db.dispose()
 
     app.on_shutdown.append(_dispose)

@@ -48,3 +48,10 @@ def bump(conn: Connection, table: Table, ident: str, values: dict[str, Any],
         raise PreconditionFailed(
             f"Constrained to revision number {expect_revision} but the resource has changed.")
 
+
+
+def emit(conn: Connection, event: Any) -> None:
+    """Queue an event (an rpc.contracts.Hint) to be published once this write transaction commits."""
+    events = conn.info.get("fermion.events")
+    if events is not None:
+        events.append(event)

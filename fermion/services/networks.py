@@ -15,6 +15,7 @@ from fermion.ml2.manager import TypeManager, load_segments
 from fermion.ml2.segments import Segment
 from fermion.resources.base import AUTO
 from fermion.resources.network import NETWORK
+from fermion.rpc.contracts import Hint
 from fermion.services import common
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -118,6 +119,7 @@ class NetworkService:
             self.types.record(conn, row["id"], segments)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            common.emit(conn, Hint("network", row["id"], 0, row["id"]))
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)
         return rows
@@ -140,6 +142,7 @@ class NetworkService:
                 raise Conflict(f"Unable to reconfigure sharing settings for network {orig['id']}. "
                                "Multiple tenants are using it.", type="InvalidSharedSetting")
         common.bump(conn, m.networks, orig["id"], values, expect_revision)
+        common.emit(conn, Hint("network", orig["id"], orig["revision_number"] + 1, orig["id"]))
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
         net_id = orig["id"]
@@ -157,6 +160,7 @@ class NetworkService:
             conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.network_id == net_id))
         conn.execute(delete(m.ports).where(m.ports.c.network_id == net_id))
+        conn.execute(delete(m.network_dhcp_agents).where(m.network_dhcp_agents.c.network_id == net_id))
         subnets = conn.execute(select(m.subnets.c.id, m.subnets.c.project_id)
                                .where(m.subnets.c.network_id == net_id)).all()
         for sid, project in subnets:
@@ -167,6 +171,7 @@ class NetworkService:
         self.types.release(conn, net_id)
         conn.execute(delete(m.networks).where(m.networks.c.id == net_id))
         self.quotas.release(conn, orig["project_id"], "network")
+        common.emit(conn, Hint("network", net_id, orig["revision_number"] + 1, net_id))
 
 
 def _count_by_project(items: list[dict[str, Any]]) -> dict[str, int]:

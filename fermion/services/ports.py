@@ -13,9 +13,13 @@ from sqlalchemy import Connection, delete, select
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
+from fermion.ml2.binding import UNBOUND, Binding, PortBinder
+from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
+from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
+from fermion.services.agents import AgentService
 from fermion.services.networks import _count_by_project
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -64,9 +68,12 @@ def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[
 
 
 class PortService:
-    def __init__(self, quotas: QuotaService, base_mac: str = "fa:16:3e:00:00:00") -> None:
+    def __init__(self, quotas: QuotaService, base_mac: str = "fa:16:3e:00:00:00",
+                 binder: PortBinder | None = None, agents: AgentService | None = None) -> None:
         self.collection = PortCollection()
         self.quotas = quotas
+        self.binder = binder or PortBinder([])
+        self.agents = agents or AgentService()
         self.allocator = ipam.Allocator()
         self.rng = random.Random()
         self.base_mac = [int(x, 16) for x in base_mac.split(":")]
@@ -75,6 +82,12 @@ class PortService:
         rows = conn.execute(select(m.subnets).where(m.subnets.c.network_id == network_id)
                             .order_by(m.subnets.c.created_at, m.subnets.c.id)).all()
         return [dict(r._mapping) for r in rows]
+
+    def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str) -> Binding:
+        if not host:
+            return Binding(UNBOUND, {})
+        segments = load_segments(conn, [network_id]).get(network_id, [])
+        return self.binder.bind(host, vnic_type, segments, self.agents.on_host(conn, host))
 
     def _random_mac(self) -> str:
         octets = self.base_mac[:3] + [self.rng.randint(0, 255) for _ in range(3)]
@@ -94,8 +107,10 @@ class PortService:
                 port_security_enabled=net["port_security_enabled"] if pse is AUTO else pse,
                 allowed_address_pairs=item["allowed_address_pairs"], security_groups=item["security_groups"],
                 binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
-                binding_profile=item["binding:profile"], binding_vif_type="unbound", binding_vif_details={},
+                binding_profile=item["binding:profile"],
             )
+            binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
+            row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
             if row["allowed_address_pairs"] and not row["port_security_enabled"]:
                 raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
                                "port.", type="AddressPairAndPortSecurityRequired")
@@ -108,6 +123,7 @@ class PortService:
                 self._allocate_requested(conn, row, subnets, fixed)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            common.emit(conn, Hint("port", row["id"], 0, net["id"], row["binding_host_id"] or None))
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
@@ -207,7 +223,36 @@ class PortService:
             values[key.replace(":", "_")] = val
         if "fixed_ips" in changes:
             self._replace_ips(conn, orig, changes["fixed_ips"])
+        host = changes.get("binding:host_id", orig["binding:host_id"])
+        rebind = host != orig["binding:host_id"] or (
+            "binding:host_id" in changes and orig["binding:vif_type"] != "bridge")
+        if rebind or "binding:vnic_type" in changes:
+            binding = self.bind(conn, orig["network_id"], host,
+                                changes.get("binding:vnic_type", orig["binding:vnic_type"]))
+            values.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
+            if host != orig["binding:host_id"]:
+                values["status"] = "DOWN"
         common.bump(conn, m.ports, pid, values, expect_revision)
+        rev = orig["revision_number"] + 1
+        common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
+        if orig["binding:host_id"] and host != orig["binding:host_id"]:
+            common.emit(conn, Hint("port", pid, rev, orig["network_id"], orig["binding:host_id"]))
+
+    def rebind_host(self, conn: Connection, host: str) -> int:
+        """Retry binding the host's failed ports (its agent just appeared or came back). Returns how many
+        got bound."""
+        p = m.ports.c
+        rows = conn.execute(select(p.id, p.network_id, p.binding_vnic_type, p.revision_number).where(
+            p.binding_host_id == host, p.binding_vif_type == "binding_failed")).all()
+        bound = 0
+        for pid, network_id, vnic_type, revision in rows:
+            binding = self.bind(conn, network_id, host, vnic_type)
+            if binding.bound:
+                common.bump(conn, m.ports, pid, {"binding_vif_type": binding.vif_type,
+                                                 "binding_vif_details": binding.vif_details})
+                common.emit(conn, Hint("port", pid, revision + 1, network_id, host))
+                bound += 1
+        return bound
 
     def _replace_ips(self, conn: Connection, orig: dict[str, Any], wanted: list[dict[str, str]]) -> None:
         current = {(f["subnet_id"], f["ip_address"]) for f in orig["fixed_ips"]}
@@ -243,3 +288,5 @@ class PortService:
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
         conn.execute(delete(m.ports).where(m.ports.c.id == pid))
         self.quotas.release(conn, orig["project_id"], "port")
+        common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],
+                               orig["binding:host_id"] or None))

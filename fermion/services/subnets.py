@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import netaddr
@@ -11,6 +12,7 @@ from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, InvalidInput
 from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
+from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
 from fermion.services.networks import DHCP_OWNER, _count_by_project
 from fermion.services.query import Collection
@@ -50,9 +52,12 @@ def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
 
 
 class SubnetService:
-    def __init__(self, quotas: QuotaService) -> None:
+    def __init__(self, quotas: QuotaService,
+                 on_dhcp_change: Callable[[Connection, str], None] | None = None) -> None:
         self.collection = SubnetCollection()
         self.quotas = quotas
+        # DHCP scheduling hook (services.dhcp): runs in the transaction when a subnet's DHCP may change
+        self.on_dhcp_change = on_dhcp_change
 
     def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
@@ -82,6 +87,7 @@ class SubnetService:
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            self._changed(conn, row["network_id"], row["id"], 0, row["enable_dhcp"])
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
@@ -114,6 +120,12 @@ class SubnetService:
                 changes["allocation_pools"] = pools
             ipam.validate_pools(net, pools, gateway)
         common.bump(conn, m.subnets, orig["id"], changes, expect_revision)
+        self._changed(conn, orig["network_id"], orig["id"], orig["revision_number"] + 1, merged["enable_dhcp"])
+
+    def _changed(self, conn: Connection, network_id: str, subnet_id: str, revision: int, dhcp: bool) -> None:
+        if dhcp and self.on_dhcp_change is not None:
+            self.on_dhcp_change(conn, network_id)
+        common.emit(conn, Hint("subnet", subnet_id, revision, network_id))
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
         sid = orig["id"]
@@ -129,3 +141,4 @@ class SubnetService:
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.id == sid))
         self.quotas.release(conn, orig["project_id"], "subnet")
+        common.emit(conn, Hint("subnet", sid, orig["revision_number"] + 1, orig["network_id"]))

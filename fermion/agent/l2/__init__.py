@@ -1,0 +1,1 @@
+"""The Linux-bridge L2 agent."""

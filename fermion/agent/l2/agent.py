@@ -1,0 +1,106 @@
+"""The Linux-bridge L2 agent driver: pulls the host's L2 view, reconciles it, watches for taps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fermion.agent.l2.reconciler import L2Config, plan
+from fermion.agent.runtime import SyncResult
+from fermion.dataplane import DataplaneError, linkwatch
+from fermion.dataplane.linux import LinuxHost
+from fermion.rpc.contracts import Hint, L2View, decode
+
+LOG = logging.getLogger(__name__)
+AGENT_TYPE = "Linux bridge agent"
+
+
+class LinuxBridgeAgent:
+    agent_type = AGENT_TYPE
+    binary = "fermion-linuxbridge-agent"
+    topic = "N/A"
+    view_method = "get_l2_view"
+
+    def __init__(self, host: str, config: L2Config, netns: str | None = None, executor: Any = None) -> None:
+        self.host = host
+        self.config = config
+        self.netns = netns
+        self.executor = executor or LinuxHost(netns)
+        self.networks: set[str] = set()
+        self.taps: dict[str, str] = {}
+        self.devices = 0
+        self._monitor: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def configurations(self) -> dict[str, Any]:
+        return {"tunneling_ip": self.config.local_ip, "tunnel_types": ["vxlan"] if self.config.local_ip else [],
+                "interface_mappings": dict(self.config.interface_mappings), "l2_population": True,
+                "devices": self.devices, "netns": self.netns}
+
+    def relevant(self, hint: Hint) -> Iterable[str]:
+        if hint.network_id and (hint.network_id in self.networks or hint.host == self.host):
+            return [hint.network_id]
+        return []
+
+    def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
+        desired = decode(L2View, view)
+        with self._lock:
+            # publish the taps to watch *before* observing: a tap appearing after the observation is then
+            # seen by the monitor, one appearing before it by the observation
+            taps = {_tap_of(port.id): port.network_id for port in desired.ports}
+            if scope is None:
+                self.taps = taps
+            else:
+                self.taps = {t: n for t, n in self.taps.items() if n not in scope} | taps
+            observed = self.executor.observe()
+            result = plan(desired, observed, self.config, scope)
+            failed = self.executor.apply(result.ops) if result.ops else []
+            present = {n.id for n in desired.networks}
+            self.networks = present if scope is None else (self.networks - scope) | present
+            self.devices = len(self.taps)
+        if result.ops:
+            LOG.info("host %s: applied %d operations (%d failed)", self.host, len(result.ops), len(failed))
+        bad = {getattr(op, "name", None) for op, _ in failed}
+        up = {pid: rev for pid, rev in result.up.items() if _tap_of(pid) not in bad}
+        return SyncResult(up=up, down=result.down, failed=bool(failed))
+
+    # ---------------------------------------------------------------- device monitor
+    def start(self, wake: Callable[[Iterable[str]], None]) -> None:
+        self._stop.clear()
+        self._monitor = threading.Thread(target=self._watch, args=(wake,), daemon=True,
+                                         name=f"fermion-l2-monitor-{self.host}")
+        self._monitor.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        self.executor.close()
+
+    def _watch(self, wake: Callable[[Iterable[str]], None]) -> None:
+        """Taps come and go with instances, which the server does not see: watch link events."""
+        try:
+            sock = linkwatch.open_socket(self.netns)
+        except (OSError, DataplaneError):  # without events the periodic resync still converges
+            LOG.exception("cannot watch links on host %s", self.host)
+            return
+        try:
+            while not self._stop.is_set():
+                try:
+                    events = linkwatch.read(sock, 0.5)
+                except OSError:  # events were lost (buffer overrun): look at every network
+                    wake(set(self.taps.values()))
+                    continue
+                dirty = {self.taps[e.name] for e in events
+                         if e.name in self.taps and (e.deleted or e.master is None)}
+                if dirty:
+                    wake(dirty)
+        finally:
+            sock.close()
+
+
+def _tap_of(port_id: str) -> str:
+    return "tap" + port_id[:11]

@@ -1,0 +1,123 @@
+"""/v2.0/agents (agent extension) and DHCP scheduling (dhcp_agent_scheduler):
+/v2.0/agents/{id}/dhcp-networks[/{network_id}] and /v2.0/networks/{id}/dhcp-agents."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection
+
+from fermion.api.wire import Request, Response
+from fermion.context import Context
+from fermion.errors import BadRequest, NotFound
+from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.services.registry import Services
+from fermion.validation import InvalidValue, uuid_str
+
+
+class AgentController:
+    def __init__(self, services: Services, enforcer: Enforcer) -> None:
+        self.services = services
+        self.agents = services.agents
+        self.enforcer = enforcer
+
+    def _enforce(self, action: str, ctx: Context) -> None:
+        if not self.enforcer.check(action, {"project_id": ctx.project_id}, ctx):
+            raise PolicyNotAuthorized(action)
+
+    @staticmethod
+    def _filters(req: Request) -> tuple[dict[str, list[str]], list[str]]:
+        filters: dict[str, list[str]] = defaultdict(list)
+        fields: list[str] = []
+        for key, value in req.query:
+            if key == "fields":
+                fields.append(value)
+            elif key not in ("limit", "marker", "sort_key", "sort_dir", "page_reverse"):
+                filters[key].append(value)
+        return dict(filters), fields
+
+    @staticmethod
+    def _shape(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        return {k: v for k, v in item.items() if k in fields} if fields else item
+
+    def handle(self, req: Request, ctx: Context, parts: list[str]) -> Response:
+        db = self.services.db
+        method = req.method
+        if not parts:
+            if method != "GET":
+                raise NotFound("The resource could not be found.")
+            self._enforce("get_agent", ctx)
+            filters, fields = self._filters(req)
+            with db.read() as conn:
+                items = self.agents.list_agents(conn, filters)
+            return Response(200, {"agents": [self._shape(i, fields) for i in items]})
+        agent_id = parts[0]
+        if len(parts) == 1:
+            return self._member(req, ctx, agent_id)
+        if parts[1] == "dhcp-networks" and len(parts) <= 3:
+            return self._dhcp_networks(req, ctx, agent_id, parts[2] if len(parts) == 3 else None)
+        raise NotFound("The resource could not be found.")
+
+    def _member(self, req: Request, ctx: Context, agent_id: str) -> Response:
+        db = self.services.db
+        if req.method == "GET":
+            self._enforce("get_agent", ctx)
+            _, fields = self._filters(req)
+            with db.read() as conn:
+                return Response(200, {"agent": self._shape(self.agents.to_api(self.agents.get(conn, agent_id)),
+                                                           fields)})
+        if req.method == "PUT":
+            self._enforce("update_agent", ctx)
+            body = req.json()
+            if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
+                raise BadRequest("Unable to find 'agent' in request body")
+
+            def update(conn: Connection) -> dict[str, Any]:
+                self.agents.update(conn, agent_id, body["agent"])
+                return self.agents.to_api(self.agents.get(conn, agent_id))
+
+            return Response(200, {"agent": db.write(update)})
+        if req.method == "DELETE":
+            self._enforce("delete_agent", ctx)
+            db.write(lambda conn: self.agents.delete(conn, agent_id))
+            return Response(204)
+        raise NotFound("The resource could not be found.")
+
+    def _dhcp_networks(self, req: Request, ctx: Context, agent_id: str, network_id: str | None) -> Response:
+        db, dhcp = self.services.db, self.services.dhcp
+        if req.method == "GET" and network_id is None:
+            self._enforce("get_dhcp-networks", ctx)
+            with db.read() as conn:
+                self.agents.get(conn, agent_id)
+                ids = dhcp.network_ids(conn, agent_id)
+                nets = self.services.networks.collection
+                items = [n for n in (nets.get(conn, i) for i in ids) if n is not None]
+            return Response(200, {"networks": items})
+        if req.method == "POST" and network_id is None:
+            self._enforce("create_dhcp-network", ctx)
+            body = req.json()
+            if not isinstance(body, dict) or "network_id" not in body:
+                raise BadRequest("Unable to find 'network_id' in request body")
+            try:
+                wanted = uuid_str(body["network_id"])
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for network_id. Reason: {err}.") from None
+            db.write(lambda conn: dhcp.add(conn, agent_id, wanted))
+            return Response(201, None)
+        if req.method == "DELETE" and network_id is not None:
+            self._enforce("delete_dhcp-network", ctx)
+            db.write(lambda conn: dhcp.remove(conn, agent_id, network_id))
+            return Response(204)
+        raise NotFound("The resource could not be found.")
+
+    def network_agents(self, req: Request, ctx: Context, network_id: str) -> Response:
+        if req.method != "GET":
+            raise NotFound("The resource could not be found.")
+        self._enforce("get_dhcp-agents", ctx)
+        with self.services.db.read() as conn:
+            if self.services.networks.collection.get(conn, network_id) is None:
+                raise NotFound(f"Network {network_id} could not be found.", type="NetworkNotFound")
+            ids = self.services.dhcp.agent_ids(conn, network_id)
+            items = [self.agents.to_api(self.agents.get(conn, i)) for i in ids]
+        return Response(200, {"agents": items})

@@ -1,0 +1,169 @@
+"""`fermion lab`: emulated hosts and instances on this machine, for trying Fermion's data plane."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from fermion.config import settings as cfg
+from fermion.lab import instances, topology
+from fermion.lab.instances import Api, LabError
+from fermion.lab.state import DEFAULT_HOSTS, LabState, state_path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
+    lab.add_argument("--endpoint", default=os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696"))
+    lab.add_argument("--config", help="TOML config file (distributed mode reads [rpc] from it)")
+    verbs = lab.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("up", help="create emulated hosts and start their agents")
+    p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
+    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP agent")
+    p.add_argument("--distributed", action="store_true",
+                   help="agents as processes over RabbitMQ ([rpc] transport_url) instead of in the server")
+    p.add_argument("--prefix", default="fl", help="namespace name prefix")
+    p = verbs.add_parser("boot", help="plug an instance into a network on a host (DHCP address)")
+    p.add_argument("--network", required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("name")
+    p = verbs.add_parser("ping", help="ping from one instance to another (or to an address)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("-c", "--count", type=int, default=3)
+    verbs.add_parser("ls", help="hosts, agents and instances")
+    p = verbs.add_parser("rm", help="delete an instance and its port")
+    p.add_argument("name")
+    verbs.add_parser("down", help="delete everything the lab made")
+    lab.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("fermion lab: needs root (it creates network namespaces)", file=sys.stderr)
+        return 2
+    state_dir = cfg.state_dir()
+    path = state_path(state_dir)
+    state = LabState.load(path)
+    try:
+        if args.verb == "up":
+            return _up(args, state, state_dir)
+        if state is None:
+            print("fermion lab: no lab here; run `fermion lab up` first", file=sys.stderr)
+            return 1
+        api = Api(state.endpoint)
+        if args.verb == "boot":
+            try:
+                inst = instances.boot(state, api, state_dir, args.network, args.host, args.name)
+            finally:
+                state.save(path)
+            print(f"{inst.name}: host {inst.host}, port {inst.port_id}, mac {inst.mac}, ip {inst.ip} (DHCP)")
+            return 0
+        if args.verb == "ping":
+            proc = instances.ping(state, args.src, args.dst, args.count)
+            print(proc.stdout.strip() or proc.stderr.strip())
+            return proc.returncode
+        if args.verb == "ls":
+            _ls(state, api)
+            return 0
+        if args.verb == "rm":
+            instances.remove(state, api, args.name)
+            state.save(path)
+            print(f"removed {args.name}")
+            return 0
+        if args.verb == "down":
+            return _down(state, path)
+    except LabError as err:
+        print(f"fermion lab: {err}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> int:
+    from fermion.runtime.lab import spawn_agents
+
+    mode = "distributed" if args.distributed else "embedded"
+    if state is not None and state.mode != mode:
+        print(f"fermion lab: a {state.mode} lab is up; run `fermion lab down` first", file=sys.stderr)
+        return 1
+    state = state or LabState(prefix=args.prefix, mode=mode, endpoint=args.endpoint)
+    hosts = [h for h in args.hosts.split(",") if h]
+    api = Api(state.endpoint)
+    try:
+        api.agents()
+    except Exception as err:  # noqa: BLE001 - any failure here means: no server to talk to
+        print(f"fermion lab: no Fermion server at {state.endpoint} ({err}); start it first "
+              "(scripts/run, or `fermion all-in-one`)", file=sys.stderr)
+        return 1
+    topology.build(state, hosts, args.dhcp_host if args.dhcp_host in hosts else hosts[-1])
+    if mode == "distributed":
+        settings = cfg.load(args.config)
+        if not settings.rpc.transport_url:
+            print("fermion lab: --distributed needs [rpc] transport_url (or FERMION_TRANSPORT_URL)", file=sys.stderr)
+            return 1
+        env = {"FERMION_TRANSPORT_URL": settings.rpc.transport_url}
+        for host in state.hosts.values():
+            if not host.pids or not all(_alive(p) for p in host.pids):
+                host.pids = spawn_agents(state, host, state_dir / "lab-logs", env)
+    state.save(state_path(state_dir))
+    wanted = {(h.name, "Linux bridge agent") for h in state.hosts.values()} | {
+        (h.name, "DHCP agent") for h in state.hosts.values() if h.dhcp}
+    deadline = time.monotonic() + 30
+    while True:
+        alive = {(a["host"], a["agent_type"]) for a in api.agents() if a["alive"]}
+        if wanted <= alive:
+            break
+        if time.monotonic() > deadline:
+            missing = ", ".join(f"{t} on {h}" for h, t in sorted(wanted - alive))
+            print(f"fermion lab: agents did not report in 30 s: {missing}. In embedded mode the server must be "
+                  "`fermion all-in-one` with the same state directory.", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    print(f"lab up ({mode}): hosts {', '.join(state.hosts)}; agents alive. Next:")
+    print("  openstack network create net1 && openstack subnet create --network net1 --subnet-range 10.1.0.0/24 s1")
+    print("  fermion lab boot --network net1 --host compute1 vm1")
+    print("  fermion lab boot --network net1 --host compute2 vm2")
+    print("  fermion lab ping vm1 vm2")
+    return 0
+
+
+def _ls(state: LabState, api: Api) -> None:
+    agents = {(a["host"], a["agent_type"]): a for a in api.agents()}
+    print(f"lab ({state.mode}), namespaces {state.prefix}-*")
+    for host in state.hosts.values():
+        kinds = [t for (h, t) in agents if h == host.name]
+        status = ", ".join(f"{t}: {'alive' if agents[(host.name, t)]['alive'] else 'DEAD'}" for t in sorted(kinds))
+        print(f"  host {host.name:<12} underlay {host.underlay_ip:<13} {status or 'no agents'}")
+    for inst in state.instances.values():
+        port = api.port(inst.port_id)
+        status = port["status"] if port else "port deleted"
+        print(f"  instance {inst.name:<10} on {inst.host:<10} ip {inst.ip or '-':<15} mac {inst.mac} port {status}")
+
+
+def _down(state: LabState, path: Path) -> int:
+    for host in state.hosts.values():
+        for pid in host.pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+    api = Api(state.endpoint)
+    for inst in list(state.instances.values()):
+        try:
+            api.delete_port(inst.port_id)
+        except Exception:  # noqa: BLE001 - the server may be gone; the namespaces go anyway
+            pass
+    path.unlink(missing_ok=True)  # embedded: the server's supervisor stops the agents
+    time.sleep(1.5 if state.mode == "embedded" else 0)
+    gone = topology.destroy(state)
+    print(f"lab down: removed {len(gone)} namespaces")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False

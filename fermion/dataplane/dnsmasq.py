@@ -1,0 +1,166 @@
+"""dnsmasq for one network, run as Neutron's DHCP agent runs it: static leases from a hosts file, options
+from an opts file, reloaded with SIGHUP when only those change, restarted when its command line must."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import netaddr
+
+from fermion.dataplane import DataplaneError
+
+LEASE_SECONDS = 86400
+DOMAIN = "openstacklocal"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    cidr: str
+    ip_version: int
+    gateway_ip: str | None
+    dns_nameservers: tuple[str, ...]
+    host_routes: tuple[tuple[str, str], ...]  # (destination, nexthop)
+    ipv6_address_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    mac: str
+    ip: str
+    subnet_id: str
+
+
+@dataclass(frozen=True)
+class Config:
+    network_id: str
+    namespace: str
+    interface: str
+    mtu: int
+    server_ips: tuple[str, ...]  # the DHCP port's addresses (DNS server for subnets without nameservers)
+    subnets: tuple[Subnet, ...]
+    hosts: tuple[Host, ...]
+
+
+def _hostname(ip: str) -> str:
+    return "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def render(cfg: Config) -> dict[str, str]:
+    """The hosts, addn_hosts and opts files."""
+    hosts, addn, opts = [], [], []
+    for h in cfg.hosts:
+        name = _hostname(h.ip)
+        ip = f"[{h.ip}]" if ":" in h.ip else h.ip
+        hosts.append(f"{h.mac},{name}.{DOMAIN}.,{ip}")
+        addn.append(f"{h.ip}\t{name}.{DOMAIN} {name}")
+    for s in cfg.subnets:
+        tag = f"tag:subnet-{s.id}"
+        if s.ip_version == 4:
+            own = [ip for ip in cfg.server_ips if ":" not in ip]
+            dns = list(s.dns_nameservers) or own[:1]
+            if dns:
+                opts.append(f"{tag},option:dns-server,{','.join(dns)}")
+            if s.gateway_ip:
+                opts.append(f"{tag},option:router,{s.gateway_ip}")
+            else:
+                opts.append(f"{tag},option:router")
+            if s.host_routes:
+                routes = [f"{dst},{hop}" for dst, hop in s.host_routes]
+                if s.gateway_ip:
+                    routes.append(f"0.0.0.0/0,{s.gateway_ip}")
+                opts.append(f"{tag},option:classless-static-route,{','.join(routes)}")
+        else:
+            dns = [f"[{d}]" for d in s.dns_nameservers]
+            if dns:
+                opts.append(f"{tag},option6:dns-server,{','.join(dns)}")
+    return {"host": "\n".join(hosts) + "\n", "addn_hosts": "\n".join(addn) + "\n", "opts": "\n".join(opts) + "\n"}
+
+
+def command(cfg: Config, workdir: Path) -> list[str]:
+    argv = ["dnsmasq", "--no-hosts", "--no-resolv", "--user=root", "--group=root", f"--pid-file={workdir / 'pid'}",
+            f"--dhcp-hostsfile={workdir / 'host'}", f"--addn-hosts={workdir / 'addn_hosts'}",
+            f"--dhcp-optsfile={workdir / 'opts'}", f"--dhcp-leasefile={workdir / 'leases'}",
+            "--dhcp-match=set:ipxe,175", "--local-service", "--bind-dynamic", f"--interface={cfg.interface}",
+            "--except-interface=lo", "--conf-file=/dev/null", f"--domain={DOMAIN}",
+            f"--dhcp-option-force=option:mtu,{cfg.mtu}", f"--dhcp-lease-max={max(256, len(cfg.hosts) * 2)}",
+            f"--log-facility={workdir / 'dnsmasq.log'}", "--log-dhcp"]
+    for s in cfg.subnets:
+        net = netaddr.IPNetwork(s.cidr)
+        if s.ip_version == 4:
+            argv.append(f"--dhcp-range=set:subnet-{s.id},{net.network},static,{net.netmask},{LEASE_SECONDS}s")
+        elif s.ipv6_address_mode == "dhcpv6-stateless":
+            argv.append(f"--dhcp-range=set:subnet-{s.id},{net.network},ra-stateless,{net.prefixlen},{LEASE_SECONDS}s")
+        elif s.ipv6_address_mode != "slaac":
+            argv.append(f"--dhcp-range=set:subnet-{s.id},{net.network},static,{net.prefixlen},{LEASE_SECONDS}s")
+    return argv
+
+
+class Dnsmasq:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.workdir / "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if str(self.workdir).encode() not in f.read():
+                    return None
+        except OSError:
+            return None
+        return pid
+
+    def ensure(self, cfg: Config) -> str:
+        """Write the files and make dnsmasq serve them. Returns what it did: started, restarted, reloaded or
+        unchanged."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        files_changed = False
+        for name, text in render(cfg).items():
+            path = self.workdir / name
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+                files_changed = True
+        argv = ["ip", "netns", "exec", cfg.namespace, *command(cfg, self.workdir)]
+        digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()
+        stamp = self.workdir / "cmdline.sha256"
+        pid = self.pid()
+        if pid is not None and stamp.exists() and stamp.read_text() == digest:
+            if files_changed:
+                os.kill(pid, signal.SIGHUP)
+                return "reloaded"
+            return "unchanged"
+        action = "started"
+        if pid is not None:
+            self.stop()
+            action = "restarted"
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if proc.returncode != 0:
+            raise DataplaneError(f"dnsmasq for network {cfg.network_id} failed to start: {proc.stderr.strip()}")
+        stamp.write_text(digest)
+        return action
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.01)
+        (self.workdir / "pid").unlink(missing_ok=True)

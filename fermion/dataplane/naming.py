@@ -1,0 +1,26 @@
+"""Kernel object names, as Neutron names them (operators recognise them); all fit 15 characters."""
+
+from __future__ import annotations
+
+MARKER = "fermion"  # link alias on every device we create: reconcile never touches anything without it
+
+
+def bridge(network_id: str) -> str:
+    return "brq" + network_id[:11]
+
+
+def tap(port_id: str) -> str:
+    return "tap" + port_id[:11]
+
+
+def vxlan(vni: int) -> str:
+    return f"vxlan-{vni}"
+
+
+def dhcp_device(port_id: str) -> str:
+    return "ns-" + port_id[:11]
+
+
+def dhcp_namespace(network_id: str, host_netns: str | None) -> str:
+    """qdhcp-<network>; an emulated host's namespaces carry its name first so the lab can find them."""
+    return f"{host_netns}-qdhcp-{network_id}" if host_netns else f"qdhcp-{network_id}"

@@ -1,0 +1,55 @@
+"""Emulated hosts: one namespace per host on a shared underlay (198.18.0.0/24, a bridge in its own
+namespace) plus a provider wire for flat networks (physnet1 on each host's eth1). Nothing touches the
+root namespace."""
+
+from __future__ import annotations
+
+from fermion.dataplane import netns
+from fermion.lab.state import LabHost, LabState
+
+UNDERLAY = "198.18.0.{}/24"
+
+
+def build(state: LabState, hosts: list[str], dhcp_host: str) -> None:
+    ul = f"{state.prefix}-underlay"
+    state.underlay = ul
+    netns.create(ul)
+    for bridge in ("br-ul", "br-phys"):
+        netns.run(["ip", "-n", ul, "link", "add", bridge, "type", "bridge"], check=False)
+        netns.run(["ip", "-n", ul, "link", "set", bridge, "up"])
+    netns.run(["ip", "netns", "exec", ul, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0",
+               "net.bridge.bridge-nf-call-ip6tables=0"], check=False)
+    taken = {h.underlay_ip for h in state.hosts.values()}
+    number = 11
+    for name in hosts:
+        if name in state.hosts:
+            continue
+        if len(name) > 12 or not name.replace("-", "").isalnum():
+            raise ValueError(f"host name {name!r}: use at most 12 letters, digits or '-'")
+        while UNDERLAY.format(number).split("/")[0] in taken:
+            number += 1
+        ip = UNDERLAY.format(number)
+        ns = f"{state.prefix}-{name}"
+        netns.create(ns)
+        _wire(ns, "ul0", ul, f"ul-{name}", "br-ul")
+        _wire(ns, state.physical_interface, ul, f"pv-{name}", "br-phys")
+        netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
+        state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name == dhcp_host)
+        taken.add(ip.split("/")[0])
+
+
+def _wire(ns: str, inner: str, ul: str, outer: str, bridge: str) -> None:
+    have = netns.run(["ip", "-n", ns, "link", "show", inner], check=False)
+    if have.returncode != 0:
+        netns.run(["ip", "link", "add", inner, "netns", ns, "type", "veth", "peer", "name", outer, "netns", ul])
+    netns.run(["ip", "-n", ul, "link", "set", outer, "master", bridge, "up"])
+    netns.run(["ip", "-n", ns, "link", "set", inner, "up"])
+
+
+def destroy(state: LabState) -> list[str]:
+    """Delete every namespace of the lab (instances, qdhcp, hosts, underlay). Returns their names."""
+    gone = []
+    for ns in netns.names(f"{state.prefix}-"):
+        netns.delete(ns)
+        gone.append(ns)
+    return gone

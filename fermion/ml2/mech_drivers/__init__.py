@@ -1,0 +1,1 @@
+"""Mechanism drivers: which agent on a host can carry which segment."""

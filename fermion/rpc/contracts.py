@@ -1,0 +1,207 @@
+"""Versioned RPC messages between the server and the agents.
+
+Every message is a frozen dataclass. A change to a message's fields must bump VERSION and add a line to
+HISTORY; tests/contract/test_rpc_contracts.py fingerprints the schemas so a silent change fails. The major
+number changes only when an old agent could no longer talk to a new server (or the reverse).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union
+
+VERSION = "1.0"
+HISTORY = {
+    "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
+}
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- server -> agents
+@dataclass(frozen=True)
+class Hint:
+    """Something changed. Carries no state: the agent pulls what it needs (level-triggered)."""
+
+    kind: str  # network | subnet | port | agent
+    id: str
+    revision: int
+    network_id: str | None = None
+    host: str | None = None  # the host the object is bound to, when it has one
+
+
+# ---------------------------------------------------------------- agents -> server
+@dataclass(frozen=True)
+class ViewRequest:
+    host: str
+    agent_type: str
+    network_ids: list[str] | None = None  # None: the whole host view
+
+
+@dataclass(frozen=True)
+class StateReport:
+    """Heartbeat with the agent's configuration. start_flag: the agent (re)started."""
+
+    host: str
+    agent_type: str
+    binary: str
+    topic: str
+    configurations: dict[str, Any] = field(default_factory=dict)
+    start_flag: bool = False
+
+
+@dataclass(frozen=True)
+class PortReport:
+    """Ports the agent has realized (port id -> revision, device present and wired) and ports whose device
+    is gone. A port becomes ACTIVE only from here."""
+
+    host: str
+    up: dict[str, int] = field(default_factory=dict)
+    down: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- host views (answers to ViewRequest)
+@dataclass(frozen=True)
+class Segment:
+    network_type: str
+    physical_network: str | None
+    segmentation_id: int | None
+
+
+@dataclass(frozen=True)
+class RemotePort:
+    mac: str
+    ips: list[str]
+    vtep: str  # tunnel address of the host the port is bound to
+
+
+@dataclass(frozen=True)
+class L2Network:
+    id: str
+    mtu: int
+    admin_state_up: bool
+    segment: Segment
+    vteps: list[str] = field(default_factory=list)  # other hosts with ports on the network (flooding)
+    remote_ports: list[RemotePort] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class L2Port:
+    id: str
+    network_id: str
+    mac: str
+    revision: int
+    admin_state_up: bool
+    device_owner: str
+
+
+@dataclass(frozen=True)
+class L2View:
+    host: str
+    networks: list[L2Network]
+    ports: list[L2Port]
+    partial: bool = False  # True when the request named networks: absent ones are to be removed
+
+
+@dataclass(frozen=True)
+class DhcpSubnet:
+    id: str
+    cidr: str
+    ip_version: int
+    gateway_ip: str | None
+    dns_nameservers: list[str]
+    host_routes: list[dict[str, str]]
+    allocation_pools: list[dict[str, str]]
+    ipv6_address_mode: str | None = None
+    ipv6_ra_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    port_id: str
+    mac: str
+    ip: str
+    subnet_id: str
+
+
+@dataclass(frozen=True)
+class DhcpNetwork:
+    id: str
+    mtu: int
+    revision: int
+    port_id: str  # this agent's DHCP port on the network
+    port_mac: str
+    port_ips: list[str]  # with prefix length, e.g. 10.0.0.2/24
+    subnets: list[DhcpSubnet]
+    hosts: list[DhcpHost]
+
+
+@dataclass(frozen=True)
+class DhcpView:
+    host: str
+    networks: list[DhcpNetwork]
+    partial: bool = False
+
+
+MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
+                              L2Port, L2View, DhcpSubnet, DhcpHost, DhcpNetwork, DhcpView)
+
+
+# ---------------------------------------------------------------- codec
+def encode(msg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(msg)
+
+
+def decode(cls: type[T], data: Any) -> T:
+    """Build a message from plain data, checking field names and nested types (extra keys from a newer
+    minor version are ignored, as a minor bump only adds optional fields)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected an object")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{cls.__name__}.{f.name}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        return _convert(next(o for o in options if o is not type(None)), value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list")
+        (inner,) = typing.get_args(tp)
+        return [_convert(inner, v, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object")
+        _, inner = typing.get_args(tp)
+        return {str(k): _convert(inner, v, where) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return decode(tp, value)  # type: ignore[arg-type]
+    if tp is Any:
+        return value
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ValueError(f"{where}: expected {tp.__name__}")
+    return value
+
+
+def fingerprint(cls: type) -> str:
+    hints = typing.get_type_hints(cls)
+    return ";".join(f"{f.name}:{_type_name(hints[f.name])}" for f in dataclasses.fields(cls))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) if typing.get_origin(tp) is None else str(tp)  # type: ignore[return-value]
+
+
+def compatible(version: str) -> bool:
+    return version.split(".")[0] == VERSION.split(".")[0]

@@ -1,0 +1,76 @@
+"""Server-side RPC methods: state reports, host views, realized port revisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, update
+
+from fermion.db import models as m
+from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
+from fermion.rpc.contracts import PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.transport import Handler
+from fermion.services.agents import DHCP_AGENT
+from fermion.services.dhcp import NeedsWrite
+from fermion.services.hostviews import l2_view
+from fermion.services.registry import Services
+
+
+class ServerEndpoints:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.db = services.db
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"report_state": self.report_state, "report_ports": self.report_ports,
+                "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view}
+
+    def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        report = decode(StateReport, body)
+        s = self.services
+
+        def work(conn: Connection) -> dict[str, Any]:
+            row, revived = s.agents.report(conn, report)
+            if revived and report.agent_type == LINUXBRIDGE:
+                s.ports.rebind_host(conn, report.host)
+            if report.agent_type == DHCP_AGENT:
+                s.dhcp.schedule_unhosted(conn)
+            return {"agent_id": row["id"], "revived": revived}
+
+        return self.db.write(work)
+
+    def report_ports(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ACTIVE for ports the host's agent realized at (at least) their current revision, DOWN for those
+        whose device is gone. Only ports bound to the reporting host are touched."""
+        report = decode(PortReport, body)
+        p = m.ports.c
+
+        def work(conn: Connection) -> int:
+            changed = 0
+            if report.up:
+                stmt = (update(m.ports).where(p.id == bindparam("pid"), p.binding_host_id == report.host,
+                                              p.revision_number <= bindparam("rev"), p.status != "ACTIVE")
+                        .values(status="ACTIVE"))
+                changed += conn.execute(stmt, [{"pid": k, "rev": v} for k, v in report.up.items()]).rowcount or 0
+            if report.down:
+                stmt = (update(m.ports).where(p.id.in_(report.down), p.binding_host_id == report.host,
+                                              p.status != "DOWN").values(status="DOWN"))
+                changed += conn.execute(stmt).rowcount or 0
+            return changed
+
+        return {"changed": self.db.write(work)}
+
+    def get_l2_view(self, body: dict[str, Any]) -> dict[str, Any]:
+        req = decode(ViewRequest, body)
+        s = self.services
+        with self.db.read() as conn:
+            return encode(l2_view(conn, s.agents, s.ports.binder, req.host, req.network_ids))
+
+    def get_dhcp_view(self, body: dict[str, Any]) -> dict[str, Any]:
+        req = decode(ViewRequest, body)
+        dhcp = self.services.dhcp
+        try:
+            with self.db.read() as conn:
+                return encode(dhcp.sync(conn, req.host, req.network_ids, write=False))
+        except NeedsWrite:
+            return encode(self.db.write(lambda conn: dhcp.sync(conn, req.host, req.network_ids)))

@@ -1,0 +1,78 @@
+"""The Transport protocol: how the server and the agents talk. Two implementations, same behaviour:
+inproc.py (embedded mode, one process) and amqp.py (RabbitMQ through kombu, distributed mode).
+
+Semantics every implementation keeps:
+- call(): request/response to *a* server; raises RpcUnavailable when no answer comes in time, RpcError when
+  the server's handler refused the request. Payloads are JSON-able dicts (the in-process transport encodes
+  them too, so both transports see the same data).
+- cast(): one-way to a server, best effort.
+- notify(): server -> every listening agent, best effort. Losing a hint is harmless by design.
+- listen(): an agent's subscription to hints. on_connect runs every time the subscription is (re)established,
+  so the agent can resync whatever hints it may have missed while disconnected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+class RpcUnavailable(Exception):
+    """No server answered (broker down, timeout)."""
+
+
+class RpcError(Exception):
+    """The server answered with an error."""
+
+    def __init__(self, message: str, type: str = "RpcError") -> None:  # noqa: A002 - Neutron's word
+        super().__init__(message)
+        self.type = type
+
+
+class Transport(Protocol):
+    def serve(self, handlers: Mapping[str, Handler]) -> None: ...
+
+    def call(self, method: str, payload: dict[str, Any], timeout: float = 10.0) -> Any: ...
+
+    def cast(self, method: str, payload: dict[str, Any]) -> None: ...
+
+    def notify(self, message: dict[str, Any]) -> None: ...
+
+    def listen(self, callback: Callable[[dict[str, Any]], None],
+               on_connect: Callable[[], None] | None = None) -> Callable[[], None]:
+        """Start receiving hints; returns a function that stops the subscription."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def envelope(method: str, payload: dict[str, Any]) -> dict[str, Any]:
+    from fermion.rpc.contracts import VERSION
+
+    return {"v": VERSION, "method": method, "body": payload}
+
+
+def dispatch(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[str, Any]:
+    """Run a handler for an envelope; the reply is an envelope too ({"ok": ...} or {"error": ...})."""
+    from fermion.rpc.contracts import compatible
+
+    version = str(message.get("v", ""))
+    if not compatible(version):
+        return {"error": {"type": "IncompatibleVersion", "message": f"RPC version {version} not supported"}}
+    handler = handlers.get(str(message.get("method")))
+    if handler is None:
+        return {"error": {"type": "UnknownMethod", "message": f"no RPC method {message.get('method')!r}"}}
+    try:
+        return {"ok": handler(message.get("body") or {})}
+    except RpcError as err:
+        return {"error": {"type": err.type, "message": str(err)}}
+    except ValueError as err:
+        return {"error": {"type": "InvalidMessage", "message": str(err)}}
+
+
+def unwrap(reply: dict[str, Any]) -> Any:
+    if "error" in reply:
+        raise RpcError(reply["error"].get("message", ""), reply["error"].get("type", "RpcError"))
+    return reply.get("ok")

@@ -1,0 +1,49 @@
+"""Wiring for agents: the same AgentRuntime and drivers in embedded mode (threads in the server process,
+in-process transport) and distributed mode (`fermion agent ...` processes over RabbitMQ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fermion.agent.dhcp.agent import DhcpAgent
+from fermion.agent.l2.agent import LinuxBridgeAgent
+from fermion.agent.l2.reconciler import L2Config
+from fermion.agent.runtime import AgentRuntime
+from fermion.config import settings as cfg
+from fermion.rpc.transport import Transport
+
+
+def transport_for(settings: cfg.Settings) -> Transport:
+    if settings.rpc.transport_url:
+        from fermion.rpc.amqp import AmqpTransport
+
+        return AmqpTransport(settings.rpc.transport_url, prefix=settings.rpc.prefix)
+    from fermion.rpc.inproc import InProcTransport
+
+    return InProcTransport()
+
+
+def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
+             local_ip: str | None = None, interface_mappings: dict[str, str] | None = None) -> AgentRuntime:
+    driver = LinuxBridgeAgent(host, L2Config(local_ip=local_ip, interface_mappings=interface_mappings or {}), netns)
+    a = settings.agents
+    return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval)
+
+
+def dhcp_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
+               state_dir: Path | None = None) -> AgentRuntime:
+    driver = DhcpAgent(host, state_dir or cfg.state_dir(), netns)
+    a = settings.agents
+    return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval)
+
+
+def parse_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """physnet1:eth1 entries (comma- or list-separated) -> {"physnet1": "eth1"}."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            physnet, sep, iface = item.partition(":")
+            if not sep or not physnet or not iface:
+                raise cfg.ConfigError(f"bad interface mapping {item!r}: expected physnet:interface")
+            out[physnet] = iface
+    return out

@@ -1,0 +1,72 @@
+"""What an L2 agent must build on its host: the ports bound there, their networks with the segment the
+agent carries, and (L2 population) where the other ports of those networks live."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, select
+
+from fermion.db import models as m
+from fermion.ml2.binding import PortBinder
+from fermion.ml2.manager import load_segments
+from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
+from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment
+from fermion.services.agents import AgentService
+from fermion.services.ports import load_fixed_ips
+
+TUNNEL_TYPES = ("vxlan", "gre", "geneve")
+
+
+def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: str,
+            network_ids: Sequence[str] | None = None) -> L2View:
+    p = m.ports.c
+    stmt = select(p.id, p.network_id, p.mac_address, p.revision_number, p.admin_state_up, p.device_owner).where(
+        p.binding_host_id == host, p.binding_vif_type == "bridge")
+    if network_ids is not None:
+        stmt = stmt.where(p.network_id.in_(list(network_ids)))
+    ports = [L2Port(id=r[0], network_id=r[1], mac=r[2], revision=r[3], admin_state_up=r[4], device_owner=r[5])
+             for r in conn.execute(stmt)]
+    net_ids = sorted({port.network_id for port in ports})
+    me = next((a for a in agents.on_host(conn, host) if a.agent_type == LINUXBRIDGE), None)
+    if not net_ids or me is None:
+        return L2View(host=host, networks=[], ports=[], partial=network_ids is not None)
+    n = m.networks.c
+    nets = conn.execute(select(n.id, n.mtu, n.admin_state_up).where(n.id.in_(net_ids))).all()
+    segments = load_segments(conn, net_ids)
+    remote = _remote_ports(conn, agents, host, net_ids)
+    networks, carried = [], set()
+    for net_id, mtu, admin_up in nets:
+        seg = binder.segment_for(segments.get(net_id, []), me)
+        if seg is None:
+            continue
+        carried.add(net_id)
+        rports = remote.get(net_id, []) if seg.network_type in TUNNEL_TYPES else []
+        networks.append(L2Network(id=net_id, mtu=mtu, admin_state_up=admin_up,
+                                  segment=Segment(seg.network_type, seg.physical_network, seg.segmentation_id),
+                                  vteps=sorted({r.vtep for r in rports}), remote_ports=rports))
+    return L2View(host=host, networks=networks, ports=[x for x in ports if x.network_id in carried],
+                  partial=network_ids is not None)
+
+
+def _remote_ports(conn: Connection, agents: AgentService, host: str,
+                  net_ids: list[str]) -> dict[str, list[RemotePort]]:
+    a = m.agents.c
+    vteps: dict[str, str] = {}
+    for row in conn.execute(select(m.agents).where(a.agent_type == LINUXBRIDGE, a.host != host)):
+        ip = (row.configurations or {}).get("tunneling_ip")
+        if ip:
+            vteps[row.host] = ip
+    p = m.ports.c
+    rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.binding_host_id).where(
+        p.network_id.in_(net_ids), p.binding_host_id != host, p.binding_host_id != "",
+        p.binding_vif_type == "bridge")).all()
+    rows = [r for r in rows if r[3] in vteps]
+    ips = load_fixed_ips(conn, [r[0] for r in rows])
+    out: dict[str, list[RemotePort]] = defaultdict(list)
+    for pid, net_id, mac, other in rows:
+        out[net_id].append(RemotePort(mac=mac, ips=[f["ip_address"] for f in ips.get(pid, [])], vtep=vteps[other]))
+    for v in out.values():
+        v.sort(key=lambda r: (r.vtep, r.mac))
+    return out
