@@ -9,7 +9,7 @@ from typing import Any
 
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
-from fermion.dataplane import DataplaneError, linkwatch
+from fermion.dataplane import DataplaneError, linkwatch, naming
 from fermion.dataplane.linux import LinuxHost
 from fermion.rpc.contracts import Hint, L2View, decode
 
@@ -29,7 +29,7 @@ class LinuxBridgeAgent:
         self.netns = netns
         self.executor = executor or LinuxHost(netns)
         self.networks: set[str] = set()
-        self.taps: dict[str, str] = {}
+        self.watched: dict[str, str] = {}
         self.devices = 0
         self._monitor: threading.Thread | None = None
         self._stop = threading.Event()
@@ -50,17 +50,21 @@ class LinuxBridgeAgent:
         with self._lock:
             # publish the taps to watch *before* observing: a tap appearing after the observation is then
             # seen by the monitor, one appearing before it by the observation
-            taps = {_tap_of(port.id): port.network_id for port in desired.ports}
+            watched = {_tap_of(port.id): port.network_id for port in desired.ports}
+            for net in desired.networks:  # our own devices too: deleted by hand -> rebuilt at once
+                watched[naming.bridge(net.id)] = net.id
+                if net.segment.network_type == "vxlan" and net.segment.segmentation_id is not None:
+                    watched[naming.vxlan(net.segment.segmentation_id)] = net.id
             if scope is None:
-                self.taps = taps
+                self.watched = watched
             else:
-                self.taps = {t: n for t, n in self.taps.items() if n not in scope} | taps
+                self.watched = {t: n for t, n in self.watched.items() if n not in scope} | watched
             observed = self.executor.observe()
             result = plan(desired, observed, self.config, scope)
             failed = self.executor.apply(result.ops) if result.ops else []
             present = {n.id for n in desired.networks}
             self.networks = present if scope is None else (self.networks - scope) | present
-            self.devices = len(self.taps)
+            self.devices = len(desired.ports)
         if result.ops:
             LOG.info("host %s: applied %d operations (%d failed)", self.host, len(result.ops), len(failed))
         bad = {getattr(op, "name", None) for op, _ in failed}
@@ -92,10 +96,10 @@ class LinuxBridgeAgent:
                 try:
                     events = linkwatch.read(sock, 0.5)
                 except OSError:  # events were lost (buffer overrun): look at every network
-                    wake(set(self.taps.values()))
+                    wake(set(self.watched.values()))
                     continue
-                dirty = {self.taps[e.name] for e in events
-                         if e.name in self.taps and (e.deleted or e.master is None)}
+                dirty = {self.watched[e.name] for e in events if e.name in self.watched and (
+                    e.deleted or (e.master is None and e.name.startswith("tap")))}
                 if dirty:
                     wake(dirty)
         finally:

@@ -1,0 +1,36 @@
+"""Embedded mode: server, in-process transport and agents in this process, on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fermion.db import migrate
+from fermion.db.engine import Database
+from fermion.lab.state import state_path
+from fermion.runtime.embedded import build_app
+from fermion.runtime.lab import LabSupervisor
+from tests.dataplane.lab import Lab, built_lab, fast_settings, require_root
+from tests.support.inproc_server import serve_in_thread
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    require_root()
+    url = f"sqlite:///{tmp_path / 'fermion.sqlite'}"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    settings = fast_settings(url)
+    app = build_app(settings)
+    with serve_in_thread(app) as endpoint, built_lab(endpoint, tmp_path, "embedded") as lab:
+        supervisor = LabSupervisor(settings, app.transport, state_path(tmp_path), poll=0.2)
+        supervisor.start()
+        lab.extra.update(app=app, supervisor=supervisor, settings=settings)
+        try:
+            lab.wait_agents()
+            yield lab
+        finally:
+            supervisor.stop()

@@ -1,0 +1,110 @@
+"""A lab for data-plane tests: emulated hosts in namespaces with a unique prefix, agents, instances; all
+removed afterwards, even on failure. Embedded mode runs the server and agents in this process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fermion.config import settings as cfg
+from fermion.dataplane import netns
+from fermion.lab import instances, topology
+from fermion.lab.instances import Api
+from fermion.lab.state import LabInstance, LabState, state_path
+
+HOSTS = ["compute1", "compute2", "network1"]
+TOOLS = ("ip", "bridge", "dnsmasq", "udhcpc", "ping", "arping")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("data-plane tests need root (network namespaces)")
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"data-plane tools missing: {', '.join(missing)} (scripts/bootstrap installs them)")
+
+
+def fast_settings(url: str) -> cfg.Settings:
+    return (cfg.Settings().replace("database", url=url)
+            .replace("agents", report_interval=1.0, agent_down_time=6.0, resync_interval=3.0))
+
+
+@dataclass
+class Lab:
+    api: Api
+    state: LabState
+    state_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def network(self, name: str, cidr: str, **attrs: Any) -> dict[str, Any]:
+        net = self.api._ok(self.api.http.post("/v2.0/networks", json={"network": {"name": name, **attrs}}))
+        self.api._ok(self.api.http.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net["network"]["id"], "cidr": cidr, "ip_version": 4}}))
+        return net["network"]  # type: ignore[no-any-return]
+
+    def boot(self, network: str, host: str, name: str) -> LabInstance:
+        return instances.boot(self.state, self.api, self.state_dir, network, host, name, dhcp_timeout=20)
+
+    def ping(self, src: str, dst: str, count: int = 2) -> bool:
+        return instances.ping(self.state, src, dst, count).returncode == 0
+
+    def host_ns(self, host: str) -> str:
+        return self.state.hosts[host].netns
+
+    def wait(self, predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.1)
+
+    def links(self, host: str) -> str:
+        return netns.run(["ip", "-n", self.host_ns(host), "-d", "link", "show"]).stdout
+
+    def wait_agents(self, timeout: float = 30) -> None:
+        wanted = {(h, "Linux bridge agent") for h in self.state.hosts} | {
+            (h.name, "DHCP agent") for h in self.state.hosts.values() if h.dhcp}
+        self.wait(lambda: wanted <= {(a["host"], a["agent_type"]) for a in self.api.agents() if a["alive"]},
+                  timeout, "agents to report")
+
+
+@contextmanager
+def built_lab(endpoint: str, state_dir: Path, mode: str) -> Iterator[Lab]:
+    """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit."""
+    prefix = "ft" + uuid.uuid4().hex[:6]
+    state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
+    try:
+        topology.build(state, HOSTS, "network1")
+        state.save(state_path(state_dir))
+        yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)
+    finally:
+        topology.destroy(state)
+        leftovers = netns.names(prefix)
+        assert not leftovers, f"namespaces left behind: {leftovers}"
+
+
+def ping_loss(lab: Lab, src: str, dst: str, seconds: float) -> subprocess.Popen[str]:
+    """Start a fast continuous ping; read .communicate() for its summary."""
+    target = lab.state.instances[dst].ip
+    assert target
+    count = int(seconds / 0.02)
+    return subprocess.Popen(["ip", "netns", "exec", lab.state.instances[src].netns, "ping", "-i", "0.02", "-c",
+                             str(count), "-W", "1", target], stdout=subprocess.PIPE, text=True)
+
+
+def loss_of(output: str) -> tuple[int, int]:
+    for line in output.splitlines():
+        if "packets transmitted" in line:
+            parts = line.split(",")
+            return int(parts[0].split()[0]), int(parts[1].split()[0])
+    raise AssertionError(f"no ping summary in {output!r}")
