@@ -92,7 +92,7 @@ class AgentRuntime:
     def _on_hint(self, message: dict[str, Any]) -> None:
         try:
             hint = decode(Hint, message)
-        except ValueError:
+        except (ValueError, TypeError):
             LOG.warning("ignoring malformed hint %r", message)
             return
         keys = set(self.driver.relevant(hint))

@@ -185,4 +185,6 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         settings = settings.replace("database", url=env["FERMION_DATABASE_URL"])
     if env.get("FERMION_TRANSPORT_URL"):
         settings = settings.replace("rpc", transport_url=env["FERMION_TRANSPORT_URL"])
+    if env.get("FERMION_RPC_PREFIX"):
+        settings = settings.replace("rpc", prefix=env["FERMION_RPC_PREFIX"])
     return settings.validate()

@@ -132,10 +132,10 @@ class _Worker(threading.Thread):
     def finished(self) -> bool:
         return self._finished
 
-    def stop(self, timeout: float = CONNECT_TIMEOUT + 1) -> None:
+    def stop(self, wait: bool = True) -> None:
         self._stopping.set()
-        if self.is_alive() and self is not threading.current_thread():
-            self.join(timeout)
+        if wait and self.is_alive() and self is not threading.current_thread():
+            self.join(CONNECT_TIMEOUT + 1)  # a connection attempt under way bounds it
 
 
 class _Replies:
@@ -203,8 +203,10 @@ class AmqpTransport:
         self._returned = False
 
     def _connection(self, heartbeat: float = 0, timeout: float = CONNECT_TIMEOUT, confirm: bool = False) -> Any:
+        # socket read/write timeouts bound the blocking exchanges (declare, close) with a broker gone silent
+        options = {"confirm_publish": confirm, "read_timeout": CONNECT_TIMEOUT, "write_timeout": CONNECT_TIMEOUT}
         return kombu.Connection(self.url, heartbeat=heartbeat, connect_timeout=max(0.05, timeout),
-                                transport_options={"confirm_publish": confirm})
+                                transport_options=options)
 
     def _start(self, worker: _Worker) -> None:
         with self._lock:
@@ -214,7 +216,7 @@ class AmqpTransport:
         worker.start()
         if not worker.wait_up(CONNECT_TIMEOUT):
             LOG.warning("%s: message broker unreachable (%s), retrying in the background", worker.name,
-                        worker.last_error)
+                        worker.last_error or "timed out")
 
     # ------------------------------------------------------------ server side
     def serve(self, handlers: Mapping[str, Handler]) -> None:
@@ -410,7 +412,7 @@ class AmqpTransport:
                 workers.append(self._replies.worker)
                 self._replies = None
         for worker in workers:
-            worker._stopping.set()  # all at once, then wait for each
+            worker.stop(wait=False)  # all at once, then wait for each
         for worker in workers:
             worker.stop()
         if self._pool is not None:  # requests still being handled were requeued when the consumer closed

@@ -165,7 +165,10 @@ def decode(cls: type[T], data: Any) -> T:
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name in data:
             kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{cls.__name__}.{f.name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required field is missing
+        raise ValueError(f"{cls.__name__}: {err}") from None
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

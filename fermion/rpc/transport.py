@@ -13,6 +13,7 @@ Semantics every implementation keeps:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -70,9 +71,13 @@ def dispatch(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[s
         return {"error": {"type": err.type, "message": str(err)}}
     except ValueError as err:
         return {"error": {"type": "InvalidMessage", "message": str(err)}}
+    except Exception as err:  # noqa: BLE001 - the caller gets an answer, not a timeout; the log gets the trace
+        logging.getLogger(__name__).exception("RPC method %s failed", message.get("method"))
+        return {"error": {"type": "InternalError", "message": f"{type(err).__name__}: {err}"}}
 
 
 def unwrap(reply: dict[str, Any]) -> Any:
     if "error" in reply:
-        raise RpcError(reply["error"].get("message", ""), reply["error"].get("type", "RpcError"))
+        error = reply["error"] if isinstance(reply["error"], dict) else {"message": str(reply["error"])}
+        raise RpcError(str(error.get("message", "")), str(error.get("type", "RpcError")))
     return reply.get("ok")

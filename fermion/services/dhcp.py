@@ -135,6 +135,12 @@ class DhcpService:
     def _ensure_port(self, conn: Connection, host: str, net: Any, subnets: list[dict[str, Any]],
                      write: bool) -> dict[str, Any]:
         served = [s for s in subnets if s["ip_version"] == 4 or s["ipv6_address_mode"] != "slaac"]
+        if write and conn.dialect.name != "sqlite":
+            # concurrent pulls for one network must not both create a DHCP port: lock its scheduling row
+            a, d = m.agents.c, m.network_dhcp_agents.c
+            conn.execute(select(d.network_id).join(m.agents, a.id == d.dhcp_agent_id)
+                         .where(d.network_id == net.id, a.host == host, a.agent_type == DHCP_AGENT)
+                         .with_for_update(of=m.network_dhcp_agents))
         port_id = self._port_id(conn, host, net.id)
         if port_id is None:
             if not write:

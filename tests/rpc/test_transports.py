@@ -66,11 +66,11 @@ class Amqp:
     def close(self) -> None:
         for transport in self.transports:
             transport.close()
+        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:  # both are idempotent
+            conn.default_channel.exchange_delete(f"{self.prefix}.hints")  # deployments keep it; tests must not
+            conn.default_channel.queue_delete(f"{self.prefix}.rpc")
         leftover = [t.name for t in threading.enumerate() if self.prefix in t.name]
         assert not leftover, f"threads left running: {leftover}"
-        with kombu.Connection(AMQP_URL, connect_timeout=2) as conn:  # both are idempotent
-            conn.default_channel.exchange_delete(f"{self.prefix}.hints")
-            conn.default_channel.queue_delete(f"{self.prefix}.rpc")
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ class Pair:
             "report_ports": lambda body: self.reports.append(decode(PortReport, body)),
             "echo": self._echo,
             "block": lambda body: self.release.wait(5),
-            "crash": lambda body: {}["missing"],
+            "crash": self._crash,
         }
 
     def serve(self) -> Pair:
@@ -129,6 +129,10 @@ class Pair:
     @staticmethod
     def _refuse(body: dict[str, Any]) -> None:
         raise RpcError(f"port {body['port_id']} not found", "PortNotFound")
+
+    @staticmethod
+    def _crash(body: dict[str, Any]) -> None:
+        raise KeyError("a bug in a handler")
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +304,39 @@ def test_agent_recovers_from_a_broker_cut(amqp: Amqp) -> None:
         assert pair.agent.call("echo", {"n": 3}, timeout=2) == {"n": 3}  # same transport object
         pair.server.notify({"n": 4})
         wait_for(lambda: hints == [{"n": 1}, {"n": 4}])
+        stop()
+    finally:
+        proxy.stop()
+
+
+def test_server_recovers_from_a_broker_cut(amqp: Amqp) -> None:
+    proxy = TcpProxy(*BROKER)
+    port = proxy.start()
+    try:
+        user = urlsplit(AMQP_URL)
+        pair = Pair(amqp(f"amqp://{user.username}:{user.password}@127.0.0.1:{port}//"), amqp()).serve()
+        hints: list[dict[str, Any]] = []
+        stop = pair.agent.listen(hints.append)
+        assert pair.agent.call("echo", {"n": 1}) == {"n": 1}
+
+        proxy.cut()
+        started = time.monotonic()
+        pair.server.notify({"n": "lost"})  # best effort: neither raises nor hangs
+        assert time.monotonic() - started < 1.5
+        with pytest.raises(RpcUnavailable):
+            pair.agent.call("echo", {"n": 2}, timeout=0.5)
+
+        proxy.restore()
+
+        def answers() -> bool:
+            try:
+                return bool(pair.agent.call("echo", {"n": 3}, timeout=0.5) == {"n": 3})
+            except RpcUnavailable:
+                return False
+
+        wait_for(answers, timeout=10)  # the server consumes again, same transport object
+        pair.server.notify({"n": 4})
+        wait_for(lambda: hints == [{"n": 4}])
         stop()
     finally:
         proxy.stop()

@@ -61,11 +61,13 @@ class TcpProxy:
                 except TimeoutError:
                     continue
                 with self._lock:
-                    if not self._cut and not self._stopping.is_set():
+                    accept = not self._cut and not self._stopping.is_set()
+                    if accept:
                         self._sockets.add(client)
-                        self._spawn(self._serve, client)
-                        continue
-                client.close()
+                if accept:
+                    self._spawn(self._serve, client)
+                else:
+                    client.close()
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(None)
@@ -80,6 +82,8 @@ class TcpProxy:
         if cut:  # cut while we were connecting
             _shutdown(upstream)
         upstream.settimeout(None)
+        for sock in (client, upstream):  # forward small writes at once, as the endpoints would (no Nagle stalls)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             with selectors.DefaultSelector() as sel:
                 sel.register(client, selectors.EVENT_READ)

@@ -74,7 +74,7 @@ def plan(view: L2View, observed: HostState, cfg: L2Config, scope: set[str] | Non
     if scope is None:
         managed = {n for n, link in links.items() if link.ours and link.kind == "bridge" and n.startswith("brq")}
     else:
-        managed = {naming.bridge(n) for n in scope}
+        managed = {b for b in (naming.bridge(n) for n in scope) if b in links and links[b].ours}
     removal: list[p.Op] = []
     for name, link in links.items():
         if link.master in managed and name.startswith("tap") and name not in wanted_taps:
@@ -90,6 +90,8 @@ def plan(view: L2View, observed: HostState, cfg: L2Config, scope: set[str] | Non
 
 def _vxlan(ops: list[p.Op], net: L2Network, br: str, vx: str, observed: HostState, local_ip: str) -> None:
     have = observed.links.get(vx)
+    if have is not None and not have.ours:
+        return  # someone else's device holds the name: never touch it (the network stays down here)
     if have is None or not have.ours or have.master != br or have.mtu != net.mtu or not have.up or \
             have.vni != net.segment.segmentation_id:
         if have is not None and have.vni != net.segment.segmentation_id:

@@ -1,0 +1,246 @@
+"""The RPC messages between the server and the agents are a versioned contract.
+
+The schema of every message is fingerprinted below, recorded for the contract VERSION it belongs to. A change
+to any message (a field added, removed, renamed or retyped) without a VERSION bump fails here: old agents and
+new servers (or the reverse) would silently disagree on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+import pytest
+
+from fermion.rpc import contracts
+from fermion.rpc.contracts import (
+    MESSAGES,
+    DhcpHost,
+    DhcpNetwork,
+    DhcpSubnet,
+    DhcpView,
+    Hint,
+    L2Network,
+    L2Port,
+    L2View,
+    PortReport,
+    RemotePort,
+    Segment,
+    StateReport,
+    ViewRequest,
+    decode,
+    encode,
+    fingerprint,
+)
+from fermion.rpc.inproc import InProcTransport
+from fermion.rpc.transport import RpcError
+
+# ---------------------------------------------------------------- the recorded contract
+RECORDED: dict[str, dict[str, str]] = {
+    "1.0": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];"
+                       "start_flag:bool",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];"
+                     "remote_ports:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];"
+                  "ports:list[fermion.rpc.contracts.L2Port];partial:bool",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];"
+                      "host_routes:list[dict[str, str]];allocation_pools:list[dict[str, str]];"
+                      "ipv6_address_mode:str | None;ipv6_ra_mode:str | None",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
+                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost]",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+    },
+}
+
+
+def current_fingerprints() -> dict[str, str]:
+    return {cls.__name__: fingerprint(cls) for cls in MESSAGES}
+
+
+def _table(prints: dict[str, str]) -> str:
+    return "\n".join(f'        "{name}": "{fp}",' for name, fp in prints.items())
+
+
+def test_schemas_do_not_change_without_a_version_bump() -> None:
+    version = contracts.VERSION
+    current = current_fingerprints()
+    if version not in RECORDED:
+        pytest.fail(f"fermion.rpc.contracts.VERSION is {version}, which has no recorded fingerprints. If you bumped "
+                    f"VERSION on purpose, record the schemas of version {version} in RECORDED in this test "
+                    f"(keep the older entries):\n    \"{version}\": {{\n{_table(current)}\n    }},")
+    recorded = RECORDED[version]
+    changed = sorted(name for name in set(current) | set(recorded) if current.get(name) != recorded.get(name))
+    details = "\n".join(f"  {name}:\n    recorded {recorded.get(name)}\n    now      {current.get(name)}"
+                        for name in changed)
+    assert not changed, (
+        f"RPC message schema(s) changed while VERSION is still {version}:\n{details}\n"
+        "Bump fermion.rpc.contracts.VERSION (minor for an added optional field, major when an old agent could no "
+        "longer talk to a new server or the reverse), add a HISTORY entry describing the change, and record the "
+        "new fingerprints under the new version in RECORDED in this test.")
+
+
+def test_recorded_versions_have_distinct_schemas() -> None:
+    """A version entry copied without a real schema change is a sign the table was edited by hand wrongly."""
+    tables = [tuple(sorted(t.items())) for t in RECORDED.values()]
+    assert len(set(tables)) == len(tables)
+
+
+def test_version_is_in_history_and_well_formed() -> None:
+    assert re.fullmatch(r"\d+\.\d+", contracts.VERSION)
+    assert contracts.VERSION in contracts.HISTORY, "add a HISTORY entry for the current VERSION"
+    for version, text in contracts.HISTORY.items():
+        assert re.fullmatch(r"\d+\.\d+", version), version
+        assert isinstance(text, str) and text.strip(), version
+    newest = max(contracts.HISTORY, key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert newest == contracts.VERSION, "VERSION must be the newest HISTORY entry"
+    for version in RECORDED:
+        assert version in contracts.HISTORY, f"recorded version {version} is missing from HISTORY"
+
+
+def test_compatibility_is_by_major_version() -> None:
+    major = contracts.VERSION.split(".")[0]
+    assert contracts.compatible(contracts.VERSION)
+    assert contracts.compatible(f"{major}.99")
+    assert not contracts.compatible(f"{int(major) + 1}.0")
+    assert not contracts.compatible("")
+
+
+# ---------------------------------------------------------------- the codec
+SEGMENT = Segment(network_type="vxlan", physical_network=None, segmentation_id=1042)
+REMOTE = RemotePort(mac="fa:16:3e:00:00:02", ips=["10.0.0.5", "fd00::5"], vtep="198.18.0.12")
+L2NET = L2Network(id="net-1", mtu=1450, admin_state_up=True, segment=SEGMENT, vteps=["198.18.0.12"],
+                  remote_ports=[REMOTE])
+L2PORT = L2Port(id="port-1", network_id="net-1", mac="fa:16:3e:00:00:01", revision=3, admin_state_up=False,
+                device_owner="compute:nova")
+DSUBNET = DhcpSubnet(id="sub-1", cidr="10.0.0.0/24", ip_version=4, gateway_ip="10.0.0.1",
+                     dns_nameservers=["192.0.2.53"], host_routes=[{"destination": "0.0.0.0/0", "nexthop": "10.0.0.1"}],
+                     allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.254"}])
+DSUBNET6 = DhcpSubnet(id="sub-2", cidr="fd00::/64", ip_version=6, gateway_ip=None, dns_nameservers=[],
+                      host_routes=[], allocation_pools=[], ipv6_address_mode="dhcpv6-stateful",
+                      ipv6_ra_mode="dhcpv6-stateful")
+DHOST = DhcpHost(port_id="port-1", mac="fa:16:3e:00:00:01", ip="10.0.0.5", subnet_id="sub-1")
+DNET = DhcpNetwork(id="net-1", mtu=1450, revision=7, port_id="port-9", port_mac="fa:16:3e:00:00:09",
+                   port_ips=["10.0.0.2/24"], subnets=[DSUBNET, DSUBNET6], hosts=[DHOST])
+
+SAMPLES: list[Any] = [
+    Hint(kind="port", id="port-1", revision=4, network_id="net-1", host="compute-1"),
+    Hint(kind="agent", id="agent-1", revision=0),
+    ViewRequest(host="compute-1", agent_type="Linux bridge agent", network_ids=["net-1", "net-2"]),
+    ViewRequest(host="compute-1", agent_type="DHCP agent"),
+    StateReport(host="compute-1", agent_type="Linux bridge agent", binary="fermion-linuxbridge-agent", topic="N/A",
+                configurations={"tunneling_ip": "198.18.0.11", "tunnel_types": ["vxlan"],
+                                "interface_mappings": {"physnet1": "eth1"}, "devices": 3, "netns": None},
+                start_flag=True),
+    PortReport(host="compute-1", up={"port-1": 3, "port-2": 0}, down=["port-3"]),
+    SEGMENT,
+    Segment(network_type="flat", physical_network="physnet1", segmentation_id=None),
+    REMOTE,
+    L2NET,
+    L2PORT,
+    L2View(host="compute-1", networks=[L2NET], ports=[L2PORT], partial=True),
+    L2View(host="compute-1", networks=[], ports=[]),
+    DSUBNET,
+    DSUBNET6,
+    DHOST,
+    DNET,
+    DhcpView(host="net-1", networks=[DNET], partial=False),
+]
+
+
+def test_the_samples_cover_every_message() -> None:
+    assert {type(s) for s in SAMPLES} == set(MESSAGES)
+
+
+@pytest.mark.parametrize("msg", SAMPLES, ids=lambda s: type(s).__name__)
+def test_round_trip(msg: Any) -> None:
+    data = encode(msg)
+    assert decode(type(msg), data) == msg
+    # what a transport carries: JSON text
+    assert decode(type(msg), orjson.loads(orjson.dumps(data))) == msg
+
+
+def test_omitted_optional_fields_take_their_defaults() -> None:
+    assert decode(Hint, {"kind": "network", "id": "n", "revision": 0}) == Hint("network", "n", 0, None, None)
+    assert decode(PortReport, {"host": "h"}) == PortReport("h", {}, [])
+    view = decode(L2View, {"host": "h", "networks": [], "ports": []})
+    assert view.partial is False
+
+
+def test_unknown_keys_are_ignored() -> None:
+    """A newer minor version may add optional fields: an older reader ignores them, at every level."""
+    data = encode(Hint(kind="port", id="p", revision=2, network_id="n"))
+    data["future_field"] = {"anything": [1, 2]}
+    assert decode(Hint, data) == Hint(kind="port", id="p", revision=2, network_id="n")
+    view = encode(L2View(host="h", networks=[L2NET], ports=[L2PORT]))
+    view["extra"] = 1
+    view["networks"][0]["qos"] = "gold"
+    view["networks"][0]["segment"]["vlan_transparent"] = True
+    view["networks"][0]["remote_ports"][0]["ips_v2"] = []
+    view["ports"][0]["security_groups"] = ["sg"]
+    assert decode(L2View, view) == L2View(host="h", networks=[L2NET], ports=[L2PORT])
+
+
+@pytest.mark.parametrize("cls,data", [
+    (Hint, {"kind": "port", "id": "p", "revision": "1"}),
+    (Hint, {"kind": "port", "id": "p", "revision": True}),
+    (Hint, {"kind": "port", "id": "p", "revision": 1.0}),
+    (Hint, {"kind": "port", "id": 5, "revision": 1}),
+    (Hint, {"kind": None, "id": "p", "revision": 1}),
+    (Hint, {"kind": "port", "id": "p", "revision": 1, "network_id": 7}),
+    (Hint, ["port", "p", 1]),
+    (Hint, "port"),
+    (ViewRequest, {"host": "h", "agent_type": "a", "network_ids": "net-1"}),
+    (ViewRequest, {"host": "h", "agent_type": "a", "network_ids": [1]}),
+    (StateReport, {"host": "h", "agent_type": "a", "binary": "b", "topic": "t", "configurations": [],
+                   "start_flag": False}),
+    (StateReport, {"host": "h", "agent_type": "a", "binary": "b", "topic": "t", "start_flag": "yes"}),
+    (PortReport, {"host": "h", "up": {"p": "1"}}),
+    (PortReport, {"host": "h", "up": ["p"]}),
+    (PortReport, {"host": "h", "down": "p"}),
+    (L2View, {"host": "h", "networks": {}, "ports": []}),
+    (L2View, {"host": "h", "networks": [{"id": "n", "mtu": 1450, "admin_state_up": True,
+                                         "segment": {"network_type": "vxlan", "physical_network": None,
+                                                     "segmentation_id": "1042"}}], "ports": []}),
+    (L2View, {"host": "h", "networks": ["n"], "ports": []}),
+    (L2Network, {"id": "n", "mtu": 1450, "admin_state_up": 1, "segment": {"network_type": "local",
+                                                                          "physical_network": None,
+                                                                          "segmentation_id": None}}),
+    (DhcpSubnet, {"id": "s", "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": None, "dns_nameservers": [],
+                  "host_routes": [{"destination": "0.0.0.0/0", "nexthop": None}], "allocation_pools": []}),
+], ids=lambda v: v.__name__ if isinstance(v, type) else "")
+def test_wrong_types_are_refused_with_value_error(cls: type, data: Any) -> None:
+    with pytest.raises(ValueError):
+        decode(cls, data)
+
+
+def test_missing_required_fields_are_refused_with_value_error() -> None:
+    with pytest.raises(ValueError):
+        decode(Hint, {"kind": "port"})
+
+
+def test_an_incomplete_message_is_answered_as_invalid_over_the_transport() -> None:
+    transport = InProcTransport()
+    transport.serve({"report_state": lambda body: encode(decode(StateReport, body))})
+    with pytest.raises(RpcError) as err:
+        transport.call("report_state", {"host": "compute-1"})
+    assert err.value.type == "InvalidMessage"
+
+
+def test_a_wrongly_typed_message_is_answered_as_invalid_over_the_transport() -> None:
+    transport = InProcTransport()
+    transport.serve({"report_ports": lambda body: encode(decode(PortReport, body))})
+    with pytest.raises(RpcError) as err:
+        transport.call("report_ports", {"host": "compute-1", "up": {"p": "3"}})
+    assert err.value.type == "InvalidMessage"
+    assert "PortReport.up" in str(err.value)
+    ok = transport.call("report_ports", encode(PortReport(host="compute-1", up={"p": 3})))
+    assert ok == encode(PortReport(host="compute-1", up={"p": 3}))

@@ -1,0 +1,166 @@
+"""Distributed mode with real processes: `fermion serve` on PostgreSQL, agents as `fermion agent`
+processes talking over RabbitMQ (through a TCP proxy this test owns, so it can cut them off the broker
+without touching the machine's RabbitMQ). Same scenarios as embedded mode, plus outages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fermion.lab import instances
+from fermion.runtime.lab import spawn_agents
+from tests.dataplane.lab import Lab, built_lab, loss_of, ping_loss, require_root
+from tests.support.servers import fermion_cmd, free_port, postgres_available, temporary_database, wait_until_up
+from tests.support.tcpproxy import TcpProxy
+
+RABBIT = ("127.0.0.1", 5672)
+
+
+def _rabbit_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(RABBIT, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Server:
+    def __init__(self, url: str, env: dict[str, str], log: Path) -> None:
+        self.url, self.env, self.log = url, env, log
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(fermion_cmd("serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                                 "--database", self.url), env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT)
+        out.close()
+        if not wait_until_up(self.endpoint, self.proc):
+            raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def dlab(tmp_path: Path) -> Iterator[Lab]:
+    require_root()
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    if not _rabbit_up():
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
+    config = tmp_path / "fermion.toml"
+    config.write_text("[agents]\nreport_interval = 1.0\nagent_down_time = 6.0\nresync_interval = 5.0\n")
+    prefix = f"fermion-test-{uuid.uuid4().hex[:8]}"
+    proxy = TcpProxy(*RABBIT)
+    proxy_port = proxy.start()
+    base_env = {**os.environ, "FERMION_CONFIG": str(config), "FERMION_RPC_PREFIX": prefix,
+                "FERMION_STATE_DIR": str(tmp_path), "FERMION_LOG_LEVEL": "info"}
+    pids: list[int] = []
+    with temporary_database("postgres", tmp_path) as url:
+        subprocess.run(fermion_cmd("db", "upgrade", "--database", url), check=True, env=base_env,
+                       capture_output=True)
+        server = Server(url, {**base_env, "FERMION_TRANSPORT_URL": f"amqp://guest:guest@{RABBIT[0]}:{RABBIT[1]}//"},
+                        tmp_path / "server.log")
+        server.start()
+        try:
+            with built_lab(server.endpoint, tmp_path, "distributed") as lab:
+                agent_env = {"FERMION_TRANSPORT_URL": f"amqp://guest:guest@127.0.0.1:{proxy_port}//",
+                             "FERMION_CONFIG": str(config), "FERMION_RPC_PREFIX": prefix,
+                             "FERMION_STATE_DIR": str(tmp_path)}
+                try:
+                    for host in lab.state.hosts.values():
+                        host.pids = spawn_agents(lab.state, host, tmp_path / "logs", agent_env)
+                        pids += host.pids
+                    lab.extra.update(server=server, proxy=proxy, logs=tmp_path / "logs")
+                    lab.wait_agents(timeout=45)
+                    yield lab
+                finally:
+                    _stop(pids)
+        finally:
+            server.kill()
+            proxy.stop()
+            _drop_broker_objects(prefix)
+
+
+def _drop_broker_objects(prefix: str) -> None:
+    """A deployment keeps its hints exchange; a test must not leave one behind on the shared broker."""
+    import kombu
+
+    with kombu.Connection(f"amqp://guest:guest@{RABBIT[0]}:{RABBIT[1]}//", connect_timeout=2) as conn:
+        conn.default_channel.exchange_delete(f"{prefix}.hints")
+
+
+def _stop(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def test_distributed_instances_get_dhcp_and_ping_across_hosts(dlab: Lab) -> None:
+    dlab.network("blue", "10.50.0.0/24")
+    vm1 = dlab.boot("blue", "compute1", "vm1")
+    vm2 = dlab.boot("blue", "compute2", "vm2")
+    assert dlab.ping("vm1", "vm2")
+    for vm in (vm1, vm2):
+        instances.wait_port_status(dlab.api, vm.port_id, "ACTIVE")
+
+
+def test_server_killed_and_restarted_converges(dlab: Lab) -> None:
+    dlab.network("blue", "10.51.0.0/24")
+    dlab.boot("blue", "compute1", "vm1")
+    dlab.boot("blue", "compute2", "vm2")
+    server = dlab.extra["server"]
+    pinger = ping_loss(dlab, "vm1", "vm2", seconds=3)
+    server.kill()  # the data plane does not depend on the server being up
+    out, _ = pinger.communicate(timeout=30)
+    sent, received = loss_of(out)
+    assert received == sent, out
+    server.start()
+    dlab.wait_agents(timeout=30)
+    vm3 = dlab.boot("blue", "compute2", "vm3")  # needs hints, views and DHCP: everything works again
+    assert dlab.ping("vm1", "vm3")
+    instances.wait_port_status(dlab.api, vm3.port_id, "ACTIVE")
+
+
+def test_agents_cut_off_the_broker_converge_after_it_returns(dlab: Lab) -> None:
+    dlab.network("blue", "10.52.0.0/24")
+    dlab.boot("blue", "compute1", "vm1")
+    proxy = dlab.extra["proxy"]
+    proxy.cut()
+    errors: list[BaseException] = []
+
+    def boot() -> None:
+        try:  # the port is created now, while every hint to the agents is lost
+            dlab.boot("blue", "compute2", "vm2")
+        except BaseException as err:  # noqa: BLE001 - reported by the test thread
+            errors.append(err)
+
+    t = threading.Thread(target=boot)
+    t.start()
+    threading.Event().wait(4)
+    proxy.restore()
+    t.join(60)
+    assert not errors, errors
+    assert dlab.ping("vm1", "vm2")
+    instances.wait_port_status(dlab.api, dlab.state.instances["vm2"].port_id, "ACTIVE")
