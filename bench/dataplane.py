@@ -97,11 +97,18 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
     api._ok(api.http.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.70.0.0/16",
                                                               "ip_version": 4, "enable_dhcp": False}}))
     host = state.hosts["compute1"]
+    # the ports are bound while the host's agent is alive (binding needs it); then it stops
+    binder = build_agents(settings, app.transport, state, host, state_dir)  # type: ignore[attr-defined]
+    for agent in binder:
+        agent.start()
+    binder[0].synced.wait(30)
     ids = []
     for start in range(0, n, 100):
         body = {"ports": [{"network_id": net["id"], "binding:host_id": "compute1", "device_owner": "compute:nova",
                            "device_id": f"r{j}"} for j in range(start, min(n, start + 100))]}
         ids += [p["id"] for p in api._ok(api.http.post("/v2.0/ports", json=body))["ports"]]
+    for agent in binder:
+        agent.stop()
     # taps as a hypervisor would leave them: present, not yet in a bridge (peer ends stay in the host)
     from pyroute2 import IPRoute
 
