@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from fermion.config import settings as cfg
+from fermion.dataplane import netns
 from fermion.lab import instances, topology
 from fermion.lab.instances import Api, LabError
 from fermion.lab.state import DEFAULT_HOSTS, LabState, state_path
@@ -106,7 +107,7 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
             return 1
         env = {"FERMION_TRANSPORT_URL": settings.rpc.transport_url}
         for host in state.hosts.values():
-            if not host.pids or not all(_alive(p) for p in host.pids):
+            if not host.pids or not all(netns.alive(p) for p in host.pids):
                 host.pids = spawn_agents(state, host, state_dir / "lab-logs", env)
     state.save(state_path(state_dir))
     wanted = {(h.name, "Linux bridge agent") for h in state.hosts.values()} | {
@@ -146,7 +147,7 @@ def _ls(state: LabState, api: Api) -> None:
 def _down(state: LabState, path: Path) -> int:
     for host in state.hosts.values():
         for pid in host.pids:
-            if _alive(pid):
+            if netns.alive(pid):
                 os.kill(pid, signal.SIGTERM)
     api = Api(state.endpoint)
     for inst in list(state.instances.values()):
@@ -160,10 +161,3 @@ def _down(state: LabState, path: Path) -> int:
     print(f"lab down: removed {len(gone)} namespaces")
     return 0
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False

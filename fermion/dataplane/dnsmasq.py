@@ -7,13 +7,12 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import netaddr
 
-from fermion.dataplane import DataplaneError
+from fermion.dataplane import DataplaneError, netns
 
 LEASE_SECONDS = 86400
 DOMAIN = "openstacklocal"
@@ -153,14 +152,5 @@ class Dnsmasq:
     def stop(self) -> None:
         pid = self.pid()
         if pid is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.01)
+            netns.terminate([pid], timeout=1.0)
         (self.workdir / "pid").unlink(missing_ok=True)

@@ -47,16 +47,20 @@ def delete(name: str, kill_timeout: float = 5.0) -> None:
     """Stop what runs in the namespace (it would outlive it), then delete it."""
     if not exists(name):
         return
-    victims = pids(name)
+    terminate(pids(name), kill_timeout)
+    run(["ip", "netns", "del", name], check=False)
+
+
+def terminate(victims: list[int], timeout: float = 5.0) -> None:
+    """SIGTERM, wait up to timeout for them to end, then SIGKILL what is left."""
     for pid in victims:
         _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + kill_timeout
+    deadline = time.monotonic() + timeout
     while victims and time.monotonic() < deadline:
-        victims = [pid for pid in victims if _alive(pid)]
+        victims = [pid for pid in victims if alive(pid)]
         time.sleep(0.02)
     for pid in victims:
         _signal(pid, signal.SIGKILL)
-    run(["ip", "netns", "del", name], check=False)
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -66,7 +70,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -17,9 +17,8 @@ from fermion.resources.base import AUTO
 from fermion.rpc.contracts import DhcpHost, DhcpNetwork, DhcpSubnet, DhcpView, Hint
 from fermion.services import common
 from fermion.services.agents import DHCP_AGENT, AgentService
+from fermion.services.networks import DHCP_OWNER
 from fermion.services.ports import PortService, load_fixed_ips
-
-DHCP_OWNER = "network:dhcp"
 
 
 class NeedsWrite(Exception):

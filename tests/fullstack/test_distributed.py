@@ -17,20 +17,17 @@ import pytest
 from fermion.lab import instances
 from fermion.runtime.lab import spawn_agents
 from tests.dataplane.lab import Lab, built_lab, loss_of, ping_loss, require_root
-from tests.support.servers import fermion_cmd, free_port, postgres_available, temporary_database, wait_until_up
+from tests.support.servers import (
+    fermion_cmd,
+    free_port,
+    postgres_available,
+    rabbitmq_available,
+    temporary_database,
+    wait_until_up,
+)
 from tests.support.tcpproxy import TcpProxy
 
 RABBIT = ("127.0.0.1", 5672)
-
-
-def _rabbit_up() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(RABBIT, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class Server:
@@ -60,7 +57,7 @@ def dlab(tmp_path: Path) -> Iterator[Lab]:
     require_root()
     if not postgres_available():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    if not _rabbit_up():
+    if not rabbitmq_available(*RABBIT):
         pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
     config = tmp_path / "fermion.toml"
     config.write_text("[agents]\nreport_interval = 1.0\nagent_down_time = 6.0\nresync_interval = 5.0\n")

@@ -34,6 +34,10 @@ def mysql_available() -> bool:
     return _reachable("127.0.0.1", 3306)
 
 
+def rabbitmq_available(host: str = "127.0.0.1", port: int = 5672) -> bool:
+    return _reachable(host, port)
+
+
 @contextmanager
 def temporary_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """Yield a URL of an empty database of the given kind; drop it afterwards."""

@@ -50,7 +50,7 @@ class LinuxBridgeAgent:
         with self._lock:
             # publish the taps to watch *before* observing: a tap appearing after the observation is then
             # seen by the monitor, one appearing before it by the observation
-            watched = {_tap_of(port.id): port.network_id for port in desired.ports}
+            watched = {naming.tap(port.id): port.network_id for port in desired.ports}
             for net in desired.networks:  # our own devices too: deleted by hand -> rebuilt at once
                 watched[naming.bridge(net.id)] = net.id
                 if net.segment.network_type == "vxlan" and net.segment.segmentation_id is not None:
@@ -68,7 +68,7 @@ class LinuxBridgeAgent:
         if result.ops:
             LOG.info("host %s: applied %d operations (%d failed)", self.host, len(result.ops), len(failed))
         bad = {getattr(op, "name", None) for op, _ in failed}
-        up = {pid: rev for pid, rev in result.up.items() if _tap_of(pid) not in bad}
+        up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
         return SyncResult(up=up, down=result.down, failed=bool(failed))
 
     # ---------------------------------------------------------------- device monitor
@@ -105,6 +105,3 @@ class LinuxBridgeAgent:
         finally:
             sock.close()
 
-
-def _tap_of(port_id: str) -> str:
-    return "tap" + port_id[:11]
