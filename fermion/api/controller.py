@@ -113,6 +113,11 @@ class Controller:
                     sub_action = f"{action}:{sub}"
                     if any(isinstance(f, dict) and sub in f for f in value) and self.enforcer.has_rule(sub_action):
                         self._enforce(sub_action, target, ctx)
+            elif isinstance(value, dict):  # external_gateway_info:enable_snat and the like
+                for sub in value:
+                    sub_action = f"{action}:{sub}"
+                    if self.enforcer.has_rule(sub_action):
+                        self._enforce(sub_action, target, ctx)
 
     @staticmethod
     def _if_match(req: Request) -> int | None:
@@ -177,12 +182,10 @@ class Controller:
                     target = dict(item)
                 self._enforce(f"create_{self.res.member}", target, ctx)
                 self._enforce_attrs("create", raw, target, ctx)
-            if self.res.member == "network":
-                rows = self.services.networks.create(conn, items)
-            elif self.res.member == "subnet":
-                rows = self.services.subnets.create(conn, items)
+            if self.res.member == "port":
+                rows = self.services.ports.create(conn, items, networks, ctx)
             else:
-                rows = self.services.ports.create(conn, items, networks)
+                rows = self.service.create(conn, items, ctx)
             return self.coll.fresh(conn, rows)
 
         created = self.db.write(work)
@@ -205,7 +208,7 @@ class Controller:
             self._enforce(f"update_{self.res.member}", target, ctx)
             self._enforce_attrs("update", raw, target, ctx)
             if changes or expect is not None:
-                self.service.update(conn, orig, dict(changes), expect)
+                self.service.update(conn, orig, dict(changes), expect, ctx)
             return self.coll.get(conn, ident)  # type: ignore[return-value]
 
         item = self.db.write(work)
@@ -217,7 +220,7 @@ class Controller:
         def work(conn: Connection) -> None:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(f"delete_{self.res.member}", self._target(conn, orig), ctx)
-            self.service.delete(conn, orig, expect)
+            self.service.delete(conn, orig, expect, ctx)
 
         self.db.write(work)
         return Response(204)

@@ -73,7 +73,6 @@ ports = Table(
     Column("device_owner", String(255), nullable=False, index=True),
     Column("port_security_enabled", Boolean, nullable=False),
     Column("allowed_address_pairs", JSON, nullable=False),
-    Column("security_groups", JSON, nullable=False),
     Column("binding_host_id", String(255), nullable=False, default=""),
     Column("binding_vnic_type", String(32), nullable=False, default="normal"),
     Column("binding_profile", JSON, nullable=False),
@@ -161,4 +160,84 @@ network_dhcp_agents = Table(
     Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
     Column("dhcp_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("network_id", "dhcp_agent_id"),
+)
+
+# L3: routers, their ports, extra routes (JSON on the locked router row) and agent scheduling.
+routers = Table(
+    "routers", metadata, *_standard(),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("gw_port_id", String(36), ForeignKey("ports.id"), nullable=True),
+    Column("enable_snat", Boolean, nullable=False, default=True),
+    Column("routes", JSON, nullable=False),
+)
+
+# One row per router port; the port row itself carries device_owner/device_id as in Neutron.
+router_ports = Table(
+    "router_ports", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("port_type", String(255), nullable=False),
+)
+
+router_l3_agents = Table(
+    "router_l3_agents", metadata,
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
+    Column("l3_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+# The unique key makes associating two floating IPs with one fixed address impossible, even concurrently.
+floatingips = Table(
+    "floatingips", metadata, *_standard(),
+    Column("floating_ip_address", String(64), nullable=False),
+    Column("floating_network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),
+    Column("floating_port_id", String(36), ForeignKey("ports.id"), nullable=False),
+    Column("fixed_port_id", String(36), ForeignKey("ports.id"), nullable=True, index=True),
+    Column("fixed_ip_address", String(64), nullable=True),
+    Column("router_id", String(36), ForeignKey("routers.id"), nullable=True, index=True),
+    Column("status", String(16), nullable=False),
+    UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),
+)
+
+securitygroups = Table(
+    "securitygroups", metadata, *_standard(),
+    Column("stateful", Boolean, nullable=False, default=True),
+)
+
+# At most one default group per project: the primary key makes its lazy creation race-free.
+default_security_groups = Table(
+    "default_security_groups", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("security_group_id", String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"),
+           nullable=False),
+)
+
+# fingerprint: a digest of the normalized rule; its unique key rejects duplicates even concurrently.
+securitygrouprules = Table(
+    "securitygrouprules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("security_group_id", String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("remote_group_id", String(36), ForeignKey("securitygroups.id", ondelete="CASCADE"), nullable=True,
+           index=True),
+    Column("direction", String(16), nullable=False),
+    Column("ethertype", String(8), nullable=False),
+    Column("protocol", String(40), nullable=True),
+    Column("port_range_min", Integer, nullable=True),
+    Column("port_range_max", Integer, nullable=True),
+    Column("remote_ip_prefix", String(64), nullable=True),
+    Column("description", String(255), nullable=False, default=""),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("revision_number", Integer, nullable=False, default=0),
+)
+
+# Which groups a port is in (the API's port.security_groups).
+port_security_groups = Table(
+    "port_security_groups", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("security_group_id", String(36), ForeignKey("securitygroups.id"), nullable=False, index=True),
+    PrimaryKeyConstraint("port_id", "security_group_id"),
 )

@@ -1,5 +1,5 @@
 """Neutron's default policy (the secure-RBAC defaults, ``enforce_new_defaults`` on) for the base rules,
-networks, subnets, ports, their tags and quotas.
+networks, subnets, ports, routers, floating IPs, security groups, their tags and quotas.
 
 Roles: ``admin`` (everything), ``member`` (write in its own project), ``reader`` (read its own project),
 ``service`` (service-to-service calls, e.g. Nova binding ports).  A project sees its own resources plus
@@ -136,12 +136,57 @@ PORTS: dict[str, str] = {
     "delete_port": _any(ADMIN_OR_SERVICE, PROJECT_MEMBER, NET_OWNER_MEMBER),
 }
 
+_GW = "external_gateway_info"
+ROUTERS: dict[str, str] = {
+    "create_router": ADMIN_OR_PROJECT_MEMBER,
+    f"create_router:{_GW}": ADMIN_OR_PROJECT_MEMBER,
+    f"create_router:{_GW}:network_id": ADMIN_OR_PROJECT_MEMBER,
+    f"create_router:{_GW}:enable_snat": ADMIN,
+    f"create_router:{_GW}:external_fixed_ips": ADMIN,
+    "create_router:distributed": ADMIN,
+    "create_router:ha": ADMIN,
+    "get_router": ADMIN_OR_PROJECT_READER,
+    "get_router:distributed": ADMIN,
+    "get_router:ha": ADMIN,
+    "update_router": ADMIN_OR_PROJECT_MEMBER,
+    f"update_router:{_GW}": ADMIN_OR_PROJECT_MEMBER,
+    f"update_router:{_GW}:network_id": ADMIN_OR_PROJECT_MEMBER,
+    f"update_router:{_GW}:enable_snat": ADMIN,
+    f"update_router:{_GW}:external_fixed_ips": ADMIN,
+    "update_router:distributed": ADMIN,
+    "update_router:ha": ADMIN,
+    "delete_router": ADMIN_OR_PROJECT_MEMBER,
+    "add_router_interface": ADMIN_OR_PROJECT_MEMBER,
+    "remove_router_interface": ADMIN_OR_PROJECT_MEMBER,
+    "add_extraroutes": ADMIN_OR_PROJECT_MEMBER,
+    "remove_extraroutes": ADMIN_OR_PROJECT_MEMBER,
+}
+
+FLOATINGIPS: dict[str, str] = {
+    "create_floatingip": ADMIN_OR_PROJECT_MEMBER,
+    "create_floatingip:floating_ip_address": ADMIN,
+    "get_floatingip": ADMIN_OR_PROJECT_READER,
+    "update_floatingip": ADMIN_OR_PROJECT_MEMBER,
+    "delete_floatingip": ADMIN_OR_PROJECT_MEMBER,
+}
+
+# Rules: the owner of the group a rule belongs to manages it (target security_group:project_id).
+SECURITY_GROUPS: dict[str, str] = {
+    "create_security_group": ADMIN_OR_PROJECT_MEMBER,
+    "get_security_group": ADMIN_OR_PROJECT_READER,
+    "update_security_group": ADMIN_OR_PROJECT_MEMBER,
+    "delete_security_group": ADMIN_OR_PROJECT_MEMBER,
+    "create_security_group_rule": _any(ADMIN_OR_PROJECT_MEMBER, "role:member and rule:sg_owner"),
+    "get_security_group_rule": _any(ADMIN_OR_PROJECT_READER, "role:reader and rule:sg_owner"),
+    "delete_security_group_rule": _any(ADMIN_OR_PROJECT_MEMBER, "role:member and rule:sg_owner"),
+}
+
 # Tags: the target is the tagged resource seen as ``ext_parent`` (ext_parent:project_id).
 TAGS: dict[str, str] = {
     f"{verb}_{collection}_tags": (
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
-    for collection in ("networks", "subnets", "ports")
+    for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -160,6 +205,11 @@ AGENTS: dict[str, str] = {
     "create_dhcp-network": ADMIN,
     "delete_dhcp-network": ADMIN,
     "get_dhcp-agents": ADMIN,
+    "get_l3-routers": ADMIN,
+    "create_l3-router": ADMIN,
+    "delete_l3-router": ADMIN,
+    "get_l3-agents": ADMIN,
 }
 
-BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **TAGS, **QUOTAS, **AGENTS}
+BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
+                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS}

@@ -94,10 +94,12 @@ def _tenant_filter(value: Any) -> Any:
     return v.string(255)(value)
 
 
-def standard_attributes(*, project_post: bool = True) -> tuple[Attribute, ...]:
-    """id, project_id/tenant_id, name, description, tags, timestamps and revision of every resource."""
+def standard_attributes(*, project_post: bool = True, name: bool = True,
+                        tags: bool = True) -> tuple[Attribute, ...]:
+    """id, project_id/tenant_id, name, description, tags, timestamps and revision of every resource
+    (floating IPs have no name; security group rules have neither name nor tags)."""
     uuid_schema = {"type": "string", "format": "uuid"}
-    return (
+    out = (
         Attribute("id", v.uuid_str, sort=True, schema=uuid_schema),
         Attribute("name", v.string(255), default="", post=True, put=True, sort=True),
         Attribute("description", v.string(255), default="", post=True, put=True, sort=True,
@@ -113,6 +115,7 @@ def standard_attributes(*, project_post: bool = True) -> tuple[Attribute, ...]:
         Attribute("revision_number", v.integer(0), sort=True, extension="standard-attr-revisions",
                   schema={"type": "integer"}),
     )
+    return tuple(a for a in out if (name or a.name != "name") and (tags or a.name != "tags"))
 
 
 BOOL = {"type": "boolean"}

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fermion.resources.base import Extension, Resource
+from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.router import ROUTER
+from fermion.resources.security_group import SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.subnet import SUBNET
 
-RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
+                                                           SECURITY_GROUP, SECURITY_GROUP_RULE)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -48,6 +52,21 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Expose functions for quotas usage statistics per project"),
     Extension("agent", "agent", "The agent management extension."),
     Extension("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"),
+    Extension("router", "Neutron L3 Router",
+              "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external "
+              "networks via a NAT gateway."),
+    Extension("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
+              "Extension of the router abstraction for specifying whether SNAT should occur on the external "
+              "gateway"),
+    Extension("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    Extension("extraroute-atomic", "Atomically add/remove extra routes",
+              "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
+    Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
+    Extension("fip-port-details", "Floating IP Port Details Extension",
+              "Add port_details attribute to Floating IP resource"),
+    Extension("security-group", "security-group", "The security groups extension."),
+    Extension("stateful-security-group", "Stateful security group",
+              "Indicates if the security group is stateful or not"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from fermion.context import Context
 from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, NeutronError
 from fermion.ml2.manager import TypeManager, load_segments
@@ -94,7 +95,8 @@ class NetworkService:
         self.types = types
         self.default_mtu = types.physnet_mtu
 
-    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         rows = []
         for item in items:
@@ -125,7 +127,7 @@ class NetworkService:
         return rows
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
-               expect_revision: int | None) -> None:
+               expect_revision: int | None, ctx: Context | None = None) -> None:
         values: dict[str, Any] = {}
         for key, val in changes.items():
             if key == "mtu":
@@ -144,7 +146,8 @@ class NetworkService:
         common.bump(conn, m.networks, orig["id"], values, expect_revision)
         common.emit(conn, Hint("network", orig["id"], orig["revision_number"] + 1, orig["id"]))
 
-    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
+               ctx: Context | None = None) -> None:
         net_id = orig["id"]
         if expect_revision is not None and orig["revision_number"] != expect_revision:
             common.bump(conn, m.networks, net_id, {}, expect_revision)

@@ -10,6 +10,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, delete, select
 
+from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
@@ -46,9 +47,23 @@ class PortCollection(Collection):
         return conds
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
-        ips = load_fixed_ips(conn, [i["id"] for i in items])
+        ids = [i["id"] for i in items]
+        ips = load_fixed_ips(conn, ids)
+        groups = load_port_groups(conn, ids)
         for item in items:
             item["fixed_ips"] = ips.get(item["id"], [])
+            item["security_groups"] = groups.get(item["id"], [])
+
+
+def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    b = m.port_security_groups.c
+    for part in chunks(ids):
+        for port_id, sg_id in conn.execute(select(b.port_id, b.security_group_id).where(b.port_id.in_(part))):
+            out[port_id].append(sg_id)
+    for v in out.values():
+        v.sort()
+    return out
 
 
 def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
@@ -94,7 +109,7 @@ class PortService:
         return ":".join(f"{o:02x}" for o in octets)
 
     def create(self, conn: Connection, items: list[dict[str, Any]],
-               networks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+               networks: dict[str, dict[str, Any]], ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         rows = []
         for item in items:
@@ -105,7 +120,7 @@ class PortService:
                 network_id=net["id"], admin_state_up=item["admin_state_up"], status="DOWN",
                 device_id=item["device_id"], device_owner=item["device_owner"],
                 port_security_enabled=net["port_security_enabled"] if pse is AUTO else pse,
-                allowed_address_pairs=item["allowed_address_pairs"], security_groups=item["security_groups"],
+                allowed_address_pairs=item["allowed_address_pairs"],
                 binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
                 binding_profile=item["binding:profile"],
             )
@@ -197,7 +212,7 @@ class PortService:
                                  type="InvalidInput")
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
-               expect_revision: int | None) -> None:
+               expect_revision: int | None, ctx: Context | None = None) -> None:
         values: dict[str, Any] = {}
         pid = orig["id"]
         pse = changes.get("port_security_enabled", orig["port_security_enabled"])
@@ -280,7 +295,8 @@ class PortService:
                     "mac_address": orig["mac_address"]}
             self._allocate_requested(conn, port, self._subnets(conn, orig["network_id"]), new)
 
-    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
+               ctx: Context | None = None) -> None:
         pid = orig["id"]
         if expect_revision is not None:
             common.bump(conn, m.ports, pid, {}, expect_revision)

@@ -11,8 +11,11 @@ from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import OverQuota
 
-DEFAULTS = {"network": 100, "subnet": 100, "port": 500}
-TABLES = {"network": m.networks, "subnet": m.subnets, "port": m.ports}
+DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
+            "security_group": 10, "security_group_rule": 100}
+TABLES = {"network": m.networks, "subnet": m.subnets, "port": m.ports, "router": m.routers,
+          "floatingip": m.floatingips, "security_group": m.securitygroups,
+          "security_group_rule": m.securitygrouprules}
 
 
 class QuotaService:

@@ -8,6 +8,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, delete, insert, select
 
+from fermion.context import Context
 from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, InvalidInput
 from fermion.resources.base import AUTO
@@ -59,7 +60,8 @@ class SubnetService:
         # DHCP scheduling hook (services.dhcp): runs in the transaction when a subnet's DHCP may change
         self.on_dhcp_change = on_dhcp_change
 
-    def create(self, conn: Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         rows = []
         for item in items:
@@ -101,7 +103,7 @@ class SubnetService:
                                    "with another subnet")
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
-               expect_revision: int | None) -> None:
+               expect_revision: int | None, ctx: Context | None = None) -> None:
         net = netaddr.IPNetwork(orig["cidr"])
         merged = {**orig, **changes}
         check_geometry(merged)
@@ -127,7 +129,8 @@ class SubnetService:
             self.on_dhcp_change(conn, network_id)
         common.emit(conn, Hint("subnet", subnet_id, revision, network_id))
 
-    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None) -> None:
+    def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
+               ctx: Context | None = None) -> None:
         sid = orig["id"]
         if expect_revision is not None:
             common.bump(conn, m.subnets, sid, {}, expect_revision)

@@ -1,0 +1,26 @@
+from fermion import validation as v
+from fermion.resources.base import AUTO, Attribute, Resource, standard_attributes
+
+_uuid = {"type": "string", "format": "uuid"}
+_nullable_uuid = {"type": ["string", "null"], "format": "uuid"}
+
+FLOATINGIP = Resource(
+    member="floatingip",
+    collection="floatingips",
+    not_found="FloatingIPNotFound",
+    id_label="Floating IP",
+    attributes=standard_attributes(name=False) + (
+        Attribute("floating_network_id", v.uuid_str, post=True, sort=True, schema=_uuid),
+        Attribute("floating_ip_address", v.ip_address, default=AUTO, post=True, sort=True),
+        Attribute("subnet_id", v.nullable_uuid, default=None, post=True, visible=False, filter=False,
+                  schema=_nullable_uuid),
+        Attribute("port_id", v.nullable_uuid, default=None, post=True, put=True, sort=True,
+                  schema=_nullable_uuid),
+        Attribute("fixed_ip_address", v.nullable_ip, default=None, post=True, put=True, sort=True,
+                  schema={"type": ["string", "null"]}),
+        Attribute("router_id", sort=True, schema=_nullable_uuid),
+        Attribute("status", sort=True),
+        Attribute("port_details", filter=False, extension="fip-port-details",
+                  schema={"type": ["object", "null"]}),
+    ),
+)

@@ -1,0 +1,29 @@
+from fermion import validation as v
+from fermion.resources.base import ADMIN_ONLY, BOOL, Attribute, Resource, standard_attributes
+
+_fixed_ip = v.dict_of({"subnet_id": (v.uuid_str, False), "ip_address": (v.ip_address, False)},
+                      "external_fixed_ip")
+GATEWAY_INFO = v.nullable(v.dict_of({
+    "network_id": (v.uuid_str, True),
+    "enable_snat": (v.boolean, False),
+    "external_fixed_ips": (v.list_of(_fixed_ip, max_items=10), False),
+}, "external_gateway_info"))
+ROUTE = v.dict_of({"destination": (v.normalized_cidr, True), "nexthop": (v.ip_address, True)}, "route")
+ROUTES = v.list_of(ROUTE, max_items=30, unique=True)
+
+ROUTER = Resource(
+    member="router",
+    collection="routers",
+    not_found="RouterNotFound",
+    id_label="Router",
+    attributes=standard_attributes() + (
+        Attribute("admin_state_up", v.boolean, default=True, post=True, put=True, sort=True, schema=BOOL),
+        Attribute("status", sort=True),
+        Attribute("external_gateway_info", GATEWAY_INFO, default=None, post=True, put=True, filter=False,
+                  schema={"type": ["object", "null"]}),
+        Attribute("routes", ROUTES, default=[], put=True, filter=False, extension="extraroute",
+                  schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+        Attribute("ha", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+    ),
+)

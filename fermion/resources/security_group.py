@@ -1,0 +1,64 @@
+from fermion import validation as v
+from fermion.resources.base import BOOL, Attribute, Resource, standard_attributes
+
+DIRECTIONS = ("ingress", "egress")
+ETHERTYPES = ("IPv4", "IPv6")
+_uuid = {"type": "string", "format": "uuid"}
+_nullable_uuid = {"type": ["string", "null"], "format": "uuid"}
+
+
+def _protocol(value: object) -> object:
+    """A protocol name or number (0-255); None means any. Names are checked by the service."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise v.InvalidValue(f"'{value}' is not a valid protocol")
+    if isinstance(value, int):
+        return v.integer(0, 255)(value)
+    return v.string(40)(value)
+
+
+def _port(value: object) -> object:
+    return v.nullable(v.integer(0, 65535))(value)
+
+
+SECURITY_GROUP = Resource(
+    member="security_group",
+    collection="security_groups",
+    not_found="SecurityGroupNotFound",
+    id_label="Security group",
+    attributes=standard_attributes() + (
+        Attribute("stateful", v.boolean, default=True, post=True, put=True, sort=True,
+                  extension="stateful-security-group", schema=BOOL),
+        Attribute("shared", filter=False, schema=BOOL),
+        Attribute("security_group_rules", filter=False, schema={"type": "array", "items": {"type": "object"}}),
+    ),
+)
+
+SECURITY_GROUP_RULE = Resource(
+    member="security_group_rule",
+    collection="security_group_rules",
+    not_found="SecurityGroupRuleNotFound",
+    id_label="Security group rule",
+    tags=False,
+    attributes=standard_attributes(name=False, tags=False) + (
+        Attribute("security_group_id", v.uuid_str, post=True, sort=True, schema=_uuid),
+        Attribute("direction", v.one_of(*DIRECTIONS), post=True, sort=True,
+                  schema={"type": "string", "enum": list(DIRECTIONS)}),
+        Attribute("ethertype", v.one_of(*ETHERTYPES), default="IPv4", post=True, sort=True,
+                  schema={"type": "string", "enum": list(ETHERTYPES)}),
+        Attribute("protocol", _protocol, default=None, post=True, sort=True,
+                  filter_convert=v.string(40), schema={"type": ["string", "integer", "null"]}),
+        Attribute("port_range_min", _port, default=None, post=True, sort=True,
+                  filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
+        Attribute("port_range_max", _port, default=None, post=True, sort=True,
+                  filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
+        Attribute("remote_ip_prefix", v.nullable(v.cidr), default=None, post=True, sort=True,
+                  filter_convert=v.cidr, schema={"type": ["string", "null"]}),
+        Attribute("remote_group_id", v.nullable_uuid, default=None, post=True, sort=True,
+                  filter_convert=v.uuid_str, schema=_nullable_uuid),
+        Attribute("remote_address_group_id", filter=False, schema=_nullable_uuid),
+        Attribute("normalized_cidr", filter=False, schema={"type": ["string", "null"]}),
+        Attribute("belongs_to_default_sg", filter=False, schema=BOOL),
+    ),
+)
