@@ -1,5 +1,6 @@
-"""/v2.0/agents (agent extension) and DHCP scheduling (dhcp_agent_scheduler):
-/v2.0/agents/{id}/dhcp-networks[/{network_id}] and /v2.0/networks/{id}/dhcp-agents."""
+"""/v2.0/agents (agent extension), DHCP scheduling (dhcp_agent_scheduler):
+/v2.0/agents/{id}/dhcp-networks[/{network_id}] and /v2.0/networks/{id}/dhcp-agents, and L3 scheduling
+(l3_agent_scheduler): /v2.0/agents/{id}/l3-routers[/{router_id}] and /v2.0/routers/{id}/l3-agents."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class AgentController:
             return self._member(req, ctx, agent_id)
         if parts[1] == "dhcp-networks" and len(parts) <= 3:
             return self._dhcp_networks(req, ctx, agent_id, parts[2] if len(parts) == 3 else None)
+        if parts[1] == "l3-routers" and len(parts) <= 3:
+            return self._l3_routers(req, ctx, agent_id, parts[2] if len(parts) == 3 else None)
         raise NotFound("The resource could not be found.")
 
     def _member(self, req: Request, ctx: Context, agent_id: str) -> Response:
@@ -110,6 +113,43 @@ class AgentController:
             db.write(lambda conn: dhcp.remove(conn, agent_id, network_id))
             return Response(204)
         raise NotFound("The resource could not be found.")
+
+    def _l3_routers(self, req: Request, ctx: Context, agent_id: str, router_id: str | None) -> Response:
+        db, routers = self.services.db, self.services.routers
+        if req.method == "GET" and router_id is None:
+            self._enforce("get_l3-routers", ctx)
+            with db.read() as conn:
+                self.agents.get(conn, agent_id)
+                ids = routers.router_ids(conn, agent_id)
+                items = [r for r in (routers.collection.get(conn, i) for i in ids) if r is not None]
+            return Response(200, {"routers": items})
+        if req.method == "POST" and router_id is None:
+            self._enforce("create_l3-router", ctx)
+            body = req.json()
+            if not isinstance(body, dict) or "router_id" not in body:
+                raise BadRequest("Unable to find 'router_id' in request body")
+            try:
+                wanted = uuid_str(body["router_id"])
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for router_id. Reason: {err}.") from None
+            db.write(lambda conn: routers.add_to_agent(conn, agent_id, wanted))
+            return Response(201, None)
+        if req.method == "DELETE" and router_id is not None:
+            self._enforce("delete_l3-router", ctx)
+            db.write(lambda conn: routers.remove_from_agent(conn, agent_id, router_id))
+            return Response(204)
+        raise NotFound("The resource could not be found.")
+
+    def router_agents(self, req: Request, ctx: Context, router_id: str) -> Response:
+        if req.method != "GET":
+            raise NotFound("The resource could not be found.")
+        self._enforce("get_l3-agents", ctx)
+        with self.services.db.read() as conn:
+            if self.services.routers.collection.get(conn, router_id) is None:
+                raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
+            ids = self.services.routers.agent_ids(conn, router_id)
+            items = [self.agents.to_api(self.agents.get(conn, i)) for i in ids]
+        return Response(200, {"agents": items})
 
     def network_agents(self, req: Request, ctx: Context, network_id: str) -> Response:
         if req.method != "GET":

@@ -30,6 +30,7 @@ from fermion.services.registry import Services
 LOG = logging.getLogger("fermion.api")
 PUBLIC = {"", "/healthz", "/openapi.json"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
+ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -172,6 +173,8 @@ class FermionApp:
             return self.agents.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
+        if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":
+            return self.agents.router_agents(req, ctx, rest[1])
         ctl = self.controllers.get(head)
         if ctl is None:
             raise NotFound("The resource could not be found.")
@@ -192,4 +195,8 @@ class FermionApp:
             raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
+        if head == "routers" and len(rest) == 3 and rest[2] in ROUTER_ACTIONS:
+            if method != "PUT":
+                raise MethodNotAllowed(f"The method {method} is not allowed on {rest[2]}")
+            return ctl.action(req, ctx, ident, rest[2])
         raise NotFound("The resource could not be found.")

@@ -209,7 +209,7 @@ class Controller:
             self._enforce_attrs("update", raw, target, ctx)
             if changes or expect is not None:
                 self.service.update(conn, orig, dict(changes), expect, ctx)
-            return self.coll.get(conn, ident)  # type: ignore[return-value]
+            return self.coll.get(conn, ident)
 
         item = self.db.write(work)
         return Response(200, {self.res.member: self.shape([item], ctx, None)[0]})
@@ -224,6 +224,26 @@ class Controller:
 
         self.db.write(work)
         return Response(204)
+
+    def action(self, req: Request, ctx: Context, ident: str, name: str) -> Response:
+        """Router member actions: add/remove_router_interface, add/remove_extraroutes."""
+        body = req.json()
+        routers = self.services.routers
+
+        def work(conn: Connection) -> dict[str, Any]:
+            orig = self._load_for_write(conn, ctx, ident)
+            self._enforce(name, self._target(conn, orig), ctx)
+            if name == "add_router_interface":
+                return routers.add_interface(conn, orig, body, ctx)
+            if name == "remove_router_interface":
+                return routers.remove_interface(conn, orig, body)
+            routers.edit_routes(conn, orig, body, add=name == "add_extraroutes")
+            return {"router": self.coll.get(conn, ident)}
+
+        out = self.db.write(work)
+        if "router" in out:
+            out = {"router": self.shape([out["router"]], ctx, None)[0]}
+        return Response(200, out)
 
     def _load_for_write(self, conn: Connection, ctx: Context, ident: str) -> dict[str, Any]:
         visible, pred = self._visible(ctx)

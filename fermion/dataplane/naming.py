@@ -24,3 +24,16 @@ def dhcp_device(port_id: str) -> str:
 def dhcp_namespace(network_id: str, host_netns: str | None) -> str:
     """qdhcp-<network>; an emulated host's namespaces carry its name first so the lab can find them."""
     return f"{host_netns}-qdhcp-{network_id}" if host_netns else f"qdhcp-{network_id}"
+
+
+def router_namespace(router_id: str, host_netns: str | None) -> str:
+    """qrouter-<router>, prefixed with the emulated host's namespace like dhcp_namespace."""
+    return f"{host_netns}-qrouter-{router_id}" if host_netns else f"qrouter-{router_id}"
+
+
+def router_interface(port_id: str) -> str:
+    return "qr-" + port_id[:11]
+
+
+def router_gateway(port_id: str) -> str:
+    return "qg-" + port_id[:11]

@@ -13,10 +13,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.0"
+VERSION = "1.1"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
+    "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
 }
+FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
 T = TypeVar("T")
 
@@ -26,7 +28,7 @@ T = TypeVar("T")
 class Hint:
     """Something changed. Carries no state: the agent pulls what it needs (level-triggered)."""
 
-    kind: str  # network | subnet | port | agent
+    kind: str  # network | subnet | port | agent | router | security_group
     id: str
     revision: int
     network_id: str | None = None
@@ -38,7 +40,7 @@ class Hint:
 class ViewRequest:
     host: str
     agent_type: str
-    network_ids: list[str] | None = None  # None: the whole host view
+    network_ids: list[str] | None = None  # the keys to look at (router ids for L3); None: the whole host view
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,85 @@ class L2Port:
 
 
 @dataclass(frozen=True)
+class SecurityRule:
+    direction: str  # ingress | egress
+    ethertype: str  # IPv4 | IPv6
+    protocol: int | None = None  # IP protocol number; None: any
+    port_min: int | None = None  # port range, or ICMP type
+    port_max: int | None = None  # port range, or ICMP code
+    remote_ip_prefix: str | None = None
+    remote_group: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    stateful: bool
+    rules: list[SecurityRule]
+
+
+@dataclass(frozen=True)
+class PortSecurity:
+    id: str
+    mac: str
+    ips: list[str]
+    allowed_pairs: list[list[str]]  # [ip or cidr, mac]
+    groups: list[str]
+    port_security: bool
+
+
+@dataclass(frozen=True)
+class Firewall:
+    """Every port bound to the host with what filters it: its groups, their rules, the members (addresses)
+    of the groups those rules name as remote."""
+
+    ports: list[PortSecurity]
+    groups: list[SecurityGroup]
+    members: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class L2View:
     host: str
     networks: list[L2Network]
     ports: list[L2Port]
     partial: bool = False  # True when the request named networks: absent ones are to be removed
+    firewall: Firewall | None = None  # present when asked for (FIREWALL_KEY) and in full views
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    id: str
+    network_id: str
+    mac: str
+    mtu: int
+    addresses: list[str]  # with prefix length, e.g. 10.0.0.1/24
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    floating_ip: str
+    fixed_ip: str
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    revision: int
+    admin_state_up: bool
+    interfaces: list[RouterPort]
+    gateway: RouterPort | None = None
+    gateway_ip: str | None = None  # the external subnet's gateway (the default route)
+    enable_snat: bool = True
+    floating_ips: list[FloatingIp] = field(default_factory=list)
+    routes: list[list[str]] = field(default_factory=list)  # [destination, nexthop]
+
+
+@dataclass(frozen=True)
+class L3View:
+    host: str
+    routers: list[Router]
+    partial: bool = False  # True when the request named routers: absent ones are to be removed
 
 
 @dataclass(frozen=True)
@@ -147,7 +223,8 @@ class DhcpView:
 
 
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
-                              L2Port, L2View, DhcpSubnet, DhcpHost, DhcpNetwork, DhcpView)
+                              L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
+                              DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, Router, L3View)
 
 
 # ---------------------------------------------------------------- codec

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
 from fermion.db import models as m
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
-from fermion.rpc.contracts import PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.contracts import FIREWALL_KEY, PortReport, StateReport, ViewRequest, decode, encode
 from fermion.rpc.transport import Handler
 from fermion.services.agents import DHCP_AGENT
+from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
 from fermion.services.hostviews import l2_view
 from fermion.services.registry import Services
+from fermion.services.routers import L3_AGENT
 
 
 class ServerEndpoints:
@@ -23,7 +26,8 @@ class ServerEndpoints:
 
     def handlers(self) -> dict[str, Handler]:
         return {"report_state": self.report_state, "report_ports": self.report_ports,
-                "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view}
+                "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view,
+                "get_l3_view": self.get_l3_view}
 
     def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
         report = decode(StateReport, body)
@@ -35,6 +39,8 @@ class ServerEndpoints:
                 s.ports.rebind_host(conn, report.host)
             if report.agent_type == DHCP_AGENT:
                 s.dhcp.schedule_unhosted(conn)
+            if report.agent_type == L3_AGENT:
+                s.routers.schedule_unhosted(conn)
             return {"agent_id": row["id"], "revived": revived}
 
         return self.db.write(work)
@@ -61,10 +67,22 @@ class ServerEndpoints:
         return {"changed": self.db.write(work)}
 
     def get_l2_view(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The firewall comes with full views and when the request names FIREWALL_KEY among the keys."""
         req = decode(ViewRequest, body)
         s = self.services
+        keys = req.network_ids
+        with_firewall = keys is None or FIREWALL_KEY in keys
+        networks = None if keys is None else [k for k in keys if k != FIREWALL_KEY]
         with self.db.read() as conn:
-            return encode(l2_view(conn, s.agents, s.ports.binder, req.host, req.network_ids))
+            view = l2_view(conn, s.agents, s.ports.binder, req.host, networks)
+            if with_firewall:
+                view = dataclasses.replace(view, firewall=firewall_view(conn, req.host))
+            return encode(view)
+
+    def get_l3_view(self, body: dict[str, Any]) -> dict[str, Any]:
+        req = decode(ViewRequest, body)
+        with self.db.read() as conn:
+            return encode(l3_view(conn, self.services.routers, req.host, req.network_ids))
 
     def get_dhcp_view(self, body: dict[str, Any]) -> dict[str, Any]:
         req = decode(ViewRequest, body)

@@ -1,31 +1,181 @@
-"""FloatingIpService (being written)."""
+"""Floating IPs: an address on an external network, its port, and its 1:1 association with a fixed IP."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+import netaddr
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
-from fermion.errors import BadRequest
+from fermion.errors import BadRequest, Conflict, NotFound
+from fermion.resources.base import AUTO
 from fermion.resources.floatingip import FLOATINGIP
+from fermion.services import common
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.routers import FLOATINGIP_OWNER, GATEWAY_OWNER, INTERFACE_OWNER, RouterService
+
+DETAIL_KEYS = ("name", "network_id", "mac_address", "admin_state_up", "status", "device_id", "device_owner")
+
+
+class FloatingIpCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(FLOATINGIP, m.floatingips)
+        self.columns["port_id"] = m.floatingips.c.fixed_port_id
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        idx = self._index
+        fixed = {r[idx["fixed_port_id"]] for r in rows} - {None}
+        p = m.ports.c
+        details = {r.id: {k: getattr(r, k) for k in DETAIL_KEYS} for r in conn.execute(
+            select(p.id, *(p[k] for k in DETAIL_KEYS)).where(p.id.in_(list(fixed))))} if fixed else {}
+        for row, item in zip(rows, items, strict=True):
+            port_id = row[idx["fixed_port_id"]]
+            item["port_id"] = port_id
+            item["port_details"] = details.get(port_id)
+
+
+def bad_fip(message: str) -> BadRequest:
+    return BadRequest(f"Bad floatingip request: {message}.", type="BadRequest")
 
 
 class FloatingIpService:
-    def __init__(self, quotas: QuotaService) -> None:
-        self.collection = Collection(FLOATINGIP, m.floatingips)
+    def __init__(self, quotas: QuotaService, routers: RouterService | None = None) -> None:
+        self.collection = FloatingIpCollection()
         self.quotas = quotas
+        self.routers = routers or RouterService(quotas)
+        self.ports = self.routers.ports
 
-    def create(self, conn: Connection, items: list[dict[str, Any]], ctx: Context | None = None) -> list[dict[str, Any]]:
-        raise BadRequest("not implemented yet")
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               ctx: Context | None = None) -> list[dict[str, Any]]:
+        rows = []
+        for item in items:
+            row = common.standard_row(item)
+            row.pop("name")
+            net_id = item["floating_network_id"]
+            n = m.networks.c
+            net = conn.execute(select(n.id, n.router_external).where(n.id == net_id)).first()
+            if net is None:
+                raise NotFound(f"Network {net_id} could not be found.", type="NetworkNotFound")
+            if not net.router_external:
+                raise bad_fip(f"The network {net_id} is not a valid external network")
+            want: dict[str, str] = {}
+            if item.get("subnet_id"):
+                want["subnet_id"] = item["subnet_id"]
+            if item["floating_ip_address"] is not AUTO:
+                want["ip_address"] = item["floating_ip_address"]
+            if not want:
+                v4 = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id,
+                                                               m.subnets.c.ip_version == 4)
+                                  .order_by(m.subnets.c.created_at)).first()
+                if v4 is None:
+                    raise bad_fip(f"Network {net_id} has no IPv4 subnet for floating IPs")
+                want["subnet_id"] = v4[0]
+            port = self.routers.create_port(conn, net_id, "", row["id"], FLOATINGIP_OWNER, [want], None)
+            address = next(f["ip_address"] for f in port["fixed_ips"])
+            row.update(floating_ip_address=address, floating_network_id=net_id, floating_port_id=port["id"],
+                       fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+            conn.execute(insert(m.floatingips).values(**row))
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            if item.get("port_id"):
+                self._associate(conn, row, item["port_id"], item.get("fixed_ip_address"), ctx)
+                row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == row["id"])).one()._mapping)
+            rows.append({**row, "name": "", "tags": sorted(set(item.get("tags") or []))})
+        for project, count in _count(items).items():
+            self.quotas.charge(conn, project, "floatingip", count)
+        return rows
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        values = {k: changes[k] for k in ("description",) if k in changes}
+        common.bump(conn, m.floatingips, orig["id"], values, expect_revision)
+        if "port_id" in changes or "fixed_ip_address" in changes:
+            row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()._mapping)
+            old_router = row["router_id"]
+            port_id = changes.get("port_id", orig["port_id"])
+            if port_id:
+                self._associate(conn, row, port_id, changes.get("fixed_ip_address"), ctx)
+            else:
+                if changes.get("fixed_ip_address"):
+                    raise bad_fip("fixed_ip_address cannot be specified without a port_id")
+                conn.execute(update(m.floatingips).where(m.floatingips.c.id == orig["id"]).values(
+                    fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
+            if old_router and old_router != port_id and old_router:
+                self.routers.changed(conn, old_router)
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        if expect_revision is not None:
+            common.bump(conn, m.floatingips, orig["id"], {}, expect_revision)
+        row = conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == orig["id"]))
+        conn.execute(delete(m.floatingips).where(m.floatingips.c.id == orig["id"]))
+        port = self.ports.collection.get(conn, row.floating_port_id)
+        if port is not None:
+            self.ports.delete(conn, port, None)
+        self.quotas.release(conn, orig["project_id"], "floatingip")
+        if row.router_id:
+            self.routers.changed(conn, row.router_id)
+
+    def _associate(self, conn: Connection, fip: dict[str, Any], port_id: str, fixed_ip: str | None,
+                   ctx: Context | None) -> None:
+        port = self.ports.collection.get(conn, port_id)
+        if port is None or (ctx is not None and not ctx.is_admin and port["project_id"] != fip["project_id"]):
+            raise NotFound(f"Port {port_id} could not be found.", type="PortNotFound")
+        if port["project_id"] != fip["project_id"] and not (ctx is not None and ctx.is_admin):
+            raise bad_fip(f"Cannot create floating IP and bind it to Port {port_id}, since that port is owned by "
+                          "a different tenant")
+        if port["device_owner"] in (INTERFACE_OWNER, GATEWAY_OWNER, FLOATINGIP_OWNER) \
+                or port["device_owner"].startswith("network:"):
+            raise bad_fip(f"Port {port_id} has owner {port['device_owner']} and therefore cannot be assigned to "
+                          "a floating IP")
+        v4 = [f for f in port["fixed_ips"] if netaddr.IPAddress(f["ip_address"]).version == 4]
+        if fixed_ip is not None:
+            chosen = next((f for f in v4 if f["ip_address"] == fixed_ip), None)
+            if chosen is None:
+                raise bad_fip(f"Port {port_id} does not have fixed ip {fixed_ip}")
+        elif not v4:
+            raise bad_fip(f"Port {port_id} does not have any IPv4 address; a floating IP needs one")
+        elif len(v4) > 1:
+            raise bad_fip(f"Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 "
+                          "address when assigning a floating IP")
+        else:
+            chosen = v4[0]
+        router_id = self._router_for(conn, fip["floating_network_id"], chosen["subnet_id"])
+        if router_id is None:
+            raise NotFound(f"External network {fip['floating_network_id']} is not reachable from subnet "
+                           f"{chosen['subnet_id']}.  Therefore, cannot associate Port {port_id} with a Floating IP.",
+                           type="ExternalGatewayForFloatingIPNotFound")
+        f = m.floatingips.c
+        taken = conn.execute(select(f.id).where(f.floating_network_id == fip["floating_network_id"],
+                                                f.fixed_port_id == port_id, f.fixed_ip_address == chosen["ip_address"],
+                                                f.id != fip["id"])).first()
+        if taken is not None:
+            raise Conflict(f"Cannot associate floating IP {fip['floating_ip_address']} ({fip['id']}) with port "
+                           f"{port_id} using fixed IP {chosen['ip_address']}, as that fixed IP already has a "
+                           f"floating IP on external network {fip['floating_network_id']}.",
+                           type="FloatingIPPortAlreadyAssociated")
+        conn.execute(update(m.floatingips).where(f.id == fip["id"]).values(
+            fixed_port_id=port_id, fixed_ip_address=chosen["ip_address"], router_id=router_id, status="ACTIVE"))
+        self.routers.changed(conn, router_id)
+
+    def _router_for(self, conn: Connection, network_id: str, subnet_id: str) -> str | None:
+        """The router with a gateway on the floating IP's network and an interface on the fixed IP's subnet."""
+        r, rp, a, p = m.routers.c, m.router_ports.c, m.ip_allocations.c, m.ports.c
+        stmt = (select(r.id).join(m.ports, p.id == r.gw_port_id)
+                .where(p.network_id == network_id,
+                       r.id.in_(select(rp.router_id).join(m.ip_allocations, a.port_id == rp.port_id)
+                                .where(rp.port_type == INTERFACE_OWNER, a.subnet_id == subnet_id)))
+                .order_by(r.created_at, r.id))
+        row = conn.execute(stmt).first()
+        return None if row is None else str(row[0])
+
+
+def _count(items: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item["project_id"]] = out.get(item["project_id"], 0) + 1
+    return out

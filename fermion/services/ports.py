@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -27,6 +27,16 @@ from fermion.services.quotas import QuotaService
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
+SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip")
+
+
+def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
+    """The port is going away: its floating IPs stay, unassociated. Returns the routers that served them."""
+    f = m.floatingips.c
+    routers = sorted({r[0] for r in conn.execute(select(f.router_id).where(f.fixed_port_id == port_id)) if r[0]})
+    conn.execute(update(m.floatingips).where(f.fixed_port_id == port_id).values(
+        fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
+    return routers
 
 
 class PortCollection(Collection):
@@ -297,9 +307,15 @@ class PortService:
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
+        """ctx is given for deletes through the API, which may not remove ports a router or floating IP owns."""
         pid = orig["id"]
+        if ctx is not None and orig["device_owner"] in SERVICE_OWNERS:
+            raise Conflict(f"Port {pid} cannot be deleted directly via the port API: has device owner "
+                           f"{orig['device_owner']}.", type="ServicePortInUse")
         if expect_revision is not None:
             common.bump(conn, m.ports, pid, {}, expect_revision)
+        for router_id in disassociate_floating_ips(conn, pid):
+            common.emit(conn, Hint("router", router_id, 0))
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
         conn.execute(delete(m.ports).where(m.ports.c.id == pid))

@@ -61,9 +61,10 @@ class Services:
         agents = AgentService(agent_down_time)
         ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
+        routers = RouterService(quotas, ports, agents)
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
-                   routers=RouterService(quotas), floatingips=FloatingIpService(quotas),
+                   routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
 
     def by_collection(self, collection: str) -> Any:

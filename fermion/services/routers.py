@@ -1,31 +1,461 @@
-"""RouterService (being written)."""
+"""Routers: gateway, interfaces, extra routes, and their scheduling to L3 agents."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+import netaddr
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
-from fermion.errors import BadRequest
+from fermion.db.writes import insert_if_absent
+from fermion.errors import BadRequest, Conflict, NotFound
+from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER
+from fermion.rpc.contracts import Hint
+from fermion.services import common
+from fermion.services.agents import AgentService
+from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 
+L3_AGENT = "L3 agent"
+INTERFACE_OWNER = "network:router_interface"
+GATEWAY_OWNER = "network:router_gateway"
+FLOATINGIP_OWNER = "network:floatingip"
+MAX_ROUTES = 30
+
+
+def bad_router(message: str) -> BadRequest:
+    return BadRequest(f"Bad router request: {message}.", type="BadRequest")
+
+
+class RouterCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(ROUTER, m.routers)
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        gw_ports = {r[self._index["gw_port_id"]] for r in rows} - {None}
+        ips = load_fixed_ips(conn, list(gw_ports)) if gw_ports else {}
+        nets = dict(conn.execute(select(m.ports.c.id, m.ports.c.network_id)
+                                 .where(m.ports.c.id.in_(list(gw_ports))))) if gw_ports else {}
+        for row, item in zip(rows, items, strict=True):
+            gw = row[self._index["gw_port_id"]]
+            item["external_gateway_info"] = None if gw is None else {
+                "network_id": nets.get(gw), "enable_snat": row[self._index["enable_snat"]],
+                "external_fixed_ips": ips.get(gw, [])}
+            item["routes"] = list(row[self._index["routes"]] or [])
+            item["distributed"] = False
+            item["ha"] = False
+
 
 class RouterService:
-    def __init__(self, quotas: QuotaService) -> None:
-        self.collection = Collection(ROUTER, m.routers)
+    def __init__(self, quotas: QuotaService, ports: PortService | None = None,
+                 agents: AgentService | None = None) -> None:
+        self.collection = RouterCollection()
         self.quotas = quotas
+        self.ports = ports or PortService(quotas)
+        self.agents = agents or AgentService()
 
-    def create(self, conn: Connection, items: list[dict[str, Any]], ctx: Context | None = None) -> list[dict[str, Any]]:
-        raise BadRequest("not implemented yet")
+    # ---------------------------------------------------------------- CRUD
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               ctx: Context | None = None) -> list[dict[str, Any]]:
+        rows = []
+        for item in items:
+            row = common.standard_row(item)
+            row.update(admin_state_up=item["admin_state_up"], status="ACTIVE", gw_port_id=None, enable_snat=True,
+                       routes=[])
+            conn.execute(insert(m.routers).values(**row))
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            self.schedule(conn, row["id"])
+            if item.get("external_gateway_info"):
+                self._set_gateway(conn, row, item["external_gateway_info"], ctx)
+                row = dict(conn.execute(select(m.routers).where(m.routers.c.id == row["id"])).one()._mapping)
+            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            self.changed(conn, row["id"])
+        for project, count in _count(items).items():
+            self.quotas.charge(conn, project, "router", count)
+        return rows
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        values: dict[str, Any] = {}
+        for key in ("name", "description", "admin_state_up"):
+            if key in changes:
+                values[key] = changes[key]
+        if "routes" in changes:
+            values["routes"] = self._check_routes(conn, orig["id"], changes["routes"])
+        common.bump(conn, m.routers, orig["id"], values, expect_revision)
+        if "external_gateway_info" in changes:
+            row = dict(conn.execute(select(m.routers).where(m.routers.c.id == orig["id"])).one()._mapping)
+            info = changes["external_gateway_info"]
+            if info:
+                self._set_gateway(conn, row, info, ctx)
+            else:
+                self._clear_gateway(conn, row)
+        self.changed(conn, orig["id"])
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        rid = orig["id"]
+        if expect_revision is not None:
+            common.bump(conn, m.routers, rid, {}, expect_revision)
+        rp = m.router_ports.c
+        busy = conn.execute(select(rp.port_id).where(rp.router_id == rid, rp.port_type == INTERFACE_OWNER)
+                            .limit(1)).first()
+        if busy is not None:
+            raise Conflict(f"Router {rid} still has ports", type="RouterInUse")
+        row = dict(conn.execute(select(m.routers).where(m.routers.c.id == rid)).one()._mapping)
+        self._clear_gateway(conn, row)
+        host = self.host_of(conn, rid)
+        conn.execute(delete(m.router_l3_agents).where(m.router_l3_agents.c.router_id == rid))
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == rid))
+        conn.execute(delete(m.routers).where(m.routers.c.id == rid))
+        self.quotas.release(conn, orig["project_id"], "router")
+        common.emit(conn, Hint("router", rid, orig["revision_number"] + 1, None, host))
+
+    # ---------------------------------------------------------------- gateway
+    def _set_gateway(self, conn: Connection, router: dict[str, Any], info: dict[str, Any],
+                     ctx: Context | None) -> None:
+        rid, net_id = router["id"], info["network_id"]
+        n = m.networks.c
+        net = conn.execute(select(n.id, n.router_external).where(n.id == net_id)).first()
+        if net is None:
+            raise NotFound(f"Network {net_id} could not be found.", type="NetworkNotFound")
+        if not net.router_external:
+            raise bad_router(f"The network {net_id} is not a valid external network")
+        snat = info.get("enable_snat", True)
+        fixed = info.get("external_fixed_ips")
+        current = self._gateway_port(conn, router)
+        if current is not None and current["network_id"] != net_id:
+            self._clear_gateway(conn, router)
+            current = None
+        if current is None:
+            subnets = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id)).first()
+            if subnets is None and not fixed:
+                raise bad_router(f"No subnets defined on the external network {net_id}")
+            port = self.create_port(conn, net_id, "", rid, GATEWAY_OWNER, fixed or AUTO, self.host_of(conn, rid))
+            conn.execute(insert(m.router_ports).values(port_id=port["id"], router_id=rid, port_type=GATEWAY_OWNER))
+            gw_port_id = port["id"]
+        else:
+            gw_port_id = current["id"]
+            if fixed is not None and _fixed_set(fixed) != _fixed_set(current["fixed_ips"]):
+                self.ports.update(conn, current, {"fixed_ips": fixed}, None)
+        conn.execute(update(m.routers).where(m.routers.c.id == rid).values(gw_port_id=gw_port_id, enable_snat=snat))
+
+    def _clear_gateway(self, conn: Connection, router: dict[str, Any]) -> None:
+        port = self._gateway_port(conn, router)
+        if port is None:
+            return
+        f = m.floatingips.c
+        used = conn.execute(select(f.id).where(f.router_id == router["id"],
+                                               f.floating_network_id == port["network_id"]).limit(1)).first()
+        if used is not None:
+            raise Conflict(f"Gateway cannot be updated for router {router['id']}, since a gateway to external "
+                           f"network {port['network_id']} is required by one or more floating IPs.",
+                           type="RouterExternalGatewayInUseByFloatingIp")
+        conn.execute(update(m.routers).where(m.routers.c.id == router["id"]).values(gw_port_id=None))
+        conn.execute(delete(m.router_ports).where(m.router_ports.c.port_id == port["id"]))
+        self.ports.delete(conn, port, None)
+
+    def _gateway_port(self, conn: Connection, router: dict[str, Any]) -> dict[str, Any] | None:
+        if not router.get("gw_port_id"):
+            return None
+        return self.ports.collection.get(conn, router["gw_port_id"])
+
+    def create_port(self, conn: Connection, network_id: str, project: str, device_id: str, owner: str,
+                    fixed_ips: Any, host: str | None) -> dict[str, Any]:
+        """A port the service owns (router interface, gateway, floating IP)."""
+        item = {"project_id": project, "name": "", "description": "", "tags": [], "network_id": network_id,
+                "admin_state_up": True, "device_id": device_id, "device_owner": owner,
+                "port_security_enabled": False, "allowed_address_pairs": [], "security_groups": [],
+                "binding:host_id": host or "", "binding:vnic_type": "normal", "binding:profile": {},
+                "mac_address": AUTO, "fixed_ips": fixed_ips}
+        row = self.ports.create(conn, [item], {network_id: {"id": network_id, "port_security_enabled": False}})[0]
+        port = self.ports.collection.get(conn, row["id"])
+        assert port is not None
+        return port
+
+    # ---------------------------------------------------------------- interfaces
+    def add_interface(self, conn: Connection, router: dict[str, Any], body: Any, ctx: Context) -> dict[str, Any]:
+        subnet_id, port_id = _interface_args(body)
+        rid = router["id"]
+        if port_id is not None:
+            port = self._visible_port(conn, port_id, ctx)
+            if port["device_owner"] or port["device_id"]:
+                raise Conflict(f"Unable to complete operation on port {port_id} for network "
+                               f"{port['network_id']}. Port already has an attached device "
+                               f"{port['device_id'] or port['device_owner']}.", type="PortInUse")
+            if not port["fixed_ips"]:
+                raise bad_router("Router port must have at least one fixed IP")
+            for fip in port["fixed_ips"]:
+                self._check_overlap(conn, rid, fip["subnet_id"])
+            values = {"device_owner": INTERFACE_OWNER, "device_id": rid, "port_security_enabled": False,
+                      "allowed_address_pairs": []}
+            host = self.host_of(conn, rid)
+            if host:
+                values["binding:host_id"] = host
+            conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == port_id))
+            self.ports.update(conn, port, values, None)
+            subnet_ids = [f["subnet_id"] for f in port["fixed_ips"]]
+            network_id = port["network_id"]
+        else:
+            assert subnet_id is not None
+            subnet = self._visible_subnet(conn, subnet_id, ctx)
+            if not subnet["gateway_ip"]:
+                raise bad_router("Subnet for router interface must have a gateway IP")
+            self._check_overlap(conn, rid, subnet_id)
+            port = self.create_port(conn, subnet["network_id"], subnet["project_id"], rid, INTERFACE_OWNER,
+                                    [{"subnet_id": subnet_id, "ip_address": subnet["gateway_ip"]}],
+                                    self.host_of(conn, rid))
+            port_id, subnet_ids, network_id = port["id"], [subnet_id], subnet["network_id"]
+        conn.execute(insert(m.router_ports).values(port_id=port_id, router_id=rid, port_type=INTERFACE_OWNER))
+        common.bump(conn, m.routers, rid, {})
+        self.changed(conn, rid)
+        return _interface_info(router, port_id, subnet_ids, network_id)
+
+    def remove_interface(self, conn: Connection, router: dict[str, Any], body: Any) -> dict[str, Any]:
+        subnet_id, port_id = _interface_args(body, both_ok=True)
+        rid = router["id"]
+        ports = self.interface_ports(conn, [rid]).get(rid, [])
+        if port_id is not None:
+            port = next((p for p in ports if p["id"] == port_id), None)
+            if port is None:
+                raise NotFound(f"Router {rid} does not have an interface with id {port_id}",
+                               type="RouterInterfaceNotFound")
+            if subnet_id is not None and subnet_id not in {f["subnet_id"] for f in port["fixed_ips"]}:
+                raise Conflict(f"Subnet {subnet_id} does not match port {port_id}", type="SubnetMismatchForPort")
+        else:
+            port = next((p for p in ports if subnet_id in {f["subnet_id"] for f in p["fixed_ips"]}), None)
+            if port is None:
+                raise NotFound(f"Router {rid} has no interface on subnet {subnet_id}",
+                               type="RouterInterfaceNotFoundForSubnet")
+        subnet_ids = [f["subnet_id"] for f in port["fixed_ips"]]
+        self._check_interface_unused(conn, router, port, subnet_ids)
+        conn.execute(delete(m.router_ports).where(m.router_ports.c.port_id == port["id"]))
+        self.ports.delete(conn, port, None)
+        common.bump(conn, m.routers, rid, {})
+        self.changed(conn, rid)
+        return _interface_info(router, port["id"], subnet_ids, port["network_id"])
+
+    def _check_interface_unused(self, conn: Connection, router: dict[str, Any], port: dict[str, Any],
+                                subnet_ids: list[str]) -> None:
+        cidrs = [netaddr.IPNetwork(c) for (c,) in conn.execute(select(m.subnets.c.cidr)
+                                                                .where(m.subnets.c.id.in_(subnet_ids)))]
+        for route in router.get("routes") or []:
+            if any(netaddr.IPAddress(route["nexthop"]) in c for c in cidrs):
+                raise Conflict(f"Router interface for subnet {subnet_ids[0]} on router {router['id']} cannot be "
+                               f"deleted, as it is required by one or more routes.",
+                               type="RouterInterfaceInUseByRoute")
+        f, a = m.floatingips.c, m.ip_allocations.c
+        used = conn.execute(select(f.id).join(m.ip_allocations, (a.port_id == f.fixed_port_id)
+                                              & (a.ip_address == f.fixed_ip_address))
+                            .where(f.router_id == router["id"], a.subnet_id.in_(subnet_ids)).limit(1)).first()
+        if used is not None:
+            raise Conflict(f"Router interface for subnet {subnet_ids[0]} on router {router['id']} cannot be "
+                           f"deleted, as it is required by one or more floating IPs.",
+                           type="RouterInterfaceInUseByFloatingIP")
+
+    def _check_overlap(self, conn: Connection, rid: str, subnet_id: str) -> None:
+        s = m.subnets.c
+        new = conn.execute(select(s.id, s.cidr).where(s.id == subnet_id)).one()
+        ports = self.interface_ports(conn, [rid]).get(rid, [])
+        used = [f["subnet_id"] for p in ports for f in p["fixed_ips"]]
+        if subnet_id in used:
+            raise bad_router(f"Router {rid} already has a port on subnet {subnet_id}")
+        for sid, cidr in conn.execute(select(s.id, s.cidr).where(s.id.in_(used))) if used else []:
+            a, b = netaddr.IPNetwork(new.cidr), netaddr.IPNetwork(cidr)
+            if a in b or b in a:
+                raise bad_router(f"Cidr {new.cidr} of subnet {subnet_id} overlaps with cidr {cidr} of subnet {sid}")
+
+    def _visible_subnet(self, conn: Connection, subnet_id: str, ctx: Context) -> dict[str, Any]:
+        row = conn.execute(select(m.subnets).where(m.subnets.c.id == subnet_id)).first()
+        if row is not None and not ctx.is_admin:
+            shared = conn.execute(select(m.networks.c.shared).where(m.networks.c.id == row.network_id)).scalar()
+            if row.project_id != ctx.project_id and not shared:
+                row = None
+        if row is None:
+            raise NotFound(f"Subnet {subnet_id} could not be found.", type="SubnetNotFound")
+        return dict(row._mapping)
+
+    def _visible_port(self, conn: Connection, port_id: str, ctx: Context) -> dict[str, Any]:
+        port = self.ports.collection.get(conn, port_id)
+        if port is None or not (ctx.is_admin or port["project_id"] == ctx.project_id):
+            raise NotFound(f"Port {port_id} could not be found.", type="PortNotFound")
+        return port
+
+    def interface_ports(self, conn: Connection, router_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        rp = m.router_ports.c
+        rows = conn.execute(select(rp.router_id, rp.port_id).where(rp.router_id.in_(list(router_ids)),
+                                                                   rp.port_type == INTERFACE_OWNER)).all()
+        by_port = {r[1]: r[0] for r in rows}
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if not by_port:
+            return out
+        p = m.ports.c
+        ips = load_fixed_ips(conn, list(by_port))
+        for r in conn.execute(select(p.id, p.network_id, p.mac_address, p.project_id)
+                              .where(p.id.in_(list(by_port))).order_by(p.created_at, p.id)):
+            out[by_port[r.id]].append({"id": r.id, "network_id": r.network_id, "mac_address": r.mac_address,
+                                       "project_id": r.project_id, "fixed_ips": ips.get(r.id, [])})
+        return out
+
+    # ---------------------------------------------------------------- extra routes
+    def _check_routes(self, conn: Connection, rid: str, routes: list[dict[str, str]]) -> list[dict[str, str]]:
+        if len(routes) > MAX_ROUTES:
+            raise BadRequest(f"Unable to complete operation for {rid}. The number of routes exceeds the "
+                             f"maximum {MAX_ROUTES}.", type="RoutesExhausted")
+        ports = self.interface_ports(conn, [rid]).get(rid, [])
+        gw = conn.execute(select(m.routers.c.gw_port_id).where(m.routers.c.id == rid)).scalar()
+        ips = [f for p in ports for f in p["fixed_ips"]]
+        if gw:
+            ips += load_fixed_ips(conn, [gw]).get(gw, [])
+        cidrs = dict(conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
+                                  .where(m.subnets.c.id.in_([f["subnet_id"] for f in ips])))) if ips else {}
+        own = {f["ip_address"] for f in ips}
+        for route in routes:
+            hop = netaddr.IPAddress(route["nexthop"])
+            if not any(hop in netaddr.IPNetwork(c) for c in cidrs.values()):
+                raise BadRequest(f"Invalid format for routes: {[route]}, the nexthop is not connected with router",
+                                 type="InvalidRoutes")
+            if route["nexthop"] in own:
+                raise BadRequest(f"Invalid format for routes: {[route]}, the nexthop is used by router",
+                                 type="InvalidRoutes")
+            if netaddr.IPNetwork(route["destination"]).version != hop.version:
+                raise BadRequest(f"Invalid format for routes: {[route]}, destination and nexthop differ in IP "
+                                 "version", type="InvalidRoutes")
+        return [{"destination": r["destination"], "nexthop": r["nexthop"]} for r in routes]
+
+    def edit_routes(self, conn: Connection, router: dict[str, Any], body: Any, add: bool) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("router"), dict) \
+                or set(body["router"]) != {"routes"}:
+            raise BadRequest("Body must be {\"router\": {\"routes\": [...]}}", type="HTTPBadRequest")
+        from fermion.resources.router import ROUTES
+        from fermion.validation import InvalidValue
+        try:
+            given = ROUTES(body["router"]["routes"])
+        except InvalidValue as err:
+            raise BadRequest(f"Invalid input for routes. Reason: {err}.", type="InvalidInput") from None
+        current = list(router["routes"])
+        if add:
+            routes = current + [r for r in given if r not in current]
+        else:
+            routes = [r for r in current if r not in given]
+        self.update(conn, router, {"routes": routes}, None)
+
+    # ---------------------------------------------------------------- L3 agents
+    def _l3_agents(self, conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(select(m.agents).where(m.agents.c.agent_type == L3_AGENT)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def host_of(self, conn: Connection, router_id: str) -> str | None:
+        a, r = m.agents.c, m.router_l3_agents.c
+        return conn.execute(select(a.host).join(m.router_l3_agents, r.l3_agent_id == a.id)
+                            .where(r.router_id == router_id)).scalar()
+
+    def schedule(self, conn: Connection, router_id: str) -> str | None:
+        """Put the router on the least loaded live L3 agent unless it has one; returns the host."""
+        host = self.host_of(conn, router_id)
+        if host is not None:
+            return host
+        agents = [a for a in self._l3_agents(conn) if a["admin_state_up"]]
+        live = set(self.agents.ids_alive(agents))
+        alive = [a for a in agents if a["id"] in live]
+        if not alive:
+            return None
+        r = m.router_l3_agents.c
+        load: dict[str, int] = dict(conn.execute(select(r.l3_agent_id, func.count()).group_by(r.l3_agent_id)).all())
+        agent = min(alive, key=lambda a: (load.get(a["id"], 0), a["host"]))
+        if not insert_if_absent(conn, m.router_l3_agents, {"router_id": router_id, "l3_agent_id": agent["id"]}):
+            return self.host_of(conn, router_id)
+        self._rebind(conn, router_id, agent["host"])
+        return str(agent["host"])
+
+    def schedule_unhosted(self, conn: Connection) -> None:
+        r = m.router_l3_agents.c
+        for (rid,) in conn.execute(select(m.routers.c.id).where(m.routers.c.id.not_in(select(r.router_id)))).all():
+            if self.schedule(conn, rid):
+                self.changed(conn, rid)
+
+    def _rebind(self, conn: Connection, router_id: str, host: str) -> None:
+        """Bind the router's ports to the host that carries it (the L2 agent there plugs their taps)."""
+        rp = m.router_ports.c
+        for (pid,) in conn.execute(select(rp.port_id).where(rp.router_id == router_id)).all():
+            port = self.ports.collection.get(conn, pid)
+            if port is not None and port["binding:host_id"] != host:
+                self.ports.update(conn, port, {"binding:host_id": host}, None)
+
+    def add_to_agent(self, conn: Connection, agent_id: str, router_id: str) -> None:
+        agent = self.agents.get(conn, agent_id)
+        if agent["agent_type"] != L3_AGENT or not agent["admin_state_up"]:
+            raise BadRequest(f"Agent {agent_id} is not a L3 Agent or has been disabled", type="InvalidL3Agent")
+        if conn.execute(select(m.routers.c.id).where(m.routers.c.id == router_id)).first() is None:
+            raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
+        r = m.router_l3_agents.c
+        current = conn.execute(select(r.l3_agent_id).where(r.router_id == router_id)).scalar()
+        if current == agent_id:
+            raise Conflict(f"The router {router_id} has been already hosted by the L3 Agent {agent_id}.",
+                           type="RouterHostedByL3Agent")
+        if current is not None:
+            raise Conflict(f"Failed scheduling router {router_id} to the L3 Agent {agent_id}: the router is "
+                           f"already hosted by another L3 agent.", type="RouterReschedulingFailed")
+        conn.execute(insert(m.router_l3_agents).values(router_id=router_id, l3_agent_id=agent_id))
+        self._rebind(conn, router_id, agent["host"])
+        self.changed(conn, router_id)
+
+    def remove_from_agent(self, conn: Connection, agent_id: str, router_id: str) -> None:
+        agent = self.agents.get(conn, agent_id)
+        r = m.router_l3_agents.c
+        res = conn.execute(delete(m.router_l3_agents).where(r.router_id == router_id, r.l3_agent_id == agent_id))
+        if res.rowcount == 0:
+            raise Conflict(f"The router {router_id} is not hosted by L3 agent {agent_id}.",
+                           type="RouterNotHostedByL3Agent")
+        common.emit(conn, Hint("router", router_id, 0, None, agent["host"]))
+
+    def router_ids(self, conn: Connection, agent_id: str) -> list[str]:
+        r = m.router_l3_agents.c
+        return [x[0] for x in conn.execute(select(r.router_id).where(r.l3_agent_id == agent_id))]
+
+    def agent_ids(self, conn: Connection, router_id: str) -> list[str]:
+        r = m.router_l3_agents.c
+        return [x[0] for x in conn.execute(select(r.l3_agent_id).where(r.router_id == router_id))]
+
+    def changed(self, conn: Connection, router_id: str) -> None:
+        rev = conn.execute(select(m.routers.c.revision_number).where(m.routers.c.id == router_id)).scalar() or 0
+        common.emit(conn, Hint("router", router_id, rev, None, self.host_of(conn, router_id)))
+
+
+def _interface_args(body: Any, both_ok: bool = False) -> tuple[str | None, str | None]:
+    from fermion.validation import InvalidValue, uuid_str
+    if not isinstance(body, dict) or set(body) - {"subnet_id", "port_id"}:
+        raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.", type="BadRequest")
+    subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+    if subnet_id is None and port_id is None:
+        raise bad_router("Either subnet_id or port_id must be specified")
+    if subnet_id is not None and port_id is not None and not both_ok:
+        raise bad_router("Cannot specify both subnet-id and port-id")
+    try:
+        return (uuid_str(subnet_id) if subnet_id is not None else None,
+                uuid_str(port_id) if port_id is not None else None)
+    except InvalidValue as err:
+        raise BadRequest(f"Invalid input for operation: {err}.", type="InvalidInput") from None
+
+
+def _interface_info(router: dict[str, Any], port_id: str, subnet_ids: list[str], network_id: str) -> dict[str, Any]:
+    return {"id": router["id"], "tenant_id": router["project_id"], "project_id": router["project_id"],
+            "port_id": port_id, "network_id": network_id, "subnet_id": subnet_ids[0] if subnet_ids else None,
+            "subnet_ids": subnet_ids}
+
+
+def _fixed_set(fixed: list[dict[str, str]]) -> set[tuple[str | None, str | None]]:
+    return {(f.get("subnet_id"), f.get("ip_address")) for f in fixed}
+
+
+def _count(items: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for item in items:
+        out[item["project_id"]] += 1
+    return out

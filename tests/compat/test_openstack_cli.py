@@ -31,14 +31,14 @@ def test_network_subnet_port_workflow(cli: Cli) -> None:
 
     v4 = cli.json("subnet", "create", "--network", renamed, "--subnet-range", "10.77.0.0/24",
                   "--gateway", "10.77.0.254", "--allocation-pool", "start=10.77.0.10,end=10.77.0.20",
-                  "--dns-nameserver", "192.0.2.53", f"{net_name}-v4")
+                  "--dns-nameserver", "198.19.2.53", f"{net_name}-v4")
     assert (v4["cidr"], v4["gateway_ip"], v4["ip_version"]) == ("10.77.0.0/24", "10.77.0.254", 4)
     assert v4["allocation_pools"] == [{"start": "10.77.0.10", "end": "10.77.0.20"}]
-    assert v4["dns_nameservers"] == ["192.0.2.53"]
+    assert v4["dns_nameservers"] == ["198.19.2.53"]
 
     v6 = cli.json("subnet", "create", "--network", renamed, "--ip-version", "6", "--subnet-range",
-                  "fd00:77::/64", "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", f"{net_name}-v6")
-    assert (v6["ip_version"], v6["gateway_ip"], v6["ipv6_address_mode"]) == (6, "fd00:77::1", "slaac")
+                  "2001:db8:77::/64", "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", f"{net_name}-v6")
+    assert (v6["ip_version"], v6["gateway_ip"], v6["ipv6_address_mode"]) == (6, "2001:db8:77::1", "slaac")
 
     port = cli.json("port", "create", "--network", renamed,
                     "--fixed-ip", f"subnet={net_name}-v4,ip-address=10.77.0.15", f"{net_name}-port")
@@ -55,7 +55,7 @@ def test_network_subnet_port_workflow(cli: Cli) -> None:
     port = cli.json("port", "show", f"{net_name}-port2")
     assert port["description"] == "second" and port["tags"] == []
     assert [ip["subnet_id"] for ip in port["fixed_ips"]] == [v6["id"]]
-    assert port["fixed_ips"][0]["ip_address"].startswith("fd00:77::")
+    assert port["fixed_ips"][0]["ip_address"].startswith("2001:db8:77::")
 
     cli.run("port", "delete", port["id"])
     assert cli.json("port", "list", "--network", renamed) == []

@@ -132,15 +132,15 @@ def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
     v4 = conn.network.create_subnet(
         network_id=net.id, name="v4", ip_version=4, cidr="10.42.0.0/24", gateway_ip="10.42.0.254",
         allocation_pools=[{"start": "10.42.0.10", "end": "10.42.0.99"}],
-        dns_nameservers=["192.0.2.53"], host_routes=[{"destination": "10.99.0.0/16", "nexthop": "10.42.0.1"}])
+        dns_nameservers=["198.19.2.53"], host_routes=[{"destination": "10.99.0.0/16", "nexthop": "10.42.0.1"}])
     assert v4.cidr == "10.42.0.0/24" and v4.gateway_ip == "10.42.0.254" and v4.is_dhcp_enabled
     assert v4.allocation_pools == [{"start": "10.42.0.10", "end": "10.42.0.99"}]
-    assert v4.dns_nameservers == ["192.0.2.53"]
+    assert v4.dns_nameservers == ["198.19.2.53"]
     assert v4.host_routes == [{"destination": "10.99.0.0/16", "nexthop": "10.42.0.1"}]
 
-    v6 = conn.network.create_subnet(network_id=net.id, name=v6_name, ip_version=6, cidr="fd00:42::/64",
+    v6 = conn.network.create_subnet(network_id=net.id, name=v6_name, ip_version=6, cidr="2001:db8:42::/64",
                                     ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
-    assert v6.ip_version == 6 and v6.gateway_ip == "fd00:42::1"
+    assert v6.ip_version == 6 and v6.gateway_ip == "2001:db8:42::1"
     assert (v6.ipv6_ra_mode, v6.ipv6_address_mode) == ("slaac", "slaac")
 
     assert sorted(conn.network.get_network(net.id).subnet_ids) == sorted([v4.id, v6.id])
@@ -148,9 +148,9 @@ def test_subnets_ipv4_and_ipv6(conn: openstack.connection.Connection) -> None:
     assert [s.id for s in conn.network.subnets(network_id=net.id, ip_version=6)] == [v6.id]
     assert conn.network.find_subnet(v6_name, ignore_missing=False).id == v6.id
 
-    v4 = conn.network.update_subnet(v4, name="v4b", dns_nameservers=["192.0.2.54", "192.0.2.55"],
+    v4 = conn.network.update_subnet(v4, name="v4b", dns_nameservers=["198.19.2.54", "198.19.2.55"],
                                     is_dhcp_enabled=False)
-    assert (v4.name, v4.dns_nameservers, v4.is_dhcp_enabled) == ("v4b", ["192.0.2.54", "192.0.2.55"], False)
+    assert (v4.name, v4.dns_nameservers, v4.is_dhcp_enabled) == ("v4b", ["198.19.2.54", "198.19.2.55"], False)
     assert conn.network.get_subnet(v4.id).name == "v4b"
 
     with pytest.raises(exceptions.BadRequestException):
@@ -166,7 +166,7 @@ def test_ports_with_fixed_ips(conn: openstack.connection.Connection) -> None:
     net = conn.network.create_network(name=unique("ports"))
     p1 = unique("p1")
     v4 = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.43.0.0/24")
-    v6 = conn.network.create_subnet(network_id=net.id, ip_version=6, cidr="fd00:43::/64")
+    v6 = conn.network.create_subnet(network_id=net.id, ip_version=6, cidr="2001:db8:43::/64")
 
     port = conn.network.create_port(network_id=net.id, name=p1,
                                     fixed_ips=[{"subnet_id": v4.id, "ip_address": "10.43.0.10"}])
@@ -189,7 +189,7 @@ def test_ports_with_fixed_ips(conn: openstack.connection.Connection) -> None:
     assert port.name == "p1b" and port.device_id == "vm-1"
     by_subnet = {ip["subnet_id"]: ip["ip_address"] for ip in port.fixed_ips}
     assert len(port.fixed_ips) == 2 and by_subnet[v4.id] == "10.43.0.11"
-    assert by_subnet[v6.id].startswith("fd00:43::")
+    assert by_subnet[v6.id].startswith("2001:db8:43::")
     assert [p.id for p in conn.network.ports(device_id="vm-1")] == [port.id]
 
     conn.network.delete_port(port, ignore_missing=False)

@@ -20,12 +20,20 @@ from fermion.rpc.contracts import (
     DhcpNetwork,
     DhcpSubnet,
     DhcpView,
+    Firewall,
+    FloatingIp,
     Hint,
     L2Network,
     L2Port,
     L2View,
+    L3View,
     PortReport,
+    PortSecurity,
     RemotePort,
+    Router,
+    RouterPort,
+    SecurityGroup,
+    SecurityRule,
     Segment,
     StateReport,
     ViewRequest,
@@ -58,6 +66,40 @@ RECORDED: dict[str, dict[str, str]] = {
         "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
                        "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost]",
         "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+    },
+    "1.1": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];"
+                       "start_flag:bool",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];"
+                     "remote_ports:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | None;"
+                        "remote_ip_prefix:str | None;remote_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];"
+                        "port_security:bool",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contracts.SecurityGroup];"
+                    "members:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc.contracts.L2Port];"
+                  "partial:bool;firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];"
+                      "host_routes:list[dict[str, str]];allocation_pools:list[dict[str, str]];"
+                      "ipv6_address_mode:str | None;ipv6_ra_mode:str | None",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
+                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost]",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str]",
+        "FloatingIp": "floating_ip:str;fixed_ip:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPort];"
+                  "gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:bool;"
+                  "floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]]",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
     },
 }
 
@@ -116,20 +158,34 @@ def test_compatibility_is_by_major_version() -> None:
 
 # ---------------------------------------------------------------- the codec
 SEGMENT = Segment(network_type="vxlan", physical_network=None, segmentation_id=1042)
-REMOTE = RemotePort(mac="fa:16:3e:00:00:02", ips=["10.0.0.5", "fd00::5"], vtep="198.18.0.12")
+REMOTE = RemotePort(mac="fa:16:3e:00:00:02", ips=["10.0.0.5", "2001:db8::5"], vtep="198.18.0.12")
 L2NET = L2Network(id="net-1", mtu=1450, admin_state_up=True, segment=SEGMENT, vteps=["198.18.0.12"],
                   remote_ports=[REMOTE])
 L2PORT = L2Port(id="port-1", network_id="net-1", mac="fa:16:3e:00:00:01", revision=3, admin_state_up=False,
                 device_owner="compute:nova")
 DSUBNET = DhcpSubnet(id="sub-1", cidr="10.0.0.0/24", ip_version=4, gateway_ip="10.0.0.1",
-                     dns_nameservers=["192.0.2.53"], host_routes=[{"destination": "0.0.0.0/0", "nexthop": "10.0.0.1"}],
+                     dns_nameservers=["198.18.0.53"], host_routes=[{"destination": "0.0.0.0/0", "nexthop": "10.0.0.1"}],
                      allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.254"}])
-DSUBNET6 = DhcpSubnet(id="sub-2", cidr="fd00::/64", ip_version=6, gateway_ip=None, dns_nameservers=[],
+DSUBNET6 = DhcpSubnet(id="sub-2", cidr="2001:db8::/64", ip_version=6, gateway_ip=None, dns_nameservers=[],
                       host_routes=[], allocation_pools=[], ipv6_address_mode="dhcpv6-stateful",
                       ipv6_ra_mode="dhcpv6-stateful")
 DHOST = DhcpHost(port_id="port-1", mac="fa:16:3e:00:00:01", ip="10.0.0.5", subnet_id="sub-1")
 DNET = DhcpNetwork(id="net-1", mtu=1450, revision=7, port_id="port-9", port_mac="fa:16:3e:00:00:09",
                    port_ips=["10.0.0.2/24"], subnets=[DSUBNET, DSUBNET6], hosts=[DHOST])
+
+RULE = SecurityRule(direction="ingress", ethertype="IPv4", protocol=6, port_min=22, port_max=22,
+                    remote_group="sg-1")
+GROUP = SecurityGroup(id="sg-1", stateful=True, rules=[RULE, SecurityRule(direction="egress", ethertype="IPv6")])
+PORTSEC = PortSecurity(id="port-1", mac="fa:16:3e:00:00:01", ips=["10.0.0.5"],
+                       allowed_pairs=[["10.0.0.100/32", "fa:16:3e:00:00:01"]], groups=["sg-1"], port_security=True)
+FIREWALL = Firewall(ports=[PORTSEC], groups=[GROUP], members={"sg-1": ["10.0.0.5", "10.0.0.100/32"]})
+RPORT = RouterPort(id="port-7", network_id="net-1", mac="fa:16:3e:00:00:07", mtu=1450, addresses=["10.0.0.1/24"])
+FIP = FloatingIp(floating_ip="198.18.100.20", fixed_ip="10.0.0.5")
+ROUTER = Router(id="router-1", revision=4, admin_state_up=True, interfaces=[RPORT],
+                gateway=RouterPort(id="port-8", network_id="ext", mac="fa:16:3e:00:00:08", mtu=1500,
+                                   addresses=["198.18.100.10/24"]),
+                gateway_ip="198.18.100.1", enable_snat=True, floating_ips=[FIP],
+                routes=[["10.9.0.0/24", "10.0.0.254"]])
 
 SAMPLES: list[Any] = [
     Hint(kind="port", id="port-1", revision=4, network_id="net-1", host="compute-1"),
@@ -153,6 +209,15 @@ SAMPLES: list[Any] = [
     DHOST,
     DNET,
     DhcpView(host="net-1", networks=[DNET], partial=False),
+    RULE,
+    GROUP,
+    PORTSEC,
+    FIREWALL,
+    L2View(host="compute-1", networks=[L2NET], ports=[L2PORT], firewall=FIREWALL),
+    RPORT,
+    FIP,
+    ROUTER,
+    L3View(host="network-1", routers=[ROUTER], partial=True),
 ]
 
 

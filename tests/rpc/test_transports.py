@@ -86,8 +86,8 @@ def amqp() -> Iterator[Amqp]:
 L2_VIEW = L2View(
     host="compute-1",
     networks=[L2Network(id="net-1", mtu=1450, admin_state_up=True, segment=Segment("vxlan", None, 1001),
-                        vteps=["192.0.2.2"],
-                        remote_ports=[RemotePort("fa:16:3e:00:00:02", ["10.0.0.5"], "192.0.2.2")])],
+                        vteps=["198.19.2.2"],
+                        remote_ports=[RemotePort("fa:16:3e:00:00:02", ["10.0.0.5"], "198.19.2.2")])],
     ports=[L2Port(id="port-1", network_id="net-1", mac="fa:16:3e:00:00:01", revision=7, admin_state_up=True,
                   device_owner="compute:nova")],
     partial=True,

@@ -32,7 +32,7 @@ PORT_B1 = "b1b1b1b1-0000-4000-8000-000000000021"
 PORT_C1 = "c1c1c1c1-0000-4000-8000-000000000031"
 PORT_D1 = "d1d1d1d1-0000-4000-8000-000000000041"
 R1 = RemotePort(mac="fa:16:3e:00:01:01", ips=["10.0.0.5"], vtep="198.18.0.12")
-R2 = RemotePort(mac="fa:16:3e:00:01:02", ips=["10.0.0.6", "fd00::6"], vtep="198.18.0.13")
+R2 = RemotePort(mac="fa:16:3e:00:01:02", ips=["10.0.0.6", "2001:db8::6"], vtep="198.18.0.13")
 
 
 # ---------------------------------------------------------------- building views by hand
@@ -94,7 +94,7 @@ def test_empty_host_gets_bridge_vxlan_and_l2_population_entries() -> None:
         p.FdbAdd(vx, p.FLOOD, "198.18.0.12"), p.FdbAdd(vx, p.FLOOD, "198.18.0.13"),  # flooding per remote host
         p.FdbAdd(vx, R1.mac, R1.vtep), p.FdbAdd(vx, R2.mac, R2.vtep),  # unicast per remote port
         p.NeighAdd(vx, "10.0.0.5", R1.mac), p.NeighAdd(vx, "10.0.0.6", R2.mac),  # ARP/ND proxy per address
-        p.NeighAdd(vx, "fd00::6", R2.mac),
+        p.NeighAdd(vx, "2001:db8::6", R2.mac),
     }
     assert len(result.ops) == 9
     assert result.up == {} and result.down == []
@@ -106,7 +106,7 @@ def test_empty_host_gets_bridge_vxlan_and_l2_population_entries() -> None:
         ("vxlan", 1001, 1450, br, True)
     assert host.state.fdb[vx] == {(p.FLOOD, "198.18.0.12"), (p.FLOOD, "198.18.0.13"), (R1.mac, R1.vtep),
                                   (R2.mac, R2.vtep)}
-    assert host.state.neigh[vx] == {("10.0.0.5", R1.mac), ("10.0.0.6", R2.mac), ("fd00::6", R2.mac)}
+    assert host.state.neigh[vx] == {("10.0.0.5", R1.mac), ("10.0.0.6", R2.mac), ("2001:db8::6", R2.mac)}
     assert_converged(host, view([net]))
 
 

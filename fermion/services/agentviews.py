@@ -1,0 +1,158 @@
+"""What the L3 agent builds on its host (routers) and what the L2 agent filters there (security groups)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, select
+
+from fermion.db import models as m
+from fermion.rpc.contracts import (
+    Firewall,
+    FloatingIp,
+    L3View,
+    PortSecurity,
+    Router,
+    RouterPort,
+    SecurityGroup,
+    SecurityRule,
+)
+from fermion.services.ports import load_fixed_ips, load_port_groups
+from fermion.services.routers import L3_AGENT, RouterService
+
+# IANA numbers for the protocol names the API accepts (Neutron's list)
+PROTOCOLS = {"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2,
+             "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
+             "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17,
+             "udplite": 136, "vrrp": 112}
+
+
+def protocol_number(protocol: str | None, ethertype: str) -> int | None:
+    if protocol is None or protocol in ("", "any"):
+        return None
+    number = int(protocol) if protocol.isdigit() else PROTOCOLS[protocol.lower()]
+    if ethertype == "IPv6" and number == 1:
+        return 58  # "icmp" in an IPv6 rule means ICMPv6, as in Neutron
+    return number
+
+
+# ---------------------------------------------------------------- L3
+def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Sequence[str] | None) -> L3View:
+    a, b, r = m.agents.c, m.router_l3_agents.c, m.routers.c
+    stmt = (select(m.routers).join(m.router_l3_agents, b.router_id == r.id).join(m.agents, a.id == b.l3_agent_id)
+            .where(a.host == host, a.agent_type == L3_AGENT))
+    if router_ids is not None:
+        stmt = stmt.where(r.id.in_(list(router_ids)))
+    rows = [dict(x._mapping) for x in conn.execute(stmt)]
+    ids = [x["id"] for x in rows]
+    interfaces = routers.interface_ports(conn, ids) if ids else {}
+    gw_ids = [x["gw_port_id"] for x in rows if x["gw_port_id"]]
+    port_ids = gw_ids + [p["id"] for ps in interfaces.values() for p in ps]
+    ips = load_fixed_ips(conn, port_ids)
+    subnet_ids = {f["subnet_id"] for v in ips.values() for f in v}
+    s = m.subnets.c
+    subnets = {x.id: x for x in conn.execute(select(s.id, s.cidr, s.gateway_ip, s.network_id)
+                                             .where(s.id.in_(list(subnet_ids))))} if subnet_ids else {}
+    p, n = m.ports.c, m.networks.c
+    ports = {x.id: x for x in conn.execute(select(p.id, p.network_id, p.mac_address, n.mtu)
+                                           .join(m.networks, n.id == p.network_id)
+                                           .where(p.id.in_(port_ids)))} if port_ids else {}
+    f = m.floatingips.c
+    fips: dict[str, list[FloatingIp]] = defaultdict(list)
+    if ids:
+        for rid, fip, fixed in conn.execute(select(f.router_id, f.floating_ip_address, f.fixed_ip_address)
+                                            .where(f.router_id.in_(ids), f.fixed_port_id.is_not(None))
+                                            .order_by(f.floating_ip_address)):
+            fips[rid].append(FloatingIp(floating_ip=fip, fixed_ip=fixed))
+
+    def router_port(port_id: str) -> RouterPort:
+        row = ports[port_id]
+        addresses = [f"{x['ip_address']}/{netaddr.IPNetwork(subnets[x['subnet_id']].cidr).prefixlen}"
+                     for x in ips.get(port_id, []) if x["subnet_id"] in subnets]
+        return RouterPort(id=port_id, network_id=row.network_id, mac=row.mac_address, mtu=row.mtu,
+                          addresses=addresses)
+
+    out = []
+    for row in rows:
+        gateway, gateway_ip = None, None
+        if row["gw_port_id"] in ports:
+            gateway = router_port(row["gw_port_id"])
+            for x in ips.get(row["gw_port_id"], []):
+                sub = subnets.get(x["subnet_id"])
+                if sub is not None and sub.gateway_ip and netaddr.IPAddress(sub.gateway_ip).version == 4:
+                    gateway_ip = sub.gateway_ip
+                    break
+        out.append(Router(
+            id=row["id"], revision=row["revision_number"], admin_state_up=row["admin_state_up"],
+            interfaces=[router_port(x["id"]) for x in interfaces.get(row["id"], []) if x["id"] in ports],
+            gateway=gateway, gateway_ip=gateway_ip, enable_snat=row["enable_snat"],
+            floating_ips=fips.get(row["id"], []) if gateway is not None else [],
+            routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []]))
+    return L3View(host=host, routers=out, partial=router_ids is not None)
+
+
+# ---------------------------------------------------------------- security groups
+def firewall_view(conn: Connection, host: str) -> Firewall:
+    p = m.ports.c
+    rows = conn.execute(select(p.id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs,
+                               p.device_owner).where(p.binding_host_id == host, p.binding_vif_type == "bridge")
+                        .order_by(p.id)).all()
+    ids = [x.id for x in rows]
+    ips = load_fixed_ips(conn, ids)
+    groups = load_port_groups(conn, ids)
+    ports = []
+    for row in rows:
+        # ports the network itself owns (router, DHCP) are trusted, as in Neutron
+        secured = bool(row.port_security_enabled) and not row.device_owner.startswith("network:")
+        ports.append(PortSecurity(
+            id=row.id, mac=row.mac_address, ips=[x["ip_address"] for x in ips.get(row.id, [])],
+            allowed_pairs=[[x["ip_address"], x["mac_address"]] for x in row.allowed_address_pairs or []],
+            groups=groups.get(row.id, []) if secured else [], port_security=secured))
+    wanted = sorted({g for x in ports for g in x.groups})
+    return Firewall(ports=ports, groups=_groups(conn, wanted), members=_members(conn, wanted))
+
+
+def _groups(conn: Connection, wanted: list[str]) -> list[SecurityGroup]:
+    if not wanted:
+        return []
+    g, r = m.securitygroups.c, m.securitygrouprules.c
+    stateful = dict(conn.execute(select(g.id, g.stateful).where(g.id.in_(wanted))).all())
+    rules: dict[str, list[SecurityRule]] = defaultdict(list)
+    for x in conn.execute(select(r.security_group_id, r.direction, r.ethertype, r.protocol, r.port_range_min,
+                                 r.port_range_max, r.remote_ip_prefix, r.remote_group_id)
+                          .where(r.security_group_id.in_(wanted)).order_by(r.id)):
+        prefix = str(netaddr.IPNetwork(x.remote_ip_prefix).cidr) if x.remote_ip_prefix else None
+        rules[x.security_group_id].append(SecurityRule(
+            direction=x.direction, ethertype=x.ethertype, protocol=protocol_number(x.protocol, x.ethertype),
+            port_min=x.port_range_min, port_max=x.port_range_max, remote_ip_prefix=prefix,
+            remote_group=x.remote_group_id))
+    return [SecurityGroup(id=sg, stateful=bool(stateful[sg]), rules=rules.get(sg, [])) for sg in wanted
+            if sg in stateful]
+
+
+def _members(conn: Connection, groups: list[str]) -> dict[str, list[str]]:
+    """Addresses of the ports in each group that the given groups' rules name as remote."""
+    if not groups:
+        return {}
+    r = m.securitygrouprules.c
+    remote = sorted({x[0] for x in conn.execute(select(r.remote_group_id).where(
+        r.security_group_id.in_(groups), r.remote_group_id.is_not(None)).distinct())})
+    if not remote:
+        return {}
+    b, p = m.port_security_groups.c, m.ports.c
+    rows = conn.execute(select(b.security_group_id, p.id, p.allowed_address_pairs)
+                        .join(m.ports, p.id == b.port_id).where(b.security_group_id.in_(remote))).all()
+    ips = load_fixed_ips(conn, sorted({x.id for x in rows}))
+    out: dict[str, set[str]] = {g: set() for g in remote}
+    for sg, port_id, pairs in rows:
+        out[sg].update(x["ip_address"] for x in ips.get(port_id, []))
+        out[sg].update(_pair_address(x["ip_address"]) for x in pairs or [])
+    return {g: sorted(v) for g, v in out.items()}
+
+
+def _pair_address(value: Any) -> str:
+    net = netaddr.IPNetwork(value)
+    return str(net.ip) if net.size == 1 else str(net.cidr)
