@@ -1,13 +1,20 @@
+from typing import Any
+
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, BOOL, Attribute, Resource, standard_attributes
 
 _fixed_ip = v.dict_of({"subnet_id": (v.uuid_str, False), "ip_address": (v.ip_address, False)},
                       "external_fixed_ip")
-GATEWAY_INFO = v.nullable(v.dict_of({
+_GATEWAY = v.dict_of({
     "network_id": (v.uuid_str, True),
     "enable_snat": (v.boolean, False),
     "external_fixed_ips": (v.list_of(_fixed_ip, max_items=10), False),
-}, "external_gateway_info"))
+}, "external_gateway_info")
+
+
+def GATEWAY_INFO(value: Any) -> Any:  # noqa: N802 - a validator, named like the others
+    """None or {} clears the gateway (what `openstack router unset --external-gateway` sends)."""
+    return None if value is None or value == {} else _GATEWAY(value)
 ROUTE = v.dict_of({"destination": (v.normalized_cidr, True), "nexthop": (v.ip_address, True)}, "route")
 ROUTES = v.list_of(ROUTE, max_items=30, unique=True)
 

@@ -40,8 +40,8 @@ class RouterCollection(Collection):
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         gw_ports = {r[self._index["gw_port_id"]] for r in rows} - {None}
         ips = load_fixed_ips(conn, list(gw_ports)) if gw_ports else {}
-        nets = dict(conn.execute(select(m.ports.c.id, m.ports.c.network_id)
-                                 .where(m.ports.c.id.in_(list(gw_ports))))) if gw_ports else {}
+        nets = {x[0]: x[1] for x in conn.execute(select(m.ports.c.id, m.ports.c.network_id)
+                                                 .where(m.ports.c.id.in_(list(gw_ports))))} if gw_ports else {}
         for row, item in zip(rows, items, strict=True):
             gw = row[self._index["gw_port_id"]]
             item["external_gateway_info"] = None if gw is None else {
@@ -236,7 +236,9 @@ class RouterService:
         subnet_ids = [f["subnet_id"] for f in port["fixed_ips"]]
         self._check_interface_unused(conn, router, port, subnet_ids)
         conn.execute(delete(m.router_ports).where(m.router_ports.c.port_id == port["id"]))
-        self.ports.delete(conn, port, None)
+        full = self.ports.collection.get(conn, port["id"])
+        if full is not None:
+            self.ports.delete(conn, full, None)
         common.bump(conn, m.routers, rid, {})
         self.changed(conn, rid)
         return _interface_info(router, port["id"], subnet_ids, port["network_id"])
@@ -313,8 +315,8 @@ class RouterService:
         ips = [f for p in ports for f in p["fixed_ips"]]
         if gw:
             ips += load_fixed_ips(conn, [gw]).get(gw, [])
-        cidrs = dict(conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
-                                  .where(m.subnets.c.id.in_([f["subnet_id"] for f in ips])))) if ips else {}
+        cidrs = {x[0]: x[1] for x in conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
+                                                  .where(m.subnets.c.id.in_([f["subnet_id"] for f in ips])))}
         own = {f["ip_address"] for f in ips}
         for route in routes:
             hop = netaddr.IPAddress(route["nexthop"])

@@ -1,0 +1,479 @@
+"""Security groups on a Linux-bridge host, enforced with nftables (Neutron's semantics).
+
+The kernel has no conntrack in the nft bridge family (shared/PLATFORM.md §5), so the work is split in two
+tables of ours, both named ``fermion_sg``:
+
+``table bridge fermion_sg`` (stateless, sees the real bridge ports)
+    ``prerouting``: resets the packet mark, then ``iifname vmap @from_port`` jumps to ``from-<port>``, which
+    tags the frame with the port's index (mark bits 0-15) and drops spoofed frames: source MAC not in
+    ``as-<port>-mac``, ARP sender or IPv4/IPv6 source not in ``as-<port>-v4``/``-v6`` (``mac . address``
+    interval sets built from the fixed IPs and the allowed address pairs), DHCP server replies and router
+    advertisements from the instance.  ``forward``: ``oifname vmap @to_port`` jumps to ``to-<port>``, which
+    ORs the destination port's index into mark bits 16-31.  ``postrouting`` clears the mark again.
+
+``table inet fermion_sg`` (stateful, reached through br_netfilter, where iif/oif are the bridge)
+    ``forward``: ``meta mark and 0xffff vmap @egress`` jumps to ``out-<port>`` of the sending instance;
+    ``meta mark and 0xffff0000 vmap @ingress`` jumps to ``in-<port>`` of the receiving one.  A port chain
+    holds the conntrack shortcut (stateful groups only), the always-allowed traffic (DHCP, ND), one
+    ``jump sg-<group>-in|out`` per security group and a final ``drop``.  Group chains are shared by every
+    port of the group; a matching ingress rule accepts, a matching egress rule continues (``goto admit``)
+    with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``.
+
+Traffic from or to a device that is not a managed port (port_security False, router and DHCP ports, vxlan)
+carries no index for that side and is not filtered there.
+
+``render`` (pure) turns a FirewallState into a Model of both tables; ``diff`` turns two models into the nft
+commands that change only what differs (a group's rules: flush and refill its two chains; membership: set
+elements; a port: its chains, sets and map elements); ``Firewall`` keeps the last applied model and runs
+one ``nft -f`` transaction per apply.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import subprocess
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fermion.dataplane import DataplaneError, netns
+
+LOG = logging.getLogger(__name__)
+
+TABLE = "fermion_sg"
+MAX_PORTS = 0xFFFF  # a port's index fills 16 bits of the packet mark, one half per direction
+SRC_MASK = 0x0000FFFF
+DST_MASK = 0xFFFF0000
+SRC_PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: port ranges apply
+ICMP, ICMPV6 = 1, 58
+ICMPV6_EGRESS_TYPES = "{ 130, 131, 132, 133, 135, 136, 143 }"  # MLD, RS, NS, NA, MLDv2 (never RA: 134)
+ICMPV6_INGRESS_TYPES = "130-136"  # MLD, RS, RA, NS, NA
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+_DEVICE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_NFT_LINE = re.compile(r"stdin:(\d+):")
+
+
+# ------------------------------------------------------------------------------------------------ input
+@dataclass(frozen=True)
+class Rule:
+    direction: str  # "ingress" | "egress" (as seen from the instance)
+    ethertype: str  # "IPv4" | "IPv6"
+    protocol: int | None  # IP protocol number; None = any
+    port_min: int | None = None  # tcp/udp/sctp/udplite/dccp port range; for icmp/icmpv6: type
+    port_max: int | None = None  # ...; for icmp/icmpv6: code
+    remote_ip_prefix: str | None = None  # CIDR
+    remote_group: str | None = None  # id of a group whose member addresses are a named set
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    stateful: bool
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class PortFilter:
+    id: str  # port id
+    device: str  # tap name on the host
+    mac: str
+    ips: tuple[str, ...]  # fixed IPs, plain addresses (v4 and v6)
+    allowed_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
+    groups: tuple[str, ...] = ()
+    port_security: bool = True  # False: no filtering and no anti-spoofing for this port
+
+
+@dataclass(frozen=True)
+class FirewallState:
+    ports: tuple[PortFilter, ...]
+    groups: tuple[Group, ...]  # every group referenced by a port (and remote groups)
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group id -> member addresses
+
+
+# ------------------------------------------------------------------------------------------------ model
+@dataclass
+class NftSet:
+    """A named set (values all None) or map (key -> value)."""
+
+    kind: str  # "set" | "map"
+    spec: str  # "type ...; flags ...;"
+    elements: dict[str, str | None]
+
+
+@dataclass
+class Table:
+    family: str
+    hooks: dict[str, str]  # base chain -> "type filter hook ... ;"
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # every chain (base ones too) -> rules
+    sets: dict[str, NftSet] = field(default_factory=dict)
+
+
+@dataclass
+class Model:
+    bridge: Table
+    inet: Table
+
+    def tables(self) -> tuple[Table, Table]:
+        return self.bridge, self.inet
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(f"{kind} id {value!r} cannot name an nft object")
+    return value
+
+
+def _mac(value: str) -> str:
+    mac = value.lower()
+    if not _MAC.fullmatch(mac):
+        raise ValueError(f"bad MAC address {value!r}")
+    return mac
+
+
+def _elem_net(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def allocate_marks(ports: Iterable[PortFilter], previous: Mapping[str, int]) -> dict[str, int]:
+    """A stable index (1..MAX_PORTS) per filtered port: kept while the port stays, lowest free one when new."""
+    wanted = [p.id for p in ports if p.port_security]
+    marks = {pid: previous[pid] for pid in wanted if pid in previous}
+    used = set(marks.values())
+    free = 1
+    for pid in wanted:
+        if pid in marks:
+            continue
+        while free in used:
+            free += 1
+        if free > MAX_PORTS:
+            raise DataplaneError(f"more than {MAX_PORTS} filtered ports on one host")
+        marks[pid] = free
+        used.add(free)
+    return marks
+
+
+def _rule_match(rule: Rule) -> str | None:
+    """The nft match of one security-group rule, or None when it can never match (family mismatch)."""
+    v6 = rule.ethertype == "IPv6"
+    if rule.ethertype not in ("IPv4", "IPv6") or rule.direction not in ("ingress", "egress"):
+        raise ValueError(f"bad rule {rule}")
+    family = "ip6" if v6 else "ip"
+    parts = ["meta nfproto ipv6" if v6 else "meta nfproto ipv4"]
+    proto = ICMPV6 if v6 and rule.protocol == ICMP else rule.protocol
+    if proto is not None:
+        if proto in (ICMP, ICMPV6) and proto == (ICMPV6 if v6 else ICMP):
+            keyword = "icmpv6" if v6 else "icmp"
+            parts.append(f"meta l4proto {proto}")
+            if rule.port_min is not None:
+                parts.append(f"{keyword} type {rule.port_min}")
+                if rule.port_max is not None:
+                    parts.append(f"{keyword} code {rule.port_max}")
+        else:
+            parts.append(f"meta l4proto {proto}")
+            if proto in SRC_PORT_PROTOCOLS and (rule.port_min is not None or rule.port_max is not None):
+                low = rule.port_min if rule.port_min is not None else 0
+                high = rule.port_max if rule.port_max is not None else 65535
+                parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+    side = "saddr" if rule.direction == "ingress" else "daddr"
+    if rule.remote_ip_prefix:
+        net = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
+        if net.version != (6 if v6 else 4):
+            return None
+        if net.prefixlen:
+            parts.append(f"{family} {side} {_elem_net(net)}")
+    if rule.remote_group:
+        parts.append(f"{family} {side} @{remote_set(rule.remote_group, v6)}")
+    return " ".join(parts)
+
+
+def remote_set(group_id: str, v6: bool) -> str:
+    return f"rg-{_check_id('group', group_id)}-{'v6' if v6 else 'v4'}"
+
+
+def group_chain(group_id: str, direction: str) -> str:
+    return f"sg-{_check_id('group', group_id)}-{'in' if direction == 'ingress' else 'out'}"
+
+
+def _address_elements(port: PortFilter, v6: bool) -> dict[str, str | None]:
+    """mac . address(/prefix) pairs a port may send from: fixed IPs with its MAC, allowed pairs with theirs,
+    link-local for every allowed MAC; overlapping networks collapsed (the kernel rejects overlaps)."""
+    by_mac: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+    own = _mac(port.mac)
+    for ip in port.ips:
+        net = ipaddress.ip_network(ip, strict=False)
+        if (net.version == 6) == v6:
+            by_mac.setdefault(own, []).append(net)
+    for ip, mac in port.allowed_pairs:
+        net = ipaddress.ip_network(ip, strict=False)
+        if (net.version == 6) == v6:
+            by_mac.setdefault(_mac(mac or port.mac), []).append(net)
+    if v6:
+        for mac in {own, *(_mac(m or port.mac) for _, m in port.allowed_pairs)}:
+            by_mac.setdefault(mac, []).append(ipaddress.IPv6Network("fe80::/64"))
+    out: dict[str, str | None] = {}
+    for mac in sorted(by_mac):
+        for net in ipaddress.collapse_addresses(by_mac[mac]):  # type: ignore[type-var]
+            out[f"{mac} . {_elem_net(net)}"] = None
+    return out
+
+
+def _bridge_port(table: Table, port: PortFilter, mark: int) -> None:
+    pid = _check_id("port", port.id)
+    if not _DEVICE.fullmatch(port.device):
+        raise ValueError(f"bad device name {port.device!r}")
+    macs = {_mac(port.mac), *(_mac(m or port.mac) for _, m in port.allowed_pairs)}
+    table.sets[f"as-{pid}-mac"] = NftSet("set", "type ether_addr;", dict.fromkeys(sorted(macs)))
+    table.sets[f"as-{pid}-v4"] = NftSet("set", "type ether_addr . ipv4_addr; flags interval;",
+                                        _address_elements(port, v6=False))
+    table.sets[f"as-{pid}-v6"] = NftSet("set", "type ether_addr . ipv6_addr; flags interval;",
+                                        _address_elements(port, v6=True))
+    table.chains[f"from-{pid}"] = (
+        f"meta mark set {mark:#x}",
+        f"ether saddr != @as-{pid}-mac drop",
+        f"arp saddr ip 0.0.0.0 arp saddr ether @as-{pid}-mac return",  # ARP probe (address conflict detection)
+        f"arp saddr ether . arp saddr ip != @as-{pid}-v4 drop",
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
+        f"ether saddr . ip saddr != @as-{pid}-v4 drop",
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
+        f"ether saddr . ip6 saddr != @as-{pid}-v6 drop",
+        "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
+        "udp sport 547 udp dport 546 drop",
+        "icmpv6 type nd-router-advert drop",  # no router advertisements either
+    )
+    table.chains[f"to-{pid}"] = (f"meta mark set meta mark or {mark << 16:#x}",)
+    table.sets["from_port"].elements[f'"{port.device}"'] = f"jump from-{pid}"
+    table.sets["to_port"].elements[f'"{port.device}"'] = f"jump to-{pid}"
+
+
+def _inet_port(table: Table, port: PortFilter, mark: int, stateful: bool) -> None:
+    pid = port.id
+    groups = sorted(set(port.groups))
+    out: list[str] = []
+    into: list[str] = []
+    if stateful:
+        out += ["ct state established,related goto admit", "ct state invalid drop"]
+        into += ["ct state established,related accept", "ct state invalid drop"]
+    out += ["meta nfproto ipv4 udp sport 68 udp dport 67 goto admit",  # DHCP client
+            "meta nfproto ipv6 udp sport 546 udp dport 547 goto admit",
+            f"icmpv6 type {ICMPV6_EGRESS_TYPES} goto admit"]
+    into += ["meta nfproto ipv4 udp sport 67 udp dport 68 accept",
+             "meta nfproto ipv6 udp sport 547 udp dport 546 accept",
+             f"icmpv6 type {ICMPV6_INGRESS_TYPES} accept"]
+    out += [f"jump {group_chain(g, 'egress')}" for g in groups] + ["drop"]
+    into += [f"jump {group_chain(g, 'ingress')}" for g in groups] + ["drop"]
+    table.chains[f"out-{pid}"] = tuple(out)
+    table.chains[f"in-{pid}"] = tuple(into)
+    table.sets["egress"].elements[f"{mark:#x}"] = f"jump out-{pid}"
+    table.sets["ingress"].elements[f"{mark << 16:#x}"] = f"jump in-{pid}"
+
+
+def _empty_model() -> Model:
+    bridge = Table("bridge", {
+        "prerouting": "type filter hook prerouting priority -200; policy accept;",
+        "forward": "type filter hook forward priority -200; policy accept;",
+        "postrouting": "type filter hook postrouting priority 100; policy accept;",
+    })
+    bridge.chains.update({
+        "prerouting": ("meta mark set 0x0", "iifname vmap @from_port"),
+        "forward": ("oifname vmap @to_port",),
+        "postrouting": ("meta mark set 0x0",),
+    })
+    bridge.sets["from_port"] = NftSet("map", "type ifname : verdict;", {})
+    bridge.sets["to_port"] = NftSet("map", "type ifname : verdict;", {})
+    inet = Table("inet", {"forward": "type filter hook forward priority 0; policy accept;"})
+    inet.chains.update({
+        "forward": (f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
+        "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
+    })
+    inet.sets["egress"] = NftSet("map", "type mark : verdict;", {})
+    inet.sets["ingress"] = NftSet("map", "type mark : verdict;", {})
+    return Model(bridge, inet)
+
+
+def render(state: FirewallState, marks: Mapping[str, int]) -> Model:
+    """The complete content of our two tables for this state (pure)."""
+    model = _empty_model()
+    groups = {g.id: g for g in state.groups}
+    used_groups: set[str] = set()
+    for port in state.ports:
+        if not port.port_security:
+            continue
+        mark = marks[port.id]
+        known = [groups[g] for g in port.groups if g in groups]
+        stateful = all(g.stateful for g in known)  # Neutron refuses to mix stateful and stateless groups
+        _bridge_port(model.bridge, port, mark)
+        _inet_port(model.inet, port, mark, stateful)
+        used_groups.update(port.groups)
+    remotes: set[str] = set()
+    for gid in sorted(used_groups):
+        group = groups.get(gid, Group(gid, True, ()))
+        chains: dict[str, list[str]] = {"ingress": [], "egress": []}
+        for rule in group.rules:
+            match = _rule_match(rule)
+            if match is None:
+                continue
+            if rule.remote_group:
+                remotes.add(rule.remote_group)
+            verdict = "accept" if rule.direction == "ingress" else "goto admit"
+            chains[rule.direction].append(f"{match} {verdict}")
+        for direction, rules in chains.items():
+            model.inet.chains[group_chain(gid, direction)] = tuple(rules)
+    for gid in sorted(remotes):
+        addresses = [ipaddress.ip_address(a) for a in state.members.get(gid, ())]
+        for v6, spec in ((False, "type ipv4_addr;"), (True, "type ipv6_addr;")):
+            family = sorted(a for a in addresses if (a.version == 6) == v6)
+            elements: dict[str, str | None] = {str(a): None for a in family}
+            model.inet.sets[remote_set(gid, v6)] = NftSet("set", spec, elements)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _elements(items: Iterable[tuple[str, str | None]]) -> str:
+    return ", ".join(k if v is None else f"{k} : {v}" for k, v in items)
+
+
+def full_commands(model: Model) -> list[str]:
+    """Replace both tables in one transaction (conntrack entries are not touched)."""
+    lines: list[str] = []
+    for t in model.tables():
+        ref = f"{t.family} {TABLE}"
+        lines += [f"add table {ref}", f"delete table {ref}", f"add table {ref}"]
+        for name in t.chains:
+            hook = t.hooks.get(name)
+            lines.append(f"add chain {ref} {name} {{ {hook} }}" if hook else f"add chain {ref} {name}")
+        for name, s in t.sets.items():
+            lines.append(f"add {s.kind} {ref} {name} {{ {s.spec} }}")
+        for name, s in t.sets.items():
+            if s.elements:
+                lines.append(f"add element {ref} {name} {{ {_elements(s.elements.items())} }}")
+        for name, rules in t.chains.items():
+            lines += [f"add rule {ref} {name} {r}" for r in rules]
+    return lines
+
+
+def diff(old: Model, new: Model) -> list[str] | None:
+    """Commands turning old into new, touching only what changed; None when a base chain or a set's type
+    changed (never expected: the caller then replaces the tables)."""
+    heads: list[str] = []
+    drops: list[str] = []
+    fills: list[str] = []
+    adds: list[str] = []
+    tails: list[str] = []
+    for o, n in zip(old.tables(), new.tables(), strict=True):
+        ref = f"{n.family} {TABLE}"
+        if o.hooks != n.hooks:
+            return None
+        for name, s in n.sets.items():
+            before = o.sets.get(name)
+            if before is None:
+                heads.append(f"add {s.kind} {ref} {name} {{ {s.spec} }}")
+                before = NftSet(s.kind, s.spec, {})
+            elif (before.kind, before.spec) != (s.kind, s.spec):
+                return None
+            gone = [k for k, v in before.elements.items() if k not in s.elements or s.elements[k] != v]
+            came = [(k, v) for k, v in s.elements.items() if k not in before.elements or before.elements[k] != v]
+            if gone:
+                drops.append(f"delete element {ref} {name} {{ {', '.join(gone)} }}")
+            if came:
+                adds.append(f"add element {ref} {name} {{ {_elements(came)} }}")
+        for name, rules in n.chains.items():
+            if name not in o.chains:
+                heads.append(f"add chain {ref} {name}")
+                fills += [f"add rule {ref} {name} {r}" for r in rules]
+            elif o.chains[name] != rules:
+                fills.append(f"flush chain {ref} {name}")
+                fills += [f"add rule {ref} {name} {r}" for r in rules]
+        for name in o.chains:
+            if name not in n.chains:
+                fills.append(f"flush chain {ref} {name}")  # before any chain or set it refers to goes
+                tails.append(f"delete chain {ref} {name}")
+        tails += [f"delete {s.kind} {ref} {name}" for name, s in o.sets.items() if name not in n.sets]
+    return heads + drops + fills + adds + tails
+
+
+# ------------------------------------------------------------------------------------------------ shell
+class Firewall:
+    """Security groups of one host (netns: the namespace playing the host's root; None: the real root).
+
+    apply() keeps the last applied model in memory; an incremental apply is one ``nft -f`` transaction with
+    only the differences, a full one replaces our two tables atomically.  Not thread-safe across instances
+    managing the same namespace; one instance may be shared by threads.
+    """
+
+    def __init__(self, netns: str | None = None, timeout: float = 60.0) -> None:
+        self.netns = netns
+        self.timeout = timeout
+        self._model: Model | None = None
+        self._marks: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, state: FirewallState, full: bool = False) -> int:
+        """Make the kernel enforce state; return the number of nft commands run (0: nothing changed)."""
+        with self._lock:
+            marks = allocate_marks(state.ports, self._marks)
+            model = render(state, marks)
+            lines: list[str] | None = None
+            if not full and self._model is not None:
+                lines = diff(self._model, model)
+            if lines is None:
+                self._enable_br_netfilter()
+                lines = full_commands(model)
+                self._nft(lines)
+            elif lines:
+                try:
+                    self._nft(lines)
+                except DataplaneError as err:  # our tables were changed behind our back: rebuild them
+                    LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
+                                self.netns or "root namespace", err)
+                    lines = full_commands(model)
+                    self._nft(lines)
+            self._model, self._marks = model, marks
+            return len(lines)
+
+    def observe(self) -> bool:
+        """Whether both of our tables exist in the kernel."""
+        out = self._run(["nft", "list", "tables"], None).stdout.split("\n")
+        have = {line.strip() for line in out}
+        return {f"table bridge {TABLE}", f"table inet {TABLE}"} <= have
+
+    def remove(self) -> None:
+        """Delete our tables (and forget what was applied); other tables are never touched."""
+        with self._lock:
+            self._nft([f"{cmd} table {family} {TABLE}" for family in ("bridge", "inet") for cmd in ("add", "delete")])
+            self._model, self._marks = None, {}
+
+    # ------------------------------------------------------------ kernel
+    def _argv(self, argv: list[str]) -> list[str]:
+        if self.netns is None:
+            return argv
+        return ["nsenter", f"--net={netns.RUN}/{self.netns}", *argv]
+
+    def _run(self, argv: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        try:
+            proc = subprocess.run(self._argv(argv), input=stdin, capture_output=True, text=True,
+                                  timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise DataplaneError(f"{' '.join(argv)} in {self.netns or 'root namespace'}: {err}") from err
+        if proc.returncode != 0:
+            raise DataplaneError(f"{' '.join(argv)} in {self.netns or 'root namespace'}: "
+                                 f"{proc.stderr.strip() or proc.returncode}")
+        return proc
+
+    def _nft(self, lines: list[str]) -> None:
+        text = "\n".join(lines) + "\n"
+        try:
+            self._run(["nft", "-f", "-"], text)
+        except DataplaneError as err:
+            found = _NFT_LINE.search(str(err))
+            if found and 0 < int(found.group(1)) <= len(lines):
+                raise DataplaneError(f"{err}\noffending line {found.group(1)}: {lines[int(found.group(1)) - 1]}") \
+                    from err
+            raise
+
+    def _enable_br_netfilter(self) -> None:
+        """Bridged traffic must reach the inet hooks (the default in a new namespace, but make sure)."""
+        self._run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1",
+                   "net.bridge.bridge-nf-call-ip6tables=1"], None)

@@ -1,0 +1,433 @@
+"""A Neutron-style router: namespace qrouter-<id> with qr- (tenant) and qg- (external) veths, forwarding on,
+the routes we own (our own route protocol number), and NAT as one nftables table replaced atomically in a
+single `nft -f` transaction, so conntrack entries and their NAT bindings survive every change
+(shared/PLATFORM.md §4). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
+elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address.
+
+ensure() is idempotent and level-triggered: it observes the namespace, changes only what differs and
+returns a short description of each change (empty when nothing changed)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import netaddr
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from fermion.dataplane import DataplaneError, naming, netns, veth
+
+LOG = logging.getLogger(__name__)
+
+NAT_TABLE = "fermion_nat"  # `table ip fermion_nat` in every router namespace
+ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
+MAIN_TABLE = 254
+DEVICE_PREFIXES = ("qr-", "qg-")  # the only devices in the namespace that ensure() deletes
+SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.promote_secondaries")
+IFF_UP = 0x1
+GARP_TIMEOUT = 5.0  # a background arping still running after this long is killed
+_DIGEST = re.compile(r'comment "fermion router [^"]* sha256=([0-9a-f]+)"')
+
+
+@dataclass(frozen=True)
+class Interface:
+    port_id: str
+    device: str  # qr-... or qg-... inside the router namespace
+    tap: str  # tap<port-id[:11]> in the host namespace (the L2 agent attaches it to the network's bridge)
+    mac: str
+    mtu: int
+    addresses: tuple[str, ...]  # CIDR notation: "10.0.1.1/24"
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    floating_ip: str  # external address
+    fixed_ip: str  # the instance's internal address
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    interfaces: tuple[Interface, ...]  # qr- (tenant subnets)
+    gateway: Interface | None = None  # qg- (external network)
+    gateway_ip: str | None = None  # the external subnet's gateway: default route
+    enable_snat: bool = True
+    floating_ips: tuple[FloatingIp, ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()  # extra routes (destination CIDR, nexthop)
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    mac: str
+    mtu: int
+    up: bool
+    addresses: frozenset[str]  # CIDR notation, canonical; link-local IPv6 left out
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the kernel holds for one router."""
+
+    namespace: str
+    devices: Mapping[str, Device]  # the router's qr-/qg- devices
+    routes: Mapping[str, tuple[str, ...]]  # our routes: destination -> nexthops
+    forwarding: bool  # IPv4 and IPv6 forwarding both on
+    nat_digest: str | None  # the digest in our NAT table's comment; None: no table
+
+
+# ------------------------------------------------------------------------------------------- pure parts
+def _cidr(address: str) -> str:
+    """Host address with prefix length, written the way the kernel reports it."""
+    try:
+        net = netaddr.IPNetwork(address)
+    except (netaddr.AddrFormatError, ValueError) as err:
+        raise DataplaneError(f"bad address {address!r}: {err}") from err
+    return f"{net.ip}/{net.prefixlen}"
+
+
+def _ip(address: str) -> netaddr.IPAddress:
+    try:
+        return netaddr.IPAddress(address)
+    except (netaddr.AddrFormatError, ValueError) as err:
+        raise DataplaneError(f"bad address {address!r}: {err}") from err
+
+
+def floating_ips(router: Router) -> list[FloatingIp]:
+    """The IPv4 floating IPs that take effect (they need a gateway), sorted, one per floating address."""
+    if router.gateway is None:
+        return []
+    seen: dict[str, FloatingIp] = {}
+    for fip in router.floating_ips:
+        if _ip(fip.floating_ip).version == 4 and _ip(fip.fixed_ip).version == 4:
+            seen.setdefault(str(_ip(fip.floating_ip)), FloatingIp(str(_ip(fip.floating_ip)), str(_ip(fip.fixed_ip))))
+    return sorted(seen.values(), key=lambda f: netaddr.IPAddress(f.floating_ip))
+
+
+def desired_addresses(router: Router) -> dict[str, frozenset[str]]:
+    """Device -> the exact address set it must carry; the gateway also carries each floating IP as /32."""
+    out = {i.device: frozenset(_cidr(a) for a in i.addresses) for i in router.interfaces}
+    if router.gateway is not None:
+        fips = {f"{f.floating_ip}/32" for f in floating_ips(router)}
+        out[router.gateway.device] = frozenset(_cidr(a) for a in router.gateway.addresses) | fips
+    return out
+
+
+def snat_address(router: Router) -> str | None:
+    """The gateway's first IPv4 address: the source of SNAT'd traffic."""
+    if router.gateway is None:
+        return None
+    for address in router.gateway.addresses:
+        net = netaddr.IPNetwork(_cidr(address))
+        if net.version == 4:
+            return str(net.ip)
+    return None
+
+
+def desired_routes(router: Router) -> dict[str, tuple[str, ...]]:
+    """Destination -> nexthops (several nexthops for one destination become a multipath route)."""
+    want: dict[str, set[str]] = {}
+    if router.gateway is not None and router.gateway_ip:
+        gw = _ip(router.gateway_ip)
+        want.setdefault("0.0.0.0/0" if gw.version == 4 else "::/0", set()).add(str(gw))
+    for destination, nexthop in router.routes:
+        try:
+            dst = str(netaddr.IPNetwork(destination).cidr)
+        except (netaddr.AddrFormatError, ValueError) as err:
+            raise DataplaneError(f"bad route destination {destination!r}: {err}") from err
+        want.setdefault(dst, set()).add(str(_ip(nexthop)))
+    return {dst: tuple(sorted(hops, key=netaddr.IPAddress)) for dst, hops in want.items()}
+
+
+def _block(head: str, items: Iterable[str]) -> list[str]:
+    elements = list(items)
+    lines = [f"  {head}"]
+    if elements:
+        lines.append("    elements = { " + ", ".join(elements) + " }")
+    return lines + ["  }"]
+
+
+def render_nat(router: Router) -> str:
+    """The router's NAT table as nft input. Deterministic: equal routers render equal text, whose digest is
+    kept in the table's comment so a restarted agent can tell whether the kernel already has it."""
+    nets = netaddr.cidr_merge([netaddr.IPNetwork(_cidr(a)).cidr for i in router.interfaces for a in i.addresses
+                               if netaddr.IPNetwork(_cidr(a)).version == 4])
+    fips = floating_ips(router)
+    fip_snat: dict[str, str] = {}
+    for fip in fips:  # one source per fixed address: the lowest floating IP wins if the input has several
+        fip_snat.setdefault(fip.fixed_ip, fip.floating_ip)
+    source = snat_address(router)
+    qg = router.gateway.device if router.gateway is not None else None
+    post: list[str] = []
+    if qg is not None:
+        post.append(f'oifname "{qg}" snat to ip saddr map @fip_snat')  # floating IPs first
+        if router.enable_snat and source:
+            post.append(f'oifname "{qg}" ip saddr @snat_nets snat to {source}')
+    if source:
+        # an instance reaching a floating IP from inside (hairpin): the reply must come back through us
+        post.append("ct status dnat ip saddr @snat_nets snat to ip saddr map @fip_snat")
+        post.append(f"ct status dnat ip saddr @snat_nets snat to {source}")
+    body = [
+        *_block("set snat_nets { type ipv4_addr; flags interval", (str(n) for n in nets)),
+        *_block("map fip_dnat { type ipv4_addr : ipv4_addr", (f"{f.floating_ip} : {f.fixed_ip}" for f in fips)),
+        *_block("map fip_snat { type ipv4_addr : ipv4_addr",
+                (f"{fixed} : {fip_snat[fixed]}" for fixed in sorted(fip_snat, key=netaddr.IPAddress))),
+        "  chain prerouting {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        "    dnat to ip daddr map @fip_dnat",
+        "  }",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        "    dnat to ip daddr map @fip_dnat",
+        "  }",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        *(f"    {rule}" for rule in post),
+        "  }",
+        "  chain filter_forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    ct state invalid drop",
+        "  }",
+    ]
+    digest = hashlib.sha256("\n".join(body).encode()).hexdigest()[:16]
+    head = [f"table ip {NAT_TABLE} {{", f'  comment "fermion router {router.id[:8]} sha256={digest}"']
+    return "\n".join([*head, *body, "}"]) + "\n"
+
+
+def nat_digest(text: str) -> str | None:
+    """The digest in a rendered table or in `nft list table` output."""
+    found = _DIGEST.search(text)
+    return found.group(1) if found else None
+
+
+# ------------------------------------------------------------------------------------------- kernel side
+def _devices(ipr: IPRoute) -> dict[str, Device]:
+    addresses: dict[int, set[str]] = {}
+    for msg in ipr.get_addr():
+        ip = msg.get("IFA_ADDRESS")
+        if ip and not netaddr.IPAddress(ip).is_link_local():
+            addresses.setdefault(msg["index"], set()).add(f"{ip}/{msg['prefixlen']}")
+    out = {}
+    for msg in ipr.get_links():
+        name = msg.get("IFLA_IFNAME")
+        if name and name.startswith(DEVICE_PREFIXES):
+            out[name] = Device(name=name, mac=str(msg.get("IFLA_ADDRESS") or "").lower(), mtu=msg.get("IFLA_MTU"),
+                               up=bool(msg["flags"] & IFF_UP), addresses=frozenset(addresses.get(msg["index"], ())))
+    return out
+
+
+def _routes(ipr: IPRoute) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for msg in ipr.get_routes(family=family):
+            if msg["proto"] != ROUTE_PROTO or (msg.get("RTA_TABLE") or msg["table"]) != MAIN_TABLE:
+                continue
+            hops = [msg.get("RTA_GATEWAY")]
+            hops += [nh.get("RTA_GATEWAY") for nh in msg.get("RTA_MULTIPATH") or ()]
+            dst = f"{msg.get('RTA_DST') or anywhere}/{msg['dst_len']}"
+            out[dst] = tuple(sorted({h for h in hops if h} | set(out.get(dst, ())), key=netaddr.IPAddress))
+    return out
+
+
+def _exec(ns: str, argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, capture_output=True, text=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise DataplaneError(f"{argv[0]} in {ns}: {err}") from err
+    if check and proc.returncode != 0:
+        raise DataplaneError(f"{argv[0]} in {ns}: {proc.stderr.strip() or proc.returncode}")
+    return proc
+
+
+def _forwarding(ns: str) -> bool:
+    values = _exec(ns, ["sysctl", "-n", *SYSCTLS], check=False).stdout.split()
+    return values == ["1"] * len(SYSCTLS)
+
+
+class RouterManager:
+    """The routers of one host (host_netns: the namespace that plays the host's root; None: the real root).
+    Pure construction; state kept in memory is only a cache of what was applied (NAT digests, sysctls
+    checked), rebuilt from the kernel after a restart."""
+
+    def __init__(self, host_netns: str | None = None) -> None:
+        self.host_netns = host_netns
+        self._prefix = naming.router_namespace("", host_netns)
+        self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
+        self._sysctl_ok: set[str] = set()
+        self._garps: list[tuple[float, subprocess.Popen[bytes]]] = []
+        self._lock = threading.Lock()
+
+    def namespace(self, router_id: str) -> str:
+        return naming.router_namespace(router_id, self.host_netns)
+
+    def present(self) -> set[str]:
+        return {name[len(self._prefix):] for name in netns.names(self._prefix)}
+
+    # ------------------------------------------------------------------------------------------ ensure
+    def ensure(self, router: Router) -> list[str]:
+        """Make the kernel match router. Returns what changed. Route failures (e.g. an unreachable nexthop)
+        do not stop the rest: they are raised together at the end, as is any other failure."""
+        self._reap()
+        ns = self.namespace(router.id)
+        changes: list[str] = []
+        fresh = not netns.exists(ns)
+        if fresh:
+            self._forget(router.id)
+            netns.create(ns)
+            changes.append(f"created namespace {ns}")
+        if router.id not in self._sysctl_ok:
+            if fresh or not _forwarding(ns):
+                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS)])
+                changes.append("enabled forwarding")
+            self._sysctl_ok.add(router.id)
+        want = desired_addresses(router)
+        ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
+        errors: list[str] = []
+        try:
+            with IPRoute(netns=ns) as ipr:
+                have = _devices(ipr)
+                for name in sorted(set(have) - set(want)):
+                    veth.delete(ns, name)
+                    changes.append(f"deleted {name}")
+                announce: list[tuple[str, str]] = []
+                for iface in ifaces:
+                    found = have.get(iface.device)
+                    if found == Device(iface.device, iface.mac.lower(), iface.mtu, True, want[iface.device]):
+                        continue
+                    addresses = sorted(want[iface.device])
+                    veth.plug(self.host_netns, iface.tap, ns, iface.device, iface.mac, iface.mtu, addresses)
+                    changes.append(f"plugged {iface.device}" if found is None else f"updated {iface.device}")
+                    if router.gateway is not None and iface.device == router.gateway.device:
+                        old = found.addresses if found is not None else frozenset()
+                        announce += [(iface.device, a.split("/")[0]) for a in addresses
+                                     if a not in old and netaddr.IPNetwork(a).version == 4]
+                self._ensure_routes(ipr, router, changes, errors)
+        except NetlinkError as err:
+            raise DataplaneError(f"router {router.id} in {ns}: {err}") from err
+        self._ensure_nat(ns, router, fresh, changes)
+        for device, ip in announce:
+            self._garp(ns, device, ip)
+        if errors:
+            raise DataplaneError(f"router {router.id}: " + "; ".join(errors))
+        return changes
+
+    def _ensure_routes(self, ipr: IPRoute, router: Router, changes: list[str], errors: list[str]) -> None:
+        want = desired_routes(router)
+        have = _routes(ipr)
+        for dst in sorted(set(have) - set(want)):
+            try:
+                ipr.route("del", dst=dst, table=MAIN_TABLE, proto=ROUTE_PROTO)
+                changes.append(f"removed route {dst}")
+            except NetlinkError as err:
+                if err.code != errno.ESRCH:
+                    errors.append(f"removing route {dst}: {err}")
+        qg = ipr.link_lookup(ifname=router.gateway.device) if router.gateway is not None else []
+        default_via = str(_ip(router.gateway_ip)) if router.gateway_ip else None
+        for dst, hops in sorted(want.items()):
+            if have.get(dst) == hops:
+                continue
+            spec: dict[str, object] = {"dst": dst, "table": MAIN_TABLE, "proto": ROUTE_PROTO}
+            if len(hops) == 1:
+                spec["gateway"] = hops[0]
+                if qg and dst in ("0.0.0.0/0", "::/0") and hops[0] == default_via:
+                    spec["oif"] = qg[0]  # the default route leaves through the gateway device
+            else:
+                spec["multipath"] = [{"gateway": hop} for hop in hops]
+            try:
+                ipr.route("replace" if dst in have else "add", **spec)
+                changes.append(f"route {dst} via {','.join(hops)}")
+            except NetlinkError as err:
+                errors.append(f"route {dst} via {','.join(hops)}: {err}")
+
+    def _ensure_nat(self, ns: str, router: Router, fresh: bool, changes: list[str]) -> None:
+        text = render_nat(router)
+        digest = nat_digest(text)
+        assert digest is not None
+        if self._nat.get(router.id) == digest:
+            return
+        if not fresh and router.id not in self._nat:  # first look after a start: the kernel may have it
+            listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
+            if listed.returncode == 0 and nat_digest(listed.stdout) == digest:
+                self._nat[router.id] = digest
+                return
+        # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
+        script = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n{text}"
+        _exec(ns, ["nft", "-f", "-"], stdin=script)
+        self._nat[router.id] = digest
+        changes.append("applied nat")
+
+    # ------------------------------------------------------------------------------------------ gARP
+    def _garp(self, ns: str, device: str, ip: str) -> None:
+        """One gratuitous ARP in the background (Habets arping; rc 1 is normal: nobody answers)."""
+        argv = ["ip", "netns", "exec", ns, "arping", "-q", "-U", "-i", device, "-S", ip, "-c", "1", "-w", "1", ip]
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as err:
+            LOG.warning("gratuitous ARP for %s on %s in %s: %s", ip, device, ns, err)
+            return
+        with self._lock:
+            self._garps.append((time.monotonic(), proc))
+
+    def _reap(self, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        with self._lock:
+            pending = []
+            for started, proc in self._garps:
+                while proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if proc.poll() is None and time.monotonic() - started > GARP_TIMEOUT:
+                    proc.kill()
+                    proc.wait()
+                if proc.poll() is None:
+                    pending.append((started, proc))
+                elif proc.returncode not in (0, 1):
+                    LOG.warning("gratuitous ARP %s exited with %s", proc.args, proc.returncode)
+            self._garps = pending
+
+    def close(self, wait: float = 2.0) -> None:
+        """Reap the background gratuitous ARPs (waits up to wait seconds, then kills what is left)."""
+        self._reap(wait)
+        with self._lock:
+            for _, proc in self._garps:
+                proc.kill()
+                proc.wait()
+            self._garps = []
+
+    # ------------------------------------------------------------------------------------------ the rest
+    def remove(self, router_id: str) -> None:
+        """Delete the namespace (and so every veth in it, whose tap ends go with them)."""
+        ns = self.namespace(router_id)
+        self._forget(router_id)
+        if netns.exists(ns):
+            netns.delete(ns)
+            if netns.exists(ns):
+                raise DataplaneError(f"namespace {ns} is still there after deleting it")
+        self._reap()
+
+    def observe(self, router_id: str) -> Observed | None:
+        """What the kernel holds for a router; None when its namespace does not exist."""
+        ns = self.namespace(router_id)
+        if not netns.exists(ns):
+            return None
+        try:
+            with IPRoute(netns=ns) as ipr:
+                devices, routes = _devices(ipr), _routes(ipr)
+        except NetlinkError as err:
+            raise DataplaneError(f"observing {ns}: {err}") from err
+        listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
+        return Observed(namespace=ns, devices=devices, routes=routes, forwarding=_forwarding(ns),
+                        nat_digest=nat_digest(listed.stdout) if listed.returncode == 0 else None)
+
+    def _forget(self, router_id: str) -> None:
+        self._nat.pop(router_id, None)
+        self._sysctl_ok.discard(router_id)
