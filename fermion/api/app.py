@@ -54,7 +54,7 @@ class FermionApp:
         self.enforcer = enforcer
         self.authenticate = authenticate
         self.max_body = max_body
-        self.controllers = {name: Controller(res, services, enforcer) for name, res in RESOURCES.items()}
+        self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")

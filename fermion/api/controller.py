@@ -87,6 +87,11 @@ class Controller:
             if row is not None:
                 target["network:project_id"] = target["network:tenant_id"] = row.project_id
                 target.setdefault("shared", row.shared)
+        if "security_group_id" in item:  # a rule: its group's owner manages it (rule sg_owner)
+            owner = conn.execute(select(m.securitygroups.c.project_id)
+                                 .where(m.securitygroups.c.id == item["security_group_id"])).scalar()
+            if owner is not None:
+                target["security_group:project_id"] = target["security_group:tenant_id"] = owner
         return target
 
     @staticmethod
@@ -135,6 +140,9 @@ class Controller:
     def list(self, req: Request, ctx: Context) -> Response:
         q = params.parse_list(self.res, req.query, tags=self.res.tags)
         fields = params.parse_fields(req.query)
+        prepare = getattr(self.service, "before_list", None)
+        if prepare is not None:  # e.g. the project's default security group, created on first use
+            prepare(self.db, ctx)
         visible, pred = self._visible(ctx)
         post = None
         if visible is None:
@@ -144,7 +152,7 @@ class Controller:
             items, more = self.coll.page(conn, q, visible, post)
         body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
         if q.limit:
-            body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.collection, req.query,
+            body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
                                                                  items, more, q)
         return Response(200, body)
 
@@ -179,7 +187,7 @@ class Controller:
                     target = {"shared": net["shared"], **item, "network:project_id": net["project_id"],
                               "network:tenant_id": net["project_id"]}
                 else:
-                    target = dict(item)
+                    target = self._target(conn, item)
                 self._enforce(f"create_{self.res.member}", target, ctx)
                 self._enforce_attrs("create", raw, target, ctx)
             if self.res.member == "port":

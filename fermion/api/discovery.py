@@ -15,7 +15,7 @@ def versions(req: Request) -> Response:
 def resources(req: Request) -> Response:
     return Response(200, {"resources": [
         {"name": r.member, "collection": r.collection,
-         "links": [{"href": f"{req.base_url}/v2.0/{r.collection}", "rel": "self"}]}
+         "links": [{"href": f"{req.base_url}/v2.0/{r.path}", "rel": "self"}]}
         for r in RESOURCES.values()]})
 
 

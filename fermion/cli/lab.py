@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--network", required=True)
     p.add_argument("--host", required=True)
     p.add_argument("name")
-    p = verbs.add_parser("ping", help="ping from one instance to another (or to an address)")
+    p = verbs.add_parser("ping", help="ping from an instance (or 'external') to another, 'external' or an address")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("-c", "--count", type=int, default=3)
@@ -100,6 +100,7 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
               "(scripts/run, or `fermion all-in-one`)", file=sys.stderr)
         return 1
     topology.build(state, hosts, args.dhcp_host if args.dhcp_host in hosts else hosts[-1])
+    topology.build_external(state)
     if mode == "distributed":
         settings = cfg.load(args.config)
         if not settings.rpc.transport_url:
@@ -111,7 +112,7 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
                 host.pids = spawn_agents(state, host, state_dir / "lab-logs", env)
     state.save(state_path(state_dir))
     wanted = {(h.name, "Linux bridge agent") for h in state.hosts.values()} | {
-        (h.name, "DHCP agent") for h in state.hosts.values() if h.dhcp}
+        (h.name, kind) for h in state.hosts.values() if h.dhcp for kind in ("DHCP agent", "L3 agent")}
     deadline = time.monotonic() + 30
     while True:
         alive = {(a["host"], a["agent_type"]) for a in api.agents() if a["alive"]}
@@ -123,17 +124,27 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
                   "`fermion all-in-one` with the same state directory.", file=sys.stderr)
             return 1
         time.sleep(0.2)
-    print(f"lab up ({mode}): hosts {', '.join(state.hosts)}; agents alive. Next:")
+    ext = instances.ensure_external_network(state, api)
+    state.save(state_path(state_dir))
+    print(f"lab up ({mode}): hosts {', '.join(state.hosts)}; agents alive; external network {ext['name']} "
+          f"({topology.EXTERNAL_CIDR}, the internet is namespace {state.external} at {topology.EXTERNAL_GATEWAY}). "
+          "Next:")
     print("  openstack network create net1 && openstack subnet create --network net1 --subnet-range 10.1.0.0/24 s1")
     print("  fermion lab boot --network net1 --host compute1 vm1")
     print("  fermion lab boot --network net1 --host compute2 vm2")
     print("  fermion lab ping vm1 vm2")
+    print("  openstack router create r1 && openstack router set --external-gateway public r1 && "
+          "openstack router add subnet r1 s1")
+    print("  fermion lab ping vm1 external")
     return 0
 
 
 def _ls(state: LabState, api: Api) -> None:
     agents = {(a["host"], a["agent_type"]): a for a in api.agents()}
     print(f"lab ({state.mode}), namespaces {state.prefix}-*")
+    if state.external:
+        print(f"  external     {state.external} at {topology.EXTERNAL_GATEWAY} (network public, "
+              f"{topology.EXTERNAL_CIDR})")
     for host in state.hosts.values():
         kinds = [t for (h, t) in agents if h == host.name]
         status = ", ".join(f"{t}: {'alive' if agents[(host.name, t)]['alive'] else 'DEAD'}" for t in sorted(kinds))

@@ -138,7 +138,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from fermion.runtime.agents import dhcp_agent, l2_agent, parse_mappings, transport_for
+    from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings, transport_for
 
     settings = _load(args)
     if args.transport_url:
@@ -154,6 +154,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.kind == "l2":
         agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
                          parse_mappings(args.physical_interface_mappings or []))
+    elif args.kind == "l3":
+        agent = l3_agent(settings, transport, args.host, args.netns)
     else:
         agent = dhcp_agent(settings, transport, args.host, args.netns)
     done = threading.Event()
@@ -197,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("agent", help="run an agent for a host (distributed mode)")
     _common(p)
-    p.add_argument("kind", choices=["l2", "dhcp"])
+    p.add_argument("kind", choices=["l2", "dhcp", "l3"])
     p.add_argument("--host", required=True, help="the host name ports are bound to (binding:host_id)")
     p.add_argument("--netns", help="namespace that plays the host's root (an emulated host)")
     p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")

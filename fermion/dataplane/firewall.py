@@ -30,6 +30,7 @@ one ``nft -f`` transaction per apply.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -94,13 +95,13 @@ class FirewallState:
 
 
 # ------------------------------------------------------------------------------------------------ model
-@dataclass
+@dataclass(frozen=True)
 class NftSet:
-    """A named set (values all None) or map (key -> value)."""
+    """A named set (values all None) or map (key -> value). Shared between models: never mutated."""
 
     kind: str  # "set" | "map"
     spec: str  # "type ...; flags ...;"
-    elements: dict[str, str | None]
+    elements: Mapping[str, str | None]
 
 
 @dataclass
@@ -118,6 +119,15 @@ class Model:
 
     def tables(self) -> tuple[Table, Table]:
         return self.bridge, self.inet
+
+
+@dataclass(frozen=True)
+class _PortObjects:
+    """What one filtered port adds to the tables, besides its map elements."""
+
+    bridge_sets: Mapping[str, NftSet]
+    bridge_chains: Mapping[str, tuple[str, ...]]
+    inet_chains: Mapping[str, tuple[str, ...]]
 
 
 def _check_id(kind: str, value: str) -> str:
@@ -155,28 +165,34 @@ def allocate_marks(ports: Iterable[PortFilter], previous: Mapping[str, int]) -> 
     return marks
 
 
+def remote_set(group_id: str, v6: bool) -> str:
+    return f"rg-{_check_id('group', group_id)}-{'v6' if v6 else 'v4'}"
+
+
+def group_chain(group_id: str, direction: str) -> str:
+    return f"sg-{_check_id('group', group_id)}-{'in' if direction == 'ingress' else 'out'}"
+
+
 def _rule_match(rule: Rule) -> str | None:
     """The nft match of one security-group rule, or None when it can never match (family mismatch)."""
-    v6 = rule.ethertype == "IPv6"
     if rule.ethertype not in ("IPv4", "IPv6") or rule.direction not in ("ingress", "egress"):
         raise ValueError(f"bad rule {rule}")
+    v6 = rule.ethertype == "IPv6"
     family = "ip6" if v6 else "ip"
     parts = ["meta nfproto ipv6" if v6 else "meta nfproto ipv4"]
-    proto = ICMPV6 if v6 and rule.protocol == ICMP else rule.protocol
+    proto = ICMPV6 if v6 and rule.protocol == ICMP else rule.protocol  # Neutron: "icmp" on IPv6 is icmpv6
     if proto is not None:
-        if proto in (ICMP, ICMPV6) and proto == (ICMPV6 if v6 else ICMP):
+        parts.append(f"meta l4proto {proto}")
+        if proto == (ICMPV6 if v6 else ICMP):
             keyword = "icmpv6" if v6 else "icmp"
-            parts.append(f"meta l4proto {proto}")
             if rule.port_min is not None:
                 parts.append(f"{keyword} type {rule.port_min}")
                 if rule.port_max is not None:
                     parts.append(f"{keyword} code {rule.port_max}")
-        else:
-            parts.append(f"meta l4proto {proto}")
-            if proto in SRC_PORT_PROTOCOLS and (rule.port_min is not None or rule.port_max is not None):
-                low = rule.port_min if rule.port_min is not None else 0
-                high = rule.port_max if rule.port_max is not None else 65535
-                parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+        elif proto in SRC_PORT_PROTOCOLS and (rule.port_min is not None or rule.port_max is not None):
+            low = rule.port_min if rule.port_min is not None else 0
+            high = rule.port_max if rule.port_max is not None else 65535
+            parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
     side = "saddr" if rule.direction == "ingress" else "daddr"
     if rule.remote_ip_prefix:
         net = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
@@ -189,12 +205,19 @@ def _rule_match(rule: Rule) -> str | None:
     return " ".join(parts)
 
 
-def remote_set(group_id: str, v6: bool) -> str:
-    return f"rg-{_check_id('group', group_id)}-{'v6' if v6 else 'v4'}"
-
-
-def group_chain(group_id: str, direction: str) -> str:
-    return f"sg-{_check_id('group', group_id)}-{'in' if direction == 'ingress' else 'out'}"
+@functools.lru_cache(maxsize=4096)
+def _group_chains(group: Group) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+    """(ingress rules, egress rules, remote groups used) of one group's two shared chains."""
+    chains: dict[str, list[str]] = {"ingress": [], "egress": []}
+    remotes: set[str] = set()
+    for rule in group.rules:
+        match = _rule_match(rule)
+        if match is None:
+            continue
+        if rule.remote_group:
+            remotes.add(rule.remote_group)
+        chains[rule.direction].append(f"{match} accept" if rule.direction == "ingress" else f"{match} goto admit")
+    return tuple(chains["ingress"]), tuple(chains["egress"]), frozenset(remotes)
 
 
 def _address_elements(port: PortFilter, v6: bool) -> dict[str, str | None]:
@@ -220,36 +243,35 @@ def _address_elements(port: PortFilter, v6: bool) -> dict[str, str | None]:
     return out
 
 
-def _bridge_port(table: Table, port: PortFilter, mark: int) -> None:
+@functools.lru_cache(maxsize=16384)
+def _port_objects(port: PortFilter, mark: int, stateful: bool) -> _PortObjects:
     pid = _check_id("port", port.id)
     if not _DEVICE.fullmatch(port.device):
         raise ValueError(f"bad device name {port.device!r}")
     macs = {_mac(port.mac), *(_mac(m or port.mac) for _, m in port.allowed_pairs)}
-    table.sets[f"as-{pid}-mac"] = NftSet("set", "type ether_addr;", dict.fromkeys(sorted(macs)))
-    table.sets[f"as-{pid}-v4"] = NftSet("set", "type ether_addr . ipv4_addr; flags interval;",
-                                        _address_elements(port, v6=False))
-    table.sets[f"as-{pid}-v6"] = NftSet("set", "type ether_addr . ipv6_addr; flags interval;",
-                                        _address_elements(port, v6=True))
-    table.chains[f"from-{pid}"] = (
-        f"meta mark set {mark:#x}",
-        f"ether saddr != @as-{pid}-mac drop",
-        f"arp saddr ip 0.0.0.0 arp saddr ether @as-{pid}-mac return",  # ARP probe (address conflict detection)
-        f"arp saddr ether . arp saddr ip != @as-{pid}-v4 drop",
-        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
-        f"ether saddr . ip saddr != @as-{pid}-v4 drop",
-        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
-        f"ether saddr . ip6 saddr != @as-{pid}-v6 drop",
-        "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
-        "udp sport 547 udp dport 546 drop",
-        "icmpv6 type nd-router-advert drop",  # no router advertisements either
-    )
-    table.chains[f"to-{pid}"] = (f"meta mark set meta mark or {mark << 16:#x}",)
-    table.sets["from_port"].elements[f'"{port.device}"'] = f"jump from-{pid}"
-    table.sets["to_port"].elements[f'"{port.device}"'] = f"jump to-{pid}"
-
-
-def _inet_port(table: Table, port: PortFilter, mark: int, stateful: bool) -> None:
-    pid = port.id
+    bridge_sets = {
+        f"as-{pid}-mac": NftSet("set", "type ether_addr;", dict.fromkeys(sorted(macs))),
+        f"as-{pid}-v4": NftSet("set", "type ether_addr . ipv4_addr; flags interval;",
+                               _address_elements(port, v6=False)),
+        f"as-{pid}-v6": NftSet("set", "type ether_addr . ipv6_addr; flags interval;",
+                               _address_elements(port, v6=True)),
+    }
+    bridge_chains = {
+        f"from-{pid}": (
+            f"meta mark set {mark:#x}",
+            f"ether saddr != @as-{pid}-mac drop",
+            f"arp saddr ip 0.0.0.0 arp saddr ether @as-{pid}-mac return",  # ARP probe (conflict detection)
+            f"arp saddr ether . arp saddr ip != @as-{pid}-v4 drop",
+            "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
+            f"ether saddr . ip saddr != @as-{pid}-v4 drop",
+            "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
+            f"ether saddr . ip6 saddr != @as-{pid}-v6 drop",
+            "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
+            "udp sport 547 udp dport 546 drop",
+            "icmpv6 type nd-router-advert drop",  # no router advertisements either
+        ),
+        f"to-{pid}": (f"meta mark set meta mark or {mark << 16:#x}",),
+    }
     groups = sorted(set(port.groups))
     out: list[str] = []
     into: list[str] = []
@@ -264,70 +286,74 @@ def _inet_port(table: Table, port: PortFilter, mark: int, stateful: bool) -> Non
              f"icmpv6 type {ICMPV6_INGRESS_TYPES} accept"]
     out += [f"jump {group_chain(g, 'egress')}" for g in groups] + ["drop"]
     into += [f"jump {group_chain(g, 'ingress')}" for g in groups] + ["drop"]
-    table.chains[f"out-{pid}"] = tuple(out)
-    table.chains[f"in-{pid}"] = tuple(into)
-    table.sets["egress"].elements[f"{mark:#x}"] = f"jump out-{pid}"
-    table.sets["ingress"].elements[f"{mark << 16:#x}"] = f"jump in-{pid}"
+    return _PortObjects(bridge_sets, bridge_chains, {f"out-{pid}": tuple(out), f"in-{pid}": tuple(into)})
 
 
-def _empty_model() -> Model:
-    bridge = Table("bridge", {
-        "prerouting": "type filter hook prerouting priority -200; policy accept;",
-        "forward": "type filter hook forward priority -200; policy accept;",
-        "postrouting": "type filter hook postrouting priority 100; policy accept;",
-    })
-    bridge.chains.update({
-        "prerouting": ("meta mark set 0x0", "iifname vmap @from_port"),
-        "forward": ("oifname vmap @to_port",),
-        "postrouting": ("meta mark set 0x0",),
-    })
-    bridge.sets["from_port"] = NftSet("map", "type ifname : verdict;", {})
-    bridge.sets["to_port"] = NftSet("map", "type ifname : verdict;", {})
-    inet = Table("inet", {"forward": "type filter hook forward priority 0; policy accept;"})
-    inet.chains.update({
-        "forward": (f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
-        "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
-    })
-    inet.sets["egress"] = NftSet("map", "type mark : verdict;", {})
-    inet.sets["ingress"] = NftSet("map", "type mark : verdict;", {})
-    return Model(bridge, inet)
+@functools.lru_cache(maxsize=4096)
+def _remote_sets(group_id: str, members: tuple[str, ...]) -> tuple[NftSet, NftSet]:
+    addresses = [ipaddress.ip_address(a) for a in members]
+    v4 = sorted(a for a in addresses if a.version == 4)
+    v6 = sorted(a for a in addresses if a.version == 6)
+    return (NftSet("set", "type ipv4_addr;", {str(a): None for a in v4}),
+            NftSet("set", "type ipv6_addr;", {str(a): None for a in v6}))
+
+
+BRIDGE_HOOKS = {
+    "prerouting": "type filter hook prerouting priority -200; policy accept;",
+    "forward": "type filter hook forward priority -200; policy accept;",  # before br_netfilter (0)
+    "postrouting": "type filter hook postrouting priority 100; policy accept;",
+}
+INET_HOOKS = {"forward": "type filter hook forward priority 0; policy accept;"}
 
 
 def render(state: FirewallState, marks: Mapping[str, int]) -> Model:
-    """The complete content of our two tables for this state (pure)."""
-    model = _empty_model()
+    """The complete content of our two tables for this state. Pure; the pieces are memoized on their
+    (immutable) inputs, so rendering after a small change costs little more than the change."""
     groups = {g.id: g for g in state.groups}
+    bridge = Table("bridge", dict(BRIDGE_HOOKS), {
+        "prerouting": ("meta mark set 0x0", "iifname vmap @from_port"),
+        "forward": ("oifname vmap @to_port",),
+        "postrouting": ("meta mark set 0x0",),  # the mark never leaves the bridge (vxlan routing, qdiscs)
+    })
+    inet = Table("inet", dict(INET_HOOKS), {
+        "forward": (f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
+        "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
+    })
+    from_port: dict[str, str | None] = {}
+    to_port: dict[str, str | None] = {}
+    egress: dict[str, str | None] = {}
+    ingress: dict[str, str | None] = {}
     used_groups: set[str] = set()
     for port in state.ports:
         if not port.port_security:
             continue
         mark = marks[port.id]
-        known = [groups[g] for g in port.groups if g in groups]
-        stateful = all(g.stateful for g in known)  # Neutron refuses to mix stateful and stateless groups
-        _bridge_port(model.bridge, port, mark)
-        _inet_port(model.inet, port, mark, stateful)
+        # Neutron refuses to mix stateful and stateless groups on one port
+        stateful = all(groups[g].stateful for g in port.groups if g in groups)
+        objects = _port_objects(port, mark, stateful)
+        bridge.sets.update(objects.bridge_sets)
+        bridge.chains.update(objects.bridge_chains)
+        inet.chains.update(objects.inet_chains)
+        from_port[f'"{port.device}"'] = f"jump from-{port.id}"
+        to_port[f'"{port.device}"'] = f"jump to-{port.id}"
+        egress[f"{mark:#x}"] = f"jump out-{port.id}"
+        ingress[f"{mark << 16:#x}"] = f"jump in-{port.id}"
         used_groups.update(port.groups)
+    bridge.sets["from_port"] = NftSet("map", "type ifname : verdict;", from_port)
+    bridge.sets["to_port"] = NftSet("map", "type ifname : verdict;", to_port)
+    inet.sets["egress"] = NftSet("map", "type mark : verdict;", egress)
+    inet.sets["ingress"] = NftSet("map", "type mark : verdict;", ingress)
     remotes: set[str] = set()
     for gid in sorted(used_groups):
-        group = groups.get(gid, Group(gid, True, ()))
-        chains: dict[str, list[str]] = {"ingress": [], "egress": []}
-        for rule in group.rules:
-            match = _rule_match(rule)
-            if match is None:
-                continue
-            if rule.remote_group:
-                remotes.add(rule.remote_group)
-            verdict = "accept" if rule.direction == "ingress" else "goto admit"
-            chains[rule.direction].append(f"{match} {verdict}")
-        for direction, rules in chains.items():
-            model.inet.chains[group_chain(gid, direction)] = tuple(rules)
+        into, out, used = _group_chains(groups.get(gid, Group(gid, True, ())))
+        inet.chains[group_chain(gid, "ingress")] = into
+        inet.chains[group_chain(gid, "egress")] = out
+        remotes |= used
     for gid in sorted(remotes):
-        addresses = [ipaddress.ip_address(a) for a in state.members.get(gid, ())]
-        for v6, spec in ((False, "type ipv4_addr;"), (True, "type ipv6_addr;")):
-            family = sorted(a for a in addresses if (a.version == 6) == v6)
-            elements: dict[str, str | None] = {str(a): None for a in family}
-            model.inet.sets[remote_set(gid, v6)] = NftSet("set", spec, elements)
-    return model
+        v4, v6 = _remote_sets(gid, tuple(state.members.get(gid, ())))
+        inet.sets[remote_set(gid, False)] = v4
+        inet.sets[remote_set(gid, True)] = v6
+    return Model(bridge, inet)
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -368,6 +394,8 @@ def diff(old: Model, new: Model) -> list[str] | None:
             return None
         for name, s in n.sets.items():
             before = o.sets.get(name)
+            if before is s:
+                continue
             if before is None:
                 heads.append(f"add {s.kind} {ref} {name} {{ {s.spec} }}")
                 before = NftSet(s.kind, s.spec, {})

@@ -390,7 +390,7 @@ class RouterManager:
                     proc.wait()
                 if proc.poll() is None:
                     pending.append((started, proc))
-                elif proc.returncode not in (0, 1):
+                elif proc.returncode > 1:  # 1: nobody answered (normal); < 0: killed with its namespace
                     LOG.warning("gratuitous ARP %s exited with %s", proc.args, proc.returncode)
             self._garps = pending
 
@@ -405,10 +405,17 @@ class RouterManager:
 
     # ------------------------------------------------------------------------------------------ the rest
     def remove(self, router_id: str) -> None:
-        """Delete the namespace (and so every veth in it, whose tap ends go with them)."""
+        """Delete the router's devices (their tap ends go with them), then the namespace. The devices go
+        first because the kernel dismantles a deleted namespace asynchronously: the taps would linger."""
         ns = self.namespace(router_id)
         self._forget(router_id)
         if netns.exists(ns):
+            try:
+                with IPRoute(netns=ns) as ipr:
+                    for name in _devices(ipr):
+                        veth.delete(ns, name)
+            except NetlinkError as err:
+                raise DataplaneError(f"removing router {router_id} from {ns}: {err}") from err
             netns.delete(ns)
             if netns.exists(ns):
                 raise DataplaneError(f"namespace {ns} is still there after deleting it")

@@ -75,6 +75,32 @@ class Api:
     def agents(self) -> list[dict[str, Any]]:
         return self._ok(self.http.get("/v2.0/agents"))["agents"]
 
+    def post(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        member = collection[:-1]
+        return self._ok(self.http.post(f"/v2.0/{collection}", json={member: body}))[member]
+
+
+def ensure_external_network(state: LabState, api: Api) -> dict[str, Any]:
+    """The Neutron side of the lab's external wire: a flat external network "public" with its subnet."""
+    from fermion.lab.topology import EXTERNAL_CIDR, EXTERNAL_GATEWAY, EXTERNAL_POOL
+
+    if state.external_network_id:
+        resp = api.http.get(f"/v2.0/networks/{state.external_network_id}")
+        if resp.status_code == 200:
+            return resp.json()["network"]
+    found = api._ok(api.http.get("/v2.0/networks", params={"name": "public", "router:external": "true"}))
+    if found["networks"]:
+        net = found["networks"][0]
+    else:
+        net = api.post("networks", {"name": "public", "router:external": True, "shared": False,
+                                    "provider:network_type": "flat",
+                                    "provider:physical_network": state.external_physnet})
+        api.post("subnets", {"network_id": net["id"], "name": "public-subnet", "ip_version": 4,
+                             "cidr": EXTERNAL_CIDR, "gateway_ip": EXTERNAL_GATEWAY, "enable_dhcp": False,
+                             "allocation_pools": [{"start": EXTERNAL_POOL[0], "end": EXTERNAL_POOL[1]}]})
+    state.external_network_id = net["id"]
+    return net
+
 
 def boot(state: LabState, api: Api, state_dir: Path, network: str, host: str, name: str,
          dhcp_timeout: float = 20.0) -> LabInstance:
@@ -126,11 +152,17 @@ def address(ns: str) -> str | None:
 
 
 def ping(state: LabState, src: str, dst: str, count: int = 3) -> subprocess.CompletedProcess[str]:
-    a = _instance(state, src)
-    target = state.instances[dst].ip if dst in state.instances else dst
+    """src: an instance or "external" (the lab's internet); dst: an instance, "external" or an address."""
+    from fermion.lab.topology import EXTERNAL_GATEWAY
+
+    source = namespace_of(state, src)
+    if dst == "external":
+        target: str | None = EXTERNAL_GATEWAY
+    else:
+        target = state.instances[dst].ip if dst in state.instances else dst
     if not target:
         raise LabError(f"{dst} has no address")
-    return subprocess.run(["ip", "netns", "exec", a.netns, "ping", "-c", str(count), "-i", "0.2", "-W", "1", target],
+    return subprocess.run(["ip", "netns", "exec", source, "ping", "-c", str(count), "-i", "0.2", "-W", "1", target],
                           capture_output=True, text=True, timeout=count + 10, check=False)
 
 
@@ -150,6 +182,14 @@ def wait_port_status(api: Api, port_id: str, status: str, timeout: float = 15.0)
         if time.monotonic() > deadline:
             raise LabError(f"port {port_id} is {port and port['status']}, not {status}, after {timeout:.0f}s")
         time.sleep(0.1)
+
+
+def namespace_of(state: LabState, name: str) -> str:
+    if name == "external":
+        if not state.external:
+            raise LabError("this lab has no external namespace (run `fermion lab up` again)")
+        return state.external
+    return _instance(state, name).netns
 
 
 def _instance(state: LabState, name: str) -> LabInstance:

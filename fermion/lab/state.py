@@ -43,6 +43,13 @@ class LabState:
     underlay: str = ""
     physical_interface: str = "eth1"
     physnet: str = "physnet1"
+    external_interface: str = "eth2"  # the external network's wire, shared with the "external" namespace
+    external_physnet: str = "external"
+    external: str = ""  # the namespace that plays the internet
+    external_network_id: str = ""
+
+    def mappings(self) -> dict[str, str]:
+        return {self.physnet: self.physical_interface, self.external_physnet: self.external_interface}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Emulated hosts: one namespace per host on a shared underlay (198.18.0.0/24, a bridge in its own
-namespace) plus a provider wire for flat networks (physnet1 on each host's eth1). Nothing touches the
-root namespace."""
+namespace), a provider wire for flat networks (physnet1 on each host's eth1), and the external network's
+wire (physnet "external" on each host's eth2) shared with an "external" namespace that plays the internet
+(198.19.0.1/24). Nothing touches the root namespace."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from fermion.dataplane import netns
 from fermion.lab.state import LabHost, LabState
 
 UNDERLAY = "198.18.0.{}/24"
+EXTERNAL_CIDR = "198.19.0.0/24"
+EXTERNAL_GATEWAY = "198.19.0.1"
+EXTERNAL_POOL = ("198.19.0.10", "198.19.0.250")
 
 
 def build(state: LabState, hosts: list[str], dhcp_host: str) -> None:
     ul = f"{state.prefix}-underlay"
     state.underlay = ul
     netns.create(ul)
-    for bridge in ("br-ul", "br-phys"):
+    for bridge in ("br-ul", "br-phys", "br-ext"):
         netns.run(["ip", "-n", ul, "link", "add", bridge, "type", "bridge"], check=False)
         netns.run(["ip", "-n", ul, "link", "set", bridge, "up"])
     netns.run(["ip", "netns", "exec", ul, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0",
@@ -33,9 +37,20 @@ def build(state: LabState, hosts: list[str], dhcp_host: str) -> None:
         netns.create(ns)
         _wire(ns, "ul0", ul, f"ul-{name}", "br-ul")
         _wire(ns, state.physical_interface, ul, f"pv-{name}", "br-phys")
+        _wire(ns, state.external_interface, ul, f"ex-{name}", "br-ext")
         netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
         state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name == dhcp_host)
         taken.add(ip.split("/")[0])
+
+
+def build_external(state: LabState) -> str:
+    """The namespace that plays the internet, on the external network's wire."""
+    ns = f"{state.prefix}-external"
+    netns.create(ns)
+    _wire(ns, "eth0", state.underlay, "ex-internet", "br-ext")
+    netns.run(["ip", "-n", ns, "addr", "replace", f"{EXTERNAL_GATEWAY}/24", "dev", "eth0"])
+    state.external = ns
+    return ns
 
 
 def _wire(ns: str, inner: str, ul: str, outer: str, bridge: str) -> None:

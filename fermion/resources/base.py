@@ -74,6 +74,11 @@ class Resource:
         return self.by_name[name]
 
     @property
+    def path(self) -> str:
+        """The URL segment: the collection with hyphens (security_groups -> security-groups)."""
+        return self.collection.replace("_", "-")
+
+    @property
     def filter_keys(self) -> frozenset[str]:
         return frozenset(a.name for a in self.attributes if a.filter)
 

@@ -130,7 +130,7 @@ def openapi_document() -> dict[str, Any]:
                   "409": {"description": "Conflict"}}
         filters = [{"name": a.name, "in": "query", "required": False, "schema": {"type": "string"}}
                    for a in res.attributes if a.filter]
-        paths[f"/v2.0/{res.collection}"] = {
+        paths[f"/v2.0/{res.path}"] = {
             "get": {"operationId": f"list_{res.collection}", "parameters": filters,
                     "responses": {"200": ok, **errors}},
             "post": {"operationId": f"create_{res.member}",
@@ -139,7 +139,7 @@ def openapi_document() -> dict[str, Any]:
                      "responses": {"201": {"description": "Created"}, **errors}},
         }
         member_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
-        paths[f"/v2.0/{res.collection}/{{id}}"] = {
+        paths[f"/v2.0/{res.path}/{{id}}"] = {
             "get": {"operationId": f"show_{res.member}", "parameters": member_param,
                     "responses": {"200": ok, **errors}},
             "put": {"operationId": f"update_{res.member}", "parameters": member_param,

@@ -37,7 +37,7 @@ PORT = Resource(
         Attribute("allowed_address_pairs", v.list_of(_pair, max_items=10), default=[], post=True, put=True,
                   filter=False, extension="allowed-address-pairs",
                   schema={"type": "array", "items": {"type": "object"}}),
-        Attribute("security_groups", v.list_of(v.uuid_str, max_items=100, unique=True), default=[],
+        Attribute("security_groups", v.list_of(v.uuid_str, max_items=100, unique=True), default=AUTO,
                   post=True, put=True, schema={"type": "array", "items": {"type": "string"}}),
         Attribute("binding:host_id", v.string(255), default="", post=True, put=True, policy=ADMIN_ONLY,
                   read_policy=ADMIN_ONLY, extension="binding"),

@@ -22,6 +22,25 @@ def _port(value: object) -> object:
     return v.nullable(v.integer(0, 65535))(value)
 
 
+def _ethertype(value: object) -> str:
+    """IPv4 or IPv6, in any letter case (as Neutron accepts them)."""
+    if isinstance(value, str):
+        for known in ETHERTYPES:
+            if known.lower() == value.lower():
+                return known
+    raise v.InvalidValue(f"'{value}' is not in {list(ETHERTYPES)}")
+
+
+def _ip_prefix(value: object) -> object:
+    """A CIDR as given; a bare address means the host itself (/32 or /128), as in Neutron."""
+    if value is None:
+        return None
+    if isinstance(value, str) and "/" not in value:
+        addr = v.ip_address(value)
+        return f"{addr}/{128 if ':' in addr else 32}"
+    return v.cidr(value)
+
+
 SECURITY_GROUP = Resource(
     member="security_group",
     collection="security_groups",
@@ -45,7 +64,7 @@ SECURITY_GROUP_RULE = Resource(
         Attribute("security_group_id", v.uuid_str, post=True, sort=True, schema=_uuid),
         Attribute("direction", v.one_of(*DIRECTIONS), post=True, sort=True,
                   schema={"type": "string", "enum": list(DIRECTIONS)}),
-        Attribute("ethertype", v.one_of(*ETHERTYPES), default="IPv4", post=True, sort=True,
+        Attribute("ethertype", _ethertype, default="IPv4", post=True, sort=True,
                   schema={"type": "string", "enum": list(ETHERTYPES)}),
         Attribute("protocol", _protocol, default=None, post=True, sort=True,
                   filter_convert=v.string(40), schema={"type": ["string", "integer", "null"]}),
@@ -53,7 +72,7 @@ SECURITY_GROUP_RULE = Resource(
                   filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
         Attribute("port_range_max", _port, default=None, post=True, sort=True,
                   filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
-        Attribute("remote_ip_prefix", v.nullable(v.cidr), default=None, post=True, sort=True,
+        Attribute("remote_ip_prefix", _ip_prefix, default=None, post=True, sort=True,
                   filter_convert=v.cidr, schema={"type": ["string", "null"]}),
         Attribute("remote_group_id", v.nullable_uuid, default=None, post=True, sort=True,
                   filter_convert=v.uuid_str, schema=_nullable_uuid),

@@ -8,6 +8,7 @@ from pathlib import Path
 from fermion.agent.dhcp.agent import DhcpAgent
 from fermion.agent.l2.agent import LinuxBridgeAgent
 from fermion.agent.l2.reconciler import L2Config
+from fermion.agent.l3.agent import L3Agent
 from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
 from fermion.rpc.transport import Transport
@@ -35,6 +36,11 @@ def dhcp_agent(settings: cfg.Settings, transport: Transport, host: str, netns: s
     driver = DhcpAgent(host, state_dir or cfg.state_dir(), netns)
     a = settings.agents
     return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval)
+
+
+def l3_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None) -> AgentRuntime:
+    a = settings.agents
+    return AgentRuntime(host, L3Agent(host, netns), transport, a.report_interval, a.resync_interval)
 
 
 def parse_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -14,17 +14,17 @@ from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
 from fermion.lab.state import LabHost, LabState
 from fermion.rpc.transport import Transport
-from fermion.runtime.agents import dhcp_agent, l2_agent
+from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent
 
 LOG = logging.getLogger(__name__)
 
 
 def build_agents(settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
                  state_dir: Path) -> list[AgentRuntime]:
-    agents = [l2_agent(settings, transport, host.name, host.netns, host.underlay_ip,
-                       {state.physnet: state.physical_interface})]
-    if host.dhcp:
+    agents = [l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings())]
+    if host.dhcp:  # the network node: DHCP and routers
         agents.append(dhcp_agent(settings, transport, host.name, host.netns, state_dir))
+        agents.append(l3_agent(settings, transport, host.name, host.netns))
     return agents
 
 
@@ -82,10 +82,12 @@ def spawn_agents(state: LabState, host: LabHost, log_dir: Path, env: dict[str, s
     namespace from outside (--netns)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "fermion.cli.main", "agent"]
+    mappings = ",".join(f"{k}:{v}" for k, v in state.mappings().items())
     commands = [[*base, "l2", "--host", host.name, "--netns", host.netns, "--local-ip", host.underlay_ip,
-                 "--physical-interface-mappings", f"{state.physnet}:{state.physical_interface}"]]
+                 "--physical-interface-mappings", mappings]]
     if host.dhcp:
         commands.append([*base, "dhcp", "--host", host.name, "--netns", host.netns])
+        commands.append([*base, "l3", "--host", host.name, "--netns", host.netns])
     pids = []
     for argv in commands:
         log = open(log_dir / f"{argv[4]}-{host.name}.log", "ab")  # noqa: SIM115 - handed to the child

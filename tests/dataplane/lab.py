@@ -73,7 +73,7 @@ class Lab:
 
     def wait_agents(self, timeout: float = 30) -> None:
         wanted = {(h, "Linux bridge agent") for h in self.state.hosts} | {
-            (h.name, "DHCP agent") for h in self.state.hosts.values() if h.dhcp}
+            (h.name, kind) for h in self.state.hosts.values() if h.dhcp for kind in ("DHCP agent", "L3 agent")}
         self.wait(lambda: wanted <= {(a["host"], a["agent_type"]) for a in self.api.agents() if a["alive"]},
                   timeout, "agents to report")
 
@@ -85,6 +85,7 @@ def built_lab(endpoint: str, state_dir: Path, mode: str) -> Iterator[Lab]:
     state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
     try:
         topology.build(state, HOSTS, "network1")
+        topology.build_external(state)
         state.save(state_path(state_dir))
         yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)
     finally:
