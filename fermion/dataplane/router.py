@@ -81,7 +81,7 @@ class Observed:
     namespace: str
     devices: Mapping[str, Device]  # the router's qr-/qg- devices
     routes: Mapping[str, tuple[str, ...]]  # our routes: destination -> nexthops
-    forwarding: bool  # IPv4 and IPv6 forwarding both on
+    forwarding: bool  # IPv4 and IPv6 forwarding (and promote_secondaries) on
     nat_digest: str | None  # the digest in our NAT table's comment; None: no table
 
 
@@ -275,8 +275,10 @@ class RouterManager:
 
     # ------------------------------------------------------------------------------------------ ensure
     def ensure(self, router: Router) -> list[str]:
-        """Make the kernel match router. Returns what changed. Route failures (e.g. an unreachable nexthop)
-        do not stop the rest: they are raised together at the end, as is any other failure."""
+        """Make the kernel match router; returns what changed (empty: nothing). Raises DataplaneError.
+        Route failures (e.g. an unreachable nexthop) do not stop the rest: NAT and gratuitous ARPs are still
+        applied, then the route errors are raised together. Any other failure raises at once; calling
+        ensure() again continues from whatever the kernel then holds."""
         self._reap()
         ns = self.namespace(router.id)
         changes: list[str] = []

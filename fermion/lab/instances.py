@@ -76,7 +76,7 @@ class Api:
         return self._ok(self.http.get("/v2.0/agents"))["agents"]
 
     def post(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
-        member = collection[:-1]
+        member = collection[:-1].replace("-", "_")
         return self._ok(self.http.post(f"/v2.0/{collection}", json={member: body}))[member]
 
 

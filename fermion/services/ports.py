@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -24,10 +24,15 @@ from fermion.services.agents import AgentService
 from fermion.services.networks import _count_by_project
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
+from fermion.services.security_group_rules import emit_group_hints
+from fermion.services.security_groups import ensure_default_group, usable_groups
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
 SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip")
+SG_NEEDS_PORT_SECURITY = ("Port security must be enabled and port must have an IP address in order to use "
+                          "security groups.")
+MEMBER_ADDRESSES = frozenset({"fixed_ips", "allowed_address_pairs", "mac_address"})
 
 
 def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
@@ -139,7 +144,9 @@ class PortService:
             if row["allowed_address_pairs"] and not row["port_security_enabled"]:
                 raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
                                "port.", type="AddressPairAndPortSecurityRequired")
+            groups = self._groups_on_create(conn, row, item.get("security_groups", AUTO))
             self._insert_with_mac(conn, row, item["mac_address"])
+            self._bind_groups(conn, row["id"], groups)
             subnets = self._subnets(conn, net["id"])
             fixed = item["fixed_ips"]
             if fixed is AUTO:
@@ -152,6 +159,50 @@ class PortService:
         for project, count in _count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
+
+    # ---------------------------------------------------------------- security groups
+    def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any) -> list[str]:
+        """The groups a new port joins: the project's default group unless it names others (or none); none
+        without port security, and none for network:* ports (DHCP, routers), as in Neutron."""
+        if wanted is not AUTO and wanted and not port["port_security_enabled"]:
+            raise BadRequest(SG_NEEDS_PORT_SECURITY, type="PortSecurityAndIPRequiredForSecurityGroups")
+        if port["device_owner"].startswith("network:"):
+            return []
+        if wanted is AUTO:
+            if not port["port_security_enabled"]:
+                return []
+            return [ensure_default_group(conn, port["project_id"], self.quotas)]
+        return usable_groups(conn, wanted, port["project_id"]) if wanted else []
+
+    def _groups_on_update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
+                          pse: bool) -> set[str]:
+        """Apply a change of the port's groups; return the groups whose members changed."""
+        before = set(orig["security_groups"])
+        moved = bool(MEMBER_ADDRESSES & set(changes))  # a member's addresses change its groups' member sets
+        if "security_groups" not in changes:
+            if before and not pse:
+                raise Conflict("Port has security group associated. Cannot disable port security or IP address "
+                               "until security group is removed.", type="PortSecurityPortHasSecurityGroup")
+            return before if moved else set()
+        wanted = changes["security_groups"]
+        if wanted and not pse:
+            raise BadRequest(SG_NEEDS_PORT_SECURITY, type="PortSecurityAndIPRequiredForSecurityGroups")
+        owner = changes.get("device_owner", orig["device_owner"])
+        after: set[str] = set()
+        if wanted and not owner.startswith("network:"):
+            after = set(usable_groups(conn, wanted, orig["project_id"]))
+        if after == before:
+            return before if moved else set()
+        conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == orig["id"]))
+        self._bind_groups(conn, orig["id"], sorted(after))
+        return before | after
+
+    @staticmethod
+    def _bind_groups(conn: Connection, port_id: str, groups: list[str]) -> None:
+        if groups:
+            conn.execute(insert(m.port_security_groups),
+                         [{"port_id": port_id, "security_group_id": g} for g in groups])
+            emit_group_hints(conn, groups)
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
         pairs = row["allowed_address_pairs"]
@@ -233,8 +284,9 @@ class PortService:
         if "allowed_address_pairs" in changes:
             mac = changes.get("mac_address", orig["mac_address"])
             changes["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", mac)} for p in pairs]
+        hinted = self._groups_on_update(conn, orig, changes, pse)
         for key, val in changes.items():
-            if key == "fixed_ips":
+            if key in ("fixed_ips", "security_groups"):
                 continue
             if key == "mac_address" and val != orig["mac_address"]:
                 if orig["binding:vif_type"] not in ("unbound", "binding_failed"):
@@ -258,6 +310,7 @@ class PortService:
             if host != orig["binding:host_id"]:
                 values["status"] = "DOWN"
         common.bump(conn, m.ports, pid, values, expect_revision)
+        emit_group_hints(conn, hinted)
         rev = orig["revision_number"] + 1
         common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
         if orig["binding:host_id"] and host != orig["binding:host_id"]:
@@ -317,8 +370,10 @@ class PortService:
         for router_id in disassociate_floating_ips(conn, pid):
             common.emit(conn, Hint("router", router_id, 0))
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
+        conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == pid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
         conn.execute(delete(m.ports).where(m.ports.c.id == pid))
         self.quotas.release(conn, orig["project_id"], "port")
+        emit_group_hints(conn, orig["security_groups"])
         common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],
                                orig["binding:host_id"] or None))

@@ -1,31 +1,180 @@
-"""SecurityGroupService (being written)."""
+"""Security groups, and each project's default group (created on first use, race-free)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, insert, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
-from fermion.errors import BadRequest
+from fermion.db.engine import Database
+from fermion.db.writes import insert_if_absent
+from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
+from fermion.rpc.contracts import Hint
+from fermion.services import common
+from fermion.services.networks import _count_by_project
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.security_group_rules import (
+    SecurityGroupRuleCollection,
+    group_rules,
+    insert_rules,
+    release_rules,
+    touch_groups,
+)
+
+DEFAULT_NAME = "default"
+DEFAULT_DESCRIPTION = "Default security group"
+
+
+class SecurityGroupCollection(Collection):
+    def __init__(self) -> None:
+        super().__init__(SECURITY_GROUP, m.securitygroups)
+        self.rules = SecurityGroupRuleCollection()
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        rules = self.rules.of_groups(conn, [i["id"] for i in items]) if items else {}
+        for item in items:
+            item["shared"] = False  # no RBAC sharing of groups yet
+            item["security_group_rules"] = rules.get(item["id"], [])
+
+
+def default_group_id(conn: Connection, project_id: str) -> str | None:
+    d = m.default_security_groups.c
+    found: str | None = conn.execute(select(d.security_group_id).where(d.project_id == project_id)).scalar()
+    return found
+
+
+def _count_unlimited(conn: Connection, quotas: QuotaService, project_id: str, resource: str, count: int) -> None:
+    """Count rows in the project's usage without enforcing its limit (the default group is not refused)."""
+    quotas.release(conn, project_id, resource, -count)
+
+
+def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService) -> str:
+    """The project's default group, created with Neutron's four rules if it has none yet.
+
+    Race-free: the default_security_groups primary key admits one group per project; a creator that loses
+    the insert drops its own group and uses the winner's.
+    """
+    found = default_group_id(conn, project_id)
+    if found is not None:
+        return found
+    row = common.standard_row({"project_id": project_id, "name": DEFAULT_NAME, "description": DEFAULT_DESCRIPTION})
+    row["stateful"] = True
+    conn.execute(insert(m.securitygroups).values(**row))
+    if not insert_if_absent(conn, m.default_security_groups,
+                            {"project_id": project_id, "security_group_id": row["id"]}):
+        conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == row["id"]))
+        winner = default_group_id(conn, project_id)
+        assert winner is not None
+        return winner
+    rules = group_rules(project_id, row["id"], default=True)
+    insert_rules(conn, rules)
+    _count_unlimited(conn, quotas, project_id, "security_group", 1)
+    _count_unlimited(conn, quotas, project_id, "security_group_rule", len(rules))
+    return str(row["id"])
+
+
+def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> list[str]:
+    """The groups a port of the project may join: they must exist and belong to the project."""
+    g = m.securitygroups.c
+    wanted = sorted(set(group_ids))
+    found = {gid for gid, owner in conn.execute(select(g.id, g.project_id).where(g.id.in_(wanted)))
+             if owner == project_id}
+    missing = [gid for gid in wanted if gid not in found]
+    if missing:
+        raise NotFound(f"Security group {', '.join(missing)} does not exist", type="SecurityGroupNotFound")
+    return wanted
+
+
+def in_use(conn: Connection, group_id: str) -> bool:
+    b = m.port_security_groups.c
+    return conn.execute(select(b.port_id).where(b.security_group_id == group_id).limit(1)).first() is not None
+
+
+def _check_name(name: str) -> None:
+    if name.lower() == DEFAULT_NAME:
+        raise Conflict("Default security group already exists.", type="SecurityGroupDefaultAlreadyExists")
 
 
 class SecurityGroupService:
     def __init__(self, quotas: QuotaService) -> None:
-        self.collection = Collection(SECURITY_GROUP, m.securitygroups)
+        self.collection = SecurityGroupCollection()
         self.quotas = quotas
 
-    def create(self, conn: Connection, items: list[dict[str, Any]], ctx: Context | None = None) -> list[dict[str, Any]]:
-        raise BadRequest("not implemented yet")
+    def before_list(self, db: Database, ctx: Context) -> None:
+        """Listing groups creates the caller's default group on first use (only the caller's, as Neutron
+        does for an admin too)."""
+        project = ctx.project_id
+        if not project:
+            return
+        with db.read() as conn:
+            if default_group_id(conn, project) is not None:
+                return
+        db.write(lambda conn: ensure_default_group(conn, project, self.quotas))
+
+    def create(self, conn: Connection, items: list[dict[str, Any]],
+               ctx: Context | None = None) -> list[dict[str, Any]]:
+        """Insert the groups with their egress rules; return the inserted rows."""
+        rows = []
+        n_rules: dict[str, int] = defaultdict(int)
+        for item in items:
+            _check_name(item["name"])
+            ensure_default_group(conn, item["project_id"], self.quotas)
+            row = common.standard_row(item)
+            row["stateful"] = item["stateful"]
+            conn.execute(insert(m.securitygroups).values(**row))
+            rules = group_rules(row["project_id"], row["id"], default=False)
+            insert_rules(conn, rules)
+            n_rules[row["project_id"]] += len(rules)
+            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+        for project, count in _count_by_project(items).items():
+            self.quotas.charge(conn, project, "security_group", count)
+            self.quotas.charge(conn, project, "security_group_rule", n_rules[project])
+        return rows
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        gid = orig["id"]
+        if "name" in changes:
+            _check_name(changes["name"])
+            if orig["name"] == DEFAULT_NAME:
+                raise Conflict("Updating default security group not allowed.",
+                               type="SecurityGroupCannotUpdateDefault")
+        stateful_changed = "stateful" in changes and changes["stateful"] != orig["stateful"]
+        if stateful_changed and in_use(conn, gid):
+            raise Conflict(f"Security Group {gid} in use.", type="SecurityGroupInUse")
+        common.bump(conn, m.securitygroups, gid, changes, expect_revision)
+        if stateful_changed:
+            common.emit(conn, Hint("security_group", gid, orig["revision_number"] + 1, None, None))
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
-        raise BadRequest("not implemented yet")
+        gid = orig["id"]
+        if expect_revision is not None:
+            common.bump(conn, m.securitygroups, gid, {}, expect_revision)
+        if in_use(conn, gid):
+            raise Conflict(f"Security Group {gid} in use.", type="SecurityGroupInUse")
+        if orig["name"] == DEFAULT_NAME and not (ctx is not None and ctx.is_admin):
+            raise Conflict("Insufficient rights for removing default security group.",
+                           type="SecurityGroupCannotRemoveDefault")
+        r = m.securitygrouprules.c
+        # its own rules, and other groups' rules that name it as their remote group
+        theirs = or_(r.security_group_id == gid, r.remote_group_id == gid)
+        doomed = conn.execute(select(r.id, r.project_id, r.security_group_id).where(theirs)).all()
+        conn.execute(delete(m.securitygrouprules).where(theirs))
+        release_rules(conn, self.quotas, [(d.id, d.project_id) for d in doomed])
+        touch_groups(conn, _others(doomed, gid))
+        conn.execute(delete(m.default_security_groups).where(m.default_security_groups.c.security_group_id == gid))
+        conn.execute(delete(m.tags).where(m.tags.c.resource_id == gid))
+        conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == gid))
+        self.quotas.release(conn, orig["project_id"], "security_group")
+
+
+def _others(rules: Iterable[Any], group_id: str) -> set[str]:
+    return {r.security_group_id for r in rules if r.security_group_id != group_id}

@@ -4,8 +4,10 @@ removed afterwards, even on failure. Embedded mode runs the server and agents in
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,3 +111,60 @@ def loss_of(output: str) -> tuple[int, int]:
             parts = line.split(",")
             return int(parts[0].split()[0]), int(parts[1].split()[0])
     raise AssertionError(f"no ping summary in {output!r}")
+
+
+LISTENER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+print('ready', flush=True)
+while True:
+    c, peer = s.accept()
+    print(peer[0], flush=True)
+    c.sendall(b'hello')
+    c.close()
+"""
+
+CONNECT = """
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+    print(c.recv(16).decode())
+except OSError as err:
+    print('failed', err)
+    sys.exit(1)
+"""
+
+
+@contextmanager
+def tcp_listener(ns: str, port: int, bind: str = "0.0.0.0") -> Iterator[subprocess.Popen[str]]:
+    """A TCP server in a namespace that prints each peer's address (read with peers())."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER, bind, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def next_peer(proc: subprocess.Popen[str], timeout: float = 5.0) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "no connection reached the listener"
+    return proc.stdout.readline().strip()
+
+
+def tcp_connects(ns: str, ip: str, port: int, timeout: float = 2.0) -> bool:
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", CONNECT, ip, str(port), str(timeout)],
+                          capture_output=True, text=True, timeout=timeout + 10, check=False)
+    return proc.returncode == 0 and "hello" in proc.stdout
+
+
+def ping_ns(ns: str, target: str, count: int = 2, wait: float = 1.0) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.2", "-W", str(wait),
+                           target], capture_output=True, timeout=count * wait + 10, check=False).returncode == 0

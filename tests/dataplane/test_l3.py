@@ -1,0 +1,76 @@
+"""Routers, SNAT and floating IPs with real packets, in embedded mode: instances on emulated hosts, the
+router on the network node, and the lab's "external" namespace playing the internet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fermion.lab import instances
+from fermion.lab.topology import EXTERNAL_GATEWAY
+from tests.dataplane.lab import Lab, next_peer, ping_ns, tcp_connects, tcp_listener
+
+
+def put(lab: Lab, path: str, body: dict[str, Any]) -> Any:
+    return lab.api._ok(lab.api.http.put(path, json=body))
+
+
+def routed_pair(lab: Lab) -> dict[str, Any]:
+    """Two subnets behind one router with a gateway; vm1 on compute1 (net1), vm2 on compute2 (net2)."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net1 = lab.network("net1", "10.1.0.0/24")
+    net2 = lab.network("net2", "10.2.0.0/24")
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    for net in (net1, net2):
+        put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    # the default group lets members reach each other; the outside needs rules (added per test)
+    vm1 = lab.boot("net1", "compute1", "vm1")
+    vm2 = lab.boot("net2", "compute2", "vm2")
+    router = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router['id']}"))["router"]
+    return {"ext": ext, "router": router, "vm1": vm1, "vm2": vm2}
+
+
+def subnet_of(lab: Lab, network_id: str) -> str:
+    subnets = lab.api._ok(lab.api.http.get("/v2.0/subnets", params={"network_id": network_id}))["subnets"]
+    return str(subnets[0]["id"])
+
+
+def allow_from_anywhere(lab: Lab, protocol: str, port: int | None = None) -> dict[str, Any]:
+    groups = lab.api._ok(lab.api.http.get("/v2.0/security-groups", params={"name": "default"}))
+    sg = groups["security_groups"][0]
+    body: dict[str, Any] = {"security_group_id": sg["id"], "direction": "ingress", "protocol": protocol,
+                            "remote_ip_prefix": "0.0.0.0/0"}
+    if port is not None:
+        body.update(port_range_min=port, port_range_max=port)
+    return lab.api.post("security-group-rules", body)
+
+
+def test_routing_snat_and_floating_ip(lab: Lab) -> None:
+    t = routed_pair(lab)
+    vm1, vm2 = t["vm1"], t["vm2"]
+    lab.wait(lambda: lab.ping("vm1", "vm2"), 20, "vm1 to reach vm2 through the router")
+    assert lab.ping("vm2", "vm1")
+
+    gateway_ip = t["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    ext_ns = lab.state.external
+    with tcp_listener(ext_ns, 8080) as listener:
+        lab.wait(lambda: tcp_connects(vm1.netns, EXTERNAL_GATEWAY, 8080), 20, "vm1 to reach the internet")
+        assert next_peer(listener) == gateway_ip  # SNAT: the outside sees the router's address
+    assert not ping_ns(ext_ns, vm1.ip or "", count=1)  # tenant addresses are not routed from outside
+
+    allow_from_anywhere(lab, "icmp")
+    allow_from_anywhere(lab, "tcp", 22)
+    fip = lab.api.post("floatingips", {"floating_network_id": t["ext"]["id"], "port_id": vm1.port_id})
+    address = fip["floating_ip_address"]
+    lab.wait(lambda: ping_ns(ext_ns, address, count=1), 10, "the floating IP to answer")
+    with tcp_listener(vm1.netns, 22) as listener:
+        assert tcp_connects(ext_ns, address, 22)
+        assert next_peer(listener) == EXTERNAL_GATEWAY  # DNAT keeps the client's address
+    with tcp_listener(ext_ns, 8081) as listener:
+        assert tcp_connects(vm1.netns, EXTERNAL_GATEWAY, 8081)
+        assert next_peer(listener) == address  # the instance's own traffic leaves from its floating IP
+    with tcp_listener(ext_ns, 8082) as listener:  # vm2 has no floating IP: still the router's address
+        assert tcp_connects(vm2.netns, EXTERNAL_GATEWAY, 8082)
+        assert next_peer(listener) == gateway_ip
+
+    put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
+    lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
