@@ -6,10 +6,11 @@ tables of ours, both named ``fermion_sg``:
 ``table bridge fermion_sg`` (stateless, sees the real bridge ports)
     ``prerouting``: resets the packet mark, then ``iifname vmap @from_port`` jumps to ``from-<port>``, which
     tags the frame with the port's index (mark bits 0-15) and drops spoofed frames: source MAC not in
-    ``as-<port>-mac``, ARP sender or IPv4/IPv6 source not in ``as-<port>-v4``/``-v6`` (``mac . address``
-    interval sets built from the fixed IPs and the allowed address pairs), DHCP server replies and router
-    advertisements from the instance.  ``forward``: ``oifname vmap @to_port`` jumps to ``to-<port>``, which
-    ORs the destination port's index into mark bits 16-31.  ``postrouting`` clears the mark again.
+    ``as-<port>-mac``, ethertypes other than IPv4, IPv6 and ARP, ARP sender or IPv4/IPv6 source not in
+    ``as-<port>-v4``/``-v6`` (``mac . address`` interval sets built from the fixed IPs and the allowed address
+    pairs), DHCP server replies and router advertisements from the instance.  ``forward``: ``oifname vmap
+    @to_port`` jumps to ``to-<port>``, which ORs the destination port's index into mark bits 16-31.
+    ``postrouting`` clears the mark again.
 
 ``table inet fermion_sg`` (stateful, reached through br_netfilter, where iif/oif are the bridge)
     ``forward``: ``meta mark and 0xffff vmap @egress`` jumps to ``out-<port>`` of the sending instance;
@@ -260,6 +261,9 @@ def _port_objects(port: PortFilter, mark: int, stateful: bool) -> _PortObjects:
         f"from-{pid}": (
             f"meta mark set {mark:#x}",
             f"ether saddr != @as-{pid}-mac drop",
+            # anything but IP and ARP (802.1Q-tagged frames included) would bypass the checks below and the
+            # inet hooks (br_netfilter skips tagged frames)
+            "ether type != { ip, ip6, arp } drop",
             f"arp saddr ip 0.0.0.0 arp saddr ether @as-{pid}-mac return",  # ARP probe (conflict detection)
             f"arp saddr ether . arp saddr ip != @as-{pid}-v4 drop",
             "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
@@ -439,7 +443,9 @@ class Firewall:
         self._lock = threading.Lock()
 
     def apply(self, state: FirewallState, full: bool = False) -> int:
-        """Make the kernel enforce state; return the number of nft commands run (0: nothing changed)."""
+        """Make the kernel enforce state; return the number of nft commands that changed something (0: none,
+        and then nft is not run at all). An incremental update that fails (our tables were changed or
+        deleted behind our back) is followed by a full replace."""
         with self._lock:
             marks = allocate_marks(state.ports, self._marks)
             model = render(state, marks)
@@ -452,7 +458,8 @@ class Firewall:
                 self._nft(lines)
             elif lines:
                 try:
-                    self._nft(lines)
+                    # guards: no-ops while both tables exist, an error when one vanished behind our back
+                    self._nft([f"add chain bridge {TABLE} prerouting", f"add chain inet {TABLE} admit", *lines])
                 except DataplaneError as err:  # our tables were changed behind our back: rebuild them
                     LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
                                 self.netns or "root namespace", err)

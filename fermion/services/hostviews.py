@@ -59,14 +59,20 @@ def _remote_ports(conn: Connection, agents: AgentService, host: str,
         if ip:
             vteps[row.host] = ip
     p = m.ports.c
-    rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.binding_host_id).where(
+    rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.binding_host_id, p.allowed_address_pairs).where(
         p.network_id.in_(net_ids), p.binding_host_id != host, p.binding_host_id != "",
         p.binding_vif_type == "bridge")).all()
     rows = [r for r in rows if r[3] in vteps]
     ips = load_fixed_ips(conn, [r[0] for r in rows])
     out: dict[str, list[RemotePort]] = defaultdict(list)
-    for pid, net_id, mac, other in rows:
-        out[net_id].append(RemotePort(mac=mac, ips=[f["ip_address"] for f in ips.get(pid, [])], vtep=vteps[other]))
+    for pid, net_id, mac, other, pairs in rows:
+        by_mac: dict[str, list[str]] = defaultdict(list)
+        by_mac[mac] = [f["ip_address"] for f in ips.get(pid, [])]
+        for pair in pairs or []:  # the ARP responder must answer for allowed address pairs too
+            if "/" not in pair["ip_address"] or pair["ip_address"].endswith(("/32", "/128")):
+                by_mac[pair["mac_address"]].append(pair["ip_address"].split("/")[0])
+        for each_mac, each_ips in by_mac.items():
+            out[net_id].append(RemotePort(mac=each_mac, ips=each_ips, vtep=vteps[other]))
     for v in out.values():
         v.sort(key=lambda r: (r.vtep, r.mac))
     return out

@@ -194,7 +194,7 @@ class RouterService:
             for fip in port["fixed_ips"]:
                 self._check_overlap(conn, rid, fip["subnet_id"])
             values = {"device_owner": INTERFACE_OWNER, "device_id": rid, "port_security_enabled": False,
-                      "allowed_address_pairs": []}
+                      "allowed_address_pairs": [], "security_groups": []}
             host = self.host_of(conn, rid)
             if host:
                 values["binding:host_id"] = host

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, delete, insert, select
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent, new_id
 from fermion.errors import BadRequest, Conflict, NeutronError, NotFound
 from fermion.resources.security_group import SECURITY_GROUP_RULE
@@ -166,8 +167,8 @@ def insert_rule(conn: Connection, row: dict[str, Any]) -> None:
         return
     r = m.securitygrouprules.c
     existing = conn.execute(select(r.id).where(r.fingerprint == row["fingerprint"])).scalar()
-    if existing is None:  # the id itself collided: practically impossible with uuid4
-        raise Conflict("Security group rule could not be stored, try again.", type="SecurityGroupConflict")
+    if existing is None:  # the equal rule was deleted meanwhile: start over
+        raise RetryRequest("security group rule deleted concurrently")
     raise Conflict(f"Security group rule already exists. Rule id is {existing}.", type="SecurityGroupRuleExists")
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete, insert, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
-from fermion.db.engine import Database
+from fermion.db.engine import Database, RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
@@ -70,7 +70,8 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
                             {"project_id": project_id, "security_group_id": row["id"]}):
         conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == row["id"]))
         winner = default_group_id(conn, project_id)
-        assert winner is not None
+        if winner is None:  # the winner's group went away meanwhile: start over
+            raise RetryRequest("default security group deleted concurrently")
         return winner
     rules = group_rules(project_id, row["id"], default=True)
     insert_rules(conn, rules)

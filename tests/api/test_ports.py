@@ -262,7 +262,7 @@ def test_address_pairs_need_port_security(api: Api, net: dict[str, Any]) -> None
     assert_fault(api.put(f"/v2.0/ports/{port['id']}", json={"port": {"port_security_enabled": False}}), 409,
                  "AddressPairAndPortSecurityRequired")
     r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"port_security_enabled": False,
-                                                           "allowed_address_pairs": []}})
+                                                           "allowed_address_pairs": [], "security_groups": []}})
     assert r.status_code == 200 and r.json()["port"]["port_security_enabled"] is False
 
 

@@ -131,7 +131,7 @@ CONNECT = """
 import socket, sys
 try:
     c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-    print(c.recv(16).decode())
+    print(c.recv(16).decode() if sys.argv[4] == 'read' else 'hello')
 except OSError as err:
     print('failed', err)
     sys.exit(1)
@@ -159,8 +159,10 @@ def next_peer(proc: subprocess.Popen[str], timeout: float = 5.0) -> str:
     return proc.stdout.readline().strip()
 
 
-def tcp_connects(ns: str, ip: str, port: int, timeout: float = 2.0) -> bool:
-    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", CONNECT, ip, str(port), str(timeout)],
+def tcp_connects(ns: str, ip: str, port: int, timeout: float = 2.0, read: bool = True) -> bool:
+    """A connection is accepted (read: and the listener's greeting arrives)."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", CONNECT, ip, str(port), str(timeout),
+                           "read" if read else "connect"],
                           capture_output=True, text=True, timeout=timeout + 10, check=False)
     return proc.returncode == 0 and "hello" in proc.stdout
 
@@ -168,3 +170,72 @@ def tcp_connects(ns: str, ip: str, port: int, timeout: float = 2.0) -> bool:
 def ping_ns(ns: str, target: str, count: int = 2, wait: float = 1.0) -> bool:
     return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.2", "-W", str(wait),
                            target], capture_output=True, timeout=count * wait + 10, check=False).returncode == 0
+
+
+ECHO = """
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.listen(16)
+print('ready', flush=True)
+def serve(c):
+    f = c.makefile('rw')
+    for line in f:
+        f.write(line)
+        f.flush()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+SESSION = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.settimeout(3)
+f = c.makefile('rw')
+print('connected', flush=True)
+for line in sys.stdin:
+    try:
+        f.write(line)
+        f.flush()
+        print(f.readline().strip() or 'closed', flush=True)
+    except OSError as err:
+        print('error', err, flush=True)
+"""
+
+
+@contextmanager
+def echo_server(ns: str, port: int) -> Iterator[None]:
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", ECHO, str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+class Session:
+    """One long-lived TCP connection from a namespace: say() sends a line and returns the echo."""
+
+    def __init__(self, ns: str, ip: str, port: int) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SESSION, ip, str(port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._line(10) == "connected"
+
+    def _line(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.readline().strip() if ready else "timeout"
+
+    def say(self, text: str, timeout: float = 5.0) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self._line(timeout)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from fermion.dataplane import naming, netns
+from fermion.dataplane import DataplaneError, naming, netns
 from fermion.dataplane.router import (
     NAT_TABLE,
     ROUTE_PROTO,
@@ -377,7 +377,7 @@ def test_extra_routes_are_added_and_removed_and_other_routes_are_left_alone(topo
     assert topo.unreachable(topo.vm1, "10.99.0.1")
     # a route whose nexthop is unreachable is reported, after everything else was applied
     bad = replace(router, routes=(("10.97.0.0/24", "172.31.0.1"),), floating_ips=(FloatingIp(FIP2, VM2),))
-    with pytest.raises(Exception, match="10.97.0.0/24"):
+    with pytest.raises(DataplaneError, match="10.97.0.0/24"):
         mgr.ensure(bad)
     assert topo.peer(topo.vm2, EXT) == FIP2
 

@@ -10,8 +10,9 @@ from typing import Any
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, linkwatch, naming
+from fermion.dataplane import firewall as fw
 from fermion.dataplane.linux import LinuxHost
-from fermion.rpc.contracts import Hint, L2View, decode
+from fermion.rpc.contracts import FIREWALL_KEY, Firewall, Hint, L2View, decode
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "Linux bridge agent"
@@ -23,11 +24,13 @@ class LinuxBridgeAgent:
     topic = "N/A"
     view_method = "get_l2_view"
 
-    def __init__(self, host: str, config: L2Config, netns: str | None = None, executor: Any = None) -> None:
+    def __init__(self, host: str, config: L2Config, netns: str | None = None, executor: Any = None,
+                 firewall: Any = None) -> None:
         self.host = host
         self.config = config
         self.netns = netns
         self.executor = executor or LinuxHost(netns)
+        self.firewall = firewall or fw.Firewall(netns)
         self.networks: set[str] = set()
         self.watched: dict[str, str] = {}
         self.devices = 0
@@ -41,12 +44,31 @@ class LinuxBridgeAgent:
                 "devices": self.devices, "netns": self.netns}
 
     def relevant(self, hint: Hint) -> Iterable[str]:
+        if hint.kind == "security_group":  # rules or members changed: this host's filters may follow
+            return [FIREWALL_KEY]
+        keys = []
         if hint.network_id and (hint.network_id in self.networks or hint.host == self.host):
-            return [hint.network_id]
-        return []
+            keys.append(hint.network_id)
+        if hint.kind == "port" and hint.host == self.host:
+            keys.append(FIREWALL_KEY)
+        return keys
 
     def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
         desired = decode(L2View, view)
+        firewall_failed = False
+        if desired.firewall is not None:
+            # filters first: a tap the L2 plan attaches is filtered from its first packet
+            try:
+                changed = self.firewall.apply(firewall_state(desired.firewall), full=scope is None)
+                if changed:
+                    LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)
+            except DataplaneError as err:
+                LOG.warning("host %s: firewall: %s", self.host, err)
+                firewall_failed = True
+        if scope is not None:
+            scope = scope - {FIREWALL_KEY}
+            if not scope:
+                return SyncResult(failed=firewall_failed)
         with self._lock:
             # publish the taps to watch *before* observing: a tap appearing after the observation is then
             # seen by the monitor, one appearing before it by the observation
@@ -69,7 +91,9 @@ class LinuxBridgeAgent:
             LOG.info("host %s: applied %d operations (%d failed)", self.host, len(result.ops), len(failed))
         bad = {getattr(op, "name", None) for op, _ in failed}
         up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
-        return SyncResult(up=up, down=result.down, failed=bool(failed))
+        if firewall_failed:  # not realized until its filters are: report nothing up, retry
+            up = {}
+        return SyncResult(up=up, down=result.down, failed=bool(failed) or firewall_failed)
 
     # ---------------------------------------------------------------- device monitor
     def start(self, wake: Callable[[Iterable[str]], None]) -> None:
@@ -105,3 +129,15 @@ class LinuxBridgeAgent:
         finally:
             sock.close()
 
+
+
+def firewall_state(view: Firewall) -> fw.FirewallState:
+    return fw.FirewallState(
+        ports=tuple(fw.PortFilter(id=p.id, device=naming.tap(p.id), mac=p.mac, ips=tuple(p.ips),
+                                  allowed_pairs=tuple((a[0], a[1]) for a in p.allowed_pairs),
+                                  groups=tuple(p.groups), port_security=p.port_security) for p in view.ports),
+        groups=tuple(fw.Group(id=g.id, stateful=g.stateful, rules=tuple(
+            fw.Rule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol, port_min=r.port_min,
+                    port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group)
+            for r in g.rules)) for g in view.groups),
+        members={k: tuple(v) for k, v in view.members.items()})

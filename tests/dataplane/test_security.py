@@ -1,0 +1,174 @@
+"""Security groups and tenant isolation with real packets, in embedded mode: rules open exactly what they
+say, remote-group rules follow membership, spoofing is dropped, routers of two tenants with the same CIDR
+stay apart, and established connections survive agent restarts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+from fermion.lab import instances
+from fermion.lab.state import LabInstance
+from fermion.lab.topology import EXTERNAL_GATEWAY
+from tests.dataplane.lab import Lab, Session, echo_server, next_peer, ping_ns, tcp_connects, tcp_listener
+
+
+def get(lab: Lab, path: str, **params: Any) -> Any:
+    return lab.api._ok(lab.api.http.get(path, params=params))
+
+
+def put(lab: Lab, path: str, body: dict[str, Any]) -> Any:
+    return lab.api._ok(lab.api.http.put(path, json=body))
+
+
+def group(lab: Lab, name: str, project: str = "admin") -> dict[str, Any]:
+    return lab.api.post("security-groups", {"name": name, "project_id": project})
+
+
+def default_group(lab: Lab, project: str = "admin") -> dict[str, Any]:
+    found = get(lab, "/v2.0/security-groups", name="default", project_id=project)["security_groups"]
+    return found[0]  # type: ignore[no-any-return]
+
+
+def rule(lab: Lab, sg: dict[str, Any], **attrs: Any) -> dict[str, Any]:
+    return lab.api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress", **attrs})
+
+
+def set_groups(lab: Lab, inst: LabInstance, *groups: dict[str, Any]) -> None:
+    put(lab, f"/v2.0/ports/{inst.port_id}", {"port": {"security_groups": [g["id"] for g in groups]}})
+
+
+def eventually(lab: Lab, check: Any, what: str, timeout: float = 10.0) -> None:
+    lab.wait(check, timeout, what)
+
+
+def test_a_rule_opens_tcp_22_and_only_tcp_22(lab: Lab) -> None:
+    lab.network("net1", "10.1.0.0/24")
+    server = lab.boot("net1", "compute1", "server")
+    client = lab.boot("net1", "compute2", "client")
+    web = group(lab, "ssh-only")
+    set_groups(lab, server, web)  # not in the default group any more: nothing may come in
+    with tcp_listener(server.netns, 22), tcp_listener(server.netns, 23):
+        eventually(lab, lambda: not tcp_connects(client.netns, server.ip or "", 22, 1), "default deny")
+        assert not lab.ping("client", "server", count=1)
+        rule(lab, web, protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix="10.1.0.0/24")
+        # the client's own group admits only members, and the server is none: its answers pass as replies
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 22, 1), "tcp 22 to open")
+        assert not tcp_connects(client.netns, server.ip or "", 23, 1)
+        assert not lab.ping("client", "server", count=1)
+
+
+def test_remote_group_rule_follows_membership(lab: Lab) -> None:
+    lab.network("net1", "10.1.0.0/24")
+    server = lab.boot("net1", "compute1", "server")
+    client = lab.boot("net1", "compute2", "client")
+    db, app = group(lab, "db"), group(lab, "app")
+    rule(lab, db, protocol="tcp", port_range_min=5432, port_range_max=5432, remote_group_id=app["id"])
+    set_groups(lab, server, db)
+    with tcp_listener(server.netns, 5432):
+        eventually(lab, lambda: not tcp_connects(client.netns, server.ip or "", 5432, 1), "closed to non-members")
+        set_groups(lab, client, default_group(lab), app)
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 5432, 1), "open to a member")
+        set_groups(lab, client, default_group(lab))
+        eventually(lab, lambda: not tcp_connects(client.netns, server.ip or "", 5432, 1), "closed again")
+
+
+def _spoof_ping(inst: LabInstance, source: str, target: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", inst.netns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I",
+                           source, target], capture_output=True, timeout=15, check=False).returncode == 0
+
+
+def _ns(inst: LabInstance, *argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", inst.netns, *argv], check=True, capture_output=True)
+
+
+def test_spoofed_addresses_are_dropped_unless_allowed(lab: Lab) -> None:
+    lab.network("net1", "10.1.0.0/24")
+    victim = lab.boot("net1", "compute1", "victim")
+    liar = lab.boot("net1", "compute2", "liar")
+    free = lab.boot("net1", "compute1", "free")
+    rule(lab, default_group(lab), protocol="icmp", remote_ip_prefix="0.0.0.0/0")  # only anti-spoofing decides
+    assert lab.ping("liar", "victim")
+    fake_ip = "10.1.0.200"
+    _ns(liar, "ip", "addr", "add", f"{fake_ip}/24", "dev", "eth0")
+    assert not _spoof_ping(liar, fake_ip, victim.ip or "")
+    put(lab, f"/v2.0/ports/{liar.port_id}", {"port": {"allowed_address_pairs": [{"ip_address": fake_ip}]}})
+    eventually(lab, lambda: _spoof_ping(liar, fake_ip, victim.ip or ""), "an allowed address pair to pass")
+
+    _ns(liar, "ip", "link", "set", "eth0", "address", "fa:16:3e:de:ad:01")
+    _ns(liar, "ip", "neigh", "flush", "dev", "eth0")
+    assert not lab.ping("liar", "victim", count=2)  # another MAC: dropped
+    _ns(liar, "ip", "link", "set", "eth0", "address", liar.mac)
+    eventually(lab, lambda: lab.ping("liar", "victim", count=1), "the real MAC to pass again")
+
+    # port security off lifts the anti-spoofing (and the filtering)
+    other_ip = "10.1.0.201"
+    _ns(free, "ip", "addr", "add", f"{other_ip}/24", "dev", "eth0")
+    assert not _spoof_ping(free, other_ip, victim.ip or "")
+    put(lab, f"/v2.0/ports/{free.port_id}", {"port": {"security_groups": [], "port_security_enabled": False}})
+    eventually(lab, lambda: _spoof_ping(free, other_ip, victim.ip or ""), "port security off to let it pass")
+    with tcp_listener(free.netns, 4444):  # and nothing filters what comes in
+        assert tcp_connects(victim.netns, free.ip or "", 4444)
+
+
+def _tenant(lab: Lab, project: str, name: str, ext: dict[str, Any]) -> tuple[LabInstance, dict[str, Any]]:
+    net = lab.api.post("networks", {"name": f"{name}-net", "project_id": project})
+    sub = lab.api.post("subnets", {"network_id": net["id"], "cidr": "10.7.0.0/24", "ip_version": 4,
+                                   "project_id": project})
+    router = lab.api.post("routers", {"name": f"{name}-router", "project_id": project,
+                                      "external_gateway_info": {"network_id": ext["id"]}})
+    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    inst = lab.boot(f"{name}-net", "compute1" if name == "red" else "compute2", f"{name}-vm")
+    return inst, get(lab, f"/v2.0/routers/{router['id']}")["router"]
+
+
+def test_tenant_routers_with_the_same_cidr_are_isolated(lab: Lab) -> None:
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    red, red_router = _tenant(lab, "tenant-red", "red", ext)
+    blue, blue_router = _tenant(lab, "tenant-blue", "blue", ext)
+    for inst, router in ((red, red_router), (blue, blue_router)):
+        gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+        with tcp_listener(lab.state.external, 9000) as listener:
+            lab.wait(lambda i=inst: tcp_connects(i.netns, EXTERNAL_GATEWAY, 9000), 20, f"{inst.name} out")
+            assert next_peer(listener) == gateway  # each tenant leaves through its own router
+        assert ping_ns(inst.netns, "10.7.0.1")  # its own router's interface
+    # red's network holds no trace of blue: blue's MAC never answers on red, whatever the address
+    out = subprocess.run(["ip", "netns", "exec", red.netns, "arping", "-c", "2", "-w", "1000000", "-i", "eth0",
+                          blue.ip or ""], capture_output=True, text=True, timeout=15, check=False)
+    assert blue.mac not in set(re.findall(r"([0-9a-f]{2}(?::[0-9a-f]{2}){5})", (out.stdout + out.stderr).lower()))
+    red_ns = lab.host_ns("network1") + "-qrouter-" + red_router["id"]
+    routes = subprocess.run(["ip", "-n", red_ns, "route"], capture_output=True, text=True, check=True).stdout
+    blue_ports = get(lab, "/v2.0/ports", device_id=blue_router["id"])["ports"]
+    for port in blue_ports:  # blue's router ports are not in red's router
+        assert f"qr-{port['id'][:11]}" not in routes and f"qg-{port['id'][:11]}" not in routes
+
+
+def test_agent_restart_keeps_established_connections(lab: Lab) -> None:
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net = lab.network("net1", "10.1.0.0/24")
+    sub = get(lab, "/v2.0/subnets", network_id=net["id"])["subnets"][0]
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    vm = lab.boot("net1", "compute1", "vm1")
+    rule(lab, default_group(lab), protocol="tcp", port_range_min=7000, port_range_max=7000,
+         remote_ip_prefix="0.0.0.0/0")
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm.port_id})
+    address = fip["floating_ip_address"]
+    with echo_server(vm.netns, 7000):
+        lab.wait(lambda: tcp_connects(lab.state.external, address, 7000, 1, read=False), 15, "the floating IP")
+        session = Session(lab.state.external, address, 7000)
+        try:
+            assert session.say("before") == "before"
+            supervisor = lab.extra["supervisor"]
+            for host in ("compute1", "network1"):
+                for agent in supervisor.running.pop(host):
+                    agent.stop()
+            assert session.say("agents down") == "agents down"
+            supervisor.reconcile()  # fresh agents: full resync of bridges, firewall, router and NAT
+            for host in ("compute1", "network1"):
+                assert all(a.synced.wait(15) for a in supervisor.running[host])
+            assert session.say("after") == "after"
+            assert tcp_connects(lab.state.external, address, 7000, 2, read=False)
+        finally:
+            session.close()

@@ -1,0 +1,366 @@
+"""Rendering and diffing of the nftables security-group tables, without root.
+
+Commands run through a small fake of the kernel's nf_tables for the subset we emit: it refuses what the
+kernel refuses (a rule or element naming a missing chain or set, deleting a chain or set still referenced,
+adding a key that exists, deleting one that does not), so "an incremental update leaves exactly what a full
+recompute would" is checked on behaviour, not on text.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fermion.dataplane import DataplaneError
+from fermion.dataplane.firewall import (
+    TABLE,
+    Firewall,
+    FirewallState,
+    Group,
+    Model,
+    PortFilter,
+    Rule,
+    allocate_marks,
+    diff,
+    full_commands,
+    render,
+)
+
+
+# ------------------------------------------------------------------------------------------------ fake nft
+@dataclasses.dataclass
+class FakeTable:
+    chains: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    sets: dict[str, tuple[str, str, dict[str, str | None]]] = dataclasses.field(default_factory=dict)
+
+
+Snapshot = dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, str, dict[str, str | None]]]]]
+
+
+class FakeNft:
+    """Our two tables as the kernel would hold them; each run() is one all-or-nothing transaction."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, FakeTable] = {}
+
+    def snapshot(self) -> Snapshot:
+        return {family: ({k: tuple(v) for k, v in t.chains.items()},
+                         {k: (kind, spec, dict(elements)) for k, (kind, spec, elements) in t.sets.items()})
+                for family, t in self.tables.items()}
+
+    def run(self, lines: list[str]) -> None:
+        before = copy.deepcopy(self.tables)
+        try:
+            for line in lines:
+                self._one(line)
+        except AssertionError:
+            self.tables = before
+            raise
+
+    def _table(self, family: str) -> FakeTable:
+        assert family in self.tables, f"no table {family}"
+        return self.tables[family]
+
+    def _refs(self, family: str) -> tuple[set[str], set[str]]:
+        """Chains and sets referenced by rules and map elements."""
+        t = self._table(family)
+        text = [r for rules in t.chains.values() for r in rules]
+        text += [v for _, _, elements in t.sets.values() for v in elements.values() if v]
+        jumps = {m for line in text for m in re.findall(r"(?:jump|goto) (\S+)", line)}
+        used = {m for line in text for m in re.findall(r"@(\S+)", line)}
+        return jumps, used
+
+    def _one(self, line: str) -> None:
+        t = re.escape(TABLE)
+        if m := re.fullmatch(rf"add table (\w+) {t}", line):
+            self.tables.setdefault(m[1], FakeTable())
+        elif m := re.fullmatch(rf"delete table (\w+) {t}", line):
+            assert self.tables.pop(m[1], None) is not None, f"no table {m[1]}"
+        elif m := re.fullmatch(rf"add chain (\w+) {t} (\S+)( \{{ .* \}})?", line):
+            self._table(m[1]).chains.setdefault(m[2], [])
+        elif m := re.fullmatch(rf"flush chain (\w+) {t} (\S+)", line):
+            chains = self._table(m[1]).chains
+            assert m[2] in chains, f"flush of missing chain {m[2]}"
+            chains[m[2]] = []
+        elif m := re.fullmatch(rf"add rule (\w+) {t} (\S+) (.*)", line):
+            table = self._table(m[1])
+            assert m[2] in table.chains, f"rule in missing chain {m[2]}"
+            for target in re.findall(r"(?:jump|goto) (\S+)", m[3]):
+                assert target in table.chains, f"rule jumps to missing chain {target}"
+            for name in re.findall(r"@(\S+)", m[3]):
+                assert name in table.sets, f"rule uses missing set {name}"
+            table.chains[m[2]].append(m[3])
+        elif m := re.fullmatch(rf"delete chain (\w+) {t} (\S+)", line):
+            chains = self._table(m[1]).chains
+            assert m[2] in chains, f"delete of missing chain {m[2]}"
+            del chains[m[2]]  # its own rules go with it
+            assert m[2] not in self._refs(m[1])[0], f"chain {m[2]} is still referenced"
+        elif m := re.fullmatch(rf"add (set|map) (\w+) {t} (\S+) \{{ (.*) \}}", line):
+            sets = self._table(m[2]).sets
+            assert m[3] not in sets, f"set {m[3]} exists"
+            sets[m[3]] = (m[1], m[4], {})
+        elif m := re.fullmatch(rf"delete (set|map) (\w+) {t} (\S+)", line):
+            sets = self._table(m[2]).sets
+            assert m[3] in sets, f"delete of missing set {m[3]}"
+            assert m[3] not in self._refs(m[2])[1], f"set {m[3]} is still referenced"
+            del sets[m[3]]
+        elif m := re.fullmatch(rf"(add|delete) element (\w+) {t} (\S+) \{{ (.*) \}}", line):
+            table = self._table(m[2])
+            assert m[3] in table.sets, f"elements of missing set {m[3]}"
+            elements = table.sets[m[3]][2]
+            for item in m[4].split(", "):
+                key, _, value = item.partition(" : ")
+                if m[1] == "add":
+                    assert key not in elements, f"element {key} exists in {m[3]}"
+                    for target in re.findall(r"(?:jump|goto) (\S+)", value):
+                        assert target in table.chains, f"element jumps to missing chain {target}"
+                    elements[key] = value or None
+                else:
+                    assert key in elements, f"delete of missing element {key} in {m[3]}"
+                    del elements[key]
+        else:
+            raise AssertionError(f"unexpected command {line!r}")
+
+
+def as_fake(model: Model) -> Snapshot:
+    return {t.family: (dict(t.chains), {k: (s.kind, s.spec, dict(s.elements)) for k, s in t.sets.items()})
+            for t in model.tables()}
+
+
+def kernel_after(*lines: list[str]) -> Snapshot:
+    fake = FakeNft()
+    for batch in lines:
+        fake.run(batch)
+    return fake.snapshot()
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+EGRESS_ANY = (Rule("egress", "IPv4", None), Rule("egress", "IPv6", None))
+WEB = Group("web", True, (*EGRESS_ANY, Rule("ingress", "IPv4", 6, 22, 22),
+                          Rule("ingress", "IPv4", 6, 80, 80, remote_group="clients")))
+CLIENTS = Group("clients", True, EGRESS_ANY)
+
+
+def port(n: int, *groups: str, **changes: object) -> PortFilter:
+    p = PortFilter(f"port-{n}", f"tapport-{n}", f"fa:16:3e:00:00:{n:02x}", (f"10.0.0.{n}", f"2001:db8::{n}"),
+                   groups=groups)
+    return dataclasses.replace(p, **changes)  # type: ignore[arg-type]
+
+
+def base_state(**members: tuple[str, ...]) -> FirewallState:
+    return FirewallState((port(1, "web"), port(2, "clients"), port(3, "clients", "web")), (WEB, CLIENTS),
+                         {"clients": ("10.0.0.2",), **members})
+
+
+def models(old: FirewallState, new: FirewallState) -> tuple[Model, Model]:
+    marks = allocate_marks(old.ports, {})
+    return render(old, marks), render(new, allocate_marks(new.ports, marks))
+
+
+def objects(lines: list[str]) -> set[str]:
+    """The chains and sets the commands touch ("<verb> <what> <family> fermion_sg <name> ...")."""
+    return {line.split()[4] for line in lines if len(line.split()) > 4}
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_full_render_builds_both_tables_from_scratch_in_one_transaction() -> None:
+    model = render(base_state(), allocate_marks(base_state().ports, {}))
+    lines = full_commands(model)
+    assert lines[:3] == [f"add table bridge {TABLE}", f"delete table bridge {TABLE}", f"add table bridge {TABLE}"]
+    assert f"delete table inet {TABLE}" in lines
+    assert kernel_after(lines) == as_fake(model)
+    assert kernel_after(lines, lines) == as_fake(model), "replaces what was there"
+    inet = model.inet.chains
+    assert {"sg-web-in", "sg-web-out", "sg-clients-in", "sg-clients-out"} <= set(inet)
+    for n in (1, 2, 3):
+        assert {f"in-port-{n}", f"out-port-{n}"} <= set(inet)
+        assert {f"from-port-{n}", f"to-port-{n}"} <= set(model.bridge.chains)
+    assert set(model.inet.sets["rg-clients-v4"].elements) == {"10.0.0.2"}
+
+
+def test_group_chains_are_shared_and_rules_are_ored_per_port() -> None:
+    model = render(base_state(), allocate_marks(base_state().ports, {}))
+    assert sum("sg-web-in" in r for rules in model.inet.chains.values() for r in rules) == 2  # ports 1 and 3
+    port3 = model.inet.chains["in-port-3"]
+    assert port3.index("jump sg-clients-in") < port3.index("drop")
+    assert port3.index("jump sg-web-in") < port3.index("drop")
+    assert port3[-1] == "drop", "default deny"
+
+
+def test_no_change_is_no_command() -> None:
+    old, new = models(base_state(), base_state())
+    assert diff(old, new) == []
+
+
+def test_a_rule_change_touches_only_that_groups_chains() -> None:
+    web2 = dataclasses.replace(WEB, rules=(*WEB.rules, Rule("ingress", "IPv4", 17, 53, 53)))
+    changed = dataclasses.replace(base_state(), groups=(web2, CLIENTS))
+    old, new = models(base_state(), changed)
+    lines = diff(old, new)
+    assert lines is not None
+    assert objects(lines) == {"sg-web-in"}
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+
+
+def test_a_membership_change_is_set_elements_only() -> None:
+    old, new = models(base_state(), base_state(clients=("10.0.0.2", "10.0.0.9", "2001:db8::9")))
+    lines = diff(old, new)
+    assert lines is not None
+    assert all(" element " in line for line in lines)
+    assert objects(lines) == {"rg-clients-v4", "rg-clients-v6"}
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+    back = diff(new, old)
+    assert back is not None and len(back) == 2 and all(line.startswith("delete element") for line in back)
+    assert kernel_after(full_commands(new), back) == as_fake(old)
+
+
+def test_a_new_port_adds_its_own_objects_and_map_elements() -> None:
+    grown = dataclasses.replace(base_state(), ports=(*base_state().ports, port(4, "web")))
+    old, new = models(base_state(), grown)
+    lines = diff(old, new)
+    assert lines is not None
+    assert not any(line.startswith(("flush", "delete")) for line in lines)
+    assert {o for o in objects(lines) if "port-4" not in o} == {"from_port", "to_port", "egress", "ingress"}
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+    removal = diff(new, old)
+    assert removal is not None
+    assert any(line.startswith("delete chain") and "in-port-4" in line for line in removal)
+    assert kernel_after(full_commands(new), removal) == as_fake(old)
+
+
+def test_allowed_pairs_and_fixed_ips_make_mac_address_sets_without_overlaps() -> None:
+    p = port(5, allowed_pairs=(("10.0.0.0/24", "fa:16:3e:00:00:05"), ("10.9.0.7", "FA:16:3E:AA:BB:CC")))
+    model = render(FirewallState((p,), ()), {"port-5": 1})
+    v4 = set(model.bridge.sets["as-port-5-v4"].elements)
+    assert v4 == {"fa:16:3e:00:00:05 . 10.0.0.0/24", "fa:16:3e:aa:bb:cc . 10.9.0.7"}, "10.0.0.5 is inside the /24"
+    v6 = set(model.bridge.sets["as-port-5-v6"].elements)
+    assert {"fa:16:3e:00:00:05 . 2001:db8::5", "fa:16:3e:00:00:05 . fe80::/64"} <= v6
+    assert set(model.bridge.sets["as-port-5-mac"].elements) == {"fa:16:3e:00:00:05", "fa:16:3e:aa:bb:cc"}
+
+
+def test_port_security_false_ports_are_not_filtered_at_all() -> None:
+    open_port = port(7, "web", port_security=False)
+    state = FirewallState((port(1, "web"), open_port), (WEB,))
+    model = render(state, allocate_marks(state.ports, {}))
+    names = [*model.bridge.chains, *model.inet.chains, *model.bridge.sets]
+    assert not any("port-7" in n for n in names)
+    assert '"tapport-7"' not in model.bridge.sets["from_port"].elements
+
+
+def test_stateful_ports_get_the_conntrack_shortcut_stateless_ones_do_not() -> None:
+    stateless = Group("web", False, WEB.rules)
+    state = FirewallState((port(1, "web"), port(2, "clients")), (stateless, CLIENTS), {})
+    model = render(state, allocate_marks(state.ports, {}))
+    assert not any("ct state" in r for r in model.inet.chains["in-port-1"] + model.inet.chains["out-port-1"])
+    assert model.inet.chains["in-port-2"][0].startswith("ct state established,related")
+
+
+def test_rule_matches() -> None:
+    rules = (Rule("ingress", "IPv4", 6, 1000, 2000), Rule("ingress", "IPv6", 1, 128, 0),
+             Rule("ingress", "IPv4", 17, remote_ip_prefix="2001:db8::/32"),  # family mismatch: never matches
+             Rule("egress", "IPv6", None, remote_group="g"), Rule("ingress", "IPv4", 6, remote_ip_prefix="0.0.0.0/0"))
+    state = FirewallState((port(1, "g"),), (Group("g", True, rules),), {"g": ("10.0.0.1", "2001:db8::1")})
+    model = render(state, {"port-1": 1})
+    into, out = model.inet.chains["sg-g-in"], model.inet.chains["sg-g-out"]
+    assert len(into) == 3 and len(out) == 1
+    assert "th dport 1000-2000" in into[0] and "ip saddr" not in into[0]
+    assert "meta l4proto 58 icmpv6 type 128 icmpv6 code 0" in into[1], "icmp on IPv6 means icmpv6"
+    assert into[2].endswith("meta l4proto 6 accept"), "a /0 prefix matches everything"
+    assert "ip6 daddr @rg-g-v6" in out[0] and out[0].endswith("goto admit")
+    assert set(model.inet.sets["rg-g-v6"].elements) == {"2001:db8::1"}
+    assert set(model.inet.sets["rg-g-v4"].elements) == {"10.0.0.1"}
+
+
+def test_marks_are_stable_and_reused() -> None:
+    first = allocate_marks([port(1), port(2), port(3)], {})
+    assert sorted(first.values()) == [1, 2, 3]
+    second = allocate_marks([port(1), port(3), port(4)], first)
+    assert second["port-1"] == first["port-1"] and second["port-3"] == first["port-3"]
+    assert second["port-4"] == first["port-2"], "a freed index is reused"
+    assert "port-9" not in allocate_marks([port(9, port_security=False)], {})
+
+
+def test_names_that_cannot_be_nft_identifiers_are_refused() -> None:
+    with pytest.raises(ValueError):
+        render(FirewallState((port(1, "bad group;"),), ()), {"port-1": 1})
+    with pytest.raises(ValueError):
+        render(FirewallState((port(1, device='tap"x'),), ()), {"port-1": 1})
+
+
+# ------------------------------------------------------------------------------------------------ properties
+_RULES = [Rule("ingress", "IPv4", 6, 22, 22), Rule("ingress", "IPv4", None, remote_group="g1"),
+          Rule("egress", "IPv6", None, remote_group="g2"), Rule("egress", "IPv4", 17, 53, 53, "10.1.0.0/16"),
+          Rule("ingress", "IPv6", 58, 128, None), *EGRESS_ANY]
+_ADDRESSES = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1", "2001:db8::2"]
+
+
+@st.composite
+def states(draw: st.DrawFn) -> FirewallState:
+    groups = tuple(Group(f"g{i}", draw(st.booleans()), tuple(draw(st.lists(st.sampled_from(_RULES), max_size=4))))
+                   for i in range(3))
+    ports = []
+    devices = draw(st.permutations([f"tap{i}" for i in range(5)]))
+    for i in draw(st.sets(st.integers(0, 4), max_size=4)):
+        ports.append(PortFilter(
+            f"p{i}", devices[i], draw(st.sampled_from(["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"])),
+            tuple(draw(st.sets(st.sampled_from(_ADDRESSES), max_size=2))),
+            tuple(draw(st.sets(st.sampled_from([("10.0.0.0/30", "fa:16:3e:00:00:09"), ("10.0.0.4", "fa:16:3e:00:00:01"),
+                                                ("2001:db8::/64", "fa:16:3e:00:00:01")]), max_size=2))),
+            tuple(draw(st.sets(st.sampled_from(["g0", "g1", "g2", "g3"]), max_size=2))),
+            draw(st.booleans())))
+    members = {f"g{i}": tuple(draw(st.sets(st.sampled_from(_ADDRESSES), max_size=3))) for i in range(3)}
+    return FirewallState(tuple(ports), groups, members)
+
+
+@settings(max_examples=150, deadline=None)
+@given(states(), states())
+def test_incremental_update_leaves_what_a_full_recompute_would(old: FirewallState, new: FirewallState) -> None:
+    before, after = models(old, new)
+    lines = diff(before, after)
+    assert lines is not None
+    assert kernel_after(full_commands(before), lines) == as_fake(after)
+    assert diff(after, after) == []
+
+
+# ------------------------------------------------------------------------------------------------ the shell
+class FakeKernelFirewall(Firewall):
+    def __init__(self) -> None:
+        super().__init__("fake-host")
+        self.kernel = FakeNft()
+        self.transactions: list[list[str]] = []
+
+    def _nft(self, lines: list[str]) -> None:
+        self.transactions.append(lines)
+        try:
+            self.kernel.run(lines)
+        except AssertionError as err:
+            raise DataplaneError(str(err)) from err
+
+    def _enable_br_netfilter(self) -> None:
+        pass
+
+    def observe(self) -> bool:
+        return {"bridge", "inet"} <= set(self.kernel.tables)
+
+
+def test_firewall_applies_full_first_then_only_changes_and_rebuilds_when_tables_vanish() -> None:
+    fw = FakeKernelFirewall()
+    full = fw.apply(base_state())
+    assert full > 20 and fw.observe()
+    assert fw.apply(base_state()) == 0 and len(fw.transactions) == 1
+    assert fw.apply(base_state(clients=("10.0.0.2", "10.0.0.7"))) == 1
+    assert fw.apply(base_state(clients=("10.0.0.2", "10.0.0.7")), full=True) > 20
+    assert len(fw.transactions) == 3
+    fw.kernel.tables.pop("inet")  # someone deleted our table: the incremental transaction fails, a full one follows
+    pair = port(1, "web", allowed_pairs=(("10.0.0.99", "fa:16:3e:00:00:01"),))
+    pairs = dataclasses.replace(base_state(), ports=(pair, *base_state().ports[1:]))
+    assert fw.apply(pairs) > 20, "even when the change is in the bridge table only"
+    assert fw.apply(base_state()) < 10
+    assert fw.kernel.snapshot() == as_fake(render(base_state(), fw._marks))
+    fw.remove()
+    assert not fw.observe()
