@@ -102,7 +102,7 @@ def test_gateway_gets_an_external_address_and_snat_is_admin_only(tenant: Api, ad
     cleared = tenant.put(f"/v2.0/routers/{r['id']}", json={"router": {"external_gateway_info": {}}})
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["router"]["external_gateway_info"] is None
-    assert admin.get(f"/v2.0/ports?device_owner=network:router_gateway").json()["ports"] == []
+    assert admin.get("/v2.0/ports?device_owner=network:router_gateway").json()["ports"] == []
 
 
 def test_gateway_with_a_fixed_address_and_bad_gateways(admin: Api, tenant: Api, ext: dict[str, Any]) -> None:

@@ -60,9 +60,13 @@ def test_a_rule_opens_tcp_22_and_only_tcp_22(lab: Lab) -> None:
 
 
 def test_remote_group_rule_follows_membership(lab: Lab) -> None:
-    lab.network("net1", "10.1.0.0/24")
-    server = lab.boot("net1", "compute1", "server")
-    client = lab.boot("net1", "compute2", "client")
+    remote_group_scenario(lab, "net1")
+
+
+def remote_group_scenario(lab: Lab, network: str) -> None:
+    lab.network(network, "10.1.0.0/24")
+    server = lab.boot(network, "compute1", "server")
+    client = lab.boot(network, "compute2", "client")
     db, app = group(lab, "db"), group(lab, "app")
     rule(lab, db, protocol="tcp", port_range_min=5432, port_range_max=5432, remote_group_id=app["id"])
     set_groups(lab, server, db)

@@ -161,3 +161,12 @@ def test_agents_cut_off_the_broker_converge_after_it_returns(dlab: Lab) -> None:
     assert not errors, errors
     assert dlab.ping("vm1", "vm2")
     instances.wait_port_status(dlab.api, dlab.state.instances["vm2"].port_id, "ACTIVE")
+
+
+def test_distributed_router_snat_floating_ip_and_security_group(dlab: Lab) -> None:
+    """The L3 and security-group scenarios over RabbitMQ and PostgreSQL, agents as processes."""
+    from tests.dataplane.test_l3 import test_routing_snat_and_floating_ip
+    from tests.dataplane.test_security import remote_group_scenario
+
+    test_routing_snat_and_floating_ip(dlab)
+    remote_group_scenario(dlab, "net3")

@@ -1,0 +1,80 @@
+"""Security-group races a user could hit: first use of a project from many clients at once (one default
+group), and the same rule added by many clients at once (one rule, the others told its id)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import servers
+
+MEMBER = {"X-Project-Id": "sg-race", "X-Roles": "member"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
+def endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with servers.temporary_database(request.param, tmp_path) as url, servers.live_server(url) as ep:
+        yield ep
+
+
+def _in_parallel(endpoint: str, n: int, call: Any) -> list[httpx.Response]:
+    def worker(i: int) -> httpx.Response:
+        with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=120) as c:
+            return call(c, i)  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(worker, range(n)))
+
+
+def test_first_use_from_many_clients_makes_one_default_group(endpoint: str) -> None:
+    with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=60) as c:
+        net = c.post("/v2.0/networks", json={"network": {}}).json()["network"]
+        c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.5.0.0/24", "ip_version": 4}})
+
+    def first_use(c: httpx.Client, i: int) -> httpx.Response:
+        if i % 2:
+            return c.post("/v2.0/ports", json={"port": {"network_id": net["id"]}})
+        return c.get("/v2.0/security-groups")
+
+    responses = _in_parallel(endpoint, 16, first_use)
+    assert {r.status_code for r in responses} <= {200, 201}, [r.text for r in responses if r.status_code >= 300]
+    with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=60) as c:
+        groups = c.get("/v2.0/security-groups").json()["security_groups"]
+        assert [g["name"] for g in groups] == ["default"]
+        assert len(groups[0]["security_group_rules"]) == 4
+        ports = c.get("/v2.0/ports").json()["ports"]
+        assert len(ports) == 8 and {tuple(p["security_groups"]) for p in ports} == {(groups[0]["id"],)}
+        usage = c.get("/v2.0/quotas/sg-race/details").json()["quota"]
+        assert usage["security_group"]["used"] == 1 and usage["security_group_rule"]["used"] == 4
+
+
+def test_the_same_rule_from_many_clients_is_stored_once(endpoint: str) -> None:
+    with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=60) as c:
+        group = c.post("/v2.0/security-groups", json={"security_group": {"name": "race"}}).json()["security_group"]
+    rule = {"security_group_id": group["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 443,
+            "port_range_max": 443}
+
+    def add(c: httpx.Client, i: int) -> httpx.Response:
+        spelled = {**rule, "protocol": "tcp" if i % 2 else "6"}
+        return c.post("/v2.0/security-group-rules", json={"security_group_rule": spelled})
+
+    responses = _in_parallel(endpoint, 16, add)
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 15}
+    [winner] = [r.json()["security_group_rule"]["id"] for r in responses if r.status_code == 201]
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["NeutronError"] == {
+                "type": "SecurityGroupRuleExists", "detail": "",
+                "message": f"Security group rule already exists. Rule id is {winner}."}
+    with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=60) as c:
+        rules = c.get("/v2.0/security-group-rules", params={"security_group_id": group["id"]}).json()
+        assert len(rules["security_group_rules"]) == 3
+        usage = c.get("/v2.0/quotas/sg-race/details").json()["quota"]
+        assert usage["security_group_rule"]["used"] == 4 + 3
