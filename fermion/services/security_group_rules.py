@@ -261,9 +261,9 @@ class SecurityGroupRuleService:
         seen: set[str] = set()
         for item in items:
             values = validated(item)
-            for gid in (values["remote_group_id"], values["security_group_id"]):
-                if gid is not None:
-                    self._check_group(conn, gid, values["project_id"], ctx)
+            if values["remote_group_id"] is not None:
+                self._check_group(conn, values["remote_group_id"], values["project_id"], ctx, update=False)
+            self._check_group(conn, values["security_group_id"], values["project_id"], ctx, update=True)
             if values["fingerprint"] in seen:
                 raise Conflict("Duplicate Security Group Rule in POST.", type="DuplicateSecurityGroupRuleInPost")
             seen.add(values["fingerprint"])
@@ -279,10 +279,15 @@ class SecurityGroupRuleService:
         return rows
 
     @staticmethod
-    def _check_group(conn: Connection, group_id: str, project_id: str, ctx: Context | None) -> None:
-        """The group exists and the rule's project may use it (any group for an admin)."""
-        owner = conn.execute(select(m.securitygroups.c.project_id)
-                             .where(m.securitygroups.c.id == group_id)).scalar()
+    def _check_group(conn: Connection, group_id: str, project_id: str, ctx: Context | None, update: bool) -> None:
+        """The group exists and the rule's project may use it (any group for an admin).
+
+        The group stays locked until commit, so a concurrent delete of it waits or is seen as done; the
+        rule's own group is locked for update at once, as its revision is bumped later (no lock upgrade)."""
+        stmt = select(m.securitygroups.c.project_id).where(m.securitygroups.c.id == group_id)
+        if conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update(read=not update)
+        owner = conn.execute(stmt).scalar()
         if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
             raise NotFound(f"Security group {group_id} does not exist", type="SecurityGroupNotFound")
 

@@ -62,6 +62,8 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
     """
     found = default_group_id(conn, project_id)
     if found is not None:
+        if not _locked_groups(conn, [found]):  # deleted by an admin meanwhile: start over
+            raise RetryRequest("default security group deleted concurrently")
         return found
     row = common.standard_row({"project_id": project_id, "name": DEFAULT_NAME, "description": DEFAULT_DESCRIPTION})
     row["stateful"] = True
@@ -82,14 +84,22 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
 
 def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> list[str]:
     """The groups a port of the project may join: they must exist and belong to the project."""
-    g = m.securitygroups.c
     wanted = sorted(set(group_ids))
-    found = {gid for gid, owner in conn.execute(select(g.id, g.project_id).where(g.id.in_(wanted)))
-             if owner == project_id}
+    found = {gid for gid, owner in _locked_groups(conn, wanted) if owner == project_id}
     missing = [gid for gid in wanted if gid not in found]
     if missing:
         raise NotFound(f"Security group {', '.join(missing)} does not exist", type="SecurityGroupNotFound")
     return wanted
+
+
+def _locked_groups(conn: Connection, group_ids: Sequence[str]) -> list[Any]:
+    """(id, project_id) of the groups that exist, share-locked until commit so that a concurrent delete
+    (which locks the group for update first) either waits for a port joining it or is seen as done."""
+    g = m.securitygroups.c
+    stmt = select(g.id, g.project_id).where(g.id.in_(group_ids))
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update(read=True)
+    return list(conn.execute(stmt).all())
 
 
 def in_use(conn: Connection, group_id: str) -> bool:
