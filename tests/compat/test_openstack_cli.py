@@ -127,3 +127,43 @@ def test_pasting_the_all_in_one_example_works(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_router_and_floating_ip_workflow(cli: Cli) -> None:
+    tag = uuid.uuid4().hex[:6]
+    ext = cli.json("network", "create", "--external", f"public-{tag}")
+    assert ext["router:external"] is True
+    cli.run("subnet", "create", "--network", ext["id"], "--subnet-range", "198.18.150.0/24", "--no-dhcp",
+            f"public-{tag}-subnet")
+    net = cli.json("network", "create", f"inner-{tag}")
+    sub = cli.json("subnet", "create", "--network", net["id"], "--subnet-range", "10.88.0.0/24", f"inner-{tag}-s")
+    router = cli.json("router", "create", f"r-{tag}")
+    assert router["status"] == "ACTIVE" and router["external_gateway_info"] is None
+    cli.run("router", "set", "--external-gateway", ext["id"], router["id"])
+    cli.run("router", "add", "subnet", router["id"], sub["id"])
+    cli.run("router", "set", "--route", "destination=10.99.0.0/24,gateway=10.88.0.50", router["id"])
+    shown = cli.json("router", "show", router["id"])
+    assert shown["external_gateway_info"]["network_id"] == ext["id"]
+    assert shown["external_gateway_info"]["enable_snat"] is True
+    assert shown["routes"] == [{"destination": "10.99.0.0/24", "nexthop": "10.88.0.50"}]
+    assert [(i["subnet_id"], i["ip_address"]) for i in shown["interfaces_info"]] == [(sub["id"], "10.88.0.1")]
+
+    port = cli.json("port", "create", "--network", net["id"], f"vm-{tag}")
+    fip = cli.json("floating", "ip", "create", ext["id"])
+    assert fip["floating_ip_address"].startswith("198.18.150.") and fip["port_id"] is None
+    cli.run("floating", "ip", "set", "--port", port["id"], fip["id"])
+    fip = cli.json("floating", "ip", "show", fip["id"])
+    assert fip["port_id"] == port["id"] and fip["router_id"] == router["id"]
+    assert fip["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
+    assert any(f["ID"] == fip["id"] for f in cli.json("floating", "ip", "list", "--port", port["id"]))
+    cli.run("floating", "ip", "unset", "--port", fip["id"])
+    assert cli.json("floating", "ip", "show", fip["id"])["port_id"] is None
+
+    busy = cli.run("router", "delete", router["id"], check=False)
+    assert busy.returncode != 0 and "still has ports" in busy.stderr
+    cli.run("floating", "ip", "delete", fip["id"])
+    cli.run("router", "unset", "--route", "destination=10.99.0.0/24,gateway=10.88.0.50", router["id"])
+    cli.run("router", "remove", "subnet", router["id"], sub["id"])
+    cli.run("router", "unset", "--external-gateway", router["id"])
+    cli.run("router", "delete", router["id"])
+    assert not any(r["ID"] == router["id"] for r in cli.json("router", "list"))
