@@ -8,6 +8,7 @@ number changes only when an old agent could no longer talk to a new server (or t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -229,7 +230,32 @@ MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segmen
 
 # ---------------------------------------------------------------- codec
 def encode(msg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(msg)
+    out: dict[str, Any] = _plain(msg)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Like dataclasses.asdict, without its deep copies (views carry thousands of rules)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}  # type: ignore[arg-type]
+    return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def decode(cls: type[T], data: Any) -> T:
@@ -237,40 +263,44 @@ def decode(cls: type[T], data: Any) -> T:
     minor version are ignored, as a minor bump only adds optional fields)."""
     if not isinstance(data, dict):
         raise ValueError(f"{cls.__name__}: expected an object")
-    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{cls.__name__}.{f.name}")
+    for name, tp in _hints(cls):  # type: ignore[arg-type]
+        if name in data:
+            kwargs[name] = _convert(tp, data[name], cls.__name__, name)
     try:
         return cls(**kwargs)
     except TypeError as err:  # a required field is missing
         raise ValueError(f"{cls.__name__}: {err}") from None
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
+def _convert(tp: Any, value: Any, owner: str, name: str) -> Any:
+    """owner.name locate errors; built lazily since messages hold thousands of values."""
+    if tp is str or tp is bool:
+        if not isinstance(value, tp):
+            raise ValueError(f"{owner}.{name}: expected {tp.__name__}")
+        return value
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
-        return _convert(next(o for o in options if o is not type(None)), value, where)
+        return _convert(next(o for o in options if o is not type(None)), value, owner, name)
     if origin is list:
         if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list")
+            raise ValueError(f"{owner}.{name}: expected a list")
         (inner,) = typing.get_args(tp)
-        return [_convert(inner, v, where) for v in value]
+        return [_convert(inner, v, owner, name) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected an object")
+            raise ValueError(f"{owner}.{name}: expected an object")
         _, inner = typing.get_args(tp)
-        return {str(k): _convert(inner, v, where) for k, v in value.items()}
+        return {str(k): _convert(inner, v, owner, name) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return decode(tp, value)  # type: ignore[arg-type]
     if tp is Any:
         return value
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ValueError(f"{where}: expected {tp.__name__}")
+        raise ValueError(f"{owner}.{name}: expected {tp.__name__}")
     return value
 
 

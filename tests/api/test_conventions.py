@@ -93,7 +93,7 @@ def test_request_id_on_every_response(api: Api, client: Any) -> None:
 
 
 def test_unknown_paths_are_404_neutron_errors(api: Api) -> None:
-    assert_fault(api.get("/v2.0/routers"), 404)
+    assert_fault(api.get("/v2.0/trunks"), 404)
     assert_fault(api.get("/v3/networks"), 404)
     net = api.network()
     assert_fault(api.get(f"/v2.0/networks/{net['id']}/bogus"), 404)

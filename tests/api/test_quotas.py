@@ -182,7 +182,7 @@ def test_project_tenant_lookup(api: Api) -> None:
     {"quota": {"network": -2}},
     {"quota": {"network": 1.5}},
     {"quota": {"network": True}},
-    {"quota": {"router": 5}},
+    {"quota": {"trunk": 5}},
     {"quota": {"bogus": 5}},
     {"quota": [1]},
     {"quotas": {"network": 5}},

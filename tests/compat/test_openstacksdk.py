@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -189,7 +190,7 @@ def test_ports_with_fixed_ips(conn: openstack.connection.Connection) -> None:
     assert port.name == "p1b" and port.device_id == "vm-1"
     by_subnet = {ip["subnet_id"]: ip["ip_address"] for ip in port.fixed_ips}
     assert len(port.fixed_ips) == 2 and by_subnet[v4.id] == "10.43.0.11"
-    assert by_subnet[v6.id].startswith("2001:db8:43::")
+    assert ipaddress.ip_address(by_subnet[v6.id]) in ipaddress.ip_network("2001:db8:43::/64")
     assert [p.id for p in conn.network.ports(device_id="vm-1")] == [port.id]
 
     conn.network.delete_port(port, ignore_missing=False)
