@@ -48,6 +48,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def print_table(rows: list[tuple[str, str, str]], value_width: int) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'metric':<{width}} | {'measured':<{value_width}} | target")
+    print("-" * (width + value_width + 16))
+    for name, value, target in rows:
+        print(f"{name:<{width}} | {value:<{value_width}} | {target}")
+
+
 def ms(v: float) -> str:
     return f"{v * 1000:.0f} ms"
 
@@ -244,11 +252,7 @@ def main() -> int:
                          f"{rs['warm']:.2f} s (agent sync {rs['warm_sync']:.2f} s)", "<= 5 s"))
     finally:
         topology.destroy(state)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'metric':<{width}} | {'measured':<34} | target")
-    print("-" * (width + 50))
-    for name, value, target in rows:
-        print(f"{name:<{width}} | {value:<34} | {target}")
+    print_table(rows, 34)
     return 0
 
 

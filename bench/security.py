@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dataplane import plug_static  # noqa: E402
+from bench.dataplane import plug_static, print_table  # noqa: E402
 from fermion.config import settings as cfg  # noqa: E402
 from fermion.db import migrate  # noqa: E402
 from fermion.db.engine import Database  # noqa: E402
@@ -187,11 +187,7 @@ def main() -> int:
         if supervisor is not None:
             supervisor.stop()
         topology.destroy(state)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'metric':<{width}} | {'measured':<12} | target")
-    print("-" * (width + 30))
-    for name, value, target in rows:
-        print(f"{name:<{width}} | {value:<12} | {target}")
+    print_table(rows, 12)
     return 0
 
 

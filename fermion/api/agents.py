@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -15,6 +17,19 @@ from fermion.errors import BadRequest, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, uuid_str
+
+
+@dataclass(frozen=True)
+class Hosted:
+    """One kind of thing agents host: the policy names, the body key, and the service calls."""
+
+    policy: str  # dhcp-network -> get_dhcp-networks, create_dhcp-network, delete_dhcp-network
+    key: str
+    collection_key: str
+    collection: Any
+    list_ids: Callable[[Connection, str], list[str]]
+    add: Callable[[Connection, str, str], None]
+    remove: Callable[[Connection, str, str], None]
 
 
 class AgentController:
@@ -88,55 +103,40 @@ class AgentController:
         raise NotFound("The resource could not be found.")
 
     def _dhcp_networks(self, req: Request, ctx: Context, agent_id: str, network_id: str | None) -> Response:
-        db, dhcp = self.services.db, self.services.dhcp
-        if req.method == "GET" and network_id is None:
-            self._enforce("get_dhcp-networks", ctx)
-            with db.read() as conn:
-                self.agents.get(conn, agent_id)
-                ids = dhcp.network_ids(conn, agent_id)
-                nets = self.services.networks.collection
-                items = [n for n in (nets.get(conn, i) for i in ids) if n is not None]
-            return Response(200, {"networks": items})
-        if req.method == "POST" and network_id is None:
-            self._enforce("create_dhcp-network", ctx)
-            body = req.json()
-            if not isinstance(body, dict) or "network_id" not in body:
-                raise BadRequest("Unable to find 'network_id' in request body")
-            try:
-                wanted = uuid_str(body["network_id"])
-            except InvalidValue as err:
-                raise BadRequest(f"Invalid input for network_id. Reason: {err}.") from None
-            db.write(lambda conn: dhcp.add(conn, agent_id, wanted))
-            return Response(201, None)
-        if req.method == "DELETE" and network_id is not None:
-            self._enforce("delete_dhcp-network", ctx)
-            db.write(lambda conn: dhcp.remove(conn, agent_id, network_id))
-            return Response(204)
-        raise NotFound("The resource could not be found.")
+        dhcp = self.services.dhcp
+        return self._hosted(req, ctx, agent_id, network_id, Hosted(
+            "dhcp-network", "network_id", "networks", self.services.networks.collection, dhcp.network_ids,
+            dhcp.add, dhcp.remove))
 
     def _l3_routers(self, req: Request, ctx: Context, agent_id: str, router_id: str | None) -> Response:
-        db, routers = self.services.db, self.services.routers
-        if req.method == "GET" and router_id is None:
-            self._enforce("get_l3-routers", ctx)
+        routers = self.services.routers
+        return self._hosted(req, ctx, agent_id, router_id, Hosted(
+            "l3-router", "router_id", "routers", routers.collection, routers.router_ids, routers.add_to_agent,
+            routers.remove_from_agent))
+
+    def _hosted(self, req: Request, ctx: Context, agent_id: str, child: str | None, h: Hosted) -> Response:
+        """What an agent hosts (its networks or routers): list, schedule one more, unschedule one."""
+        db = self.services.db
+        if req.method == "GET" and child is None:
+            self._enforce(f"get_{h.policy}s", ctx)
             with db.read() as conn:
                 self.agents.get(conn, agent_id)
-                ids = routers.router_ids(conn, agent_id)
-                items = [r for r in (routers.collection.get(conn, i) for i in ids) if r is not None]
-            return Response(200, {"routers": items})
-        if req.method == "POST" and router_id is None:
-            self._enforce("create_l3-router", ctx)
+                items = [x for x in (h.collection.get(conn, i) for i in h.list_ids(conn, agent_id)) if x is not None]
+            return Response(200, {h.collection_key: items})
+        if req.method == "POST" and child is None:
+            self._enforce(f"create_{h.policy}", ctx)
             body = req.json()
-            if not isinstance(body, dict) or "router_id" not in body:
-                raise BadRequest("Unable to find 'router_id' in request body")
+            if not isinstance(body, dict) or h.key not in body:
+                raise BadRequest(f"Unable to find '{h.key}' in request body")
             try:
-                wanted = uuid_str(body["router_id"])
+                wanted = uuid_str(body[h.key])
             except InvalidValue as err:
-                raise BadRequest(f"Invalid input for router_id. Reason: {err}.") from None
-            db.write(lambda conn: routers.add_to_agent(conn, agent_id, wanted))
+                raise BadRequest(f"Invalid input for {h.key}. Reason: {err}.") from None
+            db.write(lambda conn: h.add(conn, agent_id, wanted))
             return Response(201, None)
-        if req.method == "DELETE" and router_id is not None:
-            self._enforce("delete_l3-router", ctx)
-            db.write(lambda conn: routers.remove_from_agent(conn, agent_id, router_id))
+        if req.method == "DELETE" and child is not None:
+            self._enforce(f"delete_{h.policy}", ctx)
+            db.write(lambda conn: h.remove(conn, agent_id, child))
             return Response(204)
         raise NotFound("The resource could not be found.")
 

@@ -55,3 +55,11 @@ def emit(conn: Connection, event: Any) -> None:
     events = conn.info.get("fermion.events")
     if events is not None:
         events.append(event)
+
+
+def count_by_project(items: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of the items each project creates (what quotas charge)."""
+    out: dict[str, int] = {}
+    for item in items:
+        out[item["project_id"]] = out.get(item["project_id"], 0) + 1
+    return out

@@ -84,7 +84,7 @@ class FloatingIpService:
                 self._associate(conn, row, item["port_id"], item.get("fixed_ip_address"), ctx)
                 row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == row["id"])).one()._mapping)
             rows.append({**row, "name": "", "tags": sorted(set(item.get("tags") or []))})
-        for project, count in _count(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "floatingip", count)
         return rows
 
@@ -172,10 +172,3 @@ class FloatingIpService:
                 .order_by(r.created_at, r.id))
         row = conn.execute(stmt).first()
         return None if row is None else str(row[0])
-
-
-def _count(items: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item["project_id"]] = out.get(item["project_id"], 0) + 1
-    return out

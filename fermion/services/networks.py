@@ -122,7 +122,7 @@ class NetworkService:
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             common.emit(conn, Hint("network", row["id"], 0, row["id"]))
-        for project, count in _count_by_project(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)
         return rows
 
@@ -175,10 +175,3 @@ class NetworkService:
         conn.execute(delete(m.networks).where(m.networks.c.id == net_id))
         self.quotas.release(conn, orig["project_id"], "network")
         common.emit(conn, Hint("network", net_id, orig["revision_number"] + 1, net_id))
-
-
-def _count_by_project(items: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for item in items:
-        out[item["project_id"]] += 1
-    return out

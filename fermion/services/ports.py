@@ -21,7 +21,6 @@ from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
 from fermion.services.agents import AgentService
-from fermion.services.networks import _count_by_project
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
 from fermion.services.security_group_rules import emit_group_hints
@@ -156,7 +155,7 @@ class PortService:
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             common.emit(conn, Hint("port", row["id"], 0, net["id"], row["binding_host_id"] or None))
-        for project, count in _count_by_project(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
 

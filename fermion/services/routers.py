@@ -76,7 +76,7 @@ class RouterService:
                 row = dict(conn.execute(select(m.routers).where(m.routers.c.id == row["id"])).one()._mapping)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             self.changed(conn, row["id"])
-        for project, count in _count(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "router", count)
         return rows
 
@@ -454,10 +454,3 @@ def _interface_info(router: dict[str, Any], port_id: str, subnet_ids: list[str],
 
 def _fixed_set(fixed: list[dict[str, str]]) -> set[tuple[str | None, str | None]]:
     return {(f.get("subnet_id"), f.get("ip_address")) for f in fixed}
-
-
-def _count(items: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for item in items:
-        out[item["project_id"]] += 1
-    return out

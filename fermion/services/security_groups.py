@@ -16,7 +16,6 @@ from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
 from fermion.rpc.contracts import Hint
 from fermion.services import common
-from fermion.services.networks import _count_by_project
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.security_group_rules import (
@@ -144,7 +143,7 @@ class SecurityGroupService:
             n_rules[row["project_id"]] += len(rules)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
-        for project, count in _count_by_project(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "security_group", count)
             self.quotas.charge(conn, project, "security_group_rule", n_rules[project])
         return rows

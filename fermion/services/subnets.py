@@ -15,7 +15,7 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
 from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
-from fermion.services.networks import DHCP_OWNER, _count_by_project
+from fermion.services.networks import DHCP_OWNER
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 
@@ -90,7 +90,7 @@ class SubnetService:
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             self._changed(conn, row["network_id"], row["id"], 0, row["enable_dhcp"])
-        for project, count in _count_by_project(items).items():
+        for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
 

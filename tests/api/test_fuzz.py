@@ -80,21 +80,26 @@ def world(api: Api) -> dict[str, Any]:
     v4 = api.subnet(net["id"], "10.20.0.0/24")
     v6 = api.subnet(net["id"], "2001:db8:20::/64", ipv6_address_mode="slaac", ipv6_ra_mode="slaac")
     port = api.port(net["id"])
-    return {"api": api, "net": net, "ids": [net["id"], v4["id"], v6["id"], port["id"]], "port": port,
-            "subnet": v4}
+    ext = api.network(name="fuzz-ext", **{"router:external": True})
+    api.subnet(ext["id"], "198.18.20.0/24")
+    router = api.create("routers", name="fuzz", external_gateway_info={"network_id": ext["id"]})
+    fip = api.create("floatingips", floating_network_id=ext["id"])
+    return {"api": api, "net": net, "ids": [net["id"], v4["id"], v6["id"], port["id"], ext["id"], router["id"]],
+            "port": port, "subnet": v4, "router": router, "fip": fip, "ext": ext}
 
 
 def _count(api: Api, collection: str) -> int:
     return len(api.get(f"/v2.0/{collection}").json()[collection])
 
 
-@pytest.mark.parametrize("collection", ["networks", "subnets", "ports"])
+@pytest.mark.parametrize("collection", ["networks", "subnets", "ports", "routers", "floatingips"])
 def test_fuzz_create(world: dict[str, Any], collection: str) -> None:
     api: Api = world["api"]
     member = collection[:-1]
     seen: set[int] = set()
     base = {"networks": {}, "ports": {"network_id": world["net"]["id"]},
-            "subnets": {"network_id": world["net"]["id"], "cidr": "10.21.0.0/24", "ip_version": 4}}[collection]
+            "subnets": {"network_id": world["net"]["id"], "cidr": "10.21.0.0/24", "ip_version": 4},
+            "routers": {}, "floatingips": {"floating_network_id": world["ext"]["id"]}}[collection]
 
     @given(body=body_for(f"{member.capitalize()}Create", member, world["ids"], base))
     @FUZZ
@@ -115,7 +120,8 @@ def test_fuzz_create(world: dict[str, Any], collection: str) -> None:
     assert 201 in seen, seen
 
 
-@pytest.mark.parametrize("collection,key", [("networks", "net"), ("subnets", "subnet"), ("ports", "port")])
+@pytest.mark.parametrize("collection,key", [("networks", "net"), ("subnets", "subnet"), ("ports", "port"),
+                                            ("routers", "router"), ("floatingips", "fip")])
 def test_fuzz_update(world: dict[str, Any], collection: str, key: str) -> None:
     api: Api = world["api"]
     member = collection[:-1]
@@ -134,7 +140,7 @@ query_keys = st.sampled_from(["name", "id", "limit", "marker", "sort_key", "sort
                               "network_id", "mac_address", "bogus", "tenant_id", "mtu", "device_id"])
 
 
-@pytest.mark.parametrize("collection", ["networks", "subnets", "ports"])
+@pytest.mark.parametrize("collection", ["networks", "subnets", "ports", "routers", "floatingips"])
 def test_fuzz_list_queries(world: dict[str, Any], collection: str) -> None:
     api: Api = world["api"]
 

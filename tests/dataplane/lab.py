@@ -28,12 +28,12 @@ HOSTS = ["compute1", "compute2", "network1"]
 TOOLS = ("ip", "bridge", "dnsmasq", "udhcpc", "ping", "arping")
 
 
-def require_root() -> None:
+def require_root(tools: tuple[str, ...] = TOOLS, what: str = "data-plane tests") -> None:
     if os.geteuid() != 0:
-        pytest.skip("data-plane tests need root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+        pytest.skip(f"{what} need root (network namespaces)")
+    missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"data-plane tools missing: {', '.join(missing)} (scripts/bootstrap installs them)")
+        pytest.skip(f"{what}: tools missing: {', '.join(missing)} (scripts/bootstrap installs them)")
 
 
 def fast_settings(url: str) -> cfg.Settings:

@@ -5,7 +5,6 @@ afterwards, even on failure. Needs root, nft and nsenter."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import secrets
 import shutil
@@ -20,6 +19,7 @@ import pytest
 
 from fermion.dataplane import DataplaneError, naming, netns, veth
 from fermion.dataplane.firewall import Firewall, FirewallState, Group, PortFilter, Rule
+from tests.dataplane.lab import require_root
 
 TOOLS = ("ip", "nft", "nsenter", "ping", "sysctl")
 NET = "10.77.0"
@@ -99,11 +99,7 @@ for line in sys.stdin:
 
 
 def require() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("firewall tests need root (network namespaces, nftables)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"firewall tests need {', '.join(missing)}")
+    require_root(TOOLS, "firewall tests")
 
 
 @dataclass

@@ -4,8 +4,6 @@ built by RouterManager. Every namespace carries a unique prefix and is removed a
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from fermion.dataplane.router import (
     nat_digest,
     render_nat,
 )
+from tests.dataplane.lab import require_root
 
 TOOLS = ("ip", "nft", "arping", "ping", "tcpdump", "sysctl")
 GW = "198.18.200.10"
@@ -111,11 +110,7 @@ def test_rendered_nat_table_is_deterministic_and_follows_the_router() -> None:
 
 # ------------------------------------------------------------------------------------------- real kernel
 def _require() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("router data-plane tests need root (network namespaces)")
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"router data-plane tools missing: {', '.join(missing)}")
+    require_root(TOOLS, "router data-plane tests")
 
 
 def _ip(*argv: str) -> str:
