@@ -32,6 +32,7 @@ one ``nft -f`` transaction per apply.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import logging
 import re
@@ -427,6 +428,18 @@ def diff(old: Model, new: Model) -> list[str] | None:
 
 
 # ------------------------------------------------------------------------------------------------ shell
+STAMP_TABLE = f"{TABLE}_applied"  # holds only a comment: the digest of the rules in our tables
+
+
+def _digest(lines: list[str]) -> str:
+    return "sha256=" + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+
+
+def _stamp(digest: str) -> list[str]:
+    ref = f"inet {STAMP_TABLE}"
+    return [f"add table {ref}", f"delete table {ref}", f'add table {ref} {{ comment "{digest}"; }}']
+
+
 class Firewall:
     """Security groups of one host (netns: the namespace playing the host's root; None: the real root).
 
@@ -443,30 +456,49 @@ class Firewall:
         self._lock = threading.Lock()
 
     def apply(self, state: FirewallState, full: bool = False) -> int:
-        """Make the kernel enforce state; return the number of nft commands that changed something (0: none,
-        and then nft is not run at all). An incremental update that fails (our tables were changed or
-        deleted behind our back) is followed by a full replace."""
+        """Make the kernel enforce state; return the number of nft commands run (0: nothing changed).
+
+        The digest of what is applied is kept in a tiny table beside ours, so an agent that restarts finds
+        the kernel already right and replaces nothing (and established traffic sees no change at all)."""
         with self._lock:
             marks = allocate_marks(state.ports, self._marks)
             model = render(state, marks)
             lines: list[str] | None = None
             if not full and self._model is not None:
                 lines = diff(self._model, model)
+            if lines is not None and not lines:
+                self._model, self._marks = model, marks
+                return 0
+            everything = full_commands(model)
+            stamp = _stamp(_digest(everything))
             if lines is None:
+                if not full and self._model is None and self._applied() == stamp[-1]:
+                    self._model, self._marks = model, marks  # a restart: the kernel already enforces it
+                    return 0
                 self._enable_br_netfilter()
-                lines = full_commands(model)
-                self._nft(lines)
-            elif lines:
+                lines = everything
+                self._nft(lines + stamp)
+            else:
                 try:
                     # guards: no-ops while both tables exist, an error when one vanished behind our back
-                    self._nft([f"add chain bridge {TABLE} prerouting", f"add chain inet {TABLE} admit", *lines])
+                    self._nft([f"add chain bridge {TABLE} prerouting", f"add chain inet {TABLE} admit", *lines,
+                               *stamp])
                 except DataplaneError as err:  # our tables were changed behind our back: rebuild them
                     LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
                                 self.netns or "root namespace", err)
-                    lines = full_commands(model)
-                    self._nft(lines)
+                    lines = everything
+                    self._nft(lines + stamp)
             self._model, self._marks = model, marks
             return len(lines)
+
+    def _applied(self) -> str | None:
+        """The stamp line of what the kernel holds, or None."""
+        try:
+            out = self._run(["nft", "list", "table", "inet", STAMP_TABLE], None).stdout
+        except DataplaneError:
+            return None
+        found = re.search(r'comment "([^"]*)"', out)
+        return _stamp(found.group(1))[-1] if found else None
 
     def observe(self) -> bool:
         """Whether both of our tables exist in the kernel."""
@@ -477,7 +509,8 @@ class Firewall:
     def remove(self) -> None:
         """Delete our tables (and forget what was applied); other tables are never touched."""
         with self._lock:
-            self._nft([f"{cmd} table {family} {TABLE}" for family in ("bridge", "inet") for cmd in ("add", "delete")])
+            self._nft([f"{cmd} table {family} {TABLE}" for family in ("bridge", "inet") for cmd in ("add", "delete")]
+                      + [f"add table inet {STAMP_TABLE}", f"delete table inet {STAMP_TABLE}"])
             self._model, self._marks = None, {}
 
     # ------------------------------------------------------------ kernel

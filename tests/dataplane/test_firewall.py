@@ -494,3 +494,15 @@ def test_cost_grows_with_the_change_not_the_total(bed: Bed) -> None:
     # a shared, loaded machine: compare with the full load rather than with an absolute number
     assert timings["rule"] < max(full / 4, 0.1)
     assert timings["member"] < max(full / 4, 0.1)
+
+
+def test_a_restarted_agent_finds_the_kernel_right_and_replaces_nothing(bed: Bed) -> None:
+    good = Group("g", True, EGRESS_ANY)
+    desired = state(bed.port("i1", "g"), bed.port("i2", "g"), groups=(good,))
+    assert Firewall(bed.host).apply(desired) > 0
+    before = bed.ruleset()
+    again = Firewall(bed.host)  # a new process: nothing in memory
+    assert again.apply(desired) == 0
+    assert bed.ruleset() == before
+    assert again.apply(state(bed.port("i1", "g"), groups=(good,))) > 0  # and it goes on incrementally
+    assert Firewall(bed.host).apply(desired) > 0  # a stale digest means a full replace

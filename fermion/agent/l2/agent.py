@@ -59,7 +59,9 @@ class LinuxBridgeAgent:
         if desired.firewall is not None:
             # filters first: a tap the L2 plan attaches is filtered from its first packet
             try:
-                changed = self.firewall.apply(firewall_state(desired.firewall), full=scope is None)
+                # incremental even on full syncs: a missing table is detected and rebuilt, and after a
+                # restart the applied digest spares a full replace
+                changed = self.firewall.apply(firewall_state(desired.firewall))
                 if changed:
                     LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)
             except DataplaneError as err:

@@ -57,7 +57,8 @@ class FakeNft:
         before = copy.deepcopy(self.tables)
         try:
             for line in lines:
-                self._one(line)
+                if "fermion_sg_applied" not in line:  # the digest stamp: a table with only a comment
+                    self._one(line)
         except AssertionError:
             self.tables = before
             raise
