@@ -88,13 +88,18 @@ def _ns(inst: LabInstance, *argv: str) -> None:
 
 
 def test_spoofed_addresses_are_dropped_unless_allowed(lab: Lab) -> None:
-    lab.network("net1", "10.1.0.0/24")
-    victim = lab.boot("net1", "compute1", "victim")
-    liar = lab.boot("net1", "compute2", "liar")
-    free = lab.boot("net1", "compute1", "free")
+    spoofing_scenario(lab, "net1", "10.1.0.0/24")
+
+
+def spoofing_scenario(lab: Lab, network: str, cidr: str) -> None:
+    lab.network(network, cidr)
+    victim = lab.boot(network, "compute1", "victim")
+    liar = lab.boot(network, "compute2", "liar")
+    free = lab.boot(network, "compute1", "free")
+    base = cidr.rsplit(".", 2)[0]  # e.g. 10.1
     rule(lab, default_group(lab), protocol="icmp", remote_ip_prefix="0.0.0.0/0")  # only anti-spoofing decides
     assert lab.ping("liar", "victim")
-    fake_ip = "10.1.0.200"
+    fake_ip = f"{base}.0.200"
     _ns(liar, "ip", "addr", "add", f"{fake_ip}/24", "dev", "eth0")
     assert not _spoof_ping(liar, fake_ip, victim.ip or "")
     put(lab, f"/v2.0/ports/{liar.port_id}", {"port": {"allowed_address_pairs": [{"ip_address": fake_ip}]}})
@@ -107,7 +112,7 @@ def test_spoofed_addresses_are_dropped_unless_allowed(lab: Lab) -> None:
     eventually(lab, lambda: lab.ping("liar", "victim", count=1), "the real MAC to pass again")
 
     # port security off lifts the anti-spoofing (and the filtering)
-    other_ip = "10.1.0.201"
+    other_ip = f"{base}.0.201"
     _ns(free, "ip", "addr", "add", f"{other_ip}/24", "dev", "eth0")
     assert not _spoof_ping(free, other_ip, victim.ip or "")
     put(lab, f"/v2.0/ports/{free.port_id}", {"port": {"security_groups": [], "port_security_enabled": False}})

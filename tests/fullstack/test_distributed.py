@@ -170,3 +170,14 @@ def test_distributed_router_snat_floating_ip_and_security_group(dlab: Lab) -> No
 
     test_routing_snat_and_floating_ip(dlab)
     remote_group_scenario(dlab, "net3")
+
+
+def test_distributed_security_groups_and_tenant_isolation(dlab: Lab) -> None:
+    """Exactly what a rule opens, anti-spoofing, and two tenants' routers on one CIDR, agents as processes."""
+    from tests.dataplane import test_security as sec
+
+    sec.test_a_rule_opens_tcp_22_and_only_tcp_22(dlab)
+    for name in ("server", "client"):
+        instances.remove(dlab.state, dlab.api, name)
+    sec.spoofing_scenario(dlab, "net-spoof", "10.3.0.0/24")
+    sec.test_tenant_routers_with_the_same_cidr_are_isolated(dlab)
