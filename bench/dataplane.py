@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,6 +47,21 @@ from tests.support.inproc_server import serve_in_thread  # noqa: E402
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def embedded() -> tuple[Path, cfg.Settings, Any]:
+    """A state directory, settings without quotas, and the embedded app on a fresh SQLite database there."""
+    tmp = Path(tempfile.mkdtemp(prefix="fermion-bench-"))
+    url = f"sqlite:///{tmp / 'bench.sqlite'}"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    settings = (cfg.Settings().replace("database", url=url)
+                .replace("quotas", network=-1, subnet=-1, port=-1)
+                .replace("agents", report_interval=2.0, agent_down_time=10.0, resync_interval=60.0))
+    app = build_app(settings)
+    app.services.quotas.defaults.update(security_group_rule=-1, security_group=-1, router=-1, floatingip=-1)
+    return tmp, settings, app
 
 
 def print_table(rows: list[tuple[str, str, str]], value_width: int) -> None:
@@ -200,15 +216,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.ports, args.resync_ports, args.iperf_seconds = 40, 200, 3
-    tmp = Path(tempfile.mkdtemp(prefix="fermion-bench-"))
-    url = f"sqlite:///{tmp / 'bench.sqlite'}"
-    db = Database(url)
-    migrate.upgrade(db.engine)
-    db.dispose()
-    settings = (cfg.Settings().replace("database", url=url)
-                .replace("quotas", network=-1, subnet=-1, port=-1)
-                .replace("agents", report_interval=2.0, agent_down_time=10.0, resync_interval=60.0))
-    app = build_app(settings)
+    tmp, settings, app = embedded()
     prefix = "fb" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode="embedded", endpoint="")
     rows: list[tuple[str, str, str]] = []

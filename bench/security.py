@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,14 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dataplane import plug_static, print_table  # noqa: E402
-from fermion.config import settings as cfg  # noqa: E402
-from fermion.db import migrate  # noqa: E402
-from fermion.db.engine import Database  # noqa: E402
+from bench.dataplane import embedded, plug_static, print_table  # noqa: E402
 from fermion.lab import instances, topology  # noqa: E402
 from fermion.lab.instances import Api  # noqa: E402
 from fermion.lab.state import LabState, state_path  # noqa: E402
-from fermion.runtime.embedded import build_app  # noqa: E402
 from fermion.runtime.lab import LabSupervisor  # noqa: E402
 from tests.dataplane.lab import tcp_connects, tcp_listener  # noqa: E402
 from tests.support.inproc_server import serve_in_thread  # noqa: E402
@@ -147,16 +142,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.ports, args.rules = 40, 200
-    tmp = Path(tempfile.mkdtemp(prefix="fermion-bench-"))
-    url = f"sqlite:///{tmp / 'bench.sqlite'}"
-    db = Database(url)
-    migrate.upgrade(db.engine)
-    db.dispose()
-    settings = (cfg.Settings().replace("database", url=url)
-                .replace("quotas", network=-1, subnet=-1, port=-1)
-                .replace("agents", report_interval=2.0, agent_down_time=10.0, resync_interval=60.0))
-    app = build_app(settings)
-    app.services.quotas.defaults.update(security_group_rule=-1, security_group=-1, router=-1, floatingip=-1)
+    tmp, settings, app = embedded()
     prefix = "fs" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode="embedded", endpoint="")
     rows: list[tuple[str, str, str]] = []

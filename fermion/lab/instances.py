@@ -13,6 +13,7 @@ import httpx
 
 from fermion.dataplane import naming, netns, veth
 from fermion.lab.state import LabInstance, LabState
+from fermion.lab.topology import EXTERNAL_CIDR, EXTERNAL_GATEWAY, EXTERNAL_POOL
 
 # udhcpc's default script would rewrite the machine's /etc/resolv.conf (mount namespace is shared)
 UDHCPC_SCRIPT = """#!/bin/sh
@@ -82,8 +83,6 @@ class Api:
 
 def ensure_external_network(state: LabState, api: Api) -> dict[str, Any]:
     """The Neutron side of the lab's external wire: a flat external network "public" with its subnet."""
-    from fermion.lab.topology import EXTERNAL_CIDR, EXTERNAL_GATEWAY, EXTERNAL_POOL
-
     if state.external_network_id:
         resp = api.http.get(f"/v2.0/networks/{state.external_network_id}")
         if resp.status_code == 200:
@@ -153,8 +152,6 @@ def address(ns: str) -> str | None:
 
 def ping(state: LabState, src: str, dst: str, count: int = 3) -> subprocess.CompletedProcess[str]:
     """src: an instance or "external" (the lab's internet); dst: an instance, "external" or an address."""
-    from fermion.lab.topology import EXTERNAL_GATEWAY
-
     source = namespace_of(state, src)
     if dst == "external":
         target: str | None = EXTERNAL_GATEWAY

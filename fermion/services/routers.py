@@ -14,13 +14,14 @@ from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
-from fermion.resources.router import ROUTER
+from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
 from fermion.services import common
 from fermion.services.agents import AgentService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.validation import InvalidValue, uuid_str
 
 L3_AGENT = "L3 agent"
 INTERFACE_OWNER = "network:router_interface"
@@ -335,8 +336,6 @@ class RouterService:
         if not isinstance(body, dict) or not isinstance(body.get("router"), dict) \
                 or set(body["router"]) != {"routes"}:
             raise BadRequest("Body must be {\"router\": {\"routes\": [...]}}", type="HTTPBadRequest")
-        from fermion.resources.router import ROUTES
-        from fermion.validation import InvalidValue
         try:
             given = ROUTES(body["router"]["routes"])
         except InvalidValue as err:
@@ -431,7 +430,6 @@ class RouterService:
 
 
 def _interface_args(body: Any, both_ok: bool = False) -> tuple[str | None, str | None]:
-    from fermion.validation import InvalidValue, uuid_str
     if not isinstance(body, dict) or set(body) - {"subnet_id", "port_id"}:
         raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.", type="BadRequest")
     subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
