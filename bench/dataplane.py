@@ -6,7 +6,7 @@ process, SQLite) with emulated hosts in namespaces, and prints a table:
     instance on another host, p50/p99 over --ports ports on one host (no DHCP: the instance takes the port's
     address statically, so the L2 path is what is timed)
   * L2 agent full resync with --resync-ports bound ports on one host: cold (empty kernel: bridge, vxlan,
-    every tap attached, statuses reported) and warm (agent restart, everything already in place)
+    security-group tables, every tap attached, statuses reported) and warm (agent restart, everything already in place)
   * instance-to-instance TCP throughput over VXLAN (iperf3) compared, in the same run, with a bare
     veth + bridge + vxlan path built by hand between two other namespaces (the kernel's limit here)
 
@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fermion.config import settings as cfg  # noqa: E402
+from fermion.dataplane import firewall as fw  # noqa: E402
 from fermion.dataplane import naming, netns, veth  # noqa: E402
 from fermion.db import migrate  # noqa: E402
 from fermion.db.engine import Database  # noqa: E402
@@ -144,6 +145,8 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
     for label in ("cold", "warm"):
         if label == "cold":
             netns.run(["ip", "-n", host.netns, "link", "del", naming.bridge(net["id"])], check=False)
+            for family, table in (("bridge", fw.TABLE), ("inet", fw.TABLE), ("inet", fw.STAMP_TABLE)):
+                netns.run(["ip", "netns", "exec", host.netns, "nft", "delete", "table", family, table], check=False)
         agents = build_agents(settings, app.transport, state, host, state_dir)  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         for agent in agents:
@@ -161,6 +164,8 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
             time.sleep(0.05)
         out[label] = time.perf_counter() - t0
         out[f"{label}_sync"] = l2.last_sync_seconds
+        phases = {**l2.last_sync_phases, **l2.driver.last_phases}
+        print(f"{label} resync phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()), file=sys.stderr)
         for agent in agents:
             agent.stop()
     return out
@@ -213,7 +218,10 @@ def main() -> int:
     ap.add_argument("--resync-ports", type=int, default=1000)
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["activation", "throughput", "resync"], action="append",
+                    help="run only these parts (repeatable)")
     args = ap.parse_args()
+    parts = set(args.only or ["activation", "throughput", "resync"])
     if args.quick:
         args.ports, args.resync_ports, args.iperf_seconds = 40, 200, 3
     tmp, settings, app = embedded()
@@ -233,31 +241,34 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise RuntimeError("agents did not report")
                 time.sleep(0.1)
-            act = bench_activation(api, state, args.ports)
-            rows.append((f"port create -> ACTIVE ({args.ports} ports, 1 host)",
-                         f"p50 {ms(pct(act['active'], .5))} / p99 {ms(pct(act['active'], .99))}", "p99 <= 1 s"))
-            rows.append(("port create -> first ping reply (guest starts at ACTIVE)",
-                         f"p50 {ms(pct(act['reply'], .5))} / p99 {ms(pct(act['reply'], .99))}", ""))
+            if parts & {"activation", "throughput"}:  # the throughput instances come from this part
+                act = bench_activation(api, state, args.ports if "activation" in parts else 2)
+            if "activation" in parts:
+                rows.append((f"port create -> ACTIVE ({args.ports} ports, 1 host)",
+                             f"p50 {ms(pct(act['active'], .5))} / p99 {ms(pct(act['active'], .99))}", "p99 <= 1 s"))
+                rows.append(("port create -> first ping reply (guest starts at ACTIVE)",
+                             f"p50 {ms(pct(act['reply'], .5))} / p99 {ms(pct(act['reply'], .99))}", ""))
             supervisor.stop()  # from here the benchmark drives agents itself; the kernel state stays
-            vm = netns.names(f"{prefix}-vm-")
-            client_ns, server_ns = f"{prefix}-vm-b0", f"{prefix}-vm-peer"
-            server_ip = instances.address(server_ns) or ""
-            ours = [iperf(client_ns, server_ns, server_ip, args.iperf_seconds) for _ in range(2)]
-            hb = hand_built(prefix)
-            bare = [iperf(hb[0], hb[1], hb[2], args.iperf_seconds) for _ in range(2)]
-            ratio = statistics.mean(ours) / statistics.mean(bare)
-            rows.append(("TCP over VXLAN, instance to instance (Fermion)",
-                         " / ".join(f"{x:.2f}" for x in ours) + " Gbit/s", ""))
-            rows.append(("TCP over VXLAN, bare veth+bridge+vxlan by hand",
-                         " / ".join(f"{x:.2f}" for x in bare) + " Gbit/s", ""))
-            rows.append(("Fermion / hand-built", f"{ratio:.0%}", ">= 90%"))
-            for n in vm:
+            if "throughput" in parts:
+                client_ns, server_ns = f"{prefix}-vm-b0", f"{prefix}-vm-peer"
+                server_ip = instances.address(server_ns) or ""
+                ours = [iperf(client_ns, server_ns, server_ip, args.iperf_seconds) for _ in range(2)]
+                hb = hand_built(prefix)
+                bare = [iperf(hb[0], hb[1], hb[2], args.iperf_seconds) for _ in range(2)]
+                ratio = statistics.mean(ours) / statistics.mean(bare)
+                rows.append(("TCP over VXLAN, instance to instance (Fermion)",
+                             " / ".join(f"{x:.2f}" for x in ours) + " Gbit/s", ""))
+                rows.append(("TCP over VXLAN, bare veth+bridge+vxlan by hand",
+                             " / ".join(f"{x:.2f}" for x in bare) + " Gbit/s", ""))
+                rows.append(("Fermion / hand-built", f"{ratio:.0%}", ">= 90%"))
+            for n in netns.names(f"{prefix}-vm-"):
                 netns.delete(n)
-            rs = bench_resync(api, state, settings, app, tmp, args.resync_ports)
-            rows.append((f"L2 agent resync, {args.resync_ports} ports, cold (to all ACTIVE)",
-                         f"{rs['cold']:.2f} s (agent sync {rs['cold_sync']:.2f} s)", "<= 5 s"))
-            rows.append((f"L2 agent resync, {args.resync_ports} ports, warm restart",
-                         f"{rs['warm']:.2f} s (agent sync {rs['warm_sync']:.2f} s)", "<= 5 s"))
+            if "resync" in parts:
+                rs = bench_resync(api, state, settings, app, tmp, args.resync_ports)
+                rows.append((f"L2 agent resync, {args.resync_ports} ports, cold (to all ACTIVE)",
+                             f"{rs['cold']:.2f} s (agent sync {rs['cold_sync']:.2f} s)", "<= 5 s"))
+                rows.append((f"L2 agent resync, {args.resync_ports} ports, warm restart",
+                             f"{rs['warm']:.2f} s (agent sync {rs['warm_sync']:.2f} s)", "<= 5 s"))
     finally:
         topology.destroy(state)
     print_table(rows, 34)

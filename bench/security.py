@@ -20,6 +20,7 @@ namespaces; everything is removed at the end, even on errors.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dataplane import embedded, plug_static, print_table  # noqa: E402
+from fermion.dataplane.naming import tap  # noqa: E402
 from fermion.lab import instances, topology  # noqa: E402
 from fermion.lab.instances import Api  # noqa: E402
 from fermion.lab.state import LabState, state_path  # noqa: E402
@@ -80,10 +82,19 @@ def bench_group(api: Api, state: LabState, n_ports: int, n_rules: int) -> dict[s
         instances.wait_port_status(api, port["id"], "ACTIVE", 60)
     chain = f"sg-{sg['id']}-in"
 
+    devices = {tap(p["id"]) for p in ports}
+
     def enforced() -> bool:
-        have = nft(host_ns, "list", "chain", "inet", "fermion_sg", chain)
-        jumps = nft(host_ns, "list", "table", "inet", "fermion_sg").count(f"jump {chain}")
-        return have.count("accept") >= n_rules and jumps >= n_ports
+        # every port's profile (the mark its device maps to) must jump to the group's chain
+        if nft(host_ns, "list", "chain", "inet", "fermion_sg", chain).count("accept") < n_rules:
+            return False
+        marks = dict(re.findall(r'"([^"]+)" : (0x[0-9a-f]+)',
+                                nft(host_ns, "list", "map", "bridge", "fermion_sg", "port_profile")))
+        if not devices <= marks.keys():
+            return False
+        inet = nft(host_ns, "list", "table", "inet", "fermion_sg")
+        profiles = {int(marks[d], 16) for d in devices}
+        return all(re.search(rf"chain in-p{m} {{[^}}]*jump {re.escape(chain)}\n", inet) for m in profiles)
 
     t0 = time.perf_counter()
     for port in ports:

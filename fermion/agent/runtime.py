@@ -68,6 +68,7 @@ class AgentRuntime:
         self._inflight_full = False
         self.synced = threading.Event()  # set after the first successful full sync (tests, lab)
         self.last_sync_seconds = 0.0
+        self.last_sync_phases: dict[str, float] = {}  # of the last full sync: view, apply, report (seconds)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -154,9 +155,16 @@ class AgentRuntime:
                               network_ids=None if full else sorted(keys))
         LOG.debug("%s on %s: %s sync %s", self.driver.binary, self.host, "full" if full else "partial", keys)
         try:
+            t0 = time.perf_counter()
             view = self.transport.call(self.driver.view_method, encode(request), timeout=self.call_timeout)
+            t1 = time.perf_counter()
             result = self.driver.sync(view, None if full else keys)
+            t2 = time.perf_counter()
             self._report_ports(result, full)
+            if full:
+                self.last_sync_phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
+                LOG.info("%s on %s: full sync took %s", self.driver.binary, self.host,
+                         ", ".join(f"{k} {v:.2f} s" for k, v in self.last_sync_phases.items()))
         except (RpcUnavailable, RpcError) as err:
             LOG.warning("sync failed (%s): %s", "full" if full else f"{len(keys)} networks", err)
             return False

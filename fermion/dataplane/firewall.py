@@ -1,32 +1,34 @@
 """Security groups on a Linux-bridge host, enforced with nftables (Neutron's semantics).
 
 The kernel has no conntrack in the nft bridge family (shared/PLATFORM.md §5), so the work is split in two
-tables of ours, both named ``fermion_sg``:
+tables of ours, both named ``fermion_sg``.  Ports with the same groups (and statefulness) share a *profile*;
+the tables hold one small chain set per profile and per group, and a port adds only set and map elements, so
+loading 1,000 ports is a handful of commands rather than tens of thousands.
 
 ``table bridge fermion_sg`` (stateless, sees the real bridge ports)
-    ``prerouting``: resets the packet mark, then ``iifname vmap @from_port`` jumps to ``from-<port>``, which
-    tags the frame with the port's index (mark bits 0-15) and drops spoofed frames: source MAC not in
-    ``as-<port>-mac``, ethertypes other than IPv4, IPv6 and ARP, ARP sender or IPv4/IPv6 source not in
-    ``as-<port>-v4``/``-v6`` (``mac . address`` interval sets built from the fixed IPs and the allowed address
-    pairs), DHCP server replies and router advertisements from the instance.  ``forward``: ``oifname vmap
-    @to_port`` jumps to ``to-<port>``, which ORs the destination port's index into mark bits 16-31.
-    ``postrouting`` clears the mark again.
+    ``prerouting``: resets the packet mark, sets mark bits 0-15 to the sending port's profile
+    (``iifname map @port_profile``) and, for filtered ports, jumps to ``antispoof``, which drops frames whose
+    source MAC is not the port's (``port_macs``), ethertypes other than IPv4, IPv6 and ARP, ARP sender or
+    IPv4/IPv6 source not allowed (``port_v4``/``port_v6``: ``ifname . mac . address`` interval sets built from
+    the fixed IPs and the allowed address pairs), DHCP server replies and router advertisements.
+    ``forward``: ``oifname vmap @to_port`` jumps to ``to-p<n>``, which ORs the receiving port's profile into
+    mark bits 16-31.  ``postrouting`` clears the mark again.
 
 ``table inet fermion_sg`` (stateful, reached through br_netfilter, where iif/oif are the bridge)
-    ``forward``: ``meta mark and 0xffff vmap @egress`` jumps to ``out-<port>`` of the sending instance;
-    ``meta mark and 0xffff0000 vmap @ingress`` jumps to ``in-<port>`` of the receiving one.  A port chain
-    holds the conntrack shortcut (stateful groups only), the always-allowed traffic (DHCP, ND), one
+    ``forward``: ``meta mark and 0xffff vmap @egress`` jumps to ``out-p<n>`` of the sender's profile;
+    ``meta mark and 0xffff0000 vmap @ingress`` jumps to ``in-p<n>`` of the receiver's.  A profile chain holds
+    the conntrack shortcut (stateful groups only), the always-allowed traffic (DHCP, ND), one
     ``jump sg-<group>-in|out`` per security group and a final ``drop``.  Group chains are shared by every
-    port of the group; a matching ingress rule accepts, a matching egress rule continues (``goto admit``)
-    with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``.
+    profile that has the group; a matching ingress rule accepts, a matching egress rule continues
+    (``goto admit``) with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``.
 
 Traffic from or to a device that is not a managed port (port_security False, router and DHCP ports, vxlan)
-carries no index for that side and is not filtered there.
+carries no profile for that side and is not filtered there.
 
 ``render`` (pure) turns a FirewallState into a Model of both tables; ``diff`` turns two models into the nft
-commands that change only what differs (a group's rules: flush and refill its two chains; membership: set
-elements; a port: its chains, sets and map elements); ``Firewall`` keeps the last applied model and runs
-one ``nft -f`` transaction per apply.
+commands that change only what differs (a group's rules: flush and refill its two chains; membership and
+ports: set and map elements; a new group combination: its profile chains); ``Firewall`` keeps the last
+applied model and runs one ``nft -f`` transaction per apply.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from fermion.dataplane import DataplaneError, netns
 LOG = logging.getLogger(__name__)
 
 TABLE = "fermion_sg"
-MAX_PORTS = 0xFFFF  # a port's index fills 16 bits of the packet mark, one half per direction
+MAX_PROFILES = 0xFFFF  # a profile's index fills 16 bits of the packet mark, one half per direction
 SRC_MASK = 0x0000FFFF
 DST_MASK = 0xFFFF0000
 SRC_PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: port ranges apply
@@ -123,13 +125,7 @@ class Model:
         return self.bridge, self.inet
 
 
-@dataclass(frozen=True)
-class _PortObjects:
-    """What one filtered port adds to the tables, besides its map elements."""
-
-    bridge_sets: Mapping[str, NftSet]
-    bridge_chains: Mapping[str, tuple[str, ...]]
-    inet_chains: Mapping[str, tuple[str, ...]]
+Profile = tuple[tuple[str, ...], bool]  # (sorted group ids, stateful): ports with equal profiles share chains
 
 
 def _check_id(kind: str, value: str) -> str:
@@ -149,20 +145,31 @@ def _elem_net(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
-def allocate_marks(ports: Iterable[PortFilter], previous: Mapping[str, int]) -> dict[str, int]:
-    """A stable index (1..MAX_PORTS) per filtered port: kept while the port stays, lowest free one when new."""
-    wanted = [p.id for p in ports if p.port_security]
-    marks = {pid: previous[pid] for pid in wanted if pid in previous}
+def port_profile(port: PortFilter, stateful_groups: Mapping[str, bool]) -> Profile:
+    # Neutron refuses to mix stateful and stateless groups on one port
+    return tuple(sorted(set(port.groups))), all(stateful_groups.get(g, True) for g in port.groups)
+
+
+def profiles(state: FirewallState) -> list[Profile]:
+    """The profiles of the filtered ports, each once, in port order."""
+    stateful = {g.id: g.stateful for g in state.groups}
+    return list(dict.fromkeys(port_profile(p, stateful) for p in state.ports if p.port_security))
+
+
+def allocate_marks(wanted: Iterable[Profile], previous: Mapping[Profile, int]) -> dict[Profile, int]:
+    """A stable index (1..MAX_PROFILES) per profile: kept while it is in use, the lowest free one when new."""
+    wanted = list(wanted)
+    marks = {key: previous[key] for key in wanted if key in previous}
     used = set(marks.values())
     free = 1
-    for pid in wanted:
-        if pid in marks:
+    for key in wanted:
+        if key in marks:
             continue
         while free in used:
             free += 1
-        if free > MAX_PORTS:
-            raise DataplaneError(f"more than {MAX_PORTS} filtered ports on one host")
-        marks[pid] = free
+        if free > MAX_PROFILES:
+            raise DataplaneError(f"more than {MAX_PROFILES} distinct security-group combinations on one host")
+        marks[key] = free
         used.add(free)
     return marks
 
@@ -222,7 +229,7 @@ def _group_chains(group: Group) -> tuple[tuple[str, ...], tuple[str, ...], froze
     return tuple(chains["ingress"]), tuple(chains["egress"]), frozenset(remotes)
 
 
-def _address_elements(port: PortFilter, v6: bool) -> dict[str, str | None]:
+def _address_elements(port: PortFilter, v6: bool) -> list[str]:
     """mac . address(/prefix) pairs a port may send from: fixed IPs with its MAC, allowed pairs with theirs,
     link-local for every allowed MAC; overlapping networks collapsed (the kernel rejects overlaps)."""
     by_mac: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
@@ -238,46 +245,45 @@ def _address_elements(port: PortFilter, v6: bool) -> dict[str, str | None]:
     if v6:
         for mac in {own, *(_mac(m or port.mac) for _, m in port.allowed_pairs)}:
             by_mac.setdefault(mac, []).append(ipaddress.IPv6Network("fe80::/64"))
-    out: dict[str, str | None] = {}
+    out: list[str] = []
     for mac in sorted(by_mac):
         for net in ipaddress.collapse_addresses(by_mac[mac]):  # type: ignore[type-var]
-            out[f"{mac} . {_elem_net(net)}"] = None
+            out.append(f"{mac} . {_elem_net(net)}")
     return out
 
 
+@dataclass(frozen=True)
+class _PortElements:
+    """What one filtered port adds to the bridge table: elements of the shared sets and maps."""
+
+    macs: tuple[str, ...]
+    v4: tuple[str, ...]
+    v6: tuple[str, ...]
+    profile: tuple[str, str]  # port_profile map element
+    to_port: tuple[str, str]  # to_port map element
+
+
 @functools.lru_cache(maxsize=16384)
-def _port_objects(port: PortFilter, mark: int, stateful: bool) -> _PortObjects:
-    pid = _check_id("port", port.id)
+def _port_elements(port: PortFilter, mark: int) -> _PortElements:
+    _check_id("port", port.id)
     if not _DEVICE.fullmatch(port.device):
         raise ValueError(f"bad device name {port.device!r}")
-    macs = {_mac(port.mac), *(_mac(m or port.mac) for _, m in port.allowed_pairs)}
-    bridge_sets = {
-        f"as-{pid}-mac": NftSet("set", "type ether_addr;", dict.fromkeys(sorted(macs))),
-        f"as-{pid}-v4": NftSet("set", "type ether_addr . ipv4_addr; flags interval;",
-                               _address_elements(port, v6=False)),
-        f"as-{pid}-v6": NftSet("set", "type ether_addr . ipv6_addr; flags interval;",
-                               _address_elements(port, v6=True)),
-    }
-    bridge_chains = {
-        f"from-{pid}": (
-            f"meta mark set {mark:#x}",
-            f"ether saddr != @as-{pid}-mac drop",
-            # anything but IP and ARP (802.1Q-tagged frames included) would bypass the checks below and the
-            # inet hooks (br_netfilter skips tagged frames)
-            "ether type != { ip, ip6, arp } drop",
-            f"arp saddr ip 0.0.0.0 arp saddr ether @as-{pid}-mac return",  # ARP probe (conflict detection)
-            f"arp saddr ether . arp saddr ip != @as-{pid}-v4 drop",
-            "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
-            f"ether saddr . ip saddr != @as-{pid}-v4 drop",
-            "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
-            f"ether saddr . ip6 saddr != @as-{pid}-v6 drop",
-            "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
-            "udp sport 547 udp dport 546 drop",
-            "icmpv6 type nd-router-advert drop",  # no router advertisements either
-        ),
-        f"to-{pid}": (f"meta mark set meta mark or {mark << 16:#x}",),
-    }
-    groups = sorted(set(port.groups))
+    dev = f'"{port.device}"'
+    macs = sorted({_mac(port.mac), *(_mac(m or port.mac) for _, m in port.allowed_pairs)})
+    return _PortElements(
+        tuple(f"{dev} . {m}" for m in macs),
+        tuple(f"{dev} . {e}" for e in _address_elements(port, v6=False)),
+        tuple(f"{dev} . {e}" for e in _address_elements(port, v6=True)),
+        (dev, f"{mark:#x}"),
+        (dev, f"jump to-p{mark}"),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile_chains(profile: Profile, mark: int) -> dict[str, tuple[str, ...]]:
+    """The inet chains of one profile: the conntrack shortcut (stateful only), the traffic always allowed,
+    one jump per group and the default drop."""
+    groups, stateful = profile
     out: list[str] = []
     into: list[str] = []
     if stateful:
@@ -291,7 +297,7 @@ def _port_objects(port: PortFilter, mark: int, stateful: bool) -> _PortObjects:
              f"icmpv6 type {ICMPV6_INGRESS_TYPES} accept"]
     out += [f"jump {group_chain(g, 'egress')}" for g in groups] + ["drop"]
     into += [f"jump {group_chain(g, 'ingress')}" for g in groups] + ["drop"]
-    return _PortObjects(bridge_sets, bridge_chains, {f"out-{pid}": tuple(out), f"in-{pid}": tuple(into)})
+    return {f"out-p{mark}": tuple(out), f"in-p{mark}": tuple(into)}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -309,51 +315,79 @@ BRIDGE_HOOKS = {
     "postrouting": "type filter hook postrouting priority 100; policy accept;",
 }
 INET_HOOKS = {"forward": "type filter hook forward priority 0; policy accept;"}
+ANTISPOOF = (
+    "iifname . ether saddr != @port_macs drop",
+    # anything but IP and ARP (802.1Q-tagged frames included) would bypass the checks below and the inet hooks
+    # (br_netfilter skips tagged frames)
+    "ether type != { ip, ip6, arp } drop",
+    "arp saddr ip 0.0.0.0 iifname . arp saddr ether @port_macs return",  # ARP probe (conflict detection)
+    "iifname . arp saddr ether . arp saddr ip != @port_v4 drop",
+    "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
+    "iifname . ether saddr . ip saddr != @port_v4 drop",
+    "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
+    "iifname . ether saddr . ip6 saddr != @port_v6 drop",
+    "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
+    "udp sport 547 udp dport 546 drop",
+    "icmpv6 type nd-router-advert drop",  # no router advertisements either
+)
+_SETS = {  # name -> (kind, spec) of the bridge table's shared sets, filled per port
+    "port_macs": ("set", "type ifname . ether_addr;"),
+    "port_v4": ("set", "type ifname . ether_addr . ipv4_addr; flags interval;"),
+    "port_v6": ("set", "type ifname . ether_addr . ipv6_addr; flags interval;"),
+    "port_profile": ("map", "type ifname : mark;"),
+    "to_port": ("map", "type ifname : verdict;"),
+}
 
 
-def render(state: FirewallState, marks: Mapping[str, int]) -> Model:
-    """The complete content of our two tables for this state. Pure; the pieces are memoized on their
-    (immutable) inputs, so rendering after a small change costs little more than the change."""
+def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
+    """The complete content of our two tables for this state (marks: from allocate_marks(profiles(state))).
+    Pure; the pieces are memoized on their (immutable) inputs."""
     groups = {g.id: g for g in state.groups}
+    stateful = {g.id: g.stateful for g in state.groups}
     bridge = Table("bridge", dict(BRIDGE_HOOKS), {
-        "prerouting": ("meta mark set 0x0", "iifname vmap @from_port"),
+        "prerouting": ("meta mark set 0x0", "meta mark set iifname map @port_profile",
+                       f"meta mark and {SRC_MASK:#x} != 0x0 jump antispoof"),
         "forward": ("oifname vmap @to_port",),
         "postrouting": ("meta mark set 0x0",),  # the mark never leaves the bridge (vxlan routing, qdiscs)
+        "antispoof": ANTISPOOF,
     })
     inet = Table("inet", dict(INET_HOOKS), {
         "forward": (f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
         "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
     })
-    from_port: dict[str, str | None] = {}
-    to_port: dict[str, str | None] = {}
-    egress: dict[str, str | None] = {}
-    ingress: dict[str, str | None] = {}
-    used_groups: set[str] = set()
+    elements: dict[str, dict[str, str | None]] = {name: {} for name in _SETS}
+    used: dict[Profile, int] = {}
     for port in state.ports:
         if not port.port_security:
             continue
-        mark = marks[port.id]
-        # Neutron refuses to mix stateful and stateless groups on one port
-        stateful = all(groups[g].stateful for g in port.groups if g in groups)
-        objects = _port_objects(port, mark, stateful)
-        bridge.sets.update(objects.bridge_sets)
-        bridge.chains.update(objects.bridge_chains)
-        inet.chains.update(objects.inet_chains)
-        from_port[f'"{port.device}"'] = f"jump from-{port.id}"
-        to_port[f'"{port.device}"'] = f"jump to-{port.id}"
-        egress[f"{mark:#x}"] = f"jump out-{port.id}"
-        ingress[f"{mark << 16:#x}"] = f"jump in-{port.id}"
-        used_groups.update(port.groups)
-    bridge.sets["from_port"] = NftSet("map", "type ifname : verdict;", from_port)
-    bridge.sets["to_port"] = NftSet("map", "type ifname : verdict;", to_port)
+        profile = port_profile(port, stateful)
+        mark = marks[profile]
+        used[profile] = mark
+        e = _port_elements(port, mark)
+        elements["port_macs"].update(dict.fromkeys(e.macs))
+        elements["port_v4"].update(dict.fromkeys(e.v4))
+        elements["port_v6"].update(dict.fromkeys(e.v6))
+        elements["port_profile"][e.profile[0]] = e.profile[1]
+        elements["to_port"][e.to_port[0]] = e.to_port[1]
+    for name, (kind, spec) in _SETS.items():
+        bridge.sets[name] = NftSet(kind, spec, elements[name])
+    egress: dict[str, str | None] = {}
+    ingress: dict[str, str | None] = {}
+    used_groups: set[str] = set()
+    for profile, mark in sorted(used.items(), key=lambda item: item[1]):
+        bridge.chains[f"to-p{mark}"] = (f"meta mark set meta mark or {mark << 16:#x}",)
+        inet.chains.update(_profile_chains(profile, mark))
+        egress[f"{mark:#x}"] = f"jump out-p{mark}"
+        ingress[f"{mark << 16:#x}"] = f"jump in-p{mark}"
+        used_groups.update(profile[0])
     inet.sets["egress"] = NftSet("map", "type mark : verdict;", egress)
     inet.sets["ingress"] = NftSet("map", "type mark : verdict;", ingress)
     remotes: set[str] = set()
     for gid in sorted(used_groups):
-        into, out, used = _group_chains(groups.get(gid, Group(gid, True, ())))
+        into, out, used_remotes = _group_chains(groups.get(gid, Group(gid, True, ())))
         inet.chains[group_chain(gid, "ingress")] = into
         inet.chains[group_chain(gid, "egress")] = out
-        remotes |= used
+        remotes |= used_remotes
     for gid in sorted(remotes):
         v4, v6 = _remote_sets(gid, tuple(state.members.get(gid, ())))
         inet.sets[remote_set(gid, False)] = v4
@@ -452,7 +486,7 @@ class Firewall:
         self.netns = netns
         self.timeout = timeout
         self._model: Model | None = None
-        self._marks: dict[str, int] = {}
+        self._marks: dict[Profile, int] = {}
         self._lock = threading.Lock()
 
     def apply(self, state: FirewallState, full: bool = False) -> int:
@@ -461,7 +495,7 @@ class Firewall:
         The digest of what is applied is kept in a tiny table beside ours, so an agent that restarts finds
         the kernel already right and replaces nothing (and established traffic sees no change at all)."""
         with self._lock:
-            marks = allocate_marks(state.ports, self._marks)
+            marks = allocate_marks(profiles(state), self._marks)
             model = render(state, marks)
             lines: list[str] | None = None
             if not full and self._model is not None:

@@ -1,10 +1,12 @@
-"""The kernel executor: observe a host namespace and apply plan operations over netlink (pyroute2), one
-long-lived netlink socket per host namespace, no process per operation."""
+"""The kernel executor: observe a host namespace and apply plan operations over netlink, long-lived netlink
+sockets per host namespace, no process per operation.  pyroute2 does the varied operations; the bulk ones
+(dumping every link, attaching many taps) go through the lean client in rtnl."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fermion.dataplane import DataplaneError, naming
+from fermion.dataplane import DataplaneError, naming, rtnl
 from fermion.dataplane import plan as p
 from fermion.dataplane.state import HostState, Link
 
@@ -26,6 +28,7 @@ class LinuxHost:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
         self._ipr: IPRoute | None = None
+        self._rtnl: rtnl.Rtnl | None = None
         self._lock = threading.Lock()  # one netlink socket, used by one thread at a time
 
     def _conn(self) -> IPRoute:
@@ -33,11 +36,19 @@ class LinuxHost:
             self._ipr = IPRoute(netns=self.netns) if self.netns else IPRoute()
         return self._ipr
 
+    def _lean(self) -> rtnl.Rtnl:
+        if self._rtnl is None:
+            self._rtnl = rtnl.Rtnl(self.netns)
+        return self._rtnl
+
     def close(self) -> None:
         with self._lock:
             if self._ipr is not None:
                 self._ipr.close()
                 self._ipr = None
+            if self._rtnl is not None:
+                self._rtnl.close()
+                self._rtnl = None
 
     # ---------------------------------------------------------------- observe
     def observe(self) -> HostState:
@@ -48,23 +59,24 @@ class LinuxHost:
                 raise DataplaneError(f"observing {self.netns or 'root namespace'}: {err}") from err
 
     def _observe(self, ipr: IPRoute) -> HostState:
-        raw = list(ipr.get_links())
-        names = {msg["index"]: msg.get("IFLA_IFNAME") for msg in raw}
+        try:
+            raw = self._lean().links()
+        except OSError as err:
+            raise DataplaneError(f"observing {self.netns or 'root namespace'}: {err}") from err
+        names = {link.index: link.name for link in raw}
         state = HostState()
-        for msg in raw:
-            name = msg.get("IFLA_IFNAME")
-            kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "device"
-            vni = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VXLAN_ID") if kind == "vxlan" else None
-            master = msg.get("IFLA_MASTER")
-            state.links[name] = Link(name=name, kind=kind, mtu=msg.get("IFLA_MTU"), up=bool(msg["flags"] & IFF_UP),
-                                     master=names.get(master) if master else None,
-                                     ours=msg.get("IFLA_IFALIAS") == naming.MARKER, vni=vni)
-            if kind == "vxlan" and state.links[name].ours:
-                index = msg["index"]
-                state.fdb[name] = {(f.get("NDA_LLADDR"), f.get("NDA_DST")) for f in ipr.fdb("dump", ifindex=index)
-                                   if f.get("NDA_DST") and f["flags"] & NTF_SELF}
-                state.neigh[name] = {(n.get("NDA_DST"), n.get("NDA_LLADDR")) for n in ipr.neigh("dump", ifindex=index)
-                                     if n["state"] & NUD_PERMANENT and n.get("NDA_LLADDR")}
+        for link in raw:
+            ours = link.alias == naming.MARKER
+            state.links[link.name] = Link(name=link.name, kind=link.kind, mtu=link.mtu, up=link.up,
+                                          master=names.get(link.master) if link.master else None, ours=ours,
+                                          vni=link.vni)
+            if link.kind == "vxlan" and ours:
+                state.fdb[link.name] = {(f.get("NDA_LLADDR"), f.get("NDA_DST"))
+                                        for f in ipr.fdb("dump", ifindex=link.index)
+                                        if f.get("NDA_DST") and f["flags"] & NTF_SELF}
+                state.neigh[link.name] = {(n.get("NDA_DST"), n.get("NDA_LLADDR"))
+                                          for n in ipr.neigh("dump", ifindex=link.index)
+                                          if n["state"] & NUD_PERMANENT and n.get("NDA_LLADDR")}
         return state
 
     # ---------------------------------------------------------------- apply
@@ -73,13 +85,44 @@ class LinuxHost:
         failed: list[tuple[p.Op, str]] = []
         with self._lock:
             ipr = self._conn()
-            for op in ops:
+            attach: list[p.Attach] = []
+            for op in [*ops, None]:
+                if isinstance(op, p.Attach):
+                    attach.append(op)
+                    continue
+                if attach:  # a run of attaches (a full sync has one per tap) is one batch
+                    failed += self._attach(attach)
+                    attach = []
+                if op is None:
+                    break
                 try:
                     self._apply(ipr, op)
                 except (NetlinkError, DataplaneError) as err:
-                    LOG.warning("%s in %s failed: %s", op, self.netns or "root namespace", err)
                     failed.append((op, str(err)))
+        for op, reason in failed:
+            LOG.warning("%s in %s failed: %s", op, self.netns or "root namespace", reason)
         return failed
+
+    def _attach(self, ops: Sequence[p.Attach]) -> list[tuple[p.Op, str]]:
+        """Enslave, bring up (and set the MTU of) many taps: one link dump, then pipelined requests."""
+        failed: list[tuple[p.Op, str]] = []
+        todo: list[tuple[p.Attach, rtnl.LinkChange]] = []
+        try:
+            lean = self._lean()
+            index = {link.name: link.index for link in lean.links()}
+            for op in ops:
+                missing = next((n for n in (op.name, op.bridge) if n not in index), None)
+                if missing:
+                    failed.append((op, f"device {missing} does not exist"))
+                else:
+                    todo.append((op, rtnl.LinkChange(index[op.name], master=index[op.bridge], mtu=op.mtu, up=True)))
+            codes = lean.set_links([change for _, change in todo])
+        except (OSError, DataplaneError) as err:  # the socket is in an unknown state: start a new one next time
+            if self._rtnl is not None:
+                self._rtnl.close()
+                self._rtnl = None
+            return [(op, str(err)) for op in ops]
+        return failed + [(op, os.strerror(code)) for (op, _), code in zip(todo, codes, strict=True) if code]
 
     @staticmethod
     def _index(ipr: IPRoute, name: str) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,6 +38,7 @@ class LinuxBridgeAgent:
         self._monitor: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self.last_phases: dict[str, float] = {}  # seconds per step of the last full sync (benchmarks, logs)
 
     def configurations(self) -> dict[str, Any]:
         return {"tunneling_ip": self.config.local_ip, "tunnel_types": ["vxlan"] if self.config.local_ip else [],
@@ -54,7 +56,9 @@ class LinuxBridgeAgent:
         return keys
 
     def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
+        t0 = time.perf_counter()
         desired = decode(L2View, view)
+        phases = {"decode": time.perf_counter() - t0}
         firewall_failed = False
         if desired.firewall is not None:
             # filters first: a tap the L2 plan attaches is filtered from its first packet
@@ -67,6 +71,7 @@ class LinuxBridgeAgent:
             except DataplaneError as err:
                 LOG.warning("host %s: firewall: %s", self.host, err)
                 firewall_failed = True
+            phases["firewall"] = time.perf_counter() - t0 - sum(phases.values())
         if scope is not None:
             scope = scope - {FIREWALL_KEY}
             if not scope:
@@ -84,13 +89,19 @@ class LinuxBridgeAgent:
             else:
                 self.watched = {t: n for t, n in self.watched.items() if n not in scope} | watched
             observed = self.executor.observe()
+            phases["observe"] = time.perf_counter() - t0 - sum(phases.values())
             result = plan(desired, observed, self.config, scope)
+            phases["plan"] = time.perf_counter() - t0 - sum(phases.values())
             failed = self.executor.apply(result.ops) if result.ops else []
+            phases["links"] = time.perf_counter() - t0 - sum(phases.values())
             present = {n.id for n in desired.networks}
             self.networks = present if scope is None else (self.networks - scope) | present
             self.devices = len(desired.ports)
+        if scope is None:
+            self.last_phases = phases
         if result.ops:
-            LOG.info("host %s: applied %d operations (%d failed)", self.host, len(result.ops), len(failed))
+            LOG.info("host %s: applied %d operations (%d failed) in %s", self.host, len(result.ops), len(failed),
+                     ", ".join(f"{k} {v:.3f} s" for k, v in phases.items()))
         bad = {getattr(op, "name", None) for op, _ in failed}
         up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
         if firewall_failed:  # not realized until its filters are: report nothing up, retry

@@ -28,6 +28,7 @@ from fermion.dataplane.firewall import (
     allocate_marks,
     diff,
     full_commands,
+    profiles,
     render,
 )
 
@@ -159,8 +160,18 @@ def base_state(**members: tuple[str, ...]) -> FirewallState:
 
 
 def models(old: FirewallState, new: FirewallState) -> tuple[Model, Model]:
-    marks = allocate_marks(old.ports, {})
-    return render(old, marks), render(new, allocate_marks(new.ports, marks))
+    marks = allocate_marks(profiles(old), {})
+    return render(old, marks), render(new, allocate_marks(profiles(new), marks))
+
+
+def rendered(state: FirewallState) -> Model:
+    return render(state, allocate_marks(profiles(state), {}))
+
+
+def profile_chain(model: Model, device: str, direction: str) -> tuple[str, ...]:
+    """The inet chain ("in" or "out") a port's traffic goes through, found the way the kernel finds it."""
+    mark = int(model.bridge.sets["port_profile"].elements[f'"{device}"'] or "0", 16)
+    return model.inet.chains[f"{direction}-p{mark}"]
 
 
 def objects(lines: list[str]) -> set[str]:
@@ -170,7 +181,7 @@ def objects(lines: list[str]) -> set[str]:
 
 # ------------------------------------------------------------------------------------------------ tests
 def test_full_render_builds_both_tables_from_scratch_in_one_transaction() -> None:
-    model = render(base_state(), allocate_marks(base_state().ports, {}))
+    model = rendered(base_state())
     lines = full_commands(model)
     assert lines[:3] == [f"add table bridge {TABLE}", f"delete table bridge {TABLE}", f"add table bridge {TABLE}"]
     assert f"delete table inet {TABLE}" in lines
@@ -178,19 +189,31 @@ def test_full_render_builds_both_tables_from_scratch_in_one_transaction() -> Non
     assert kernel_after(lines, lines) == as_fake(model), "replaces what was there"
     inet = model.inet.chains
     assert {"sg-web-in", "sg-web-out", "sg-clients-in", "sg-clients-out"} <= set(inet)
+    assert {"in-p1", "out-p1", "in-p2", "out-p2", "in-p3", "out-p3"} <= set(inet), "three group combinations"
+    assert {"to-p1", "to-p2", "to-p3"} <= set(model.bridge.chains)
     for n in (1, 2, 3):
-        assert {f"in-port-{n}", f"out-port-{n}"} <= set(inet)
-        assert {f"from-port-{n}", f"to-port-{n}"} <= set(model.bridge.chains)
+        assert f'"tapport-{n}"' in model.bridge.sets["port_profile"].elements
+        assert f'"tapport-{n}"' in model.bridge.sets["to_port"].elements
     assert set(model.inet.sets["rg-clients-v4"].elements) == {"10.0.0.2"}
 
 
+def test_ports_with_the_same_groups_share_chains_so_a_thousand_ports_are_few_commands() -> None:
+    ports = tuple(port(n % 250 + 1, "web", id=f"port-{n}", device=f"tap{n}") for n in range(1000))
+    model = rendered(FirewallState(ports, (WEB, CLIENTS), {}))
+    assert len(model.bridge.sets["port_profile"].elements) == 1000
+    assert len(set(model.bridge.sets["port_profile"].elements.values())) == 1
+    few = rendered(FirewallState(ports[:10], (WEB, CLIENTS), {}))
+    assert len(full_commands(model)) == len(full_commands(few)), "a port adds elements, not commands"
+
+
 def test_group_chains_are_shared_and_rules_are_ored_per_port() -> None:
-    model = render(base_state(), allocate_marks(base_state().ports, {}))
+    model = rendered(base_state())
     assert sum("sg-web-in" in r for rules in model.inet.chains.values() for r in rules) == 2  # ports 1 and 3
-    port3 = model.inet.chains["in-port-3"]
+    port3 = profile_chain(model, "tapport-3", "in")
     assert port3.index("jump sg-clients-in") < port3.index("drop")
     assert port3.index("jump sg-web-in") < port3.index("drop")
     assert port3[-1] == "drop", "default deny"
+    assert "jump sg-web-in" not in profile_chain(model, "tapport-2", "in")
 
 
 def test_no_change_is_no_command() -> None:
@@ -220,45 +243,58 @@ def test_a_membership_change_is_set_elements_only() -> None:
     assert kernel_after(full_commands(new), back) == as_fake(old)
 
 
-def test_a_new_port_adds_its_own_objects_and_map_elements() -> None:
+def test_a_new_port_with_known_groups_is_map_and_set_elements_only() -> None:
     grown = dataclasses.replace(base_state(), ports=(*base_state().ports, port(4, "web")))
     old, new = models(base_state(), grown)
     lines = diff(old, new)
     assert lines is not None
-    assert not any(line.startswith(("flush", "delete")) for line in lines)
-    assert {o for o in objects(lines) if "port-4" not in o} == {"from_port", "to_port", "egress", "ingress"}
+    assert all(line.startswith("add element") for line in lines)
+    assert objects(lines) == {"port_macs", "port_v4", "port_v6", "port_profile", "to_port"}
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+    removal = diff(new, old)
+    assert removal is not None and all(line.startswith("delete element") for line in removal)
+    assert kernel_after(full_commands(new), removal) == as_fake(old)
+
+
+def test_a_new_group_combination_adds_its_profile_chains_and_drops_them_when_unused() -> None:
+    grown = dataclasses.replace(base_state(), ports=(*base_state().ports, port(4)))  # no group at all
+    old, new = models(base_state(), grown)
+    lines = diff(old, new)
+    assert lines is not None
+    assert {"to-p4", "in-p4", "out-p4"} <= objects(lines)
+    assert profile_chain(new, "tapport-4", "in")[-1] == "drop", "no group: nothing comes in"
     assert kernel_after(full_commands(old), lines) == as_fake(new)
     removal = diff(new, old)
     assert removal is not None
-    assert any(line.startswith("delete chain") and "in-port-4" in line for line in removal)
+    assert any(line.startswith("delete chain") and "in-p4" in line for line in removal)
     assert kernel_after(full_commands(new), removal) == as_fake(old)
 
 
 def test_allowed_pairs_and_fixed_ips_make_mac_address_sets_without_overlaps() -> None:
     p = port(5, allowed_pairs=(("10.0.0.0/24", "fa:16:3e:00:00:05"), ("10.9.0.7", "FA:16:3E:AA:BB:CC")))
-    model = render(FirewallState((p,), ()), {"port-5": 1})
-    v4 = set(model.bridge.sets["as-port-5-v4"].elements)
-    assert v4 == {"fa:16:3e:00:00:05 . 10.0.0.0/24", "fa:16:3e:aa:bb:cc . 10.9.0.7"}, "10.0.0.5 is inside the /24"
-    v6 = set(model.bridge.sets["as-port-5-v6"].elements)
-    assert {"fa:16:3e:00:00:05 . 2001:db8::5", "fa:16:3e:00:00:05 . fe80::/64"} <= v6
-    assert set(model.bridge.sets["as-port-5-mac"].elements) == {"fa:16:3e:00:00:05", "fa:16:3e:aa:bb:cc"}
+    model = rendered(FirewallState((p,), ()))
+    v4 = set(model.bridge.sets["port_v4"].elements)
+    dev = '"tapport-5"'
+    assert v4 == {f"{dev} . fa:16:3e:00:00:05 . 10.0.0.0/24", f"{dev} . fa:16:3e:aa:bb:cc . 10.9.0.7"}, \
+        "10.0.0.5 is inside the /24"
+    v6 = set(model.bridge.sets["port_v6"].elements)
+    assert {f"{dev} . fa:16:3e:00:00:05 . 2001:db8::5", f"{dev} . fa:16:3e:00:00:05 . fe80::/64"} <= v6
+    assert set(model.bridge.sets["port_macs"].elements) == {f"{dev} . fa:16:3e:00:00:05", f"{dev} . fa:16:3e:aa:bb:cc"}
 
 
 def test_port_security_false_ports_are_not_filtered_at_all() -> None:
     open_port = port(7, "web", port_security=False)
-    state = FirewallState((port(1, "web"), open_port), (WEB,))
-    model = render(state, allocate_marks(state.ports, {}))
-    names = [*model.bridge.chains, *model.inet.chains, *model.bridge.sets]
-    assert not any("port-7" in n for n in names)
-    assert '"tapport-7"' not in model.bridge.sets["from_port"].elements
+    model = rendered(FirewallState((port(1, "web"), open_port), (WEB,)))
+    elements = [e for s in model.bridge.sets.values() for e in s.elements]
+    assert not any("tapport-7" in e for e in elements), "no profile mark, no anti-spoofing"
+    assert any("tapport-1" in e for e in elements)
 
 
 def test_stateful_ports_get_the_conntrack_shortcut_stateless_ones_do_not() -> None:
     stateless = Group("web", False, WEB.rules)
-    state = FirewallState((port(1, "web"), port(2, "clients")), (stateless, CLIENTS), {})
-    model = render(state, allocate_marks(state.ports, {}))
-    assert not any("ct state" in r for r in model.inet.chains["in-port-1"] + model.inet.chains["out-port-1"])
-    assert model.inet.chains["in-port-2"][0].startswith("ct state established,related")
+    model = rendered(FirewallState((port(1, "web"), port(2, "clients")), (stateless, CLIENTS), {}))
+    assert not any("ct state" in r for d in ("in", "out") for r in profile_chain(model, "tapport-1", d))
+    assert profile_chain(model, "tapport-2", "in")[0].startswith("ct state established,related")
 
 
 def test_rule_matches() -> None:
@@ -266,7 +302,7 @@ def test_rule_matches() -> None:
              Rule("ingress", "IPv4", 17, remote_ip_prefix="2001:db8::/32"),  # family mismatch: never matches
              Rule("egress", "IPv6", None, remote_group="g"), Rule("ingress", "IPv4", 6, remote_ip_prefix="0.0.0.0/0"))
     state = FirewallState((port(1, "g"),), (Group("g", True, rules),), {"g": ("10.0.0.1", "2001:db8::1")})
-    model = render(state, {"port-1": 1})
+    model = rendered(state)
     into, out = model.inet.chains["sg-g-in"], model.inet.chains["sg-g-out"]
     assert len(into) == 3 and len(out) == 1
     assert "th dport 1000-2000" in into[0] and "ip saddr" not in into[0]
@@ -278,19 +314,21 @@ def test_rule_matches() -> None:
 
 
 def test_marks_are_stable_and_reused() -> None:
-    first = allocate_marks([port(1), port(2), port(3)], {})
+    web, clients, both = (("web",), True), (("clients",), True), (("clients", "web"), True)
+    first = allocate_marks([web, clients, both], {})
     assert sorted(first.values()) == [1, 2, 3]
-    second = allocate_marks([port(1), port(3), port(4)], first)
-    assert second["port-1"] == first["port-1"] and second["port-3"] == first["port-3"]
-    assert second["port-4"] == first["port-2"], "a freed index is reused"
-    assert "port-9" not in allocate_marks([port(9, port_security=False)], {})
+    second = allocate_marks([web, both, (("other",), False)], first)
+    assert second[web] == first[web] and second[both] == first[both]
+    assert second[(("other",), False)] == first[clients], "a freed index is reused"
+    assert profiles(FirewallState((port(9, "web", port_security=False),), ())) == []
+    assert profiles(FirewallState((port(1, "web", "clients"), port(2, "clients", "web")), ())) == [both]
 
 
 def test_names_that_cannot_be_nft_identifiers_are_refused() -> None:
     with pytest.raises(ValueError):
-        render(FirewallState((port(1, "bad group;"),), ()), {"port-1": 1})
+        rendered(FirewallState((port(1, "bad group;"),), ()))
     with pytest.raises(ValueError):
-        render(FirewallState((port(1, device='tap"x'),), ()), {"port-1": 1})
+        rendered(FirewallState((port(1, device='tap"x'),), ()))
 
 
 # ------------------------------------------------------------------------------------------------ properties
