@@ -57,6 +57,11 @@ def test_a_rule_opens_tcp_22_and_only_tcp_22(lab: Lab) -> None:
         eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 22, 1), "tcp 22 to open")
         assert not tcp_connects(client.netns, server.ip or "", 23, 1)
         assert not lab.ping("client", "server", count=1)
+    # the instances' connections are tracked on the host, their VXLAN-encapsulated copies are not
+    tracked = subprocess.run(["ip", "netns", "exec", lab.host_ns("compute1"), "cat", "/proc/net/nf_conntrack"],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"dst={server.ip} sport=" in tracked and "dport=22 " in tracked
+    assert "dport=4789 " not in tracked
 
 
 def test_remote_group_rule_follows_membership(lab: Lab) -> None:

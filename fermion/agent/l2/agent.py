@@ -65,7 +65,7 @@ class LinuxBridgeAgent:
             try:
                 # incremental even on full syncs: a missing table is detected and rebuilt, and after a
                 # restart the applied digest spares a full replace
-                changed = self.firewall.apply(firewall_state(desired.firewall))
+                changed = self.firewall.apply(firewall_state(desired.firewall, self.config.local_ip))
                 if changed:
                     LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)
             except DataplaneError as err:
@@ -144,7 +144,7 @@ class LinuxBridgeAgent:
 
 
 
-def firewall_state(view: Firewall) -> fw.FirewallState:
+def firewall_state(view: Firewall, tunnel_ip: str | None = None) -> fw.FirewallState:
     return fw.FirewallState(
         ports=tuple(fw.PortFilter(id=p.id, device=naming.tap(p.id), mac=p.mac, ips=tuple(p.ips),
                                   allowed_pairs=tuple((a[0], a[1]) for a in p.allowed_pairs),
@@ -153,4 +153,4 @@ def firewall_state(view: Firewall) -> fw.FirewallState:
             fw.Rule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol, port_min=r.port_min,
                     port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group)
             for r in g.rules)) for g in view.groups),
-        members={k: tuple(v) for k, v in view.members.items()})
+        members={k: tuple(v) for k, v in view.members.items()}, tunnel_ip=tunnel_ip)

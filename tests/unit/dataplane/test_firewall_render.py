@@ -403,3 +403,14 @@ def test_firewall_applies_full_first_then_only_changes_and_rebuilds_when_tables_
     assert fw.kernel.snapshot() == as_fake(render(base_state(), fw._marks))
     fw.remove()
     assert not fw.observe()
+
+
+def test_the_hosts_tunnel_packets_skip_conntrack() -> None:
+    v4 = rendered(dataclasses.replace(base_state(), tunnel_ip="198.18.0.5"))
+    assert v4.inet.chains["tunnel-in"] == ("ip daddr 198.18.0.5 udp dport 4789 notrack",)
+    assert v4.inet.chains["tunnel-out"] == ("ip saddr 198.18.0.5 udp dport 4789 notrack",)
+    assert "hook prerouting priority -300" in v4.inet.hooks["tunnel-in"], "before conntrack (-200)"
+    v6 = rendered(dataclasses.replace(base_state(), tunnel_ip="2001:db8::5"))
+    assert v6.inet.chains["tunnel-in"] == ("ip6 daddr 2001:db8::5 udp dport 4789 notrack",)
+    assert "tunnel-in" not in rendered(base_state()).inet.chains
+    assert kernel_after(full_commands(v4)) == as_fake(v4)
