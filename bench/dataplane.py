@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -172,11 +173,15 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
 
 
 def iperf(client_ns: str, server_ns: str, server_ip: str, seconds: int) -> float:
-    server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    # client and server pinned to their own CPU: both paths then run with the same placement, which
+    # otherwise moves the result by more than the difference being measured
+    pin = [["-A", "0"], ["-A", "1"]] if (os.cpu_count() or 1) > 1 else [[], []]
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", *pin[1]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        proc = subprocess.run(["ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-t", str(seconds), "-J"],
+        proc = subprocess.run(["ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-t", str(seconds), "-J",
+                               *pin[0]],
                               capture_output=True, text=True, timeout=seconds + 30, check=True)
         return float(json.loads(proc.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
     finally:

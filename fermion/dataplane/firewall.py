@@ -6,7 +6,8 @@ the tables hold one small chain set per profile and per group, and a port adds o
 loading 1,000 ports is a handful of commands rather than tens of thousands.
 
 ``table bridge fermion_sg`` (stateless, sees the real bridge ports)
-    ``prerouting``: resets the packet mark, sets mark bits 0-15 to the sending port's profile
+    ``prerouting``: resets the packet mark, sets mark bits 0-15 to the sending port's profile (bit 15: its
+    groups are stateless)
     (``iifname map @port_profile``) and, for filtered ports, jumps to ``antispoof``, which drops frames whose
     source MAC is not the port's (``port_macs``), ethertypes other than IPv4, IPv6 and ARP, ARP sender or
     IPv4/IPv6 source not allowed (``port_v4``/``port_v6``: ``ifname . mac . address`` interval sets built from
@@ -15,7 +16,8 @@ loading 1,000 ports is a handful of commands rather than tens of thousands.
     mark bits 16-31.  ``postrouting`` clears the mark again.
 
 ``table inet fermion_sg`` (stateful, reached through br_netfilter, where iif/oif are the bridge)
-    ``forward``: ``meta mark and 0xffff vmap @egress`` jumps to ``out-p<n>`` of the sender's profile;
+    ``forward``: established connections between stateful (or unfiltered) sides pass at once; otherwise
+    ``meta mark and 0xffff vmap @egress`` jumps to ``out-p<n>`` of the sender's profile;
     ``meta mark and 0xffff0000 vmap @ingress`` jumps to ``in-p<n>`` of the receiver's.  A profile chain holds
     the conntrack shortcut (stateful groups only), the always-allowed traffic (DHCP, ND), one
     ``jump sg-<group>-in|out`` per security group and a final ``drop``.  Group chains are shared by every
@@ -48,7 +50,8 @@ from fermion.dataplane import DataplaneError, netns
 LOG = logging.getLogger(__name__)
 
 TABLE = "fermion_sg"
-MAX_PROFILES = 0xFFFF  # a profile's index fills 16 bits of the packet mark, one half per direction
+MAX_PROFILES = 0x7FFF  # a profile's index fills 15 bits of the packet mark, one half per direction...
+STATELESS = 0x8000  # ...and the 16th says its groups are stateless
 SRC_MASK = 0x0000FFFF
 DST_MASK = 0xFFFF0000
 SRC_PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: port ranges apply
@@ -265,7 +268,7 @@ class _PortElements:
 
 
 @functools.lru_cache(maxsize=16384)
-def _port_elements(port: PortFilter, mark: int) -> _PortElements:
+def _port_elements(port: PortFilter, mark: int, value: int) -> _PortElements:
     _check_id("port", port.id)
     if not _DEVICE.fullmatch(port.device):
         raise ValueError(f"bad device name {port.device!r}")
@@ -275,7 +278,7 @@ def _port_elements(port: PortFilter, mark: int) -> _PortElements:
         tuple(f"{dev} . {m}" for m in macs),
         tuple(f"{dev} . {e}" for e in _address_elements(port, v6=False)),
         tuple(f"{dev} . {e}" for e in _address_elements(port, v6=True)),
-        (dev, f"{mark:#x}"),
+        (dev, f"{value:#x}"),
         (dev, f"jump to-p{mark}"),
     )
 
@@ -358,7 +361,10 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
         "antispoof": ANTISPOOF,
     })
     inet = Table("inet", dict(INET_HOOKS), {
-        "forward": (f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
+        "forward": (
+            # replies and the rest of allowed connections, unless a side is stateless: one rule, no lookups
+            f"meta mark and {STATELESS | STATELESS << 16:#x} == 0x0 ct state established,related accept",
+            f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
         "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
     })
     if state.tunnel_ip:
@@ -377,7 +383,7 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
         profile = port_profile(port, stateful)
         mark = marks[profile]
         used[profile] = mark
-        e = _port_elements(port, mark)
+        e = _port_elements(port, mark, mark if profile[1] else mark | STATELESS)
         elements["port_macs"].update(dict.fromkeys(e.macs))
         elements["port_v4"].update(dict.fromkeys(e.v4))
         elements["port_v6"].update(dict.fromkeys(e.v6))
@@ -389,10 +395,11 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
     ingress: dict[str, str | None] = {}
     used_groups: set[str] = set()
     for profile, mark in sorted(used.items(), key=lambda item: item[1]):
-        bridge.chains[f"to-p{mark}"] = (f"meta mark set meta mark or {mark << 16:#x}",)
+        value = mark if profile[1] else mark | STATELESS
+        bridge.chains[f"to-p{mark}"] = (f"meta mark set meta mark or {value << 16:#x}",)
         inet.chains.update(_profile_chains(profile, mark))
-        egress[f"{mark:#x}"] = f"jump out-p{mark}"
-        ingress[f"{mark << 16:#x}"] = f"jump in-p{mark}"
+        egress[f"{value:#x}"] = f"jump out-p{mark}"
+        ingress[f"{value << 16:#x}"] = f"jump in-p{mark}"
         used_groups.update(profile[0])
     inet.sets["egress"] = NftSet("map", "type mark : verdict;", egress)
     inet.sets["ingress"] = NftSet("map", "type mark : verdict;", ingress)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fermion.dataplane import DataplaneError
 from fermion.dataplane.firewall import (
+    STATELESS,
     TABLE,
     Firewall,
     FirewallState,
@@ -171,7 +172,7 @@ def rendered(state: FirewallState) -> Model:
 def profile_chain(model: Model, device: str, direction: str) -> tuple[str, ...]:
     """The inet chain ("in" or "out") a port's traffic goes through, found the way the kernel finds it."""
     mark = int(model.bridge.sets["port_profile"].elements[f'"{device}"'] or "0", 16)
-    return model.inet.chains[f"{direction}-p{mark}"]
+    return model.inet.chains[f"{direction}-p{mark & ~STATELESS}"]
 
 
 def objects(lines: list[str]) -> set[str]:
@@ -295,6 +296,11 @@ def test_stateful_ports_get_the_conntrack_shortcut_stateless_ones_do_not() -> No
     model = rendered(FirewallState((port(1, "web"), port(2, "clients")), (stateless, CLIENTS), {}))
     assert not any("ct state" in r for d in ("in", "out") for r in profile_chain(model, "tapport-1", d))
     assert profile_chain(model, "tapport-2", "in")[0].startswith("ct state established,related")
+    # the shared shortcut for established traffic is skipped when either side carries the stateless bit
+    marks = model.bridge.sets["port_profile"].elements
+    assert int(marks['"tapport-1"'] or "0", 16) & STATELESS and not int(marks['"tapport-2"'] or "0", 16) & STATELESS
+    assert model.inet.chains["forward"][0] == \
+        f"meta mark and {STATELESS | STATELESS << 16:#x} == 0x0 ct state established,related accept"
 
 
 def test_rule_matches() -> None:
