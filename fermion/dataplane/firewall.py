@@ -6,12 +6,12 @@ the tables hold one small chain set per profile and per group, and a port adds o
 loading 1,000 ports is a handful of commands rather than tens of thousands.
 
 ``table bridge fermion_sg`` (stateless, sees the real bridge ports)
-    ``prerouting``: resets the packet mark, sets mark bits 0-15 to the sending port's profile (bit 15: its
-    groups are stateless)
-    (``iifname map @port_profile``) and, for filtered ports, jumps to ``antispoof``, which drops frames whose
-    source MAC is not the port's (``port_macs``), ethertypes other than IPv4, IPv6 and ARP, ARP sender or
-    IPv4/IPv6 source not allowed (``port_v4``/``port_v6``: ``ifname . mac . address`` interval sets built from
-    the fixed IPs and the allowed address pairs), DHCP server replies and router advertisements.
+    ``prerouting``: resets the packet mark, sets mark bits 0-15 to the sending port's profile
+    (``iifname map @port_profile``; bit 15: its groups are stateless) and, for filtered ports, jumps to
+    ``antispoof``, which drops frames whose source MAC is not the port's (``port_macs``), ethertypes other
+    than IPv4, IPv6 and ARP, ARP sender or IPv4/IPv6 source not allowed (``port_v4``/``port_v6``:
+    ``ifname . mac . address`` sets built from the fixed IPs and the allowed address pairs, with ``*_nets``
+    interval sets for pairs with a prefix), DHCP server replies and router advertisements.
     ``forward``: ``oifname vmap @to_port`` jumps to ``to-p<n>``, which ORs the receiving port's profile into
     mark bits 16-31.  ``postrouting`` clears the mark again.
 
@@ -233,9 +233,10 @@ def _group_chains(group: Group) -> tuple[tuple[str, ...], tuple[str, ...], froze
     return tuple(chains["ingress"]), tuple(chains["egress"]), frozenset(remotes)
 
 
-def _address_elements(port: PortFilter, v6: bool) -> list[str]:
-    """mac . address(/prefix) pairs a port may send from: fixed IPs with its MAC, allowed pairs with theirs,
-    link-local for every allowed MAC; overlapping networks collapsed (the kernel rejects overlaps)."""
+def _address_elements(port: PortFilter, v6: bool) -> tuple[list[str], list[str]]:
+    """(single addresses, networks) as mac . address pairs a port may send from: fixed IPs with its MAC,
+    allowed pairs with theirs; overlapping networks collapsed (the kernel rejects overlaps).  Link-local
+    IPv6 is allowed by a rule for any of the port's MACs, so it is in neither."""
     by_mac: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
     own = _mac(port.mac)
     for ip in port.ips:
@@ -246,23 +247,19 @@ def _address_elements(port: PortFilter, v6: bool) -> list[str]:
         net = ipaddress.ip_network(ip, strict=False)
         if (net.version == 6) == v6:
             by_mac.setdefault(_mac(mac or port.mac), []).append(net)
-    if v6:
-        for mac in {own, *(_mac(m or port.mac) for _, m in port.allowed_pairs)}:
-            by_mac.setdefault(mac, []).append(ipaddress.IPv6Network("fe80::/64"))
-    out: list[str] = []
+    single: list[str] = []
+    nets: list[str] = []
     for mac in sorted(by_mac):
         for net in ipaddress.collapse_addresses(by_mac[mac]):  # type: ignore[type-var]
-            out.append(f"{mac} . {_elem_net(net)}")
-    return out
+            (single if net.prefixlen == net.max_prefixlen else nets).append(f"{mac} . {_elem_net(net)}")
+    return single, nets
 
 
 @dataclass(frozen=True)
 class _PortElements:
     """What one filtered port adds to the bridge table: elements of the shared sets and maps."""
 
-    macs: tuple[str, ...]
-    v4: tuple[str, ...]
-    v6: tuple[str, ...]
+    sets: Mapping[str, tuple[str, ...]]  # set name -> elements
     profile: tuple[str, str]  # port_profile map element
     to_port: tuple[str, str]  # to_port map element
 
@@ -274,13 +271,11 @@ def _port_elements(port: PortFilter, mark: int, value: int) -> _PortElements:
         raise ValueError(f"bad device name {port.device!r}")
     dev = f'"{port.device}"'
     macs = sorted({_mac(port.mac), *(_mac(m or port.mac) for _, m in port.allowed_pairs)})
-    return _PortElements(
-        tuple(f"{dev} . {m}" for m in macs),
-        tuple(f"{dev} . {e}" for e in _address_elements(port, v6=False)),
-        tuple(f"{dev} . {e}" for e in _address_elements(port, v6=True)),
-        (dev, f"{value:#x}"),
-        (dev, f"jump to-p{mark}"),
-    )
+    v4, v4_nets = _address_elements(port, v6=False)
+    v6, v6_nets = _address_elements(port, v6=True)
+    found = {"port_macs": macs, "port_v4": v4, "port_v4_nets": v4_nets, "port_v6": v6, "port_v6_nets": v6_nets}
+    return _PortElements({name: tuple(f"{dev} . {e}" for e in items) for name, items in found.items()},
+                         (dev, f"{value:#x}"), (dev, f"jump to-p{mark}"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -324,25 +319,40 @@ NOTRACK_HOOKS = {  # raw priority: before conntrack sees the packet
     "tunnel-out": "type filter hook output priority -300; policy accept;",
 }
 VXLAN_PORT = 4789
-ANTISPOOF = (
-    "iifname . ether saddr != @port_macs drop",
-    # anything but IP and ARP (802.1Q-tagged frames included) would bypass the checks below and the inet hooks
-    # (br_netfilter skips tagged frames)
-    "ether type != { ip, ip6, arp } drop",
-    "arp saddr ip 0.0.0.0 iifname . arp saddr ether @port_macs return",  # ARP probe (conflict detection)
-    "iifname . arp saddr ether . arp saddr ip != @port_v4 drop",
-    "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
-    "iifname . ether saddr . ip saddr != @port_v4 drop",
-    "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
-    "iifname . ether saddr . ip6 saddr != @port_v6 drop",
-    "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
-    "udp sport 547 udp dport 546 drop",
-    "icmpv6 type nd-router-advert drop",  # no router advertisements either
-)
+_V4 = "iifname . ether saddr . ip saddr"
+_V6 = "iifname . ether saddr . ip6 saddr"
+_ARP = "iifname . arp saddr ether . arp saddr ip"
+
+
+def _antispoof(v4_nets: bool, v6_nets: bool) -> tuple[str, ...]:
+    """The shared anti-spoofing chain. Single addresses are hash lookups; the interval sets of networks
+    (allowed address pairs with a prefix) are only consulted when some port on the host has one."""
+    v4 = " @port_v4" + (f" {_V4} != @port_v4_nets" if v4_nets else "")
+    arp = " @port_v4" + (f" {_ARP} != @port_v4_nets" if v4_nets else "")
+    v6 = " @port_v6" + (f" {_V6} != @port_v6_nets" if v6_nets else "")
+    return (
+        "iifname . ether saddr != @port_macs drop",
+        # anything but IP and ARP (802.1Q-tagged frames included) would bypass the checks below and the inet
+        # hooks (br_netfilter skips tagged frames)
+        "ether type != { ip, ip6, arp } drop",
+        "arp saddr ip 0.0.0.0 iifname . arp saddr ether @port_macs return",  # ARP probe (conflict detection)
+        f"{_ARP} !={arp} drop",
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",  # DHCP discover
+        f"{_V4} !={v4} drop",
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
+        f"ip6 saddr != fe80::/64 {_V6} !={v6} drop",  # link-local: any of the port's MACs (checked above)
+        "udp sport 67 udp dport 68 drop",  # no DHCP server in an instance
+        "udp sport 547 udp dport 546 drop",
+        "icmpv6 type nd-router-advert drop",  # no router advertisements either
+    )
+
+
 _SETS = {  # name -> (kind, spec) of the bridge table's shared sets, filled per port
     "port_macs": ("set", "type ifname . ether_addr;"),
-    "port_v4": ("set", "type ifname . ether_addr . ipv4_addr; flags interval;"),
-    "port_v6": ("set", "type ifname . ether_addr . ipv6_addr; flags interval;"),
+    "port_v4": ("set", "type ifname . ether_addr . ipv4_addr;"),
+    "port_v4_nets": ("set", "type ifname . ether_addr . ipv4_addr; flags interval;"),
+    "port_v6": ("set", "type ifname . ether_addr . ipv6_addr;"),
+    "port_v6_nets": ("set", "type ifname . ether_addr . ipv6_addr; flags interval;"),
     "port_profile": ("map", "type ifname : mark;"),
     "to_port": ("map", "type ifname : verdict;"),
 }
@@ -358,7 +368,6 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
                        f"meta mark and {SRC_MASK:#x} != 0x0 jump antispoof"),
         "forward": ("oifname vmap @to_port",),
         "postrouting": ("meta mark set 0x0",),  # the mark never leaves the bridge (vxlan routing, qdiscs)
-        "antispoof": ANTISPOOF,
     })
     inet = Table("inet", dict(INET_HOOKS), {
         "forward": (
@@ -384,13 +393,13 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
         mark = marks[profile]
         used[profile] = mark
         e = _port_elements(port, mark, mark if profile[1] else mark | STATELESS)
-        elements["port_macs"].update(dict.fromkeys(e.macs))
-        elements["port_v4"].update(dict.fromkeys(e.v4))
-        elements["port_v6"].update(dict.fromkeys(e.v6))
+        for name, items in e.sets.items():
+            elements[name].update(dict.fromkeys(items))
         elements["port_profile"][e.profile[0]] = e.profile[1]
         elements["to_port"][e.to_port[0]] = e.to_port[1]
     for name, (kind, spec) in _SETS.items():
         bridge.sets[name] = NftSet(kind, spec, elements[name])
+    bridge.chains["antispoof"] = _antispoof(bool(elements["port_v4_nets"]), bool(elements["port_v6_nets"]))
     egress: dict[str, str | None] = {}
     ingress: dict[str, str | None] = {}
     used_groups: set[str] = set()

@@ -274,13 +274,17 @@ def test_a_new_group_combination_adds_its_profile_chains_and_drops_them_when_unu
 def test_allowed_pairs_and_fixed_ips_make_mac_address_sets_without_overlaps() -> None:
     p = port(5, allowed_pairs=(("10.0.0.0/24", "fa:16:3e:00:00:05"), ("10.9.0.7", "FA:16:3E:AA:BB:CC")))
     model = rendered(FirewallState((p,), ()))
-    v4 = set(model.bridge.sets["port_v4"].elements)
+    sets = {name: set(s.elements) for name, s in model.bridge.sets.items()}
     dev = '"tapport-5"'
-    assert v4 == {f"{dev} . fa:16:3e:00:00:05 . 10.0.0.0/24", f"{dev} . fa:16:3e:aa:bb:cc . 10.9.0.7"}, \
-        "10.0.0.5 is inside the /24"
-    v6 = set(model.bridge.sets["port_v6"].elements)
-    assert {f"{dev} . fa:16:3e:00:00:05 . 2001:db8::5", f"{dev} . fa:16:3e:00:00:05 . fe80::/64"} <= v6
-    assert set(model.bridge.sets["port_macs"].elements) == {f"{dev} . fa:16:3e:00:00:05", f"{dev} . fa:16:3e:aa:bb:cc"}
+    assert sets["port_v4"] == {f"{dev} . fa:16:3e:aa:bb:cc . 10.9.0.7"}
+    assert sets["port_v4_nets"] == {f"{dev} . fa:16:3e:00:00:05 . 10.0.0.0/24"}, "10.0.0.5 is inside the /24"
+    assert sets["port_v6"] == {f"{dev} . fa:16:3e:00:00:05 . 2001:db8::5"} and not sets["port_v6_nets"]
+    assert sets["port_macs"] == {f"{dev} . fa:16:3e:00:00:05", f"{dev} . fa:16:3e:aa:bb:cc"}
+    # the interval set is looked up only while some port has a network in it
+    assert any("@port_v4_nets" in r for r in model.bridge.chains["antispoof"])
+    assert not any("@port_v6_nets" in r for r in model.bridge.chains["antispoof"])
+    plain = rendered(FirewallState((port(5),), ()))
+    assert not any("_nets" in r for r in plain.bridge.chains["antispoof"])
 
 
 def test_port_security_false_ports_are_not_filtered_at_all() -> None:
