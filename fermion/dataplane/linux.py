@@ -22,6 +22,7 @@ LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x2
+_FIND_LIMIT = 64  # names looked up one by one before a dump of every link is cheaper
 
 
 class LinuxHost:
@@ -109,7 +110,10 @@ class LinuxHost:
         todo: list[tuple[p.Attach, rtnl.LinkChange]] = []
         try:
             lean = self._lean()
-            index = {link.name: link.index for link in lean.links()}
+            names = sorted({n for op in ops for n in (op.name, op.bridge)})
+            # a few taps (an instance plugged): ask for those; many (a full sync): one dump is cheaper
+            links = lean.find(names).values() if len(names) <= _FIND_LIMIT else lean.links()
+            index = {link.name: link.index for link in links}
             for op in ops:
                 missing = next((n for n in (op.name, op.bridge) if n not in index), None)
                 if missing:

@@ -170,6 +170,27 @@ class Rtnl:
                 if mtype == RTM_NEWLINK:
                     out.append(parse_link(data, offset, length))
 
+    def find(self, names: Sequence[str]) -> dict[str, LinkInfo]:
+        """The named links that exist, asked for one by one in a single datagram (no dump of the rest)."""
+        pending: dict[int, str] = {}
+        chunk = bytearray()
+        for name in names:
+            seq = self._next()
+            pending[seq] = name
+            body = IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0")
+            chunk += HDR.pack(HDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body
+        found: dict[str, LinkInfo] = {}
+        if chunk:
+            self._sock.send(bytes(chunk))
+        while pending:
+            for mtype, seq, data, offset, length in self._messages():
+                if seq not in pending:
+                    continue
+                name = pending.pop(seq)
+                if mtype == RTM_NEWLINK:
+                    found[name] = parse_link(data, offset, length)
+        return found
+
     def set_links(self, changes: Sequence[LinkChange]) -> list[int]:
         """Apply each change; return the errno of each (0: done). Requests go out in batches, each batch
         one datagram the kernel works through in order, acking every request."""

@@ -45,6 +45,12 @@ def test_link_dump_reads_what_ip_link_shows(ns: str) -> None:
     assert (links["vx-x"].kind, links["vx-x"].vni) == ("vxlan", 4242)
     assert links["tap-a"].master == br.index and links["tap-a"].kind == "veth"
     assert links["lo"].kind == "device" and links["lo"].vni is None
+    lean = rtnl.Rtnl(ns)
+    try:
+        found = lean.find(["tap-a", "no-such-link", "br-x"])
+    finally:
+        lean.close()
+    assert found == {"tap-a": links["tap-a"], "br-x": links["br-x"]}, "by name, the same as in the dump"
 
 
 def test_many_links_change_in_one_batch_and_each_failure_is_reported(ns: str) -> None:
@@ -63,15 +69,17 @@ def test_many_links_change_in_one_batch_and_each_failure_is_reported(ns: str) ->
                for i in range(600))
 
 
-def test_the_executor_attaches_a_run_of_taps_and_reports_only_the_missing_one(ns: str) -> None:
-    ip(ns, "".join(f"link add tap{i} type veth peer name q{i}\n" for i in range(3)))
+@pytest.mark.parametrize("taps", [3, 90])  # a few: looked up by name; many: one dump
+def test_the_executor_attaches_a_run_of_taps_and_reports_only_the_missing_one(ns: str, taps: int) -> None:
+    ip(ns, "".join(f"link add tap{i} type veth peer name q{i}\n" for i in range(taps)))
     host = LinuxHost(ns)
     try:
-        ops = [p.EnsureBridge("brq-z", 1450), *(p.Attach(f"tap{i}", "brq-z", 1450) for i in (0, 1, 9, 2))]
+        attach = [p.Attach(f"tap{i}", "brq-z", 1450) for i in range(taps)]
+        ops = [p.EnsureBridge("brq-z", 1450), *attach[:1], p.Attach("tap999", "brq-z", 1450), *attach[1:]]
         failed = host.apply(ops)
-        assert [(op.name, reason) for op, reason in failed] == [("tap9", "device tap9 does not exist")]
+        assert [(op.name, reason) for op, reason in failed] == [("tap999", "device tap999 does not exist")]
         state = host.observe()
     finally:
         host.close()
-    assert all(state.links[f"tap{i}"].master == "brq-z" and state.links[f"tap{i}"].mtu == 1450 for i in range(3))
+    assert all(state.links[f"tap{i}"].master == "brq-z" and state.links[f"tap{i}"].mtu == 1450 for i in range(taps))
     assert state.links["brq-z"].ours and state.links["brq-z"].up
