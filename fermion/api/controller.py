@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from fermion.api import body as bodies
 from fermion.api import params
@@ -21,6 +21,8 @@ from fermion.services.registry import Services
 from fermion.validation import InvalidValue, tag_value
 
 _IF_MATCH = re.compile(r"^\s*revision_number\s*=\s*(\d+)\s*$")
+_n = m.networks.c
+_NETWORK_BRIEF = select(_n.id, _n.project_id, _n.shared, _n.port_security_enabled).where(_n.id == bindparam("b_id"))
 
 
 class Controller:
@@ -96,9 +98,7 @@ class Controller:
 
     @staticmethod
     def _network_brief(conn: Connection, network_id: str) -> dict[str, Any] | None:
-        n = m.networks.c
-        row = conn.execute(select(n.id, n.project_id, n.shared, n.port_security_enabled)
-                           .where(n.id == network_id)).first()
+        row = conn.execute(_NETWORK_BRIEF, {"b_id": network_id}).first()
         return None if row is None else dict(row._mapping)
 
     def _enforce(self, action: str, target: dict[str, Any], ctx: Context) -> None:

@@ -17,6 +17,9 @@ from fermion.ml2.segments import Segment, TypeDriver
 KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
 
 
+_INSERT_SEGMENTS = insert(m.network_segments)
+
+
 @dataclass(frozen=True)
 class Ml2Config:
     type_drivers: Sequence[str] = KNOWN_TYPES
@@ -87,7 +90,7 @@ class TypeManager:
 
     def record(self, conn: Connection, network_id: str, segments: list[Segment]) -> None:
         if segments:
-            conn.execute(insert(m.network_segments), [
+            conn.execute(_INSERT_SEGMENTS, [
                 {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
                  "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
                  "segment_index": i} for i, s in enumerate(segments)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
@@ -14,7 +14,23 @@ from fermion.ml2.segments import Segment
 
 _ENUMERATE_LIMIT = 1 << 16
 _ATTEMPTS = 32
+_GUESSES = 3
 Range = tuple[int, int]
+_a = m.segment_allocations.c
+_TAKEN = select(_a.segmentation_id).where(_a.network_type == bindparam("b_type"),
+                                          _a.physical_network == bindparam("b_physnet"))
+
+
+def _first_free(ranges: Sequence[Range], taken: set[int], want: int) -> list[int]:
+    """Up to `want` free ids from the start of the ranges, in O(taken + want)."""
+    out: list[int] = []
+    for a, b in ranges:
+        i = a
+        while i <= b and len(out) < want:
+            if i not in taken:
+                out.append(i)
+            i += 1
+    return out
 
 
 def parse_ranges(specs: Iterable[str], lo: int, hi: int, what: str) -> list[Range]:
@@ -56,28 +72,32 @@ class _Allocations:
             "network_id": network_id})
 
     def _taken(self, conn: Connection, physnet: str | None) -> set[int]:
-        a = m.segment_allocations.c
-        return {r[0] for r in conn.execute(select(a.segmentation_id).where(
-            a.network_type == self.network_type, a.physical_network == (physnet or "")))}
+        return {r[0] for r in conn.execute(_TAKEN, {"b_type": self.network_type, "b_physnet": physnet or ""})}
 
     def allocate(self, conn: Connection, network_id: str, physnet: str | None, ranges: Sequence[Range]) -> int | None:
         if not ranges:
             return None
-        size = sum(b - a + 1 for a, b in ranges)
-        for _ in range(_ATTEMPTS):
-            taken = self._taken(conn, physnet)
-            if size <= _ENUMERATE_LIMIT:
-                free = [i for a, b in ranges for i in range(a, b + 1) if i not in taken]
-                if not free:
-                    return None
-                cand = self.rng.choice(free[:256])
+        sizes = [b - a + 1 for a, b in ranges]
+        size = sum(sizes)
+        for attempt in range(_ATTEMPTS):
+            if attempt < _GUESSES:
+                # ranges are mostly sparse: a random guess usually wins without reading every taken id
+                a, b = self.rng.choices(ranges, weights=sizes)[0]
+                cand = self.rng.randint(a, b)
             else:
+                taken = self._taken(conn, physnet)
                 if len(taken) >= size:
                     return None
-                a, b = self.rng.choice(list(ranges))
-                cand = self.rng.randint(a, b)
-                if cand in taken:
-                    continue
+                if size <= _ENUMERATE_LIMIT:
+                    free = _first_free(ranges, taken, 256)
+                    if not free:
+                        return None
+                    cand = self.rng.choice(free)
+                else:
+                    a, b = self.rng.choices(ranges, weights=sizes)[0]
+                    cand = self.rng.randint(a, b)
+                    if cand in taken:
+                        continue
             if self._try(conn, network_id, physnet, cand):
                 return cand
         return None

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
@@ -15,6 +15,7 @@ from fermion.errors import BadRequest, Conflict, InvalidInput
 
 _ENUMERATE_LIMIT = 1 << 16  # pools up to this size are scanned; larger ones are sampled
 _ATTEMPTS = 64
+_TAKEN = select(m.ip_allocations.c.ip_address).where(m.ip_allocations.c.subnet_id == bindparam("b_subnet"))
 
 
 def default_gateway(net: netaddr.IPNetwork) -> str | None:
@@ -98,7 +99,7 @@ class Allocator:
                                                          "network_id": subnet["network_id"], "ip_address": ip})
 
     def allocate_specific(self, conn: Connection, port_id: str, subnet: dict[str, Any], ip: str,
-                          may_use_gateway: bool) -> None:
+                          may_use_gateway: bool) -> str:
         net = netaddr.IPNetwork(subnet["cidr"])
         addr = netaddr.IPAddress(ip)
         first, last = (net.first, net.last) if net.version == 6 else usable_range(net)
@@ -111,6 +112,7 @@ class Allocator:
         if not self._insert(conn, port_id, subnet, ip):
             raise Conflict(f"IP address {ip} already allocated in subnet {subnet['id']}",
                            type="IpAddressAlreadyAllocated")
+        return ip
 
     def allocate_any(self, conn: Connection, port_id: str, subnet: dict[str, Any]) -> str:
         pools = [(_to_int(p["start"]), _to_int(p["end"])) for p in subnet["allocation_pools"]]
@@ -118,8 +120,7 @@ class Allocator:
         version = subnet["ip_version"]
         for _ in range(_ATTEMPTS):
             if size <= _ENUMERATE_LIMIT:
-                taken = {_to_int(r[0]) for r in conn.execute(
-                    select(m.ip_allocations.c.ip_address).where(m.ip_allocations.c.subnet_id == subnet["id"]))}
+                taken = {_to_int(r[0]) for r in conn.execute(_TAKEN, {"b_subnet": subnet["id"]})}
                 free = _first_free(pools, taken, 256)
                 if not free:
                     break

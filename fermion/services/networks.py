@@ -24,6 +24,8 @@ from fermion.services.quotas import QuotaService
 DHCP_OWNER = "network:dhcp"
 PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
+_INSERT_NETWORK = insert(m.networks)
+
 
 class NetworkCollection(Collection):
     def __init__(self) -> None:
@@ -55,15 +57,25 @@ class NetworkCollection(Collection):
             for net_id, sub_id in conn.execute(stmt):
                 by_net[net_id].append(sub_id)
         for row, item in zip(rows, items, strict=True):
-            item["router:external"] = row[self._index["router_external"]]
-            item["subnets"] = by_net.get(item["id"], [])
-            segs = segments.get(item["id"], [])
-            if len(segs) == 1:
-                item.update(segs[0].as_dict())
-            else:
-                item.update(dict.fromkeys(PROVIDER_KEYS))
-                if segs:
-                    item["segments"] = [seg.as_dict() for seg in segs]
+            self._fill(item, row, by_net.get(item["id"], []), segments.get(item["id"], []))
+
+    def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """From the inserted values alone: a new network has no subnets, and create keeps its segments."""
+        rows = self.as_rows(inserted)
+        out = self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted}, complete=False)
+        for row, item, values in zip(rows, out, inserted, strict=True):
+            self._fill(item, row, [], values["segments"])
+        return out
+
+    def _fill(self, item: dict[str, Any], row: Any, subnets: list[str], segs: list[Segment]) -> None:
+        item["router:external"] = row[self._index["router_external"]]
+        item["subnets"] = subnets
+        if len(segs) == 1:
+            item.update(segs[0].as_dict())
+        else:
+            item.update(dict.fromkeys(PROVIDER_KEYS))
+            if segs:
+                item["segments"] = [seg.as_dict() for seg in segs]
 
 
 def requested_segments(item: dict[str, Any]) -> list[Segment] | None:
@@ -117,10 +129,10 @@ class NetworkService:
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
             )
-            conn.execute(insert(m.networks).values(**row))
+            conn.execute(_INSERT_NETWORK, row)
             self.types.record(conn, row["id"], segments)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})
             common.emit(conn, Hint("network", row["id"], 0, row["id"]))
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)

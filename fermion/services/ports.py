@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -43,6 +43,15 @@ def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
     return routers
 
 
+def _fixed(subnet: dict[str, Any], ip: str) -> dict[str, str]:
+    return {"subnet_id": subnet["id"], "ip_address": ip}
+
+
+_s = m.subnets.c
+_SUBNETS_OF_NETWORK = select(m.subnets).where(_s.network_id == bindparam("b_network")).order_by(_s.created_at, _s.id)
+_INSERT_PORT_GROUP = insert(m.port_security_groups)
+
+
 class PortCollection(Collection):
     def __init__(self) -> None:
         super().__init__(PORT, m.ports)
@@ -59,6 +68,14 @@ class PortCollection(Collection):
                 sub = sub.where(a.subnet_id == fip["subnet_id"])
             conds.append(m.ports.c.id.in_(sub))
         return conds
+
+    def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """From the inserted values alone: PortService.create adds the addresses and groups it stored."""
+        out = self.to_dicts(conn, self.as_rows(inserted), tags={r["id"]: r["tags"] for r in inserted}, complete=False)
+        for item, row in zip(out, inserted, strict=True):
+            item["fixed_ips"] = row["fixed_ips"]
+            item["security_groups"] = row["security_groups"]
+        return out
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         ids = [i["id"] for i in items]
@@ -108,9 +125,7 @@ class PortService:
         self.base_mac = [int(x, 16) for x in base_mac.split(":")]
 
     def _subnets(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
-        rows = conn.execute(select(m.subnets).where(m.subnets.c.network_id == network_id)
-                            .order_by(m.subnets.c.created_at, m.subnets.c.id)).all()
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in conn.execute(_SUBNETS_OF_NETWORK, {"b_network": network_id})]
 
     def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str) -> Binding:
         if not host:
@@ -145,33 +160,39 @@ class PortService:
                                "port.", type="AddressPairAndPortSecurityRequired")
             groups = self._groups_on_create(conn, row, item.get("security_groups", AUTO))
             self._insert_with_mac(conn, row, item["mac_address"])
-            self._bind_groups(conn, row["id"], groups)
+            self._bind_groups(conn, row["id"], sorted(groups))
+            for gid, revision in groups.items():
+                common.emit(conn, Hint("security_group", gid, revision, None, None))
             subnets = self._subnets(conn, net["id"])
             fixed = item["fixed_ips"]
             if fixed is AUTO:
-                self._allocate_auto(conn, row, subnets)
+                ips = self._allocate_auto(conn, row, subnets)
             else:
-                self._allocate_requested(conn, row, subnets, fixed)
+                ips = self._allocate_requested(conn, row, subnets, fixed)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            # what the answer shows, known without reading it back
+            rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "security_groups": sorted(groups),
+                         "fixed_ips": sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))})
             common.emit(conn, Hint("port", row["id"], 0, net["id"], row["binding_host_id"] or None))
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
 
     # ---------------------------------------------------------------- security groups
-    def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any) -> list[str]:
-        """The groups a new port joins: the project's default group unless it names others (or none); none
-        without port security, and none for network:* ports (DHCP, routers), as in Neutron."""
+    def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any) -> dict[str, int]:
+        """The groups a new port joins, with their revisions: the project's default group unless it names
+        others (or none); none without port security, and none for network:* ports (DHCP, routers), as in
+        Neutron."""
         if wanted is not AUTO and wanted and not port["port_security_enabled"]:
             raise BadRequest(SG_NEEDS_PORT_SECURITY, type="PortSecurityAndIPRequiredForSecurityGroups")
         if port["device_owner"].startswith("network:"):
-            return []
+            return {}
         if wanted is AUTO:
             if not port["port_security_enabled"]:
-                return []
-            return [ensure_default_group(conn, port["project_id"], self.quotas)]
-        return usable_groups(conn, wanted, port["project_id"]) if wanted else []
+                return {}
+            gid, revision = ensure_default_group(conn, port["project_id"], self.quotas)
+            return {gid: revision}
+        return usable_groups(conn, wanted, port["project_id"]) if wanted else {}
 
     def _groups_on_update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                           pse: bool) -> set[str]:
@@ -199,9 +220,7 @@ class PortService:
     @staticmethod
     def _bind_groups(conn: Connection, port_id: str, groups: list[str]) -> None:
         if groups:
-            conn.execute(insert(m.port_security_groups),
-                         [{"port_id": port_id, "security_group_id": g} for g in groups])
-            emit_group_hints(conn, groups)
+            conn.execute(_INSERT_PORT_GROUP, [{"port_id": port_id, "security_group_id": g} for g in groups])
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
         pairs = row["allowed_address_pairs"]
@@ -217,16 +236,19 @@ class PortService:
                                f"The mac address {mac} is in use.", type="MacAddressInUse")
         raise Conflict("Unable to generate a unique MAC address", type="MacAddressGenerationFailure")
 
-    def _allocate_auto(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]]) -> None:
+    def _allocate_auto(self, conn: Connection, port: dict[str, Any],
+                       subnets: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Addresses from each IP version's first subnet with room, and SLAAC addresses; returns them."""
         owner = port["device_owner"]
         v4 = [s for s in subnets if s["ip_version"] == 4]
         v6_stateful = [s for s in subnets if s["ip_version"] == 6 and not ipam.is_auto_address(s)]
         auto6 = [s for s in subnets if ipam.is_auto_address(s)]
+        out = []
         for group in (v4, v6_stateful):
             last_error: Conflict | None = None
             for subnet in group:
                 try:
-                    self.allocator.allocate_any(conn, port["id"], subnet)
+                    out.append(_fixed(subnet, self.allocator.allocate_any(conn, port["id"], subnet)))
                     last_error = None
                     break
                 except Conflict as err:
@@ -235,13 +257,15 @@ class PortService:
                 raise last_error
         if not owner.startswith("network:router"):
             for subnet in auto6:
-                self.allocator.allocate_specific(conn, port["id"], subnet,
-                                                 ipam.eui64(subnet["cidr"], port["mac_address"]), False)
+                ip = ipam.eui64(subnet["cidr"], port["mac_address"])
+                out.append(_fixed(subnet, self.allocator.allocate_specific(conn, port["id"], subnet, ip, False)))
+        return out
 
     def _allocate_requested(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]],
-                            fixed: list[dict[str, str]]) -> None:
+                            fixed: list[dict[str, str]]) -> list[dict[str, str]]:
         by_id = {s["id"]: s for s in subnets}
         may_gw = port["device_owner"] in ROUTER_OWNERS
+        out = []
         for req in fixed:
             subnet = None
             if "subnet_id" in req:
@@ -260,16 +284,18 @@ class PortService:
                     if subnet is None:
                         raise BadRequest(f"IP address {req['ip_address']} is not a valid IP for any of the "
                                          "subnets on the specified network.", type="InvalidIpForNetwork")
-                self.allocator.allocate_specific(conn, port["id"], subnet, req["ip_address"], may_gw)
+                got = self.allocator.allocate_specific(conn, port["id"], subnet, req["ip_address"], may_gw)
             elif subnet is not None:
                 if ipam.is_auto_address(subnet):
-                    self.allocator.allocate_specific(conn, port["id"], subnet,
-                                                     ipam.eui64(subnet["cidr"], port["mac_address"]), False)
+                    got = self.allocator.allocate_specific(conn, port["id"], subnet,
+                                                           ipam.eui64(subnet["cidr"], port["mac_address"]), False)
                 else:
-                    self.allocator.allocate_any(conn, port["id"], subnet)
+                    got = self.allocator.allocate_any(conn, port["id"], subnet)
             else:
                 raise BadRequest("Invalid input for fixed_ips: each entry needs subnet_id or ip_address",
                                  type="InvalidInput")
+            out.append(_fixed(subnet, got))
+        return out
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:

@@ -185,12 +185,15 @@ class Collection:
 
     def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """API dicts for rows this transaction just inserted, from their values (tags included)."""
-        names = list(self.table.c.keys())
-        rows = [tuple(r.get(n) for n in names) for r in inserted]
-        return self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted})
+        return self.to_dicts(conn, self.as_rows(inserted), tags={r["id"]: r["tags"] for r in inserted})
 
-    def to_dicts(self, conn: Connection, rows: Sequence[Any],
-                 tags: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    def as_rows(self, inserted: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Inserted values in the table's column order, as a SELECT would return them."""
+        names = list(self.table.c.keys())
+        return [tuple(r.get(n) for n in names) for r in inserted]
+
+    def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
+                 complete: bool = True) -> list[dict[str, Any]]:
         if tags is None:
             tags = load_tags(conn, [r[0] for r in rows])
         out = []
@@ -204,7 +207,8 @@ class Collection:
             d["updated_at"] = iso(r[updated])
             d["tags"] = tags.get(r[0], [])
             out.append(d)
-        self.complete(conn, rows, out)
+        if complete:
+            self.complete(conn, rows, out)
         return out
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:

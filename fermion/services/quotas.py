@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, or_, select, update
 
 from fermion.db import models as m
 from fermion.db.engine import RetryRequest
@@ -16,6 +16,16 @@ DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingi
 TABLES = {"network": m.networks, "subnet": m.subnets, "port": m.ports, "router": m.routers,
           "floatingip": m.floatingips, "security_group": m.securitygroups,
           "security_group_rule": m.securitygrouprules}
+
+# built once (see db/writes.py); the limit is the project's override, else the default passed in
+_u, _q = m.quota_usages.c, m.quotas.c
+_LIMIT = func.coalesce(select(_q.limit).where(_q.project_id == bindparam("b_project"),
+                                              _q.resource == bindparam("b_resource")).scalar_subquery(),
+                       bindparam("b_default", type_=Integer))
+_CHARGE = (update(m.quota_usages)
+           .where(_u.project_id == bindparam("b_project"), _u.resource == bindparam("b_resource"),
+                  or_(_LIMIT < 0, _u.in_use + bindparam("b_count", type_=Integer) <= _LIMIT))
+           .values(in_use=_u.in_use + bindparam("b_count", type_=Integer)))
 
 
 class QuotaService:
@@ -63,13 +73,9 @@ class QuotaService:
         One conditional UPDATE of the usage row checks the limit and counts the new rows; it holds that row's
         lock until commit, so concurrent creates for one project cannot both take the last free unit.
         """
-        u, q = m.quota_usages.c, m.quotas.c
-        limit = func.coalesce(select(q.limit).where(q.project_id == project_id, q.resource == resource)
-                              .scalar_subquery(), self.defaults[resource])
-        done = conn.execute(update(m.quota_usages)
-                            .where(u.project_id == project_id, u.resource == resource,
-                                   or_(limit < 0, u.in_use + count <= limit))
-                            .values(in_use=u.in_use + count))
+        u = m.quota_usages.c
+        done = conn.execute(_CHARGE, {"b_project": project_id, "b_resource": resource, "b_count": count,
+                                      "b_default": self.defaults[resource]})
         if done.rowcount == 1:
             return
         # no usage row yet (first create, or limits changed), or over the limit

@@ -220,9 +220,9 @@ class SecurityGroupRuleCollection(Collection):
             return select(g.project_id).where(g.id == self.table.c.security_group_id).scalar_subquery()
         return super().policy_column(attr)
 
-    def to_dicts(self, conn: Connection, rows: Sequence[Any],
-                 tags: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        return super().to_dicts(conn, rows, tags if tags is not None else {})  # rules have no tags
+    def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
+                 complete: bool = True) -> list[dict[str, Any]]:
+        return super().to_dicts(conn, rows, tags if tags is not None else {}, complete)  # rules have no tags
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         groups = sorted({i["security_group_id"] for i in items})

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select
+from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -29,6 +29,15 @@ from fermion.services.security_group_rules import (
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
 
+# built once: building a statement costs more than running it on the port create path
+_d, _g = m.default_security_groups.c, m.securitygroups.c
+_DEFAULT_ID = select(_d.security_group_id).where(_d.project_id == bindparam("b_project"))
+_DEFAULT_GROUP = (select(_g.id, _g.revision_number)
+                  .join_from(m.default_security_groups, m.securitygroups, _g.id == _d.security_group_id)
+                  .where(_d.project_id == bindparam("b_project")))
+_GROUPS = select(_g.id, _g.project_id, _g.revision_number).where(_g.id.in_(bindparam("b_ids", expanding=True)))
+_SHARE_LOCKED = {stmt: stmt.with_for_update(read=True) for stmt in (_DEFAULT_GROUP, _GROUPS)}
+
 
 class SecurityGroupCollection(Collection):
     def __init__(self) -> None:
@@ -43,8 +52,7 @@ class SecurityGroupCollection(Collection):
 
 
 def default_group_id(conn: Connection, project_id: str) -> str | None:
-    d = m.default_security_groups.c
-    found: str | None = conn.execute(select(d.security_group_id).where(d.project_id == project_id)).scalar()
+    found: str | None = conn.execute(_DEFAULT_ID, {"b_project": project_id}).scalar()
     return found
 
 
@@ -53,52 +61,55 @@ def _count_unlimited(conn: Connection, quotas: QuotaService, project_id: str, re
     quotas.release(conn, project_id, resource, -count)
 
 
-def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService) -> str:
-    """The project's default group, created with Neutron's four rules if it has none yet.
+def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService) -> tuple[str, int]:
+    """The project's default group and its revision, created with Neutron's four rules if it has none yet.
 
-    Race-free: the default_security_groups primary key admits one group per project; a creator that loses
-    the insert drops its own group and uses the winner's.
+    The group is share-locked until commit (see _locked_groups). Race-free: the default_security_groups
+    primary key admits one group per project; a creator that loses the insert drops its own group and
+    uses the winner's.
     """
-    found = default_group_id(conn, project_id)
+    found = conn.execute(_locking(conn, _DEFAULT_GROUP), {"b_project": project_id}).first()
     if found is not None:
-        if not _locked_groups(conn, [found]):  # deleted by an admin meanwhile: start over
-            raise RetryRequest("default security group deleted concurrently")
-        return found
+        return found[0], found[1]
+    if default_group_id(conn, project_id) is not None:  # deleted by an admin meanwhile: start over
+        raise RetryRequest("default security group deleted concurrently")
     row = common.standard_row({"project_id": project_id, "name": DEFAULT_NAME, "description": DEFAULT_DESCRIPTION})
     row["stateful"] = True
     conn.execute(insert(m.securitygroups).values(**row))
     if not insert_if_absent(conn, m.default_security_groups,
                             {"project_id": project_id, "security_group_id": row["id"]}):
         conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == row["id"]))
-        winner = default_group_id(conn, project_id)
+        winner = conn.execute(_locking(conn, _DEFAULT_GROUP), {"b_project": project_id}).first()
         if winner is None:  # the winner's group went away meanwhile: start over
             raise RetryRequest("default security group deleted concurrently")
-        return winner
+        return winner[0], winner[1]
     rules = group_rules(project_id, row["id"], default=True)
     insert_rules(conn, rules)
     _count_unlimited(conn, quotas, project_id, "security_group", 1)
     _count_unlimited(conn, quotas, project_id, "security_group_rule", len(rules))
-    return str(row["id"])
+    return str(row["id"]), 0
 
 
-def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> list[str]:
-    """The groups a port of the project may join: they must exist and belong to the project."""
+def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> dict[str, int]:
+    """The groups a port of the project may join, with their revisions: they must exist and belong to the
+    project."""
     wanted = sorted(set(group_ids))
-    found = {gid for gid, owner in _locked_groups(conn, wanted) if owner == project_id}
+    found = {gid: rev for gid, owner, rev in _locked_groups(conn, wanted) if owner == project_id}
     missing = [gid for gid in wanted if gid not in found]
     if missing:
         raise NotFound(f"Security group {', '.join(missing)} does not exist", type="SecurityGroupNotFound")
-    return wanted
+    return {gid: found[gid] for gid in wanted}
 
 
 def _locked_groups(conn: Connection, group_ids: Sequence[str]) -> list[Any]:
-    """(id, project_id) of the groups that exist, share-locked until commit so that a concurrent delete
-    (which locks the group for update first) either waits for a port joining it or is seen as done."""
-    g = m.securitygroups.c
-    stmt = select(g.id, g.project_id).where(g.id.in_(group_ids))
-    if conn.dialect.name != "sqlite":
-        stmt = stmt.with_for_update(read=True)
-    return list(conn.execute(stmt).all())
+    """(id, project_id, revision_number) of the groups that exist, share-locked until commit so that a
+    concurrent delete (which locks the group for update first) either waits for a port joining it or is
+    seen as done."""
+    return list(conn.execute(_locking(conn, _GROUPS), {"b_ids": list(group_ids)}).all())
+
+
+def _locking(conn: Connection, stmt: Select[Any]) -> Select[Any]:
+    return stmt if conn.dialect.name == "sqlite" else _SHARE_LOCKED[stmt]
 
 
 def in_use(conn: Connection, group_id: str) -> bool:
