@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from fermion import memory
 from fermion.api import discovery
 from fermion.api.agents import AgentController
@@ -22,6 +24,7 @@ from fermion.api.controller import Controller
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
+from fermion.db.engine import lost_connection
 from fermion.errors import NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.resources.catalog import RESOURCES, openapi_document
@@ -148,7 +151,14 @@ class FermionApp:
 
     def _route(self, req: Request, ctx: Context, parts: list[str]) -> Response:
         try:
-            return self._dispatch(req, ctx, parts)
+            try:
+                return self._dispatch(req, ctx, parts)
+            except DBAPIError as err:
+                if req.method != "GET" or not lost_connection(err):
+                    raise
+                # the database connection broke (e.g. the server restarted): a read may simply run again
+                LOG.warning("database connection lost during %s %s; reading again", req.method, req.path)
+                return self._dispatch(req, ctx, parts)
         except PolicyNotAuthorized as err:
             raise NeutronError(f"rule:{err.action} is disallowed by policy", type="PolicyNotAuthorized",
                                status=403) from None

@@ -17,6 +17,11 @@ from sqlalchemy.engine import make_url
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
+IDLE_PING_SECONDS = 10.0
+
+
+class Reconnected(Exception):
+    """The connection died before the transaction committed: it is safe to run the transaction again."""
 
 
 class RetryRequest(Exception):
@@ -47,8 +52,31 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
     if url.startswith("mysql"):
         # IPAM re-reads what is taken after losing a race; REPEATABLE READ would keep showing a stale set
         extra["isolation_level"] = "READ COMMITTED"
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                         pool_recycle=3600, **json, **extra)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600, **json, **extra)
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle: a ping on every checkout (pool_pre_ping)
+    costs a round trip per request. A connection that breaks while busy fails its statement; that
+    invalidates the pool, and the transaction (Database.write) or read (api.app) runs again."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["fermion.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("fermion.idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception:  # noqa: BLE001 - any failure means the connection is gone
+            alive = False
+        if not alive:
+            raise exc.DisconnectionError("pooled connection is gone")  # the pool retries with a new one
 
 
 def _dumps(value: Any) -> str:
@@ -74,8 +102,12 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def lost_connection(err: BaseException) -> bool:
+    return isinstance(err, exc.DBAPIError) and err.connection_invalidated
+
+
 def _retriable(err: BaseException) -> bool:
-    if isinstance(err, RetryRequest):
+    if isinstance(err, (RetryRequest, Reconnected)):
         return True
     if isinstance(err, exc.DBAPIError):
         text = str(err.orig).lower() if err.orig is not None else str(err).lower()
@@ -127,9 +159,16 @@ class Database:
         with self.engine.connect().execution_options(fermion_write=True) as conn:
             events: list[Any] = []
             conn.info["fermion.events"] = events
+            committing = False
             try:
                 with conn.begin():
-                    return fn(conn), events
+                    result = fn(conn)
+                    committing = True
+                return result, events
+            except exc.DBAPIError as err:
+                if lost_connection(err) and not committing:
+                    raise Reconnected(str(err)) from err
+                raise
             finally:
                 conn.info.pop("fermion.events", None)
 

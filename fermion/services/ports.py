@@ -50,6 +50,10 @@ def _fixed(subnet: dict[str, Any], ip: str) -> dict[str, str]:
 _s = m.subnets.c
 _SUBNETS_OF_NETWORK = select(m.subnets).where(_s.network_id == bindparam("b_network")).order_by(_s.created_at, _s.id)
 _INSERT_PORT_GROUP = insert(m.port_security_groups)
+_a, _b = m.ip_allocations.c, m.port_security_groups.c
+_ALL_IPS = select(_a.port_id, _a.subnet_id, _a.ip_address)
+_IPS_OF_PORTS = _ALL_IPS.where(_a.port_id.in_(bindparam("b_ids", expanding=True)))
+_GROUPS_OF_PORTS = select(_b.port_id, _b.security_group_id).where(_b.port_id.in_(bindparam("b_ids", expanding=True)))
 
 
 class PortCollection(Collection):
@@ -88,9 +92,8 @@ class PortCollection(Collection):
 
 def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
-    b = m.port_security_groups.c
     for part in chunks(ids):
-        for port_id, sg_id in conn.execute(select(b.port_id, b.security_group_id).where(b.port_id.in_(part))):
+        for port_id, sg_id in conn.execute(_GROUPS_OF_PORTS, {"b_ids": part}):
             out[port_id].append(sg_id)
     for v in out.values():
         v.sort()
@@ -99,13 +102,11 @@ def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str
 
 def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = defaultdict(list)
-    a = m.ip_allocations.c
-    cols = select(a.port_id, a.subnet_id, a.ip_address)
     if len(ids) > 2000:
         wanted = set(ids)
-        rows = [r for r in conn.execute(cols).all() if r[0] in wanted]
+        rows = [r for r in conn.execute(_ALL_IPS).all() if r[0] in wanted]
     else:
-        rows = [r for part in chunks(ids) for r in conn.execute(cols.where(a.port_id.in_(part))).all()]
+        rows = [r for part in chunks(ids) for r in conn.execute(_IPS_OF_PORTS, {"b_ids": part}).all()]
     for port_id, subnet_id, ip in rows:
         out[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
     for v in out.values():

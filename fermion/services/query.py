@@ -14,6 +14,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     false,
     func,
     not_,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.elements import True_
 
 from fermion.db import models as m
 from fermion.policy import predicates as p
@@ -63,6 +65,7 @@ class Collection:
                       if a.column in table.c and a.name not in ("created_at", "updated_at")]
         names = list(table.c.keys())
         self._index = {name: i for i, name in enumerate(names)}
+        self._by_id = select(table).where(table.c.id == bindparam("b_id"))  # built once: see db/writes.py
 
     # -- policy attributes a rule may name (field:networks:shared=True, %(network:tenant_id)s)
     def policy_column(self, attr: str) -> ColumnElement[Any] | None:
@@ -173,12 +176,12 @@ class Collection:
 
     def get(self, conn: Connection, ident: str, visible: ColumnElement[bool] | None = None,
             for_update: bool = False) -> dict[str, Any] | None:
-        stmt = self.select_rows().where(self.table.c.id == ident)
-        if visible is not None:
+        stmt = self._by_id
+        if visible is not None and not isinstance(visible, True_):
             stmt = stmt.where(visible)
         if for_update and conn.dialect.name != "sqlite":
             stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        row = conn.execute(stmt, {"b_id": ident}).first()
         if row is None:
             return None
         return self.to_dicts(conn, [row])[0]
@@ -228,6 +231,10 @@ def chunks(ids: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
         yield ids[i : i + size]
 
 
+_t = m.tags.c
+_TAGS_OF = select(_t.resource_id, _t.tag).where(_t.resource_id.in_(bindparam("b_ids", expanding=True)))
+
+
 def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     if not ids:
@@ -241,8 +248,7 @@ def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
                 out[rid].append(tag)
     else:
         for part in chunks(ids):
-            for rid, tag in conn.execute(select(m.tags.c.resource_id, m.tags.c.tag)
-                                         .where(m.tags.c.resource_id.in_(part))):
+            for rid, tag in conn.execute(_TAGS_OF, {"b_ids": part}):
                 out[rid].append(tag)
     for v in out.values():
         v.sort()
