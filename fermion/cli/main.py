@@ -77,6 +77,7 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) 
     if banner:
         print(banner, flush=True)
     print(f"fermion: serving the Neutron v2.0 API on http://{s.host}:{s.port}", flush=True)
+    memory.freeze_startup_objects()
     if s.workers > 1:
         app.services.db.dispose()
         os.environ["FERMION_SERVE_DATABASE_URL"] = settings.database_url

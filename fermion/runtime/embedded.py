@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from fermion import memory
 from fermion.api.app import FermionApp
 from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
 from fermion.config import settings as cfg
@@ -85,4 +86,6 @@ def app_from_env() -> FermionApp:
     overrides = os.environ.get("FERMION_SERVE_DATABASE_URL")
     if overrides:
         settings = settings.replace("database", url=overrides)
-    return build_app(settings)
+    app = build_app(settings)
+    memory.freeze_startup_objects()
+    return app

@@ -53,7 +53,8 @@ _INSERT_PORT_GROUP = insert(m.port_security_groups)
 _a, _b = m.ip_allocations.c, m.port_security_groups.c
 _ALL_IPS = select(_a.port_id, _a.subnet_id, _a.ip_address)
 _IPS_OF_PORTS = _ALL_IPS.where(_a.port_id.in_(bindparam("b_ids", expanding=True)))
-_GROUPS_OF_PORTS = select(_b.port_id, _b.security_group_id).where(_b.port_id.in_(bindparam("b_ids", expanding=True)))
+_ALL_GROUPS = select(_b.port_id, _b.security_group_id)
+_GROUPS_OF_PORTS = _ALL_GROUPS.where(_b.port_id.in_(bindparam("b_ids", expanding=True)))
 
 
 class PortCollection(Collection):
@@ -92,9 +93,14 @@ class PortCollection(Collection):
 
 def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
-    for part in chunks(ids):
-        for port_id, sg_id in conn.execute(_GROUPS_OF_PORTS, {"b_ids": part}):
-            out[port_id].append(sg_id)
+    if len(ids) > 2000:
+        # large pages: one scan beats thousands of bound parameters (as load_fixed_ips)
+        wanted = set(ids)
+        rows = [r for r in conn.execute(_ALL_GROUPS).all() if r[0] in wanted]
+    else:
+        rows = [r for part in chunks(ids) for r in conn.execute(_GROUPS_OF_PORTS, {"b_ids": part}).all()]
+    for port_id, sg_id in rows:
+        out[port_id].append(sg_id)
     for v in out.values():
         v.sort()
     return out

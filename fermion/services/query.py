@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -201,13 +202,18 @@ class Collection:
             tags = load_tags(conn, [r[0] for r in rows])
         out = []
         index = self._index
-        plain = [(name, index[col.name]) for name, col in self.plain]
+        names = [name for name, _ in self.plain]
+        pick = itemgetter(*(index[col.name] for _, col in self.plain))
         created, updated, project = index["created_at"], index["updated_at"], index["project_id"]
+        stamps: dict[datetime | None, str | None] = {}  # rows made together share their timestamps
         for r in rows:
-            d = {name: r[i] for name, i in plain}
+            d = dict(zip(names, pick(r), strict=True))
             d["tenant_id"] = r[project]
-            d["created_at"] = iso(r[created])
-            d["updated_at"] = iso(r[updated])
+            for key, ts in (("created_at", r[created]), ("updated_at", r[updated])):
+                text = stamps.get(ts)
+                if text is None:
+                    text = stamps[ts] = iso(ts)
+                d[key] = text
             d["tags"] = tags.get(r[0], [])
             out.append(d)
         if complete:
