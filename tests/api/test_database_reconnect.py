@@ -41,3 +41,28 @@ def test_requests_after_the_connections_are_cut(kind: str, tmp_path: Path) -> No
                 assert names.count("after") == 1
         finally:
             proxy.stop()
+
+
+@pytest.mark.postgres
+def test_a_connection_idle_past_the_limit_is_checked_before_use(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import text
+
+    from fermion.db import engine
+
+    with servers.temporary_database("postgres", tmp_path) as url:
+        real = make_url(url)
+        proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+        db = engine.Database(real.set(host="127.0.0.1", port=proxy.start()).render_as_string(hide_password=False))
+        try:
+            with db.read() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+            proxy.cut()
+            proxy.restore()
+            monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 0.0)
+            # no retry here: the pooled connection is found dead at checkout and replaced
+            with db.read() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+        finally:
+            db.dispose()
+            proxy.stop()
