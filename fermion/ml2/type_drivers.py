@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, select
 
+from fermion.allocation import first_free
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, InvalidInput
@@ -19,18 +20,6 @@ Range = tuple[int, int]
 _a = m.segment_allocations.c
 _TAKEN = select(_a.segmentation_id).where(_a.network_type == bindparam("b_type"),
                                           _a.physical_network == bindparam("b_physnet"))
-
-
-def _first_free(ranges: Sequence[Range], taken: set[int], want: int) -> list[int]:
-    """Up to `want` free ids from the start of the ranges, in O(taken + want)."""
-    out: list[int] = []
-    for a, b in ranges:
-        i = a
-        while i <= b and len(out) < want:
-            if i not in taken:
-                out.append(i)
-            i += 1
-    return out
 
 
 def parse_ranges(specs: Iterable[str], lo: int, hi: int, what: str) -> list[Range]:
@@ -89,7 +78,7 @@ class _Allocations:
                 if len(taken) >= size:
                     return None
                 if size <= _ENUMERATE_LIMIT:
-                    free = _first_free(ranges, taken, 256)
+                    free = first_free(ranges, taken, 256)
                     if not free:
                         return None
                     cand = self.rng.choice(free)

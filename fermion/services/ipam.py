@@ -9,6 +9,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, bindparam, select
 
+from fermion.allocation import first_free
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, InvalidInput
@@ -121,7 +122,7 @@ class Allocator:
         for _ in range(_ATTEMPTS):
             if size <= _ENUMERATE_LIMIT:
                 taken = {_to_int(r[0]) for r in conn.execute(_TAKEN, {"b_subnet": subnet["id"]})}
-                free = _first_free(pools, taken, 256)
+                free = first_free(pools, taken, 256)
                 if not free:
                     break
                 # a random pick among the lowest free addresses keeps concurrent inserts apart
@@ -139,17 +140,3 @@ class Allocator:
 def _to_int(ip: str) -> int:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     return int.from_bytes(socket.inet_pton(family, ip), "big")
-
-
-def _first_free(pools: list[tuple[int, int]], taken: set[int], want: int) -> list[int]:
-    """Up to `want` free addresses from the start of the pools: O(taken + want), not O(pool size)."""
-    out: list[int] = []
-    for start, end in pools:
-        addr = start
-        while addr <= end and len(out) < want:
-            if addr not in taken:
-                out.append(addr)
-            addr += 1
-        if len(out) >= want:
-            break
-    return out
