@@ -71,8 +71,7 @@ class _Allocations:
         for attempt in range(_ATTEMPTS):
             if attempt < _GUESSES:
                 # ranges are mostly sparse: a random guess usually wins without reading every taken id
-                a, b = self.rng.choices(ranges, weights=sizes)[0]
-                cand = self.rng.randint(a, b)
+                cand = self._random(ranges, sizes)
             else:
                 taken = self._taken(conn, physnet)
                 if len(taken) >= size:
@@ -83,13 +82,16 @@ class _Allocations:
                         return None
                     cand = self.rng.choice(free)
                 else:
-                    a, b = self.rng.choices(ranges, weights=sizes)[0]
-                    cand = self.rng.randint(a, b)
+                    cand = self._random(ranges, sizes)
                     if cand in taken:
                         continue
             if self._try(conn, network_id, physnet, cand):
                 return cand
         return None
+
+    def _random(self, ranges: Sequence[Range], sizes: list[int]) -> int:
+        a, b = self.rng.choices(ranges, weights=sizes)[0]
+        return self.rng.randint(a, b)
 
     def release(self, conn: Connection, physnet: str | None, seg_id: int) -> None:
         a = m.segment_allocations.c

@@ -59,13 +59,10 @@ class NetworkCollection(Collection):
         for row, item in zip(rows, items, strict=True):
             self._fill(item, row, by_net.get(item["id"], []), segments.get(item["id"], []))
 
-    def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """From the inserted values alone: a new network has no subnets, and create keeps its segments."""
-        rows = self.as_rows(inserted)
-        out = self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted}, complete=False)
-        for row, item, values in zip(rows, out, inserted, strict=True):
+    def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
+                       inserted: list[dict[str, Any]]) -> None:
+        for row, item, values in zip(rows, items, inserted, strict=True):  # no subnets yet; create kept segments
             self._fill(item, row, [], values["segments"])
-        return out
 
     def _fill(self, item: dict[str, Any], row: Any, subnets: list[str], segs: list[Segment]) -> None:
         item["router:external"] = row[self._index["router_external"]]

@@ -74,13 +74,11 @@ class PortCollection(Collection):
             conds.append(m.ports.c.id.in_(sub))
         return conds
 
-    def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """From the inserted values alone: PortService.create adds the addresses and groups it stored."""
-        out = self.to_dicts(conn, self.as_rows(inserted), tags={r["id"]: r["tags"] for r in inserted}, complete=False)
-        for item, row in zip(out, inserted, strict=True):
-            item["fixed_ips"] = row["fixed_ips"]
-            item["security_groups"] = row["security_groups"]
-        return out
+    def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
+                       inserted: list[dict[str, Any]]) -> None:
+        for item, values in zip(items, inserted, strict=True):  # PortService.create keeps what it stored
+            item["fixed_ips"] = values["fixed_ips"]
+            item["security_groups"] = values["security_groups"]
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         ids = [i["id"] for i in items]

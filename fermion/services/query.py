@@ -189,12 +189,17 @@ class Collection:
 
     def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """API dicts for rows this transaction just inserted, from their values (tags included)."""
-        return self.to_dicts(conn, self.as_rows(inserted), tags={r["id"]: r["tags"] for r in inserted})
-
-    def as_rows(self, inserted: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Inserted values in the table's column order, as a SELECT would return them."""
         names = list(self.table.c.keys())
-        return [tuple(r.get(n) for n in names) for r in inserted]
+        rows = [tuple(r.get(n) for n in names) for r in inserted]
+        items = self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted}, complete=False)
+        self.complete_fresh(conn, rows, items, inserted)
+        return items
+
+    def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
+                       inserted: list[dict[str, Any]]) -> None:
+        """Fill what is not a plain column for just-inserted rows; the create may have left it in `inserted`
+        so that nothing is read back."""
+        self.complete(conn, rows, items)
 
     def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
                  complete: bool = True) -> list[dict[str, Any]]:
