@@ -327,16 +327,20 @@ class Deadline:
             raise OutOfTime("--max-seconds exceeded")
 
 
-def make_client(endpoint: str) -> httpx.Client:
+def make_client(server: Server) -> KeepAliveClient:
     # one connection per client, kept alive between requests
+    return KeepAliveClient(server.port)
+
+
+def make_httpx(endpoint: str) -> httpx.Client:
     return httpx.Client(base_url=endpoint, timeout=120,
                         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
 
 
 def run_phase(server: Server, clients: int, count: int,
-              request: Callable[[httpx.Client, int], httpx.Response],
+              request: Callable[[KeepAliveClient, int], Reply],
               ok: tuple[int, ...], deadline: Deadline,
-              keep: Callable[[httpx.Response], Any] | None = None) -> PhaseResult:
+              keep: Callable[[Reply], Any] | None = None) -> PhaseResult:
     """Issue `count` requests (request(client, i)) from `clients` threads, each with its own client."""
     deadline.check()
     counter = iter(range(count))
@@ -351,7 +355,7 @@ def run_phase(server: Server, clients: int, count: int,
     stop = threading.Event()
 
     def worker(w: int) -> None:
-        with make_client(server.endpoint) as c:
+        with make_client(server) as c:
             barrier.wait()
             while not stop.is_set():
                 with lock:
@@ -361,16 +365,13 @@ def run_phase(server: Server, clients: int, count: int,
                 t0 = time.perf_counter()
                 try:
                     r = request(c, i)
-                    r.read()
-                except httpx.HTTPError as err:
+                except ClientFailed as err:
                     with lock:
                         errors.append(f"{type(err).__name__}: {err}")
                     continue
                 lat[w].append((time.perf_counter() - t0) * 1000)
                 reqs[w] += 1
-                stream = r.extensions.get("network_stream")
-                if stream is not None:
-                    addrs[w].add(stream.get_extra_info("client_addr"))
+                addrs[w] |= c.addrs
                 if r.status_code not in ok:
                     with lock:
                         errors.append(f"{r.status_code}: {r.text[:300]}")
@@ -416,7 +417,8 @@ def run_phase(server: Server, clients: int, count: int,
                        peak_conns[0], cpu, ccpu, hcpu, dbcpu, window)
 
 
-def timed_gets(client: httpx.Client, paths: list[str], check: Callable[[httpx.Response], None]) -> list[float]:
+def timed_gets(client: KeepAliveClient | httpx.Client, paths: list[str],
+               check: Callable[[Any], None]) -> list[float]:
     out = []
     for path in paths:
         t0 = time.perf_counter()
@@ -465,7 +467,7 @@ def fill_ports(server: Server, st: State, total: int, cfg: Config, deadline: Dea
     base = len(st.ports)
     batches = [(b, min(cfg.bulk, need - b)) for b in range(0, need, cfg.bulk)]
 
-    def request(c: httpx.Client, i: int) -> httpx.Response:
+    def request(c: KeepAliveClient, i: int) -> Reply:
         start, n = batches[i]
         body = []
         for k in range(n):
@@ -483,67 +485,132 @@ def fill_ports(server: Server, st: State, total: int, cfg: Config, deadline: Dea
     return need / res.wall
 
 
-class RawClient:
-    """Minimal keep-alive HTTP/1.1 GET over a plain socket: times the server and the transfer, not a
-    Python HTTP client parsing megabytes (httpx adds ~20-30% to a 7 MB list on this kind of machine)."""
+class Reply:
+    """What a KeepAliveClient request returns (the few httpx.Response names the phases use)."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def read(self) -> bytes:
+        return self.content
+
+
+class ClientFailed(RuntimeError):
+    pass
+
+
+class KeepAliveClient:
+    """Minimal HTTP/1.1 client over one kept-alive socket.
+
+    The load generator shares the 2 CPUs with the server and the database; httpx spends about 1 ms of
+    CPU per request, this about a fifth of that, so more of the machine goes to what is measured.
+    It also times lists as the server and the transfer, not a Python HTTP client parsing megabytes."""
+
+    def __init__(self, port: int, timeout: float = 120) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.addrs: set[Any] = set()  # local addresses of every connection this client opened
         self.buf = bytearray(1 << 20)
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n".encode())
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.addrs.add(sock.getsockname())
+        self.sock = sock
+        return sock
+
+    def request(self, method: str, path: str, json_body: Any = None) -> Reply:
+        sock = self.sock or self._connect()
+        body = b"" if json_body is None else json.dumps(json_body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n")
+        if body:
+            head += "Content-Type: application/json\r\n"
+        try:
+            sock.sendall(head.encode() + b"\r\n" + body)
+            return self._reply(sock)
+        except OSError as err:
+            self.close()
+            raise ClientFailed(f"{method} {path}: {err}") from None
+
+    def _reply(self, sock: socket.socket) -> Reply:
         data = bytearray()
         while b"\r\n\r\n" not in data:
-            chunk = self.sock.recv(65536)
+            chunk = sock.recv(65536)
             if not chunk:
-                raise BenchError("server closed the connection")
+                self.close()
+                raise ClientFailed("server closed the connection")
             data += chunk
-        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        head, _, rest = bytes(data).partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
-        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
-        out = bytearray(body)
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+        length = int(fields.get("content-length", "0"))
+        out = bytearray(rest)
         view = memoryview(self.buf)
         while len(out) < length:
-            n = self.sock.recv_into(view)
+            n = sock.recv_into(view)
             if not n:
-                raise BenchError("server closed the connection")
+                self.close()
+                raise ClientFailed("server closed the connection")
             out += view[:n]
-        return status, bytes(out)
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return Reply(status, bytes(out))
+
+    def get(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def post(self, path: str, json: Any) -> Reply:  # noqa: A002 - httpx's keyword
+        return self.request("POST", path, json)
+
+    def put(self, path: str, json: Any) -> Reply:  # noqa: A002
+        return self.request("PUT", path, json)
+
+    def delete(self, path: str) -> Reply:
+        return self.request("DELETE", path)
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self) -> KeepAliveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str, Any]) -> None:
     rng = random.Random(42)
     expected = len(st.ports)
-    raw = RawClient(server.port)
-    try:
-        lat = []
-        raw.get("/v2.0/ports?device_id=warmup")
-        for _ in range(cfg.list_runs):
-            t0 = time.perf_counter()
-            status, body = raw.get("/v2.0/ports")
-            lat.append((time.perf_counter() - t0) * 1000)
-            if status != 200:
-                raise BenchError(f"list ports: {status} {body[:300]!r}")
+    with make_client(server) as c:
+        c.get("/v2.0/ports?device_id=warmup")
+        lat = timed_gets(c, ["/v2.0/ports"] * cfg.list_runs, lambda r: None)
+        body = c.get("/v2.0/ports").content
         n = len(json.loads(body)["ports"])
         if n != expected:
             raise BenchError(f"list returned {n} ports, expected {expected}")
         m[f"list_{tag}_p50"], m[f"list_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
         m[f"list_{tag}_bytes"] = len(body)
-    finally:
-        raw.close()
-    with make_client(server.endpoint) as c:
-        c.get("/v2.0/ports?device_id=warmup").read()
-        lat = timed_gets(c, ["/v2.0/ports"] * max(1, cfg.list_runs // 2), lambda r: None)
+    with make_httpx(server.endpoint) as h:
+        h.get("/v2.0/ports?device_id=warmup").read()
+        lat = timed_gets(h, ["/v2.0/ports"] * max(1, cfg.list_runs // 2), lambda r: None)
         m[f"list_{tag}_httpx_p50"] = pct(lat, 50)
+    with make_client(server) as c:
 
         nets = [rng.choice(st.network_ids) for _ in range(cfg.filter_runs)]
-        def some(r: httpx.Response) -> None:
+        def some(r: Reply) -> None:
             if not r.json()["ports"]:
                 raise BenchError("network_id filter returned nothing")
 
@@ -552,7 +619,7 @@ def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str,
 
         devs = [rng.choice(st.ports)[2] for _ in range(cfg.filter_runs)]
 
-        def one(r: httpx.Response) -> None:
+        def one(r: Reply) -> None:
             if len(r.json()["ports"]) != 1:
                 raise BenchError("device_id filter did not return exactly one port")
 
@@ -572,9 +639,9 @@ def warm_up(server: Server, cfg: Config, deadline: Deadline) -> None:
         "network_id": nets[i % n], "device_id": f"bench-warmup-{i}"}}), (201,), deadline,
         keep=lambda r: r.json()["port"]["id"])
     ports = res.results
-    with make_client(server.endpoint) as c:
-        c.get("/v2.0/ports").read()
-        c.get(f"/v2.0/ports/{ports[0]}").read()
+    with make_client(server) as c:
+        c.get("/v2.0/ports")
+        c.get(f"/v2.0/ports/{ports[0]}")
     run_phase(server, n, len(ports), lambda c, i: c.delete(f"/v2.0/ports/{ports[i]}"), (204,), deadline)
 
 
@@ -597,7 +664,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             m["rss_start_mib"] = rss_kib(server.proc.pid) / 1024
             log(f"[{kind}] server start to first answer: {', '.join(f'{t:.0f}' for t in server.start_all)} ms "
                 f"(pid {server.proc.pid})")
-            with make_client(server.endpoint) as c:
+            with make_client(server) as c:
                 r = c.put(f"/v2.0/quotas/{PROJECT}", json={"quota": {"network": -1, "subnet": -1, "port": -1}})
                 if r.status_code != 200:
                     raise BenchError(f"raising quotas failed: {r.status_code} {r.text}")
@@ -624,12 +691,12 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             log(f"[{kind}] {res.ops} subnets: {res.rate:.0f}/s ({m['sub_cores']})")
 
             # ports one at a time from C clients; paused at --ports-small for the list measurements there
-            def port_req(c: httpx.Client, i: int) -> httpx.Response:
+            def port_req(c: KeepAliveClient, i: int) -> Reply:
                 return c.post("/v2.0/ports", json={"port": {
                     "network_id": st.network_ids[i % len(st.network_ids)], "name": f"bench-port-{i}",
                     "device_id": f"bench-dev-{i:07d}-{uuid.uuid4().hex[:8]}"}})
 
-            def keep_port(r: httpx.Response) -> tuple[str, str, str]:
+            def keep_port(r: Reply) -> tuple[str, str, str]:
                 p = r.json()["port"]
                 return p["id"], p["network_id"], p["device_id"]
 
@@ -654,7 +721,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             log(f"[{kind}] {res.ops} ports: {res.rate:.0f}/s ({m['port_cores']}); keep-alive: {m['keepalive']}")
 
             rng = random.Random(7)
-            with make_client(server.endpoint) as c:
+            with make_client(server) as c:
                 ids = [rng.choice(st.ports)[0] for _ in range(cfg.shows)]
                 lat = timed_gets(c, [f"/v2.0/ports/{i}" for i in ids], lambda r: None)
             m["show_p50"], m["show_p99"] = pct(lat, 50), pct(lat, 99)
