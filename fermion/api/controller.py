@@ -12,6 +12,7 @@ from fermion.api import params
 from fermion.api.wire import Request, Response
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.errors import BadRequest, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.policy import predicates as p
@@ -22,7 +23,8 @@ from fermion.validation import InvalidValue, tag_value
 
 _IF_MATCH = re.compile(r"^\s*revision_number\s*=\s*(\d+)\s*$")
 _n = m.networks.c
-_NETWORK_BRIEF = select(_n.id, _n.project_id, _n.shared, _n.port_security_enabled).where(_n.id == bindparam("b_id"))
+_NETWORK_BRIEF = Prepared(select(_n.id, _n.project_id, _n.shared, _n.port_security_enabled)
+                          .where(_n.id == bindparam("b_id")))
 
 
 class Controller:
@@ -98,8 +100,8 @@ class Controller:
 
     @staticmethod
     def _network_brief(conn: Connection, network_id: str) -> dict[str, Any] | None:
-        row = conn.execute(_NETWORK_BRIEF, {"b_id": network_id}).first()
-        return None if row is None else dict(row._mapping)
+        found = _NETWORK_BRIEF.dicts(conn, {"b_id": network_id})
+        return found[0] if found else None
 
     def _enforce(self, action: str, target: dict[str, Any], ctx: Context) -> None:
         if not self.enforcer.check(action, target, ctx):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.writes import new_id
 from fermion.errors import Conflict, InvalidInput
 from fermion.ml2 import type_drivers as td
@@ -17,7 +18,7 @@ from fermion.ml2.segments import Segment, TypeDriver
 KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
 
 
-_INSERT_SEGMENTS = insert(m.network_segments)
+_INSERT_SEGMENTS = Prepared(insert(m.network_segments))
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class TypeManager:
 
     def record(self, conn: Connection, network_id: str, segments: list[Segment]) -> None:
         if segments:
-            conn.execute(_INSERT_SEGMENTS, [
+            _INSERT_SEGMENTS.run_many(conn, [
                 {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
                  "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
                  "segment_index": i} for i, s in enumerate(segments)])

@@ -11,12 +11,13 @@ from sqlalchemy import Connection, bindparam, select
 
 from fermion.allocation import first_free
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, InvalidInput
 
 _ENUMERATE_LIMIT = 1 << 16  # pools up to this size are scanned; larger ones are sampled
 _ATTEMPTS = 64
-_TAKEN = select(m.ip_allocations.c.ip_address).where(m.ip_allocations.c.subnet_id == bindparam("b_subnet"))
+_TAKEN = Prepared(select(m.ip_allocations.c.ip_address).where(m.ip_allocations.c.subnet_id == bindparam("b_subnet")))
 
 
 def default_gateway(net: netaddr.IPNetwork) -> str | None:
@@ -121,7 +122,7 @@ class Allocator:
         version = subnet["ip_version"]
         for _ in range(_ATTEMPTS):
             if size <= _ENUMERATE_LIMIT:
-                taken = {_to_int(r[0]) for r in conn.execute(_TAKEN, {"b_subnet": subnet["id"]})}
+                taken = {_to_int(r[0]) for r in _TAKEN.rows(conn, {"b_subnet": subnet["id"]})}
                 free = first_free(pools, taken, 256)
                 if not free:
                     break

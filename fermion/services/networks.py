@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.errors import BadRequest, Conflict, NeutronError
 from fermion.ml2.manager import TypeManager, load_segments
 from fermion.ml2.segments import Segment
@@ -24,7 +25,7 @@ from fermion.services.quotas import QuotaService
 DHCP_OWNER = "network:dhcp"
 PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
-_INSERT_NETWORK = insert(m.networks)
+_INSERT_NETWORK = Prepared(insert(m.networks))
 
 
 class NetworkCollection(Collection):
@@ -126,7 +127,7 @@ class NetworkService:
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
             )
-            conn.execute(_INSERT_NETWORK, row)
+            _INSERT_NETWORK.run(conn, row)
             self.types.record(conn, row["id"], segments)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})

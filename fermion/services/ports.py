@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.ml2.binding import UNBOUND, Binding, PortBinder
@@ -48,13 +49,14 @@ def _fixed(subnet: dict[str, Any], ip: str) -> dict[str, str]:
 
 
 _s = m.subnets.c
-_SUBNETS_OF_NETWORK = select(m.subnets).where(_s.network_id == bindparam("b_network")).order_by(_s.created_at, _s.id)
-_INSERT_PORT_GROUP = insert(m.port_security_groups)
+_SUBNETS_OF_NETWORK = Prepared(select(m.subnets).where(_s.network_id == bindparam("b_network"))
+                               .order_by(_s.created_at, _s.id))
+_INSERT_PORT_GROUP = Prepared(insert(m.port_security_groups))
 _a, _b = m.ip_allocations.c, m.port_security_groups.c
-_ALL_IPS = select(_a.port_id, _a.subnet_id, _a.ip_address)
-_IPS_OF_PORTS = _ALL_IPS.where(_a.port_id.in_(bindparam("b_ids", expanding=True)))
-_ALL_GROUPS = select(_b.port_id, _b.security_group_id)
-_GROUPS_OF_PORTS = _ALL_GROUPS.where(_b.port_id.in_(bindparam("b_ids", expanding=True)))
+_ips, _groups = select(_a.port_id, _a.subnet_id, _a.ip_address), select(_b.port_id, _b.security_group_id)
+_ALL_IPS, _ALL_GROUPS = Prepared(_ips), Prepared(_groups)
+_IPS_OF_PORTS = Prepared(_ips.where(_a.port_id.in_(bindparam("b_ids", expanding=True))))
+_GROUPS_OF_PORTS = Prepared(_groups.where(_b.port_id.in_(bindparam("b_ids", expanding=True))))
 
 
 class PortCollection(Collection):
@@ -94,9 +96,9 @@ def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str
     if len(ids) > 2000:
         # large pages: one scan beats thousands of bound parameters (as load_fixed_ips)
         wanted = set(ids)
-        rows = [r for r in conn.execute(_ALL_GROUPS).all() if r[0] in wanted]
+        rows = [r for r in _ALL_GROUPS.rows(conn) if r[0] in wanted]
     else:
-        rows = [r for part in chunks(ids) for r in conn.execute(_GROUPS_OF_PORTS, {"b_ids": part}).all()]
+        rows = [r for part in chunks(ids) for r in _GROUPS_OF_PORTS.rows(conn, {"b_ids": list(part)})]
     for port_id, sg_id in rows:
         out[port_id].append(sg_id)
     for v in out.values():
@@ -108,9 +110,9 @@ def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[
     out: dict[str, list[dict[str, str]]] = defaultdict(list)
     if len(ids) > 2000:
         wanted = set(ids)
-        rows = [r for r in conn.execute(_ALL_IPS).all() if r[0] in wanted]
+        rows = [r for r in _ALL_IPS.rows(conn) if r[0] in wanted]
     else:
-        rows = [r for part in chunks(ids) for r in conn.execute(_IPS_OF_PORTS, {"b_ids": part}).all()]
+        rows = [r for part in chunks(ids) for r in _IPS_OF_PORTS.rows(conn, {"b_ids": list(part)})]
     for port_id, subnet_id, ip in rows:
         out[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
     for v in out.values():
@@ -130,7 +132,7 @@ class PortService:
         self.base_mac = [int(x, 16) for x in base_mac.split(":")]
 
     def _subnets(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
-        return [dict(r._mapping) for r in conn.execute(_SUBNETS_OF_NETWORK, {"b_network": network_id})]
+        return _SUBNETS_OF_NETWORK.dicts(conn, {"b_network": network_id})
 
     def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str) -> Binding:
         if not host:
@@ -225,7 +227,7 @@ class PortService:
     @staticmethod
     def _bind_groups(conn: Connection, port_id: str, groups: list[str]) -> None:
         if groups:
-            conn.execute(_INSERT_PORT_GROUP, [{"port_id": port_id, "security_group_id": g} for g in groups])
+            _INSERT_PORT_GROUP.run_many(conn, [{"port_id": port_id, "security_group_id": g} for g in groups])
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
         pairs = row["allowed_address_pairs"]

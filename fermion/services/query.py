@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import True_
 
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.policy import predicates as p
 from fermion.resources.base import Resource
 
@@ -66,7 +67,8 @@ class Collection:
                       if a.column in table.c and a.name not in ("created_at", "updated_at")]
         names = list(table.c.keys())
         self._index = {name: i for i, name in enumerate(names)}
-        self._by_id = select(table).where(table.c.id == bindparam("b_id"))  # built once: see db/writes.py
+        self._by_id_stmt = select(table).where(table.c.id == bindparam("b_id"))  # built once: see db/writes.py
+        self._by_id = Prepared(self._by_id_stmt)
 
     # -- policy attributes a rule may name (field:networks:shared=True, %(network:tenant_id)s)
     def policy_column(self, attr: str) -> ColumnElement[Any] | None:
@@ -177,12 +179,16 @@ class Collection:
 
     def get(self, conn: Connection, ident: str, visible: ColumnElement[bool] | None = None,
             for_update: bool = False) -> dict[str, Any] | None:
-        stmt = self._by_id
-        if visible is not None and not isinstance(visible, True_):
-            stmt = stmt.where(visible)
-        if for_update and conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt, {"b_id": ident}).first()
+        lock = for_update and conn.dialect.name != "sqlite"
+        if (visible is None or isinstance(visible, True_)) and not lock:
+            row = self._by_id.first(conn, {"b_id": ident})
+        else:
+            stmt = self._by_id_stmt
+            if visible is not None and not isinstance(visible, True_):
+                stmt = stmt.where(visible)
+            if lock:
+                stmt = stmt.with_for_update()
+            row = conn.execute(stmt, {"b_id": ident}).first()
         if row is None:
             return None
         return self.to_dicts(conn, [row])[0]
@@ -243,7 +249,7 @@ def chunks(ids: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
 
 
 _t = m.tags.c
-_TAGS_OF = select(_t.resource_id, _t.tag).where(_t.resource_id.in_(bindparam("b_ids", expanding=True)))
+_TAGS_OF = Prepared(select(_t.resource_id, _t.tag).where(_t.resource_id.in_(bindparam("b_ids", expanding=True))))
 
 
 def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -259,7 +265,7 @@ def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
                 out[rid].append(tag)
     else:
         for part in chunks(ids):
-            for rid, tag in conn.execute(_TAGS_OF, {"b_ids": part}):
+            for rid, tag in _TAGS_OF.rows(conn, {"b_ids": part}):
                 out[rid].append(tag)
     for v in out.values():
         v.sort()

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, or_, select, update
 
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import OverQuota
@@ -22,10 +23,10 @@ _u, _q = m.quota_usages.c, m.quotas.c
 _LIMIT = func.coalesce(select(_q.limit).where(_q.project_id == bindparam("b_project"),
                                               _q.resource == bindparam("b_resource")).scalar_subquery(),
                        bindparam("b_default", type_=Integer))
-_CHARGE = (update(m.quota_usages)
-           .where(_u.project_id == bindparam("b_project"), _u.resource == bindparam("b_resource"),
-                  or_(_LIMIT < 0, _u.in_use + bindparam("b_count", type_=Integer) <= _LIMIT))
-           .values(in_use=_u.in_use + bindparam("b_count", type_=Integer)))
+_CHARGE = Prepared(update(m.quota_usages)
+                   .where(_u.project_id == bindparam("b_project"), _u.resource == bindparam("b_resource"),
+                          or_(_LIMIT < 0, _u.in_use + bindparam("b_count", type_=Integer) <= _LIMIT))
+                   .values(in_use=_u.in_use + bindparam("b_count", type_=Integer)))
 
 
 class QuotaService:
@@ -74,9 +75,9 @@ class QuotaService:
         lock until commit, so concurrent creates for one project cannot both take the last free unit.
         """
         u = m.quota_usages.c
-        done = conn.execute(_CHARGE, {"b_project": project_id, "b_resource": resource, "b_count": count,
-                                      "b_default": self.defaults[resource]})
-        if done.rowcount == 1:
+        done = _CHARGE.run(conn, {"b_project": project_id, "b_resource": resource, "b_count": count,
+                                  "b_default": self.defaults[resource]})
+        if done == 1:
             return
         # no usage row yet (first create, or limits changed), or over the limit
         cap = self.limits(conn, project_id)[resource]

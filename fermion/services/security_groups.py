@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, selec
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.engine import Database, RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, NotFound
@@ -36,7 +37,8 @@ _DEFAULT_GROUP = (select(_g.id, _g.revision_number)
                   .join_from(m.default_security_groups, m.securitygroups, _g.id == _d.security_group_id)
                   .where(_d.project_id == bindparam("b_project")))
 _GROUPS = select(_g.id, _g.project_id, _g.revision_number).where(_g.id.in_(bindparam("b_ids", expanding=True)))
-_SHARE_LOCKED = {stmt: stmt.with_for_update(read=True) for stmt in (_DEFAULT_GROUP, _GROUPS)}
+_PLAIN = {stmt: Prepared(stmt) for stmt in (_DEFAULT_GROUP, _GROUPS)}
+_SHARE_LOCKED = {stmt: Prepared(stmt.with_for_update(read=True)) for stmt in (_DEFAULT_GROUP, _GROUPS)}
 
 
 class SecurityGroupCollection(Collection):
@@ -68,7 +70,7 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
     primary key admits one group per project; a creator that loses the insert drops its own group and
     uses the winner's.
     """
-    found = conn.execute(_locking(conn, _DEFAULT_GROUP), {"b_project": project_id}).first()
+    found = _locking(conn, _DEFAULT_GROUP).first(conn, {"b_project": project_id})
     if found is not None:
         return found[0], found[1]
     if default_group_id(conn, project_id) is not None:  # deleted by an admin meanwhile: start over
@@ -79,7 +81,7 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
     if not insert_if_absent(conn, m.default_security_groups,
                             {"project_id": project_id, "security_group_id": row["id"]}):
         conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == row["id"]))
-        winner = conn.execute(_locking(conn, _DEFAULT_GROUP), {"b_project": project_id}).first()
+        winner = _locking(conn, _DEFAULT_GROUP).first(conn, {"b_project": project_id})
         if winner is None:  # the winner's group went away meanwhile: start over
             raise RetryRequest("default security group deleted concurrently")
         return winner[0], winner[1]
@@ -105,11 +107,13 @@ def _locked_groups(conn: Connection, group_ids: Sequence[str]) -> list[Any]:
     """(id, project_id, revision_number) of the groups that exist, share-locked until commit so that a
     concurrent delete (which locks the group for update first) either waits for a port joining it or is
     seen as done."""
-    return list(conn.execute(_locking(conn, _GROUPS), {"b_ids": list(group_ids)}).all())
+    if not group_ids:
+        return []
+    return _locking(conn, _GROUPS).rows(conn, {"b_ids": list(group_ids)})
 
 
-def _locking(conn: Connection, stmt: Select[Any]) -> Select[Any]:
-    return stmt if conn.dialect.name == "sqlite" else _SHARE_LOCKED[stmt]
+def _locking(conn: Connection, stmt: Select[Any]) -> Prepared:
+    return _PLAIN[stmt] if conn.dialect.name == "sqlite" else _SHARE_LOCKED[stmt]
 
 
 def in_use(conn: Connection, group_id: str) -> bool:

@@ -1,0 +1,90 @@
+"""Statements run on the driver's cursor (db/direct.py) give what SQLAlchemy's own execution gives, on
+every backend: same rows and types, defaults filled, JSON values, IN-lists of any length, wrapped errors."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import bindparam, exc, insert, select
+
+from fermion.db import models as m
+from fermion.db.direct import Prepared
+from fermion.db.engine import Database
+from fermion.db.migrate import upgrade
+
+_n = m.networks.c
+BY_IDS = Prepared(select(m.networks).where(_n.id.in_(bindparam("b_ids", expanding=True))).order_by(_n.id))
+INSERT_NETWORK = Prepared(insert(m.networks))
+INSERT_PORT = Prepared(insert(m.ports))
+_p = m.ports.c
+PORT = Prepared(select(_p.id, _p.allowed_address_pairs, _p.binding_profile, _p.admin_state_up,
+                       _p.created_at).where(_p.id == bindparam("b_id")))
+NOT_ACTIVE = Prepared(select(_p.id).where(_p.network_id == bindparam("b_net"), _p.status != "ACTIVE"))
+
+
+@pytest.fixture
+def db(any_db_url: str) -> Iterator[Database]:
+    database = Database(any_db_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+def _network(ident: str) -> dict[str, object]:
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    return {"id": ident, "project_id": "p", "created_at": now, "updated_at": now, "admin_state_up": True,
+            "status": "ACTIVE", "mtu": 1450}
+
+
+def test_rows_match_sqlalchemy_for_in_lists_of_any_length(db: Database) -> None:
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(5)]
+    db.write(lambda conn: [INSERT_NETWORK.run(conn, _network(i)) for i in ids])
+    with db.read() as conn:
+        for wanted in (ids[:1], ids[1:4], ids, ["absent"]):
+            direct = BY_IDS.rows(conn, {"b_ids": wanted})
+            core = [tuple(r) for r in conn.execute(BY_IDS.stmt, {"b_ids": wanted})]
+            assert direct == core
+            assert [r[0] for r in direct] == sorted(i for i in wanted if i in ids)
+
+
+def test_insert_fills_scalar_defaults_and_keeps_types(db: Database) -> None:
+    db.write(lambda conn: INSERT_NETWORK.run(conn, _network("n1")))
+    with db.read() as conn:
+        row = BY_IDS.dicts(conn, {"b_ids": ["n1"]})[0]
+    # name, description, shared... were left out: the columns' defaults went in, as with SQLAlchemy
+    assert row["name"] == "" and row["revision_number"] == 0
+    assert row["shared"] is False and row["port_security_enabled"] is True
+    assert row["created_at"] == datetime.datetime(2026, 1, 2, 3, 4, 5)
+
+
+def test_json_lists_are_values_not_in_lists(db: Database) -> None:
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    pairs = [{"ip_address": "10.0.0.9", "mac_address": "fa:16:3e:00:00:01"}]
+    port = {"id": "p1", "project_id": "p", "created_at": now, "updated_at": now, "network_id": "n1",
+            "mac_address": "fa:16:3e:00:00:02", "admin_state_up": False, "status": "DOWN", "device_id": "",
+            "device_owner": "", "port_security_enabled": True, "allowed_address_pairs": pairs,
+            "binding_profile": {"a": [1, 2]}, "binding_vif_details": {}}
+
+    def write(conn: object) -> None:
+        INSERT_NETWORK.run(conn, _network("n1"))  # type: ignore[arg-type]
+        INSERT_PORT.run_many(conn, [port])  # type: ignore[arg-type]
+
+    db.write(write)
+    with db.read() as conn:
+        assert PORT.first(conn, {"b_id": "p1"}) == ("p1", pairs, {"a": [1, 2]}, False, now)
+        assert NOT_ACTIVE.rows(conn, {"b_net": "n1"}) == [("p1",)]  # the literal "ACTIVE" is bound too
+
+
+def test_driver_errors_arrive_wrapped_and_roll_back(db: Database) -> None:
+    db.write(lambda conn: INSERT_NETWORK.run(conn, _network("n1")))
+
+    def twice(conn: object) -> None:
+        INSERT_NETWORK.run(conn, _network("n2"))  # type: ignore[arg-type]
+        INSERT_NETWORK.run(conn, _network("n1"))  # type: ignore[arg-type]
+
+    with pytest.raises(exc.IntegrityError):
+        db.write(twice)
+    with db.read() as conn:
+        assert [r[0] for r in BY_IDS.rows(conn, {"b_ids": ["n1", "n2"]})] == ["n1"]
