@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from random import Random
 
 
 def first_free(ranges: Sequence[tuple[int, int]], taken: set[int], want: int) -> list[int]:
@@ -17,3 +18,18 @@ def first_free(ranges: Sequence[tuple[int, int]], taken: set[int], want: int) ->
         if len(out) >= want:
             break
     return out
+
+
+def pick_low_free(ranges: Sequence[tuple[int, int]], taken: set[int], rng: Random, window: int = 256) -> int | None:
+    """A random free value among roughly the lowest `window` free ones, or None when all are taken.
+
+    Random, so that concurrent allocators rarely collide; low, as Neutron hands out addresses. A few guesses
+    in [start, start + len(taken) + window) usually hit, which skips building the candidate list."""
+    start, end = ranges[0]
+    top = min(end, start + len(taken) + window - 1)
+    for _ in range(4):
+        value = rng.randint(start, top)
+        if value not in taken:
+            return value
+    free = first_free(ranges, taken, window)
+    return rng.choice(free) if free else None

@@ -9,7 +9,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, bindparam, select
 
-from fermion.allocation import first_free
+from fermion.allocation import pick_low_free
 from fermion.db import models as m
 from fermion.db.direct import Prepared
 from fermion.db.writes import insert_if_absent
@@ -123,11 +123,10 @@ class Allocator:
         for _ in range(_ATTEMPTS):
             if size <= _ENUMERATE_LIMIT:
                 taken = {_to_int(r[0]) for r in _TAKEN.rows(conn, {"b_subnet": subnet["id"]})}
-                free = first_free(pools, taken, 256)
-                if not free:
+                found = pick_low_free(pools, taken, self.rng)
+                if found is None:
                     break
-                # a random pick among the lowest free addresses keeps concurrent inserts apart
-                cand = self.rng.choice(free)
+                cand = found
             else:
                 s, e = self.rng.choice(pools)
                 cand = self.rng.randint(s, e)
