@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, exc, insert, select
@@ -13,6 +14,7 @@ from fermion.db import models as m
 from fermion.db.direct import Prepared
 from fermion.db.engine import Database
 from fermion.db.migrate import upgrade
+from tests.conftest import Api, make_client
 
 _n = m.networks.c
 BY_IDS = Prepared(select(m.networks).where(_n.id.in_(bindparam("b_ids", expanding=True))).order_by(_n.id))
@@ -88,3 +90,25 @@ def test_driver_errors_arrive_wrapped_and_roll_back(db: Database) -> None:
         db.write(twice)
     with db.read() as conn:
         assert [r[0] for r in BY_IDS.rows(conn, {"b_ids": ["n1", "n2"]})] == ["n1"]
+
+
+def test_port_show_matches_the_list_on_every_backend(any_db_url: str, tmp_path: Path) -> None:
+    # a show reads addresses, groups and tags in one statement; a list reads them per kind
+    with make_client(any_db_url, tmp_path) as client:
+        api = Api(client, "admin-project", "admin")
+        net = api.network()
+        first = api.subnet(net["id"], cidr="10.9.0.0/24")
+        second = api.subnet(net["id"], cidr="10.9.1.0/24")
+        group = api.post("/v2.0/security-groups", json={"security_group": {"name": "web"}}).json()["security_group"]
+        port = api.port(net["id"], tags=["b", "a"], security_groups=[group["id"]],
+                        fixed_ips=[{"subnet_id": second["id"], "ip_address": "10.9.1.7"},
+                                   {"subnet_id": first["id"], "ip_address": "10.9.0.9"},
+                                   {"subnet_id": first["id"], "ip_address": "10.9.0.5"}])
+        shown = api.get(f"/v2.0/ports/{port['id']}").json()["port"]
+        listed = api.get(f"/v2.0/ports?network_id={net['id']}").json()["ports"]
+    assert shown == listed[0] == port
+    assert shown["tags"] == ["a", "b"] and shown["security_groups"] == [group["id"]]
+    assert shown["fixed_ips"] == sorted([{"subnet_id": second["id"], "ip_address": "10.9.1.7"},
+                                         {"subnet_id": first["id"], "ip_address": "10.9.0.9"},
+                                         {"subnet_id": first["id"], "ip_address": "10.9.0.5"}],
+                                        key=lambda f: (f["subnet_id"], f["ip_address"]))
