@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,18 @@ class Lab:
     def links(self, host: str) -> str:
         return netns.run(["ip", "-n", self.host_ns(host), "-d", "link", "show"]).stdout
 
-    def wait_agents(self, timeout: float = 30) -> None:
+    def wait_agents(self, timeout: float = 30, since: datetime | None = None) -> None:
+        """Every agent alive; with `since` (UTC), it has also reported at or after that time: a heartbeat
+        from before a server restart still counts as alive for agent_down_time."""
         wanted = {(h, "Linux bridge agent") for h in self.state.hosts} | {
             (h.name, kind) for h in self.state.hosts.values() if h.dhcp for kind in ("DHCP agent", "L3 agent")}
-        self.wait(lambda: wanted <= {(a["host"], a["agent_type"]) for a in self.api.agents() if a["alive"]},
-                  timeout, "agents to report")
+        floor = "" if since is None else since.strftime("%Y-%m-%d %H:%M:%S")
+
+        def reported() -> set[tuple[str, str]]:
+            return {(a["host"], a["agent_type"]) for a in self.api.agents()
+                    if a["alive"] and a["heartbeat_timestamp"] >= floor}
+
+        self.wait(lambda: wanted <= reported(), timeout, "agents to report")
 
 
 @contextmanager

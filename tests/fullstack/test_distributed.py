@@ -10,6 +10,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -133,8 +134,9 @@ def test_server_killed_and_restarted_converges(dlab: Lab) -> None:
     out, _ = pinger.communicate(timeout=30)
     sent, received = loss_of(out)
     assert received == sent, out
+    restarted = datetime.now(UTC).replace(tzinfo=None)
     server.start()
-    dlab.wait_agents(timeout=30)
+    dlab.wait_agents(timeout=30, since=restarted)
     vm3 = dlab.boot("blue", "compute2", "vm3")  # needs hints, views and DHCP: everything works again
     assert dlab.ping("vm1", "vm3")
     instances.wait_port_status(dlab.api, vm3.port_id, "ACTIVE")
