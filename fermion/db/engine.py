@@ -54,7 +54,23 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
         extra["isolation_level"] = "READ COMMITTED"
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600, **json, **extra)
     _ping_after_idle(engine)
+    if url.startswith("postgresql"):
+        _fast_json_loads(engine)
     return engine
+
+
+def _fast_json_loads(engine: Engine) -> None:
+    """Parse json columns with orjson called straight from the driver: psycopg's own loader wraps each
+    value in a Python call (three per port, a fifth of the CPU of a 10k-port list)."""
+    from psycopg.adapt import Loader
+
+    class OrjsonLoader(Loader):
+        load = staticmethod(orjson.loads)  # type: ignore[assignment]  # takes the memoryview as it is
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        for name in ("json", "jsonb"):
+            dbapi_conn.adapters.register_loader(name, OrjsonLoader)
 
 
 def _ping_after_idle(engine: Engine) -> None:
