@@ -90,26 +90,13 @@ class Prepared:
         return count
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        plan = self._plan(conn, rows[0])
-        args = [plan.args(r) for r in rows]
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.executemany(plan.sql, args)
-        except Exception as err:  # noqa: BLE001 - SQLAlchemy's handler wraps or re-raises it
-            conn._handle_dbapi_exception(err, plan.sql, args, cur, None)
-        cur.close()
+        if rows:
+            plan = self._plan(conn, rows[0])
+            _on_cursor(conn, "executemany", plan.sql, [plan.args(r) for r in rows]).close()
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         plan = self._plan(conn, params)
-        args = plan.args(params)
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cur.execute(plan.sql, args)
-        except Exception as err:  # noqa: BLE001 - SQLAlchemy's handler wraps or re-raises it
-            conn._handle_dbapi_exception(err, plan.sql, args, cur, None)
-        return cur
+        return _on_cursor(conn, "execute", plan.sql, plan.args(params))
 
     def _plan(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:
         dialect = conn.dialect
@@ -129,6 +116,17 @@ class Prepared:
                           for c in self.stmt.exported_columns)
             self._results[name] = procs if any(p is not None for p in procs) else None
         return self._results[name]
+
+
+def _on_cursor(conn: Connection, method: str, sql: str, args: Any) -> Any:
+    if not conn.in_transaction():
+        conn.begin()  # what SQLAlchemy's autobegin does on a first execute, so commit() still commits
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        getattr(cur, method)(sql, args)
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy's handler wraps or re-raises it
+        conn._handle_dbapi_exception(err, sql, args, cur, None)
+    return cur
 
 
 def _returns_rows(stmt: Any) -> bool:

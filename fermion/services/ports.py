@@ -90,6 +90,7 @@ class PortCollection(Collection):
 
     def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
                  complete: bool = True) -> list[dict[str, Any]]:
+        """One port (a show, an update's answer, a one-row list) in one extra statement instead of three."""
         if len(rows) != 1 or tags is not None or not complete:
             return super().to_dicts(conn, rows, tags, complete)
         ips: list[dict[str, str]] = []

@@ -112,3 +112,13 @@ def test_port_show_matches_the_list_on_every_backend(any_db_url: str, tmp_path: 
                                          {"subnet_id": first["id"], "ip_address": "10.9.0.9"},
                                          {"subnet_id": first["id"], "ip_address": "10.9.0.5"}],
                                         key=lambda f: (f["subnet_id"], f["ip_address"]))
+
+
+def test_a_connection_without_begin_commits_like_sqlalchemy_autobegin(db: Database) -> None:
+    with db.engine.connect() as conn:
+        INSERT_NETWORK.run(conn, _network("n1"))
+        conn.commit()
+    with db.engine.connect() as conn:
+        INSERT_NETWORK.run(conn, _network("n2"))  # never committed: rolled back when returned to the pool
+    with db.read() as conn:
+        assert [r[0] for r in BY_IDS.rows(conn, {"b_ids": ["n1", "n2"]})] == ["n1"]
