@@ -13,33 +13,7 @@ from fermion.config import settings as cfg
 from fermion.dataplane import netns
 from fermion.lab import instances, topology
 from fermion.lab.instances import Api, LabError
-from fermion.lab.state import DEFAULT_HOSTS, LabState, state_path
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
-    lab.add_argument("--endpoint", default=os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696"))
-    lab.add_argument("--config", help="TOML config file (distributed mode reads [rpc] from it)")
-    verbs = lab.add_subparsers(dest="verb", required=True)
-    p = verbs.add_parser("up", help="create emulated hosts and start their agents")
-    p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
-    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP agent")
-    p.add_argument("--distributed", action="store_true",
-                   help="agents as processes over RabbitMQ ([rpc] transport_url) instead of in the server")
-    p.add_argument("--prefix", default="fl", help="namespace name prefix")
-    p = verbs.add_parser("boot", help="plug an instance into a network on a host (DHCP address)")
-    p.add_argument("--network", required=True)
-    p.add_argument("--host", required=True)
-    p.add_argument("name")
-    p = verbs.add_parser("ping", help="ping from an instance (or 'external') to another, 'external' or an address")
-    p.add_argument("src")
-    p.add_argument("dst")
-    p.add_argument("-c", "--count", type=int, default=3)
-    verbs.add_parser("ls", help="hosts, agents and instances")
-    p = verbs.add_parser("rm", help="delete an instance and its port")
-    p.add_argument("name")
-    verbs.add_parser("down", help="delete everything the lab made")
-    lab.set_defaults(func=run)
+from fermion.lab.state import LabState, state_path
 
 
 def run(args: argparse.Namespace) -> int:

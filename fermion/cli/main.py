@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -45,6 +46,9 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) -> int:
+    # no collections while start-up builds long-lived objects (a third of the import time); they are
+    # frozen and the collector enabled just before serving
+    gc.disable()
     import uvicorn
 
     from fermion import memory
@@ -139,7 +143,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings, transport_for
+    from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings
+    from fermion.runtime.transport import transport_for
 
     settings = _load(args)
     if args.transport_url:
@@ -177,6 +182,41 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    # imported on use: the lab pulls in pyroute2 and httpx, which `fermion serve` does not need
+    from fermion.cli import lab
+
+    return lab.run(args)
+
+
+def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
+    from fermion.lab.state import DEFAULT_HOSTS
+
+    p_lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
+    p_lab.add_argument("--endpoint", default=os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696"))
+    p_lab.add_argument("--config", help="TOML config file (distributed mode reads [rpc] from it)")
+    verbs = p_lab.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("up", help="create emulated hosts and start their agents")
+    p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
+    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP agent")
+    p.add_argument("--distributed", action="store_true",
+                   help="agents as processes over RabbitMQ ([rpc] transport_url) instead of in the server")
+    p.add_argument("--prefix", default="fl", help="namespace name prefix")
+    p = verbs.add_parser("boot", help="plug an instance into a network on a host (DHCP address)")
+    p.add_argument("--network", required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("name")
+    p = verbs.add_parser("ping", help="ping from an instance (or 'external') to another, 'external' or an address")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("-c", "--count", type=int, default=3)
+    verbs.add_parser("ls", help="hosts, agents and instances")
+    p = verbs.add_parser("rm", help="delete an instance and its port")
+    p.add_argument("name")
+    verbs.add_parser("down", help="delete everything the lab made")
+    p_lab.set_defaults(func=cmd_lab)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fermion", description="Networking-as-a-service (Neutron v2.0 API)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,9 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
     p.set_defaults(func=cmd_agent)
 
-    from fermion.cli import lab
-
-    lab.add_parser(sub)
+    _add_lab_parser(sub)
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     _common(p)

@@ -14,16 +14,6 @@ from fermion.config import settings as cfg
 from fermion.rpc.transport import Transport
 
 
-def transport_for(settings: cfg.Settings) -> Transport:
-    if settings.rpc.transport_url:
-        from fermion.rpc.amqp import AmqpTransport
-
-        return AmqpTransport(settings.rpc.transport_url, prefix=settings.rpc.prefix)
-    from fermion.rpc.inproc import InProcTransport
-
-    return InProcTransport()
-
-
 def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
              local_ip: str | None = None, interface_mappings: dict[str, str] | None = None) -> AgentRuntime:
     driver = LinuxBridgeAgent(host, L2Config(local_ip=local_ip, interface_mappings=interface_mappings or {}), netns)

@@ -17,7 +17,7 @@ from fermion.resources.catalog import attribute_policies
 from fermion.rpc.endpoints import ServerEndpoints
 from fermion.rpc.notifier import Notifier
 from fermion.rpc.transport import Transport
-from fermion.runtime.agents import transport_for
+from fermion.runtime.transport import transport_for
 from fermion.services.registry import Services
 
 
