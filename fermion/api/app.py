@@ -52,7 +52,7 @@ class MethodNotAllowed(NeutronError):
 
 class FermionApp:
     def __init__(self, services: Services, enforcer: Enforcer, authenticate: Authenticator,
-                 max_body: int = 114688, threads: int = 16) -> None:
+                 max_body: int = 114688, threads: int = 4) -> None:
         self.services = services
         self.enforcer = enforcer
         self.authenticate = authenticate
