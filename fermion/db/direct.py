@@ -90,7 +90,9 @@ class Prepared:
         return count
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
+        if len(rows) == 1:  # psycopg's executemany enters pipeline mode: two more messages for one row
+            self.run(conn, rows[0])
+        elif rows:
             plan = self._plan(conn, rows[0])
             _on_cursor(conn, "executemany", plan.sql, [plan.args(r) for r in rows]).close()
 
