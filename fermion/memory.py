@@ -6,9 +6,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _M_ARENA_MAX = -8
 _libc: ctypes.CDLL | None = None
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = False  # whether the collector was on when the first pause began
 
 
 def _load() -> ctypes.CDLL | None:
@@ -41,3 +47,23 @@ def freeze_startup_objects() -> None:
     start. Enables the collector (`serve` disables it while it starts)."""
     gc.freeze()
     gc.enable()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collections while a large response is built. Its hundred thousand dicts and lists hold no
+    cycles (reference counts free them), yet each collection walks them all: a fifth of the CPU of a
+    10k-port list. Pauses from several threads nest; the collector resumes when the last one ends."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()

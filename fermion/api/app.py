@@ -87,7 +87,7 @@ class FermionApp:
         payload = resp.encode()
         headers = [(b"x-openstack-request-id", request_id.encode()),
                    (b"content-length", str(len(payload)).encode()), *resp.headers]
-        if resp.body is not None:
+        if resp.body is not None or resp.payload is not None:
             headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -96,7 +96,7 @@ class FermionApp:
         LOG.debug("%s %s %s %.1fms %s", scope["method"], scope["path"], resp.status,
                   (time.perf_counter() - started) * 1000, request_id)
         if big:
-            resp.body = None
+            resp.body = resp.payload = None
             memory.trim()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

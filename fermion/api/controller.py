@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, select
 
+from fermion import memory
 from fermion.api import body as bodies
 from fermion.api import params
 from fermion.api.wire import Request, Response
@@ -150,13 +152,17 @@ class Controller:
         if visible is None:
             creds = ctx.credentials()
             post = lambda item: pred.evaluate(item, creds)  # noqa: E731 - rare: rules SQL cannot express
-        with self.db.read() as conn:
-            items, more = self.coll.page(conn, q, visible, post)
-        body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
-        if q.limit:
-            body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
-                                                                 items, more, q)
-        return Response(200, body)
+        # encoded here, in the worker thread, while the collector is paused (see memory.gc_paused)
+        with memory.gc_paused():
+            with self.db.read() as conn:
+                items, more = self.coll.page(conn, q, visible, post)
+            body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
+            if q.limit:
+                body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
+                                                                     items, more, q)
+            payload = orjson.dumps(body)
+            del body, items  # freed before the collector resumes, so it never walks them
+        return Response(200, payload=payload)
 
     def show(self, req: Request, ctx: Context, ident: str) -> Response:
         visible, pred = self._visible(ctx)

@@ -49,8 +49,11 @@ class Response:
     status: int
     body: Any = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    payload: bytes | None = None  # the body already encoded (then `body` is None)
 
     def encode(self) -> bytes:
+        if self.payload is not None:
+            return self.payload
         if self.body is None:
             return b""
         return orjson.dumps(self.body)
