@@ -87,7 +87,7 @@ class FermionApp:
         payload = resp.encode()
         headers = [(b"x-openstack-request-id", request_id.encode()),
                    (b"content-length", str(len(payload)).encode()), *resp.headers]
-        if resp.body is not None or resp.payload is not None:
+        if payload:  # any JSON body encodes to at least two bytes; no body encodes to none
             headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
