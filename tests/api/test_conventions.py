@@ -71,7 +71,7 @@ def test_json_suffix_on_collections_and_members(api: Api) -> None:
     assert api.delete(f"/v2.0/networks/{net['id']}.json").status_code == 204
 
 
-def test_request_id_on_every_response(api: Api, client: Any) -> None:
+def test_request_id_and_content_type_on_every_response(api: Api, client: Any) -> None:
     net = api.network()
     responses = [
         client.request("GET", "/"),
@@ -89,6 +89,9 @@ def test_request_id_on_every_response(api: Api, client: Any) -> None:
         assert rid.startswith("req-"), (r.status_code, r.headers)
         uuid.UUID(rid[4:])
         seen.add(rid)
+        # lists arrive pre-encoded, the rest as objects: both say JSON; a 204 has no body and no type
+        expected = None if r.status_code == 204 else "application/json"
+        assert r.headers.get("content-type") == expected, (r.status_code, r.headers)
     assert len(seen) == len(responses)  # one per request
 
 
