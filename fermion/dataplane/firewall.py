@@ -42,64 +42,39 @@ import logging
 import re
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fermion.dataplane import DataplaneError, netns
+from fermion.dataplane.conntrack import Conntrack
+from fermion.dataplane.revoke import changed_ports, doomed
+from fermion.dataplane.secgroups import (
+    ICMP,
+    ICMPV6,
+    SRC_PORT_PROTOCOLS,
+    FirewallState,
+    Group,
+    PortFilter,
+    Rule,
+    zone_bridges,
+)
 
 LOG = logging.getLogger(__name__)
 
 TABLE = "fermion_sg"
 MAX_PROFILES = 0x7FFF  # a profile's index fills 15 bits of the packet mark, one half per direction...
 STATELESS = 0x8000  # ...and the 16th says its groups are stateless
+MAX_ZONE = 0xFFFF  # conntrack zones are 16 bits; 0 is the default zone (traffic that is not bridged)
 SRC_MASK = 0x0000FFFF
 DST_MASK = 0xFFFF0000
-SRC_PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: port ranges apply
-ICMP, ICMPV6 = 1, 58
 ICMPV6_EGRESS_TYPES = "{ 130, 131, 132, 133, 135, 136, 143 }"  # MLD, RS, NS, NA, MLDv2 (never RA: 134)
 ICMPV6_INGRESS_TYPES = "130-136"  # MLD, RS, RA, NS, NA
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _DEVICE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _NFT_LINE = re.compile(r"stdin:(\d+):")
-
-
-# ------------------------------------------------------------------------------------------------ input
-@dataclass(frozen=True)
-class Rule:
-    direction: str  # "ingress" | "egress" (as seen from the instance)
-    ethertype: str  # "IPv4" | "IPv6"
-    protocol: int | None  # IP protocol number; None = any
-    port_min: int | None = None  # tcp/udp/sctp/udplite/dccp port range; for icmp/icmpv6: type
-    port_max: int | None = None  # ...; for icmp/icmpv6: code
-    remote_ip_prefix: str | None = None  # CIDR
-    remote_group: str | None = None  # id of a group whose member addresses are a named set
-
-
-@dataclass(frozen=True)
-class Group:
-    id: str
-    stateful: bool
-    rules: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
-class PortFilter:
-    id: str  # port id
-    device: str  # tap name on the host
-    mac: str
-    ips: tuple[str, ...]  # fixed IPs, plain addresses (v4 and v6)
-    allowed_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
-    groups: tuple[str, ...] = ()
-    port_security: bool = True  # False: no filtering and no anti-spoofing for this port
-
-
-@dataclass(frozen=True)
-class FirewallState:
-    ports: tuple[PortFilter, ...]
-    groups: tuple[Group, ...]  # every group referenced by a port (and remote groups)
-    members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group id -> member addresses
-    tunnel_ip: str | None = None  # this host's VXLAN endpoint: its UDP packets skip conntrack
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -129,6 +104,7 @@ class Model:
         return self.bridge, self.inet
 
 
+K = TypeVar("K")
 Profile = tuple[tuple[str, ...], bool]  # (sorted group ids, stateful): ports with equal profiles share chains
 
 
@@ -160,22 +136,31 @@ def profiles(state: FirewallState) -> list[Profile]:
     return list(dict.fromkeys(port_profile(p, stateful) for p in state.ports if p.port_security))
 
 
-def allocate_marks(wanted: Iterable[Profile], previous: Mapping[Profile, int]) -> dict[Profile, int]:
-    """A stable index (1..MAX_PROFILES) per profile: kept while it is in use, the lowest free one when new."""
+def allocate(wanted: Iterable[K], previous: Mapping[K, int], limit: int, what: str) -> dict[K, int]:
+    """A stable number (1..limit) per key: kept while it is in use, the lowest free one when new."""
     wanted = list(wanted)
-    marks = {key: previous[key] for key in wanted if key in previous}
-    used = set(marks.values())
+    numbers = {key: previous[key] for key in wanted if key in previous}
+    used = set(numbers.values())
     free = 1
     for key in wanted:
-        if key in marks:
+        if key in numbers:
             continue
         while free in used:
             free += 1
-        if free > MAX_PROFILES:
-            raise DataplaneError(f"more than {MAX_PROFILES} distinct security-group combinations on one host")
-        marks[key] = free
+        if free > limit:
+            raise DataplaneError(f"more than {limit} {what} on one host")
+        numbers[key] = free
         used.add(free)
-    return marks
+    return numbers
+
+
+def allocate_marks(wanted: Iterable[Profile], previous: Mapping[Profile, int]) -> dict[Profile, int]:
+    return allocate(wanted, previous, MAX_PROFILES, "distinct security-group combinations")
+
+
+def allocate_zones(state: FirewallState, previous: Mapping[str, int]) -> dict[str, int]:
+    """A conntrack zone per network with a port on the host (Neutron: one zone per network)."""
+    return allocate(sorted(set(zone_bridges(state).values())), previous, MAX_ZONE, "networks")
 
 
 def remote_set(group_id: str, v6: bool) -> str:
@@ -313,7 +298,10 @@ BRIDGE_HOOKS = {
     "forward": "type filter hook forward priority -200; policy accept;",  # before br_netfilter (0)
     "postrouting": "type filter hook postrouting priority 100; policy accept;",
 }
-INET_HOOKS = {"forward": "type filter hook forward priority 0; policy accept;"}
+INET_HOOKS = {
+    "forward": "type filter hook forward priority 0; policy accept;",
+    "zone": "type filter hook prerouting priority -300; policy accept;",  # before conntrack (-200)
+}
 NOTRACK_HOOKS = {  # raw priority: before conntrack sees the packet
     "tunnel-in": "type filter hook prerouting priority -300; policy accept;",
     "tunnel-out": "type filter hook output priority -300; policy accept;",
@@ -358,9 +346,11 @@ _SETS = {  # name -> (kind, spec) of the bridge table's shared sets, filled per 
 }
 
 
-def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
-    """The complete content of our two tables for this state (marks: from allocate_marks(profiles(state))).
-    Pure; the pieces are memoized on their (immutable) inputs."""
+def render(state: FirewallState, marks: Mapping[Profile, int], zones: Mapping[str, int] | None = None) -> Model:
+    """The complete content of our two tables for this state (marks: from allocate_marks(profiles(state)),
+    zones: from allocate_zones(state, ...)). Pure; the pieces are memoized on their (immutable) inputs."""
+    if zones is None:
+        zones = allocate_zones(state, {})
     groups = {g.id: g for g in state.groups}
     stateful = {g.id: g.stateful for g in state.groups}
     bridge = Table("bridge", dict(BRIDGE_HOOKS), {
@@ -375,7 +365,12 @@ def render(state: FirewallState, marks: Mapping[Profile, int]) -> Model:
             f"meta mark and {STATELESS | STATELESS << 16:#x} == 0x0 ct state established,related accept",
             f"meta mark and {SRC_MASK:#x} vmap @egress", f"meta mark and {DST_MASK:#x} vmap @ingress"),
         "admit": (f"meta mark and {DST_MASK:#x} vmap @ingress", "accept"),
+        # two networks with the same addresses never share connection state: each has its own zone (the
+        # input device of a bridged packet is its bridge here)
+        "zone": ("ct zone set iifname map @zones",),
     })
+    inet.sets["zones"] = NftSet("map", "typeof iifname : ct zone;", {
+        f'"{bridge}"': str(zones[network]) for bridge, network in sorted(zone_bridges(state).items())})
     if state.tunnel_ip:
         # our ct rules turn conntrack on for the whole host; the encapsulated copies of the instances'
         # packets need none of it and would cost a second lookup each (about a tenth of the throughput)
@@ -449,9 +444,34 @@ def full_commands(model: Model) -> list[str]:
     return lines
 
 
-def diff(old: Model, new: Model) -> list[str] | None:
+Handles = dict[tuple[str, str], list[int | None]]  # (family, chain) -> kernel handle of each rule, in order
+
+
+def rule_edit(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[list[int], list[int], list[str]]:
+    """(positions of old kept, positions of old removed, rules to append) turning a group chain into new.
+    A group chain's rules only accept or only continue, so their order does not matter: what stays keeps
+    its place."""
+    want = Counter(new)
+    kept: list[int] = []
+    removed: list[int] = []
+    for i, rule in enumerate(old):
+        if want[rule] > 0:
+            want[rule] -= 1
+            kept.append(i)
+        else:
+            removed.append(i)
+    return kept, removed, list(want.elements())
+
+
+def diff(old: Model, new: Model, handles: Handles | None = None, handles_after: Handles | None = None,
+         ) -> list[str] | None:
     """Commands turning old into new, touching only what changed; None when a base chain or a set's type
-    changed (never expected: the caller then replaces the tables)."""
+    changed (never expected: the caller then replaces the tables).
+
+    A group's chain is edited rule by rule when that is cheaper than a refill and the handles of the rules
+    it loses are known (handles: aligned with old's chains), else flushed and refilled; new's group chains
+    are updated to the order the kernel will hold, and handles_after (when given) receives the handles
+    still known, aligned with them."""
     heads: list[str] = []
     drops: list[str] = []
     fills: list[str] = []
@@ -476,19 +496,52 @@ def diff(old: Model, new: Model) -> list[str] | None:
                 drops.append(f"delete element {ref} {name} {{ {', '.join(gone)} }}")
             if came:
                 adds.append(f"add element {ref} {name} {{ {_elements(came)} }}")
-        for name, rules in n.chains.items():
+        for name, rules in list(n.chains.items()):
+            key = (n.family, name)
             if name not in o.chains:
                 heads.append(f"add chain {ref} {name}")
                 fills += [f"add rule {ref} {name} {r}" for r in rules]
-            elif o.chains[name] != rules:
-                fills.append(f"flush chain {ref} {name}")
-                fills += [f"add rule {ref} {name} {r}" for r in rules]
+                continue
+            was = o.chains[name]
+            known = (handles or {}).get(key)
+            if known is None or len(known) != len(was):
+                known = [None] * len(was)
+            if was == rules:
+                if handles_after is not None:
+                    handles_after[key] = known
+                continue
+            if name.startswith("sg-"):
+                kept, removed, added = rule_edit(was, rules)
+                if len(removed) + len(added) <= len(rules) and all(known[i] is not None for i in removed):
+                    fills += [f"delete rule {ref} {name} handle {known[i]}" for i in removed]
+                    fills += [f"add rule {ref} {name} {r}" for r in added]
+                    n.chains[name] = (*(was[i] for i in kept), *added)
+                    if handles_after is not None:
+                        handles_after[key] = [known[i] for i in kept] + [None] * len(added)
+                    continue
+            fills.append(f"flush chain {ref} {name}")
+            fills += [f"add rule {ref} {name} {r}" for r in rules]
         for name in o.chains:
             if name not in n.chains:
                 fills.append(f"flush chain {ref} {name}")  # before any chain or set it refers to goes
                 tails.append(f"delete chain {ref} {name}")
         tails += [f"delete {s.kind} {ref} {name}" for name, s in o.sets.items() if name not in n.sets]
     return heads + drops + fills + adds + tails
+
+
+def canonical(model: Model) -> Model:
+    """The model with each group chain's rules sorted: the same rules in any order enforce the same."""
+    return Model(*(Table(t.family, t.hooks, {k: tuple(sorted(v)) if k.startswith("sg-") else v
+                                             for k, v in t.chains.items()}, t.sets) for t in model.tables()))
+
+
+_HANDLE = re.compile(r"# handle (\d+)$")
+
+
+def parse_handles(listing: str) -> list[int]:
+    """The handles of a chain's rules, in order, from ``nft --handle list chain``."""
+    return [int(m.group(1)) for line in listing.splitlines()[1:]
+            if (m := _HANDLE.search(line.strip())) and not line.strip().startswith(("chain ", "table "))]
 
 
 # ------------------------------------------------------------------------------------------------ shell
@@ -508,52 +561,131 @@ class Firewall:
     """Security groups of one host (netns: the namespace playing the host's root; None: the real root).
 
     apply() keeps the last applied model in memory; an incremental apply is one ``nft -f`` transaction with
-    only the differences, a full one replaces our two tables atomically.  Not thread-safe across instances
-    managing the same namespace; one instance may be shared by threads.
+    only the differences, a full one replaces our two tables atomically.  Then the tracked connections the
+    change may concern are checked against the new rules and the refused ones deleted, so a revoked flow
+    stops at its next packet.  Not thread-safe across instances managing the same namespace; one instance
+    may be shared by threads.
     """
 
-    def __init__(self, netns: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, netns: str | None = None, timeout: float = 60.0, conntrack: Conntrack | None = None) -> None:
         self.netns = netns
         self.timeout = timeout
+        self.conntrack = conntrack or Conntrack(netns)
         self._model: Model | None = None
         self._marks: dict[Profile, int] = {}
+        self._zones: dict[str, int] = {}
+        self._state: FirewallState | None = None
+        self._handles: Handles = {}  # of the group chains' rules, aligned with the model; learnt when needed
+        self._unchecked: set[str] | None = None  # ports whose connections still need checking (None: all)
+        self._purge: set[int] = set()  # zones of networks that left the host: their connections go
         self._lock = threading.Lock()
+        self.revoked = 0  # connections deleted so far (tests, logs)
 
-    def apply(self, state: FirewallState, full: bool = False) -> int:
+    def apply(self, state: FirewallState, full: bool = False, audit: bool = False) -> int:
         """Make the kernel enforce state; return the number of nft commands run (0: nothing changed).
+        audit: check every tracked connection in our zones against the rules, not only those a change
+        concerns (full resyncs: a change made while the agent was away is caught too).
 
         The digest of what is applied is kept in a tiny table beside ours, so an agent that restarts finds
         the kernel already right and replaces nothing (and established traffic sees no change at all)."""
         with self._lock:
+            first = self._model is None
             marks = allocate_marks(profiles(state), self._marks)
-            model = render(state, marks)
+            if first:
+                known = self._kernel_zones()
+                bridges = zone_bridges(state)
+                self._zones = {bridges[b]: z for b, z in known.items() if b in bridges}
+                if len(set(self._zones.values())) < len(self._zones):
+                    self._zones = {}  # not ours to trust: start afresh
+                self._purge |= set(known.values())
+            zones = allocate_zones(state, self._zones)
+            model = render(state, marks, zones)
             lines: list[str] | None = None
+            after: Handles = {}
             if not full and self._model is not None:
-                lines = diff(self._model, model)
-            if lines is not None and not lines:
-                self._model, self._marks = model, marks
-                return 0
-            everything = full_commands(model)
-            stamp = _stamp(_digest(everything))
-            if lines is None:
-                if not full and self._model is None and self._applied() == stamp[-1]:
-                    self._model, self._marks = model, marks  # a restart: the kernel already enforces it
-                    return 0
-                self._enable_br_netfilter()
-                lines = everything
-                self._nft(lines + stamp)
-            else:
-                try:
-                    # guards: no-ops while both tables exist, an error when one vanished behind our back
-                    self._nft([f"add chain bridge {TABLE} prerouting", f"add chain inet {TABLE} admit", *lines,
-                               *stamp])
-                except DataplaneError as err:  # our tables were changed behind our back: rebuild them
-                    LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
-                                self.netns or "root namespace", err)
-                    lines = everything
-                    self._nft(lines + stamp)
-            self._model, self._marks = model, marks
+                self._learn_handles(self._model, model)
+                lines = diff(self._model, model, self._handles, after)
+            if lines is None or lines:
+                lines, incremental = self._commit(model, lines, full, first)
+                self._handles = after if incremental else {}
+            old_state, old_zones = self._state, self._zones
+            self._purge |= set(old_zones.values())
+            self._model, self._marks, self._zones, self._state = model, marks, zones, state
+            if first or audit:
+                self._unchecked = None
+            elif old_state is not None and self._unchecked is not None:
+                self._unchecked |= changed_ports(old_state, state, old_zones, zones)
+            self._revoke(old_state, old_zones)
             return len(lines)
+
+    def _commit(self, model: Model, lines: list[str] | None, full: bool, first: bool) -> tuple[list[str], bool]:
+        """Run the changes (lines; None: replace the tables); return what ran and whether it was them."""
+        everything = full_commands(model)
+        stamp = _stamp(_digest(full_commands(canonical(model))))
+        if lines is None:
+            if not full and first and self._applied() == stamp[-1]:
+                return [], False  # a restart: the kernel already enforces it
+            self._enable_br_netfilter()
+        else:
+            # guards: no-ops while both tables exist, an error when one vanished behind our back
+            try:
+                self._nft([f"add chain bridge {TABLE} prerouting", f"add chain inet {TABLE} admit", *lines, *stamp])
+                return lines, True
+            except DataplaneError as err:  # our tables were changed behind our back: rebuild them
+                LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
+                            self.netns or "root namespace", err)
+        self._nft(everything + stamp)
+        return everything, False
+
+    def _learn_handles(self, old: Model, new: Model) -> None:
+        """Read the handles of the group chains that are to lose rules whose handles we do not know (after
+        a full load or a refill): one short listing per such chain, instead of refilling it."""
+        for name, rules in new.inet.chains.items():
+            before = old.inet.chains.get(name)
+            if not name.startswith("sg-") or before is None or before == rules:
+                continue
+            _, removed, added = rule_edit(before, rules)
+            known = self._handles.get(("inet", name))
+            if not removed or len(removed) + len(added) > len(rules):
+                continue
+            if known is not None and len(known) == len(before) and all(known[i] is not None for i in removed):
+                continue
+            try:
+                found = self._chain_handles(name)
+            except DataplaneError:
+                continue  # the chain is refilled instead
+            if len(found) == len(before):
+                self._handles[("inet", name)] = list(found)
+
+    def _chain_handles(self, chain: str) -> list[int]:
+        return parse_handles(self._run(["nft", "--handle", "list", "chain", "inet", TABLE, chain], None).stdout)
+
+    def _revoke(self, old: FirewallState | None, old_zones: Mapping[str, int]) -> None:
+        """Delete the tracked connections the rules now refuse; what fails is checked again next time."""
+        self._purge -= set(self._zones.values())
+        if self._unchecked is not None and not self._unchecked and not self._purge:
+            return
+        assert self._state is not None
+        try:
+            flows = self.conntrack.flows()
+            gone = doomed(flows, old, self._state, old_zones, self._zones, self._unchecked, self._purge)
+            if gone:
+                count = self.conntrack.delete(gone)
+                self.revoked += count
+                LOG.info("%s: %d connection(s) no longer allowed were cut", self.netns or "root namespace", count)
+            self._unchecked, self._purge = set(), set()
+        except DataplaneError as err:
+            LOG.warning("connection tracking in %s: %s (checked again at the next change)",
+                        self.netns or "root namespace", err)
+
+    def _kernel_zones(self) -> dict[str, int]:
+        """bridge -> zone as a previous run left them in our map: a restart keeps the zones, and with them
+        the connections they track."""
+        try:
+            out = self._run(["nft", "list", "map", "inet", TABLE, "zones"], None).stdout
+        except DataplaneError:
+            return {}
+        return {device: int(zone) for device, zone in re.findall(r'"([^"]+)" : (\d+)', out)}
 
     def _applied(self) -> str | None:
         """The stamp line of what the kernel holds, or None."""
@@ -575,7 +707,10 @@ class Firewall:
         with self._lock:
             self._nft([f"{cmd} table {family} {TABLE}" for family in ("bridge", "inet") for cmd in ("add", "delete")]
                       + [f"add table inet {STAMP_TABLE}", f"delete table inet {STAMP_TABLE}"])
-            self._model, self._marks = None, {}
+            self._model, self._marks, self._zones, self._state, self._handles = None, {}, {}, None, {}
+
+    def close(self) -> None:
+        self.conntrack.close()
 
     # ------------------------------------------------------------ kernel
     def _argv(self, argv: list[str]) -> list[str]:

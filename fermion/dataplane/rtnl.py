@@ -26,7 +26,7 @@ HDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
-_ERR = struct.Struct("=i")
+ERR = struct.Struct("=i")
 _BATCH = 256  # requests per datagram: their acks fit the receive buffer many times over
 
 
@@ -50,11 +50,13 @@ class LinkChange:
     up: bool | None = None
 
 
-def open_socket(netns: str | None, groups: int = 0, rcvbuf: int = 1 << 20) -> socket.socket:
-    """A rtnetlink socket inside netns (None: this process's namespace), subscribed to groups. setns()
-    changes only the calling thread's namespace, so a short-lived thread does it."""
+def open_socket(netns: str | None, groups: int = 0, rcvbuf: int = 1 << 20,
+                protocol: int = NETLINK_ROUTE) -> socket.socket:
+    """A netlink socket (rtnetlink unless protocol says otherwise) inside netns (None: this process's
+    namespace), subscribed to groups. setns() changes only the calling thread's namespace, so a
+    short-lived thread does it; the socket stays in the namespace it was made in."""
     if netns is None:
-        return _bound(groups, rcvbuf)
+        return _bound(groups, rcvbuf, protocol)
     out: dict[str, object] = {}
 
     def work() -> None:
@@ -66,7 +68,7 @@ def open_socket(netns: str | None, groups: int = 0, rcvbuf: int = 1 << 20) -> so
                     raise OSError(ctypes.get_errno(), f"setns into {netns}")
             finally:
                 os.close(fd)
-            out["sock"] = _bound(groups, rcvbuf)
+            out["sock"] = _bound(groups, rcvbuf, protocol)
         except OSError as err:
             out["error"] = err
 
@@ -78,8 +80,8 @@ def open_socket(netns: str | None, groups: int = 0, rcvbuf: int = 1 << 20) -> so
     return out["sock"]  # type: ignore[return-value]
 
 
-def _bound(groups: int, rcvbuf: int) -> socket.socket:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+def _bound(groups: int, rcvbuf: int, protocol: int) -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.bind((0, groups))
     return sock
@@ -122,7 +124,7 @@ def parse_link(data: bytes, offset: int, length: int) -> LinkInfo:
     return LinkInfo(index, name, kind, mtu, bool(flags & IFF_UP), master, alias, vni)
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
+def attr(kind: int, payload: bytes) -> bytes:
     body = _ATTR.pack(_ATTR.size + len(payload), kind) + payload
     return body + b"\0" * (-len(body) % 4)
 
@@ -165,7 +167,7 @@ class Rtnl:
                 if mtype == NLMSG_DONE:
                     return out
                 if mtype == NLMSG_ERROR:
-                    code = -_ERR.unpack_from(data, offset + HDR.size)[0]
+                    code = -ERR.unpack_from(data, offset + HDR.size)[0]
                     raise DataplaneError(f"link dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
                 if mtype == RTM_NEWLINK:
                     out.append(parse_link(data, offset, length))
@@ -177,7 +179,7 @@ class Rtnl:
         for name in names:
             seq = self._next()
             pending[seq] = name
-            body = IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0")
+            body = IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + attr(IFLA_IFNAME, name.encode() + b"\0")
             chunk += HDR.pack(HDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body
         found: dict[str, LinkInfo] = {}
         if chunk:
@@ -205,13 +207,13 @@ class Rtnl:
                 flags = IFF_UP if change.up else 0
                 body = IFINFO.pack(socket.AF_UNSPEC, 0, change.index, flags, 0 if change.up is None else IFF_UP)
                 if change.mtu is not None:
-                    body += _attr(IFLA_MTU, _U32.pack(change.mtu))
+                    body += attr(IFLA_MTU, _U32.pack(change.mtu))
                 if change.master is not None:
-                    body += _attr(IFLA_MASTER, _U32.pack(change.master))
+                    body += attr(IFLA_MASTER, _U32.pack(change.master))
                 chunk += HDR.pack(HDR.size + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
             self._sock.send(bytes(chunk))
             while pending:
                 for mtype, seq, data, offset, _ in self._messages():
                     if mtype == NLMSG_ERROR and seq in pending:
-                        results[pending.pop(seq)] = -_ERR.unpack_from(data, offset + HDR.size)[0]
+                        results[pending.pop(seq)] = -ERR.unpack_from(data, offset + HDR.size)[0]
         return results

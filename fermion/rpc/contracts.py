@@ -14,10 +14,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.1"
+VERSION = "1.2"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
+    "1.2": "PortSecurity.network_id: the firewall tracks each network's connections in its own zone",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -127,6 +128,7 @@ class PortSecurity:
     allowed_pairs: list[list[str]]  # [ip or cidr, mac]
     groups: list[str]
     port_security: bool
+    network_id: str = ""  # "" from a 1.1 server: the agent then knows the zone from the L2 view alone
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
 # ---------------------------------------------------------------- security groups
 def firewall_view(conn: Connection, host: str) -> Firewall:
     p = m.ports.c
-    rows = conn.execute(select(p.id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs,
+    rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs,
                                p.device_owner).where(p.binding_host_id == host, p.binding_vif_type == "bridge")
                         .order_by(p.id)).all()
     ids = [x.id for x in rows]
@@ -110,7 +110,7 @@ def firewall_view(conn: Connection, host: str) -> Firewall:
         ports.append(PortSecurity(
             id=row.id, mac=row.mac_address, ips=[x["ip_address"] for x in ips.get(row.id, [])],
             allowed_pairs=[[x["ip_address"], x["mac_address"]] for x in row.allowed_address_pairs or []],
-            groups=groups.get(row.id, []) if secured else [], port_security=secured))
+            groups=groups.get(row.id, []) if secured else [], port_security=secured, network_id=row.network_id))
     wanted = sorted({g for x in ports for g in x.groups})
     return Firewall(ports=ports, groups=_groups(conn, wanted), members=_members(conn, wanted))
 

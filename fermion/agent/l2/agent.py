@@ -64,8 +64,10 @@ class LinuxBridgeAgent:
             # filters first: a tap the L2 plan attaches is filtered from its first packet
             try:
                 # incremental even on full syncs: a missing table is detected and rebuilt, and after a
-                # restart the applied digest spares a full replace
-                changed = self.firewall.apply(firewall_state(desired.firewall, self.config.local_ip))
+                # restart the applied digest spares a full replace; a full sync also checks every tracked
+                # connection against the rules (a change missed while away is cut too)
+                changed = self.firewall.apply(firewall_state(desired.firewall, self.config.local_ip),
+                                              audit=scope is None)
                 if changed:
                     LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)
             except DataplaneError as err:
@@ -120,6 +122,7 @@ class LinuxBridgeAgent:
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         self.executor.close()
+        self.firewall.close()
 
     def _watch(self, wake: Callable[[Iterable[str]], None]) -> None:
         """Taps come and go with instances, which the server does not see: watch link events."""
@@ -148,7 +151,8 @@ def firewall_state(view: Firewall, tunnel_ip: str | None = None) -> fw.FirewallS
     return fw.FirewallState(
         ports=tuple(fw.PortFilter(id=p.id, device=naming.tap(p.id), mac=p.mac, ips=tuple(p.ips),
                                   allowed_pairs=tuple((a[0], a[1]) for a in p.allowed_pairs),
-                                  groups=tuple(p.groups), port_security=p.port_security) for p in view.ports),
+                                  groups=tuple(p.groups), port_security=p.port_security, network=p.network_id)
+                    for p in view.ports),
         groups=tuple(fw.Group(id=g.id, stateful=g.stateful, rules=tuple(
             fw.Rule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol, port_min=r.port_min,
                     port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group)

@@ -1,133 +1,34 @@
 """Rendering and diffing of the nftables security-group tables, without root.
 
-Commands run through a small fake of the kernel's nf_tables for the subset we emit: it refuses what the
-kernel refuses (a rule or element naming a missing chain or set, deleting a chain or set still referenced,
-adding a key that exists, deleting one that does not), so "an incremental update leaves exactly what a full
-recompute would" is checked on behaviour, not on text.
+Commands run through a small fake of the kernel's nf_tables (tests/unit/dataplane/fakes.py) that refuses
+what the kernel refuses, so "an incremental update leaves exactly what a full recompute would" is checked
+on behaviour, not on text.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fermion.dataplane import DataplaneError
 from fermion.dataplane.firewall import (
     STATELESS,
     TABLE,
-    Firewall,
     FirewallState,
     Group,
     Model,
     PortFilter,
     Rule,
     allocate_marks,
+    canonical,
     diff,
     full_commands,
     profiles,
     render,
 )
-
-
-# ------------------------------------------------------------------------------------------------ fake nft
-@dataclasses.dataclass
-class FakeTable:
-    chains: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    sets: dict[str, tuple[str, str, dict[str, str | None]]] = dataclasses.field(default_factory=dict)
-
-
-Snapshot = dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, str, dict[str, str | None]]]]]
-
-
-class FakeNft:
-    """Our two tables as the kernel would hold them; each run() is one all-or-nothing transaction."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, FakeTable] = {}
-
-    def snapshot(self) -> Snapshot:
-        return {family: ({k: tuple(v) for k, v in t.chains.items()},
-                         {k: (kind, spec, dict(elements)) for k, (kind, spec, elements) in t.sets.items()})
-                for family, t in self.tables.items()}
-
-    def run(self, lines: list[str]) -> None:
-        before = copy.deepcopy(self.tables)
-        try:
-            for line in lines:
-                if "fermion_sg_applied" not in line:  # the digest stamp: a table with only a comment
-                    self._one(line)
-        except AssertionError:
-            self.tables = before
-            raise
-
-    def _table(self, family: str) -> FakeTable:
-        assert family in self.tables, f"no table {family}"
-        return self.tables[family]
-
-    def _refs(self, family: str) -> tuple[set[str], set[str]]:
-        """Chains and sets referenced by rules and map elements."""
-        t = self._table(family)
-        text = [r for rules in t.chains.values() for r in rules]
-        text += [v for _, _, elements in t.sets.values() for v in elements.values() if v]
-        jumps = {m for line in text for m in re.findall(r"(?:jump|goto) (\S+)", line)}
-        used = {m for line in text for m in re.findall(r"@(\S+)", line)}
-        return jumps, used
-
-    def _one(self, line: str) -> None:
-        t = re.escape(TABLE)
-        if m := re.fullmatch(rf"add table (\w+) {t}", line):
-            self.tables.setdefault(m[1], FakeTable())
-        elif m := re.fullmatch(rf"delete table (\w+) {t}", line):
-            assert self.tables.pop(m[1], None) is not None, f"no table {m[1]}"
-        elif m := re.fullmatch(rf"add chain (\w+) {t} (\S+)( \{{ .* \}})?", line):
-            self._table(m[1]).chains.setdefault(m[2], [])
-        elif m := re.fullmatch(rf"flush chain (\w+) {t} (\S+)", line):
-            chains = self._table(m[1]).chains
-            assert m[2] in chains, f"flush of missing chain {m[2]}"
-            chains[m[2]] = []
-        elif m := re.fullmatch(rf"add rule (\w+) {t} (\S+) (.*)", line):
-            table = self._table(m[1])
-            assert m[2] in table.chains, f"rule in missing chain {m[2]}"
-            for target in re.findall(r"(?:jump|goto) (\S+)", m[3]):
-                assert target in table.chains, f"rule jumps to missing chain {target}"
-            for name in re.findall(r"@(\S+)", m[3]):
-                assert name in table.sets, f"rule uses missing set {name}"
-            table.chains[m[2]].append(m[3])
-        elif m := re.fullmatch(rf"delete chain (\w+) {t} (\S+)", line):
-            chains = self._table(m[1]).chains
-            assert m[2] in chains, f"delete of missing chain {m[2]}"
-            del chains[m[2]]  # its own rules go with it
-            assert m[2] not in self._refs(m[1])[0], f"chain {m[2]} is still referenced"
-        elif m := re.fullmatch(rf"add (set|map) (\w+) {t} (\S+) \{{ (.*) \}}", line):
-            sets = self._table(m[2]).sets
-            assert m[3] not in sets, f"set {m[3]} exists"
-            sets[m[3]] = (m[1], m[4], {})
-        elif m := re.fullmatch(rf"delete (set|map) (\w+) {t} (\S+)", line):
-            sets = self._table(m[2]).sets
-            assert m[3] in sets, f"delete of missing set {m[3]}"
-            assert m[3] not in self._refs(m[2])[1], f"set {m[3]} is still referenced"
-            del sets[m[3]]
-        elif m := re.fullmatch(rf"(add|delete) element (\w+) {t} (\S+) \{{ (.*) \}}", line):
-            table = self._table(m[2])
-            assert m[3] in table.sets, f"elements of missing set {m[3]}"
-            elements = table.sets[m[3]][2]
-            for item in m[4].split(", "):
-                key, _, value = item.partition(" : ")
-                if m[1] == "add":
-                    assert key not in elements, f"element {key} exists in {m[3]}"
-                    for target in re.findall(r"(?:jump|goto) (\S+)", value):
-                        assert target in table.chains, f"element jumps to missing chain {target}"
-                    elements[key] = value or None
-                else:
-                    assert key in elements, f"delete of missing element {key} in {m[3]}"
-                    del elements[key]
-        else:
-            raise AssertionError(f"unexpected command {line!r}")
+from tests.unit.dataplane.fakes import FakeKernelFirewall, FakeNft, Snapshot
 
 
 def as_fake(model: Model) -> Snapshot:
@@ -229,7 +130,43 @@ def test_a_rule_change_touches_only_that_groups_chains() -> None:
     lines = diff(old, new)
     assert lines is not None
     assert objects(lines) == {"sg-web-in"}
+    assert lines == ["add rule inet fermion_sg sg-web-in meta nfproto ipv4 meta l4proto 17 th dport 53 accept"], \
+        "an added rule is appended, whatever the size of the group"
     assert kernel_after(full_commands(old), lines) == as_fake(new)
+
+
+def big_group(rules: int, skip: int | None = None) -> Group:
+    return Group("web", True, tuple(Rule("ingress", "IPv4", 6, 1000 + i, 1000 + i) for i in range(rules) if i != skip))
+
+
+def test_a_rule_change_is_one_command_whatever_the_size_of_its_group() -> None:
+    fw = FakeKernelFirewall()
+    ports = base_state().ports
+    fw.apply(FirewallState(ports, (big_group(1000), CLIENTS), {}))
+    assert fw.apply(FirewallState(ports, (big_group(1000, skip=500), CLIENTS), {})) == 1
+    assert fw.commands()[0].startswith("delete rule inet fermion_sg sg-web-in handle ")
+    assert fw.apply(FirewallState(ports, (big_group(1001, skip=500), CLIENTS), {})) == 1
+    assert fw.commands()[0].startswith("add rule inet fermion_sg sg-web-in ")
+    assert fw.listings == ["sg-web-in"], "the handles were read once, when a rule was first taken away"
+    # a rule added since is taken away with one command too (its handle is read then)
+    assert fw.apply(FirewallState(ports, (big_group(1000, skip=500), CLIENTS), {})) == 1
+    assert fw.commands()[0].startswith("delete rule inet fermion_sg sg-web-in handle ")
+    final = FirewallState(ports, (big_group(1000, skip=500), CLIENTS), {})
+    assert canonical_fake(fw.kernel.snapshot()) == canonical_fake(as_fake(rendered(final)))
+
+
+def test_without_known_handles_a_shrinking_group_is_refilled() -> None:
+    old, new = models(FirewallState(base_state().ports, (big_group(10), CLIENTS), {}),
+                      FirewallState(base_state().ports, (big_group(10, skip=3), CLIENTS), {}))
+    lines = diff(old, new, {})
+    assert lines is not None and lines[0] == "flush chain inet fermion_sg sg-web-in" and len(lines) == 10
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+
+
+def canonical_fake(snapshot: Snapshot) -> Snapshot:
+    """Group chains as sorted rules: their order does not matter to what they enforce."""
+    return {family: ({k: tuple(sorted(v)) if k.startswith("sg-") else v for k, v in chains.items()}, sets)
+            for family, (chains, sets) in snapshot.items()}
 
 
 def test_a_membership_change_is_set_elements_only() -> None:
@@ -376,27 +313,24 @@ def test_incremental_update_leaves_what_a_full_recompute_would(old: FirewallStat
     assert diff(after, after) == []
 
 
+@settings(max_examples=150, deadline=None)
+@given(states(), states(), states())
+def test_rule_by_rule_edits_leave_what_a_full_recompute_would(a: FirewallState, b: FirewallState,
+                                                              c: FirewallState) -> None:
+    """Through two changes, with the handles read back where needed: the kernel holds exactly the model,
+    and the model is the recomputed one up to the order of a group chain's rules (its canonical form, the
+    digest's input, is the same)."""
+    fw = FakeKernelFirewall()
+    for target in (a, b, c):
+        fw.apply(target)
+        assert fw._model is not None
+        assert fw.kernel.snapshot() == as_fake(fw._model)
+        fresh = render(target, fw._marks, fw._zones)
+        assert full_commands(canonical(fw._model)) == full_commands(canonical(fresh))
+        assert fw.apply(target) == 0
+
+
 # ------------------------------------------------------------------------------------------------ the shell
-class FakeKernelFirewall(Firewall):
-    def __init__(self) -> None:
-        super().__init__("fake-host")
-        self.kernel = FakeNft()
-        self.transactions: list[list[str]] = []
-
-    def _nft(self, lines: list[str]) -> None:
-        self.transactions.append(lines)
-        try:
-            self.kernel.run(lines)
-        except AssertionError as err:
-            raise DataplaneError(str(err)) from err
-
-    def _enable_br_netfilter(self) -> None:
-        pass
-
-    def observe(self) -> bool:
-        return {"bridge", "inet"} <= set(self.kernel.tables)
-
-
 def test_firewall_applies_full_first_then_only_changes_and_rebuilds_when_tables_vanish() -> None:
     fw = FakeKernelFirewall()
     full = fw.apply(base_state())
