@@ -4,6 +4,7 @@ removed afterwards, even on failure. Embedded mode runs the server and agents in
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -113,6 +114,19 @@ def ping_loss(lab: Lab, src: str, dst: str, seconds: float) -> subprocess.Popen[
                              str(count), "-W", "1", target], stdout=subprocess.PIPE, text=True)
 
 
+def pinger(ns: str, target: str) -> subprocess.Popen[str]:
+    """A continuous ping (every 50 ms) with a timestamp per reply; stop it with reply_times()."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.05", target],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def reply_times(proc: subprocess.Popen[str]) -> list[float]:
+    """Stop a pinger; the times (epoch seconds) of the replies it got."""
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+
+
 def loss_of(output: str) -> tuple[int, int]:
     for line in output.splitlines():
         if "packets transmitted" in line:
@@ -200,7 +214,7 @@ while True:
 SESSION = """
 import socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-c.settimeout(3)
+c.settimeout(float(sys.argv[3]))
 f = c.makefile('rw')
 print('connected', flush=True)
 for line in sys.stdin:
@@ -228,9 +242,10 @@ def echo_server(ns: str, port: int) -> Iterator[None]:
 class Session:
     """One long-lived TCP connection from a namespace: say() sends a line and returns the echo."""
 
-    def __init__(self, ns: str, ip: str, port: int) -> None:
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SESSION, ip, str(port)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, ns: str, ip: str, port: int, wait: float = 3.0) -> None:
+        """wait: how long a line waits for its echo before say() answers with an error."""
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SESSION, ip, str(port),
+                                      str(wait)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._line(10) == "connected"
 
     def _line(self, timeout: float) -> str:

@@ -6,7 +6,6 @@ Needs root, nft and nsenter."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from fermion.dataplane import naming, netns, veth
 from fermion.dataplane.conntrack import Conntrack
 from fermion.dataplane.firewall import Firewall, FirewallState, Group, PortFilter, Rule
-from tests.dataplane.lab import require_root
+from tests.dataplane.lab import pinger, reply_times, require_root
 from tests.dataplane.test_firewall import SERVER
 
 CIDR = "10.78.0"
@@ -116,9 +115,7 @@ class TwoNetworks:
         return Session(self.spawn(src, PINNED_CLIENT, f"{CIDR}.{dst[-1]}", "22", str(sport)))
 
     def pinger(self, src: str, dst: str) -> subprocess.Popen[str]:
-        """A continuous ping with timestamps (-D); stop it with .kill() and read its replies with replies()."""
-        proc = subprocess.Popen(["ip", "netns", "exec", self.vms[src].ns, "ping", "-D", "-n", "-i", "0.05",
-                                 f"{CIDR}.{dst[-1]}"], stdout=subprocess.PIPE, text=True)
+        proc = pinger(self.vms[src].ns, f"{CIDR}.{dst[-1]}")
         self.procs.append(proc)
         return proc
 
@@ -139,13 +136,6 @@ class Session:
         self.proc.stdin.write(word + "\n")
         self.proc.stdin.flush()
         return self._line()
-
-
-def replies(proc: subprocess.Popen[str]) -> list[float]:
-    """Stop a pinger; the times (epoch seconds) of the replies it got."""
-    proc.terminate()
-    out, _ = proc.communicate(timeout=10)
-    return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
 
 
 @pytest.fixture
@@ -195,7 +185,7 @@ def test_a_rule_change_cuts_within_a_second_what_it_no_longer_allows(bed: TwoNet
     cut = time.time()
     fw.apply(bed.state(a2=SSH, b2=PING_SSH))  # network a's ping rule goes; tcp 22 stays allowed
     time.sleep(1.5)
-    got_a, got_b = replies(pinger_a), replies(pinger_b)
+    got_a, got_b = reply_times(pinger_a), reply_times(pinger_b)
     assert got_a and got_a[-1] < cut + 1.0, "the ping to a2 stopped within a second"
     assert got_b and got_b[-1] > cut + 1.0, "the ping in network b (same addresses) carried on"
     assert ssh.say("two") == "two", "the connection still allowed is untouched"

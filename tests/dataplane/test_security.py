@@ -6,12 +6,24 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from typing import Any
 
+from fermion.dataplane.conntrack import Conntrack
 from fermion.lab import instances
 from fermion.lab.state import LabInstance
 from fermion.lab.topology import EXTERNAL_GATEWAY
-from tests.dataplane.lab import Lab, Session, echo_server, next_peer, ping_ns, tcp_connects, tcp_listener
+from tests.dataplane.lab import (
+    Lab,
+    Session,
+    echo_server,
+    next_peer,
+    ping_ns,
+    pinger,
+    reply_times,
+    tcp_connects,
+    tcp_listener,
+)
 
 
 def get(lab: Lab, path: str, **params: Any) -> Any:
@@ -186,3 +198,97 @@ def test_agent_restart_keeps_established_connections(lab: Lab) -> None:
             assert tcp_connects(lab.state.external, address, 7000, 2, read=False)
         finally:
             session.close()
+
+
+# ------------------------------------------------------------------------------------------------ revocation
+CUT_WITHIN = 1.0  # seconds from the API call until a connection the change refuses stops
+
+
+class Traffic:
+    """A continuous ping and a TCP session from a client to a server, the moment of a change, and what
+    went through after it."""
+
+    def __init__(self, lab: Lab, client: LabInstance, server: LabInstance, port: int) -> None:
+        self.pings = pinger(client.netns, server.ip or "")
+        self.session = Session(client.netns, server.ip or "", port, wait=1.0)
+        self.changed = 0.0
+
+    def change(self, call: Any) -> None:
+        """Make the API call that should cut (or spare) the flows, noting when it was made."""
+        assert self.session.say("before") == "before", "the connection works before the change"
+        self.changed = time.time()
+        call()
+
+    def after(self) -> tuple[bool, bool]:
+        """(ping replies still came more than CUT_WITHIN after the change, the session still echoes)."""
+        time.sleep(max(0.0, self.changed + CUT_WITHIN - time.time()))
+        alive = self.session.say("after") == "after"
+        time.sleep(0.5)
+        replies = reply_times(self.pings)
+        self.session.close()
+        return bool(replies) and replies[-1] > self.changed + CUT_WITHIN, alive
+
+
+def revocation_scenario(lab: Lab, network: str = "net-cut", cidr: str = "10.4.0.0/24") -> None:
+    """A change that takes away what a running ping or an established TCP connection relies on stops it
+    within a second; flows still allowed are untouched. Rule deleted, port's groups changed, a remote
+    group's member leaving, port security turned on, port deleted."""
+    lab.network(network, cidr)
+    server = lab.boot(network, "compute1", "cut-server")
+    client = lab.boot(network, "compute2", "cut-client")
+    ping_tcp = group(lab, "ping-tcp")
+    icmp = rule(lab, ping_tcp, protocol="icmp")
+    rule(lab, ping_tcp, protocol="tcp", port_range_min=7000, port_range_max=7000)
+    rule(lab, ping_tcp, protocol="tcp", port_range_min=22, port_range_max=22)
+    ssh_only = group(lab, "ssh-only")
+    rule(lab, ssh_only, protocol="tcp", port_range_min=22, port_range_max=22)
+    set_groups(lab, server, ping_tcp)
+    with echo_server(server.netns, 7000), echo_server(server.netns, 22):
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 7000, 1, read=False), "tcp 7000 open")
+
+        # a rule deleted: the ping stops, the TCP connection it did not carry goes on
+        flows = Traffic(lab, client, server, 7000)
+        flows.change(lambda: lab.api._ok(lab.api.http.delete(f"/v2.0/security-group-rules/{icmp['id']}")))
+        assert flows.after() == (False, True), "(ping, tcp 7000) after the icmp rule was deleted"
+
+        # the port's groups changed: what the new group does not allow stops, what it does goes on
+        ssh = Session(client.netns, server.ip or "", 22, wait=1.0)
+        flows = Traffic(lab, client, server, 7000)
+        flows.change(lambda: set_groups(lab, server, ssh_only))
+        assert flows.after() == (False, False), "(ping, tcp 7000) after moving to ssh-only"
+        assert ssh.say("ssh") == "ssh", "the connection to tcp 22 is still allowed and untouched"
+        ssh.close()
+
+        # a remote group's member leaving: the server admits tcp 7000 from members of "app" only
+        app, db = group(lab, "app"), group(lab, "db")
+        rule(lab, db, protocol="tcp", port_range_min=7000, port_range_max=7000, remote_group_id=app["id"])
+        rule(lab, db, protocol="icmp", remote_group_id=app["id"])
+        set_groups(lab, server, db)
+        set_groups(lab, client, default_group(lab), app)
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 7000, 1, read=False), "open to app")
+        flows = Traffic(lab, client, server, 7000)
+        flows.change(lambda: set_groups(lab, client, default_group(lab)))
+        assert flows.after() == (False, False), "(ping, tcp 7000) after the client left app"
+
+        # port security turned on: an unfiltered port gets ssh-only
+        put(lab, f"/v2.0/ports/{server.port_id}", {"port": {"security_groups": [], "port_security_enabled": False}})
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 7000, 1, read=False), "unfiltered")
+        flows = Traffic(lab, client, server, 7000)
+        flows.change(lambda: put(lab, f"/v2.0/ports/{server.port_id}", {"port": {
+            "port_security_enabled": True, "security_groups": [ssh_only["id"]]}}))
+        assert flows.after() == (False, False), "(ping, tcp 7000) after port security was turned on"
+
+        # the port deleted: its connections go from the host's table with it
+        set_groups(lab, server, ping_tcp)
+        eventually(lab, lambda: tcp_connects(client.netns, server.ip or "", 7000, 1, read=False), "open again")
+        flows = Traffic(lab, client, server, 7000)
+        table = Conntrack(lab.host_ns("compute1"))
+        assert any(server.ip in (f.src, f.dst) for f in table.flows())
+        flows.change(lambda: lab.api.delete_port(server.port_id))
+        assert flows.after() == (False, False), "(ping, tcp 7000) after the port was deleted"
+        assert not [f for f in table.flows() if server.ip in (f.src, f.dst)], "its tracked connections are gone"
+        table.close()
+
+
+def test_a_change_cuts_within_a_second_the_connections_it_no_longer_allows(lab: Lab) -> None:
+    revocation_scenario(lab)

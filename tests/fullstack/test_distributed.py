@@ -183,3 +183,11 @@ def test_distributed_security_groups_and_tenant_isolation(dlab: Lab) -> None:
         instances.remove(dlab.state, dlab.api, name)
     sec.spoofing_scenario(dlab, "net-spoof", "10.3.0.0/24")
     sec.test_tenant_routers_with_the_same_cidr_are_isolated(dlab)
+
+
+def test_distributed_changes_cut_the_connections_they_no_longer_allow(dlab: Lab) -> None:
+    """Rule deleted, groups changed, a remote member leaving, port security on, port deleted: within a second
+    of the API call the flows that lost their rule stop, agents as processes over RabbitMQ."""
+    from tests.dataplane.test_security import revocation_scenario
+
+    revocation_scenario(dlab)
