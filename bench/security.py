@@ -6,7 +6,8 @@ and agents in this process, SQLite) with emulated hosts in namespaces; prints a 
     the host's nftables enforce it for every port (the group's chain holds every rule and every port jumps
     to it), and the same proven with a packet to one port
   * one rule added to that group: time until it is enforced for all the ports (its chain is shared, so
-    one change reaches every port at once), checked in the kernel, then with a TCP connection
+    one change reaches every port at once), checked in the kernel, then with a TCP connection; and the
+    same rule deleted: time until it is gone from the kernel
   * router create + interface + gateway + floating IP: time from the first API call, and from the floating
     IP call, until the lab's external namespace gets the first ping reply from the floating IP
 
@@ -107,13 +108,18 @@ def bench_group(api: Api, state: LabState, n_ports: int, n_rules: int) -> dict[s
         if tcp_connects(f"{state.prefix}-vm-client", target, 22, 1):
             raise RuntimeError("tcp 22 open before its rule exists")
         t1 = time.perf_counter()
-        api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
-                                          "protocol": "tcp", "port_range_min": 22, "port_range_max": 22})
+        ssh = api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
+                                                "protocol": "tcp", "port_range_min": 22, "port_range_max": 22})
         t_rule = wait_for(lambda: "dport 22 accept" in nft(host_ns, "list", "chain", "inet", "fermion_sg", chain),
                           30, "the new rule")
         t_packet = wait_for(lambda: tcp_connects(f"{state.prefix}-vm-client", target, 22, 0.5), 30,
                             "tcp 22 to open", 0)
-    return {"apply_api": api_done - t0, "apply": t_enforced - t0, "rule": t_rule - t1, "rule_packet": t_packet - t1}
+        t2 = time.perf_counter()
+        api._ok(api.http.delete(f"/v2.0/security-group-rules/{ssh['id']}"))
+        t_gone = wait_for(lambda: "dport 22 accept" not in nft(host_ns, "list", "chain", "inet", "fermion_sg", chain),
+                          30, "the rule to go")
+    return {"apply_api": api_done - t0, "apply": t_enforced - t0, "rule": t_rule - t1, "rule_packet": t_packet - t1,
+            "rule_deleted": t_gone - t2}
 
 
 def bench_floating_ip(api: Api, state: LabState) -> dict[str, float]:
@@ -176,6 +182,8 @@ def main() -> int:
                          "<= 200 ms"))
             rows.append(("one rule added -> first TCP connection through it", f"{g['rule_packet'] * 1000:.0f} ms",
                          ""))
+            rows.append((f"one rule deleted -> gone from the kernel for all {args.ports} ports",
+                         f"{g['rule_deleted'] * 1000:.0f} ms", "<= 200 ms"))
             f = bench_floating_ip(api, state)
             rows.append(("router + interface + gateway + floating IP -> first reply", f"{f['all']:.2f} s", ""))
             rows.append(("floating IP call -> first reply from the external namespace", f"{f['fip']:.2f} s",
