@@ -94,9 +94,24 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) 
     return 0
 
 
+def _port_taken(settings: cfg.Settings) -> bool:
+    """Say so (and by which process) before anything else is printed or done."""
+    from fermion.cli.ports import taken_by
+
+    s = settings.server
+    holder = taken_by(s.host, s.port)
+    if holder:
+        print(f"fermion: cannot serve on {s.host}:{s.port}: the port is taken by {holder}. Is Fermion already "
+              "running? Stop that process, or choose another port ([server] port in the --config file).",
+              file=sys.stderr)
+    return holder is not None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers)
-    return serve(settings.validate())
+    settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers).validate()
+    if _port_taken(settings):
+        return 1
+    return serve(settings)
 
 
 def cmd_all_in_one(args: argparse.Namespace) -> int:
@@ -104,6 +119,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     from fermion.db.engine import Database
 
     settings = _load(args)
+    if _port_taken(settings):
+        return 1
     url = settings.database_url
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
