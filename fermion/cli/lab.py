@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import signal
+import re
+import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 from fermion.config import settings as cfg
 from fermion.dataplane import netns
 from fermion.lab import instances, topology
 from fermion.lab.instances import Api, LabError
-from fermion.lab.state import LabState, state_path
+from fermion.lab.state import AgentProcess, LabHost, LabState, state_path
+
+SERVER_WAIT = 10.0  # seconds `lab up` waits for the server to answer (it may just have been started)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         api = Api(state.endpoint)
         if args.verb == "boot":
             try:
-                inst = instances.boot(state, api, state_dir, args.network, args.host, args.name)
+                inst = instances.boot(state, api, state_dir, args.network, args.host, args.name,
+                                      security_groups=args.security_group, fixed_ip=args.fixed_ip,
+                                      port_security=not args.no_port_security)
             finally:
                 state.save(path)
             print(f"{inst.name}: host {inst.host}, port {inst.port_id}, mac {inst.mac}, ip {inst.ip} (DHCP)")
@@ -41,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             proc = instances.ping(state, args.src, args.dst, args.count)
             print(proc.stdout.strip() or proc.stderr.strip())
             return proc.returncode
+        if args.verb == "exec":
+            return _exec(state, args.name, args.argv)
         if args.verb == "ls":
             _ls(state, api)
             return 0
@@ -49,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
             state.save(path)
             print(f"removed {args.name}")
             return 0
+        if args.verb == "restart-agent":
+            return _restart_agent(args, state, state_dir, api)
         if args.verb == "down":
-            return _down(state, path)
+            _teardown(state, state_dir, delete_ports=True)
+            return 0
     except LabError as err:
         print(f"fermion lab: {err}", file=sys.stderr)
         return 1
@@ -64,52 +78,241 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
     if state is not None and state.mode != mode:
         print(f"fermion lab: a {state.mode} lab is up; run `fermion lab down` first", file=sys.stderr)
         return 1
+    fresh = state is None
     state = state or LabState(prefix=args.prefix, mode=mode, endpoint=args.endpoint)
-    hosts = [h for h in args.hosts.split(",") if h]
     api = Api(state.endpoint)
-    try:
-        api.agents()
-    except Exception as err:  # noqa: BLE001 - any failure here means: no server to talk to
-        print(f"fermion lab: no Fermion server at {state.endpoint} ({err}); start it first "
-              "(scripts/run, or `fermion all-in-one`)", file=sys.stderr)
+    problem = _server_problem(api)
+    if problem:
+        print(f"fermion lab: no Fermion server at {state.endpoint} ({problem}); start it first "
+              f"({'`fermion serve --config FILE`' if args.distributed else 'scripts/run, or `fermion all-in-one`'})",
+              file=sys.stderr)
         return 1
-    topology.build(state, hosts, args.dhcp_host if args.dhcp_host in hosts else hosts[-1])
-    topology.build_external(state)
+    settings = None
     if mode == "distributed":
-        settings = cfg.load(args.config)
+        config = args.config or os.environ.get("FERMION_CONFIG") or ""
+        settings = cfg.load(config or None)
         if not settings.rpc.transport_url:
-            print("fermion lab: --distributed needs [rpc] transport_url (or FERMION_TRANSPORT_URL)", file=sys.stderr)
+            print("fermion lab: --distributed needs [rpc] transport_url in the --config file (or "
+                  "FERMION_TRANSPORT_URL): the agents talk to the server over RabbitMQ", file=sys.stderr)
             return 1
-        env = {"FERMION_TRANSPORT_URL": settings.rpc.transport_url}
-        for host in state.hosts.values():
-            if not host.pids or not all(netns.alive(p) for p in host.pids):
-                host.pids = spawn_agents(state, host, state_dir / "lab-logs", env)
-    state.save(state_path(state_dir))
-    wanted = {(h.name, "Linux bridge agent") for h in state.hosts.values()} | {
-        (h.name, kind) for h in state.hosts.values() if h.dhcp for kind in ("DHCP agent", "L3 agent")}
-    deadline = time.monotonic() + 30
-    while True:
-        alive = {(a["host"], a["agent_type"]) for a in api.agents() if a["alive"]}
-        if wanted <= alive:
-            break
-        if time.monotonic() > deadline:
-            missing = ", ".join(f"{t} on {h}" for h, t in sorted(wanted - alive))
-            print(f"fermion lab: agents did not report in 30 s: {missing}. In embedded mode the server must be "
-                  "`fermion all-in-one` with the same state directory.", file=sys.stderr)
-            return 1
-        time.sleep(0.2)
-    ext = instances.ensure_external_network(state, api)
-    state.save(state_path(state_dir))
+        state.config = str(Path(config).resolve()) if config else ""
+        env = {k: v for k, v in os.environ.items() if k.startswith("FERMION_") and k != "FERMION_CONFIG"}
+        state.agent_env = {**env, "FERMION_STATE_DIR": str(state_dir)}
+    started: list[AgentProcess] = []
+    hosts = [h for h in args.hosts.split(",") if h]
+    if not hosts:
+        raise LabError("--hosts: name at least one host")
+    try:
+        try:
+            topology.build(state, hosts, args.dhcp_host if args.dhcp_host in hosts else hosts[-1])
+        except ValueError as err:
+            raise LabError(str(err)) from None
+        topology.build_external(state)
+        if mode == "distributed":
+            for host in state.hosts.values():
+                started += spawn_agents(state, host, _log_dir(state_dir))
+        state.save(state_path(state_dir))
+        _wait_agents(state, api, args.wait, state_dir, settings)
+        ext = instances.ensure_external_network(state, api)
+        state.save(state_path(state_dir))
+    except BaseException as err:
+        _undo_up(state, state_dir, started, fresh)
+        if isinstance(err, KeyboardInterrupt):
+            return 130
+        raise
     print(f"lab up ({mode}): hosts {', '.join(state.hosts)}; agents alive; external network {ext['name']} "
           f"({topology.EXTERNAL_CIDR}, the internet is namespace {state.external} at {topology.EXTERNAL_GATEWAY}). "
           "Next:")
     print("  openstack network create net1 && openstack subnet create --network net1 --subnet-range 10.1.0.0/24 s1")
-    print("  fermion lab boot --network net1 --host compute1 vm1")
-    print("  fermion lab boot --network net1 --host compute2 vm2")
+    names = list(state.hosts)
+    print(f"  fermion lab boot --network net1 --host {names[0]} vm1")
+    print(f"  fermion lab boot --network net1 --host {names[1 % len(names)]} vm2")
     print("  fermion lab ping vm1 vm2")
     print("  openstack router create r1 && openstack router set --external-gateway public r1 && "
           "openstack router add subnet r1 s1")
     print("  fermion lab ping vm1 external")
+    return 0
+
+
+def _server_problem(api: Api) -> str | None:
+    """None when the server answers; else why not (after waiting a little for one that is starting)."""
+    deadline = time.monotonic() + SERVER_WAIT
+    while True:
+        try:
+            api.agents()
+            return None
+        except httpx.TransportError as err:
+            if time.monotonic() > deadline:
+                return str(err) or type(err).__name__
+        except Exception as err:  # noqa: BLE001 - anything else: not a Fermion server we can use
+            return str(err)
+        time.sleep(0.2)
+
+
+def _log_dir(state_dir: Path) -> Path:
+    return state_dir / "lab-logs"
+
+
+def _agent_type(kind: str) -> str:
+    from fermion.runtime.lab import AGENT_TYPES
+
+    return AGENT_TYPES[kind]
+
+
+def _wait_agents(state: LabState, api: Api, seconds: float, state_dir: Path, settings: cfg.Settings | None,
+                 only: list[tuple[LabHost, str]] | None = None,
+                 started_before: dict[tuple[str, str], str] | None = None) -> None:
+    """Every agent (or only these (host, kind)) alive and, with started_before, started since: else LabError
+    saying why."""
+    from fermion.runtime.lab import running
+
+    only = [(h, k) for h in state.hosts.values() for k in h.kinds()] if only is None else only
+    wanted = {(h.name, _agent_type(k)) for h, k in only}
+    before = started_before or {}
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = {(a["host"], a["agent_type"]) for a in api.agents()
+                 if a["alive"] and before.get((a["host"], a["agent_type"])) != a["started_at"]}
+        if wanted <= alive:
+            return
+        for host, kind in only:
+            for proc in host.agents:
+                if proc.kind == kind and not running(proc, host):
+                    log = _log_dir(state_dir) / f"{kind}-{host.name}.log"
+                    raise LabError(f"the {kind} agent of host {host.name} exited: {_last_line(log)} (log: {log})")
+        if time.monotonic() > deadline:
+            missing = ", ".join(f"{t} on {h}" for h, t in sorted(wanted - alive))
+            raise LabError(f"agents did not report in {seconds:.0f} s: {missing}. "
+                           + _mode_hint(state, state_dir, settings))
+        time.sleep(0.2)
+
+
+def _mode_hint(state: LabState, state_dir: Path, settings: cfg.Settings | None) -> str:
+    if state.mode == "embedded" or settings is None:
+        return (f"In embedded mode the server must be `fermion all-in-one` with the same state directory "
+                f"({state_dir}).")
+    transport = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", settings.rpc.transport_url)
+    return (f"In distributed mode the server at {state.endpoint} and the agents must use the same [rpc] "
+            f"transport_url and prefix; the agents use {transport}, prefix {settings.rpc.prefix!r} "
+            f"(from {state.config or 'the environment'}). Agent logs: {_log_dir(state_dir)}")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
+def _undo_up(state: LabState, state_dir: Path, started: list[AgentProcess], fresh: bool) -> None:
+    """A failed or interrupted `lab up` leaves nothing it started running: a new lab is removed entirely."""
+    from fermion.runtime.lab import stop_agents
+
+    if fresh:
+        _teardown(state, state_dir, delete_ports=False)
+        print("fermion lab: `lab up` failed; removed what it made", file=sys.stderr)
+        return
+    for host in state.hosts.values():
+        mine = [a for a in host.agents if a in started]
+        stop_agents(host, mine)
+        host.agents = [a for a in host.agents if a not in started]
+    state.save(state_path(state_dir))
+    if started:
+        print(f"fermion lab: `lab up` failed; stopped the {len(started)} agents it started", file=sys.stderr)
+
+
+def _teardown(state: LabState, state_dir: Path, delete_ports: bool) -> None:
+    """Stop the lab's agents, delete its instances' ports, namespaces and DHCP state, forget the lab."""
+    from fermion.runtime.lab import restart_dir, stop_agents
+
+    for host in state.hosts.values():
+        stop_agents(host, host.agents)
+    if delete_ports:
+        api = Api(state.endpoint)
+        for inst in list(state.instances.values()):
+            try:
+                api.delete_port(inst.port_id)
+            except Exception:  # noqa: BLE001 - the server may be gone; the namespaces go anyway
+                pass
+    state_path(state_dir).unlink(missing_ok=True)  # embedded: the server's supervisor stops the agents
+    if state.mode == "embedded":
+        _wait_supervisor(state, state_dir)
+    gone = topology.destroy(state)
+    for name in state.hosts:
+        shutil.rmtree(state_dir / "dhcp" / name, ignore_errors=True)
+    for leftover in (state_dir / "dhcp", restart_dir(state_dir)):
+        if leftover.is_dir() and not any(leftover.iterdir()):
+            leftover.rmdir()
+    (state_dir / instances.UDHCPC_SCRIPT_NAME).unlink(missing_ok=True)
+    if delete_ports:
+        print(f"lab down: removed {len(gone)} namespaces")
+
+
+def _wait_supervisor(state: LabState, state_dir: Path, timeout: float = 15.0) -> None:
+    """Embedded mode: until the server's supervisor has stopped the agents of the lab's hosts (they would
+    otherwise rebuild what is being removed)."""
+    from fermion.runtime.lab import supervisor_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = json.loads(supervisor_status(state_dir).read_text())
+        except (OSError, ValueError):
+            return
+        if not netns.alive(int(status.get("pid", 0))) or not set(status.get("hosts", [])) & set(state.hosts):
+            return
+        time.sleep(0.1)
+
+
+def _exec(state: LabState, name: str, command: list[str]) -> int:
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise LabError("exec: give the command after --, e.g. `fermion lab exec vm1 -- ip addr`")
+    ns = instances.namespace_of(state, name)
+    sys.stdout.flush()
+    os.execvp("ip", ["ip", "netns", "exec", ns, *command])
+    return 127  # not reached
+
+
+def _restart_agent(args: argparse.Namespace, state: LabState, state_dir: Path, api: Api) -> int:
+    from fermion.runtime.lab import restart_dir, spawn_agent, stop_agents
+
+    host = state.hosts.get(args.host)
+    if host is None:
+        raise LabError(f"unknown host {args.host} (hosts: {', '.join(state.hosts)})")
+    kinds = [args.kind] if args.kind else host.kinds()
+    if any(k not in host.kinds() for k in kinds):
+        raise LabError(f"host {host.name} runs no {args.kind} agent (it runs: {', '.join(host.kinds())})")
+    before = {(a["host"], a["agent_type"]): a["started_at"] for a in api.agents()}
+    settings = None
+    if state.mode == "distributed":
+        settings = cfg.load(state.config or None, {**os.environ, **state.agent_env})
+        for kind in kinds:
+            stop_agents(host, [a for a in host.agents if a.kind == kind])
+            host.agents = [a for a in host.agents if a.kind != kind]
+            host.agents.append(spawn_agent(state, host, kind, _log_dir(state_dir)))
+        state.save(state_path(state_dir))
+    else:
+        requests = restart_dir(state_dir)
+        requests.mkdir(parents=True, exist_ok=True)
+        files = [requests / f"{host.name}.{kind}" for kind in kinds]
+        for f in files:
+            f.touch()
+        deadline = time.monotonic() + 15
+        while any(f.exists() for f in files):
+            if time.monotonic() > deadline:
+                for f in files:
+                    f.unlink(missing_ok=True)
+                raise LabError("no server restarted the agents: in embedded mode they are threads of "
+                               f"`fermion all-in-one`, which must run with the same state directory ({state_dir})")
+            time.sleep(0.1)
+    floor = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # started within the same second as the restart: started_at alone cannot tell the new agent from the old
+    before = {k: v for k, v in before.items() if v < floor}
+    _wait_agents(state, api, args.wait, state_dir, settings, [(host, k) for k in kinds], before)
+    print(f"host {host.name}: restarted {', '.join(kinds)} agent{'s' if len(kinds) > 1 else ''}; alive again")
     return 0
 
 
@@ -125,24 +328,5 @@ def _ls(state: LabState, api: Api) -> None:
         print(f"  host {host.name:<12} underlay {host.underlay_ip:<13} {status or 'no agents'}")
     for inst in state.instances.values():
         port = api.port(inst.port_id)
-        status = port["status"] if port else "port deleted"
-        print(f"  instance {inst.name:<10} on {inst.host:<10} ip {inst.ip or '-':<15} mac {inst.mac} port {status}")
-
-
-def _down(state: LabState, path: Path) -> int:
-    for host in state.hosts.values():
-        for pid in host.pids:
-            if netns.alive(pid):
-                os.kill(pid, signal.SIGTERM)
-    api = Api(state.endpoint)
-    for inst in list(state.instances.values()):
-        try:
-            api.delete_port(inst.port_id)
-        except Exception:  # noqa: BLE001 - the server may be gone; the namespaces go anyway
-            pass
-    path.unlink(missing_ok=True)  # embedded: the server's supervisor stops the agents
-    time.sleep(1.5 if state.mode == "embedded" else 0)
-    gone = topology.destroy(state)
-    print(f"lab down: removed {len(gone)} namespaces")
-    return 0
-
+        status = f"port {port['status']}" if port else "port deleted"
+        print(f"  instance {inst.name:<10} on {inst.host:<10} ip {inst.ip or '-':<15} mac {inst.mac} {status}")

@@ -94,9 +94,24 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) 
     return 0
 
 
+def _port_taken(settings: cfg.Settings) -> bool:
+    """Say so (and by which process) before anything else is printed or done."""
+    from fermion.cli.ports import taken_by
+
+    s = settings.server
+    holder = taken_by(s.host, s.port)
+    if holder:
+        print(f"fermion: cannot serve on {s.host}:{s.port}: the port is taken by {holder}. Is Fermion already "
+              "running? Stop that process, or choose another port ([server] port in the --config file).",
+              file=sys.stderr)
+    return holder is not None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers)
-    return serve(settings.validate())
+    settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers).validate()
+    if _port_taken(settings):
+        return 1
+    return serve(settings)
 
 
 def cmd_all_in_one(args: argparse.Namespace) -> int:
@@ -104,6 +119,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     from fermion.db.engine import Database
 
     settings = _load(args)
+    if _port_taken(settings):
+        return 1
     url = settings.database_url
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
@@ -192,28 +209,51 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     from fermion.lab.state import DEFAULT_HOSTS
 
+    endpoint = os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696")
     p_lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
-    p_lab.add_argument("--endpoint", default=os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696"))
-    p_lab.add_argument("--config", help="TOML config file (distributed mode reads [rpc] from it)")
+    p_lab.add_argument("--endpoint", default=endpoint, help=f"the Fermion server (default: {endpoint})")
+    p_lab.add_argument("--config", help="TOML config file (distributed mode starts the agents with it)")
     verbs = p_lab.add_subparsers(dest="verb", required=True)
-    p = verbs.add_parser("up", help="create emulated hosts and start their agents")
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help)
+        # accepted after the verb too (`lab up --config X`); SUPPRESS keeps a value given before it
+        p.add_argument("--endpoint", default=argparse.SUPPRESS, help="the Fermion server (lab up)")
+        p.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file (distributed mode)")
+        return p
+
+    p = verb("up", "create emulated hosts and start their agents")
     p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
-    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP agent")
+    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP and L3 agents")
     p.add_argument("--distributed", action="store_true",
-                   help="agents as processes over RabbitMQ ([rpc] transport_url) instead of in the server")
+                   help="agents as `fermion agent` processes over RabbitMQ ([rpc] of --config) instead of "
+                        "threads of the all-in-one server")
     p.add_argument("--prefix", default="fl", help="namespace name prefix")
-    p = verbs.add_parser("boot", help="plug an instance into a network on a host (DHCP address)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
+    p = verb("boot", "plug an instance into a network on a host (DHCP address)")
     p.add_argument("--network", required=True)
     p.add_argument("--host", required=True)
+    p.add_argument("--security-group", action="append", metavar="GROUP",
+                   help="security group name or id (repeatable; default: the project's default group)")
+    p.add_argument("--fixed-ip", metavar="IP", help="the port's address (default: one the server picks)")
+    p.add_argument("--no-port-security", action="store_true",
+                   help="port_security_enabled false: no security groups, no anti-spoofing")
     p.add_argument("name")
-    p = verbs.add_parser("ping", help="ping from an instance (or 'external') to another, 'external' or an address")
+    p = verb("ping", "ping from an instance (or 'external') to another, 'external' or an address")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("-c", "--count", type=int, default=3)
-    verbs.add_parser("ls", help="hosts, agents and instances")
-    p = verbs.add_parser("rm", help="delete an instance and its port")
+    p = verb("exec", "run a command in an instance's namespace (or 'external', or a host's)")
     p.add_argument("name")
-    verbs.add_parser("down", help="delete everything the lab made")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command and its arguments")
+    verb("ls", "hosts, agents and instances")
+    p = verb("rm", "delete an instance and its port")
+    p.add_argument("name")
+    p = verb("restart-agent", "restart a host's agents (all, or one kind); the kernel state stays")
+    p.add_argument("host")
+    p.add_argument("kind", nargs="?", choices=["l2", "dhcp", "l3"])
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
+    verb("down", "delete everything the lab made")
     p_lab.set_defaults(func=cmd_lab)
 
 

@@ -4,7 +4,9 @@ from an opts file, reloaded with SIGHUP when only those change, restarted when i
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import netaddr
 
 from fermion.dataplane import DataplaneError, netns
 
+LOG = logging.getLogger(__name__)
 LEASE_SECONDS = 86400
 DOMAIN = "openstacklocal"
 
@@ -148,6 +151,35 @@ class Dnsmasq:
             raise DataplaneError(f"dnsmasq for network {cfg.network_id} failed to start: {proc.stderr.strip()}")
         stamp.write_text(digest)
         return action
+
+    def leases(self) -> list[tuple[str, str]]:
+        """(mac, address) of dnsmasq's IPv4 leases (lease file lines: expiry mac address name client-id)."""
+        try:
+            text = (self.workdir / "leases").read_text()
+        except OSError:
+            return []
+        found = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] != "duid" and ":" not in parts[2]:
+                found.append((parts[1].lower(), parts[2]))
+        return found
+
+    def release_stale(self, cfg: Config) -> list[str]:
+        """Release the leases no host entry stands behind any more (a deleted port, a changed address or MAC),
+        with dnsmasq's dhcp_release as Neutron's DHCP agent does: the lease leaves the lease file now, not when
+        it expires. Returns the released addresses."""
+        wanted = {(h.mac.lower(), h.ip) for h in cfg.hosts}
+        stale = [(mac, ip) for mac, ip in self.leases() if (mac, ip) not in wanted]
+        if not stale:
+            return []
+        if shutil.which("dhcp_release") is None:
+            LOG.warning("dhcp_release (Debian package dnsmasq-utils) is missing: %d stale leases of network %s "
+                        "stay until they expire", len(stale), cfg.network_id)
+            return []
+        for mac, ip in stale:
+            netns.run(["ip", "netns", "exec", cfg.namespace, "dhcp_release", cfg.interface, ip, mac], check=False)
+        return [ip for _, ip in stale]
 
     def stop(self) -> None:
         pid = self.pid()

@@ -15,6 +15,7 @@ from fermion.dataplane import naming, netns, veth
 from fermion.lab.state import LabInstance, LabState
 from fermion.lab.topology import EXTERNAL_CIDR, EXTERNAL_GATEWAY, EXTERNAL_POOL
 
+UDHCPC_SCRIPT_NAME = "udhcpc.sh"
 # udhcpc's default script would rewrite the machine's /etc/resolv.conf (mount namespace is shared)
 UDHCPC_SCRIPT = """#!/bin/sh
 case "$1" in
@@ -61,6 +62,20 @@ class Api:
             raise LabError(f"network {name_or_id!r}: {'not found' if not nets else 'name is ambiguous'}")
         return nets[0]
 
+    def security_group(self, name_or_id: str, project_id: str) -> dict[str, Any]:
+        """By id, or by name among the project's groups (every project has its own "default")."""
+        if re.fullmatch(r"[0-9a-f-]{36}", name_or_id):
+            resp = self.http.get(f"/v2.0/security-groups/{name_or_id}")
+            if resp.status_code != 404:
+                return self._ok(resp)["security_group"]
+        found = self._ok(self.http.get("/v2.0/security-groups", params={"name": name_or_id,
+                                                                        "project_id": project_id}))
+        groups = found["security_groups"]
+        if len(groups) != 1:
+            raise LabError(f"security group {name_or_id!r} of project {project_id}: "
+                           f"{'not found' if not groups else 'name is ambiguous'}")
+        return groups[0]
+
     def create_port(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._ok(self.http.post("/v2.0/ports", json={"port": body}))["port"]
 
@@ -102,7 +117,11 @@ def ensure_external_network(state: LabState, api: Api) -> dict[str, Any]:
 
 
 def boot(state: LabState, api: Api, state_dir: Path, network: str, host: str, name: str,
-         dhcp_timeout: float = 20.0) -> LabInstance:
+         dhcp_timeout: float = 20.0, security_groups: list[str] | None = None, fixed_ip: str | None = None,
+         port_security: bool = True) -> LabInstance:
+    """Plug an instance into the network on the host. The port gets the security groups (names or ids; none
+    given: the project's default), the fixed address and port security as asked, as `openstack port create`
+    would give them."""
     if name in state.instances:
         raise LabError(f"instance {name} already exists")
     if host not in state.hosts:
@@ -110,8 +129,15 @@ def boot(state: LabState, api: Api, state_dir: Path, network: str, host: str, na
     if not re.fullmatch(r"[A-Za-z0-9-]{1,40}", name):
         raise LabError(f"instance name {name!r}: use letters, digits and '-'")
     net = api.network(network)
-    port = api.create_port({"network_id": net["id"], "name": name, "device_owner": "compute:nova",
-                            "device_id": name, "binding:host_id": host, "project_id": net["project_id"]})
+    body: dict[str, Any] = {"network_id": net["id"], "name": name, "device_owner": "compute:nova",
+                            "device_id": name, "binding:host_id": host, "project_id": net["project_id"]}
+    if security_groups:
+        body["security_groups"] = [api.security_group(g, net["project_id"])["id"] for g in security_groups]
+    if fixed_ip:
+        body["fixed_ips"] = [{"ip_address": fixed_ip}]
+    if not port_security:
+        body["port_security_enabled"] = False
+    port = api.create_port(body)
     if port.get("binding:vif_type") in ("binding_failed", "unbound"):
         api.delete_port(port["id"])
         reason = (port.get("binding:vif_details") or {}).get("error", "no agent could bind it")
@@ -130,7 +156,7 @@ def boot(state: LabState, api: Api, state_dir: Path, network: str, host: str, na
 
 
 def dhcp(inst: LabInstance, state_dir: Path, timeout: float) -> str | None:
-    script = state_dir / "udhcpc.sh"
+    script = state_dir / UDHCPC_SCRIPT_NAME
     if not script.exists() or script.read_text() != UDHCPC_SCRIPT:
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(UDHCPC_SCRIPT)
@@ -182,6 +208,9 @@ def wait_port_status(api: Api, port_id: str, status: str, timeout: float = 15.0)
 
 
 def namespace_of(state: LabState, name: str) -> str:
+    """An instance's namespace, the external one ("external") or a host's."""
+    if name not in state.instances and name in state.hosts:
+        return state.hosts[name].netns
     if name == "external":
         if not state.external:
             raise LabError("this lab has no external namespace (run `fermion lab up` again)")

@@ -14,12 +14,25 @@ DEFAULT_HOSTS = ("compute1", "compute2", "network1")
 
 
 @dataclass
+class AgentProcess:
+    """A `fermion agent` process the lab started (distributed mode)."""
+
+    kind: str  # l2 | dhcp | l3
+    pid: int
+    start: int = 0  # start time from /proc/PID/stat: tells our process from a later one with the same PID
+
+
+@dataclass
 class LabHost:
     name: str
     netns: str
     underlay_ip: str
     dhcp: bool = False
-    pids: list[int] = field(default_factory=list)  # agent processes (distributed mode)
+    agents: list[AgentProcess] = field(default_factory=list)  # distributed mode
+
+    def kinds(self) -> list[str]:
+        """The agents this host runs: every host a Linux-bridge agent, the network node DHCP and L3 too."""
+        return ["l2", "dhcp", "l3"] if self.dhcp else ["l2"]
 
 
 @dataclass
@@ -47,6 +60,8 @@ class LabState:
     external_physnet: str = "external"
     external: str = ""  # the namespace that plays the internet
     external_network_id: str = ""
+    config: str = ""  # distributed mode: the config file the agents are started with
+    agent_env: dict[str, str] = field(default_factory=dict)  # and the FERMION_* environment
 
     def mappings(self) -> dict[str, str]:
         return {self.physnet: self.physical_interface, self.external_physnet: self.external_interface}
@@ -63,9 +78,16 @@ class LabState:
             data: dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        hosts = {k: LabHost(**v) for k, v in data.pop("hosts", {}).items()}
+        hosts = {k: _host(v) for k, v in data.pop("hosts", {}).items()}
         instances = {k: LabInstance(**v) for k, v in data.pop("instances", {}).items()}
         return cls(**data, hosts=hosts, instances=instances)
+
+
+def _host(data: dict[str, Any]) -> LabHost:
+    agents = [AgentProcess(**a) for a in data.pop("agents", [])]
+    # written before agents were recorded with their kind and start time: identified by command line
+    agents += [AgentProcess(kind="", pid=pid) for pid in data.pop("pids", [])]
+    return LabHost(**data, agents=agents)
 
 
 def state_path(state_dir: Path) -> Path:

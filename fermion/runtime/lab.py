@@ -3,6 +3,7 @@ supervisor that follows the lab's state file) or `fermion agent` processes (dist
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -10,22 +11,43 @@ import sys
 import threading
 from pathlib import Path
 
+from fermion.agent.dhcp.agent import AGENT_TYPE as DHCP_AGENT
+from fermion.agent.l2.agent import AGENT_TYPE as L2_AGENT
+from fermion.agent.l3.agent import AGENT_TYPE as L3_AGENT
 from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
-from fermion.lab.state import LabHost, LabState
+from fermion.dataplane import netns
+from fermion.lab.state import AgentProcess, LabHost, LabState
 from fermion.rpc.transport import Transport
 from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent
 
 LOG = logging.getLogger(__name__)
+AGENT_TYPES = {"l2": L2_AGENT, "dhcp": DHCP_AGENT, "l3": L3_AGENT}
+
+
+def restart_dir(state_dir: Path) -> Path:
+    """Embedded mode: `fermion lab restart-agent` leaves a file HOST.KIND here; the supervisor restarts that
+    agent and removes the file."""
+    return state_dir / "lab-restart"
+
+
+def supervisor_status(state_dir: Path) -> Path:
+    """Embedded mode: the supervisor's process and the hosts whose agents it runs (absent: none)."""
+    return state_dir / "lab-agents.json"
+
+
+def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
+                state_dir: Path) -> AgentRuntime:
+    if kind == "dhcp":
+        return dhcp_agent(settings, transport, host.name, host.netns, state_dir)
+    if kind == "l3":
+        return l3_agent(settings, transport, host.name, host.netns)
+    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings())
 
 
 def build_agents(settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
                  state_dir: Path) -> list[AgentRuntime]:
-    agents = [l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings())]
-    if host.dhcp:  # the network node: DHCP and routers
-        agents.append(dhcp_agent(settings, transport, host.name, host.netns, state_dir))
-        agents.append(l3_agent(settings, transport, host.name, host.netns))
-    return agents
+    return [build_agent(kind, settings, transport, state, host, state_dir) for kind in host.kinds()]
 
 
 class LabSupervisor:
@@ -37,6 +59,7 @@ class LabSupervisor:
         self.state_file = state_file
         self.poll = poll
         self.running: dict[str, list[AgentRuntime]] = {}
+        self._published: list[str] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -52,6 +75,7 @@ class LabSupervisor:
             for agent in agents:
                 agent.stop()
         self.running.clear()
+        supervisor_status(self.state_file.parent).unlink(missing_ok=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -75,24 +99,97 @@ class LabSupervisor:
                     agent.start()
                 self.running[name] = agents
                 LOG.info("lab: started agents for host %s", name)
+        if state is not None:
+            self._restart_requested(state)
+        self._publish()
+
+    def _restart_requested(self, state: LabState) -> None:
+        requests = restart_dir(self.state_file.parent)
+        for request in sorted(requests.glob("*.*")) if requests.is_dir() else []:
+            name, _, kind = request.name.partition(".")
+            agents = self.running.get(name, [])
+            for i, agent in enumerate(agents):
+                if agent.driver.agent_type == AGENT_TYPES.get(kind):
+                    agent.stop()  # the kernel state stays; the new agent resyncs and finds it in place
+                    agents[i] = build_agent(kind, self.settings, self.transport, state, state.hosts[name],
+                                            self.state_file.parent)
+                    agents[i].start()
+                    LOG.info("lab: restarted the %s agent of host %s", kind, name)
+            request.unlink(missing_ok=True)
+
+    def _publish(self) -> None:
+        hosts = sorted(self.running)
+        if hosts != self._published:
+            path = supervisor_status(self.state_file.parent)
+            if hosts:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"pid": os.getpid(), "hosts": hosts}))
+                os.replace(tmp, path)
+            else:
+                path.unlink(missing_ok=True)
+            self._published = hosts
 
 
-def spawn_agents(state: LabState, host: LabHost, log_dir: Path, env: dict[str, str] | None = None) -> list[int]:
-    """Distributed mode: one `fermion agent` process per agent, in the root namespace, managing the host's
-    namespace from outside (--netns)."""
+# ---------------------------------------------------------------- distributed mode: agent processes
+def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
+    """One `fermion agent` in the root namespace, managing the host's namespace from outside (--netns), with
+    the lab's whole configuration (transport URL, RPC prefix, agent intervals)."""
+    argv = [sys.executable, "-m", "fermion.cli.main", "agent", kind, "--host", host.name, "--netns", host.netns]
+    if state.config:
+        argv += ["--config", state.config]
+    if kind == "l2":
+        mappings = ",".join(f"{k}:{v}" for k, v in state.mappings().items())
+        argv += ["--local-ip", host.underlay_ip, "--physical-interface-mappings", mappings]
+    return argv
+
+
+def spawn_agent(state: LabState, host: LabHost, kind: str, log_dir: Path) -> AgentProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
-    base = [sys.executable, "-m", "fermion.cli.main", "agent"]
-    mappings = ",".join(f"{k}:{v}" for k, v in state.mappings().items())
-    commands = [[*base, "l2", "--host", host.name, "--netns", host.netns, "--local-ip", host.underlay_ip,
-                 "--physical-interface-mappings", mappings]]
-    if host.dhcp:
-        commands.append([*base, "dhcp", "--host", host.name, "--netns", host.netns])
-        commands.append([*base, "l3", "--host", host.name, "--netns", host.netns])
-    pids = []
-    for argv in commands:
-        log = open(log_dir / f"{argv[4]}-{host.name}.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
-        log.close()
-        pids.append(proc.pid)
-    return pids
+    log = open(log_dir / f"{kind}-{host.name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(agent_argv(state, host, kind), stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **state.agent_env}, start_new_session=True)
+    log.close()
+    return AgentProcess(kind=kind, pid=proc.pid, start=start_time(proc.pid) or 0)
+
+
+def spawn_agents(state: LabState, host: LabHost, log_dir: Path) -> list[AgentProcess]:
+    """Start the host's agents that are not running; record them in the host. Returns those started."""
+    host.agents = [a for a in host.agents if running(a, host)]
+    have = {a.kind for a in host.agents}
+    started = [spawn_agent(state, host, kind, log_dir) for kind in host.kinds() if kind not in have]
+    host.agents += started
+    return started
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot, field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def running(proc: AgentProcess, host: LabHost) -> bool:
+    """The process the lab started is still running (not a later process that reuses its PID)."""
+    if not netns.alive(proc.pid):
+        return False
+    if proc.start:
+        return start_time(proc.pid) == proc.start
+    try:  # recorded without a start time: known by its command line
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"agent" in cmdline and host.netns.encode() in cmdline
+
+
+def stop_agents(host: LabHost, procs: list[AgentProcess], timeout: float = 5.0) -> None:
+    """Stop those of the processes that are still ours (SIGTERM, then SIGKILL after timeout)."""
+    victims = [p.pid for p in procs if running(p, host)]
+    netns.terminate(victims, timeout)
+    for pid in victims:
+        try:  # our child when this process started it: do not leave a zombie
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

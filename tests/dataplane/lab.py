@@ -7,6 +7,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -125,6 +126,27 @@ def reply_times(proc: subprocess.Popen[str]) -> list[float]:
     proc.terminate()
     out, _ = proc.communicate(timeout=10)
     return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+
+
+def lost_during(lab: Lab, src: str, dst: str, action: Any, settle: float = 1.0) -> tuple[int, list[int]]:
+    """Ping every 20 ms from src to dst while action() runs (and settle seconds around it). Returns how many
+    echo requests went out and the sequence numbers that got no reply, not counting the last one, which may
+    still have been on its way when the ping was stopped."""
+    target = lab.state.instances[dst].ip
+    assert target
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.state.instances[src].netns, "ping", "-i", "0.02", "-W", "1",
+                             target], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(settle)
+        action()
+        time.sleep(settle)
+        assert proc.poll() is None, "the ping ended early"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    sent, _ = loss_of(out)
+    replied = {int(m) for m in re.findall(r"icmp_seq=(\d+) ", out)}
+    return sent, [seq for seq in range(1, sent) if seq not in replied]
 
 
 def loss_of(output: str) -> tuple[int, int]:

@@ -79,10 +79,10 @@ def dlab(tmp_path: Path) -> Iterator[Lab]:
                 agent_env = {"FERMION_TRANSPORT_URL": f"amqp://guest:guest@127.0.0.1:{proxy_port}//",
                              "FERMION_CONFIG": str(config), "FERMION_RPC_PREFIX": prefix,
                              "FERMION_STATE_DIR": str(tmp_path)}
+                lab.state.agent_env = agent_env
                 try:
                     for host in lab.state.hosts.values():
-                        host.pids = spawn_agents(lab.state, host, tmp_path / "logs", agent_env)
-                        pids += host.pids
+                        pids += [a.pid for a in spawn_agents(lab.state, host, tmp_path / "logs")]
                     lab.extra.update(server=server, proxy=proxy, logs=tmp_path / "logs")
                     lab.wait_agents(timeout=45)
                     yield lab

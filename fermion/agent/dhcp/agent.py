@@ -79,9 +79,13 @@ class DhcpAgent:
                                     host_routes=tuple((r["destination"], r["nexthop"]) for r in s.host_routes),
                                     ipv6_address_mode=s.ipv6_address_mode) for s in net.subnets),
             hosts=tuple(dm.Host(mac=h.mac, ip=h.ip, subnet_id=h.subnet_id) for h in net.hosts))
-        action = dm.Dnsmasq(self.state_dir / net.id).ensure(cfg)
+        dnsmasq = dm.Dnsmasq(self.state_dir / net.id)
+        action = dnsmasq.ensure(cfg)
         if action != "unchanged":
             LOG.info("dnsmasq for network %s on host %s: %s", net.id, self.host, action)
+        released = dnsmasq.release_stale(cfg)
+        if released:
+            LOG.info("released the DHCP leases of %s on network %s", ", ".join(released), net.id)
 
     def _remove(self, network_id: str) -> None:
         workdir = self.state_dir / network_id

@@ -33,9 +33,21 @@ class LinuxBridgeDriver:
                 return None
             return f"the agent on host {agent.host} has no VXLAN tunnel address configured"
         if kind == "vlan":
-            return ("VLAN networks need 802.1Q devices or bridge vlan_filtering, which this kernel lacks; "
-                    "use the openvswitch mechanism driver for VLAN segments")
-        return f"{kind} tunnels are not available in this kernel for Linux bridges"
+            why = "VLAN segments need 802.1Q devices or bridge vlan_filtering, which this kernel lacks"
+        else:
+            why = f"{kind} tunnels are not available in this kernel for Linux bridges"
+        return f"{why}; the {AGENT_TYPE} on host {agent.host} carries {_carried(conf)} segments"
 
     def vif_details(self, segment: Segment) -> dict[str, Any]:
         return {"port_filter": True, "connectivity": "l2"}
+
+
+def _carried(conf: dict[str, Any]) -> str:
+    """The segment types an agent with this configuration carries, for binding failures to point at."""
+    kinds = ["local"]
+    mappings = conf.get("interface_mappings") or {}
+    if mappings:
+        kinds.append(f"flat (physical networks {', '.join(sorted(mappings))})")
+    if "vxlan" in (conf.get("tunnel_types") or []) and conf.get("tunneling_ip"):
+        kinds.append("vxlan")
+    return ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0]

@@ -1,0 +1,147 @@
+"""`fermion lab up --distributed` as the README writes it: a `fermion serve` and a config file per deployment,
+agents started by the lab as processes over the machine's RabbitMQ, each deployment with its own RPC prefix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fermion.dataplane import netns
+from fermion.lab.instances import Api
+from fermion.lab.state import LabState, state_path
+from tests.dataplane.lab import Lab, lost_during, require_root
+from tests.fullstack.test_distributed import RABBIT, Server, _drop_broker_objects
+from tests.support.servers import (
+    fermion_cmd,
+    postgres_available,
+    rabbitmq_available,
+    temporary_database,
+)
+
+L2, DHCP, L3 = "Linux bridge agent", "DHCP agent", "L3 agent"
+
+
+@dataclass
+class Deployment:
+    config: Path
+    server: Server
+    state_dir: Path  # the lab's (FERMION_STATE_DIR of the `fermion lab` commands)
+    lab_prefix: str
+    rpc_prefix: str
+
+    def lab(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`fermion lab ...` with nothing from the environment: the agents' settings come from --config."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERMION_")}
+        env["FERMION_STATE_DIR"] = str(self.state_dir)
+        return subprocess.run(fermion_cmd("lab", *args), env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def agents(self) -> set[tuple[str, str]]:
+        return {(a["host"], a["agent_type"]) for a in Api(self.server.endpoint).agents()}
+
+    def agent_pids(self) -> set[int]:
+        """The agent processes running for this lab's hosts, as `ps` shows them (looked at, never killed)."""
+        found = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"agent" in argv and any(a.startswith(f"{self.lab_prefix}-".encode()) for a in argv):
+                found.add(int(pid))
+        return found
+
+
+@contextmanager
+def deployment(tmp_path: Path, name: str) -> Iterator[Deployment]:
+    require_root()
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    if not rabbitmq_available(*RABBIT):
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
+    home = tmp_path / name
+    home.mkdir()
+    rpc_prefix = f"fermion-test-{uuid.uuid4().hex[:8]}"
+    with temporary_database("postgres", home) as url:
+        config = home / "distributed.toml"
+        config.write_text(f'[database]\nurl = "{url}"\n\n[rpc]\ntransport_url = "amqp://guest:guest@{RABBIT[0]}:'
+                          f'{RABBIT[1]}//"\nprefix = "{rpc_prefix}"\n\n[agents]\nreport_interval = 1.0\n'
+                          "agent_down_time = 6.0\nresync_interval = 5.0\n")
+        env = {**os.environ, "FERMION_CONFIG": str(config), "FERMION_STATE_DIR": str(home / "server")}
+        subprocess.run(fermion_cmd("db", "upgrade"), env=env, check=True, capture_output=True)
+        server = Server(url, env, home / "server.log")
+        dep = Deployment(config, server, home / "lab", "ft" + uuid.uuid4().hex[:6], rpc_prefix)
+        try:
+            server.start()
+            yield dep
+        finally:
+            if state_path(dep.state_dir).exists():
+                dep.lab("down")
+            server.kill()
+            for ns in netns.names(f"{dep.lab_prefix}-"):
+                netns.delete(ns)
+            _drop_broker_objects(rpc_prefix)
+    assert not dep.agent_pids(), "agent processes left behind"
+
+
+def test_two_distributed_labs_on_one_broker_restart_and_down(tmp_path: Path) -> None:
+    with deployment(tmp_path, "a") as a, deployment(tmp_path, "b") as b:
+        up = a.lab("up", "--distributed", "--config", str(a.config), "--endpoint", a.server.endpoint,
+                   "--prefix", a.lab_prefix, "--hosts", "ca,na", "--dhcp-host", "na")
+        assert up.returncode == 0, up.stderr
+        assert "lab up (distributed): hosts ca, na; agents alive" in up.stdout
+        # the options before the verb still work
+        up = b.lab("--endpoint", b.server.endpoint, "--config", str(b.config), "up", "--distributed",
+                   "--prefix", b.lab_prefix, "--hosts", "nb")
+        assert up.returncode == 0, up.stderr
+        # the agents have the whole config, RPC prefix included: each server sees its own lab's agents only
+        assert a.agents() == {("ca", L2), ("na", L2), ("na", DHCP), ("na", L3)}
+        assert b.agents() == {("nb", L2), ("nb", DHCP), ("nb", L3)}
+        assert len(a.agent_pids()) == 4 and len(b.agent_pids()) == 3
+
+        api = Api(a.server.endpoint)
+        net = api.post("networks", {"name": "blue"})
+        api.post("subnets", {"network_id": net["id"], "cidr": "10.29.0.0/24", "ip_version": 4})
+        for host, vm in (("ca", "vm1"), ("na", "vm2")):
+            boot = a.lab("boot", "--network", "blue", "--host", host, vm)
+            assert boot.returncode == 0, boot.stderr
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab = Lab(api=api, state=state, state_dir=a.state_dir)
+        before = a.agent_pids()
+        done: list[subprocess.CompletedProcess[str]] = []
+        sent, lost = lost_during(lab, "vm1", "vm2", lambda: done.append(a.lab("restart-agent", "ca", "l2")))
+        assert done[0].returncode == 0 and "host ca: restarted l2 agent; alive again" in done[0].stdout, done[0].stderr
+        assert sent > 50 and not lost, f"{len(lost)} of {sent} echo requests lost: {lost}"
+        after = a.agent_pids()
+        assert len(after) == 4 and len(before & after) == 3  # a new l2 process on ca, the others kept
+
+        down = a.lab("down")
+        assert down.returncode == 0, down.stderr
+        assert not a.agent_pids()  # also the one started by the restart
+        assert not netns.names(f"{a.lab_prefix}-")
+        assert len(b.agent_pids()) == 3 and b.agents() == {("nb", L2), ("nb", DHCP), ("nb", L3)}  # untouched
+
+
+def test_a_failed_distributed_up_leaves_nothing_running(tmp_path: Path) -> None:
+    with deployment(tmp_path, "a") as a:
+        other = a.config.with_name("other.toml")  # a prefix no server listens on
+        other.write_text(a.config.read_text().replace(a.rpc_prefix, f"{a.rpc_prefix}-other"))
+        try:
+            up = a.lab("up", "--distributed", "--config", str(other), "--endpoint", a.server.endpoint,
+                       "--prefix", a.lab_prefix, "--wait", "4")
+        finally:
+            _drop_broker_objects(f"{a.rpc_prefix}-other")
+        assert up.returncode == 1
+        assert "agents did not report in 4 s" in up.stderr, up.stderr
+        assert f"prefix '{a.rpc_prefix}-other' (from {other})" in up.stderr
+        assert "embedded" not in up.stderr
+        assert not a.agent_pids()  # all five agents it started are stopped
+        assert not netns.names(f"{a.lab_prefix}-") and not state_path(a.state_dir).exists()
