@@ -235,7 +235,12 @@ while True:
 
 SESSION = """
 import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[5]),
+                                 source_address=('0.0.0.0', int(sys.argv[4])))
+except OSError as err:
+    print('refused', err, flush=True)
+    sys.exit(0)
 c.settimeout(float(sys.argv[3]))
 f = c.makefile('rw')
 print('connected', flush=True)
@@ -264,11 +269,15 @@ def echo_server(ns: str, port: int) -> Iterator[None]:
 class Session:
     """One long-lived TCP connection from a namespace: say() sends a line and returns the echo."""
 
-    def __init__(self, ns: str, ip: str, port: int, wait: float = 3.0) -> None:
-        """wait: how long a line waits for its echo before say() answers with an error."""
+    def __init__(self, ns: str, ip: str, port: int, wait: float = 3.0, source_port: int = 0,
+                 must_connect: bool = True, connect_timeout: float = 5.0) -> None:
+        """wait: how long a line waits for its echo before say() answers with an error; source_port: the
+        connection's own port (0: any)."""
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SESSION, ip, str(port),
-                                      str(wait)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self._line(10) == "connected"
+                                      str(wait), str(source_port), str(connect_timeout)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.connected = self._line(connect_timeout + 5) == "connected"
+        assert self.connected or not must_connect, "the connection was not accepted"
 
     def _line(self, timeout: float) -> str:
         assert self.proc.stdout is not None

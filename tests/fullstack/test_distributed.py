@@ -187,7 +187,9 @@ def test_distributed_security_groups_and_tenant_isolation(dlab: Lab) -> None:
 
 def test_distributed_changes_cut_the_connections_they_no_longer_allow(dlab: Lab) -> None:
     """Rule deleted, groups changed, a remote member leaving, port security on, port deleted: within a second
-    of the API call the flows that lost their rule stop, agents as processes over RabbitMQ."""
-    from tests.dataplane.test_security import revocation_scenario
+    of the API call the flows that lost their rule stop, agents as processes over RabbitMQ; and two tenants
+    with the same addresses on one host keep their own connection state."""
+    from tests.dataplane.test_security import revocation_scenario, same_addresses_scenario
 
     revocation_scenario(dlab)
+    same_addresses_scenario(dlab)
