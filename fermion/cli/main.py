@@ -209,9 +209,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     from fermion.lab.state import DEFAULT_HOSTS
 
-    endpoint = os.environ.get("FERMION_ENDPOINT", "http://127.0.0.1:9696")
+    # the server the openstack CLI is pointed at, unless told otherwise
+    endpoint = (os.environ.get("FERMION_ENDPOINT") or os.environ.get("OS_NETWORK_ENDPOINT_OVERRIDE")
+                or "http://127.0.0.1:9696")
     p_lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
-    p_lab.add_argument("--endpoint", default=endpoint, help=f"the Fermion server (default: {endpoint})")
+    p_lab.add_argument("--endpoint", default=endpoint, help="the Fermion server (default: $FERMION_ENDPOINT, "
+                       f"$OS_NETWORK_ENDPOINT_OVERRIDE or http://127.0.0.1:9696; now {endpoint})")
     p_lab.add_argument("--config", help="TOML config file (distributed mode starts the agents with it)")
     verbs = p_lab.add_subparsers(dest="verb", required=True)
 
@@ -228,7 +231,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distributed", action="store_true",
                    help="agents as `fermion agent` processes over RabbitMQ ([rpc] of --config) instead of "
                         "threads of the all-in-one server")
-    p.add_argument("--prefix", default="fl", help="namespace name prefix")
+    p.add_argument("--prefix", default=os.environ.get("FERMION_LAB_PREFIX", "fl"),
+                   help="namespace name prefix (default: $FERMION_LAB_PREFIX or fl)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
     p = verb("boot", "plug an instance into a network on a host (DHCP address)")
     p.add_argument("--network", required=True)
