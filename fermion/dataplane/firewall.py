@@ -1,6 +1,6 @@
 """Security groups on a Linux-bridge host, enforced with nftables (Neutron's semantics).
 
-The kernel has no conntrack in the nft bridge family (shared/PLATFORM.md §5), so the work is split in two
+The kernel has no conntrack in the nft bridge family (docs/kernel.md), so the work is split in two
 tables of ours, both named ``fermion_sg``.  Ports with the same groups (and statefulness) share a *profile*;
 the tables hold one small chain set per profile and per group, and a port adds only set and map elements, so
 loading 1,000 ports is a handful of commands rather than tens of thousands.

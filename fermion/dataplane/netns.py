@@ -1,5 +1,5 @@
 """Network namespaces. Created from the root mount namespace with `ip netns add` (never from inside
-`ip netns exec`: the bind mount would land in a private mount namespace, shared/PLATFORM.md)."""
+`ip netns exec`: the bind mount would land in a private mount namespace, docs/kernel.md)."""
 
 from __future__ import annotations
 

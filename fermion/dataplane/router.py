@@ -1,7 +1,7 @@
 """A Neutron-style router: namespace qrouter-<id> with qr- (tenant) and qg- (external) veths, forwarding on,
 the routes we own (our own route protocol number), and NAT as one nftables table replaced atomically in a
 single `nft -f` transaction, so conntrack entries and their NAT bindings survive every change
-(shared/PLATFORM.md §4). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
+(docs/kernel.md). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
 elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address.
 
 ensure() is idempotent and level-triggered: it observes the namespace, changes only what differs and

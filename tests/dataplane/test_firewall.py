@@ -184,7 +184,7 @@ class Bed:
         assert proc.stdout.readline().strip() == "ready"
 
     def arping(self, src: str, dst: str, sender: str) -> bool:
-        """An ARP request with this sender IP answered? (Habets arping, shared/PLATFORM.md)"""
+        """An ARP request with this sender IP answered? (Habets arping, docs/kernel.md)"""
         if shutil.which("arping") is None:
             pytest.skip("arping is not installed")
         return self.run(src, "arping", "-c", "2", "-w", "2", "-i", "eth0", "-S", sender, dst).returncode == 0

@@ -1,5 +1,5 @@
 """The Linux-bridge mechanism driver: one kernel bridge per network, VXLAN in the kernel, flat networks on a
-physical interface. Kernel facts (shared/PLATFORM.md): no 802.1Q devices and no GRE/Geneve here, so
+physical interface. Kernel facts (docs/kernel.md): no 802.1Q devices and no GRE/Geneve here, so
 VLAN, GRE and Geneve segments cannot be bound by this agent (Open vSwitch will carry them)."""
 
 from __future__ import annotations
