@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +48,38 @@ def nft(ns: str, *args: str) -> str:
                           check=False).stdout
 
 
+class RuleMonitor:
+    """`nft monitor rules` in a namespace: when each rule change reached the kernel, as it happened (polling
+    `nft list` of a 1,000-rule chain would cost tens of ms a time and steal the agent's CPU)."""
+
+    def __init__(self, ns: str) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "monitor", "rules"], stdout=subprocess.PIPE,
+                                     text=True)
+        self.seen: list[tuple[float, str]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        time.sleep(0.2)  # subscribed before the first change
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.seen.append((time.perf_counter(), line.strip()))
+
+    def wait(self, pattern: str, since: float, timeout: float) -> float:
+        found = re.compile(pattern)
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            for at, line in list(self.seen):
+                if at >= since and found.search(line):
+                    return at
+            time.sleep(0.002)
+        raise RuntimeError(f"timed out waiting for a rule change like {pattern!r}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
 def wait_for(check: Any, timeout: float, what: str, step: float = 0.005) -> float:
     t0 = time.perf_counter()
     while not check():
@@ -59,7 +93,7 @@ def put(api: Api, path: str, body: dict[str, Any]) -> Any:
     return api._ok(api.http.put(path, json=body))
 
 
-def bench_group(api: Api, state: LabState, n_ports: int, n_rules: int) -> dict[str, float]:
+def bench_group(api: Api, state: LabState, n_ports: int, n_rules: int, runs: int = 10) -> dict[str, float]:
     host_ns = state.hosts["compute1"].netns
     net = api.post("networks", {"name": "sgbench"})
     api.post("subnets", {"network_id": net["id"], "cidr": "10.70.0.0/20", "ip_version": 4, "enable_dhcp": False})
@@ -104,22 +138,37 @@ def bench_group(api: Api, state: LabState, n_ports: int, n_rules: int) -> dict[s
     t_enforced = wait_for(enforced, 120, "the group on every port", 0.05)
     target = ports[0]["fixed_ips"][0]["ip_address"]
     probe_ns = f"{state.prefix}-vm-s0"
-    with tcp_listener(probe_ns, 22):
+    monitor = RuleMonitor(host_ns)
+    adds, deletes = [], []
+    try:
+        for port_number in range(23, 23 + runs):  # each rule added, then deleted; timed as the kernel sees it
+            t1 = time.perf_counter()
+            rule = api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
+                                                     "protocol": "tcp", "port_range_min": port_number,
+                                                     "port_range_max": port_number})
+            adds.append(monitor.wait(rf"add rule inet fermion_sg {chain} .*dport {port_number} accept", t1, 30) - t1)
+            time.sleep(0.2)
+            t2 = time.perf_counter()
+            api._ok(api.http.delete(f"/v2.0/security-group-rules/{rule['id']}"))
+            deletes.append(monitor.wait(rf"delete rule inet fermion_sg {chain} ", t2, 30) - t2)
+            time.sleep(0.2)
+    finally:
+        monitor.close()
+    with tcp_listener(probe_ns, 22):  # the same, proven with packets
         if tcp_connects(f"{state.prefix}-vm-client", target, 22, 1):
             raise RuntimeError("tcp 22 open before its rule exists")
         t1 = time.perf_counter()
         ssh = api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
                                                 "protocol": "tcp", "port_range_min": 22, "port_range_max": 22})
-        t_rule = wait_for(lambda: "dport 22 accept" in nft(host_ns, "list", "chain", "inet", "fermion_sg", chain),
-                          30, "the new rule")
         t_packet = wait_for(lambda: tcp_connects(f"{state.prefix}-vm-client", target, 22, 0.5), 30,
                             "tcp 22 to open", 0)
         t2 = time.perf_counter()
         api._ok(api.http.delete(f"/v2.0/security-group-rules/{ssh['id']}"))
-        t_gone = wait_for(lambda: "dport 22 accept" not in nft(host_ns, "list", "chain", "inet", "fermion_sg", chain),
-                          30, "the rule to go")
-    return {"apply_api": api_done - t0, "apply": t_enforced - t0, "rule": t_rule - t1, "rule_packet": t_packet - t1,
-            "rule_deleted": t_gone - t2}
+        t_closed = wait_for(lambda: not tcp_connects(f"{state.prefix}-vm-client", target, 22, 0.2), 30,
+                            "tcp 22 to close", 0)
+    return {"apply_api": api_done - t0, "apply": t_enforced - t0, "rule": statistics.median(adds),
+            "rule_max": max(adds), "rule_deleted": statistics.median(deletes), "rule_deleted_max": max(deletes),
+            "rule_packet": t_packet - t1, "closed": t_closed - t2}
 
 
 def bench_floating_ip(api: Api, state: LabState) -> dict[str, float]:
@@ -178,12 +227,13 @@ def main() -> int:
             rows.append((f"group of {args.rules} rules onto {args.ports} ports: API calls", f"{g['apply_api']:.2f} s",
                          ""))
             rows.append((f"group of {args.rules} rules onto {args.ports} ports: enforced", f"{g['apply']:.2f} s", ""))
-            rows.append((f"one rule added -> in the kernel for all {args.ports} ports", f"{g['rule'] * 1000:.0f} ms",
-                         "<= 200 ms"))
+            rows.append((f"one rule added -> in the kernel for all {args.ports} ports, median / max of 10",
+                         f"{g['rule'] * 1000:.0f} / {g['rule_max'] * 1000:.0f} ms", "<= 200 ms"))
+            rows.append((f"one rule deleted -> out of the kernel for all {args.ports} ports, median / max",
+                         f"{g['rule_deleted'] * 1000:.0f} / {g['rule_deleted_max'] * 1000:.0f} ms", "<= 200 ms"))
             rows.append(("one rule added -> first TCP connection through it", f"{g['rule_packet'] * 1000:.0f} ms",
                          ""))
-            rows.append((f"one rule deleted -> gone from the kernel for all {args.ports} ports",
-                         f"{g['rule_deleted'] * 1000:.0f} ms", "<= 200 ms"))
+            rows.append(("that rule deleted -> TCP refused again", f"{g['closed'] * 1000:.0f} ms", ""))
             f = bench_floating_ip(api, state)
             rows.append(("router + interface + gateway + floating IP -> first reply", f"{f['all']:.2f} s", ""))
             rows.append(("floating IP call -> first reply from the external namespace", f"{f['fip']:.2f} s",

@@ -171,6 +171,7 @@ def group_chain(group_id: str, direction: str) -> str:
     return f"sg-{_check_id('group', group_id)}-{'in' if direction == 'ingress' else 'out'}"
 
 
+@functools.lru_cache(maxsize=65536)  # a changed group re-renders only its new rules
 def _rule_match(rule: Rule) -> str | None:
     """The nft match of one security-group rule, or None when it can never match (family mismatch)."""
     if rule.ethertype not in ("IPv4", "IPv6") or rule.direction not in ("ingress", "egress"):

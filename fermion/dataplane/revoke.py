@@ -148,11 +148,16 @@ def changed_ports(old: FirewallState, new: FirewallState, old_zones: Mapping[str
     touched = narrowed | {gid for gid, g in before.items() if any(r.remote_group in shrunk for r in g.rules)}
     now = {p.id: p for p in new.ports}
     out = set()
+    zones_moved = any(old_zones.get(n) != new_zones.get(n) for n in old_zones)
     for port in old.ports:
         fresh = now.get(port.id)
-        if fresh is None or replace(fresh, groups=()) != replace(port, groups=()) \
-                or old_zones.get(port.network, 0) != new_zones.get(fresh.network, 0) \
-                or set(port.groups) - set(fresh.groups) or any(g in touched for g in port.groups):
+        if fresh is None:
+            out.add(port.id)
+        elif fresh != port and (replace(fresh, groups=()) != replace(port, groups=())
+                                or set(port.groups) - set(fresh.groups)):
+            out.add(port.id)
+        elif (touched and any(g in touched for g in port.groups)) or (
+                zones_moved and old_zones.get(port.network, 0) != new_zones.get(fresh.network, 0)):
             out.add(port.id)
     return out
 

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
@@ -238,15 +239,20 @@ def encode(msg: Any) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """Like dataclasses.asdict, without its deep copies (views carry thousands of rules)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    kind = type(value)
+    if kind in _SCALARS or value is None:
         return value
-    if isinstance(value, list):
+    if kind is list:
         return [_plain(v) for v in value]
-    if isinstance(value, dict):
+    if kind is dict:
         return {k: _plain(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}  # type: ignore[arg-type]
+    names = _field_names(kind) if dataclasses.is_dataclass(value) else None  # type: ignore[arg-type]
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     return value
+
+
+_SCALARS = frozenset({str, int, float, bool})
 
 
 @functools.cache
@@ -263,47 +269,68 @@ def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
 def decode(cls: type[T], data: Any) -> T:
     """Build a message from plain data, checking field names and nested types (extra keys from a newer
     minor version are ignored, as a minor bump only adds optional fields)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected an object")
-    kwargs = {}
-    for name, tp in _hints(cls):  # type: ignore[arg-type]
-        if name in data:
-            kwargs[name] = _convert(tp, data[name], cls.__name__, name)
-    try:
-        return cls(**kwargs)
-    except TypeError as err:  # a required field is missing
-        raise ValueError(f"{cls.__name__}: {err}") from None
+    return _decoder(cls)(data)  # type: ignore[arg-type]
 
 
-def _convert(tp: Any, value: Any, owner: str, name: str) -> Any:
-    """owner.name locate errors; built lazily since messages hold thousands of values."""
-    if tp is str or tp is bool:
-        if not isinstance(value, tp):
-            raise ValueError(f"{owner}.{name}: expected {tp.__name__}")
-        return value
+Converter = Callable[[Any, str, str], Any]  # (value, owner, field name) -> value; the names locate errors
+
+
+@functools.cache
+def _decoder(cls: type) -> Callable[[Any], Any]:
+    """The decoder of one message class, its fields' converters worked out once (views hold thousands of
+    nested messages)."""
+    fields = [(name, _converter(tp)) for name, tp in _hints(cls)]
+    owner = cls.__name__
+
+    def decode_one(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"{owner}: expected an object")
+        kwargs = {name: convert(data[name], owner, name) for name, convert in fields if name in data}
+        try:
+            return cls(**kwargs)
+        except TypeError as err:  # a required field is missing
+            raise ValueError(f"{owner}: {err}") from None
+
+    return decode_one
+
+
+@functools.cache
+def _converter(tp: Any) -> Converter:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        return _convert(next(o for o in options if o is not type(None)), value, owner, name)
+        inner = _converter(next(o for o in typing.get_args(tp) if o is not type(None)))
+        optional = type(None) in typing.get_args(tp)
+        return lambda v, owner, name: None if v is None and optional else inner(v, owner, name)
     if origin is list:
-        if not isinstance(value, list):
-            raise ValueError(f"{owner}.{name}: expected a list")
-        (inner,) = typing.get_args(tp)
-        return [_convert(inner, v, owner, name) for v in value]
+        item = _converter(typing.get_args(tp)[0])
+
+        def convert_list(value: Any, owner: str, name: str) -> Any:
+            if not isinstance(value, list):
+                raise ValueError(f"{owner}.{name}: expected a list")
+            return [item(v, owner, name) for v in value]
+
+        return convert_list
     if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{owner}.{name}: expected an object")
-        _, inner = typing.get_args(tp)
-        return {str(k): _convert(inner, v, owner, name) for k, v in value.items()}
+        member = _converter(typing.get_args(tp)[1])
+
+        def convert_dict(value: Any, owner: str, name: str) -> Any:
+            if not isinstance(value, dict):
+                raise ValueError(f"{owner}.{name}: expected an object")
+            return {str(k): member(v, owner, name) for k, v in value.items()}
+
+        return convert_dict
     if dataclasses.is_dataclass(tp):
-        return decode(tp, value)  # type: ignore[arg-type]
+        nested = _decoder(tp)  # type: ignore[arg-type]
+        return lambda v, owner, name: nested(v)
     if tp is Any:
+        return lambda v, owner, name: v
+
+    def convert_scalar(value: Any, owner: str, name: str) -> Any:
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ValueError(f"{owner}.{name}: expected {tp.__name__}")
         return value
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ValueError(f"{owner}.{name}: expected {tp.__name__}")
-    return value
+
+    return convert_scalar
 
 
 def fingerprint(cls: type) -> str:
