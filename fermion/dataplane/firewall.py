@@ -23,14 +23,17 @@ loading 1,000 ports is a handful of commands rather than tens of thousands.
     ``jump sg-<group>-in|out`` per security group and a final ``drop``.  Group chains are shared by every
     profile that has the group; a matching ingress rule accepts, a matching egress rule continues
     (``goto admit``) with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``.
+    ``zone`` (prerouting, raw priority): ``ct zone set iifname map @zones`` puts each network's traffic in
+    its own conntrack zone, named by its bridge, so equal addresses in two networks never share state.
 
 Traffic from or to a device that is not a managed port (port_security False, router and DHCP ports, vxlan)
 carries no profile for that side and is not filtered there.
 
 ``render`` (pure) turns a FirewallState into a Model of both tables; ``diff`` turns two models into the nft
-commands that change only what differs (a group's rules: flush and refill its two chains; membership and
-ports: set and map elements; a new group combination: its profile chains); ``Firewall`` keeps the last
-applied model and runs one ``nft -f`` transaction per apply.
+commands that change only what differs (a group's rules: the rules added appended, the rules taken away
+deleted by handle; membership and ports: set and map elements; a new group combination: its profile
+chains); ``Firewall`` keeps the last applied model, runs one ``nft -f`` transaction per apply and then cuts
+the tracked connections the change no longer allows (revoke.py).
 """
 
 from __future__ import annotations
