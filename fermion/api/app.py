@@ -6,6 +6,7 @@ request id -> body limit -> fault translation -> authentication -> routing (in a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import DBAPIError
 
 from fermion import memory
@@ -48,6 +50,11 @@ class TooLarge(NeutronError):
 class MethodNotAllowed(NeutronError):
     status = 405
     type = "HTTPMethodNotAllowed"
+
+
+@functools.cache
+def openapi_json() -> bytes:
+    return orjson.dumps(openapi_document())
 
 
 class FermionApp:
@@ -127,14 +134,15 @@ class FermionApp:
 
     async def _handle(self, req: Request) -> Response:
         path = req.path.rstrip("/")
-        if path.endswith(".json"):
-            path = path[:-5]
+        # the public documents first: `.json` is the Neutron suffix of API paths, part of /openapi.json's name
         if path in PUBLIC:
             if path == "/healthz":
                 return Response(200, {"status": "ok"})
             if path == "/openapi.json":
-                return Response(200, openapi_document())
+                return Response(200, payload=openapi_json())
             return discovery.versions(req)
+        if path.endswith(".json"):
+            path = path[:-5]
         try:
             ctx = await self.authenticate(req.headers, req.request_id)
         except Unauthorized as err:
