@@ -20,6 +20,7 @@ class Request:
     body: bytes
     base_url: str
     request_id: str = ""
+    project_id: str | None = None  # who asked, once authenticated (for the access log)
     parts: list[str] = field(default_factory=list)
 
     @classmethod

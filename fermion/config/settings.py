@@ -87,6 +87,12 @@ class Agents:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"  # debug | info | warning | error | critical
+    format: str = "text"  # text | json (one object per line)
+
+
+@dataclass(frozen=True)
 class Quotas:
     network: int = 100
     subnet: int = 100
@@ -104,6 +110,7 @@ class Settings:
     ml2: Ml2 = field(default_factory=Ml2)
     rpc: Rpc = field(default_factory=Rpc)
     agents: Agents = field(default_factory=Agents)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
     def database_url(self) -> str:
@@ -133,6 +140,11 @@ class Settings:
             raise ConfigError("[agents] intervals must be positive and dhcp_agents_per_network at least 1")
         if a.agent_down_time <= a.report_interval:
             raise ConfigError("agents.agent_down_time must be longer than agents.report_interval")
+        if self.logging.level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ConfigError(f"logging.level must be debug, info, warning, error or critical, not "
+                              f"{self.logging.level!r}")
+        if self.logging.format not in ("text", "json"):
+            raise ConfigError(f"logging.format must be 'text' or 'json', not {self.logging.format!r}")
         from fermion.ml2.manager import Ml2Config, build_drivers
 
         try:
@@ -189,4 +201,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         settings = settings.replace("rpc", transport_url=env["FERMION_TRANSPORT_URL"])
     if env.get("FERMION_RPC_PREFIX"):
         settings = settings.replace("rpc", prefix=env["FERMION_RPC_PREFIX"])
+    if env.get("FERMION_LOG_LEVEL"):
+        settings = settings.replace("logging", level=env["FERMION_LOG_LEVEL"].lower())
+    if env.get("FERMION_LOG_FORMAT"):
+        settings = settings.replace("logging", format=env["FERMION_LOG_FORMAT"].lower())
     return settings.validate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from fermion import memory
+from fermion import logs, memory
 from fermion.api.app import FermionApp
 from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
 from fermion.config import settings as cfg
@@ -86,6 +86,7 @@ def app_from_env() -> FermionApp:
     overrides = os.environ.get("FERMION_SERVE_DATABASE_URL")
     if overrides:
         settings = settings.replace("database", url=overrides)
+    logs.setup(settings.logging.level, settings.logging.format)
     app = build_app(settings)
     memory.freeze_startup_objects()
     return app

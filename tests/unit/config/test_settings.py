@@ -20,6 +20,16 @@ def test_file_and_environment(tmp_path: Path) -> None:
     assert s.database_url == "mysql://root@h/db"
 
 
+def test_logging_keys(tmp_path: Path) -> None:
+    f = tmp_path / "f.toml"
+    f.write_text('[logging]\nlevel = "debug"\nformat = "json"\n')
+    s = cfg.load(f, env={})
+    assert (s.logging.level, s.logging.format) == ("debug", "json")
+    assert cfg.load(f, env={"FERMION_LOG_LEVEL": "WARNING"}).logging.level == "warning"
+    defaults = cfg.load(env={})
+    assert (defaults.logging.level, defaults.logging.format) == ("info", "text")
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("[server]\nprot = 1\n", "unknown key(s) in [server]: prot"),
     ("[srever]\n", "unknown section(s): srever"),
@@ -27,6 +37,8 @@ def test_file_and_environment(tmp_path: Path) -> None:
     ("[auth]\nstrategy = 'ldap'\n", "auth.strategy"),
     ("[auth]\nstrategy = 'keystone'\n", "needs keystone.auth_url"),
     ("[server\n", "config file"),
+    ("[logging]\nlevel = 'loud'\n", "logging.level must be debug, info, warning, error or critical"),
+    ("[logging]\nformat = 'xml'\n", "logging.format must be 'text' or 'json'"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
