@@ -51,6 +51,7 @@ class Response:
     body: Any = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     payload: bytes | None = None  # the body already encoded (then `body` is None)
+    content_type: bytes = b"application/json"
 
     def encode(self) -> bytes:
         if self.payload is not None:

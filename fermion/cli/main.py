@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fermion import logs
@@ -102,8 +105,26 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False, 
                       FERMION_LOG_FORMAT=settings.logging.format)
     if config:
         os.environ["FERMION_CONFIG"] = os.path.abspath(config)
-    uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, workers=s.workers, **options)
+    with _multiprocess_metrics():
+        uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, workers=s.workers, **options)
     return 0
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """Workers keep their counters in files of one fresh directory, summed by whichever answers /metrics."""
+    from fermion.metrics import MULTIPROCESS_ENV
+
+    if os.environ.get(MULTIPROCESS_ENV):  # the operator chose a directory
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="fermion-metrics-")
+    os.environ[MULTIPROCESS_ENV] = path
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_ENV]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -155,15 +176,25 @@ def cmd_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from fermion import metrics
     from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings
     from fermion.runtime.transport import transport_for
 
-    settings = _load(args).replace("rpc", transport_url=args.transport_url).validate()
+    settings = _load(args).replace("rpc", transport_url=args.transport_url)
+    settings = settings.replace("agents", metrics_address=args.metrics_address).validate()
     if not settings.rpc.transport_url:
         print("fermion agent: needs [rpc] transport_url (or --transport-url / FERMION_TRANSPORT_URL): agents in "
               "separate processes talk to the server over RabbitMQ", file=sys.stderr)
         return 2
     logs.setup(settings.logging.level, settings.logging.format)
+    stop_metrics = None
+    if settings.agents.metrics_address:
+        try:
+            stop_metrics = metrics.serve(settings.agents.metrics_address)
+        except OSError as err:
+            print(f"fermion agent: cannot serve metrics on {settings.agents.metrics_address}: {err}",
+                  file=sys.stderr)
+            return 2
     transport = transport_for(settings)
     if args.kind == "l2":
         agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
@@ -177,10 +208,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
     print(f"fermion agent {args.kind}: host {args.host}"
-          f"{' (namespace ' + args.netns + ')' if args.netns else ''}", flush=True)
+          f"{' (namespace ' + args.netns + ')' if args.netns else ''}"
+          f"{', metrics on http://' + settings.agents.metrics_address + '/metrics' if stop_metrics else ''}",
+          flush=True)
     done.wait()
     agent.stop()
     transport.close()
+    if stop_metrics is not None:
+        stop_metrics()
     return 0
 
 
@@ -256,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
+    p.add_argument("--metrics-address", help="HOST:PORT to serve /metrics on (default: [agents] metrics_address)")
     _logging_options(p)
     p.set_defaults(func=cmd_agent)
 

@@ -27,6 +27,9 @@ class Server:
     # (8 busy threads cost 30 % more CPU per request than 4); raise it when the database is remote
     threads: int = 4
     max_request_body_size: int = 114688
+    # GET /metrics without credentials, as scrapers have none (it shows agent host names, no tenant data);
+    # false: only for admins (a Keystone token with the admin role)
+    metrics_public: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Agents:
     report_interval: float = 5.0
     resync_interval: float = 60.0  # full pull + reconcile even when no hint came
     dhcp_agents_per_network: int = 1
+    # HOST:PORT where a `fermion agent` process serves /metrics (also --metrics-address); empty: not served
+    metrics_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,13 @@ class Settings:
             raise ConfigError("[agents] intervals must be positive and dhcp_agents_per_network at least 1")
         if a.agent_down_time <= a.report_interval:
             raise ConfigError("agents.agent_down_time must be longer than agents.report_interval")
+        if a.metrics_address:
+            from fermion.metrics import parse_address
+
+            try:
+                parse_address(a.metrics_address)
+            except ValueError as err:
+                raise ConfigError(f"agents.metrics_address: {err}") from None
         if self.logging.level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"logging.level must be debug, info, warning, error or critical, not "
                               f"{self.logging.level!r}")

@@ -1,5 +1,5 @@
 """What an operator sees of a running `fermion serve` / `fermion all-in-one`, over real HTTP and from the
-process's real output: /healthz, /openapi.json, the access log."""
+process's real output: /healthz, /openapi.json, /metrics (one worker and several), the access log."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import servers
+from tests.support.prom import Scrape
 
 PROJECT = {"X-Project-Id": "tenant-a", "X-Roles": "member"}
 
@@ -28,6 +29,35 @@ def test_healthz_and_openapi_json_are_served_over_http(tmp_path: Path) -> None:
         assert "/v2.0/networks" in spec["paths"] and "/v2.0/ports/{id}" in spec["paths"]
         # the Neutron `.json` suffix still works on API paths
         assert httpx.get(f"{endpoint}/v2.0/networks.json", headers=PROJECT).json() == {"networks": []}
+
+
+def test_metrics_scraped_over_http_count_what_clients_do(tmp_path: Path) -> None:
+    with servers.live_server(f"sqlite:///{tmp_path / 'f.sqlite'}") as endpoint, \
+            httpx.Client(base_url=endpoint, headers=PROJECT) as client:
+        before = Scrape(httpx.get(f"{endpoint}/metrics").text)
+        for i in range(3):
+            assert client.post("/v2.0/networks", json={"network": {"name": f"n{i}"}}).status_code == 201
+        page = httpx.get(f"{endpoint}/metrics")
+        assert page.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        after = Scrape(page.text)
+    key = {"resource": "networks", "method": "POST", "status": "201"}
+    assert before.value("fermion_api_requests_total", **key) == 0
+    assert after.value("fermion_api_requests_total", **key) == 3
+    assert after.value("fermion_api_request_duration_seconds_count", resource="networks", method="POST") == 3
+    assert after.value("fermion_db_pool_size") > 0
+    assert after.value("fermion_rpc_messages_total", direction="sent", method="hint") >= 3
+
+
+def test_with_several_workers_metrics_add_up_over_all_of_them(tmp_path: Path) -> None:
+    with servers.live_server(f"sqlite:///{tmp_path / 'f.sqlite'}", workers=2) as endpoint:
+        for i in range(8):  # new connections: uvicorn's workers share the listening socket
+            assert httpx.post(f"{endpoint}/v2.0/networks", json={"network": {"name": f"n{i}"}},
+                              headers=PROJECT).status_code == 201
+        # whichever worker answers the scrape, it shows every worker's requests
+        for _ in range(4):
+            scrape = Scrape(httpx.get(f"{endpoint}/metrics").text)
+            assert scrape.value("fermion_api_requests_total", resource="networks", method="POST",
+                                status="201") == 8
 
 
 def access_lines(log: Path) -> list[str]:
