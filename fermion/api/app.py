@@ -18,7 +18,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError
 
-from fermion import memory, metrics
+from fermion import logs, memory, metrics
 from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
@@ -175,6 +175,7 @@ class FermionApp:
                 for hook in self.on_shutdown:
                     await hook()
                 self.pool.shutdown(wait=False)
+                logs.flush()  # the access lines still buffered
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -74,6 +75,11 @@ def test_every_request_writes_one_access_line_at_info_by_default(tmp_path: Path)
         created = client.post("/v2.0/networks", json={"network": {"name": "logged"}})
         missing = client.get("/v2.0/ports/5e0a3b44-0000-4000-8000-000000000000", params={"fields": "id"})
         anonymous = httpx.get(f"{endpoint}/healthz")
+        # buffered for at most half a second, so `tail -f` follows a running server
+        deadline = time.monotonic() + 3
+        while anonymous.headers["x-openstack-request-id"] not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
     lines = access_lines(log)  # the server has stopped: everything it logged is in the file
     assert len(lines) == len(set(lines))
     for resp, method, path, status, project in (

@@ -18,6 +18,9 @@ def root() -> Iterator[None]:
     logger = logging.getLogger()
     handlers, level = list(logger.handlers), logger.level
     yield
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
     logger.handlers[:] = handlers
     logger.setLevel(level)
 
