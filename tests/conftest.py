@@ -72,13 +72,17 @@ class Api:
         return self.create("ports", network_id=network_id, **attrs)
 
 
-def make_client(url: str, tmp_path: Path, **auth: Any) -> TestClient:
+def make_client(url: str, tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None,
+                **auth: Any) -> TestClient:
+    """An in-process API on a migrated database; `sections` replace settings, e.g. {"agents": {...}}."""
     db = Database(url)
     migrate.upgrade(db.engine)
     db.dispose()
     settings = cfg.Settings().replace("database", url=url)
     if auth:
         settings = settings.replace("auth", **auth)
+    for section, values in (sections or {}).items():
+        settings = settings.replace(section, **values)
     return TestClient(build_app(settings))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fermion import metrics
 from fermion.agent.workqueue import WorkQueue
 from fermion.rpc.contracts import Hint, PortReport, StateReport, ViewRequest, decode, encode
 from fermion.rpc.transport import RpcError, RpcUnavailable, Transport
@@ -153,7 +154,8 @@ class AgentRuntime:
     def _sync_once(self, full: bool, keys: set[str]) -> bool:
         request = ViewRequest(host=self.host, agent_type=self.driver.agent_type,
                               network_ids=None if full else sorted(keys))
-        LOG.debug("%s on %s: %s sync %s", self.driver.binary, self.host, "full" if full else "partial", keys)
+        kind = "full" if full else "partial"
+        LOG.debug("%s on %s: %s sync %s", self.driver.binary, self.host, kind, keys)
         try:
             t0 = time.perf_counter()
             view = self.transport.call(self.driver.view_method, encode(request), timeout=self.call_timeout)
@@ -161,17 +163,26 @@ class AgentRuntime:
             result = self.driver.sync(view, None if full else keys)
             t2 = time.perf_counter()
             self._report_ports(result, full)
+            phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
+            for phase, seconds in phases.items():
+                metrics.AGENT_SYNC.labels(self.driver.agent_type, self.host, kind, phase).observe(seconds)
             if full:
-                self.last_sync_phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
+                self.last_sync_phases = phases
                 LOG.info("%s on %s: full sync took %s", self.driver.binary, self.host,
                          ", ".join(f"{k} {v:.2f} s" for k, v in self.last_sync_phases.items()))
         except (RpcUnavailable, RpcError) as err:
             LOG.warning("sync failed (%s): %s", "full" if full else f"{len(keys)} networks", err)
+            self._count(kind, False)
             return False
         except Exception:  # noqa: BLE001 - a driver bug must not kill the worker: log, back off, retry
             LOG.exception("sync failed")
+            self._count(kind, False)
             return False
+        self._count(kind, not result.failed)
         return not result.failed
+
+    def _count(self, kind: str, ok: bool) -> None:
+        metrics.AGENT_SYNCS.labels(self.driver.agent_type, self.host, kind, "ok" if ok else "failed").inc()
 
     def _report_ports(self, result: SyncResult, full: bool) -> None:
         if full:

@@ -6,6 +6,7 @@ request id -> body limit -> fault translation -> authentication -> routing (in a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -13,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError
 
-from fermion import memory
+from fermion import logs, memory, metrics
 from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
@@ -31,10 +34,14 @@ from fermion.resources.catalog import RESOURCES, openapi_document
 from fermion.services.registry import Services
 
 LOG = logging.getLogger("fermion.api")
-PUBLIC = {"", "/healthz", "/openapi.json"}
+ACCESS = logging.getLogger("fermion.access")
+# answered without authentication (/metrics unless [server] metrics_public = false), with their metric label
+PUBLIC = {"": "versions", "/healthz": "healthz", "/openapi.json": "openapi", "/metrics": "metrics"}
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -48,6 +55,11 @@ class TooLarge(NeutronError):
 class MethodNotAllowed(NeutronError):
     status = 405
     type = "HTTPMethodNotAllowed"
+
+
+@functools.cache
+def openapi_json() -> bytes:
+    return orjson.dumps(openapi_document())
 
 
 class FermionApp:
@@ -64,6 +76,10 @@ class FermionApp:
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.transport: Any = None  # the RPC transport, wired by runtime/
+        self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
+        self.metrics_public = True
+        self.routes = {*self.controllers, "extensions", "quotas", "agents"}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,6 +89,7 @@ class FermionApp:
             return
         started = time.perf_counter()
         request_id = f"req-{uuid.uuid4()}"
+        req: Request | None = None
         try:
             body = await self._read_body(receive)
             req = Request.from_scope(scope, body)
@@ -88,16 +105,64 @@ class FermionApp:
         headers = [(b"x-openstack-request-id", request_id.encode()),
                    (b"content-length", str(len(payload)).encode()), *resp.headers]
         if payload:  # any JSON body encodes to at least two bytes; no body encodes to none
-            headers.append((b"content-type", b"application/json"))
+            headers.append((b"content-type", resp.content_type))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         big = len(payload) > TRIM_AFTER
         del payload
-        LOG.debug("%s %s %s %.1fms %s", scope["method"], scope["path"], resp.status,
-                  (time.perf_counter() - started) * 1000, request_id)
+        self._account(scope, resp.status, time.perf_counter() - started, request_id,
+                      req.project_id if req is not None else None)
         if big:
             resp.body = resp.payload = None
             memory.trim()
+
+    def _account(self, scope: dict[str, Any], status: int, seconds: float, request_id: str,
+                 project_id: str | None) -> None:
+        """The request's metrics and its access-log line."""
+        method = scope["method"]
+        label = method if method in METHODS else "other"
+        resource = self.resource_label(scope["path"])
+        key = (resource, label, status)
+        series = self._series.get(key)
+        if series is None:  # label children looked up once per route, method and status: a few µs a request
+            series = self._series[key] = (metrics.API_REQUESTS.labels(resource, label, str(status)),
+                                          metrics.API_LATENCY.labels(resource, label))
+        series[0].inc()
+        series[1].observe(seconds)
+        if ACCESS.isEnabledFor(logging.INFO):
+            path = scope["path"]
+            if scope.get("query_string"):
+                path = f"{path}?{scope['query_string'].decode('latin-1')}"
+            fields = {"method": method, "path": path, "status": status, "duration_ms": round(seconds * 1000, 1),
+                      "request_id": request_id, "project_id": project_id or "-"}
+            # made and handled directly: Logger.info would also walk the stack for a caller nobody reads
+            ACCESS.handle(ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, "%s %s %s",
+                                            (method, path, status), None, extra={"fields": fields}))
+
+    def resource_label(self, path: str) -> str:
+        """The route a path took, as a bounded label: `ports`, `ports/{id}`, `routers/{id}/add_router_interface`;
+        `unknown` for anything that is no route."""
+        path = path.rstrip("/")
+        public = PUBLIC.get(path)
+        if public is not None:
+            return public
+        if path.endswith(".json"):
+            path = path[:-5]
+        parts = path.split("/")  # ["", "v2.0", collection, id, sub, tag]
+        if len(parts) < 2 or parts[0] or parts[1] != "v2.0":
+            return "unknown"
+        if len(parts) == 2:
+            return "v2.0"
+        head = parts[2]
+        if head not in self.routes or len(parts) > 6:
+            return "unknown"
+        if len(parts) == 3:
+            return head
+        if len(parts) == 4:
+            return f"{head}/{{id}}"
+        if parts[4] not in SUBROUTES:
+            return "unknown"
+        return f"{head}/{{id}}/{parts[4]}" + ("/{tag}" if len(parts) == 6 else "")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -110,6 +175,7 @@ class FermionApp:
                 for hook in self.on_shutdown:
                     await hook()
                 self.pool.shutdown(wait=False)
+                logs.flush()  # the access lines still buffered
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -127,14 +193,18 @@ class FermionApp:
 
     async def _handle(self, req: Request) -> Response:
         path = req.path.rstrip("/")
-        if path.endswith(".json"):
-            path = path[:-5]
+        # the public documents first: `.json` is the Neutron suffix of API paths, part of /openapi.json's name
         if path in PUBLIC:
             if path == "/healthz":
                 return Response(200, {"status": "ok"})
             if path == "/openapi.json":
-                return Response(200, openapi_document())
-            return discovery.versions(req)
+                return Response(200, payload=openapi_json())
+            if path == "/metrics" and self.metrics_public:
+                return await self._metrics()
+            if path == "":
+                return discovery.versions(req)
+        if path.endswith(".json"):
+            path = path[:-5]
         try:
             ctx = await self.authenticate(req.headers, req.request_id)
         except Unauthorized as err:
@@ -145,9 +215,20 @@ class FermionApp:
         except KeystoneUnavailable as err:
             raise NeutronError(f"Identity service unavailable: {err}", type="ServiceUnavailable",
                                status=503) from None
+        req.project_id = ctx.project_id
+        if path == "/metrics":  # [server] metrics_public = false: for admins only, like the agents API
+            if not ctx.is_admin:
+                raise NeutronError("rule:get_metrics is disallowed by policy", type="PolicyNotAuthorized",
+                                   status=403)
+            return await self._metrics()
         parts = [p for p in path.split("/") if p]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, self._route, req, ctx, parts)
+
+    async def _metrics(self) -> Response:
+        # the agents' liveness is a database read: not on the event loop
+        text = await asyncio.get_running_loop().run_in_executor(self.pool, metrics.render, self.metrics)
+        return Response(200, payload=text, content_type=metrics.CONTENT_TYPE.encode())
 
     def _route(self, req: Request, ctx: Context, parts: list[str]) -> Response:
         try:

@@ -20,6 +20,7 @@ class Request:
     body: bytes
     base_url: str
     request_id: str = ""
+    project_id: str | None = None  # who asked, once authenticated (for the access log)
     parts: list[str] = field(default_factory=list)
 
     @classmethod
@@ -50,6 +51,7 @@ class Response:
     body: Any = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     payload: bytes | None = None  # the body already encoded (then `body` is None)
+    content_type: bytes = b"application/json"
 
     def encode(self) -> bytes:
         if self.payload is not None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
-import logging
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+from fermion import logs
 from fermion.config import settings as cfg
 
 
@@ -16,7 +20,14 @@ def _load(args: argparse.Namespace) -> cfg.Settings:
     settings = cfg.load(getattr(args, "config", None))
     if getattr(args, "database", None):
         settings = settings.replace("database", url=args.database)
-    return settings
+    return settings.replace("logging", level=getattr(args, "log_level", None),
+                            format=getattr(args, "log_format", None))
+
+
+def _logging_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"],
+                   help="default: [logging] level, $FERMION_LOG_LEVEL or info")
+    p.add_argument("--log-format", choices=["text", "json"], help="default: [logging] format or text")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,7 +56,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) -> int:
+def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False, config: str | None = None) -> int:
     # no collections while start-up builds long-lived objects (a third of the import time); they are
     # frozen and the collector enabled just before serving
     gc.disable()
@@ -57,8 +68,8 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) 
 
     memory.limit_arenas()
     s = settings.server
-    log_level = os.environ.get("FERMION_LOG_LEVEL", "warning").lower()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_level = settings.logging.level.lower()
+    logs.setup(log_level, settings.logging.format)
     try:
         app = build_app(settings)
     except SchemaNotCurrent as err:
@@ -82,15 +93,20 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False) 
         print(banner, flush=True)
     print(f"fermion: serving the Neutron v2.0 API on http://{s.host}:{s.port}", flush=True)
     memory.freeze_startup_objects()
-    if s.workers > 1:
-        app.services.db.dispose()
-        os.environ["FERMION_SERVE_DATABASE_URL"] = settings.database_url
-        uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, host=s.host, port=s.port,
-                    workers=s.workers, log_level=log_level, access_log=False, timeout_keep_alive=75,
-                    ws="none", lifespan="on")
-    else:
-        uvicorn.run(app, host=s.host, port=s.port, log_level=log_level, access_log=False,
-                    timeout_keep_alive=75, ws="none", lifespan="on")
+    # log_config None: uvicorn's own lines go through our handler and format; the access log is ours
+    options: dict[str, Any] = {"host": s.host, "port": s.port, "log_level": log_level, "log_config": None,
+                               "access_log": False, "timeout_keep_alive": 75, "ws": "none", "lifespan": "on"}
+    if s.workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    # the workers are new interpreters: they read their settings from the environment
+    app.services.db.dispose()
+    os.environ.update(FERMION_SERVE_DATABASE_URL=settings.database_url, FERMION_LOG_LEVEL=log_level,
+                      FERMION_LOG_FORMAT=settings.logging.format)
+    if config:
+        os.environ["FERMION_CONFIG"] = os.path.abspath(config)
+    with _multiprocess_metrics():
+        uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, workers=s.workers, **options)
     return 0
 
 
@@ -107,11 +123,28 @@ def _port_taken(settings: cfg.Settings) -> bool:
     return holder is not None
 
 
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """Workers keep their counters in files of one fresh directory, summed by whichever answers /metrics."""
+    from fermion.metrics import MULTIPROCESS_ENV
+
+    if os.environ.get(MULTIPROCESS_ENV):  # the operator chose a directory
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="fermion-metrics-")
+    os.environ[MULTIPROCESS_ENV] = path
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_ENV]
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args).replace("server", host=args.host, port=args.port, workers=args.workers).validate()
     if _port_taken(settings):
         return 1
-    return serve(settings)
+    return serve(settings, config=args.config)
 
 
 def cmd_all_in_one(args: argparse.Namespace) -> int:
@@ -153,26 +186,32 @@ Emulated hosts and instances with real packets (as root, from another shell):
 
 Stop with Ctrl-C.
 """
-    return serve(settings, banner, lab=settings.server.workers == 1)
+    return serve(settings.validate(), banner, lab=settings.server.workers == 1, config=args.config)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from fermion import metrics
     from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings
     from fermion.runtime.transport import transport_for
 
-    settings = _load(args)
-    if args.transport_url:
-        settings = settings.replace("rpc", transport_url=args.transport_url)
-    settings.validate()
+    settings = _load(args).replace("rpc", transport_url=args.transport_url)
+    settings = settings.replace("agents", metrics_address=args.metrics_address).validate()
     if not settings.rpc.transport_url:
         print("fermion agent: needs [rpc] transport_url (or --transport-url / FERMION_TRANSPORT_URL): agents in "
               "separate processes talk to the server over RabbitMQ", file=sys.stderr)
         return 2
-    level = os.environ.get("FERMION_LOG_LEVEL", "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(settings.logging.level, settings.logging.format)
+    stop_metrics = None
+    if settings.agents.metrics_address:
+        try:
+            stop_metrics = metrics.serve(settings.agents.metrics_address)
+        except OSError as err:
+            print(f"fermion agent: cannot serve metrics on {settings.agents.metrics_address}: {err}",
+                  file=sys.stderr)
+            return 2
     transport = transport_for(settings)
     if args.kind == "l2":
         agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
@@ -186,10 +225,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
     print(f"fermion agent {args.kind}: host {args.host}"
-          f"{' (namespace ' + args.netns + ')' if args.netns else ''}", flush=True)
+          f"{' (namespace ' + args.netns + ')' if args.netns else ''}"
+          f"{', metrics on http://' + settings.agents.metrics_address + '/metrics' if stop_metrics else ''}",
+          flush=True)
     done.wait()
     agent.stop()
     transport.close()
+    if stop_metrics is not None:
+        stop_metrics()
     return 0
 
 
@@ -270,10 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
+    _logging_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("all-in-one", help="migrate the database and run everything in one process")
     _common(p)
+    _logging_options(p)
     p.set_defaults(func=cmd_all_in_one)
 
     p = sub.add_parser("db", help="database schema")
@@ -290,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
+    p.add_argument("--metrics-address", help="HOST:PORT to serve /metrics on (default: [agents] metrics_address)")
+    _logging_options(p)
     p.set_defaults(func=cmd_agent)
 
     _add_lab_parser(sub)

@@ -27,6 +27,9 @@ class Server:
     # (8 busy threads cost 30 % more CPU per request than 4); raise it when the database is remote
     threads: int = 4
     max_request_body_size: int = 114688
+    # GET /metrics without credentials, as scrapers have none (it shows agent host names, no tenant data);
+    # false: only for admins (a Keystone token with the admin role)
+    metrics_public: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,14 @@ class Agents:
     report_interval: float = 5.0
     resync_interval: float = 60.0  # full pull + reconcile even when no hint came
     dhcp_agents_per_network: int = 1
+    # HOST:PORT where a `fermion agent` process serves /metrics (also --metrics-address); empty: not served
+    metrics_address: str = ""
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"  # debug | info | warning | error | critical
+    format: str = "text"  # text | json (one object per line)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class Settings:
     ml2: Ml2 = field(default_factory=Ml2)
     rpc: Rpc = field(default_factory=Rpc)
     agents: Agents = field(default_factory=Agents)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
     def database_url(self) -> str:
@@ -133,6 +145,18 @@ class Settings:
             raise ConfigError("[agents] intervals must be positive and dhcp_agents_per_network at least 1")
         if a.agent_down_time <= a.report_interval:
             raise ConfigError("agents.agent_down_time must be longer than agents.report_interval")
+        if a.metrics_address:
+            from fermion.metrics import parse_address
+
+            try:
+                parse_address(a.metrics_address)
+            except ValueError as err:
+                raise ConfigError(f"agents.metrics_address: {err}") from None
+        if self.logging.level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ConfigError(f"logging.level must be debug, info, warning, error or critical, not "
+                              f"{self.logging.level!r}")
+        if self.logging.format not in ("text", "json"):
+            raise ConfigError(f"logging.format must be 'text' or 'json', not {self.logging.format!r}")
         from fermion.ml2.manager import Ml2Config, build_drivers
 
         try:
@@ -189,4 +213,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         settings = settings.replace("rpc", transport_url=env["FERMION_TRANSPORT_URL"])
     if env.get("FERMION_RPC_PREFIX"):
         settings = settings.replace("rpc", prefix=env["FERMION_RPC_PREFIX"])
+    if env.get("FERMION_LOG_LEVEL"):
+        settings = settings.replace("logging", level=env["FERMION_LOG_LEVEL"].lower())
+    if env.get("FERMION_LOG_FORMAT"):
+        settings = settings.replace("logging", format=env["FERMION_LOG_FORMAT"].lower())
     return settings.validate()

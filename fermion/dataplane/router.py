@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import netaddr
@@ -259,8 +259,10 @@ class RouterManager:
     Pure construction; state kept in memory is only a cache of what was applied (NAT digests, sysctls
     checked), rebuilt from the kernel after a restart."""
 
-    def __init__(self, host_netns: str | None = None) -> None:
+    def __init__(self, host_netns: str | None = None,
+                 on_nat_applied: Callable[[float], None] | None = None) -> None:
         self.host_netns = host_netns
+        self.on_nat_applied = on_nat_applied  # called with the seconds each NAT table replace took
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: set[str] = set()
@@ -364,7 +366,10 @@ class RouterManager:
                 return
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
         script = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n{text}"
+        started = time.monotonic()
         _exec(ns, ["nft", "-f", "-"], stdin=script)
+        if self.on_nat_applied is not None:
+            self.on_nat_applied(time.monotonic() - started)
         self._nat[router.id] = digest
         changes.append("applied nat")
 

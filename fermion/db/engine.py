@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -187,6 +188,14 @@ class Database:
                 raise
             finally:
                 conn.info.pop("fermion.events", None)
+
+    def pool_status(self) -> dict[str, int]:
+        """The connection pool's use (for /metrics); empty for pools that keep no count."""
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):
+            return {}
+        return {"size": pool.size(), "max": pool.size() + getattr(pool, "_max_overflow", 0),
+                "checked_out": pool.checkedout(), "idle": pool.checkedin()}
 
     def dispose(self) -> None:
         self.engine.dispose()

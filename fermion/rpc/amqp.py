@@ -24,6 +24,7 @@ from typing import Any
 import kombu
 import orjson
 
+from fermion import metrics
 from fermion.rpc.transport import Handler, RpcError, RpcUnavailable, dispatch, envelope, unwrap
 
 LOG = logging.getLogger(__name__)
@@ -268,6 +269,7 @@ class AmqpTransport:
                 LOG.debug("ack failed: %s", exc)
 
     def notify(self, message: dict[str, Any]) -> None:
+        metrics.rpc_sent("hint")
         try:
             self._publish(orjson.dumps(message), exchange=self.hints_exchange.name, routing_key="",
                           deadline=time.monotonic() + BEST_EFFORT_TIMEOUT)
@@ -276,6 +278,7 @@ class AmqpTransport:
 
     # ------------------------------------------------------------ agent side
     def call(self, method: str, payload: dict[str, Any], timeout: float = 10.0) -> Any:
+        metrics.rpc_sent(method)
         return unwrap(self._request(envelope(method, payload), timeout))
 
     def _request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -316,6 +319,7 @@ class AmqpTransport:
         return replies
 
     def cast(self, method: str, payload: dict[str, Any]) -> None:
+        metrics.rpc_sent(method)
         try:
             if not self._publish(orjson.dumps(envelope(method, payload)), exchange="", routing_key=self.rpc_queue,
                                  deadline=time.monotonic() + BEST_EFFORT_TIMEOUT, mandatory=True):
@@ -329,6 +333,7 @@ class AmqpTransport:
                             durable=False, exclusive=True, auto_delete=True)
 
         def on_message(message: Any) -> None:
+            metrics.rpc_received("hint")
             try:
                 callback(orjson.loads(message.body))
             except Exception:  # noqa: BLE001 - one bad hint must not drop the subscription

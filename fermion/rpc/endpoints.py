@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 
+from fermion import metrics
 from fermion.db import models as m
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
 from fermion.rpc.contracts import FIREWALL_KEY, PortReport, StateReport, ViewRequest, decode, encode
@@ -50,8 +51,9 @@ class ServerEndpoints:
         whose device is gone. Only ports bound to the reporting host are touched."""
         report = decode(PortReport, body)
         p = m.ports.c
+        awaited = metrics.PORTS.pending(report.up)  # created here, never ACTIVE yet: time their first
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> tuple[int, list[str]]:
             changed = 0
             if report.up:
                 stmt = (update(m.ports).where(p.id == bindparam("pid"), p.binding_host_id == report.host,
@@ -62,9 +64,14 @@ class ServerEndpoints:
                 stmt = (update(m.ports).where(p.id.in_(report.down), p.binding_host_id == report.host,
                                               p.status != "DOWN").values(status="DOWN"))
                 changed += conn.execute(stmt).rowcount or 0
-            return changed
+            active = []
+            if awaited:
+                active = list(conn.scalars(select(p.id).where(p.id.in_(awaited), p.status == "ACTIVE")))
+            return changed, active
 
-        return {"changed": self.db.write(work)}
+        changed, active = self.db.write(work)
+        metrics.PORTS.active(active)
+        return {"changed": changed}
 
     def get_l2_view(self, body: dict[str, Any]) -> dict[str, Any]:
         """The firewall comes with full views and when the request names FIREWALL_KEY among the keys."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fermion import metrics
 from fermion.rpc.transport import Handler, RpcUnavailable, dispatch, envelope, unwrap
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class InProcTransport:
     def call(self, method: str, payload: dict[str, Any], timeout: float = 10.0) -> Any:
         if self._handlers is None:
             raise RpcUnavailable("no server is serving RPC in this process")
+        metrics.rpc_sent(method)
         message = orjson.loads(orjson.dumps(envelope(method, payload)))
         return unwrap(orjson.loads(orjson.dumps(dispatch(self._handlers, message))))
 
@@ -38,9 +40,11 @@ class InProcTransport:
 
     def notify(self, message: dict[str, Any]) -> None:
         data = orjson.dumps(message)
+        metrics.rpc_sent("hint")
         with self._lock:
             listeners = list(self._listeners)
         for callback in listeners:
+            metrics.rpc_received("hint")
             try:
                 callback(orjson.loads(data))
             except Exception:  # noqa: BLE001 - one bad listener must not starve the others

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from fermion import metrics
+
 Handler = Callable[[dict[str, Any]], Any]
 
 
@@ -63,6 +65,7 @@ def dispatch(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[s
     if not compatible(version):
         return {"error": {"type": "IncompatibleVersion", "message": f"RPC version {version} not supported"}}
     handler = handlers.get(str(message.get("method")))
+    metrics.rpc_received(str(message["method"]) if handler is not None else "unknown")
     if handler is None:
         return {"error": {"type": "UnknownMethod", "message": f"no RPC method {message.get('method')!r}"}}
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from fermion import memory
+from fermion import logs, memory, metrics
 from fermion.api.app import FermionApp
 from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
 from fermion.config import settings as cfg
@@ -63,6 +63,13 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     app = FermionApp(services, build_enforcer(settings), authenticate,
                      max_body=settings.server.max_request_body_size, threads=settings.server.threads)
     app.transport = transport
+    app.metrics_public = settings.server.metrics_public
+
+    def agents() -> list[metrics.AgentSample]:
+        with db.read() as conn:
+            return services.agents.liveness(conn)
+
+    app.metrics = metrics.scrape_registry(metrics.ServerCollector(db.pool_status, agents))
     if keystone is not None:
         app.on_startup.append(keystone.start)
         app.on_shutdown.append(keystone.close)
@@ -86,6 +93,7 @@ def app_from_env() -> FermionApp:
     overrides = os.environ.get("FERMION_SERVE_DATABASE_URL")
     if overrides:
         settings = settings.replace("database", url=overrides)
+    logs.setup(settings.logging.level, settings.logging.format)
     app = build_app(settings)
     memory.freeze_startup_objects()
     return app

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, select, update
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent, new_id
 from fermion.errors import BadRequest, NotFound
+from fermion.metrics import AgentSample
 from fermion.ml2.binding import AgentInfo
 from fermion.rpc.contracts import StateReport
 from fermion.services.common import now
@@ -125,6 +126,13 @@ class AgentService:
         self.get(conn, agent_id)
         conn.execute(delete(m.network_dhcp_agents).where(m.network_dhcp_agents.c.dhcp_agent_id == agent_id))
         conn.execute(delete(m.agents).where(m.agents.c.id == agent_id))
+
+    def liveness(self, conn: Connection) -> list[AgentSample]:
+        """Every agent's liveness now (for /metrics)."""
+        a = m.agents.c
+        at = now()
+        return [AgentSample(t, h, self.alive(hb, at), max(0.0, (at - hb).total_seconds()))
+                for t, h, hb in conn.execute(select(a.agent_type, a.host, a.heartbeat_timestamp))]
 
     def ids_alive(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         return [r["id"] for r in rows if self.alive(r["heartbeat_timestamp"]) and r["admin_state_up"]]

@@ -10,6 +10,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, literal, null, select, union_all, update
 
+from fermion import metrics
 from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -205,6 +206,7 @@ class PortService:
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "security_groups": sorted(groups),
                          "fixed_ips": sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))})
             common.emit(conn, Hint("port", row["id"], 0, net["id"], row["binding_host_id"] or None))
+            metrics.PORTS.created(row["id"])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows

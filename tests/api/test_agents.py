@@ -15,12 +15,8 @@ import netaddr
 import pytest
 from sqlalchemy import update
 
-from fermion.config import settings as cfg
-from fermion.db import migrate
 from fermion.db import models as m
-from fermion.db.engine import Database
 from fermion.rpc.contracts import DhcpView, StateReport, ViewRequest, decode, encode
-from fermion.runtime.embedded import build_app
 from fermion.services.common import now
 from tests.conftest import Api, make_client
 from tests.support import servers
@@ -252,13 +248,9 @@ def test_agent_within_agent_down_time_is_alive(client: SyncClient, api: Api) -> 
 @pytest.fixture
 def quick_death(tmp_path: Path) -> Iterator[SyncClient]:
     """A server whose agents are declared dead after half a second without a heartbeat."""
-    with servers.temporary_database("sqlite", tmp_path) as url:
-        db = Database(url)
-        migrate.upgrade(db.engine)
-        db.dispose()
-        settings = cfg.Settings().replace("database", url=url).replace("agents", agent_down_time=0.5)
-        with SyncClient(build_app(settings)) as c:
-            yield c
+    with servers.temporary_database("sqlite", tmp_path) as url, \
+            make_client(url, tmp_path, sections={"agents": {"agent_down_time": 0.5}}) as c:
+        yield c
 
 
 def test_agent_down_time_comes_from_the_settings(quick_death: SyncClient) -> None:

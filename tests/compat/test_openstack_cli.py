@@ -122,12 +122,7 @@ def test_pasting_the_all_in_one_example_works(tmp_path: Path) -> None:
         assert "demo-port" in run.stdout  # `openstack port list`
         assert '"name":"demo"' in run.stdout.replace(" ", "")  # the curl of /v2.0/networks
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        servers.stop(proc)
 
 
 def test_router_and_floating_ip_workflow(cli: Cli) -> None:

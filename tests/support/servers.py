@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,25 +92,34 @@ def wait_until_up(endpoint: str, proc: subprocess.Popen[bytes] | subprocess.Pope
 
 @contextmanager
 def live_server(database_url: str, extra_env: dict[str, str] | None = None,
-                workers: int = 1) -> Iterator[str]:
-    """Migrate the database, start `fermion serve` on a free port and yield its endpoint."""
+                workers: int = 1, args: tuple[str, ...] = (), log: Path | None = None) -> Iterator[str]:
+    """Migrate the database, start `fermion serve` on a free port and yield its endpoint. The server's
+    output goes to a file (`log`, else a temporary one): it logs every request, and a pipe nobody reads
+    would fill up and stop it."""
     env = {**os.environ, **(extra_env or {})}
     subprocess.run(fermion_cmd("db", "upgrade", "--database", database_url), check=True, env=env,
                    capture_output=True)
     port = free_port()
-    proc = subprocess.Popen(fermion_cmd("serve", "--host", "127.0.0.1", "--port", str(port), "--database",
-                                        database_url, "--workers", str(workers)),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        if not wait_until_up(endpoint, proc):
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"fermion serve did not start: {out}")
-        yield endpoint
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryDirectory(prefix="fermion-serve-") as tmp:
+        log = log or Path(tmp) / "server.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(fermion_cmd("serve", "--host", "127.0.0.1", "--port", str(port), "--database",
+                                                database_url, "--workers", str(workers), *args),
+                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+        endpoint = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if not wait_until_up(endpoint, proc):
+                raise RuntimeError(f"fermion serve did not start: {log.read_text(errors='replace')[-4000:]}")
+            yield endpoint
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End a server this test started: SIGTERM, then SIGKILL if it has not exited after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from fermion import metrics
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, linkwatch, naming
@@ -66,9 +67,11 @@ class LinuxBridgeAgent:
                 # incremental even on full syncs: a missing table is detected and rebuilt, and after a
                 # restart the applied digest spares a full replace; a full sync also checks every tracked
                 # connection against the rules (a change missed while away is cut too)
+                started = time.perf_counter()
                 changed = self.firewall.apply(firewall_state(desired.firewall, self.config.local_ip),
                                               audit=scope is None)
                 if changed:
+                    metrics.FIREWALL_APPLY.labels(self.host).observe(time.perf_counter() - started)
                     LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)
             except DataplaneError as err:
                 LOG.warning("host %s: firewall: %s", self.host, err)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from fermion import metrics
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, naming
 from fermion.dataplane import router as dp
@@ -43,7 +44,7 @@ class L3Agent:
     def __init__(self, host: str, netns_name: str | None = None) -> None:
         self.host = host
         self.netns = netns_name
-        self.manager = dp.RouterManager(netns_name)
+        self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe)
         self.routers: set[str] = set()
         self._lock = threading.Lock()
 

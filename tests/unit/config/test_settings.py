@@ -20,6 +20,19 @@ def test_file_and_environment(tmp_path: Path) -> None:
     assert s.database_url == "mysql://root@h/db"
 
 
+def test_logging_and_metrics_keys(tmp_path: Path) -> None:
+    f = tmp_path / "f.toml"
+    f.write_text('[logging]\nlevel = "debug"\nformat = "json"\n[server]\nmetrics_public = false\n'
+                 '[agents]\nmetrics_address = "127.0.0.1:9110"\n')
+    s = cfg.load(f, env={})
+    assert (s.logging.level, s.logging.format, s.server.metrics_public, s.agents.metrics_address) == (
+        "debug", "json", False, "127.0.0.1:9110")
+    assert cfg.load(f, env={"FERMION_LOG_LEVEL": "WARNING"}).logging.level == "warning"
+    defaults = cfg.load(env={})
+    assert (defaults.logging.level, defaults.logging.format, defaults.server.metrics_public,
+            defaults.agents.metrics_address) == ("info", "text", True, "")
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("[server]\nprot = 1\n", "unknown key(s) in [server]: prot"),
     ("[srever]\n", "unknown section(s): srever"),
@@ -27,6 +40,10 @@ def test_file_and_environment(tmp_path: Path) -> None:
     ("[auth]\nstrategy = 'ldap'\n", "auth.strategy"),
     ("[auth]\nstrategy = 'keystone'\n", "needs keystone.auth_url"),
     ("[server\n", "config file"),
+    ("[logging]\nlevel = 'loud'\n", "logging.level must be debug, info, warning, error or critical"),
+    ("[logging]\nformat = 'xml'\n", "logging.format must be 'text' or 'json'"),
+    ("[agents]\nmetrics_address = '9110'\n", "agents.metrics_address: metrics address '9110' is not HOST:PORT"),
+    ("[server]\nmetrics_public = 'no'\n", "server.metrics_public must be of type bool"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
