@@ -18,7 +18,7 @@ _VALUES = [  # most specific first; each becomes a placeholder of its kind
     (re.compile(r"\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b"), "<mac>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?\b"), "<ip>"),
     (re.compile(r"\b(?:req|tap|qr|qg|brq)-?[0-9a-f]{6,}[0-9a-f-]*\b"), "<name>"),
-    (re.compile(r"\b[0-9a-f]{8,}\b"), "<id>"),
+    (re.compile(r"\b(?=[0-9]*[a-f])[0-9a-f]{8,}\b"), "<id>"),  # hex with a letter: 1.0451484790 is a number
     (re.compile(r"(?<![A-Za-z_])\d+(?:\.\d+)?"), "<n>"),  # not in a name: compute1 stays compute1
 ]
 _WILDCARD = re.compile(r"(?:<id>|<name>|<n>|<ip>|<mac>)?-?\.\.\.")

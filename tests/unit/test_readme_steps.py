@@ -53,6 +53,8 @@ def test_values_are_compared_by_kind_and_dots_stand_for_anything() -> None:
     assert same_shape(["| status              | ACTIVE      |"], "| status | DOWN |") == \
         ["| status              | ACTIVE      |"]
     assert same_shape(shown[::-1], actual) == [shown[0]], "in order"
+    assert same_shape(["fermion_port_active_latency_seconds_sum 1.8"],
+                      "fermion_port_active_latency_seconds_sum 2.0451484790000904") == []
 
 
 def test_the_readme_has_walkthrough_steps() -> None:
