@@ -103,3 +103,24 @@ def test_a_bulk_takes_its_addresses_in_ascending_order(endpoint: str) -> None:
     assert r.status_code == 201, r.text
     ips = [int(ipaddress.ip_address(p["fixed_ips"][0]["ip_address"])) for p in r.json()["ports"]]
     assert ips == sorted(ips) and len(set(ips)) == 20
+
+
+def test_security_group_rules(endpoint: str) -> None:
+    with _client(endpoint) as c:
+        groups = [_create(c, "security-groups", name=f"bulk-rules-{i}")["id"] for i in range(2)]
+
+    def bodies(i: int) -> list[list[dict[str, Any]]]:
+        # rules into both groups, each naming itself or the other as the remote group, in an order that
+        # differs between clients
+        rules = []
+        for k in range(12):
+            own, other = groups[(i + k) % 2], groups[(i + k + 1) % 2]
+            port = 1000 + 100 * i + k
+            rules.append({"security_group_id": own, "direction": "ingress", "protocol": "tcp",
+                          "port_range_min": port, "port_range_max": port,
+                          "remote_group_id": own if k % 3 else other})
+        return [rules[:5], *([r] for r in rules[5:8]), rules[8:]]
+
+    rules = _race(endpoint, "security_group_rules", bodies)
+    assert len(rules) == CLIENTS * 12
+    assert len({r["id"] for r in rules}) == len(rules)
