@@ -124,3 +124,17 @@ def test_security_group_rules(endpoint: str) -> None:
     rules = _race(endpoint, "security_group_rules", bodies)
     assert len(rules) == CLIENTS * 12
     assert len({r["id"] for r in rules}) == len(rules)
+
+
+def test_floating_ips(endpoint: str) -> None:
+    with _client(endpoint) as c:
+        ext = _create(c, "networks", name="bulk-public", **{"router:external": True})
+        _create(c, "subnets", network_id=ext["id"], cidr="198.18.0.0/16", ip_version=4)
+    item = {"floating_network_id": ext["id"]}
+    fips = _race(endpoint, "floatingips", lambda i: _mixed([item] * 25, [item] * 3))
+    assert len(fips) == CLIENTS * 53
+    addresses = [f["floating_ip_address"] for f in fips]
+    assert len(set(addresses)) == len(addresses)
+    with _client(endpoint) as c:
+        ports = c.get("/v2.0/ports", params={"network_id": ext["id"]}).json()["ports"]
+    assert sorted(f["ip_address"] for p in ports for f in p["fixed_ips"]) == sorted(addresses)
