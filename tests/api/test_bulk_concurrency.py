@@ -138,3 +138,19 @@ def test_floating_ips(endpoint: str) -> None:
     with _client(endpoint) as c:
         ports = c.get("/v2.0/ports", params={"network_id": ext["id"]}).json()["ports"]
     assert sorted(f["ip_address"] for p in ports for f in p["fixed_ips"]) == sorted(addresses)
+
+
+def test_networks(endpoint: str) -> None:
+    nets = _race(endpoint, "networks", lambda i: _mixed([{"name": f"n{i}"}] * 30, [{"name": f"s{i}"}] * 3))
+    assert len(nets) == CLIENTS * 63
+    segments = [(n["provider:network_type"], n["provider:segmentation_id"]) for n in nets]
+    assert len(set(segments)) == len(segments)
+
+
+def test_a_bulk_takes_its_segment_ids_in_ascending_order(endpoint: str) -> None:
+    with _client(endpoint) as c:
+        r = c.post("/v2.0/networks", json={"networks": [{"name": f"bulk-order-{k}"} for k in range(20)]})
+    assert r.status_code == 201, r.text
+    ids = [n["provider:segmentation_id"] for n in r.json()["networks"]]
+    # ascending, but for at most one wrap from the top of the range to its bottom
+    assert sum(1 for a, b in zip(ids, ids[1:], strict=False) if b < a) <= 1, ids
