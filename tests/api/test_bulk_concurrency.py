@@ -154,3 +154,42 @@ def test_a_bulk_takes_its_segment_ids_in_ascending_order(endpoint: str) -> None:
     ids = [n["provider:segmentation_id"] for n in r.json()["networks"]]
     # ascending, but for at most one wrap from the top of the range to its bottom
     assert sum(1 for a, b in zip(ids, ids[1:], strict=False) if b < a) <= 1, ids
+
+
+def test_subnets(endpoint: str) -> None:
+    with _client(endpoint) as c:
+        nets = [_create(c, "networks", name=f"bulk-subnets-{i}")["id"] for i in range(CLIENTS)]
+
+    def bodies(i: int) -> list[list[dict[str, Any]]]:
+        cidrs = [f"10.{100 + i}.{k}.0/24" for k in range(13)]
+        # every client also adds subnets to its neighbour's network
+        mine = [{"network_id": nets[i if k % 2 else (i + 1) % CLIENTS], "cidr": cidr, "ip_version": 4}
+                for k, cidr in enumerate(cidrs)]
+        return [mine[:5], *([s] for s in mine[5:8]), mine[8:]]
+
+    subnets = _race(endpoint, "subnets", bodies)
+    assert len(subnets) == CLIENTS * 13
+    with _client(endpoint) as c:
+        assert len(c.get("/v2.0/subnets").json()["subnets"]) >= len(subnets)
+
+
+def test_overlapping_subnets_on_one_network(endpoint: str) -> None:
+    with _client(endpoint) as c:
+        nets = [_create(c, "networks", name=f"bulk-overlap-{k}")["id"] for k in range(ROUNDS)]
+    start = Barrier(CLIENTS, timeout=120)
+
+    def worker(i: int) -> list[int]:
+        out = []
+        with _client(endpoint) as c:
+            for net in nets:  # every client asks for a different CIDR that holds 10.60.0.0/26, at once
+                body = {"subnet": {"network_id": net, "cidr": f"10.60.0.0/{26 - i}", "ip_version": 4}}
+                start.wait()
+                out.append(c.post("/v2.0/subnets", json=body).status_code)
+        return out
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = Counter(s for part in pool.map(worker, range(CLIENTS)) for s in part)
+    assert statuses == {201: ROUNDS, 400: ROUNDS * (CLIENTS - 1)}, statuses
+    with _client(endpoint) as c:
+        for net in nets:
+            assert len(c.get("/v2.0/subnets", params={"network_id": net}).json()["subnets"]) == 1
