@@ -10,10 +10,13 @@ it, starts the server and measures:
   * list all ports, list filtered by network_id and by device_id at --ports-small and --ports-large
     ports in total (the database is filled with untimed bulk creates of 100)
   * the server's RSS at the end (sum over the process tree when --workers > 1)
+  * bulk race: C clients each posting {"ports": [100 ports]} to one network with a /16 subnet (ports/s,
+    failed requests, duplicate addresses, server CPU per port)
   * keep-alive: how many TCP connections the clients used, and how many the server saw
 
     .venv/bin/python bench/api.py                      # sqlite and postgres, defaults
     .venv/bin/python bench/api.py --quick --db sqlite  # smoke run
+    .venv/bin/python bench/api.py --only bulk-race --db sqlite,postgres,mysql
 
 Everything is bounded: every request has a timeout, every phase a finite amount of work, and the run
 stops itself after --max-seconds. Only the server process this script started is signalled.
@@ -27,6 +30,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -35,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +51,7 @@ from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("FERMION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN_URL = os.environ.get("FERMION_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
 PROJECT = "fermion-default"
 MIB = 1024 * 1024
 
@@ -61,6 +67,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "dev_large_p50": ("<= 10 ms", lambda v: v <= 10),
     "dev_large_p99": ("<= 10 ms", lambda v: v <= 10),
     "rss_mib": ("<= 150 MiB", lambda v: v <= 150),
+    "race_errors": ("0", lambda v: v == 0),
+    "race_dups": ("0", lambda v: v == 0),
 }
 
 
@@ -198,14 +206,15 @@ def temporary_database(kind: str, tmp: Path) -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
     name = f"fermion_bench_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = PG_ADMIN_URL if kind == "postgres" else MYSQL_ADMIN_URL
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
     finally:
         with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgres' else ''}"))
         engine.dispose()
 
 
@@ -340,8 +349,9 @@ def make_httpx(endpoint: str) -> httpx.Client:
 def run_phase(server: Server, clients: int, count: int,
               request: Callable[[KeepAliveClient, int], Reply],
               ok: tuple[int, ...], deadline: Deadline,
-              keep: Callable[[Reply], Any] | None = None) -> PhaseResult:
-    """Issue `count` requests (request(client, i)) from `clients` threads, each with its own client."""
+              keep: Callable[[Reply], Any] | None = None, count_errors: bool = False) -> PhaseResult:
+    """Issue `count` requests (request(client, i)) from `clients` threads, each with its own client.
+    A failed request fails the phase, unless count_errors: then the failures are only counted."""
     deadline.check()
     counter = iter(range(count))
     lock = threading.Lock()
@@ -375,7 +385,7 @@ def run_phase(server: Server, clients: int, count: int,
                 if r.status_code not in ok:
                     with lock:
                         errors.append(f"{r.status_code}: {r.text[:300]}")
-                        if len(errors) > 20:
+                        if len(errors) > 20 and not count_errors:
                             stop.set()
                     continue
                 if keep is not None:
@@ -410,7 +420,7 @@ def run_phase(server: Server, clients: int, count: int,
     for t in threads:
         t.join(130)
     flat = [x for part in lat for x in part]
-    if errors:
+    if errors and not count_errors:
         raise BenchError(f"{len(errors)} failed request(s); first: {errors[0]}")
     deadline.check()
     return PhaseResult(len(flat), wall, flat, errors, results, [len(a) for a in addrs], reqs,
@@ -446,6 +456,9 @@ class Config:
     start_runs: int = 3
     warmup: bool = True
     bulk: int = 100
+    race_requests: int = 64
+    race_singles: int = 400
+    only: str = ""
 
 
 @dataclass
@@ -654,6 +667,56 @@ def record_create(m: dict[str, Any], key: str, res: PhaseResult) -> None:
                          f"{db}other {res.cores(max(0.0, other)):.2f} (host total {res.cores(res.host_cpu):.2f})")
 
 
+def bulk_race(server: Server, cfg: Config, deadline: Deadline, m: dict[str, Any]) -> None:
+    """Issue 14's case: C clients each posting {"ports": [100 ports]} to one network with a /16 subnet.
+    Failed requests are counted (not fatal), and the addresses checked for duplicates afterwards."""
+    with make_client(server) as c:
+        r = c.post("/v2.0/networks", json={"network": {"name": "bench-bulk-race"}})
+        if r.status_code != 201:
+            raise BenchError(f"network for the bulk race: {r.status_code} {r.text[:300]}")
+        net = r.json()["network"]["id"]
+        r = c.post("/v2.0/subnets", json={"subnet": {"network_id": net, "ip_version": 4, "cidr": "172.16.0.0/16"}})
+        if r.status_code != 201:
+            raise BenchError(f"subnet for the bulk race: {r.status_code} {r.text[:300]}")
+
+    # single creates first, on the still nearly empty network (the cheapest case for them), for comparison
+    singles = run_phase(server, cfg.clients, cfg.race_singles, lambda c, i: c.post("/v2.0/ports", json={"port": {
+        "network_id": net, "name": f"bench-race-single-{i}", "device_id": f"bench-race-single-{i:05d}"}}),
+        (201,), deadline)
+    m["race_single_cpu_ms"] = singles.server_cpu * 1000 / singles.ops
+
+    def request(c: KeepAliveClient, i: int) -> Reply:
+        return c.post("/v2.0/ports", json={"ports": [
+            {"network_id": net, "name": f"bench-race-{i}-{k}", "device_id": f"bench-race-{i:05d}-{k:03d}"}
+            for k in range(cfg.bulk)]})
+
+    res = run_phase(server, cfg.clients, cfg.race_requests, request, (201,), deadline,
+                    keep=lambda r: len(r.json()["ports"]), count_errors=True)
+    made = sum(n for n in res.results if n)
+    m["race_ops"] = made / res.wall if res.wall else float("nan")
+    m["race_errors"] = len(res.errors)
+    fives = sum(1 for e in res.errors if e[:1] == "5")
+    kinds = Counter(" ".join([e.split(":", 1)[0], *re.findall(r'"type":"(\w+)"', e)[:1]]) for e in res.errors)
+    m["race_error_kinds"] = ", ".join(f"{n} x {kind}" for kind, n in kinds.most_common())
+    m["race_5xx"] = fives
+    m["race_cpu_ms"] = res.server_cpu * 1000 / made if made else float("nan")
+    with make_client(server) as c:
+        ports = c.get(f"/v2.0/ports?network_id={net}&fields=fixed_ips").json()["ports"]
+    ips = [f["ip_address"] for p in ports for f in p["fixed_ips"]]
+    m["race_dups"] = len(ips) - len(set(ips))
+    if len(ports) != made + singles.ops:
+        raise BenchError(f"bulk race: {made} ports answered, {len(ports)} listed")
+
+
+def run_bulk_race(server: Server, cfg: Config, deadline: Deadline, m: dict[str, Any], kind: str,
+                  log: Callable[[str], None]) -> None:
+    bulk_race(server, cfg, deadline, m)
+    log(f"[{kind}] bulk race ({cfg.clients} clients x {cfg.bulk} ports, one /16): {m['race_ops']:.0f} ports/s, "
+        f"{m['race_errors']} failed request(s) ({m['race_5xx']} 5xx) {m['race_error_kinds']}, "
+        f"{m['race_dups']} duplicate address(es), server CPU {m['race_cpu_ms']:.2f} ms per port "
+        f"(single creates there: {m['race_single_cpu_ms']:.2f} ms)")
+
+
 def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str], None]) -> dict[str, Any]:
     m: dict[str, Any] = {"loadavg_before": loadavg(), "busy_before": host_busy_now()}
     tmp = Path(tempfile.mkdtemp(prefix=f"fermion-bench-{kind}-"))
@@ -673,6 +736,9 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
                 m["floor_p50"], m["floor_p99"] = pct(lat, 50), pct(lat, 99)
             if cfg.warmup:
                 warm_up(server, cfg, deadline)
+            if cfg.only == "bulk-race":
+                run_bulk_race(server, cfg, deadline, m, kind, log)
+                return m
             st = State()
 
             res = run_phase(server, cfg.clients, cfg.networks,
@@ -733,6 +799,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             log(f"[{kind}] at {len(st.ports)} ports: list p50 {m['list_large_p50']:.0f} ms, "
                 f"device_id p50 {m['dev_large_p50']:.1f} ms (bulk fill {m['fill_large_ops']:.0f} ports/s)")
             m["rss_mib"] = rss_kib(server.proc.pid) / 1024
+            run_bulk_race(server, cfg, deadline, m, kind, log)
             m["server_procs"] = len(proc_tree(server.proc.pid))
             m["server_cpu_total"] = cpu_seconds(server.proc.pid)
     except (BenchError, OutOfTime) as err:
@@ -755,7 +822,7 @@ def fmt(v: Any, unit: str) -> str:
     if unit == "/s":
         return f"{v:,.0f}/s"
     if unit == "ms":
-        return f"{v:.1f} ms" if v < 100 else f"{v:,.0f} ms"
+        return f"{v:.2f} ms" if v < 1 else f"{v:.1f} ms" if v < 100 else f"{v:,.0f} ms"
     if unit == "MiB":
         return f"{v:.0f} MiB"
     if unit == "KiB":
@@ -798,8 +865,17 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
         ]
     rows += [("server RSS just after start", "rss_start_mib", "MiB"),
              (f"server RSS @{L} ports, before listing them", "rss_before_lists_mib", "MiB"),
-             (f"server RSS @{L} ports, after the lists", "rss_mib", "MiB")]
+             (f"server RSS @{L} ports, after the lists", "rss_mib", "MiB"),
+             (f"bulk race: {cfg.clients} clients x {cfg.bulk} ports, one /16 ({cfg.race_requests} requests)",
+              "race_ops", "/s"),
+             ("  failed bulk requests", "race_errors", ""),
+             ("  of which 5xx", "race_5xx", ""),
+             ("  duplicate addresses", "race_dups", ""),
+             ("  server CPU per port in a bulk", "race_cpu_ms", "ms"),
+             (f"  server CPU per single port create there ({cfg.race_singles}, first)", "race_single_cpu_ms", "ms")]
     backends = list(results) + [k for k in skipped if k not in results]
+    if cfg.only:
+        rows = [row for row in rows if any(row[1] in r for r in results.values())]
     header = ["metric", *backends, "target"]
     table = []
     for label, key, unit in rows:
@@ -832,6 +908,8 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
             continue
         if "error" in r:
             out.append(f"[{b}] FAILED: {r['error']}")
+        if r.get("race_errors"):
+            out.append(f"[{b}] bulk race failures: {r['race_error_kinds']}")
         if "keepalive" in r:
             out.append(f"[{b}] keep-alive {'ok' if r['keepalive_ok'] else 'NOT REUSED'}: {r['keepalive']}")
         for key, what in (("net", "network"), ("sub", "subnet"), ("port", "port")):
@@ -854,7 +932,7 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--db", default="sqlite,postgres", help="comma-separated backends: sqlite,postgres")
+    ap.add_argument("--db", default="sqlite,postgres", help="comma-separated backends: sqlite,postgres,mysql")
     ap.add_argument("--networks", type=int, default=200, help="networks (each gets one /20 subnet)")
     ap.add_argument("--ports", type=int, default=2000, help="ports created one by one (timed)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients for creates")
@@ -868,6 +946,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-quiet", type=float, default=0,
                     help="wait up to this many seconds for other load on the host to stop before each backend")
     ap.add_argument("--no-warmup", action="store_true", help="time creates from a cold server")
+    ap.add_argument("--race-requests", type=int, default=64,
+                    help="bulk race: how many bulk requests of 100 ports the clients post to one network")
+    ap.add_argument("--race-singles", type=int, default=400,
+                    help="bulk race: single port creates on the same network first, to compare their CPU")
+    ap.add_argument("--only", choices=["bulk-race"], default="", help="run only this case")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
     ap.add_argument("--json", help="also write the raw numbers to this file")
@@ -876,9 +959,11 @@ def main(argv: list[str] | None = None) -> int:
         args.networks, args.ports, args.shows = 20, 200, 100
         args.ports_small, args.ports_large = 100, 1000
         args.list_runs, args.filter_runs = 3, 10
+        args.race_requests, args.race_singles = 8, 80
     cfg = Config(args.networks, args.ports, args.clients, args.shows, args.ports_small,
                  max(args.ports_large, args.ports_small, args.ports), args.list_runs, args.filter_runs,
-                 args.workers, max(1, args.start_runs), not args.no_warmup)
+                 args.workers, max(1, args.start_runs), not args.no_warmup, race_requests=args.race_requests,
+                 race_singles=args.race_singles, only=args.only)
     if cfg.networks > 4096:
         ap.error("--networks is at most 4096 (one /20 each out of 10.0.0.0/8)")
 
@@ -889,14 +974,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     for kind in [k.strip() for k in args.db.split(",") if k.strip()]:
-        if kind not in ("sqlite", "postgres"):
+        if kind not in ("sqlite", "postgres", "mysql"):
             ap.error(f"unknown backend {kind!r}")
-        pg = make_url(PG_ADMIN_URL)
-        pg_host, pg_port = pg.host or "127.0.0.1", pg.port or 5432
-        if kind == "postgres" and not reachable(pg_host, pg_port):
-            skipped[kind] = f"PostgreSQL is not reachable at {pg_host}:{pg_port}"
-            log(f"[postgres] skipped: {skipped[kind]}")
-            continue
+        if kind != "sqlite":
+            admin = make_url(PG_ADMIN_URL if kind == "postgres" else MYSQL_ADMIN_URL)
+            host, port = admin.host or "127.0.0.1", admin.port or (5432 if kind == "postgres" else 3306)
+            if not reachable(host, port):
+                skipped[kind] = f"{'PostgreSQL' if kind == 'postgres' else 'MariaDB'} is not reachable at {host}:{port}"
+                log(f"[{kind}] skipped: {skipped[kind]}")
+                continue
         if time.monotonic() > deadline.end:
             skipped[kind] = "--max-seconds exceeded before it started"
             continue

@@ -133,6 +133,13 @@ def _retriable(err: BaseException) -> bool:
     return False
 
 
+def scratch(conn: Connection) -> dict[str, Any]:
+    """A dict that lives as long as the current write transaction (Database.write), for what one step of
+    it tells a later one; an empty throw-away dict outside of one."""
+    found = conn.info.get("fermion.scratch")
+    return found if found is not None else {}
+
+
 class Database:
     def __init__(self, url: str, pool_size: int = 16) -> None:
         self.url = normalize_url(url)
@@ -176,6 +183,7 @@ class Database:
         with self.engine.connect().execution_options(fermion_write=True) as conn:
             events: list[Any] = []
             conn.info["fermion.events"] = events
+            conn.info["fermion.scratch"] = {}
             committing = False
             try:
                 with conn.begin():
@@ -188,6 +196,7 @@ class Database:
                 raise
             finally:
                 conn.info.pop("fermion.events", None)
+                conn.info.pop("fermion.scratch", None)
 
     def pool_status(self) -> dict[str, int]:
         """The connection pool's use (for /metrics); empty for pools that keep no count."""

@@ -14,6 +14,7 @@ from fermion.db.direct import Prepared
 # (dialect, table) -> the statement; built once because building and hashing a statement costs more
 # than executing it (the values go in as parameters)
 _IF_ABSENT: dict[tuple[str, str], Prepared] = {}
+_MANY_IF_ABSENT: dict[tuple[str, str], Prepared] = {}
 
 
 def new_id() -> str:
@@ -45,3 +46,18 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> 
     if dialect in ("postgresql", "sqlite"):
         return stmt.first(conn, values) is not None
     return stmt.run(conn, values) == 1
+
+
+def insert_many_if_absent(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """insert_if_absent for many rows in one round trip, in the order given (which is the order their unique
+    keys are locked in). Says nothing of which rows went in: the caller reads them back."""
+    dialect = conn.dialect.name
+    stmt = _MANY_IF_ABSENT.get((dialect, table.name))
+    if stmt is None:
+        if dialect in ("postgresql", "sqlite"):
+            make = pg_insert if dialect == "postgresql" else sqlite_insert
+            stmt = Prepared(make(table).on_conflict_do_nothing())
+        else:
+            stmt = Prepared(insert(table).prefix_with("IGNORE"))
+        _MANY_IF_ABSENT[(dialect, table.name)] = stmt
+    stmt.run_many(conn, rows)

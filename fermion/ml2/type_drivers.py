@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 
 from fermion.allocation import first_free
 from fermion.db import models as m
+from fermion.db.engine import RetryRequest, scratch
 from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, InvalidInput
 from fermion.ml2.segments import Segment
@@ -64,33 +65,45 @@ class _Allocations:
         return {r[0] for r in conn.execute(_TAKEN, {"b_type": self.network_type, "b_physnet": physnet or ""})}
 
     def allocate(self, conn: Connection, network_id: str, physnet: str | None, ranges: Sequence[Range]) -> int | None:
+        """A free id from the ranges, or None when all are taken.
+
+        The ids one transaction (a bulk create) gets are picked in ascending order, each above the previous
+        one while there is room, so that concurrent transactions wait for each other's uncommitted ids
+        instead of deadlocking on them (as ipam.Allocator): random for the first, then just above it (a
+        sparse run would soon reach the top of the range and wrap around)."""
         if not ranges:
             return None
-        sizes = [b - a + 1 for a, b in ranges]
-        size = sum(sizes)
+        floors = scratch(conn).setdefault("segment_floors", {})
+        key = (self.network_type, physnet or "")
+        floor = floors.get(key)
+        above = [(max(a, floor + 1), b) for a, b in ranges if b > floor] if floor is not None else []
+        size = sum(b - a + 1 for a, b in ranges)
         for attempt in range(_ATTEMPTS):
             if attempt < _GUESSES:
                 # ranges are mostly sparse: a random guess usually wins without reading every taken id
-                cand = self._random(ranges, sizes)
+                cand = self._random(ranges) if not above else self.rng.randint(above[0][0],
+                                                                                min(above[0][1], above[0][0] + 3))
             else:
                 taken = self._taken(conn, physnet)
                 if len(taken) >= size:
                     return None
                 if size <= _ENUMERATE_LIMIT:
-                    free = first_free(ranges, taken, 256)
+                    free = first_free(above, taken, 4) or first_free(ranges, taken, 256)
                     if not free:
                         return None
                     cand = self.rng.choice(free)
                 else:
-                    cand = self._random(ranges, sizes)
+                    cand = self._random(above or ranges)
                     if cand in taken:
                         continue
             if self._try(conn, network_id, physnet, cand):
+                floors[key] = cand
                 return cand
-        return None
+        # free ids exist, but concurrent creates kept taking the candidates: run the transaction again
+        raise RetryRequest(f"lost the race for a {self.network_type} id {_ATTEMPTS} times")
 
-    def _random(self, ranges: Sequence[Range], sizes: list[int]) -> int:
-        a, b = self.rng.choices(ranges, weights=sizes)[0]
+    def _random(self, ranges: Sequence[Range]) -> int:
+        a, b = self.rng.choices(ranges, weights=[b - a + 1 for a, b in ranges])[0]
         return self.rng.randint(a, b)
 
     def release(self, conn: Connection, physnet: str | None, seg_id: int) -> None:

@@ -33,8 +33,14 @@ def set_tags(conn: Connection, resource_id: str, tags: list[str], fresh: bool = 
     """Replace a resource's tags; fresh: the resource was just created and has none."""
     if not fresh:
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == resource_id))
-    if tags:
-        conn.execute(insert(m.tags), [{"resource_id": resource_id, "tag": t} for t in sorted(set(tags))])
+    add_tags(conn, [(resource_id, tags)])
+
+
+def add_tags(conn: Connection, tags: list[tuple[str, list[str]]]) -> None:
+    """Tag resources that have none yet (just created), given (resource id, tags) pairs, in one statement."""
+    rows = [{"resource_id": rid, "tag": t} for rid, names in tags for t in sorted(set(names))]
+    if rows:
+        conn.execute(insert(m.tags), rows)
 
 
 def bump(conn: Connection, table: Table, ident: str, values: dict[str, Any],

@@ -16,7 +16,13 @@ from fermion.resources.floatingip import FLOATINGIP
 from fermion.services import common
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
-from fermion.services.routers import FLOATINGIP_OWNER, GATEWAY_OWNER, INTERFACE_OWNER, RouterService
+from fermion.services.routers import (
+    FLOATINGIP_OWNER,
+    GATEWAY_OWNER,
+    INTERFACE_OWNER,
+    RouterService,
+    require_external,
+)
 
 DETAIL_KEYS = ("name", "network_id", "mac_address", "admin_state_up", "status", "device_id", "device_owner")
 
@@ -51,42 +57,51 @@ class FloatingIpService:
 
     def create(self, conn: Connection, items: list[dict[str, Any]],
                ctx: Context | None = None) -> list[dict[str, Any]]:
-        rows = []
+        """Insert the floating IPs; their ports (and addresses) are made as one bulk (see PortService.create)."""
+        fips = []
         for item in items:
             row = common.standard_row(item)
             row.pop("name")
-            net_id = item["floating_network_id"]
-            n = m.networks.c
-            net = conn.execute(select(n.id, n.router_external).where(n.id == net_id)).first()
-            if net is None:
-                raise NotFound(f"Network {net_id} could not be found.", type="NetworkNotFound")
-            if not net.router_external:
-                raise bad_fip(f"The network {net_id} is not a valid external network")
-            want: dict[str, str] = {}
-            if item.get("subnet_id"):
-                want["subnet_id"] = item["subnet_id"]
-            if item["floating_ip_address"] is not AUTO:
-                want["ip_address"] = item["floating_ip_address"]
-            if not want:
-                v4 = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id,
-                                                               m.subnets.c.ip_version == 4)
-                                  .order_by(m.subnets.c.created_at)).first()
-                if v4 is None:
-                    raise bad_fip(f"Network {net_id} has no IPv4 subnet for floating IPs")
-                want["subnet_id"] = v4[0]
-            port = self.routers.create_port(conn, net_id, "", row["id"], FLOATINGIP_OWNER, [want], None)
-            address = next(f["ip_address"] for f in port["fixed_ips"])
-            row.update(floating_ip_address=address, floating_network_id=net_id, floating_port_id=port["id"],
+            fips.append((item, row, self._address_wanted(conn, item)))
+        ports = self.routers.create_ports(conn, [(item["floating_network_id"], "", row["id"], FLOATINGIP_OWNER,
+                                                  [want], None) for item, row, want in fips])
+        rows = []
+        for (item, row, _), port in zip(fips, ports, strict=True):
+            row.update(floating_ip_address=port["fixed_ips"][0]["ip_address"],
+                       floating_network_id=item["floating_network_id"], floating_port_id=port["id"],
                        fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
-            conn.execute(insert(m.floatingips).values(**row))
-            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            rows.append(row)
+        conn.execute(insert(m.floatingips), rows)
+        common.add_tags(conn, [(row["id"], item.get("tags") or []) for item, row, _ in fips])
+        out = []
+        for (item, row, _) in fips:
             if item.get("port_id"):
                 self._associate(conn, row, item["port_id"], item.get("fixed_ip_address"), ctx)
                 row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == row["id"])).one()._mapping)
-            rows.append({**row, "name": "", "tags": sorted(set(item.get("tags") or []))})
+            out.append({**row, "name": "", "tags": sorted(set(item.get("tags") or []))})
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "floatingip", count)
-        return rows
+        return out
+
+    @staticmethod
+    def _address_wanted(conn: Connection, item: dict[str, Any]) -> dict[str, str]:
+        """The fixed_ips entry of the floating IP's port: the address or subnet asked for, else the external
+        network's first IPv4 subnet."""
+        net_id = item["floating_network_id"]
+        require_external(conn, net_id, bad_fip)
+        want: dict[str, str] = {}
+        if item.get("subnet_id"):
+            want["subnet_id"] = item["subnet_id"]
+        if item["floating_ip_address"] is not AUTO:
+            want["ip_address"] = item["floating_ip_address"]
+        if not want:
+            v4 = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id,
+                                                           m.subnets.c.ip_version == 4)
+                              .order_by(m.subnets.c.created_at)).first()
+            if v4 is None:
+                raise bad_fip(f"Network {net_id} has no IPv4 subnet for floating IPs")
+            want["subnet_id"] = v4[0]
+        return want
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:

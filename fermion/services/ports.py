@@ -14,7 +14,7 @@ from fermion import metrics
 from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.direct import Prepared
-from fermion.db.writes import insert_if_absent
+from fermion.db.writes import insert_if_absent, insert_many_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.ml2.binding import UNBOUND, Binding, PortBinder
 from fermion.ml2.manager import load_segments
@@ -45,8 +45,11 @@ def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
     return routers
 
 
-def _fixed(subnet: dict[str, Any], ip: str) -> dict[str, str]:
-    return {"subnet_id": subnet["id"], "ip_address": ip}
+def _slaac(port: dict[str, Any], subnet: dict[str, Any]) -> ipam.Want:
+    """The port's EUI-64 address on a SLAAC (or DHCPv6-stateless) subnet."""
+    ip = ipam.eui64(subnet["cidr"], port["mac_address"])
+    ipam.check_specific(subnet, ip, False)
+    return ipam.Want(port["id"], [subnet], ip)
 
 
 _s = m.subnets.c
@@ -58,6 +61,8 @@ _ips, _groups = select(_a.port_id, _a.subnet_id, _a.ip_address), select(_b.port_
 _ALL_IPS, _ALL_GROUPS = Prepared(_ips), Prepared(_groups)
 _IPS_OF_PORTS = Prepared(_ips.where(_a.port_id.in_(bindparam("b_ids", expanding=True))))
 _GROUPS_OF_PORTS = Prepared(_groups.where(_b.port_id.in_(bindparam("b_ids", expanding=True))))
+_p = m.ports.c
+_MACS_OF_PORTS = select(_p.id, _p.mac_address).where(_p.id.in_(bindparam("b_ids", expanding=True)))
 _t = m.tags.c
 # a port's addresses, groups and tags in one round trip (a show), told apart by the first column
 _ONE_PORT_PARTS = Prepared(union_all(
@@ -171,51 +176,67 @@ class PortService:
 
     def create(self, conn: Connection, items: list[dict[str, Any]],
                networks: dict[str, dict[str, Any]], ctx: Context | None = None) -> list[dict[str, Any]]:
-        """Insert the items; return the inserted rows (to answer without reading them back)."""
-        rows = []
+        """Insert the items; return the inserted rows (to answer without reading them back).
+
+        A bulk goes in step by step (every port row, then every address...) rather than port by port: a
+        few statements for the whole request, and its unique keys locked in one order (see ipam.Allocator),
+        so that concurrent bulks wait for each other instead of deadlocking."""
+        defaults: dict[str, tuple[str, int]] = {}
+        ports = []
         for item in items:
-            net = networks[item["network_id"]]
-            row = common.standard_row(item)
-            pse = item["port_security_enabled"]
-            row.update(
-                network_id=net["id"], admin_state_up=item["admin_state_up"], status="DOWN",
-                device_id=item["device_id"], device_owner=item["device_owner"],
-                port_security_enabled=net["port_security_enabled"] if pse is AUTO else pse,
-                allowed_address_pairs=item["allowed_address_pairs"],
-                binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
-                binding_profile=item["binding:profile"],
-            )
-            binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
-            row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
-            if row["allowed_address_pairs"] and not row["port_security_enabled"]:
-                raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
-                               "port.", type="AddressPairAndPortSecurityRequired")
-            groups = self._groups_on_create(conn, row, item.get("security_groups", AUTO))
-            self._insert_with_mac(conn, row, item["mac_address"])
-            self._bind_groups(conn, row["id"], sorted(groups))
-            for gid, revision in groups.items():
-                common.emit(conn, Hint("security_group", gid, revision, None, None))
-            subnets = self._subnets(conn, net["id"])
-            fixed = item["fixed_ips"]
-            if fixed is AUTO:
-                ips = self._allocate_auto(conn, row, subnets)
-            else:
-                ips = self._allocate_requested(conn, row, subnets, fixed)
-            common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            row = self._new_row(conn, item, networks[item["network_id"]])
+            ports.append((item, row, self._groups_on_create(conn, row, item.get("security_groups", AUTO), defaults)))
+        self._insert_rows(conn, [(row, item["mac_address"]) for item, row, _ in ports])
+        members = [{"port_id": row["id"], "security_group_id": g} for _, row, groups in ports for g in sorted(groups)]
+        if members:
+            _INSERT_PORT_GROUP.run_many(conn, members)
+        joined = {gid: revision for _, _, groups in ports for gid, revision in groups.items()}
+        for gid in sorted(joined):
+            common.emit(conn, Hint("security_group", gid, joined[gid], None, None))
+        subnets = {net_id: self._subnets(conn, net_id) for net_id in sorted({row["network_id"] for _, row, _ in ports})}
+        wants = []
+        for item, row, _ in ports:
+            fixed, on_net = item["fixed_ips"], subnets[row["network_id"]]
+            wants.append(self._auto_wants(row, on_net) if fixed is AUTO
+                         else self._requested_wants(conn, row, on_net, fixed))
+        self.allocator.allocate(conn, [w for own in wants for w in own])
+        common.add_tags(conn, [(row["id"], item.get("tags") or []) for item, row, _ in ports])
+        rows = []
+        for (item, row, groups), own in zip(ports, wants, strict=True):
+            ips = [w.got for w in own if w.got is not None]
             # what the answer shows, known without reading it back
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "security_groups": sorted(groups),
                          "fixed_ips": sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))})
-            common.emit(conn, Hint("port", row["id"], 0, net["id"], row["binding_host_id"] or None))
+            common.emit(conn, Hint("port", row["id"], 0, row["network_id"], row["binding_host_id"] or None))
             metrics.PORTS.created(row["id"])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
 
+    def _new_row(self, conn: Connection, item: dict[str, Any], net: dict[str, Any]) -> dict[str, Any]:
+        row = common.standard_row(item)
+        pse = item["port_security_enabled"]
+        row.update(
+            network_id=net["id"], admin_state_up=item["admin_state_up"], status="DOWN",
+            device_id=item["device_id"], device_owner=item["device_owner"],
+            port_security_enabled=net["port_security_enabled"] if pse is AUTO else pse,
+            allowed_address_pairs=item["allowed_address_pairs"],
+            binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
+            binding_profile=item["binding:profile"],
+        )
+        binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
+        row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
+        if row["allowed_address_pairs"] and not row["port_security_enabled"]:
+            raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
+                           "port.", type="AddressPairAndPortSecurityRequired")
+        return row
+
     # ---------------------------------------------------------------- security groups
-    def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any) -> dict[str, int]:
+    def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any,
+                          defaults: dict[str, tuple[str, int]]) -> dict[str, int]:
         """The groups a new port joins, with their revisions: the project's default group unless it names
         others (or none); none without port security, and none for network:* ports (DHCP, routers), as in
-        Neutron."""
+        Neutron. `defaults` keeps the default groups already looked up by this request."""
         if wanted is not AUTO and wanted and not port["port_security_enabled"]:
             raise BadRequest(SG_NEEDS_PORT_SECURITY, type="PortSecurityAndIPRequiredForSecurityGroups")
         if port["device_owner"].startswith("network:"):
@@ -223,7 +244,10 @@ class PortService:
         if wanted is AUTO:
             if not port["port_security_enabled"]:
                 return {}
-            gid, revision = ensure_default_group(conn, port["project_id"], self.quotas)
+            project = port["project_id"]
+            if project not in defaults:
+                defaults[project] = ensure_default_group(conn, project, self.quotas)
+            gid, revision = defaults[project]
             return {gid: revision}
         return usable_groups(conn, wanted, port["project_id"]) if wanted else {}
 
@@ -255,13 +279,30 @@ class PortService:
         if groups:
             _INSERT_PORT_GROUP.run_many(conn, [{"port_id": port_id, "security_group_id": g} for g in groups])
 
-    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any) -> None:
-        pairs = row["allowed_address_pairs"]
+    def _insert_rows(self, conn: Connection, ports: list[tuple[dict[str, Any], Any]]) -> None:
+        """Insert port rows, each with its requested MAC or a generated one (row, requested MAC or AUTO)."""
+        pairs = [row["allowed_address_pairs"] for row, _ in ports]  # as asked, before a MAC fills them in
+        if len(ports) == 1:
+            self._insert_with_mac(conn, *ports[0], pairs[0])
+            return
+        for (row, mac), own in zip(ports, pairs, strict=True):
+            self._set_mac(row, self._random_mac() if mac is AUTO else mac, own)
+        rows = sorted((row for row, _ in ports), key=lambda r: (r["network_id"], r["mac_address"]))  # lock order
+        insert_many_if_absent(conn, m.ports, rows)
+        stored = dict(conn.execute(_MACS_OF_PORTS, {"b_ids": [r["id"] for r in rows]}).all())
+        for (row, mac), own in zip(ports, pairs, strict=True):
+            if stored.get(row["id"]) != row["mac_address"]:  # the MAC was taken: another one, or 409
+                self._insert_with_mac(conn, row, mac, own)
+
+    @staticmethod
+    def _set_mac(row: dict[str, Any], mac: str, pairs: list[dict[str, Any]]) -> None:
+        row["mac_address"] = mac
+        # an address pair without a MAC takes the port's MAC, as in Neutron
+        row["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", mac)} for p in pairs]
+
+    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: Any, pairs: list[dict[str, Any]]) -> None:
         for _ in range(16):
-            row["mac_address"] = self._random_mac() if mac is AUTO else mac
-            # an address pair without a MAC takes the port's MAC, as in Neutron
-            row["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", row["mac_address"])}
-                                            for p in pairs]
+            self._set_mac(row, self._random_mac() if mac is AUTO else mac, pairs)
             if insert_if_absent(conn, m.ports, row):
                 return
             if mac is not AUTO:
@@ -269,33 +310,18 @@ class PortService:
                                f"The mac address {mac} is in use.", type="MacAddressInUse")
         raise Conflict("Unable to generate a unique MAC address", type="MacAddressGenerationFailure")
 
-    def _allocate_auto(self, conn: Connection, port: dict[str, Any],
-                       subnets: list[dict[str, Any]]) -> list[dict[str, str]]:
-        """Addresses from each IP version's first subnet with room, and SLAAC addresses; returns them."""
-        owner = port["device_owner"]
+    @staticmethod
+    def _auto_wants(port: dict[str, Any], subnets: list[dict[str, Any]]) -> list[ipam.Want]:
+        """An address from each IP version's first subnet with room, and SLAAC addresses."""
         v4 = [s for s in subnets if s["ip_version"] == 4]
         v6_stateful = [s for s in subnets if s["ip_version"] == 6 and not ipam.is_auto_address(s)]
-        auto6 = [s for s in subnets if ipam.is_auto_address(s)]
-        out = []
-        for group in (v4, v6_stateful):
-            last_error: Conflict | None = None
-            for subnet in group:
-                try:
-                    out.append(_fixed(subnet, self.allocator.allocate_any(conn, port["id"], subnet)))
-                    last_error = None
-                    break
-                except Conflict as err:
-                    last_error = err
-            if last_error is not None:
-                raise last_error
-        if not owner.startswith("network:router"):
-            for subnet in auto6:
-                ip = ipam.eui64(subnet["cidr"], port["mac_address"])
-                out.append(_fixed(subnet, self.allocator.allocate_specific(conn, port["id"], subnet, ip, False)))
-        return out
+        wants = [ipam.Want(port["id"], group) for group in (v4, v6_stateful) if group]
+        if not port["device_owner"].startswith("network:router"):
+            wants += [_slaac(port, s) for s in subnets if ipam.is_auto_address(s)]
+        return wants
 
-    def _allocate_requested(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]],
-                            fixed: list[dict[str, str]]) -> list[dict[str, str]]:
+    def _requested_wants(self, conn: Connection, port: dict[str, Any], subnets: list[dict[str, Any]],
+                         fixed: list[dict[str, str]]) -> list[ipam.Want]:
         by_id = {s["id"]: s for s in subnets}
         may_gw = port["device_owner"] in ROUTER_OWNERS
         out = []
@@ -317,17 +343,13 @@ class PortService:
                     if subnet is None:
                         raise BadRequest(f"IP address {req['ip_address']} is not a valid IP for any of the "
                                          "subnets on the specified network.", type="InvalidIpForNetwork")
-                got = self.allocator.allocate_specific(conn, port["id"], subnet, req["ip_address"], may_gw)
+                ipam.check_specific(subnet, req["ip_address"], may_gw)
+                out.append(ipam.Want(port["id"], [subnet], req["ip_address"]))
             elif subnet is not None:
-                if ipam.is_auto_address(subnet):
-                    got = self.allocator.allocate_specific(conn, port["id"], subnet,
-                                                           ipam.eui64(subnet["cidr"], port["mac_address"]), False)
-                else:
-                    got = self.allocator.allocate_any(conn, port["id"], subnet)
+                out.append(_slaac(port, subnet) if ipam.is_auto_address(subnet) else ipam.Want(port["id"], [subnet]))
             else:
                 raise BadRequest("Invalid input for fixed_ips: each entry needs subnet_id or ip_address",
                                  type="InvalidInput")
-            out.append(_fixed(subnet, got))
         return out
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
@@ -414,7 +436,8 @@ class PortService:
         if new:
             port = {"id": orig["id"], "network_id": orig["network_id"], "device_owner": orig["device_owner"],
                     "mac_address": orig["mac_address"]}
-            self._allocate_requested(conn, port, self._subnets(conn, orig["network_id"]), new)
+            self.allocator.allocate(conn, self._requested_wants(conn, port, self._subnets(conn, orig["network_id"]),
+                                                                new))
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:

@@ -74,6 +74,8 @@ class QuotaService:
         One conditional UPDATE of the usage row checks the limit and counts the new rows; it holds that row's
         lock until commit, so concurrent creates for one project cannot both take the last free unit.
         """
+        if not project_id:
+            return  # what the service owns for no project (floating IP and gateway ports) counts nowhere
         u = m.quota_usages.c
         done = _CHARGE.run(conn, {"b_project": project_id, "b_resource": resource, "b_count": count,
                                   "b_default": self.defaults[resource]})
@@ -97,6 +99,8 @@ class QuotaService:
             raise RetryRequest("quota usage row created concurrently")
 
     def release(self, conn: Connection, project_id: str, resource: str, count: int = 1) -> None:
+        if not project_id:
+            return
         u = m.quota_usages.c
         conn.execute(update(m.quota_usages).where(u.project_id == project_id, u.resource == resource)
                      .values(in_use=u.in_use - count))

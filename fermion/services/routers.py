@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import netaddr
@@ -28,6 +28,16 @@ INTERFACE_OWNER = "network:router_interface"
 GATEWAY_OWNER = "network:router_gateway"
 FLOATINGIP_OWNER = "network:floatingip"
 MAX_ROUTES = 30
+
+
+def require_external(conn: Connection, network_id: str, bad: Callable[[str], BadRequest]) -> None:
+    """The network exists (404) and is external (else `bad` words the 400) for a gateway or floating IP."""
+    n = m.networks.c
+    net = conn.execute(select(n.id, n.router_external).where(n.id == network_id)).first()
+    if net is None:
+        raise NotFound(f"Network {network_id} could not be found.", type="NetworkNotFound")
+    if not net.router_external:
+        raise bad(f"The network {network_id} is not a valid external network")
 
 
 def bad_router(message: str) -> BadRequest:
@@ -122,12 +132,7 @@ class RouterService:
     def _set_gateway(self, conn: Connection, router: dict[str, Any], info: dict[str, Any],
                      ctx: Context | None) -> None:
         rid, net_id = router["id"], info["network_id"]
-        n = m.networks.c
-        net = conn.execute(select(n.id, n.router_external).where(n.id == net_id)).first()
-        if net is None:
-            raise NotFound(f"Network {net_id} could not be found.", type="NetworkNotFound")
-        if not net.router_external:
-            raise bad_router(f"The network {net_id} is not a valid external network")
+        require_external(conn, net_id, bad_router)
         snat = info.get("enable_snat", True)
         fixed = info.get("external_fixed_ips")
         current = self._gateway_port(conn, router)
@@ -170,15 +175,23 @@ class RouterService:
     def create_port(self, conn: Connection, network_id: str, project: str, device_id: str, owner: str,
                     fixed_ips: Any, host: str | None) -> dict[str, Any]:
         """A port the service owns (router interface, gateway, floating IP)."""
-        item = {"project_id": project, "name": "", "description": "", "tags": [], "network_id": network_id,
-                "admin_state_up": True, "device_id": device_id, "device_owner": owner,
-                "port_security_enabled": False, "allowed_address_pairs": [], "security_groups": [],
-                "binding:host_id": host or "", "binding:vnic_type": "normal", "binding:profile": {},
-                "mac_address": AUTO, "fixed_ips": fixed_ips}
-        row = self.ports.create(conn, [item], {network_id: {"id": network_id, "port_security_enabled": False}})[0]
+        row = self.create_ports(conn, [(network_id, project, device_id, owner, fixed_ips, host)])[0]
         port = self.ports.collection.get(conn, row["id"])
         assert port is not None
         return port
+
+    def create_ports(self, conn: Connection, wanted: list[tuple[str, str, str, str, Any, str | None]]
+                     ) -> list[dict[str, Any]]:
+        """Ports the service owns, given (network, project, device id, owner, fixed IPs, host), created
+        together as one bulk; their rows as PortService.create returns them (fixed IPs included)."""
+        items = [{"project_id": project, "name": "", "description": "", "tags": [], "network_id": network_id,
+                  "admin_state_up": True, "device_id": device_id, "device_owner": owner,
+                  "port_security_enabled": False, "allowed_address_pairs": [], "security_groups": [],
+                  "binding:host_id": host or "", "binding:vnic_type": "normal", "binding:profile": {},
+                  "mac_address": AUTO, "fixed_ips": fixed_ips}
+                 for network_id, project, device_id, owner, fixed_ips, host in wanted]
+        networks = {i["network_id"]: {"id": i["network_id"], "port_security_enabled": False} for i in items}
+        return self.ports.create(conn, items, networks)
 
     # ---------------------------------------------------------------- interfaces
     def add_interface(self, conn: Connection, router: dict[str, Any], body: Any, ctx: Context) -> dict[str, Any]:

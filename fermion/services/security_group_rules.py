@@ -257,13 +257,14 @@ class SecurityGroupRuleService:
     def create(self, conn: Connection, items: list[dict[str, Any]],
                ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the rules; return the inserted rows (to answer without reading them back)."""
+        checked = [validated(item) for item in items]
+        owners = self._lock_groups(conn, checked)
         rows = []
         seen: set[str] = set()
-        for item in items:
-            values = validated(item)
+        for values in checked:
             if values["remote_group_id"] is not None:
-                self._check_group(conn, values["remote_group_id"], values["project_id"], ctx, update=False)
-            self._check_group(conn, values["security_group_id"], values["project_id"], ctx, update=True)
+                _check_owner(owners, values["remote_group_id"], values["project_id"], ctx)
+            _check_owner(owners, values["security_group_id"], values["project_id"], ctx)
             if values["fingerprint"] in seen:
                 raise Conflict("Duplicate Security Group Rule in POST.", type="DuplicateSecurityGroupRuleInPost")
             seen.add(values["fingerprint"])
@@ -279,17 +280,24 @@ class SecurityGroupRuleService:
         return rows
 
     @staticmethod
-    def _check_group(conn: Connection, group_id: str, project_id: str, ctx: Context | None, update: bool) -> None:
-        """The group exists and the rule's project may use it (any group for an admin).
+    def _lock_groups(conn: Connection, rules: list[dict[str, Any]]) -> dict[str, str]:
+        """The owners of the groups that exist among those the rules name.
 
-        The group stays locked until commit, so a concurrent delete of it waits or is seen as done; the
-        rule's own group is locked for update at once, as its revision is bumped later (no lock upgrade)."""
-        stmt = select(m.securitygroups.c.project_id).where(m.securitygroups.c.id == group_id)
-        if conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update(read=not update)
-        owner = conn.execute(stmt).scalar()
-        if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
-            raise NotFound(f"Security group {group_id} does not exist", type="SecurityGroupNotFound")
+        Each group is locked once until commit, in id order, so that concurrent creates wait for each
+        other instead of deadlocking: for update when rules join it (its revision is bumped later, and
+        taking a share lock first would need an upgrade), for share when it is only a remote group (a
+        concurrent delete of it waits or is seen as done)."""
+        own = {r["security_group_id"] for r in rules}
+        remote = {r["remote_group_id"] for r in rules if r["remote_group_id"] is not None}
+        owners = {}
+        for gid in sorted(own | remote):
+            stmt = select(m.securitygroups.c.project_id).where(m.securitygroups.c.id == gid)
+            if conn.dialect.name != "sqlite":
+                stmt = stmt.with_for_update(read=gid not in own)
+            owner = conn.execute(stmt).scalar()
+            if owner is not None:
+                owners[gid] = owner
+        return owners
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
@@ -305,6 +313,13 @@ class SecurityGroupRuleService:
         conn.execute(delete(m.securitygrouprules).where(m.securitygrouprules.c.id == rid))
         self.quotas.release(conn, orig["project_id"], "security_group_rule")
         touch_groups(conn, [orig["security_group_id"]])
+
+
+def _check_owner(owners: dict[str, str], group_id: str, project_id: str, ctx: Context | None) -> None:
+    """The group exists and the rule's project may use it (any group for an admin)."""
+    owner = owners.get(group_id)
+    if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
+        raise NotFound(f"Security group {group_id} does not exist", type="SecurityGroupNotFound")
 
 
 def insert_rules(conn: Connection, rows: list[dict[str, Any]]) -> None:

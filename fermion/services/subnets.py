@@ -63,6 +63,7 @@ class SubnetService:
     def create(self, conn: Connection, items: list[dict[str, Any]],
                ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
+        self._lock_networks(conn, {item["network_id"] for item in items})
         rows = []
         for item in items:
             if item.get("subnetpool_id"):
@@ -93,6 +94,16 @@ class SubnetService:
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
+
+    @staticmethod
+    def _lock_networks(conn: Connection, network_ids: set[str]) -> None:
+        """That the subnets of a network do not overlap is no unique key: creates on one network take
+        turns, holding its row until commit (in id order; FOR NO KEY UPDATE on PostgreSQL, which the
+        foreign keys of new ports do not wait for). SQLite has one writer at a time anyway."""
+        if conn.dialect.name != "sqlite":
+            n = m.networks.c
+            conn.execute(select(n.id).where(n.id.in_(sorted(network_ids))).order_by(n.id)
+                         .with_for_update(key_share=True))
 
     def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork,
                        exclude: str | None) -> None:

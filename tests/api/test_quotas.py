@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fermion.config import settings as cfg
+from fermion.db import migrate
+from fermion.db.engine import Database
+from fermion.runtime.embedded import build_app
 from tests.conftest import Api
+from tests.support.asgi import SyncClient
 from tests.support.neutron import assert_fault
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500}
@@ -200,3 +206,25 @@ def test_quota_numeric_strings_are_accepted(api: Api) -> None:
 def test_unknown_quota_paths_are_404(api: Api) -> None:
     assert_fault(api.get("/v2.0/quotas/alice/bogus"), 404)
     assert_fault(api.put("/v2.0/quotas/alice/default", json={"quota": {"network": 1}}), 404)
+
+
+def test_floating_ip_and_gateway_ports_count_against_no_quota(tmp_path: Path) -> None:
+    # the ports a floating IP or a router gateway gets belong to no project (as in Neutron): the default
+    # port quota must not cap how many of them the whole cloud can have
+    url = f"sqlite:///{tmp_path / 'quotas.sqlite'}"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    with SyncClient(build_app(cfg.Settings().replace("database", url=url).replace("quotas", port=2))) as client:
+        admin = Api(client, "admin-project", "admin")
+        ext = admin.network(name="public", **{"router:external": True})
+        admin.subnet(ext["id"], "198.18.0.0/24")
+        r = admin.post("/v2.0/floatingips", json={"floatingips": [{"floating_network_id": ext["id"]}] * 3})
+        assert r.status_code == 201, r.text
+        for name in ("r1", "r2"):
+            admin.create("routers", name=name, external_gateway_info={"network_id": ext["id"]})
+        assert len(admin.get("/v2.0/ports", params={"network_id": ext["id"]}).json()["ports"]) == 5
+        # a project's own ports still count
+        net = admin.network()
+        admin.subnet(net["id"])
+        assert_fault(admin.post("/v2.0/ports", json={"ports": [{"network_id": net["id"]}] * 3}), 409, "OverQuota")

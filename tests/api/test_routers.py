@@ -286,11 +286,11 @@ def test_floating_ip_fixed_address_selection_and_errors(tenant: Api, admin: Api,
     assert_fault(api.as_("tenant-b").post("/v2.0/floatingips", json={"floatingip": {
         "floating_network_id": ext_id, "port_id": two["id"]}}), 404, "PortNotFound")
     assert_fault(tenant.post("/v2.0/floatingips", json={"floatingip": {
-        "floating_network_id": ext_id, "floating_ip_address": "198.18.100.77"}}), 403)
-    chosen = admin.create("floatingips", floating_network_id=ext_id, floating_ip_address="198.18.100.77")
-    assert chosen["floating_ip_address"] == "198.18.100.77"
+        "floating_network_id": ext_id, "floating_ip_address": "198.18.100.150"}}), 403)
+    chosen = admin.create("floatingips", floating_network_id=ext_id, floating_ip_address="198.18.100.150")
+    assert chosen["floating_ip_address"] == "198.18.100.150"
     assert_fault(admin.post("/v2.0/floatingips", json={"floatingip": {
-        "floating_network_id": ext_id, "floating_ip_address": "198.18.100.77"}}), 409)
+        "floating_network_id": ext_id, "floating_ip_address": "198.18.100.150"}}), 409)
     assert_fault(api.as_("tenant-b").get(f"/v2.0/floatingips/{fip['id']}"), 404, "FloatingIPNotFound")
 
 
