@@ -69,7 +69,11 @@ class LabState:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        # owner only: the agents' environment it keeps may hold a broker URL with its password
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(dataclasses.asdict(self), indent=2))
+        os.chmod(tmp, 0o600)  # an older file of other mode stays as it was under O_CREAT
         os.replace(tmp, path)
 
     @classmethod

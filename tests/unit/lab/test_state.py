@@ -23,6 +23,16 @@ def test_agent_processes_survive_a_save_and_load(tmp_path: Path) -> None:
     assert loaded is not None and loaded.hosts["n1"].kinds() == ["l2", "dhcp", "l3"]
 
 
+def test_the_state_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It keeps the agents' environment, which may name a broker URL with its password."""
+    path = tmp_path / "lab.json"
+    path.write_text("{}")
+    path.chmod(0o644)  # a file from before
+    LabState(prefix="fx", mode="distributed", endpoint="", agent_env={
+        "FERMION_TRANSPORT_URL": "amqp://fermion:secret@broker//"}).save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_state_file_from_before_agent_records_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "lab.json"
     path.write_text(json.dumps({"prefix": "fx", "mode": "distributed", "endpoint": "http://x", "hosts": {
