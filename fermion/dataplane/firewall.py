@@ -624,7 +624,6 @@ class Firewall:
 
     def _commit(self, model: Model, lines: list[str] | None, full: bool, first: bool) -> tuple[list[str], bool]:
         """Run the changes (lines; None: replace the tables); return what ran and whether it was them."""
-        everything = full_commands(model)
         stamp = _stamp(_digest(full_commands(canonical(model))))
         if lines is None:
             if not full and first and self._applied() == stamp[-1]:
@@ -638,6 +637,7 @@ class Firewall:
             except DataplaneError as err:  # our tables were changed behind our back: rebuild them
                 LOG.warning("incremental firewall update in %s failed (%s); replacing the tables",
                             self.netns or "root namespace", err)
+        everything = full_commands(model)  # only when the tables are replaced: an incremental apply needs none
         self._nft(everything + stamp)
         return everything, False
 
