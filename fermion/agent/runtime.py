@@ -53,8 +53,10 @@ class Driver(Protocol):
 
 class AgentRuntime:
     def __init__(self, host: str, driver: Driver, transport: Transport, report_interval: float = 5.0,
-                 resync_interval: float = 60.0, call_timeout: float = 10.0) -> None:
+                 resync_interval: float = 60.0, call_timeout: float = 10.0,
+                 availability_zone: str = "nova") -> None:
         self.host = host
+        self.availability_zone = availability_zone
         self.driver = driver
         self.transport = transport
         self.report_interval = report_interval
@@ -111,7 +113,7 @@ class AgentRuntime:
         while not self._stop.is_set():
             report = StateReport(host=self.host, agent_type=self.driver.agent_type, binary=self.driver.binary,
                                  topic=self.driver.topic, configurations=self.driver.configurations(),
-                                 start_flag=start_flag)
+                                 start_flag=start_flag, availability_zone=self.availability_zone)
             try:
                 self.transport.call("report_state", encode(report), timeout=self.call_timeout)
                 start_flag = False

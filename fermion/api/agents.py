@@ -13,8 +13,10 @@ from sqlalchemy import Connection
 
 from fermion.api.wire import Request, Response
 from fermion.context import Context
-from fermion.errors import BadRequest, NotFound
+from fermion.errors import BadRequest, NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.services import zones
+from fermion.services.agents import SORT_KEYS
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, uuid_str
 
@@ -54,6 +56,21 @@ class AgentController:
         return dict(filters), fields
 
     @staticmethod
+    def _sorts(req: Request) -> list[tuple[str, bool]]:
+        """sort_key/sort_dir pairs (agent_sort_key): (attribute, ascending)."""
+        keys = [v for k, v in req.query if k == "sort_key"]
+        dirs = [v for k, v in req.query if k == "sort_dir"]
+        for key in keys:
+            if key not in SORT_KEYS:
+                raise BadRequest(f"{key} is an invalid attribute for sort_keys")
+        for d in dirs:
+            if d not in ("asc", "desc"):
+                raise BadRequest(f"{d} is an invalid value for sort_dir, valid values are 'asc' and 'desc'")
+        if dirs and len(dirs) != len(keys):
+            raise BadRequest("The number of sort_keys and sort_dirs must be same")
+        return [(k, (dirs[i] if dirs else "asc") == "asc") for i, k in enumerate(keys)]
+
+    @staticmethod
     def _shape(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         return {k: v for k, v in item.items() if k in fields} if fields else item
 
@@ -66,7 +83,7 @@ class AgentController:
             self._enforce("get_agent", ctx)
             filters, fields = self._filters(req)
             with db.read() as conn:
-                items = self.agents.list_agents(conn, filters)
+                items = self.agents.list_agents(conn, filters, self._sorts(req))
             return Response(200, {"agents": [self._shape(i, fields) for i in items]})
         agent_id = parts[0]
         if len(parts) == 1:
@@ -76,6 +93,17 @@ class AgentController:
         if parts[1] == "l3-routers" and len(parts) <= 3:
             return self._l3_routers(req, ctx, agent_id, parts[2] if len(parts) == 3 else None)
         raise NotFound("The resource could not be found.")
+
+    def zones(self, req: Request, ctx: Context) -> Response:
+        """GET /v2.0/availability_zones (availability_zone, availability_zone_filter): list only."""
+        if req.method != "GET":
+            raise NeutronError(f"The method {req.method} is not allowed on availability_zones",
+                               type="HTTPMethodNotAllowed", status=405)
+        self._enforce("get_availability_zone", ctx)
+        filters, fields = self._filters(req)
+        with self.services.db.read() as conn:
+            items = zones.list_zones(conn, filters)
+        return Response(200, {"availability_zones": [self._shape(i, fields) for i in items]})
 
     def _member(self, req: Request, ctx: Context, agent_id: str) -> Response:
         db = self.services.db

@@ -78,7 +78,7 @@ class FermionApp:
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
-        self.routes = {*self.controllers, "extensions", "quotas", "agents"}
+        self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones"}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -262,6 +262,8 @@ class FermionApp:
             return self.quotas.handle(req, ctx, rest[1:])
         if head == "agents":
             return self.agents.handle(req, ctx, rest[1:])
+        if head == "availability_zones" and len(rest) == 1:
+            return self.agents.zones(req, ctx)
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":

@@ -23,6 +23,17 @@ from fermion.lab.state import AgentProcess, LabHost, LabState, state_path
 SERVER_WAIT = 10.0  # seconds `lab up` waits for the server to answer (it may just have been started)
 
 
+def parse_zones(value: str, hosts: list[str]) -> dict[str, str]:
+    """--zones compute1=az1,network1=az2 -> {"compute1": "az1", "network1": "az2"}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        host, sep, zone = item.partition("=")
+        if not sep or not zone or host not in hosts:
+            raise LabError(f"--zones: {item!r} is not HOST=ZONE with HOST one of --hosts")
+        out[host] = zone
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("fermion lab: needs root (it creates network namespaces)", file=sys.stderr)
@@ -104,7 +115,8 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
         raise LabError("--hosts: name at least one host")
     try:
         try:
-            topology.build(state, hosts, args.dhcp_host if args.dhcp_host in hosts else hosts[-1])
+            network_hosts = [h for h in args.dhcp_host.split(",") if h in hosts] or hosts[-1:]
+            topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts))
         except ValueError as err:
             raise LabError(str(err)) from None
         topology.build_external(state)

@@ -198,7 +198,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from fermion.runtime.transport import transport_for
 
     settings = _load(args).replace("rpc", transport_url=args.transport_url)
-    settings = settings.replace("agents", metrics_address=args.metrics_address).validate()
+    settings = settings.replace("agents", metrics_address=args.metrics_address,
+                                availability_zone=args.availability_zone).validate()
     if not settings.rpc.transport_url:
         print("fermion agent: needs [rpc] transport_url (or --transport-url / FERMION_TRANSPORT_URL): agents in "
               "separate processes talk to the server over RabbitMQ", file=sys.stderr)
@@ -270,7 +271,10 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
 
     p = verb("up", "create emulated hosts and start their agents")
     p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
-    p.add_argument("--dhcp-host", default="network1", help="host that runs the DHCP and L3 agents")
+    p.add_argument("--dhcp-host", default="network1",
+                   help="host (or comma-separated hosts) that run the DHCP and L3 agents")
+    p.add_argument("--zones", default="", metavar="HOST=ZONE,...",
+                   help="availability zones of hosts (default: every host in zone nova)")
     p.add_argument("--distributed", action="store_true",
                    help="agents as `fermion agent` processes over RabbitMQ ([rpc] of --config) instead of "
                         "threads of the all-in-one server")
@@ -336,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
     p.add_argument("--metrics-address", help="HOST:PORT to serve /metrics on (default: [agents] metrics_address)")
+    p.add_argument("--availability-zone", help="the zone this host is in (default: [agents] availability_zone, "
+                                               "nova)")
     _logging_options(p)
     p.set_defaults(func=cmd_agent)
 

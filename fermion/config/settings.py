@@ -89,6 +89,7 @@ class Agents:
     dhcp_agents_per_network: int = 1
     # HOST:PORT where a `fermion agent` process serves /metrics (also --metrics-address); empty: not served
     metrics_address: str = ""
+    availability_zone: str = "nova"  # the zone agents report for their host (also --availability-zone)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class Settings:
                 parse_address(a.metrics_address)
             except ValueError as err:
                 raise ConfigError(f"agents.metrics_address: {err}") from None
+        if not a.availability_zone or len(a.availability_zone) > 255 or "," in a.availability_zone:
+            raise ConfigError("agents.availability_zone must be a name of 1 to 255 characters without commas")
         if self.logging.level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"logging.level must be debug, info, warning, error or critical, not "
                               f"{self.logging.level!r}")

@@ -46,6 +46,7 @@ networks = Table(
     Column("mtu", Integer, nullable=False),
     Column("router_external", Boolean, nullable=False, default=False),
     Column("port_security_enabled", Boolean, nullable=False, default=True),
+    Column("availability_zone_hints", JSON),  # a list of zone names; NULL: none (rows from before 0012)
 )
 
 subnets = Table(
@@ -170,6 +171,7 @@ routers = Table(
     Column("gw_port_id", String(36), ForeignKey("ports.id"), nullable=True),
     Column("enable_snat", Boolean, nullable=False, default=True),
     Column("routes", JSON, nullable=False),
+    Column("availability_zone_hints", JSON),
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.

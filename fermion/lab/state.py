@@ -28,6 +28,7 @@ class LabHost:
     netns: str
     underlay_ip: str
     dhcp: bool = False
+    zone: str = "nova"  # the availability zone its agents report
     agents: list[AgentProcess] = field(default_factory=list)  # distributed mode
 
     def kinds(self) -> list[str]:

@@ -14,7 +14,7 @@ EXTERNAL_GATEWAY = "198.19.0.1"
 EXTERNAL_POOL = ("198.19.0.10", "198.19.0.250")
 
 
-def build(state: LabState, hosts: list[str], dhcp_host: str) -> None:
+def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[str, str] | None = None) -> None:
     ul = f"{state.prefix}-underlay"
     state.underlay = ul
     netns.create(ul)
@@ -39,7 +39,8 @@ def build(state: LabState, hosts: list[str], dhcp_host: str) -> None:
         _wire(ns, state.physical_interface, ul, f"pv-{name}", "br-phys")
         _wire(ns, state.external_interface, ul, f"ex-{name}", "br-ext")
         netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
-        state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name == dhcp_host)
+        state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name in dhcp_hosts,
+                                    zone=(zones or {}).get(name, "nova"))
         taken.add(ip.split("/")[0])
 
 

@@ -209,6 +209,8 @@ AGENTS: dict[str, str] = {
     "create_l3-router": ADMIN,
     "delete_l3-router": ADMIN,
     "get_l3-agents": ADMIN,
+    # the zones are no secret: every project picks hints from them
+    "get_availability_zone": ADMIN_OR_PROJECT_READER,
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,

@@ -65,6 +65,13 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("fip-port-details", "Floating IP Port Details Extension",
               "Add port_details attribute to Floating IP resource"),
     Extension("security-group", "security-group", "The security groups extension."),
+    Extension("availability_zone", "Availability Zone", "The availability zone extension."),
+    Extension("availability_zone_filter", "Availability Zone Filter Extension",
+              "Add filter parameters to AvailabilityZone resource"),
+    Extension("network_availability_zone", "Network Availability Zone",
+              "Availability zone support for network."),
+    Extension("router_availability_zone", "Router Availability Zone", "Availability zone support for router."),
+    Extension("agent_sort_key", "Agent's sort keys", "Enabling the keyword sort_key for sorting in GET requests"),
     Extension("stateful-security-group", "Stateful security group",
               "Indicates if the security group is stateful or not"),
 )

@@ -1,4 +1,5 @@
 from fermion import validation as v
+from fermion.resources.availability_zone import zone_attributes
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
 
 _segment = v.dict_of({
@@ -35,5 +36,5 @@ NETWORK = Resource(
         Attribute("segments", v.list_of(_segment, max_items=16), default=AUTO, post=True, filter=False,
                   policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="multi-provider",
                   schema={"type": "array", "items": {"type": "object"}}),
-    ),
+    ) + zone_attributes("network_availability_zone"),
 )

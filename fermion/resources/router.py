@@ -1,6 +1,7 @@
 from typing import Any
 
 from fermion import validation as v
+from fermion.resources.availability_zone import zone_attributes
 from fermion.resources.base import ADMIN_ONLY, BOOL, Attribute, Resource, standard_attributes
 
 _fixed_ip = v.dict_of({"subnet_id": (v.uuid_str, False), "ip_address": (v.ip_address, False)},
@@ -32,5 +33,5 @@ ROUTER = Resource(
                   schema={"type": "array", "items": {"type": "object"}}),
         Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
         Attribute("ha", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
-    ),
+    ) + zone_attributes("router_availability_zone"),
 )

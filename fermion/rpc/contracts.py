@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.2"
+VERSION = "1.7"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
     "1.2": "PortSecurity.network_id: the firewall tracks each network's connections in its own zone",
+    "1.7": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -56,6 +57,7 @@ class StateReport:
     topic: str
     configurations: dict[str, Any] = field(default_factory=dict)
     start_flag: bool = False
+    availability_zone: str = "nova"  # Neutron's default zone; "" from a 1.6 agent means the same
 
 
 @dataclass(frozen=True)

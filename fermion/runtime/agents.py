@@ -4,6 +4,7 @@ in-process transport) and distributed mode (`fermion agent ...` processes over R
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fermion.agent.dhcp.agent import DhcpAgent
 from fermion.agent.l2.agent import LinuxBridgeAgent
@@ -14,23 +15,27 @@ from fermion.config import settings as cfg
 from fermion.rpc.transport import Transport
 
 
-def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
-             local_ip: str | None = None, interface_mappings: dict[str, str] | None = None) -> AgentRuntime:
-    driver = LinuxBridgeAgent(host, L2Config(local_ip=local_ip, interface_mappings=interface_mappings or {}), netns)
+def _runtime(settings: cfg.Settings, transport: Transport, host: str, driver: Any, zone: str | None) -> AgentRuntime:
     a = settings.agents
-    return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval)
+    return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval,
+                        availability_zone=zone or a.availability_zone)
+
+
+def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
+             local_ip: str | None = None, interface_mappings: dict[str, str] | None = None,
+             zone: str | None = None) -> AgentRuntime:
+    driver = LinuxBridgeAgent(host, L2Config(local_ip=local_ip, interface_mappings=interface_mappings or {}), netns)
+    return _runtime(settings, transport, host, driver, zone)
 
 
 def dhcp_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
-               state_dir: Path | None = None) -> AgentRuntime:
-    driver = DhcpAgent(host, state_dir or cfg.state_dir(), netns)
-    a = settings.agents
-    return AgentRuntime(host, driver, transport, a.report_interval, a.resync_interval)
+               state_dir: Path | None = None, zone: str | None = None) -> AgentRuntime:
+    return _runtime(settings, transport, host, DhcpAgent(host, state_dir or cfg.state_dir(), netns), zone)
 
 
-def l3_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None) -> AgentRuntime:
-    a = settings.agents
-    return AgentRuntime(host, L3Agent(host, netns), transport, a.report_interval, a.resync_interval)
+def l3_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
+             zone: str | None = None) -> AgentRuntime:
+    return _runtime(settings, transport, host, L3Agent(host, netns), zone)
 
 
 def parse_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -39,10 +39,10 @@ def supervisor_status(state_dir: Path) -> Path:
 def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
                 state_dir: Path) -> AgentRuntime:
     if kind == "dhcp":
-        return dhcp_agent(settings, transport, host.name, host.netns, state_dir)
+        return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=host.zone)
     if kind == "l3":
-        return l3_agent(settings, transport, host.name, host.netns)
-    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings())
+        return l3_agent(settings, transport, host.name, host.netns, zone=host.zone)
+    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(), zone=host.zone)
 
 
 def build_agents(settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
@@ -135,7 +135,8 @@ class LabSupervisor:
 def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
     """One `fermion agent` in the root namespace, managing the host's namespace from outside (--netns), with
     the lab's whole configuration (transport URL, RPC prefix, agent intervals)."""
-    argv = [sys.executable, "-m", "fermion.cli.main", "agent", kind, "--host", host.name, "--netns", host.netns]
+    argv = [sys.executable, "-m", "fermion.cli.main", "agent", kind, "--host", host.name, "--netns", host.netns,
+            "--availability-zone", host.zone]
     if state.config:
         argv += ["--config", state.config]
     if kind == "l2":

@@ -17,10 +17,13 @@ from fermion.rpc.contracts import StateReport
 from fermion.services.common import now
 
 DHCP_AGENT = "DHCP agent"
+L3_AGENT = "L3 agent"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 FILTERS = ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "availability_zone", "alive",
            "description")
 UPDATABLE = ("admin_state_up", "description")
+SORT_KEYS = ("id", "agent_type", "binary", "topic", "host", "admin_state_up", "availability_zone", "alive",
+             "description", "created_at", "started_at", "heartbeat_timestamp")
 
 
 class AgentNotFound(NotFound):
@@ -43,7 +46,7 @@ class AgentService:
                            ).first()
         if row is None:
             values = {"id": new_id(), "agent_type": report.agent_type, "binary": report.binary,
-                      "topic": report.topic, "host": report.host, "availability_zone": "nova",
+                      "topic": report.topic, "host": report.host, "availability_zone": _zone(report),
                       "admin_state_up": True, "description": "", "configurations": report.configurations,
                       "created_at": ts, "started_at": ts, "heartbeat_timestamp": ts}
             if insert_if_absent(conn, m.agents, values):
@@ -57,6 +60,8 @@ class AgentService:
             changes["configurations"] = report.configurations
         if report.start_flag:
             changes["started_at"] = ts
+        if _zone(report) != current["availability_zone"]:
+            changes["availability_zone"] = _zone(report)
         conn.execute(update(m.agents).where(a.id == current["id"]).values(**changes))
         return {**current, **changes}, revived
 
@@ -79,7 +84,8 @@ class AgentService:
         out["resources_synced"] = None
         return out
 
-    def list_agents(self, conn: Connection, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def list_agents(self, conn: Connection, filters: dict[str, list[str]],
+                    sorts: Sequence[tuple[str, bool]] = ()) -> list[dict[str, Any]]:
         unknown = [k for k in filters if k not in FILTERS]
         if unknown:
             raise BadRequest(f"{', '.join(sorted(unknown))} is invalid attribute for filtering")
@@ -94,6 +100,8 @@ class AgentService:
             if key in filters:
                 wanted = {_boolean(v, key) for v in filters[key]}
                 items = [i for i in items if i[key] in wanted]
+        for key, ascending in reversed(sorts):  # stable sorts, last key first
+            items.sort(key=lambda i: (i[key] is not None, i[key]), reverse=not ascending)
         return items
 
     def get(self, conn: Connection, agent_id: str) -> dict[str, Any]:
@@ -136,6 +144,10 @@ class AgentService:
 
     def ids_alive(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         return [r["id"] for r in rows if self.alive(r["heartbeat_timestamp"]) and r["admin_state_up"]]
+
+
+def _zone(report: StateReport) -> str:
+    return report.availability_zone or "nova"
 
 
 def _boolean(value: str, key: str) -> bool:

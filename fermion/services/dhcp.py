@@ -15,7 +15,7 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.rpc.contracts import DhcpHost, DhcpNetwork, DhcpSubnet, DhcpView, Hint
-from fermion.services import common
+from fermion.services import common, zones
 from fermion.services.agents import DHCP_AGENT, AgentService
 from fermion.services.networks import DHCP_OWNER
 from fermion.services.ports import PortService, load_fixed_ips
@@ -46,13 +46,25 @@ class DhcpService:
         hosting = {r[0] for r in conn.execute(select(d.dhcp_agent_id).where(d.network_id == network_id))}
         if len(hosting) >= self.per_network:
             return
-        candidates = [a for a in self._dhcp_agents(conn) if a["id"] not in hosting]
-        alive: list[str] = self.agents.ids_alive(candidates)
+        hints = conn.execute(select(m.networks.c.availability_zone_hints)
+                             .where(m.networks.c.id == network_id)).scalar()
+        everyone = self._dhcp_agents(conn)
+        candidates = zones.in_hinted_zones([a for a in everyone if a["id"] not in hosting], hints)
+        alive = set(self.agents.ids_alive(candidates))
         if not alive:
             return
         load: dict[str, int] = {r[0]: r[1] for r in conn.execute(
             select(d.dhcp_agent_id, func.count()).group_by(d.dhcp_agent_id))}
-        for agent_id in sorted(alive, key=lambda a: (load.get(a, 0), a))[: self.per_network - len(hosting)]:
+        # spread a network's agents over zones first (a zone lost keeps the others), then the least loaded
+        zones_used = {a["availability_zone"] for a in everyone if a["id"] in hosting}
+        ordered = sorted((a for a in candidates if a["id"] in alive), key=lambda a: (load.get(a["id"], 0), a["id"]))
+        first = []
+        for agent in ordered:
+            if agent["availability_zone"] not in zones_used:
+                first.append(agent["id"])
+                zones_used.add(agent["availability_zone"])
+        chosen = first + [a["id"] for a in ordered if a["id"] not in first]
+        for agent_id in chosen[: self.per_network - len(hosting)]:
             if insert_if_absent(conn, m.network_dhcp_agents, {"network_id": network_id, "dhcp_agent_id": agent_id}):
                 common.emit(conn, Hint("network", network_id, 0, network_id))
 

@@ -18,7 +18,7 @@ from fermion.ml2.segments import Segment
 from fermion.resources.base import AUTO
 from fermion.resources.network import NETWORK
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, zones
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 
@@ -57,16 +57,20 @@ class NetworkCollection(Collection):
                 stmt = stmt.where(m.subnets.c.network_id.in_(ids))
             for net_id, sub_id in conn.execute(stmt):
                 by_net[net_id].append(sub_id)
+        hosted = zones.hosting_zones(conn, "network", ids)
         for row, item in zip(rows, items, strict=True):
             self._fill(item, row, by_net.get(item["id"], []), segments.get(item["id"], []))
+            item["availability_zones"] = hosted.get(item["id"], [])
 
     def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
                        inserted: list[dict[str, Any]]) -> None:
         for row, item, values in zip(rows, items, inserted, strict=True):  # no subnets yet; create kept segments
             self._fill(item, row, [], values["segments"])
+            item["availability_zones"] = []  # zones come with the DHCP agents, scheduled with a subnet
 
     def _fill(self, item: dict[str, Any], row: Any, subnets: list[str], segs: list[Segment]) -> None:
         item["router:external"] = row[self._index["router_external"]]
+        item["availability_zone_hints"] = row[self._index["availability_zone_hints"]] or []
         item["subnets"] = subnets
         if len(segs) == 1:
             item.update(segs[0].as_dict())
@@ -119,7 +123,10 @@ class NetworkService:
             mtu = item["mtu"]
             if mtu is not AUTO and mtu > max_mtu:
                 raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput", status=400)
+            hints = zones.check_hints(item.get("availability_zone_hints") or [])
+            zones.validate_hints(conn, "network", hints)
             row.update(
+                availability_zone_hints=hints,
                 admin_state_up=item["admin_state_up"],
                 status="ACTIVE",
                 shared=item["shared"],

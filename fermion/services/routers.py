@@ -16,14 +16,13 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common
-from fermion.services.agents import AgentService
+from fermion.services import common, zones
+from fermion.services.agents import L3_AGENT, AgentService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.validation import InvalidValue, uuid_str
 
-L3_AGENT = "L3 agent"
 INTERFACE_OWNER = "network:router_interface"
 GATEWAY_OWNER = "network:router_gateway"
 FLOATINGIP_OWNER = "network:floatingip"
@@ -53,7 +52,10 @@ class RouterCollection(Collection):
         ips = load_fixed_ips(conn, list(gw_ports)) if gw_ports else {}
         nets = {x[0]: x[1] for x in conn.execute(select(m.ports.c.id, m.ports.c.network_id)
                                                  .where(m.ports.c.id.in_(list(gw_ports))))} if gw_ports else {}
+        hosted = zones.hosting_zones(conn, "router", [i["id"] for i in items])
         for row, item in zip(rows, items, strict=True):
+            item["availability_zone_hints"] = row[self._index["availability_zone_hints"]] or []
+            item["availability_zones"] = hosted.get(item["id"], [])
             gw = row[self._index["gw_port_id"]]
             item["external_gateway_info"] = None if gw is None else {
                 "network_id": nets.get(gw), "enable_snat": row[self._index["enable_snat"]],
@@ -77,8 +79,10 @@ class RouterService:
         rows = []
         for item in items:
             row = common.standard_row(item)
+            hints = zones.check_hints(item.get("availability_zone_hints") or [])
+            zones.validate_hints(conn, "router", hints)
             row.update(admin_state_up=item["admin_state_up"], status="ACTIVE", gw_port_id=None, enable_snat=True,
-                       routes=[])
+                       routes=[], availability_zone_hints=hints)
             conn.execute(insert(m.routers).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             self.schedule(conn, row["id"])
@@ -375,7 +379,9 @@ class RouterService:
         host = self.host_of(conn, router_id)
         if host is not None:
             return host
-        agents = [a for a in self._l3_agents(conn) if a["admin_state_up"]]
+        hints = conn.execute(select(m.routers.c.availability_zone_hints)
+                             .where(m.routers.c.id == router_id)).scalar()
+        agents = zones.in_hinted_zones([a for a in self._l3_agents(conn) if a["admin_state_up"]], hints)
         live = set(self.agents.ids_alive(agents))
         alive = [a for a in agents if a["id"] in live]
         if not alive:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,20 @@ from tests.support.inproc_server import serve_in_thread
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    with embedded_lab(tmp_path) as lab:
+        yield lab
+
+
+@pytest.fixture
+def zoned_lab(tmp_path: Path) -> Iterator[Lab]:
+    """compute1, and two network nodes (DHCP and L3 agents) in availability zones az1 and az2."""
+    with embedded_lab(tmp_path, hosts=["compute1", "network1", "network2"], network_hosts=("network1", "network2"),
+                      zones={"network1": "az1", "network2": "az2"}) as lab:
+        yield lab
+
+
+@contextmanager
+def embedded_lab(tmp_path: Path, **topology: Any) -> Iterator[Lab]:
     require_root()
     url = f"sqlite:///{tmp_path / 'fermion.sqlite'}"
     db = Database(url)
@@ -25,7 +41,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     db.dispose()
     settings = fast_settings(url)
     app = build_app(settings)
-    with serve_in_thread(app) as endpoint, built_lab(endpoint, tmp_path, "embedded") as lab:
+    with serve_in_thread(app) as endpoint, built_lab(endpoint, tmp_path, "embedded", **topology) as lab:
         supervisor = LabSupervisor(settings, app.transport, state_path(tmp_path), poll=0.2)
         supervisor.start()
         lab.extra.update(app=app, supervisor=supervisor, settings=settings)

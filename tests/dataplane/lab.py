@@ -91,12 +91,13 @@ class Lab:
 
 
 @contextmanager
-def built_lab(endpoint: str, state_dir: Path, mode: str) -> Iterator[Lab]:
+def built_lab(endpoint: str, state_dir: Path, mode: str, hosts: list[str] | None = None,
+              network_hosts: tuple[str, ...] = ("network1",), zones: dict[str, str] | None = None) -> Iterator[Lab]:
     """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit."""
     prefix = "ft" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
     try:
-        topology.build(state, HOSTS, "network1")
+        topology.build(state, hosts or HOSTS, list(network_hosts), zones)
         topology.build_external(state)
         state.save(state_path(state_dir))
         yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)
