@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -62,6 +63,7 @@ subnets = Table(
     Column("ipv6_ra_mode", String(16)),
     Column("ipv6_address_mode", String(16)),
     Column("subnetpool_id", String(36)),
+    Column("segment_id", String(36), ForeignKey("network_segments.id"), index=True),
 )
 
 ports = Table(
@@ -127,6 +129,31 @@ network_segments = Table(
     Column("physical_network", String(64)),
     Column("segmentation_id", Integer),
     Column("segment_index", Integer, nullable=False, default=0),
+    # the segment as an API resource (segment, standard-attr-segment); NULL on rows from before 0013
+    Column("project_id", String(255)),
+    Column("name", String(255)),
+    Column("description", String(255)),
+    Column("created_at", DateTime),
+    Column("updated_at", DateTime),
+    Column("revision_number", Integer),
+)
+
+# Admin-managed ranges of segment ids (network-segment-range); the default ones mirror the configuration.
+network_segment_ranges = Table(
+    "network_segment_ranges", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), index=True),  # NULL: shared by every project
+    Column("name", String(255), nullable=False, default=""),
+    Column("description", String(255), nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("revision_number", Integer, nullable=False, default=0),
+    Column("default", Boolean, nullable=False, default=False),
+    Column("shared", Boolean, nullable=False, default=True),
+    Column("network_type", String(32), nullable=False),
+    Column("physical_network", String(64)),
+    Column("minimum", BigInteger, nullable=False),  # GRE ids reach 2**32 - 1
+    Column("maximum", BigInteger, nullable=False),
 )
 
 segment_allocations = Table(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, or_, select
 
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -72,15 +74,22 @@ class TypeManager:
             raise InvalidInput("Duplicate segment entry in request.")
         return out
 
-    def allocate(self, conn: Connection, network_id: str, requested: list[Segment] | None) -> list[Segment]:
-        """Reserve the segments (allocation rows only); record() stores them once the network row exists."""
+    def allocate(self, conn: Connection, network_id: str, requested: list[Segment] | None,
+                 project_id: str | None = None) -> list[Segment]:
+        """Reserve the segments (allocation rows only); record() stores them once the network row exists.
+        A tenant segment comes from the project's own segment ranges first, then the shared ones."""
         if requested:
             segments = [self._driver(s.network_type).reserve_provider_segment(conn, network_id, s)
                         for s in requested]
         else:
             segments = []
             for network_type in self.tenant_types:
-                found = self.drivers[network_type].allocate_tenant_segment(conn, network_id)
+                driver = self.drivers[network_type]
+                found = None
+                for ranges in project_ranges(conn, network_type, project_id):
+                    found = driver.allocate_tenant_segment(conn, network_id, ranges)
+                    if found is not None:
+                        break
                 if found is not None:
                     segments = [found]
                     break
@@ -89,12 +98,14 @@ class TypeManager:
                                type="NoNetworkAvailable", status=503)
         return segments
 
-    def record(self, conn: Connection, network_id: str, segments: list[Segment]) -> None:
+    def record(self, conn: Connection, network_id: str, segments: list[Segment], project_id: str,
+               ts: datetime) -> None:
         if segments:
             _INSERT_SEGMENTS.run_many(conn, [
                 {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
                  "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
-                 "segment_index": i} for i, s in enumerate(segments)])
+                 "segment_index": i, "project_id": project_id, "name": None, "description": None,
+                 "created_at": ts, "updated_at": ts, "revision_number": 0} for i, s in enumerate(segments)])
 
     def max_mtu(self, segments: list[Segment]) -> int:
         if not segments:
@@ -107,6 +118,32 @@ class TypeManager:
             if driver is not None:
                 driver.release_segment(conn, seg)
         conn.execute(delete(m.network_segments).where(m.network_segments.c.network_id == network_id))
+
+
+def project_ranges(conn: Connection, network_type: str, project_id: str | None) -> list[Any]:
+    """The segment ranges a project's tenant network of this type may use, in the order to try them: its own,
+    then the shared ones; [None] (the driver's configured ranges) when no range is stored for the type."""
+    r = m.network_segment_ranges.c
+    rows = conn.execute(select(r.project_id, r.physical_network, r.minimum, r.maximum)
+                        .where(r.network_type == network_type)
+                        .where(or_(r.shared.is_(True), r.project_id == (project_id or "")))
+                        .order_by(r.minimum)).all()
+    if not rows:
+        return [None]
+    own = [row for row in rows if row.project_id is not None]
+    shared = [row for row in rows if row.project_id is None]
+    out: list[Any] = []
+    for group in (own, shared):
+        if not group:
+            continue
+        if network_type == "vlan":
+            by_physnet: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for row in group:
+                by_physnet[row.physical_network].append((row.minimum, row.maximum))
+            out.append(dict(by_physnet))
+        else:
+            out.append([(row.minimum, row.maximum) for row in group])
+    return out
 
 
 def load_segments(conn: Connection, network_ids: Sequence[str] | None) -> dict[str, list[Segment]]:

@@ -9,7 +9,7 @@ segment_allocations primary key makes two networks sharing a segment impossible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -37,8 +37,9 @@ class TypeDriver(Protocol):
         """Reserve the asked segment, allocating the id when only the physical network was given."""
         ...
 
-    def allocate_tenant_segment(self, conn: Connection, network_id: str) -> Segment | None:
-        """A free segment from the configured ranges, or None when exhausted or not configured."""
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, ranges: Any = None) -> Segment | None:
+        """A free segment from the ranges (None: the configured ones; for vlan {physnet: [(min, max)]}, for
+        tunnels [(min, max)]), or None when exhausted or not configured."""
         ...
 
     def release_segment(self, conn: Connection, segment: Segment) -> None:

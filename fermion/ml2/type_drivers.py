@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
@@ -130,7 +131,7 @@ class LocalDriver:
     def reserve_provider_segment(self, conn: Connection, network_id: str, segment: Segment) -> Segment:
         return segment
 
-    def allocate_tenant_segment(self, conn: Connection, network_id: str) -> Segment | None:
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, ranges: Any = None) -> Segment | None:
         return Segment("local")
 
     def release_segment(self, conn: Connection, segment: Segment) -> None:
@@ -162,7 +163,7 @@ class FlatDriver:
                            "is in use.", type="FlatNetworkInUse")
         return segment
 
-    def allocate_tenant_segment(self, conn: Connection, network_id: str) -> Segment | None:
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, ranges: Any = None) -> Segment | None:
         return None  # flat networks are provider networks only, as in Neutron
 
     def release_segment(self, conn: Connection, segment: Segment) -> None:
@@ -209,9 +210,9 @@ class VlanDriver:
                            "use.", type="VlanIdInUse")
         return segment
 
-    def allocate_tenant_segment(self, conn: Connection, network_id: str) -> Segment | None:
-        for physnet, ranges in self.ranges.items():
-            got = self.alloc.allocate(conn, network_id, physnet, ranges)
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, ranges: Any = None) -> Segment | None:
+        for physnet, spans in (self.ranges if ranges is None else ranges).items():
+            got = self.alloc.allocate(conn, network_id, physnet, spans)
             if got is not None:
                 return Segment("vlan", physnet, got)
         return None
@@ -253,8 +254,8 @@ class TunnelDriver:
                            type="TunnelIdInUse")
         return segment
 
-    def allocate_tenant_segment(self, conn: Connection, network_id: str) -> Segment | None:
-        got = self.alloc.allocate(conn, network_id, None, self.ranges)
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, ranges: Any = None) -> Segment | None:
+        got = self.alloc.allocate(conn, network_id, None, self.ranges if ranges is None else ranges)
         return None if got is None else Segment(self.network_type, None, got)
 
     def release_segment(self, conn: Connection, segment: Segment) -> None:

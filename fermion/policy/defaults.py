@@ -186,7 +186,8 @@ TAGS: dict[str, str] = {
     f"{verb}_{collection}_tags": (
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
-    for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups")
+    for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "segments",
+                       "network_segment_ranges")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -194,6 +195,13 @@ QUOTAS: dict[str, str] = {
     "get_quota": ADMIN_OR_PROJECT_READER,
     "update_quota": ADMIN,
     "delete_quota": ADMIN,
+}
+
+# Segments and segment ranges are the operator's (Neutron: admin only).
+SEGMENTS: dict[str, str] = {
+    f"{verb}_{member}": ADMIN
+    for member in ("segment", "network_segment_range")
+    for verb in ("create", "get", "update", "delete")
 }
 
 # Agents and their scheduling are operator business (Neutron: admin only).
@@ -214,4 +222,4 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS}
+                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **SEGMENTS}

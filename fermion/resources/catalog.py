@@ -10,10 +10,12 @@ from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import SECURITY_GROUP, SECURITY_GROUP_RULE
+from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
 from fermion.resources.subnet import SUBNET
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
-                                                           SECURITY_GROUP, SECURITY_GROUP_RULE)}
+                                                           SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
+                                                           NETWORK_SEGMENT_RANGE)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -72,6 +74,11 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Availability zone support for network."),
     Extension("router_availability_zone", "Router Availability Zone", "Availability zone support for router."),
     Extension("agent_sort_key", "Agent's sort keys", "Enabling the keyword sort_key for sorting in GET requests"),
+    Extension("segment", "Segment", "Segments extension."),
+    Extension("standard-attr-segment", "Standard Attribute Segment Extension",
+              "Add standard attributes to Segment resource"),
+    Extension("network-segment-range", "Neutron Network Segment Range",
+              "Provides support for the network segment range management"),
     Extension("stateful-security-group", "Stateful security group",
               "Indicates if the security group is stateful or not"),
 )

@@ -19,6 +19,7 @@ from fermion.rpc.notifier import Notifier
 from fermion.rpc.transport import Transport
 from fermion.runtime.transport import transport_for
 from fermion.services.registry import Services
+from fermion.services.segments import default_ranges
 
 
 def build_enforcer(settings: cfg.Settings) -> Enforcer:
@@ -34,8 +35,6 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
     db = Database(url, pool_size=settings.database.pool_size)
-    if check_schema:
-        migrate.require_current(db.engine, url)
     q = settings.quotas
     services = Services.build(db, quota_defaults={"network": q.network, "subnet": q.subnet, "port": q.port},
                               default_mtu=settings.network.global_physnet_mtu,
@@ -43,6 +42,10 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
                               ml2=Ml2Config(**dataclasses.asdict(settings.ml2)),
                               agent_down_time=settings.agents.agent_down_time,
                               dhcp_agents_per_network=settings.agents.dhcp_agents_per_network)
+    if check_schema:
+        migrate.require_current(db.engine, url)
+        ranges = default_ranges(services.networks.types)
+        db.write(lambda conn: services.segment_ranges.sync_defaults(conn, ranges))
     # RPC: hints go out after each commit; agents' calls are answered by the endpoints
     transport = transport or transport_for(settings)
     endpoints = ServerEndpoints(services)

@@ -118,7 +118,7 @@ class NetworkService:
             requested = requested_segments(item)
             if requested is not None:
                 requested = self.types.validate(requested)
-            segments = self.types.allocate(conn, row["id"], requested)
+            segments = self.types.allocate(conn, row["id"], requested, row["project_id"])
             max_mtu = self.types.max_mtu(segments)
             mtu = item["mtu"]
             if mtu is not AUTO and mtu > max_mtu:
@@ -135,7 +135,7 @@ class NetworkService:
                 port_security_enabled=item["port_security_enabled"],
             )
             _INSERT_NETWORK.run(conn, row)
-            self.types.record(conn, row["id"], segments)
+            self.types.record(conn, row["id"], segments, row["project_id"], row["created_at"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})
             common.emit(conn, Hint("network", row["id"], 0, row["id"]))

@@ -22,6 +22,7 @@ from fermion.services.quotas import QuotaService
 from fermion.services.routers import RouterService
 from fermion.services.security_group_rules import SecurityGroupRuleService
 from fermion.services.security_groups import SecurityGroupService
+from fermion.services.segments import SegmentRangeService, SegmentService
 from fermion.services.subnets import SubnetService
 
 
@@ -50,6 +51,8 @@ class Services:
     floatingips: FloatingIpService
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
+    segments: SegmentService
+    segment_ranges: SegmentRangeService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -63,6 +66,7 @@ class Services:
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         routers = RouterService(quotas, ports, agents)
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
+                   segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
@@ -71,5 +75,6 @@ class Services:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
-            "security_group_rules": self.security_group_rules}
+            "security_group_rules": self.security_group_rules, "segments": self.segments,
+            "network_segment_ranges": self.segment_ranges}
         return table[collection]

@@ -18,6 +18,7 @@ from fermion.services import common, ipam
 from fermion.services.networks import DHCP_OWNER
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.segments import check_subnet_segment
 
 
 class SubnetCollection(Collection):
@@ -81,12 +82,14 @@ class SubnetService:
                 ipam.validate_pools(net, pools, gateway)
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
             self._check_overlap(conn, item["network_id"], net, None)
+            check_subnet_segment(conn, item["network_id"], item.get("segment_id"))
             row = common.standard_row(item)
             row.update(network_id=item["network_id"], ip_version=net.version, cidr=str(net),
                        gateway_ip=gateway, allocation_pools=pools,
                        dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
                        enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
-                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None)
+                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None,
+                       segment_id=item.get("segment_id"))
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
