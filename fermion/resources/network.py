@@ -1,5 +1,6 @@
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+from fermion.validation import dns
 
 _segment = v.dict_of({
     "provider:network_type": (v.string(255), True),
@@ -35,5 +36,7 @@ NETWORK = Resource(
         Attribute("segments", v.list_of(_segment, max_items=16), default=AUTO, post=True, filter=False,
                   policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="multi-provider",
                   schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("dns_domain", dns.dns_domain, default="", post=True, put=True, filter=False,
+                  extension="dns-integration"),
     ),
 )

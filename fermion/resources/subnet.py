@@ -36,5 +36,7 @@ SUBNET = Resource(
                   sort=True, schema={"type": ["string", "null"], "enum": [*IPV6_MODES, None]}),
         Attribute("subnetpool_id", v.nullable_uuid, default=None, post=True, sort=True,
                   schema={"type": ["string", "null"]}),
+        Attribute("dns_publish_fixed_ip", v.boolean, default=False, post=True, put=True, filter=False,
+                  extension="subnet-dns-publish-fixed-ip", schema=BOOL),
     ),
 )
