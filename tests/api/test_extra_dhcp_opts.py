@@ -3,12 +3,13 @@ and what the DHCP agent's view carries for them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api.test_agents import DHCP, dhcp_view, report
-from tests.conftest import Api
+from tests.conftest import Api, make_client
 from tests.support.neutron import assert_fault
 
 TFTP = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"},
@@ -116,3 +117,20 @@ def test_the_dhcp_view_carries_options_and_names(api: Api, net: dict[str, Any]) 
         assert [(o.name, o.value, o.ip_version) for o in h.options] == [("bootfile-name", "pxelinux.0", 4)]
         names = next(a for a in port["dns_assignment"] if a["ip_address"] == h.ip)
         assert (h.hostname, h.fqdn) == (names["hostname"], names["fqdn"])
+
+
+def test_options_and_names_on_every_database(any_db_url: str, tmp_path: Path) -> None:
+    with make_client(any_db_url, tmp_path, {"network": {"dns_domain": "example.org."}}) as c:
+        api = Api(c, "admin-project", "admin")
+        net = api.network(dns_domain="net.example.")
+        api.subnet(net["id"], "10.0.0.0/24")
+        plain = api.port(net["id"])
+        assert (plain["extra_dhcp_opts"], plain["dns_name"], plain["dns_domain"]) == ([], "", "")
+        port = api.port(net["id"], dns_name="vm1", extra_dhcp_opts=TFTP)
+        r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"extra_dhcp_opts": [
+            {"opt_name": o["opt_name"], "opt_value": None} for o in TFTP]}})
+        assert r.json()["port"]["extra_dhcp_opts"] == []
+        listed = {p["id"]: p for p in api.get("/v2.0/ports").json()["ports"]}
+        assert listed[port["id"]]["extra_dhcp_opts"] == [] and listed[plain["id"]]["extra_dhcp_opts"] == []
+        assert listed[port["id"]]["dns_assignment"][0]["fqdn"] == "vm1.example.org."
+        assert api.get(f"/v2.0/networks/{net['id']}").json()["network"]["dns_domain"] == "net.example."

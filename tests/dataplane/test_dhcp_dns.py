@@ -148,6 +148,9 @@ def test_instances_resolve_each_other_by_their_dns_names(lab: Lab) -> None:
     assert port["dns_assignment"][0]["fqdn"] == f"web.{DOMAIN}"
     lab.wait(lambda: _query(lab, "vm1", server, f"web.{DOMAIN}") == vm2.ip, 20, "web.example.org to resolve")
     assert _query(lab, "vm2", server, f"host-{vm1.ip.replace('.', '-')}.{DOMAIN}") == vm1.ip
+    # and its DHCP client is told that name and the domain
+    env = _dhcp_env(lab, "vm2")
+    assert (env.get("hostname"), env.get("domain")) == ("web", DOMAIN.rstrip("."))
     assert _query(lab, "vm1", server, f"nothere.{DOMAIN}") != vm2.ip
     # renamed: the old name goes, the new one answers
     _update_port(lab, vm2.port_id, dns_name="db")
