@@ -130,6 +130,14 @@ def test_an_instance_receives_its_ports_extra_dhcp_options(lab: Lab) -> None:
     _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "ntp-server", "opt_value": None}])
     lab.wait(lambda: "ntpsrv" not in _dhcp_env(lab, "vm1", "ntpsrv", "tftp"), 20, "the NTP option to go")
     assert _dhcp_env(lab, "vm1", "ntpsrv", "tftp")["tftp"] == "boot.example"
+    # a port's option overrides its subnet's (here the default router)
+    _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "router", "opt_value": "10.50.0.254"}])
+    lab.wait(lambda: _dhcp_env(lab, "vm1").get("router") == "10.50.0.254", 20, "vm1's own router")
+    assert _dhcp_env(lab, "vm2")["router"] == "10.50.0.1"
+    # and a blank router withholds the subnet's: no default route for vm1
+    _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "router", "opt_value": ""}])
+    lab.wait(lambda: "router" not in _dhcp_env(lab, "vm1"), 20, "vm1's router to be withheld")
+    assert _dhcp_env(lab, "vm1")["ip"] == vm1.ip
 
 
 def test_instances_resolve_each_other_by_their_dns_names(lab: Lab) -> None:
