@@ -61,6 +61,9 @@ class Keystone:
 class NetworkSettings:
     global_physnet_mtu: int = 1500
     base_mac: str = "fa:16:3e:00:00:00"
+    # Neutron's dns_domain: the domain of the instances' names (dns_assignment, the DHCP servers' DNS). With
+    # the default, ports' dns_name and dns_domain are accepted and ignored, as in Neutron
+    dns_domain: str = "openstacklocal."
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,13 @@ class Settings:
             raise ConfigError("server.workers and server.threads must be at least 1")
         if self.network.global_physnet_mtu < 68:
             raise ConfigError("network.global_physnet_mtu must be at least 68")
+        if self.network.dns_domain:
+            from fermion.validation import InvalidValue, dns
+
+            try:
+                dns.dns_domain(dns.normalized_domain(self.network.dns_domain))
+            except InvalidValue as err:
+                raise ConfigError(f"network.dns_domain: {err}") from None
         if self.rpc.transport_url and not self.rpc.transport_url.startswith(("amqp://", "amqps://")):
             raise ConfigError("rpc.transport_url must be empty (in-process) or an amqp:// URL")
         a = self.agents

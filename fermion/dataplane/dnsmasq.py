@@ -18,7 +18,8 @@ from fermion.dataplane import DataplaneError, netns
 
 LOG = logging.getLogger(__name__)
 LEASE_SECONDS = 86400
-DOMAIN = "openstacklocal"
+DOMAIN = "openstacklocal."
+CLIENT_ID = "client-id"  # an extra option that names the client instead of being sent (RFC 4776)
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,21 @@ class Subnet:
 
 
 @dataclass(frozen=True)
+class Option:
+    name: str  # a dnsmasq option name or number, optionally after "tag:<tag>,"
+    value: str
+    ip_version: int = 4
+
+
+@dataclass(frozen=True)
 class Host:
     mac: str
     ip: str
     subnet_id: str
+    port_id: str = ""
+    hostname: str = ""  # from the port's dns_assignment; empty: host-<address> in the domain
+    fqdn: str = ""
+    options: tuple[Option, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,20 +60,52 @@ class Config:
     server_ips: tuple[str, ...]  # the DHCP port's addresses (DNS server for subnets without nameservers)
     subnets: tuple[Subnet, ...]
     hosts: tuple[Host, ...]
+    domain: str = DOMAIN  # with or without its trailing dot; empty: none
 
 
-def _hostname(ip: str) -> str:
-    return "host-" + ip.replace(".", "-").replace(":", "-")
+def _names(h: Host, domain: str) -> tuple[str, str]:
+    """(hostname, fqdn) of a host entry, as Neutron's DHCP agent names an address without a dns_assignment."""
+    if h.hostname:
+        return h.hostname, h.fqdn or h.hostname
+    name = "host-" + h.ip.replace(".", "-").replace(":", "-")
+    return name, f"{name}.{domain}" if domain else name
+
+
+def _option(tag: str, opt: Option) -> str:
+    """An opts-file line for a port's extra option: tag:<port tag>[,tag:<extra>],option[6]:<name>[,<value>]."""
+    extra, _, name = opt.name.rpartition(",") if opt.name.startswith("tag:") else ("", "", opt.name)
+    if opt.ip_version == 6:
+        name = f"option6:{name}"
+    elif not name.isdigit():
+        name = f"option:{name}"
+    parts = [f"tag:{tag}", *([extra] if extra else []), name, *([opt.value] if opt.value else [])]
+    return ",".join(parts)
+
+
+def _port_tag(h: Host) -> str:
+    return f"port-{h.port_id}"
 
 
 def render(cfg: Config) -> dict[str, str]:
     """The hosts, addn_hosts and opts files."""
-    hosts, addn, opts = [], [], []
+    domain = cfg.domain if not cfg.domain or cfg.domain.endswith(".") else cfg.domain + "."
+    hosts: list[str] = []
+    addn: list[str] = []
+    opts: list[str] = []
+    port_opts: list[str] = []
+    tagged: set[tuple[str, int]] = set()
     for h in cfg.hosts:
-        name = _hostname(h.ip)
+        hostname, fqdn = _names(h, domain)
         ip = f"[{h.ip}]" if ":" in h.ip else h.ip
-        hosts.append(f"{h.mac},{name}.{DOMAIN}.,{ip}")
-        addn.append(f"{h.ip}\t{name}.{DOMAIN} {name}")
+        version = 6 if ":" in h.ip else 4
+        sent = [o for o in h.options if o.name != CLIENT_ID and o.ip_version == version]
+        # a port with options of its own gets a tag they are given for (Neutron's dnsmasq driver does the same)
+        tag = f"set:{_port_tag(h)}," if sent and h.port_id else ""
+        hosts.append(f"{h.mac},{tag}{fqdn},{ip}")
+        addn.append(f"{h.ip}\t{fqdn.rstrip('.')} {hostname.rstrip('.')}")
+        if tag and (_port_tag(h), version) not in tagged:
+            tagged.add((_port_tag(h), version))
+            port_opts.extend(_option(_port_tag(h), o) for o in sent)
     for s in cfg.subnets:
         tag = f"tag:subnet-{s.id}"
         if s.ip_version == 4:
@@ -82,7 +126,13 @@ def render(cfg: Config) -> dict[str, str]:
             dns = [f"[{d}]" for d in s.dns_nameservers]
             if dns:
                 opts.append(f"{tag},option6:dns-server,{','.join(dns)}")
+    opts += port_opts  # after the subnets' options, as Neutron writes them
     return {"host": "\n".join(hosts) + "\n", "addn_hosts": "\n".join(addn) + "\n", "opts": "\n".join(opts) + "\n"}
+
+
+def _domain_arg(cfg: Config) -> list[str]:
+    domain = cfg.domain.rstrip(".")
+    return [f"--domain={domain}"] if domain else []
 
 
 def command(cfg: Config, workdir: Path) -> list[str]:
@@ -90,7 +140,7 @@ def command(cfg: Config, workdir: Path) -> list[str]:
             f"--dhcp-hostsfile={workdir / 'host'}", f"--addn-hosts={workdir / 'addn_hosts'}",
             f"--dhcp-optsfile={workdir / 'opts'}", f"--dhcp-leasefile={workdir / 'leases'}",
             "--dhcp-match=set:ipxe,175", "--local-service", "--bind-dynamic", f"--interface={cfg.interface}",
-            "--except-interface=lo", "--conf-file=/dev/null", f"--domain={DOMAIN}",
+            "--except-interface=lo", "--conf-file=/dev/null", *_domain_arg(cfg),
             f"--dhcp-option-force=option:mtu,{cfg.mtu}", f"--dhcp-lease-max={max(256, len(cfg.hosts) * 2)}",
             f"--log-facility={workdir / 'dnsmasq.log'}", "--log-dhcp"]
     for s in cfg.subnets:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 
 NAMING = {
@@ -48,6 +49,7 @@ networks = Table(
     Column("router_external", Boolean, nullable=False, default=False),
     Column("port_security_enabled", Boolean, nullable=False, default=True),
     Column("availability_zone_hints", JSON),  # a list of zone names; NULL: none (rows from before 0012)
+    Column("dns_domain", String(255), nullable=False, default="", server_default=""),
 )
 
 subnets = Table(
@@ -64,6 +66,7 @@ subnets = Table(
     Column("ipv6_address_mode", String(16)),
     Column("subnetpool_id", String(36)),
     Column("segment_id", String(36), ForeignKey("network_segments.id"), index=True),
+    Column("dns_publish_fixed_ip", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 ports = Table(
@@ -81,6 +84,11 @@ ports = Table(
     Column("binding_profile", JSON, nullable=False),
     Column("binding_vif_type", String(64), nullable=False, default="unbound"),
     Column("binding_vif_details", JSON, nullable=False),
+    # dns-integration: dns_name and dns_domain as stored (empty when the configured domain is the default)
+    Column("dns_name", String(255), nullable=False, default="", server_default=""),
+    Column("dns_domain", String(255), nullable=False, default="", server_default=""),
+    # extra_dhcp_opt: [{opt_name, opt_value, ip_version}] in the order they were added; NULL: none
+    Column("extra_dhcp_opts", JSON, nullable=True),
     UniqueConstraint("network_id", "mac_address"),
     Index("ix_ports_network_id_device_owner", "network_id", "device_owner"),
 )

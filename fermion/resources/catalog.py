@@ -81,6 +81,17 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Provides support for the network segment range management"),
     Extension("stateful-security-group", "Stateful security group",
               "Indicates if the security group is stateful or not"),
+    Extension("extra_dhcp_opt", "Neutron Extra DHCP options",
+              "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified "
+              "(e.g. tftp-server, server-ip-address, bootfile-name)", "2013-03-17T12:00:00-00:00"),
+    Extension("dns-integration", "DNS Integration", "Provides integration with DNS.", "2015-08-15T18:00:00-00:00"),
+    Extension("dns-domain-ports", "dns_domain for ports", "Allows the DNS domain to be specified for a network port.",
+              "2017-04-24T10:00:00-00:00"),
+    Extension("dns-integration-domain-keywords", "DNS domain names with keywords allowed",
+              "Allows to use keywords like <project_id>, <project_name>, <user_id> and <user_name> as DNS domain name",
+              "2020-06-15T18:00:00-00:00"),
+    Extension("subnet-dns-publish-fixed-ip", "Subnet DNS publish fixed IP",
+              "Support choosing to publish DNS records for IPs from a subnet", "2019-05-24T10:00:00-00:00"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -1,5 +1,6 @@
 from fermion import validation as v
 from fermion.resources.base import AUTO, Attribute, Resource, standard_attributes
+from fermion.validation import dns
 
 _uuid = {"type": "string", "format": "uuid"}
 _nullable_uuid = {"type": ["string", "null"], "format": "uuid"}
@@ -22,5 +23,8 @@ FLOATINGIP = Resource(
         Attribute("status", sort=True),
         Attribute("port_details", filter=False, extension="fip-port-details",
                   schema={"type": ["object", "null"]}),
+        # without an external DNS service Neutron accepts these and keeps nothing (they read back empty)
+        Attribute("dns_name", dns.fip_dns_name, default="", post=True, filter=False, extension="dns-integration"),
+        Attribute("dns_domain", dns.dns_domain, default="", post=True, filter=False, extension="dns-integration"),
     ),
 )

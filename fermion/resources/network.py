@@ -1,6 +1,7 @@
 from fermion import validation as v
 from fermion.resources.availability_zone import zone_attributes
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+from fermion.validation import dns
 
 _segment = v.dict_of({
     "provider:network_type": (v.string(255), True),
@@ -36,5 +37,7 @@ NETWORK = Resource(
         Attribute("segments", v.list_of(_segment, max_items=16), default=AUTO, post=True, filter=False,
                   policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="multi-provider",
                   schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("dns_domain", dns.dns_domain, default="", post=True, put=True, filter=False,
+                  extension="dns-integration"),
     ) + zone_attributes("network_availability_zone"),
 )

@@ -2,6 +2,7 @@ from typing import Any
 
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+from fermion.validation import dns
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
               "smart-nic", "vdpa", "remote-managed")
@@ -48,5 +49,12 @@ PORT = Resource(
         Attribute("binding:vif_type", read_policy=ADMIN_ONLY, extension="binding"),
         Attribute("binding:vif_details", filter=False, read_policy=ADMIN_ONLY, extension="binding",
                   schema={"type": "object"}),
+        Attribute("dns_name", dns.dns_name, default="", post=True, put=True, extension="dns-integration"),
+        Attribute("dns_assignment", filter=False, extension="dns-integration",
+                  schema={"type": "array", "items": {"type": "object"}}),
+        Attribute("dns_domain", dns.dns_domain, default="", post=True, put=True, filter=False,
+                  extension="dns-domain-ports"),
+        Attribute("extra_dhcp_opts", dns.extra_dhcp_opts, default=None, post=True, put=True, filter=False,
+                  extension="extra_dhcp_opt", schema={"type": ["array", "null"], "items": {"type": "object"}}),
     ),
 )

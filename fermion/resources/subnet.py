@@ -38,5 +38,7 @@ SUBNET = Resource(
                   schema={"type": ["string", "null"]}),
         Attribute("segment_id", v.nullable_uuid, default=None, post=True, sort=True, extension="segment",
                   schema={"type": ["string", "null"]}),
+        Attribute("dns_publish_fixed_ip", v.boolean, default=False, post=True, put=True, filter=False,
+                  extension="subnet-dns-publish-fixed-ip", schema=BOOL),
     ),
 )

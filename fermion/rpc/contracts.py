@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.7"
+VERSION = "1.4"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
     "1.2": "PortSecurity.network_id: the firewall tracks each network's connections in its own zone",
-    "1.7": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
+    "1.3": "DhcpHost.hostname/fqdn/options (dns_assignment, extra DHCP options), DhcpNetwork.dns_domain",
+    "1.4": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -202,11 +203,23 @@ class DhcpSubnet:
 
 
 @dataclass(frozen=True)
+class DhcpOption:
+    """A port's extra DHCP option (Neutron's extra_dhcp_opts entry)."""
+
+    name: str
+    value: str
+    ip_version: int = 4
+
+
+@dataclass(frozen=True)
 class DhcpHost:
     port_id: str
     mac: str
     ip: str
     subnet_id: str
+    hostname: str = ""  # the port's dns_assignment for this address; "" from a 1.2 server: host-<address>
+    fqdn: str = ""
+    options: list[DhcpOption] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,7 @@ class DhcpNetwork:
     port_ips: list[str]  # with prefix length, e.g. 10.0.0.2/24
     subnets: list[DhcpSubnet]
     hosts: list[DhcpHost]
+    dns_domain: str = "openstacklocal."  # the server's configured domain (dnsmasq's --domain); "": none
 
 
 @dataclass(frozen=True)
@@ -230,7 +244,7 @@ class DhcpView:
 
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
-                              DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, Router, L3View)
+                              DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, Router, L3View)
 
 
 # ---------------------------------------------------------------- codec

@@ -14,11 +14,11 @@ from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
-from fermion.rpc.contracts import DhcpHost, DhcpNetwork, DhcpSubnet, DhcpView, Hint
+from fermion.rpc.contracts import DhcpHost, DhcpNetwork, DhcpOption, DhcpSubnet, DhcpView, Hint
 from fermion.services import common, zones
 from fermion.services.agents import DHCP_AGENT, AgentService
 from fermion.services.networks import DHCP_OWNER
-from fermion.services.ports import PortService, load_fixed_ips
+from fermion.services.ports import PortService, dns_assignment, load_fixed_ips
 
 
 class NeedsWrite(Exception):
@@ -183,16 +183,24 @@ class DhcpService:
                  subnets: list[dict[str, Any]]) -> DhcpNetwork:
         by_id = {s["id"]: s for s in subnets}
         p = m.ports.c
-        ports = conn.execute(select(p.id, p.mac_address).where(p.network_id == net.id)).all()
-        ips = load_fixed_ips(conn, [pid for pid, _ in ports])
-        hosts = [DhcpHost(port_id=pid, mac=mac, ip=f["ip_address"], subnet_id=f["subnet_id"])
-                 for pid, mac in ports for f in ips.get(pid, []) if f["subnet_id"] in by_id]
+        ports = conn.execute(select(p.id, p.mac_address, p.dns_name, p.extra_dhcp_opts)
+                             .where(p.network_id == net.id)).all()
+        ips = load_fixed_ips(conn, [r.id for r in ports])
+        domain = self.ports.collection.dns_domain
+        hosts = []
+        for r in ports:
+            options = [DhcpOption(name=o["opt_name"], value=o["opt_value"], ip_version=o["ip_version"])
+                       for o in r.extra_dhcp_opts or []]
+            own = [f for f in ips.get(r.id, []) if f["subnet_id"] in by_id]
+            for f, names in zip(own, dns_assignment(r.dns_name, own, domain), strict=True):
+                hosts.append(DhcpHost(port_id=r.id, mac=r.mac_address, ip=f["ip_address"], subnet_id=f["subnet_id"],
+                                      hostname=names["hostname"], fqdn=names["fqdn"], options=options))
         hosts.sort(key=lambda h: (h.subnet_id, netaddr.IPAddress(h.ip)))
         port_ips = [f"{f['ip_address']}/{netaddr.IPNetwork(by_id[f['subnet_id']]['cidr']).prefixlen}"
                     for f in port["fixed_ips"] if f["subnet_id"] in by_id]
         return DhcpNetwork(
             id=net.id, mtu=net.mtu, revision=net.revision_number, port_id=port["id"], port_mac=port["mac_address"],
-            port_ips=port_ips, hosts=hosts,
+            port_ips=port_ips, hosts=hosts, dns_domain=domain,
             subnets=[DhcpSubnet(id=s["id"], cidr=s["cidr"], ip_version=s["ip_version"], gateway_ip=s["gateway_ip"],
                                 dns_nameservers=list(s["dns_nameservers"]), host_routes=list(s["host_routes"]),
                                 allocation_pools=list(s["allocation_pools"]),

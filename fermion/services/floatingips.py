@@ -42,6 +42,8 @@ class FloatingIpCollection(Collection):
             port_id = row[idx["fixed_port_id"]]
             item["port_id"] = port_id
             item["port_details"] = details.get(port_id)
+            # dns-integration: kept only for an external DNS service, which Fermion has not
+            item["dns_name"] = item["dns_domain"] = ""
 
 
 def bad_fip(message: str) -> BadRequest:

@@ -133,6 +133,7 @@ class NetworkService:
                 mtu=max_mtu if mtu is AUTO else mtu,
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
+                dns_domain=item.get("dns_domain", ""),
             )
             _INSERT_NETWORK.run(conn, row)
             self.types.record(conn, row["id"], segments, row["project_id"], row["created_at"])

@@ -27,6 +27,7 @@ from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
 from fermion.services.security_group_rules import emit_group_hints
 from fermion.services.security_groups import ensure_default_group, usable_groups
+from fermion.validation import InvalidValue, dns
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
@@ -71,10 +72,34 @@ _ONE_PORT_PARTS = Prepared(union_all(
     select(literal(3), _t.tag, null()).where(_t.resource_id == bindparam("b_id"))))
 
 
+def dns_assignment(dns_name: str, fixed_ips: list[dict[str, str]], domain: str) -> list[dict[str, str]]:
+    """Neutron's dns_assignment: per fixed IP the port's dns_name (or host-<address> without one) and the name
+    in the configured domain (domain: normalized, with its trailing dot, or empty)."""
+    out = []
+    for f in fixed_ips:
+        ip = f["ip_address"]
+        if dns_name:
+            hostname = dns_name
+            fqdn = dns_name if dns_name.endswith(".") else f"{dns_name}.{domain}"
+        else:
+            hostname = "host-" + ip.replace(".", "-").replace(":", "-")
+            fqdn = f"{hostname}.{domain}" if domain else hostname
+        out.append({"ip_address": ip, "hostname": hostname, "fqdn": fqdn})
+    return out
+
+
 class PortCollection(Collection):
-    def __init__(self) -> None:
+    def __init__(self, dns_domain: str = dns.DOMAIN_DEFAULT) -> None:
         super().__init__(PORT, m.ports)
         self.columns["binding:host_id"] = m.ports.c.binding_host_id
+        self.dns_domain = dns.normalized_domain(dns_domain)
+
+    def _finish(self, items: list[dict[str, Any]]) -> None:
+        """What derives from the stored columns once fixed_ips are in."""
+        for item in items:
+            if item["extra_dhcp_opts"] is None:
+                item["extra_dhcp_opts"] = []
+            item["dns_assignment"] = dns_assignment(item["dns_name"], item["fixed_ips"], self.dns_domain)
 
     def where(self, q: Any) -> list[Any]:
         conds = super().where(q)
@@ -93,6 +118,7 @@ class PortCollection(Collection):
         for item, values in zip(items, inserted, strict=True):  # PortService.create keeps what it stored
             item["fixed_ips"] = values["fixed_ips"]
             item["security_groups"] = values["security_groups"]
+        self._finish(items)
 
     def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
                  complete: bool = True) -> list[dict[str, Any]]:
@@ -110,6 +136,7 @@ class PortCollection(Collection):
         item = super().to_dicts(conn, rows, {rows[0][0]: sorted(own_tags)}, complete=False)[0]
         item["fixed_ips"] = sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))
         item["security_groups"] = sorted(groups)
+        self._finish([item])
         return [item]
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
@@ -119,6 +146,7 @@ class PortCollection(Collection):
         for item in items:
             item["fixed_ips"] = ips.get(item["id"], [])
             item["security_groups"] = groups.get(item["id"], [])
+        self._finish(items)
 
 
 def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -152,8 +180,12 @@ def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[
 
 class PortService:
     def __init__(self, quotas: QuotaService, base_mac: str = "fa:16:3e:00:00:00",
-                 binder: PortBinder | None = None, agents: AgentService | None = None) -> None:
-        self.collection = PortCollection()
+                 binder: PortBinder | None = None, agents: AgentService | None = None,
+                 dns_domain: str = dns.DOMAIN_DEFAULT) -> None:
+        self.collection = PortCollection(dns_domain)
+        self.dns_domain = dns_domain
+        # with the default domain Neutron takes a port's dns_name and dns_domain and keeps neither
+        self.keeps_dns_names = dns.normalized_domain(dns_domain) not in ("", dns.DOMAIN_DEFAULT)
         self.quotas = quotas
         self.binder = binder or PortBinder([])
         self.agents = agents or AgentService()
@@ -223,6 +255,8 @@ class PortService:
             allowed_address_pairs=item["allowed_address_pairs"],
             binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
             binding_profile=item["binding:profile"],
+            extra_dhcp_opts=dns.merge_opts([], item.get("extra_dhcp_opts") or []) or None,
+            **{"dns_name": "", "dns_domain": "", **self._dns_values(item)},
         )
         binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
         row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
@@ -230,6 +264,19 @@ class PortService:
             raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
                            "port.", type="AddressPairAndPortSecurityRequired")
         return row
+
+    def _dns_values(self, wanted: dict[str, Any]) -> dict[str, str]:
+        """The dns_name and dns_domain columns for the requested values (those given)."""
+        out: dict[str, str] = {}
+        if "dns_name" in wanted:
+            try:
+                dns.in_domain(wanted["dns_name"], self.dns_domain)
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for dns_name. Reason: {err}.") from None
+        for key in ("dns_name", "dns_domain"):
+            if key in wanted:
+                out[key] = wanted[key] if self.keeps_dns_names else ""
+        return out
 
     # ---------------------------------------------------------------- security groups
     def _groups_on_create(self, conn: Connection, port: dict[str, Any], wanted: Any,
@@ -365,8 +412,11 @@ class PortService:
             mac = changes.get("mac_address", orig["mac_address"])
             changes["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", mac)} for p in pairs]
         hinted = self._groups_on_update(conn, orig, changes, pse)
+        values.update(self._dns_values(changes))
+        if changes.get("extra_dhcp_opts") is not None:
+            values["extra_dhcp_opts"] = dns.merge_opts(orig["extra_dhcp_opts"], changes["extra_dhcp_opts"]) or None
         for key, val in changes.items():
-            if key in ("fixed_ips", "security_groups"):
+            if key in ("fixed_ips", "security_groups", "dns_name", "dns_domain", "extra_dhcp_opts"):
                 continue
             if key == "mac_address" and val != orig["mac_address"]:
                 if orig["binding:vif_type"] not in ("unbound", "binding_failed"):

@@ -57,12 +57,13 @@ class Services:
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
               base_mac: str = "fa:16:3e:00:00:00", ml2: Ml2Config | None = None,
-              agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1) -> Services:
+              agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1,
+              dns_domain: str = "openstacklocal.") -> Services:
         quotas = QuotaService(quota_defaults)
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
         agents = AgentService(agent_down_time)
-        ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents)
+        ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents, dns_domain)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         routers = RouterService(quotas, ports, agents)
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),

@@ -89,7 +89,8 @@ class SubnetService:
                        dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
                        enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
                        ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None,
-                       segment_id=item.get("segment_id"))
+                       segment_id=item.get("segment_id"),
+                       dns_publish_fixed_ip=item.get("dns_publish_fixed_ip", False))
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})

@@ -18,6 +18,7 @@ from fermion.rpc.contracts import (
     MESSAGES,
     DhcpHost,
     DhcpNetwork,
+    DhcpOption,
     DhcpSubnet,
     DhcpView,
     Firewall,
@@ -135,11 +136,11 @@ RECORDED: dict[str, dict[str, str]] = {
                   "floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]]",
         "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
     },
-    "1.7": {
+    "1.3": {
         "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
         "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
         "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];"
-                       "start_flag:bool;availability_zone:str",
+                       "start_flag:bool",
         "PortReport": "host:str;up:dict[str, int];down:list[str]",
         "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
         "RemotePort": "mac:str;ips:list[str];vtep:str",
@@ -158,9 +159,50 @@ RECORDED: dict[str, dict[str, str]] = {
         "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];"
                       "host_routes:list[dict[str, str]];allocation_pools:list[dict[str, str]];"
                       "ipv6_address_mode:str | None;ipv6_ra_mode:str | None",
-        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;"
+                    "options:list[fermion.rpc.contracts.DhcpOption]",
         "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
-                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost]",
+                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];"
+                       "dns_domain:str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str]",
+        "FloatingIp": "floating_ip:str;fixed_ip:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPort];"
+                  "gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:bool;"
+                  "floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]]",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
+    },
+    "1.4": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];"
+                       "start_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];"
+                     "remote_ports:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | None;"
+                        "remote_ip_prefix:str | None;remote_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];"
+                        "port_security:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];"
+                    "groups:list[fermion.rpc.contracts.SecurityGroup];members:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];"
+                  "ports:list[fermion.rpc.contracts.L2Port];partial:bool;"
+                  "firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];"
+                      "host_routes:list[dict[str, str]];allocation_pools:list[dict[str, str]];"
+                      "ipv6_address_mode:str | None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;"
+                    "options:list[fermion.rpc.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
+                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];"
+                       "dns_domain:str",
         "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
         "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str]",
         "FloatingIp": "floating_ip:str;fixed_ip:str",
@@ -237,9 +279,11 @@ DSUBNET = DhcpSubnet(id="sub-1", cidr="10.0.0.0/24", ip_version=4, gateway_ip="1
 DSUBNET6 = DhcpSubnet(id="sub-2", cidr="2001:db8::/64", ip_version=6, gateway_ip=None, dns_nameservers=[],
                       host_routes=[], allocation_pools=[], ipv6_address_mode="dhcpv6-stateful",
                       ipv6_ra_mode="dhcpv6-stateful")
-DHOST = DhcpHost(port_id="port-1", mac="fa:16:3e:00:00:01", ip="10.0.0.5", subnet_id="sub-1")
+DOPT = DhcpOption(name="bootfile-name", value="pxelinux.0", ip_version=4)
+DHOST = DhcpHost(port_id="port-1", mac="fa:16:3e:00:00:01", ip="10.0.0.5", subnet_id="sub-1", hostname="vm1",
+                 fqdn="vm1.example.org.", options=[DOPT, DhcpOption(name="tag:ipxe,bootfile-name", value="x")])
 DNET = DhcpNetwork(id="net-1", mtu=1450, revision=7, port_id="port-9", port_mac="fa:16:3e:00:00:09",
-                   port_ips=["10.0.0.2/24"], subnets=[DSUBNET, DSUBNET6], hosts=[DHOST])
+                   port_ips=["10.0.0.2/24"], subnets=[DSUBNET, DSUBNET6], hosts=[DHOST], dns_domain="example.org.")
 
 RULE = SecurityRule(direction="ingress", ethertype="IPv4", protocol=6, port_min=22, port_max=22,
                     remote_group="sg-1")
@@ -274,7 +318,9 @@ SAMPLES: list[Any] = [
     L2View(host="compute-1", networks=[], ports=[]),
     DSUBNET,
     DSUBNET6,
+    DOPT,
     DHOST,
+    DhcpHost(port_id="port-2", mac="fa:16:3e:00:00:02", ip="10.0.0.6", subnet_id="sub-1"),
     DNET,
     DhcpView(host="net-1", networks=[DNET], partial=False),
     RULE,

@@ -78,7 +78,11 @@ class DhcpAgent:
                                     dns_nameservers=tuple(s.dns_nameservers),
                                     host_routes=tuple((r["destination"], r["nexthop"]) for r in s.host_routes),
                                     ipv6_address_mode=s.ipv6_address_mode) for s in net.subnets),
-            hosts=tuple(dm.Host(mac=h.mac, ip=h.ip, subnet_id=h.subnet_id) for h in net.hosts))
+            hosts=tuple(dm.Host(mac=h.mac, ip=h.ip, subnet_id=h.subnet_id, port_id=h.port_id, hostname=h.hostname,
+                                fqdn=h.fqdn, options=tuple(dm.Option(o.name, o.value, o.ip_version)
+                                                           for o in h.options))
+                        for h in net.hosts),
+            domain=net.dns_domain)
         dnsmasq = dm.Dnsmasq(self.state_dir / net.id)
         action = dnsmasq.ensure(cfg)
         if action != "unchanged":

@@ -33,6 +33,15 @@ def test_logging_and_metrics_keys(tmp_path: Path) -> None:
             defaults.agents.metrics_address) == ("info", "text", True, "")
 
 
+def test_dns_domain(tmp_path: Path) -> None:
+    assert cfg.load(env={}).network.dns_domain == "openstacklocal."
+    f = tmp_path / "f.toml"
+    f.write_text('[network]\ndns_domain = "example.org"\n')
+    assert cfg.load(f, env={}).network.dns_domain == "example.org"  # the trailing dot is implied, as in Neutron
+    f.write_text('[network]\ndns_domain = ""\n')
+    assert cfg.load(f, env={}).network.dns_domain == ""
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("[server]\nprot = 1\n", "unknown key(s) in [server]: prot"),
     ("[srever]\n", "unknown section(s): srever"),
@@ -44,6 +53,8 @@ def test_logging_and_metrics_keys(tmp_path: Path) -> None:
     ("[logging]\nformat = 'xml'\n", "logging.format must be 'text' or 'json'"),
     ("[agents]\nmetrics_address = '9110'\n", "agents.metrics_address: metrics address '9110' is not HOST:PORT"),
     ("[server]\nmetrics_public = 'no'\n", "server.metrics_public must be of type bool"),
+    ("[network]\ndns_domain = 'bad_domain.org'\n", "network.dns_domain: 'bad_domain.org.' not a valid PQDN or FQDN"),
+    ("[network]\ndns_domian = 'example.org'\n", "unknown key(s) in [network]: dns_domian"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
