@@ -12,7 +12,9 @@ from fermion.db.engine import Database
 from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
+from fermion.services.address_groups import AddressGroupService
 from fermion.services.agents import AgentService
+from fermion.services.default_security_group_rules import DefaultSecurityGroupRuleService
 from fermion.services.dhcp import DhcpService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
@@ -50,6 +52,8 @@ class Services:
     floatingips: FloatingIpService
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
+    address_groups: AddressGroupService
+    default_security_group_rules: DefaultSecurityGroupRuleService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -65,11 +69,14 @@ class Services:
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
-                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
+                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
+                   address_groups=AddressGroupService(),
+                   default_security_group_rules=DefaultSecurityGroupRuleService())
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
-            "security_group_rules": self.security_group_rules}
+            "security_group_rules": self.security_group_rules, "address_groups": self.address_groups,
+            "default_security_group_rules": self.default_security_group_rules}
         return table[collection]
