@@ -89,8 +89,12 @@ class DefaultSecurityGroupRuleCollection(Collection):
     def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
                  complete: bool = True) -> list[dict[str, Any]]:
         names = [a.name for a in self.resource.attributes if a.visible]
-        return [{n: r._mapping[n] for n in names} if hasattr(r, "_mapping")
-                else dict(zip(self.table.c.keys(), r, strict=True)) for r in rows]
+        columns = list(self.table.c.keys())
+        out = []
+        for r in rows:
+            values = dict(zip(columns, tuple(r), strict=True))
+            out.append({n: values[n] for n in names})
+        return out
 
     def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         names = [a.name for a in self.resource.attributes if a.visible]
