@@ -11,17 +11,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import netaddr
 from sqlalchemy import Connection, delete, insert, select
 
 from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
-from fermion.resources.address_group import ADDRESS_GROUP, normalized, subnet_list
+from fermion.resources.address_group import ADDRESS_GROUP, normalized
 from fermion.services import common
 from fermion.services.query import Collection, chunks
 from fermion.services.security_group_rules import emit_group_hints
-from fermion.validation import InvalidValue
 
 _a = m.address_group_addresses.c
 
@@ -55,13 +55,22 @@ class AddressGroupCollection(Collection):
 
 
 def _requested(body: Any) -> list[str]:
-    """The normalized, deduplicated addresses of an add/remove_addresses body."""
+    """The normalized, deduplicated addresses of an add/remove_addresses body. As in Neutron the actions
+    take any address netaddr reads (a bare address is a /32 or /128), not only the CIDRs a create takes."""
     if not isinstance(body, dict) or "addresses" not in body:
         raise BadRequest("Unable to find 'addresses' in request body")
-    try:
-        return sorted({normalized(a) for a in subnet_list(body["addresses"])})
-    except InvalidValue as err:
-        raise BadRequest(f"Invalid input for addresses. Reason: {err}.") from None
+    addresses = body["addresses"]
+    if not isinstance(addresses, list) or len(addresses) > 10000:
+        raise BadRequest(f"Invalid input for addresses. Reason: '{addresses}' is not a list.")
+    out = set()
+    for value in addresses:
+        try:
+            if not isinstance(value, str) or value != value.strip():
+                raise ValueError(value)
+            out.add(normalized(value))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            raise BadRequest(f"invalid IPNetwork {value}", type="AddrFormatError") from None
+    return sorted(out)
 
 
 def groups_using(conn: Connection, address_group_id: str) -> list[str]:

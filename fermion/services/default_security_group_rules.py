@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent, new_id
 from fermion.errors import Conflict, NeutronError
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, PARENT
@@ -117,9 +118,11 @@ class DefaultSecurityGroupRuleService:
                                    type="DuplicateDefaultSgRuleInPost")
             seen.update(d for d in (row["fingerprint_default"], row["fingerprint_non_default"]) if d)
             if not insert_if_absent(conn, m.default_security_group_rules, row):
-                existing = conn.execute(select(_t.id).where(or_(
-                    _t.fingerprint_default == row["fingerprint_default"],
-                    _t.fingerprint_non_default == row["fingerprint_non_default"]))).scalar()
+                same = [col == row[col.name] for col in (_t.fingerprint_default, _t.fingerprint_non_default)
+                        if row[col.name] is not None]  # (never "IS NULL": that would match any other use)
+                existing = conn.execute(select(_t.id).where(or_(*same))).scalar() if same else None
+                if existing is None:  # the equal template was deleted meanwhile: start over
+                    raise RetryRequest("default security group rule deleted concurrently")
                 raise Conflict(f"Default Security group rule already exists. Rule id is {existing}.",
                                type="DefaultSecurityGroupRuleExists")
             rows.append(row)

@@ -102,7 +102,7 @@ def test_add_and_remove_addresses(alice: Api) -> None:
     assert sorted(added["addresses"]) == sorted([*NORMALIZED, "10.20.30.40/32", "172.16.0.0/16"])
     assert added["revision_number"] == ag["revision_number"] + 1
     assert sorted(_show(alice, ag["id"])["addresses"]) == sorted(added["addresses"])
-    r = _edit(alice, ag["id"], "remove_addresses", ["10.10.10.3/32", "172.16.9.9/16"])
+    r = _edit(alice, ag["id"], "remove_addresses", ["10.10.10.3", "172.16.9.9/16"])  # a bare address: a host
     assert r.status_code == 200, r.text
     assert sorted(r.json()["address_group"]["addresses"]) == sorted(
         ["192.168.0.0/24", "2001:db8::/64", "10.20.30.40/32"])
@@ -113,7 +113,7 @@ def test_add_and_remove_errors_change_nothing(alice: Api) -> None:
     err = assert_fault(_edit(alice, ag["id"], "add_addresses", ["192.168.0.77/24", "10.1.1.1/32"]), 400,
                        "AddressesAlreadyExist")
     assert err["message"] == f"Addresses ['192.168.0.0/24'] already exist in the address group {ag['id']}."
-    err = assert_fault(_edit(alice, ag["id"], "remove_addresses", ["10.200.200.200/32", "10.10.10.3/32"]), 404,
+    err = assert_fault(_edit(alice, ag["id"], "remove_addresses", ["10.200.200.200", "10.10.10.3/32"]), 404,
                        "AddressesNotFound")
     assert err["message"] == f"Addresses ['10.200.200.200/32'] not found in the address group {ag['id']}."
     for action in ("add_addresses", "remove_addresses"):
