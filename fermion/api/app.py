@@ -30,6 +30,7 @@ from fermion.context import Context
 from fermion.db.engine import lost_connection
 from fermion.errors import NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.resources.address_group import ACTIONS as ADDRESS_GROUP_ACTIONS
 from fermion.resources.catalog import RESOURCES, openapi_document
 from fermion.services.registry import Services
 
@@ -41,7 +42,6 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-ADDRESS_GROUP_ACTIONS = ("add_addresses", "remove_addresses")
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
