@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from fermion.rpc import contracts
+from fermion.rpc.contracts import FIREWALL_KEY, Firewall, L2View, StateReport, ViewRequest, decode, encode
 from tests.conftest import Api
 from tests.support.neutron import assert_fault, ids
 
@@ -213,3 +215,41 @@ def test_agents_hear_of_address_changes_through_the_groups_using_them(
     sg_hints = [ident for kind, ident, _ in hints if kind == "security_group"]
     assert sg_hints == [sg["id"], sg["id"]], "only the group whose rule names it, once per change"
     assert bystander["id"] not in sg_hints
+
+
+# ----------------------------------------------------------------------------------------- agents' view
+LB = "Linux bridge agent"
+
+
+def _view(client: Any, version: str) -> Firewall:
+    from fermion.rpc.transport import dispatch
+
+    request = encode(ViewRequest("compute1", LB, [FIREWALL_KEY]))
+    reply = dispatch(client.app.transport._handlers, {"v": version, "method": "get_l2_view", "body": request})
+    view = decode(L2View, reply["ok"])
+    assert view.firewall is not None
+    return view.firewall
+
+
+def test_agents_get_the_rules_and_cidrs_and_older_agents_fail_closed(api: Api, client: Any) -> None:
+    client.app.transport.call("report_state", encode(StateReport(
+        host="compute1", agent_type=LB, binary="neutron-linuxbridge-agent", topic="N/A",
+        configurations={"tunneling_ip": "198.18.0.11", "tunnel_types": ["vxlan"], "interface_mappings": {}},
+        start_flag=True)))
+    ag = _ag(api, addresses=["10.1.2.3/24", "2001:db8::/64"])
+    sg = _sg(api)
+    assert _post_rule(api, sg["id"], protocol="tcp", port_range_min=22, port_range_max=22,
+                      remote_address_group_id=ag["id"]).status_code == 201
+    net = api.network(name="n")
+    api.subnet(net["id"], "10.0.0.0/24")
+    api.port(net["id"], security_groups=[sg["id"]], **{"binding:host_id": "compute1"})
+
+    current = _view(client, contracts.VERSION)
+    [group] = [g for g in current.groups if g.id == sg["id"]]
+    assert [r.remote_address_group for r in group.rules if r.direction == "ingress"] == [ag["id"]]
+    assert current.address_groups == {ag["id"]: ["10.1.2.0/24", "2001:db8::/64"]}
+
+    older = _view(client, "1.2")  # would read the rule as open to every address: it gets none of it
+    [group] = [g for g in older.groups if g.id == sg["id"]]
+    assert [r for r in group.rules if r.direction == "ingress"] == []
+    assert len(group.rules) == 2 and older.address_groups == {}
