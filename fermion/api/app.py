@@ -30,6 +30,7 @@ from fermion.context import Context
 from fermion.db.engine import lost_connection
 from fermion.errors import NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
+from fermion.resources.address_group import ACTIONS as ADDRESS_GROUP_ACTIONS
 from fermion.resources.catalog import RESOURCES, openapi_document
 from fermion.services.registry import Services
 
@@ -41,7 +42,7 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -288,7 +289,8 @@ class FermionApp:
             raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
-        if head == "routers" and len(rest) == 3 and rest[2] in ROUTER_ACTIONS:
+        if len(rest) == 3 and ((head == "routers" and rest[2] in ROUTER_ACTIONS)
+                               or (head == "address-groups" and rest[2] in ADDRESS_GROUP_ACTIONS)):
             if method != "PUT":
                 raise MethodNotAllowed(f"The method {method} is not allowed on {rest[2]}")
             return ctl.action(req, ctx, ident, rest[2])

@@ -242,13 +242,16 @@ class Controller:
         return Response(204)
 
     def action(self, req: Request, ctx: Context, ident: str, name: str) -> Response:
-        """Router member actions: add/remove_router_interface, add/remove_extraroutes."""
+        """Member actions: add/remove_router_interface, add/remove_extraroutes, add/remove_addresses."""
         body = req.json()
         routers = self.services.routers
 
         def work(conn: Connection) -> dict[str, Any]:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(name, self._target(conn, orig), ctx)
+            if self.res.member == "address_group":
+                getattr(self.services.address_groups, name)(conn, orig, body)
+                return {"address_group": self.coll.get(conn, ident)}
             if name == "add_router_interface":
                 return routers.add_interface(conn, orig, body, ctx)
             if name == "remove_router_interface":
@@ -257,8 +260,8 @@ class Controller:
             return {"router": self.coll.get(conn, ident)}
 
         out = self.db.write(work)
-        if "router" in out:
-            out = {"router": self.shape([out["router"]], ctx, None)[0]}
+        if self.res.member in out:
+            out = {self.res.member: self.shape([out[self.res.member]], ctx, None)[0]}
         return Response(200, out)
 
     def _load_for_write(self, conn: Connection, ctx: Context, ident: str) -> dict[str, Any]:

@@ -22,7 +22,8 @@ loading 1,000 ports is a handful of commands rather than tens of thousands.
     the conntrack shortcut (stateful groups only), the always-allowed traffic (DHCP, ND), one
     ``jump sg-<group>-in|out`` per security group and a final ``drop``.  Group chains are shared by every
     profile that has the group; a matching ingress rule accepts, a matching egress rule continues
-    (``goto admit``) with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``.
+    (``goto admit``) with the receiver's ingress chain.  Remote groups are the named sets ``rg-<group>-v4|v6``,
+    address groups the interval sets ``ag-<address group>-v4|v6``.
     ``zone`` (prerouting, raw priority): ``ct zone set iifname map @zones`` puts each network's traffic in
     its own conntrack zone, named by its bridge, so equal addresses in two networks never share state.
 
@@ -170,6 +171,10 @@ def remote_set(group_id: str, v6: bool) -> str:
     return f"rg-{_check_id('group', group_id)}-{'v6' if v6 else 'v4'}"
 
 
+def address_set(address_group_id: str, v6: bool) -> str:
+    return f"ag-{_check_id('address group', address_group_id)}-{'v6' if v6 else 'v4'}"
+
+
 def group_chain(group_id: str, direction: str) -> str:
     return f"sg-{_check_id('group', group_id)}-{'in' if direction == 'ingress' else 'out'}"
 
@@ -204,22 +209,28 @@ def _rule_match(rule: Rule) -> str | None:
             parts.append(f"{family} {side} {_elem_net(net)}")
     if rule.remote_group:
         parts.append(f"{family} {side} @{remote_set(rule.remote_group, v6)}")
+    if rule.remote_address_group:
+        parts.append(f"{family} {side} @{address_set(rule.remote_address_group, v6)}")
     return " ".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)
-def _group_chains(group: Group) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
-    """(ingress rules, egress rules, remote groups used) of one group's two shared chains."""
+def _group_chains(group: Group) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str], frozenset[str]]:
+    """(ingress rules, egress rules, remote groups used, address groups used) of one group's two shared
+    chains."""
     chains: dict[str, list[str]] = {"ingress": [], "egress": []}
     remotes: set[str] = set()
+    address_groups: set[str] = set()
     for rule in group.rules:
         match = _rule_match(rule)
         if match is None:
             continue
         if rule.remote_group:
             remotes.add(rule.remote_group)
+        if rule.remote_address_group:
+            address_groups.add(rule.remote_address_group)
         chains[rule.direction].append(f"{match} accept" if rule.direction == "ingress" else f"{match} goto admit")
-    return tuple(chains["ingress"]), tuple(chains["egress"]), frozenset(remotes)
+    return tuple(chains["ingress"]), tuple(chains["egress"]), frozenset(remotes), frozenset(address_groups)
 
 
 def _address_elements(port: PortFilter, v6: bool) -> tuple[list[str], list[str]]:
@@ -295,6 +306,20 @@ def _remote_sets(group_id: str, members: tuple[str, ...]) -> tuple[NftSet, NftSe
     v6 = sorted(a for a in addresses if a.version == 6)
     return (NftSet("set", "type ipv4_addr;", {str(a): None for a in v4}),
             NftSet("set", "type ipv6_addr;", {str(a): None for a in v6}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_sets(cidrs: tuple[str, ...]) -> tuple[NftSet, NftSet]:
+    """An address group's CIDRs as two interval sets. Overlaps are collapsed (the kernel refuses them), so
+    a change of the group's addresses is a change of a few elements."""
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    out = []
+    for version in (4, 6):
+        same = [n for n in nets if n.version == version]
+        merged = ipaddress.collapse_addresses(same)  # type: ignore[type-var]
+        out.append(NftSet("set", f"type {'ipv6_addr' if version == 6 else 'ipv4_addr'}; flags interval;",
+                          {_elem_net(n): None for n in sorted(merged)}))
+    return out[0], out[1]
 
 
 BRIDGE_HOOKS = {
@@ -412,15 +437,21 @@ def render(state: FirewallState, marks: Mapping[Profile, int], zones: Mapping[st
     inet.sets["egress"] = NftSet("map", "type mark : verdict;", egress)
     inet.sets["ingress"] = NftSet("map", "type mark : verdict;", ingress)
     remotes: set[str] = set()
+    address_groups: set[str] = set()
     for gid in sorted(used_groups):
-        into, out, used_remotes = _group_chains(groups.get(gid, Group(gid, True, ())))
+        into, out, used_remotes, used_address_groups = _group_chains(groups.get(gid, Group(gid, True, ())))
         inet.chains[group_chain(gid, "ingress")] = into
         inet.chains[group_chain(gid, "egress")] = out
         remotes |= used_remotes
+        address_groups |= used_address_groups
     for gid in sorted(remotes):
         v4, v6 = _remote_sets(gid, tuple(state.members.get(gid, ())))
         inet.sets[remote_set(gid, False)] = v4
         inet.sets[remote_set(gid, True)] = v6
+    for agid in sorted(address_groups):
+        v4, v6 = _address_sets(tuple(sorted(state.address_groups.get(agid, ()))))
+        inet.sets[address_set(agid, False)] = v4
+        inet.sets[address_set(agid, True)] = v6
     return Model(bridge, inet)
 
 

@@ -51,8 +51,10 @@ def always_allowed(direction: str, flow: Flow) -> bool:
     return False
 
 
-def rule_allows(rule: Rule, flow: Flow, remote: str, members: Mapping[str, Iterable[str]]) -> bool:
-    """Whether the rule matches the connection's first packet (remote: the other side's address)."""
+def rule_allows(rule: Rule, flow: Flow, remote: str, members: Mapping[str, Iterable[str]],
+                address_groups: Mapping[str, Iterable[str]] | None = None) -> bool:
+    """Whether the rule matches the connection's first packet (remote: the other side's address; members:
+    the remote groups' addresses, address_groups: the address groups' CIDRs)."""
     v6 = rule.ethertype == "IPv6"
     if (flow.version == 6) != v6:
         return False
@@ -77,6 +79,8 @@ def rule_allows(rule: Rule, flow: Flow, remote: str, members: Mapping[str, Itera
             return False
     if rule.remote_group and not _in(remote, members.get(rule.remote_group, ())):
         return False
+    if rule.remote_address_group and not _in(remote, (address_groups or {}).get(rule.remote_address_group, ())):
+        return False
     return True
 
 
@@ -91,6 +95,7 @@ class Judge:
     def __init__(self, state: FirewallState, zones: Mapping[str, int]) -> None:
         self.groups = {g.id: g for g in state.groups}
         self.members = state.members
+        self.address_groups = state.address_groups
         self._exact: dict[tuple[int, str], list[PortFilter]] = {}
         self._nets: list[tuple[int, IpNet, PortFilter]] = []
         for port in state.ports:
@@ -124,7 +129,7 @@ class Judge:
         groups = [self.groups.get(g, Group(g, True, ())) for g in port.groups]
         if not all(g.stateful for g in groups) or always_allowed(direction, flow):
             return True
-        return any(rule_allows(r, flow, remote, self.members)
+        return any(rule_allows(r, flow, remote, self.members, self.address_groups)
                    for g in groups for r in g.rules if r.direction == direction)
 
 
@@ -139,13 +144,17 @@ def changed_ports(old: FirewallState, new: FirewallState, old_zones: Mapping[str
                   new_zones: Mapping[str, int]) -> set[str]:
     """Ports of the old state whose connections the new one may refuse: gone, in another zone, changed
     other than by gaining groups, without one of their groups, or in a group that lost a rule or names a
-    remote group that lost a member.  A change that only adds (a rule, a member, a group) never needs a
-    connection cut, so it costs no look at the conntrack table."""
+    remote group that lost a member or an address group that lost an address.  A change that only adds (a
+    rule, a member, an address, a group) never needs a connection cut, so it costs no look at the conntrack
+    table."""
     before = {g.id: g for g in old.groups}
     after = {g.id: g for g in new.groups}
     narrowed = {gid for gid in before if _narrowed(before[gid], after.get(gid))}
     shrunk = {gid for gid, members in old.members.items() if set(members) - set(new.members.get(gid, ()))}
-    touched = narrowed | {gid for gid, g in before.items() if any(r.remote_group in shrunk for r in g.rules)}
+    lost = {agid for agid, cidrs in old.address_groups.items()
+            if set(cidrs) - set(new.address_groups.get(agid, ()))}
+    touched = narrowed | {gid for gid, g in before.items()
+                          if any(r.remote_group in shrunk or r.remote_address_group in lost for r in g.rules)}
     now = {p.id: p for p in new.ports}
     out = set()
     zones_moved = any(old_zones.get(n) != new_zones.get(n) for n in old_zones)

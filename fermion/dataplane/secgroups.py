@@ -20,6 +20,7 @@ class Rule:
     port_max: int | None = None  # ...; for icmp/icmpv6: code
     remote_ip_prefix: str | None = None  # CIDR
     remote_group: str | None = None  # id of a group whose member addresses are a named set
+    remote_address_group: str | None = None  # id of an address group whose CIDRs are a named interval set
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class FirewallState:
     ports: tuple[PortFilter, ...]
     groups: tuple[Group, ...]  # every group referenced by a port (and remote groups)
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group id -> member addresses
+    address_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # address group id -> CIDRs
     tunnel_ip: str | None = None  # this host's VXLAN endpoint: its UDP packets skip conntrack
 
 

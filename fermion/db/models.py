@@ -236,6 +236,41 @@ floatingips = Table(
     UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),
 )
 
+# Address groups: named sets of CIDRs a security-group rule may name as its remote.
+address_groups = Table(
+    "address_groups", metadata, *(c if c.name != "description" else Column("description", String(1024), nullable=False,
+                                                                           default="") for c in _standard()),
+)
+
+# One row per CIDR (normalized: host bits cleared); the key makes adding one twice impossible.
+address_group_addresses = Table(
+    "address_group_addresses", metadata,
+    Column("address_group_id", String(36), ForeignKey("address_groups.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(64), nullable=False),
+    PrimaryKeyConstraint("address_group_id", "address"),
+)
+
+# Templates of the rules new security groups start with (admin-managed). remote_group_id may be "PARENT":
+# the group being created. A template duplicates another when their normalized content is equal and they share
+# a use: the digest of the content is kept once per use (NULL: not used there), each unique.
+default_security_group_rules = Table(
+    "default_security_group_rules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("direction", String(16), nullable=False),
+    Column("ethertype", String(8), nullable=False),
+    Column("protocol", String(40), nullable=True),
+    Column("port_range_min", Integer, nullable=True),
+    Column("port_range_max", Integer, nullable=True),
+    Column("remote_ip_prefix", String(64), nullable=True),
+    Column("remote_group_id", String(36), nullable=True),
+    Column("remote_address_group_id", String(36), nullable=True),
+    Column("description", String(1024), nullable=False, default=""),
+    Column("used_in_default_sg", Boolean, nullable=False),
+    Column("used_in_non_default_sg", Boolean, nullable=False),
+    Column("fingerprint_default", String(64), nullable=True, unique=True),
+    Column("fingerprint_non_default", String(64), nullable=True, unique=True),
+)
+
 securitygroups = Table(
     "securitygroups", metadata, *_standard(),
     Column("stateful", Boolean, nullable=False, default=True),
@@ -269,6 +304,9 @@ securitygrouprules = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("revision_number", Integer, nullable=False, default=0),
+    # no ON DELETE: a group a rule names cannot be deleted (AddressGroupInUse)
+    Column("remote_address_group_id", String(36), ForeignKey("address_groups.id"), nullable=True, index=True),
+    Column("normalized_cidr", String(64), nullable=True),  # remote_ip_prefix with host bits cleared (filters)
 )
 
 # Which groups a port is in (the API's port.security_groups).

@@ -181,13 +181,30 @@ SECURITY_GROUPS: dict[str, str] = {
     "delete_security_group_rule": _any(ADMIN_OR_PROJECT_MEMBER, "role:member and rule:sg_owner"),
 }
 
+ADDRESS_GROUPS: dict[str, str] = {
+    "shared_address_groups": "field:address_groups:shared=True",
+    "create_address_group": ADMIN_OR_PROJECT_MEMBER,
+    "get_address_group": _any(ADMIN_OR_PROJECT_READER, "rule:shared_address_groups"),
+    "update_address_group": ADMIN_OR_PROJECT_MEMBER,
+    "delete_address_group": ADMIN_OR_PROJECT_MEMBER,
+    "add_addresses": ADMIN_OR_PROJECT_MEMBER,
+    "remove_addresses": ADMIN_OR_PROJECT_MEMBER,
+}
+
+# Templates belong to no project: any reader may read them, only an admin manage them.
+DEFAULT_SECURITY_GROUP_RULES: dict[str, str] = {
+    "create_default_security_group_rule": ADMIN,
+    "get_default_security_group_rule": "role:reader",
+    "delete_default_security_group_rule": ADMIN,
+}
+
 # Tags: the target is the tagged resource seen as ``ext_parent`` (ext_parent:project_id).
 TAGS: dict[str, str] = {
     f"{verb}_{collection}_tags": (
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
     for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "segments",
-                       "network_segment_ranges")
+                       "network_segment_ranges", "address_groups")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -222,4 +239,5 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **SEGMENTS}
+                              **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **TAGS, **QUOTAS,
+                              **AGENTS, **SEGMENTS}

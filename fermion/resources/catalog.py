@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from fermion.resources.address_group import ADDRESS_GROUP
 from fermion.resources.base import Extension, Resource
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.router import ROUTER
-from fermion.resources.security_group import SECURITY_GROUP, SECURITY_GROUP_RULE
+from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
 from fermion.resources.subnet import SUBNET
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
-                                                           NETWORK_SEGMENT_RANGE)}
+                                                           NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
+                                                           DEFAULT_SECURITY_GROUP_RULE)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -92,6 +94,22 @@ EXTENSIONS: tuple[Extension, ...] = (
               "2020-06-15T18:00:00-00:00"),
     Extension("subnet-dns-publish-fixed-ip", "Subnet DNS publish fixed IP",
               "Support choosing to publish DNS records for IPs from a subnet", "2019-05-24T10:00:00-00:00"),
+    Extension("address-group", "Address group", "Support address group", "2020-07-15T10:00:00-00:00"),
+    Extension("security-groups-remote-address-group", "Remote address group id field for security group rules",
+              "Add new field of remote address group id in SG rules", "2020-08-25T10:00:00-00:00"),
+    Extension("security-groups-normalized-cidr", "Normalized CIDR field for security group rules",
+              "Add new field with normalized remote_ip_prefix cidr in SG rule", "2020-07-28T10:00:00-00:00"),
+    Extension("security-groups-shared-filtering", "Security group filtering on the shared field",
+              "Support filtering security groups on the shared field", "2021-10-05T09:00:00-00:00"),
+    Extension("security-groups-rules-belongs-to-default-sg",
+              "Security group rule belongs to the project's default security group",
+              "Flag to determine if the security group rule belongs to the project's default security group",
+              "2023-05-23T10:00:00-00:00"),
+    Extension("security-groups-default-rules", "Default rules for security groups",
+              "Configure set of security group rules used as default rules for every new security group",
+              "2022-12-19T10:00:00-00:00"),
+    Extension("port-security-groups-filtering", "Port filtering on security groups",
+              "Provides security groups filtering when listing ports", "2021-05-24T18:00:00-00:00"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

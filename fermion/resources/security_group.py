@@ -49,7 +49,7 @@ SECURITY_GROUP = Resource(
     attributes=standard_attributes() + (
         Attribute("stateful", v.boolean, default=True, post=True, put=True, sort=True,
                   extension="stateful-security-group", schema=BOOL),
-        Attribute("shared", filter=False, schema=BOOL),
+        Attribute("shared", filter_convert=v.boolean, extension="security-groups-shared-filtering", schema=BOOL),
         Attribute("security_group_rules", filter=False, schema={"type": "array", "items": {"type": "object"}}),
     ),
 )
@@ -76,8 +76,56 @@ SECURITY_GROUP_RULE = Resource(
                   filter_convert=v.cidr, schema={"type": ["string", "null"]}),
         Attribute("remote_group_id", v.nullable_uuid, default=None, post=True, sort=True,
                   filter_convert=v.uuid_str, schema=_nullable_uuid),
-        Attribute("remote_address_group_id", filter=False, schema=_nullable_uuid),
-        Attribute("normalized_cidr", filter=False, schema={"type": ["string", "null"]}),
-        Attribute("belongs_to_default_sg", filter=False, schema=BOOL),
+        Attribute("remote_address_group_id", v.nullable_uuid, default=None, post=True, sort=True,
+                  filter_convert=v.uuid_str, extension="security-groups-remote-address-group",
+                  schema=_nullable_uuid),
+        Attribute("normalized_cidr", sort=True, filter_convert=v.cidr, extension="security-groups-normalized-cidr",
+                  schema={"type": ["string", "null"]}),
+        Attribute("belongs_to_default_sg", filter_convert=v.boolean,
+                  extension="security-groups-rules-belongs-to-default-sg", schema=BOOL),
+    ),
+)
+
+PARENT = "PARENT"  # a template's remote group meaning "the group being created"
+
+
+def _template_remote_group(value: object) -> object:
+    if value is None or value == PARENT:
+        return value
+    return v.uuid_str(value)
+
+
+DEFAULT_SECURITY_GROUP_RULE = Resource(
+    member="default_security_group_rule",
+    collection="default_security_group_rules",
+    not_found="DefaultSecurityGroupRuleNotFound",
+    id_label="Default Security Group rule",
+    tags=False,
+    attributes=(
+        Attribute("id", v.uuid_str, sort=True, schema=_uuid),
+        # templates belong to no project: the caller's is accepted and ignored (Neutron hides it too)
+        Attribute("project_id", v.string(255), default=None, post=True, visible=False, filter=False),
+        Attribute("tenant_id", v.string(255), default=None, post=True, visible=False, filter=False),
+        Attribute("description", v.string(1024), default="", post=True),
+        Attribute("remote_group_id", _template_remote_group, default=None, post=True, sort=True,
+                  filter_convert=_template_remote_group, schema={"type": ["string", "null"]}),
+        Attribute("remote_address_group_id", v.nullable_uuid, default=None, post=True, sort=True,
+                  filter_convert=v.uuid_str, schema=_nullable_uuid),
+        Attribute("direction", v.one_of(*DIRECTIONS), post=True, sort=True,
+                  schema={"type": "string", "enum": list(DIRECTIONS)}),
+        Attribute("protocol", _protocol, default=None, post=True, sort=True,
+                  filter_convert=v.string(40), schema={"type": ["string", "integer", "null"]}),
+        Attribute("port_range_min", _port, default=None, post=True, sort=True,
+                  filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
+        Attribute("port_range_max", _port, default=None, post=True, sort=True,
+                  filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
+        Attribute("ethertype", _ethertype, default="IPv4", post=True, sort=True,
+                  schema={"type": "string", "enum": list(ETHERTYPES)}),
+        Attribute("remote_ip_prefix", _ip_prefix, default=None, post=True, sort=True,
+                  filter_convert=v.cidr, schema={"type": ["string", "null"]}),
+        Attribute("used_in_default_sg", v.boolean, default=False, post=True, filter_convert=v.boolean,
+                  schema=BOOL),
+        Attribute("used_in_non_default_sg", v.boolean, default=True, post=True, filter_convert=v.boolean,
+                  schema=BOOL),
     ),
 )

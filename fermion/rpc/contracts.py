@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.4"
+VERSION = "1.5"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
     "1.2": "PortSecurity.network_id: the firewall tracks each network's connections in its own zone",
     "1.3": "DhcpHost.hostname/fqdn/options (dns_assignment, extra DHCP options), DhcpNetwork.dns_domain",
     "1.4": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
+    "1.5": "SecurityRule.remote_address_group and Firewall.address_groups (CIDRs): address groups as remotes",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -115,6 +116,7 @@ class SecurityRule:
     port_max: int | None = None  # port range, or ICMP code
     remote_ip_prefix: str | None = None
     remote_group: str | None = None
+    remote_address_group: str | None = None  # id of an address group (its CIDRs: Firewall.address_groups)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Firewall:
     ports: list[PortSecurity]
     groups: list[SecurityGroup]
     members: dict[str, list[str]]
+    address_groups: dict[str, list[str]] = field(default_factory=dict)  # id -> CIDRs, of the rules' remotes
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, bindparam, select, update
 from fermion import metrics
 from fermion.db import models as m
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
-from fermion.rpc.contracts import FIREWALL_KEY, PortReport, StateReport, ViewRequest, decode, encode
-from fermion.rpc.transport import Handler
+from fermion.rpc.contracts import FIREWALL_KEY, Firewall, PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.transport import CALLER_VERSION, Handler
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
@@ -83,7 +83,7 @@ class ServerEndpoints:
         with self.db.read() as conn:
             view = l2_view(conn, s.agents, s.ports.binder, req.host, networks)
             if with_firewall:
-                view = dataclasses.replace(view, firewall=firewall_view(conn, req.host))
+                view = dataclasses.replace(view, firewall=for_caller(firewall_view(conn, req.host)))
             return encode(view)
 
     def get_l3_view(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -99,3 +99,21 @@ class ServerEndpoints:
                 return encode(dhcp.sync(conn, req.host, req.network_ids, write=False))
         except NeedsWrite:
             return encode(self.db.write(lambda conn: dhcp.sync(conn, req.host, req.network_ids)))
+
+
+ADDRESS_GROUPS_SINCE = (1, 5)
+
+
+def for_caller(view: Firewall) -> Firewall:
+    """The firewall view as the calling agent can read it. An agent older than 1.5 ignores a rule's
+    remote_address_group and would admit every address where the rule admits a few: such rules are left out
+    of its view (it fails closed)."""
+    try:
+        major, minor = (int(x) for x in CALLER_VERSION.get().split(".")[:2])
+    except ValueError:
+        return view
+    if (major, minor) >= ADDRESS_GROUPS_SINCE:
+        return view
+    groups = [dataclasses.replace(g, rules=[r for r in g.rules if r.remote_address_group is None])
+              for g in view.groups]
+    return dataclasses.replace(view, groups=groups, address_groups={})

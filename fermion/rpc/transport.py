@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from fermion import metrics
@@ -57,6 +58,11 @@ def envelope(method: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"v": VERSION, "method": method, "body": payload}
 
 
+# the contract version of the caller whose request is being handled (a handler may answer an older agent
+# with less than it would tell a current one)
+CALLER_VERSION: ContextVar[str] = ContextVar("fermion_rpc_caller_version", default="")
+
+
 def dispatch(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[str, Any]:
     """Run a handler for an envelope; the reply is an envelope too ({"ok": ...} or {"error": ...})."""
     from fermion.rpc.contracts import compatible
@@ -64,6 +70,14 @@ def dispatch(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[s
     version = str(message.get("v", ""))
     if not compatible(version):
         return {"error": {"type": "IncompatibleVersion", "message": f"RPC version {version} not supported"}}
+    token = CALLER_VERSION.set(version)
+    try:
+        return _run(handlers, message)
+    finally:
+        CALLER_VERSION.reset(token)
+
+
+def _run(handlers: Mapping[str, Handler], message: dict[str, Any]) -> dict[str, Any]:
     handler = handlers.get(str(message.get("method")))
     metrics.rpc_received(str(message["method"]) if handler is not None else "unknown")
     if handler is None:

@@ -20,6 +20,7 @@ from fermion.rpc.contracts import (
     SecurityGroup,
     SecurityRule,
 )
+from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
 
@@ -112,7 +113,9 @@ def firewall_view(conn: Connection, host: str) -> Firewall:
             allowed_pairs=[[x["ip_address"], x["mac_address"]] for x in row.allowed_address_pairs or []],
             groups=groups.get(row.id, []) if secured else [], port_security=secured, network_id=row.network_id))
     wanted = sorted({g for x in ports for g in x.groups})
-    return Firewall(ports=ports, groups=_groups(conn, wanted), members=_members(conn, wanted))
+    rules = _groups(conn, wanted)
+    return Firewall(ports=ports, groups=rules, members=_members(conn, wanted),
+                    address_groups=_address_groups(conn, rules))
 
 
 def _groups(conn: Connection, wanted: list[str]) -> list[SecurityGroup]:
@@ -122,15 +125,25 @@ def _groups(conn: Connection, wanted: list[str]) -> list[SecurityGroup]:
     stateful = dict(conn.execute(select(g.id, g.stateful).where(g.id.in_(wanted))).all())
     rules: dict[str, list[SecurityRule]] = defaultdict(list)
     for x in conn.execute(select(r.security_group_id, r.direction, r.ethertype, r.protocol, r.port_range_min,
-                                 r.port_range_max, r.remote_ip_prefix, r.remote_group_id)
+                                 r.port_range_max, r.remote_ip_prefix, r.remote_group_id,
+                                 r.remote_address_group_id)
                           .where(r.security_group_id.in_(wanted)).order_by(r.id)):
         prefix = str(netaddr.IPNetwork(x.remote_ip_prefix).cidr) if x.remote_ip_prefix else None
         rules[x.security_group_id].append(SecurityRule(
             direction=x.direction, ethertype=x.ethertype, protocol=protocol_number(x.protocol, x.ethertype),
             port_min=x.port_range_min, port_max=x.port_range_max, remote_ip_prefix=prefix,
-            remote_group=x.remote_group_id))
+            remote_group=x.remote_group_id, remote_address_group=x.remote_address_group_id))
     return [SecurityGroup(id=sg, stateful=bool(stateful[sg]), rules=rules.get(sg, [])) for sg in wanted
             if sg in stateful]
+
+
+def _address_groups(conn: Connection, groups: list[SecurityGroup]) -> dict[str, list[str]]:
+    """The CIDRs of each address group the rules name as remote (empty groups included)."""
+    wanted = sorted({r.remote_address_group for g in groups for r in g.rules if r.remote_address_group})
+    if not wanted:
+        return {}
+    found = load_addresses(conn, wanted)
+    return {ag: found.get(ag, []) for ag in wanted}
 
 
 def _members(conn: Connection, groups: list[str]) -> dict[str, list[str]]:

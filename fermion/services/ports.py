@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -102,7 +103,13 @@ class PortCollection(Collection):
             item["dns_assignment"] = dns_assignment(item["dns_name"], item["fixed_ips"], self.dns_domain)
 
     def where(self, q: Any) -> list[Any]:
+        groups = q.filters.get("security_groups")
+        if groups is not None:  # port-security-groups-filtering: ports in any of the groups
+            q = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "security_groups"})
         conds = super().where(q)
+        if groups is not None:
+            b = m.port_security_groups.c
+            conds.append(m.ports.c.id.in_(select(b.port_id).where(b.security_group_id.in_(groups))))
         a = m.ip_allocations.c
         for fip in q.fixed_ips:
             sub = select(a.port_id)

@@ -12,7 +12,9 @@ from fermion.db.engine import Database
 from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
+from fermion.services.address_groups import AddressGroupService
 from fermion.services.agents import AgentService
+from fermion.services.default_security_group_rules import DefaultSecurityGroupRuleService
 from fermion.services.dhcp import DhcpService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
@@ -53,6 +55,8 @@ class Services:
     security_group_rules: SecurityGroupRuleService
     segments: SegmentService
     segment_ranges: SegmentRangeService
+    address_groups: AddressGroupService
+    default_security_group_rules: DefaultSecurityGroupRuleService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -70,12 +74,15 @@ class Services:
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
-                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
+                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
+                   address_groups=AddressGroupService(),
+                   default_security_group_rules=DefaultSecurityGroupRuleService())
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
             "security_group_rules": self.security_group_rules, "segments": self.segments,
-            "network_segment_ranges": self.segment_ranges}
+            "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
+            "default_security_group_rules": self.default_security_group_rules}
         return table[collection]

@@ -7,6 +7,7 @@ inserted, even by concurrent requests; the loser answers 409 with the winner's i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
@@ -121,7 +122,19 @@ def fingerprint(rule: dict[str, Any]) -> str:
     key = [rule["security_group_id"], rule["direction"], rule["ethertype"],
            None if number is None else number, rule["port_range_min"], rule["port_range_max"],
            rule["remote_group_id"], None if prefix in (None, *_ALL_ADDRESSES) else normalized_cidr(prefix)]
+    if rule.get("remote_address_group_id"):  # appended only when set: older rules keep their digests
+        key.append(rule["remote_address_group_id"])
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def check_remotes(prefix: str | None, group: str | None, address_group: str | None) -> None:
+    """A rule has at most one remote: a prefix, a security group or an address group."""
+    if address_group is not None and (prefix is not None or group is not None):
+        raise _invalid("Only one of remote_ip_prefix or remote_group_id or remote_address_group_id may be "
+                       "provided.", "SecurityGroupMultipleRemoteEntites")
+    if prefix is not None and group is not None:
+        raise _invalid("Only remote_ip_prefix or remote_group_id may be provided.",
+                       "SecurityGroupRemoteGroupAndRemoteIpPrefix")
 
 
 def validated(item: dict[str, Any]) -> dict[str, Any]:
@@ -137,14 +150,13 @@ def validated(item: dict[str, Any]) -> dict[str, Any]:
     if ethertype == "IPv4" and protocol in _IPV6_ONLY:
         raise _invalid(f"Invalid ethertype {ethertype} for protocol {protocol}.",
                        "SecurityGroupEthertypeConflictWithProtocol")
-    if prefix is not None and item["remote_group_id"] is not None:
-        raise _invalid("Only remote_ip_prefix or remote_group_id may be provided.",
-                       "SecurityGroupRemoteGroupAndRemoteIpPrefix")
+    check_remotes(prefix, item["remote_group_id"], item.get("remote_address_group_id"))
     row = {
         "project_id": item["project_id"], "security_group_id": item["security_group_id"],
         "remote_group_id": item["remote_group_id"], "direction": item["direction"], "ethertype": ethertype,
         "protocol": protocol, "port_range_min": lo, "port_range_max": hi, "remote_ip_prefix": prefix,
         "description": item.get("description", ""),
+        "remote_address_group_id": item.get("remote_address_group_id"), "normalized_cidr": normalized_cidr(prefix),
     }
     row["fingerprint"] = fingerprint(row)
     return row
@@ -155,7 +167,8 @@ def rule_row(values: dict[str, Any]) -> dict[str, Any]:
     ts = common.now()
     row = {"id": new_id(), "created_at": ts, "updated_at": ts, "revision_number": 0, "description": "",
            "protocol": None, "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None,
-           "remote_group_id": None, **values}
+           "remote_group_id": None, "remote_address_group_id": None, **values}
+    row["normalized_cidr"] = normalized_cidr(row["remote_ip_prefix"])
     if "fingerprint" not in row:
         row["fingerprint"] = fingerprint(row)
     return row
@@ -170,18 +183,6 @@ def insert_rule(conn: Connection, row: dict[str, Any]) -> None:
     if existing is None:  # the equal rule was deleted meanwhile: start over
         raise RetryRequest("security group rule deleted concurrently")
     raise Conflict(f"Security group rule already exists. Rule id is {existing}.", type="SecurityGroupRuleExists")
-
-
-def group_rules(project_id: str, group_id: str, default: bool) -> list[dict[str, Any]]:
-    """The rules a new group starts with: egress to anywhere, and for the default group also ingress from
-    its own members (IPv4 and IPv6 each)."""
-    out = []
-    for ethertype in ("IPv4", "IPv6"):
-        base = {"project_id": project_id, "security_group_id": group_id, "ethertype": ethertype}
-        if default:
-            out.append(rule_row({**base, "direction": "ingress", "remote_group_id": group_id}))
-        out.append(rule_row({**base, "direction": "egress"}))
-    return out
 
 
 def emit_group_hints(conn: Connection, group_ids: Iterable[str]) -> None:
@@ -233,9 +234,21 @@ class SecurityGroupRuleCollection(Collection):
                             .scalars())
         for item in items:
             item.pop("tags", None)
-            item["remote_address_group_id"] = None
-            item["normalized_cidr"] = normalized_cidr(item["remote_ip_prefix"])
             item["belongs_to_default_sg"] = item["security_group_id"] in defaults
+
+    def where(self, q: Any) -> list[Any]:
+        flags = q.filters.get("belongs_to_default_sg")
+        if flags is None:
+            return super().where(q)
+        conds = super().where(dataclasses.replace(q, filters={k: v for k, v in q.filters.items()
+                                                              if k != "belongs_to_default_sg"}))
+        in_default = self.table.c.security_group_id.in_(select(m.default_security_groups.c.security_group_id))
+        wanted = set(flags)
+        if wanted == {True}:
+            conds.append(in_default)
+        elif wanted == {False}:
+            conds.append(~in_default)
+        return conds
 
     def of_groups(self, conn: Connection, group_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """The rules of these groups, as API dicts, by group."""
@@ -259,11 +272,14 @@ class SecurityGroupRuleService:
         """Insert the rules; return the inserted rows (to answer without reading them back)."""
         checked = [validated(item) for item in items]
         owners = self._lock_groups(conn, checked)
+        address_owners = _lock_address_groups(conn, checked)
         rows = []
         seen: set[str] = set()
         for values in checked:
             if values["remote_group_id"] is not None:
                 _check_owner(owners, values["remote_group_id"], values["project_id"], ctx)
+            if values["remote_address_group_id"] is not None:
+                _check_address_group(address_owners, values["remote_address_group_id"], values["project_id"], ctx)
             _check_owner(owners, values["security_group_id"], values["project_id"], ctx)
             if values["fingerprint"] in seen:
                 raise Conflict("Duplicate Security Group Rule in POST.", type="DuplicateSecurityGroupRuleInPost")
@@ -320,6 +336,26 @@ def _check_owner(owners: dict[str, str], group_id: str, project_id: str, ctx: Co
     owner = owners.get(group_id)
     if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
         raise NotFound(f"Security group {group_id} does not exist", type="SecurityGroupNotFound")
+
+
+def _lock_address_groups(conn: Connection, rules: list[dict[str, Any]]) -> dict[str, str]:
+    """The owners of the address groups the rules name, share-locked until commit (a concurrent delete of
+    one waits, then sees the rule and refuses)."""
+    owners = {}
+    for agid in sorted({r["remote_address_group_id"] for r in rules if r["remote_address_group_id"]}):
+        stmt = select(m.address_groups.c.project_id).where(m.address_groups.c.id == agid)
+        if conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update(read=True)
+        owner = conn.execute(stmt).scalar()
+        if owner is not None:
+            owners[agid] = owner
+    return owners
+
+
+def _check_address_group(owners: dict[str, str], group_id: str, project_id: str, ctx: Context | None) -> None:
+    owner = owners.get(group_id)
+    if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
+        raise NotFound(f"Address group {group_id} could not be found.", type="AddressGroupNotFound")
 
 
 def insert_rules(conn: Connection, rows: list[dict[str, Any]]) -> None:

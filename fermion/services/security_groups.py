@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, false, insert, not_, or_, select
+from sqlalchemy.sql.elements import False_
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -17,11 +19,11 @@ from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
 from fermion.rpc.contracts import Hint
 from fermion.services import common
-from fermion.services.query import Collection
+from fermion.services.default_security_group_rules import rules_from_templates
+from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
 from fermion.services.security_group_rules import (
     SecurityGroupRuleCollection,
-    group_rules,
     insert_rules,
     release_rules,
     touch_groups,
@@ -47,10 +49,43 @@ class SecurityGroupCollection(Collection):
         self.rules = SecurityGroupRuleCollection()
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
-        rules = self.rules.of_groups(conn, [i["id"] for i in items]) if items else {}
+        ids = [i["id"] for i in items]
+        rules = self.rules.of_groups(conn, ids) if items else {}
+        shared = shared_groups(conn, ids)
         for item in items:
-            item["shared"] = False  # no RBAC sharing of groups yet
+            item["shared"] = item["id"] in shared
             item["security_group_rules"] = rules.get(item["id"], [])
+
+    def where(self, q: Any) -> list[Any]:
+        flags = q.filters.get("shared")
+        if flags is None:
+            return super().where(q)
+        conds = super().where(dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "shared"}))
+        clause = shared_clause(self.table.c.id)
+        wanted = set(flags)
+        if wanted == {True}:
+            conds.append(clause)
+        elif wanted == {False}:
+            conds.append(not_(clause))
+        return conds
+
+
+def shared_clause(group_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL: whether the group is shared (security-groups-shared-filtering). Neutron computes it from RBAC
+    access_as_shared policies on the group; until those exist here no group is shared. The one place to
+    wire them in: the filter and the attribute both come from here."""
+    return false()
+
+
+def shared_groups(conn: Connection, group_ids: Sequence[str]) -> set[str]:
+    """Which of the groups are shared (see shared_clause)."""
+    clause = shared_clause(_g.id)
+    if not group_ids or isinstance(clause, False_):
+        return set()
+    found: set[str] = set()
+    for part in chunks(list(group_ids)):
+        found.update(conn.execute(select(_g.id).where(_g.id.in_(part), clause)).scalars())
+    return found
 
 
 def default_group_id(conn: Connection, project_id: str) -> str | None:
@@ -85,7 +120,7 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
         if winner is None:  # the winner's group went away meanwhile: start over
             raise RetryRequest("default security group deleted concurrently")
         return winner[0], winner[1]
-    rules = group_rules(project_id, row["id"], default=True)
+    rules = rules_from_templates(conn, project_id, row["id"], default=True)
     insert_rules(conn, rules)
     _count_unlimited(conn, quotas, project_id, "security_group", 1)
     _count_unlimited(conn, quotas, project_id, "security_group_rule", len(rules))
@@ -153,7 +188,7 @@ class SecurityGroupService:
             row = common.standard_row(item)
             row["stateful"] = item["stateful"]
             conn.execute(insert(m.securitygroups).values(**row))
-            rules = group_rules(row["project_id"], row["id"], default=False)
+            rules = rules_from_templates(conn, row["project_id"], row["id"], default=False)
             insert_rules(conn, rules)
             n_rules[row["project_id"]] += len(rules)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)

@@ -227,7 +227,7 @@ def test_group_filters_sorting_and_links(alice: Api) -> None:
     assert [g["name"] for g in r.json()["security_groups"]] == ["default", "b"]
     [link] = r.json()["security_groups_links"]
     assert "/v2.0/security-groups?" in link["href"]
-    assert_fault(alice.get("/v2.0/security-groups", params={"shared": "true"}), 400)
+    assert_fault(alice.get("/v2.0/security-groups", params={"normalized_cidr": "10.0.0.0/24"}), 400)
 
 
 def test_group_tags_api(alice: Api) -> None:

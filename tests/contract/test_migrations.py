@@ -49,3 +49,35 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 def test_head_constant_matches_alembic() -> None:
     assert migrate.HEAD == migrate.head()
+
+
+def test_rules_made_before_address_groups_get_their_normalized_cidr(tmp_path: Path) -> None:
+    """0008 adds the rules' normalized_cidr column (filters) and fills it for the rules already there; it
+    also seeds Neutron's default security-group rule templates."""
+    from datetime import datetime
+
+    from sqlalchemy import insert, select
+
+    from fermion.db import models as m
+
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        migrate.upgrade(db.engine, "0004")
+        ts = datetime(2026, 1, 1)
+        with db.engine.begin() as conn:
+            conn.execute(insert(m.securitygroups).values(
+                id="g1", project_id="p", name="g", description="", created_at=ts, updated_at=ts, revision_number=0,
+                stateful=True))
+            for rid, prefix in (("r1", "10.0.0.7/24"), ("r2", None)):
+                conn.exec_driver_sql(
+                    "INSERT INTO securitygrouprules (id, project_id, security_group_id, direction, ethertype, "
+                    "remote_ip_prefix, description, fingerprint, created_at, updated_at, revision_number) "
+                    "VALUES (?, 'p', 'g1', 'ingress', 'IPv4', ?, '', ?, ?, ?, 0)", (rid, prefix, rid, ts, ts))
+        migrate.upgrade(db.engine)
+        with db.engine.connect() as conn:
+            r = m.securitygrouprules.c
+            assert dict(conn.execute(select(r.id, r.normalized_cidr)).all()) == {"r1": "10.0.0.0/24", "r2": None}
+            t = m.default_security_group_rules.c
+            assert len(conn.execute(select(t.id)).all()) == 4
+    finally:
+        db.dispose()

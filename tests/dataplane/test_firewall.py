@@ -291,6 +291,29 @@ def test_remote_group_follows_membership_with_small_changes(bed: Bed) -> None:
     assert fw.apply(state(*ports, groups=(web, clients), members={"clients": (bed["i3"].ip,)})) == 0
 
 
+def test_address_group_remote_follows_its_cidrs_with_set_elements_only(bed: Bed) -> None:
+    fw = Firewall(bed.host)
+    web = Group("web", True, (*EGRESS_ANY, Rule("ingress", "IPv4", 6, 22, 22, remote_address_group="office"),
+                              Rule("ingress", "IPv6", 6, 22, 22, remote_address_group="office")))
+    clients = Group("clients", True, EGRESS_ANY)
+    bed.serve("i1", 22)
+    ports = (bed.port("i1", "web"), bed.port("i2", "clients"), bed.port("i3", "clients"))
+
+    def apply(*cidrs: str) -> int:
+        return fw.apply(dataclasses.replace(state(*ports, groups=(web, clients)), address_groups={"office": cidrs}))
+
+    apply(f"{bed['i3'].ip}/32", f"{NET6}::/64")
+    assert bed.connect("i3", bed["i1"].ip, 22) and not bed.connect("i2", bed["i1"].ip, 22)
+    assert bed.connect("i2", bed["i1"].ip6, 22), "the IPv6 network admits every address in it"
+    assert apply(f"{NET}.0/24", f"{bed['i3'].ip}/32", f"{NET6}::/64") == 2, \
+        "a network covering an address: the address's element goes, the network's comes"
+    assert bed.connect("i2", bed["i1"].ip, 22) and bed.connect("i3", bed["i1"].ip, 22)
+    assert apply(f"{bed['i2'].ip}/32", f"{NET6}::/64") == 2
+    assert bed.connect("i2", bed["i1"].ip, 22) and not bed.connect("i3", bed["i1"].ip, 22)
+    assert apply(f"{bed['i2'].ip}/32") == 1 and not bed.connect("i2", bed["i1"].ip6, 22)
+    assert apply(f"{bed['i2'].ip}/32") == 0
+
+
 def test_stateful_replies_pass_stateless_needs_explicit_rules(bed: Bed) -> None:
     fw = Firewall(bed.host)
     server = Group("server", True, (*EGRESS_ANY, Rule("ingress", "IPv4", 6, 22, 22)))

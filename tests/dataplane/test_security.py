@@ -338,3 +338,60 @@ def same_addresses_scenario(lab: Lab) -> None:
         assert b.say("b stays") == "b stays", "b's connection, the same 5-tuple, is untouched"
         a.close()
         b.close()
+
+
+# ------------------------------------------------------------------------------------------------ address groups
+def _reachable_within(check: Any, seconds: float, since: float) -> float:
+    """Probe until check() holds; return how long after `since` the first successful probe started."""
+    while True:
+        started = time.monotonic()
+        if check():
+            return started - since
+        if started - since > seconds + 5:
+            raise AssertionError(f"not reached {seconds + 5:.0f} s after the change")
+
+
+def test_an_address_group_rule_admits_its_addresses_and_follows_their_changes(lab: Lab) -> None:
+    """A rule whose remote is an address group lets its addresses in and nothing else; an address added
+    opens within a second, an address removed closes within a second (its established connection too)."""
+    lab.network("net-ag", "10.5.0.0/24")
+    server = lab.boot("net-ag", "compute1", "ag-server")
+    inside = lab.boot("net-ag", "compute2", "ag-inside")
+    outside = lab.boot("net-ag", "compute2", "ag-outside")
+    office = lab.api.post("address-groups", {"name": "office", "addresses": [f"{inside.ip}/32"]})
+    web = group(lab, "web")
+    rule(lab, web, protocol="tcp", port_range_min=7000, port_range_max=7000, remote_address_group_id=office["id"])
+    rule(lab, web, protocol="icmp", remote_address_group_id=office["id"])
+    set_groups(lab, server, web)
+    url = f"/v2.0/address-groups/{office['id']}"
+
+    def opens(inst: LabInstance) -> bool:
+        return tcp_connects(inst.netns, server.ip or "", 7000, 0.3, read=False)
+
+    with echo_server(server.netns, 7000):
+        eventually(lab, lambda: opens(inside), "tcp 7000 open to the group's address")
+        assert not opens(outside) and not ping_ns(outside.netns, server.ip or "", count=1)
+        assert ping_ns(inside.netns, server.ip or "", count=1)
+
+        # an address added: reachable within a second
+        since = time.monotonic()
+        put(lab, f"{url}/add_addresses", {"addresses": [f"{outside.ip}/32"]})
+        assert _reachable_within(lambda: opens(outside), 1.0, since) <= 1.0
+        assert opens(inside)
+
+        # an address removed: its established connection and its pings stop within a second, new connections
+        # are refused; the other address keeps its own
+        flows = Traffic(lab, inside, server, 7000)
+        kept = Session(outside.netns, server.ip or "", 7000, wait=1.0)
+        flows.change(lambda: put(lab, f"{url}/remove_addresses", {"addresses": [f"{inside.ip}/32"]}))
+        assert flows.after() == (False, False), "(ping, tcp 7000) after the address left the group"
+        assert not opens(inside)
+        assert kept.say("still") == "still", "the address still in the group keeps its connection"
+        kept.close()
+
+        # a CIDR covering both: both reachable; the group cannot be deleted while the rule uses it
+        since = time.monotonic()
+        put(lab, f"{url}/add_addresses", {"addresses": ["10.5.0.0/24"]})
+        assert _reachable_within(lambda: opens(inside), 1.0, since) <= 1.0
+        resp = lab.api.http.delete(url)
+        assert resp.status_code == 409 and resp.json()["NeutronError"]["type"] == "AddressGroupInUse"

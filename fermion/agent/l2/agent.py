@@ -158,6 +158,8 @@ def firewall_state(view: Firewall, tunnel_ip: str | None = None) -> fw.FirewallS
                     for p in view.ports),
         groups=tuple(fw.Group(id=g.id, stateful=g.stateful, rules=tuple(
             fw.Rule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol, port_min=r.port_min,
-                    port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group)
+                    port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group,
+                    remote_address_group=r.remote_address_group)
             for r in g.rules)) for g in view.groups),
-        members={k: tuple(v) for k, v in view.members.items()}, tunnel_ip=tunnel_ip)
+        members={k: tuple(v) for k, v in view.members.items()},
+        address_groups={k: tuple(v) for k, v in view.address_groups.items()}, tunnel_ip=tunnel_ip)

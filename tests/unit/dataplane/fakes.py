@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -112,6 +113,10 @@ class FakeNft:
                 key, _, value = item.partition(" : ")
                 if m[1] == "add":
                     assert key not in elements, f"element {key} exists in {m[3]}"
+                    if "interval" in table.sets[m[3]][1] and " . " not in key:  # the kernel refuses overlaps
+                        net = ipaddress.ip_network(key)
+                        assert not any(net.overlaps(ipaddress.ip_network(k)) for k in elements), \
+                            f"element {key} overlaps another in {m[3]}"
                     for target in re.findall(r"(?:jump|goto) (\S+)", value):
                         assert target in table.chains, f"element jumps to missing chain {target}"
                     elements[key] = value or None

@@ -181,6 +181,37 @@ def test_a_membership_change_is_set_elements_only() -> None:
     assert kernel_after(full_commands(new), back) == as_fake(old)
 
 
+OFFICE = Rule("ingress", "IPv4", 6, 443, 443, remote_address_group="office")
+
+
+def address_group_state(*cidrs: str) -> FirewallState:
+    web = dataclasses.replace(WEB, rules=(*WEB.rules, OFFICE))
+    state = base_state()
+    return dataclasses.replace(state, groups=(web, CLIENTS), address_groups={"office": cidrs})
+
+
+def test_an_address_group_is_two_interval_sets_a_rule_names() -> None:
+    model = rendered(address_group_state("192.0.2.0/24", "198.51.100.7/32", "2001:db8:1::/48", "192.0.2.128/25"))
+    v4, v6 = model.inet.sets["ag-office-v4"], model.inet.sets["ag-office-v6"]
+    assert "flags interval" in v4.spec and "ipv4_addr" in v4.spec and "ipv6_addr" in v6.spec
+    assert set(v4.elements) == {"192.0.2.0/24", "198.51.100.7"}, "overlaps collapse: the kernel refuses them"
+    assert set(v6.elements) == {"2001:db8:1::/48"}
+    assert "meta nfproto ipv4 meta l4proto 6 th dport 443 ip saddr @ag-office-v4 accept" in \
+        model.inet.chains["sg-web-in"]
+    assert kernel_after(full_commands(model)) == as_fake(model)
+
+
+def test_an_address_change_is_set_elements_only() -> None:
+    old, new = models(address_group_state("10.9.0.0/24"), address_group_state("10.9.0.0/24", "10.8.0.5/32"))
+    lines = diff(old, new)
+    assert lines == [f"add element inet {TABLE} ag-office-v4 {{ 10.8.0.5 }}"]
+    assert kernel_after(full_commands(old), lines) == as_fake(new)
+    merged = rendered(address_group_state("10.9.0.0/25", "10.9.0.128/25"))  # two halves become one interval
+    back = diff(new, merged)
+    assert back is not None and all(" element " in line for line in back)
+    assert kernel_after(full_commands(new), back) == as_fake(merged)
+
+
 def test_a_new_port_with_known_groups_is_map_and_set_elements_only() -> None:
     grown = dataclasses.replace(base_state(), ports=(*base_state().ports, port(4, "web")))
     old, new = models(base_state(), grown)
@@ -280,9 +311,12 @@ def test_names_that_cannot_be_nft_identifiers_are_refused() -> None:
 
 # ------------------------------------------------------------------------------------------------ properties
 _RULES = [Rule("ingress", "IPv4", 6, 22, 22), Rule("ingress", "IPv4", None, remote_group="g1"),
+          Rule("ingress", "IPv4", 6, 443, 443, remote_address_group="a1"),
+          Rule("egress", "IPv6", None, remote_address_group="a1"),
           Rule("egress", "IPv6", None, remote_group="g2"), Rule("egress", "IPv4", 17, 53, 53, "10.1.0.0/16"),
           Rule("ingress", "IPv6", 58, 128, None), *EGRESS_ANY]
 _ADDRESSES = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1", "2001:db8::2"]
+_CIDRS = ["10.9.0.0/24", "10.9.0.0/25", "10.9.0.128/25", "10.9.1.7/32", "2001:db8:9::/48", "2001:db8:9::1/128"]
 
 
 @st.composite
@@ -300,7 +334,8 @@ def states(draw: st.DrawFn) -> FirewallState:
             tuple(draw(st.sets(st.sampled_from(["g0", "g1", "g2", "g3"]), max_size=2))),
             draw(st.booleans())))
     members = {f"g{i}": tuple(draw(st.sets(st.sampled_from(_ADDRESSES), max_size=3))) for i in range(3)}
-    return FirewallState(tuple(ports), groups, members)
+    cidrs = tuple(draw(st.sets(st.sampled_from(_CIDRS), max_size=4)))
+    return FirewallState(tuple(ports), groups, members, address_groups={"a1": cidrs})
 
 
 @settings(max_examples=150, deadline=None)

@@ -69,6 +69,28 @@ def test_a_member_leaving_a_remote_group_loses_its_connections() -> None:
     assert ct.table == [tcp(3, 1, 5432)]
 
 
+def test_an_address_leaving_an_address_group_loses_its_connections() -> None:
+    office = Rule("ingress", "IPv4", 6, 443, 443, remote_address_group="office")
+    web = dataclasses.replace(WEB, rules=(*WEB.rules, office))
+    wide = dataclasses.replace(base(web=web), address_groups={"office": ("10.0.0.0/30", "10.0.0.9/32")})
+    fw, ct = firewall(wide, tcp(2, 1, 443), tcp(9, 1, 443), tcp(7, 1, 443), tcp(2, 1, 22))
+    assert ct.table == [tcp(2, 1, 443), tcp(9, 1, 443), tcp(7, 1, 443), tcp(2, 1, 22)]
+    fw.apply(dataclasses.replace(wide, address_groups={"office": ("10.0.0.9/32",)}))
+    assert ct.table == [tcp(9, 1, 443), tcp(2, 1, 22)], "10.0.0.2 left the group; 10.0.0.7 was never in it"
+    assert Judge(wide, {"net-a": 1}).allows(tcp(2, 1, 443))
+    assert not Judge(wide, {"net-a": 1}).allows(tcp(7, 1, 443))
+
+
+def test_an_address_joining_an_address_group_cuts_nothing() -> None:
+    office = Rule("ingress", "IPv4", 6, 443, 443, remote_address_group="office")
+    state = dataclasses.replace(base(web=dataclasses.replace(WEB, rules=(*WEB.rules, office))),
+                                address_groups={"office": ("10.0.0.2/32",)})
+    fw, ct = firewall(state, tcp(2, 1, 443), tcp(2, 1, 22))
+    revoked = fw.revoked
+    fw.apply(dataclasses.replace(state, address_groups={"office": ("10.0.0.2/32", "10.0.0.3/32")}))
+    assert ct.table == [tcp(2, 1, 443), tcp(2, 1, 22)] and fw.revoked == revoked
+
+
 def test_turning_port_security_on_cuts_what_its_groups_do_not_allow() -> None:
     open_port = port(4, port_security=False)
     fw, ct = firewall(base(open_port), tcp(2, 4, 8080), tcp(4, 2, 80), ping(1, 4))

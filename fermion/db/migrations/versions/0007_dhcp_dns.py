@@ -1,7 +1,7 @@
 """dns-integration, dns-domain-ports, subnet-dns-publish-fixed-ip and extra_dhcp_opt attributes
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0013
 Create Date: 2026-12-06 23:40:00
 """
 
