@@ -23,6 +23,7 @@ from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
+from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
@@ -41,7 +42,7 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", *ROUTER_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -72,6 +73,7 @@ class FermionApp:
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
+        self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -264,6 +266,8 @@ class FermionApp:
             return self.agents.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
+        if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":
+            return self.conntrack_helpers.handle(req, ctx, rest[1], rest[3:])
         if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":
             return self.agents.router_agents(req, ctx, rest[1])
         ctl = self.controllers.get(head)

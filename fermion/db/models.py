@@ -241,3 +241,15 @@ port_security_groups = Table(
     Column("security_group_id", String(36), ForeignKey("securitygroups.id"), nullable=False, index=True),
     PrimaryKeyConstraint("port_id", "security_group_id"),
 )
+
+# Conntrack helpers of a router (l3-conntrack-helper); the unique key rejects duplicates even concurrently.
+router_conntrack_helpers = Table(
+    "router_conntrack_helpers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("protocol", String(40), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("helper", String(64), nullable=False),
+    UniqueConstraint("router_id", "protocol", "port", "helper"),
+)

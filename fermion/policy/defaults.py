@@ -190,6 +190,14 @@ TAGS: dict[str, str] = {
     for verb in ("get", "create", "update", "delete")
 }
 
+# Conntrack helpers: the router is the parent (target ext_parent:project_id).
+CONNTRACK_HELPERS: dict[str, str] = {
+    "create_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "get_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_READER,
+    "update_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "delete_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+}
+
 QUOTAS: dict[str, str] = {
     "get_quota": ADMIN_OR_PROJECT_READER,
     "update_quota": ADMIN,
@@ -212,4 +220,4 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS}
+                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **CONNTRACK_HELPERS}

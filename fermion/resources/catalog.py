@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fermion.resources.base import Extension, Resource
+from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CONNTRACK_HELPER
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
@@ -62,6 +63,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("extraroute-atomic", "Atomically add/remove extra routes",
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
+    L3_CONNTRACK_HELPER,
+    EXPOSE_L3_CONNTRACK_HELPER,
     Extension("fip-port-details", "Floating IP Port Details Extension",
               "Add port_details attribute to Floating IP resource"),
     Extension("security-group", "security-group", "The security groups extension."),

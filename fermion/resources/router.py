@@ -32,5 +32,7 @@ ROUTER = Resource(
                   schema={"type": "array", "items": {"type": "object"}}),
         Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
         Attribute("ha", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+        Attribute("conntrack_helpers", filter=False, extension="expose-l3-conntrack-helper",
+                  schema={"type": "array", "items": {"type": "object"}}),
     ),
 )

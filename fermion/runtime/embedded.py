@@ -42,7 +42,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
                               base_mac=settings.network.base_mac,
                               ml2=Ml2Config(**dataclasses.asdict(settings.ml2)),
                               agent_down_time=settings.agents.agent_down_time,
-                              dhcp_agents_per_network=settings.agents.dhcp_agents_per_network)
+                              dhcp_agents_per_network=settings.agents.dhcp_agents_per_network,
+                              conntrack_helpers=settings.l3.conntrack_helpers)
     # RPC: hints go out after each commit; agents' calls are answered by the endpoints
     transport = transport or transport_for(settings)
     endpoints = ServerEndpoints(services)

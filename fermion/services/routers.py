@@ -16,7 +16,7 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, conntrack_helpers
 from fermion.services.agents import AgentService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
@@ -61,6 +61,9 @@ class RouterCollection(Collection):
             item["routes"] = list(row[self._index["routes"]] or [])
             item["distributed"] = False
             item["ha"] = False
+        helpers = conntrack_helpers.exposed(conn, [item["id"] for item in items])
+        for item in items:
+            item["conntrack_helpers"] = helpers.get(item["id"], [])
 
 
 class RouterService:
