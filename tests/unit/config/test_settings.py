@@ -44,12 +44,21 @@ def test_logging_and_metrics_keys(tmp_path: Path) -> None:
     ("[logging]\nformat = 'xml'\n", "logging.format must be 'text' or 'json'"),
     ("[agents]\nmetrics_address = '9110'\n", "agents.metrics_address: metrics address '9110' is not HOST:PORT"),
     ("[server]\nmetrics_public = 'no'\n", "server.metrics_public must be of type bool"),
+    ("[l3]\nconntrack_helpers = ['ftp']\n", "[l3] conntrack helper 'ftp' is not 'helper:tcp' or 'helper:udp'"),
+    ("[l3]\nconntrack_helpers = ['ftp:sctp']\n", "[l3] conntrack helper 'ftp:sctp'"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)
     with pytest.raises(cfg.ConfigError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         cfg.load(f, env={})
+
+
+def test_conntrack_helpers_key(tmp_path: Path) -> None:
+    assert "ftp:tcp" in cfg.load(env={}).l3.conntrack_helpers
+    f = tmp_path / "f.toml"
+    f.write_text('[l3]\nconntrack_helpers = ["tftp:udp", "sip:udp", "sip:tcp"]\n')
+    assert cfg.load(f, env={}).l3.conntrack_helpers == ("tftp:udp", "sip:udp", "sip:tcp")
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
