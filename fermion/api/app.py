@@ -25,6 +25,7 @@ from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
+from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -42,6 +43,7 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
+POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", *ROUTER_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -74,13 +76,14 @@ class FermionApp:
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
+        self.floatingip_pools = FloatingIpPoolController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
-        self.routes = {*self.controllers, "extensions", "quotas", "agents"}
+        self.routes = {*self.controllers, "extensions", "quotas", "agents", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -264,6 +267,8 @@ class FermionApp:
             return self.quotas.handle(req, ctx, rest[1:])
         if head == "agents":
             return self.agents.handle(req, ctx, rest[1:])
+        if head in POOLS:
+            return self.floatingip_pools.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":

@@ -168,6 +168,7 @@ FLOATINGIPS: dict[str, str] = {
     "get_floatingip": ADMIN_OR_PROJECT_READER,
     "update_floatingip": ADMIN_OR_PROJECT_MEMBER,
     "delete_floatingip": ADMIN_OR_PROJECT_MEMBER,
+    "get_floatingip_pool": ADMIN_OR_PROJECT_READER,
 }
 
 # Rules: the owner of the group a rule belongs to manages it (target security_group:project_id).

@@ -7,6 +7,7 @@ from typing import Any
 from fermion.resources.base import Extension, Resource
 from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CONNTRACK_HELPER
 from fermion.resources.floatingip import FLOATINGIP
+from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.router import ROUTER
@@ -63,6 +64,9 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("extraroute-atomic", "Atomically add/remove extra routes",
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
+    FLOATINGIP_POOLS,
+    Extension("l3-port-ip-change-not-allowed", "Prevent L3 router ports IP address change extension",
+              "Prevent change of IP address for some L3 router ports"),
     L3_CONNTRACK_HELPER,
     EXPOSE_L3_CONNTRACK_HELPER,
     Extension("fip-port-details", "Floating IP Port Details Extension",

@@ -158,3 +158,52 @@ def test_the_l3_agent_view_carries_the_helpers(client: Any, tenant: Api) -> None
     view = decode(L3View, client.app.transport.call("get_l3_view", encode(ViewRequest("net-1", L3))))
     (mine,) = [r for r in view.routers if r.id == router["id"]]
     assert [(h.protocol, h.port, h.helper) for h in mine.conntrack_helpers] == [("udp", 69, "tftp")]
+
+
+# ---------------------------------------------------------------- floating IP pools
+def test_floatingip_pools_list_every_ipv4_subnet_of_external_networks(admin: Api, tenant: Api) -> None:
+    assert "floatingip-pools" in {e["alias"] for e in admin.get("/v2.0/extensions").json()["extensions"]}
+    public = admin.network(name="public", **{"router:external": True})
+    v4 = admin.subnet(public["id"], "198.18.100.0/24", name="public-v4")
+    v4b = admin.subnet(public["id"], "198.18.101.0/24", name="public-v4b")
+    admin.subnet(public["id"], "2001:db8:100::/64")  # IPv6: no floating IPs from it (no fip64)
+    private = tenant.network(name="private")
+    tenant.subnet(private["id"], "10.0.0.0/24")
+    r = tenant.get("/v2.0/floatingip_pools")
+    assert r.status_code == 200, r.text
+    pools = sorted(r.json()["floatingip_pools"], key=lambda p: p["cidr"])
+    assert pools == [
+        {"subnet_id": v4["id"], "subnet_name": "public-v4", "network_id": public["id"], "cidr": "198.18.100.0/24",
+         "project_id": "tenant-a", "tenant_id": "tenant-a"},
+        {"subnet_id": v4b["id"], "subnet_name": "public-v4b", "network_id": public["id"],
+         "cidr": "198.18.101.0/24", "project_id": "tenant-a", "tenant_id": "tenant-a"}]
+    assert tenant.get("/v2.0/floatingip-pools").json() == r.json()
+    only = tenant.get("/v2.0/floatingip_pools", params=[("fields", "cidr"), ("fields", "subnet_id")]).json()
+    assert sorted(only["floatingip_pools"], key=lambda p: p["cidr"])[0] == {"cidr": "198.18.100.0/24",
+                                                                            "subnet_id": v4["id"]}
+    assert tenant.post("/v2.0/floatingip_pools", json={}).status_code == 404
+    assert tenant.get(f"/v2.0/floatingip_pools/{v4['id']}").status_code == 404
+
+
+# ---------------------------------------------------------------- l3-port-ip-change-not-allowed
+def test_router_interface_addresses_cannot_change(admin: Api, tenant: Api) -> None:
+    assert "l3-port-ip-change-not-allowed" in {e["alias"] for e in
+                                              admin.get("/v2.0/extensions").json()["extensions"]}
+    net = tenant.network()
+    sub = tenant.subnet(net["id"], "10.5.0.0/24")
+    router = tenant.create("routers")
+    port_id = tenant.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+                         json={"subnet_id": sub["id"]}).json()["port_id"]
+    for who in (tenant, admin):
+        err = assert_fault(who.put(f"/v2.0/ports/{port_id}", json={"port": {
+            "fixed_ips": [{"subnet_id": sub["id"], "ip_address": "10.5.0.7"}]}}), 400, "BadRequest")
+        assert port_id in err["message"]
+    port = tenant.get(f"/v2.0/ports/{port_id}").json()["port"]
+    assert port["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "10.5.0.1"}]
+    # the same addresses again, or other attributes, are fine
+    same = tenant.put(f"/v2.0/ports/{port_id}", json={"port": {"fixed_ips": port["fixed_ips"], "name": "gw"}})
+    assert same.status_code == 200, same.text
+    # an ordinary port still changes its address
+    plain = tenant.port(net["id"])
+    moved = tenant.put(f"/v2.0/ports/{plain['id']}", json={"port": {"fixed_ips": [{"ip_address": "10.5.0.9"}]}})
+    assert moved.status_code == 200 and moved.json()["port"]["fixed_ips"][0]["ip_address"] == "10.5.0.9"
