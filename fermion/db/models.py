@@ -162,6 +162,32 @@ network_dhcp_agents = Table(
     PrimaryKeyConstraint("network_id", "dhcp_agent_id"),
 )
 
+# Service flavors and profiles (admin-managed; no project, no standard attributes, as in Neutron).
+flavors = Table(
+    "flavors", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("description", String(1024), nullable=True),
+    Column("service_type", String(36), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+serviceprofiles = Table(
+    "serviceprofiles", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("description", String(1024), nullable=True),
+    Column("driver", String(1024), nullable=False),
+    Column("metainfo", String(4096), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+flavorserviceprofilebindings = Table(
+    "flavorserviceprofilebindings", metadata,
+    Column("service_profile_id", String(36), ForeignKey("serviceprofiles.id", ondelete="CASCADE"), nullable=False),
+    Column("flavor_id", String(36), ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False, index=True),
+    PrimaryKeyConstraint("service_profile_id", "flavor_id"),
+)
+
 # L3: routers, their ports, extra routes (JSON on the locked router row) and agent scheduling.
 routers = Table(
     "routers", metadata, *_standard(),
@@ -170,6 +196,7 @@ routers = Table(
     Column("gw_port_id", String(36), ForeignKey("ports.id"), nullable=True),
     Column("enable_snat", Boolean, nullable=False, default=True),
     Column("routes", JSON, nullable=False),
+    Column("flavor_id", String(36), ForeignKey("flavors.id"), nullable=True, index=True),
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.

@@ -199,6 +199,23 @@ CONNTRACK_HELPERS: dict[str, str] = {
     "delete_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
 }
 
+# Flavors are listed by anyone; profiles, bindings and all writes are admin business.
+FLAVORS: dict[str, str] = {
+    "create_flavor": ADMIN,
+    "get_flavor": "rule:regular_user",
+    "update_flavor": ADMIN,
+    "delete_flavor": ADMIN,
+    "create_service_profile": ADMIN,
+    "get_service_profile": ADMIN,
+    "update_service_profile": ADMIN,
+    "delete_service_profile": ADMIN,
+    "create_flavor_service_profile": ADMIN,
+    "get_flavor_service_profile": ADMIN,
+    "delete_flavor_service_profile": ADMIN,
+    "get_flavor_next_provider": ADMIN,
+    "get_service_provider": "rule:regular_user",
+}
+
 QUOTAS: dict[str, str] = {
     "get_quota": ADMIN_OR_PROJECT_READER,
     "update_quota": ADMIN,
@@ -221,4 +238,4 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **CONNTRACK_HELPERS}
+                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **CONNTRACK_HELPERS, **FLAVORS}

@@ -65,6 +65,8 @@ class Resource:
     not_found: str  # Neutron's error type for a missing member, e.g. NetworkNotFound
     tags: bool = True
     id_label: str = ""  # how the not-found message names the id, e.g. "Network"
+    standard: bool = True  # False: no standard attributes (Neutron's flavors, service profiles)
+    url: str = ""  # the URL segment when it is not the hyphenated collection (service_profiles)
     by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +78,7 @@ class Resource:
     @property
     def path(self) -> str:
         """The URL segment: the collection with hyphens (security_groups -> security-groups)."""
-        return self.collection.replace("_", "-")
+        return self.url or self.collection.replace("_", "-")
 
     @property
     def filter_keys(self) -> frozenset[str]:

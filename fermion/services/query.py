@@ -61,7 +61,8 @@ class Collection:
         for attr in resource.attributes:
             if attr.column in table.c:
                 cols[attr.name] = table.c[attr.column]
-        cols["tenant_id"] = table.c.project_id
+        if "project_id" in table.c:
+            cols["tenant_id"] = table.c.project_id
         self.columns = cols
         self.plain = [(a.name, table.c[a.column]) for a in resource.attributes
                       if a.column in table.c and a.name not in ("created_at", "updated_at")]

@@ -15,6 +15,7 @@ from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
 from fermion.services.agents import AgentService
 from fermion.services.conntrack_helpers import DEFAULT_HELPERS, ConntrackHelperService
 from fermion.services.dhcp import DhcpService
+from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
 from fermion.services.ports import PortService
@@ -52,6 +53,8 @@ class Services:
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
     conntrack_helpers: ConntrackHelperService
+    flavors: FlavorService
+    service_profiles: ServiceProfileService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -64,16 +67,19 @@ class Services:
         agents = AgentService(agent_down_time)
         ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
-        routers = RouterService(quotas, ports, agents)
+        flavors = FlavorService()
+        routers = RouterService(quotas, ports, agents, flavors)
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
-                   conntrack_helpers=ConntrackHelperService(conntrack_helpers))
+                   conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
+                   service_profiles=ServiceProfileService())
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
-            "security_group_rules": self.security_group_rules}
+            "security_group_rules": self.security_group_rules, "flavors": self.flavors,
+            "service_profiles": self.service_profiles}
         return table[collection]

@@ -18,6 +18,7 @@ from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
 from fermion.services import common, conntrack_helpers
 from fermion.services.agents import AgentService
+from fermion.services.flavors import FlavorService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -68,8 +69,9 @@ class RouterCollection(Collection):
 
 class RouterService:
     def __init__(self, quotas: QuotaService, ports: PortService | None = None,
-                 agents: AgentService | None = None) -> None:
+                 agents: AgentService | None = None, flavors: FlavorService | None = None) -> None:
         self.collection = RouterCollection()
+        self.flavors = flavors or FlavorService()
         self.quotas = quotas
         self.ports = ports or PortService(quotas)
         self.agents = agents or AgentService()
@@ -80,8 +82,9 @@ class RouterService:
         rows = []
         for item in items:
             row = common.standard_row(item)
+            flavor = item.get("flavor_id")
             row.update(admin_state_up=item["admin_state_up"], status="ACTIVE", gw_port_id=None, enable_snat=True,
-                       routes=[])
+                       routes=[], flavor_id=self.flavors.router_flavor(conn, flavor) if flavor is not None else None)
             conn.execute(insert(m.routers).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             self.schedule(conn, row["id"])

@@ -207,3 +207,111 @@ def test_router_interface_addresses_cannot_change(admin: Api, tenant: Api) -> No
     plain = tenant.port(net["id"])
     moved = tenant.put(f"/v2.0/ports/{plain['id']}", json={"port": {"fixed_ips": [{"ip_address": "10.5.0.9"}]}})
     assert moved.status_code == 200 and moved.json()["port"]["fixed_ips"][0]["ip_address"] == "10.5.0.9"
+
+
+# ---------------------------------------------------------------- flavors, service profiles, service providers
+SINGLE_NODE = "neutron.services.l3_router.service_providers.single_node.SingleNodeDriver"
+
+
+def test_service_providers(tenant: Api) -> None:
+    r = tenant.get("/v2.0/service-providers")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"service_providers": [{"service_type": "L3_ROUTER_NAT", "name": "single_node",
+                                               "default": False}]}
+    assert tenant.get("/v2.0/service-providers", params={"service_type": "LOADBALANCER"}).json() == {
+        "service_providers": []}
+    assert tenant.get("/v2.0/service-providers", params={"fields": "name"}).json() == {
+        "service_providers": [{"name": "single_node"}]}
+
+
+def test_flavor_and_service_profile_lifecycle(admin: Api, tenant: Api) -> None:
+    aliases = {e["alias"] for e in admin.get("/v2.0/extensions").json()["extensions"]}
+    assert {"flavors", "service-type", "l3-flavors"} <= aliases
+    r = admin.post("/v2.0/flavors", json={"flavor": {"name": "gold", "description": "fast",
+                                                     "service_type": "FLAVORS"}})
+    assert r.status_code == 201, r.text
+    flavor = r.json()["flavor"]
+    assert flavor == {"id": flavor["id"], "name": "gold", "description": "fast", "service_type": "FLAVORS",
+                      "enabled": True, "service_profiles": []}
+    r = admin.post("/v2.0/service_profiles", json={"service_profile": {"description": "sp",
+                                                                       "metainfo": '{"data": "value"}'}})
+    assert r.status_code == 201, r.text
+    profile = r.json()["service_profile"]
+    assert profile == {"id": profile["id"], "description": "sp", "driver": "", "metainfo": '{"data": "value"}',
+                       "enabled": True}
+    # tenants see flavors, never profiles
+    assert [f["id"] for f in tenant.get("/v2.0/flavors").json()["flavors"]] == [flavor["id"]]
+    assert tenant.get("/v2.0/service_profiles").json()["service_profiles"] == []
+    assert_fault(tenant.get(f"/v2.0/service_profiles/{profile['id']}"), 404, "ServiceProfileNotFound")
+    assert_fault(tenant.post("/v2.0/flavors", json={"flavor": {"service_type": "FLAVORS"}}), 403)
+    assert_fault(tenant.delete(f"/v2.0/flavors/{flavor['id']}"), 403)
+    assert admin.get("/v2.0/flavors", params={"id": "33"}).json() == {"flavors": []}  # as tempest asks
+    assert [f["name"] for f in admin.get("/v2.0/flavors", params={"enabled": "true"}).json()["flavors"]] == ["gold"]
+
+    # bindings
+    path = f"/v2.0/flavors/{flavor['id']}/service_profiles"
+    r = admin.post(path, json={"service_profile": {"id": profile["id"]}})
+    assert r.status_code == 201 and r.json() == {"service_profile": {"id": profile["id"]}}
+    assert_fault(admin.post(path, json={"service_profile": {"id": profile["id"]}}), 409,
+                 "FlavorServiceProfileBindingExists")
+    assert admin.get(f"/v2.0/flavors/{flavor['id']}").json()["flavor"]["service_profiles"] == [profile["id"]]
+    assert admin.get(f"{path}/{profile['id']}").json() == {"service_profile": {
+        "service_profile_id": profile["id"], "flavor_id": flavor["id"]}}
+    assert_fault(tenant.post(path, json={"service_profile": {"id": profile["id"]}}), 403)
+    # a bound profile cannot change or go
+    assert_fault(admin.put(f"/v2.0/service_profiles/{profile['id']}", json={"service_profile": {"enabled": False}}),
+                 409, "ServiceProfileInUse")
+    assert_fault(admin.delete(f"/v2.0/service_profiles/{profile['id']}"), 409, "ServiceProfileInUse")
+    assert admin.delete(f"{path}/{profile['id']}").status_code == 204
+    assert_fault(admin.delete(f"{path}/{profile['id']}"), 404, "FlavorServiceProfileBindingNotFound")
+    r = admin.put(f"/v2.0/service_profiles/{profile['id']}", json={"service_profile": {"description": "new"}})
+    assert r.status_code == 200 and r.json()["service_profile"]["description"] == "new"
+
+    r = admin.put(f"/v2.0/flavors/{flavor['id']}", json={"flavor": {"name": "silver", "enabled": False}})
+    assert r.status_code == 200 and (r.json()["flavor"]["name"], r.json()["flavor"]["enabled"]) == ("silver", False)
+    assert_fault(admin.put(f"/v2.0/flavors/{flavor['id']}", json={"flavor": {"service_type": "L3_ROUTER_NAT"}}), 400)
+    assert admin.delete(f"/v2.0/service_profiles/{profile['id']}").status_code == 204
+    assert admin.delete(f"/v2.0/flavors/{flavor['id']}").status_code == 204
+    assert_fault(admin.get(f"/v2.0/flavors/{flavor['id']}"), 404, "FlavorNotFound")
+
+
+@pytest.mark.parametrize(("path", "body", "type_"), [
+    ("flavors", {"flavor": {"service_type": "NOPE"}}, "InvalidFlavorServiceType"),
+    ("flavors", {"flavor": {"name": "x"}}, None),
+    ("flavors", {"flavor": {"service_type": "FLAVORS", "enabled": "maybe"}}, None),
+    ("flavors", {"flavor": {"service_type": "FLAVORS", "id": "x"}}, None),
+    ("service_profiles", {"service_profile": {}}, "ServiceProfileEmpty"),
+    ("service_profiles", {"service_profile": {"driver": "no.such.Driver"}}, "ServiceProfileDriverNotFound"),
+])
+def test_flavor_validation(admin: Api, path: str, body: dict[str, Any], type_: str | None) -> None:
+    status = 404 if type_ == "ServiceProfileDriverNotFound" else 400
+    assert_fault(admin.post(f"/v2.0/{path}", json=body), status, type_)
+
+
+def test_routers_with_flavors(admin: Api, tenant: Api) -> None:
+    flavor = admin.post("/v2.0/flavors", json={"flavor": {"name": "l3", "service_type": "L3_ROUTER_NAT"}}
+                        ).json()["flavor"]
+    # no profile yet: the flavor leads to no provider
+    assert_fault(tenant.post("/v2.0/routers", json={"router": {"flavor_id": flavor["id"]}}), 404,
+                 "FlavorServiceProfileBindingNotFound")
+    profile = admin.post("/v2.0/service_profiles", json={"service_profile": {"driver": SINGLE_NODE}}
+                         ).json()["service_profile"]
+    admin.post(f"/v2.0/flavors/{flavor['id']}/service_profiles", json={"service_profile": {"id": profile["id"]}})
+    assert admin.get(f"/v2.0/flavors/{flavor['id']}/next_providers").json() == {"next_providers": [
+        {"provider": "single_node", "driver": SINGLE_NODE, "metainfo": ""}]}
+    r = tenant.post("/v2.0/routers", json={"router": {"name": "flavored", "flavor_id": flavor["id"]}})
+    assert r.status_code == 201, r.text
+    router = r.json()["router"]
+    assert router["flavor_id"] == flavor["id"]
+    assert tenant.get("/v2.0/routers", params={"flavor_id": flavor["id"]}).json()["routers"][0]["id"] == router["id"]
+    assert tenant.create("routers")["flavor_id"] is None
+    assert_fault(tenant.put(f"/v2.0/routers/{router['id']}", json={"router": {"flavor_id": None}}), 400)
+    assert_fault(admin.delete(f"/v2.0/flavors/{flavor['id']}"), 409, "FlavorInUse")
+    assert_fault(tenant.post("/v2.0/routers", json={"router": {"flavor_id": "nope"}}), 404, "FlavorNotFound")
+    other = admin.post("/v2.0/flavors", json={"flavor": {"service_type": "FLAVORS"}}).json()["flavor"]
+    assert_fault(tenant.post("/v2.0/routers", json={"router": {"flavor_id": other["id"]}}), 400,
+                 "InvalidFlavorServiceType")
+    admin.put(f"/v2.0/flavors/{flavor['id']}", json={"flavor": {"enabled": False}})
+    assert_fault(tenant.post("/v2.0/routers", json={"router": {"flavor_id": flavor["id"]}}), 503, "FlavorDisabled")
+    assert tenant.delete(f"/v2.0/routers/{router['id']}").status_code == 204
+    assert admin.delete(f"/v2.0/flavors/{flavor['id']}").status_code == 204

@@ -1,4 +1,4 @@
-"""router conntrack helpers
+"""router conntrack helpers, service flavors and profiles, router flavor_id
 
 Revision ID: 0010
 Revises: 0004
@@ -15,6 +15,41 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        'flavors',
+        sa.Column('id', sa.String(length=36), nullable=False),
+        sa.Column('name', sa.String(length=255), nullable=True),
+        sa.Column('description', sa.String(length=1024), nullable=True),
+        sa.Column('service_type', sa.String(length=36), nullable=True),
+        sa.Column('enabled', sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_flavors')),
+    )
+    op.create_table(
+        'serviceprofiles',
+        sa.Column('id', sa.String(length=36), nullable=False),
+        sa.Column('description', sa.String(length=1024), nullable=True),
+        sa.Column('driver', sa.String(length=1024), nullable=False),
+        sa.Column('metainfo', sa.String(length=4096), nullable=True),
+        sa.Column('enabled', sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_serviceprofiles')),
+    )
+    op.create_table(
+        'flavorserviceprofilebindings',
+        sa.Column('service_profile_id', sa.String(length=36), nullable=False),
+        sa.Column('flavor_id', sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(['flavor_id'], ['flavors.id'],
+                                name=op.f('fk_flavorserviceprofilebindings_flavor_id_flavors'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['service_profile_id'], ['serviceprofiles.id'],
+                                name=op.f('fk_flavorserviceprofilebindings_service_profile_id_serviceprofiles'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('service_profile_id', 'flavor_id', name=op.f('pk_flavorserviceprofilebindings')),
+    )
+    with op.batch_alter_table('flavorserviceprofilebindings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_flavorserviceprofilebindings_flavor_id'), ['flavor_id'], unique=False)
+    with op.batch_alter_table('routers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('flavor_id', sa.String(length=36), nullable=True))
+        batch_op.create_index(batch_op.f('ix_routers_flavor_id'), ['flavor_id'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_routers_flavor_id_flavors'), 'flavors', ['flavor_id'], ['id'])
     op.create_table(
         'router_conntrack_helpers',
         sa.Column('id', sa.String(length=36), nullable=False),
@@ -39,3 +74,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_router_conntrack_helpers_router_id'))
         batch_op.drop_index(batch_op.f('ix_router_conntrack_helpers_project_id'))
     op.drop_table('router_conntrack_helpers')
+    with op.batch_alter_table('routers', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_routers_flavor_id_flavors'), type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_routers_flavor_id'))
+        batch_op.drop_column('flavor_id')
+    with op.batch_alter_table('flavorserviceprofilebindings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_flavorserviceprofilebindings_flavor_id'))
+    op.drop_table('flavorserviceprofilebindings')
+    op.drop_table('serviceprofiles')
+    op.drop_table('flavors')
