@@ -23,6 +23,7 @@ from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
+from fermion.api.auto_allocate import AutoAllocateController
 from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
@@ -80,13 +81,15 @@ class FermionApp:
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
         self.floatingip_pools = FloatingIpPoolController(services, enforcer)
         self.flavors = FlavorController(services, enforcer)
+        self.auto_allocate = AutoAllocateController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
-        self.routes = {*self.controllers, "extensions", "quotas", "agents", "service-providers", *POOLS}
+        self.routes = {*self.controllers, "extensions", "quotas", "agents", "service-providers",
+                       "auto-allocated-topology", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -272,6 +275,8 @@ class FermionApp:
             return self.agents.handle(req, ctx, rest[1:])
         if head in POOLS:
             return self.floatingip_pools.handle(req, ctx, rest[1:])
+        if head == "auto-allocated-topology":
+            return self.auto_allocate.handle(req, ctx, rest[1:])
         if head == "service-providers":
             return self.flavors.providers(req, ctx, rest[1:])
         if head == "flavors" and len(rest) >= 3:

@@ -46,6 +46,9 @@ networks = Table(
     Column("mtu", Integer, nullable=False),
     Column("router_external", Boolean, nullable=False, default=False),
     Column("port_security_enabled", Boolean, nullable=False, default=True),
+    # auto-allocated-topology: True on the one default external network, NULL elsewhere (the unique key
+    # keeps a second default out, even concurrently)
+    Column("is_default", Boolean, nullable=True, unique=True),
 )
 
 subnets = Table(
@@ -186,6 +189,14 @@ flavorserviceprofilebindings = Table(
     Column("service_profile_id", String(36), ForeignKey("serviceprofiles.id", ondelete="CASCADE"), nullable=False),
     Column("flavor_id", String(36), ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("service_profile_id", "flavor_id"),
+)
+
+# auto-allocated-topology: at most one per project (the primary key makes concurrent requests build one).
+auto_allocated_topologies = Table(
+    "auto_allocated_topologies", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL"), nullable=True),
 )
 
 # L3: routers, their ports, extra routes (JSON on the locked router row) and agent scheduling.

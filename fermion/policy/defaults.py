@@ -216,6 +216,12 @@ FLAVORS: dict[str, str] = {
     "get_service_provider": "rule:regular_user",
 }
 
+# GET may build the topology: a member's (or an admin's) business, as the DELETE.
+AUTO_ALLOCATED_TOPOLOGY: dict[str, str] = {
+    "get_auto_allocated_topology": ADMIN_OR_PROJECT_MEMBER,
+    "delete_auto_allocated_topology": ADMIN_OR_PROJECT_MEMBER,
+}
+
 QUOTAS: dict[str, str] = {
     "get_quota": ADMIN_OR_PROJECT_READER,
     "update_quota": ADMIN,
@@ -238,4 +244,5 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **CONNTRACK_HELPERS, **FLAVORS}
+                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS, **CONNTRACK_HELPERS, **FLAVORS,
+                              **AUTO_ALLOCATED_TOPOLOGY}

@@ -67,6 +67,7 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
     FLOATINGIP_POOLS,
+    Extension("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
     FLAVORS,
     SERVICE_TYPE,
     L3_FLAVORS,

@@ -13,6 +13,7 @@ from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
 from fermion.services.agents import AgentService
+from fermion.services.auto_allocate import AutoAllocator, DefaultPools
 from fermion.services.conntrack_helpers import DEFAULT_HELPERS, ConntrackHelperService
 from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
@@ -55,12 +56,14 @@ class Services:
     conntrack_helpers: ConntrackHelperService
     flavors: FlavorService
     service_profiles: ServiceProfileService
+    auto_allocator: AutoAllocator
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
               base_mac: str = "fa:16:3e:00:00:00", ml2: Ml2Config | None = None,
               agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1,
-              conntrack_helpers: tuple[str, ...] = DEFAULT_HELPERS) -> Services:
+              conntrack_helpers: tuple[str, ...] = DEFAULT_HELPERS,
+              default_pools: DefaultPools | None = None) -> Services:
         quotas = QuotaService(quota_defaults)
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
@@ -69,12 +72,13 @@ class Services:
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         flavors = FlavorService()
         routers = RouterService(quotas, ports, agents, flavors)
-        return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
-                   subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
+        networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule)
+        return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
                    conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
-                   service_profiles=ServiceProfileService())
+                   service_profiles=ServiceProfileService(),
+                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {

@@ -315,3 +315,126 @@ def test_routers_with_flavors(admin: Api, tenant: Api) -> None:
     assert_fault(tenant.post("/v2.0/routers", json={"router": {"flavor_id": flavor["id"]}}), 503, "FlavorDisabled")
     assert tenant.delete(f"/v2.0/routers/{router['id']}").status_code == 204
     assert admin.delete(f"/v2.0/flavors/{flavor['id']}").status_code == 204
+
+
+# ---------------------------------------------------------------- auto-allocated topology
+class FixedPools:
+    """Stands in for the subnet pool service (the DefaultPools interface): one default IPv4 pool whose subnets
+    are always 10.128.0.0/24 (each project's network is its own, so they never overlap)."""
+
+    def default_pools(self, conn: Any) -> list[dict[str, Any]]:
+        return [{"id": "pool-v4", "ip_version": 4}]
+
+    def subnet_request(self, conn: Any, pool: dict[str, Any]) -> dict[str, Any]:
+        return {"cidr": "10.128.0.0/24"}
+
+
+def topology_path(project: str) -> str:
+    return f"/v2.0/auto-allocated-topology/{project}"
+
+
+def default_external(admin: Api) -> dict[str, Any]:
+    net = admin.network(name="public", is_default=True, **{"router:external": True})
+    admin.subnet(net["id"], "198.18.110.0/24")
+    return net
+
+
+def test_is_default_marks_one_external_network(admin: Api, tenant: Api) -> None:
+    assert "auto-allocated-topology" in {e["alias"] for e in admin.get("/v2.0/extensions").json()["extensions"]}
+    assert admin.network()["is_default"] is False
+    internal = admin.network(is_default=True)
+    assert internal["is_default"] is False  # only an external network can be the default
+    public = default_external(admin)
+    assert public["is_default"] is True
+    other = admin.network(**{"router:external": True})
+    assert_fault(admin.put(f"/v2.0/networks/{other['id']}", json={"network": {"is_default": True}}), 409,
+                 "DefaultExternalNetworkExists")
+    assert_fault(admin.post("/v2.0/networks", json={"network": {"router:external": True, "is_default": True}}),
+                 409, "DefaultExternalNetworkExists")
+    assert [n["id"] for n in admin.get("/v2.0/networks", params={"is_default": "true"}).json()["networks"]] == [
+        public["id"]]
+    assert public["id"] not in [n["id"] for n in admin.get("/v2.0/networks",
+                                                           params={"is_default": "false"}).json()["networks"]]
+    assert_fault(tenant.post("/v2.0/networks", json={"network": {"is_default": True}}), 403)
+    # no longer external: no longer the default; then another may be
+    r = admin.put(f"/v2.0/networks/{public['id']}", json={"network": {"router:external": False}})
+    assert r.status_code == 200 and r.json()["network"]["is_default"] is False
+    r = admin.put(f"/v2.0/networks/{other['id']}", json={"network": {"is_default": True}})
+    assert r.status_code == 200 and r.json()["network"]["is_default"] is True
+
+
+def test_auto_allocation_without_default_pools_or_external_network_fails_as_neutron(admin: Api,
+                                                                                     tenant: Api) -> None:
+    err = assert_fault(tenant.get(topology_path("tenant-a")), 409, "AutoAllocationFailure")
+    assert err["message"] == "Deployment error: No default router:external network."
+    assert_fault(tenant.get(topology_path("tenant-a"), params={"fields": "dry-run"}), 409, "AutoAllocationFailure")
+    default_external(admin)
+    err = assert_fault(tenant.get(topology_path("tenant-a"), params={"fields": "dry-run"}), 409,
+                       "AutoAllocationFailure")
+    assert err["message"] == "Deployment error: No default subnetpools defined."
+    err = assert_fault(tenant.get(topology_path("tenant-a")), 409, "AutoAllocationFailure")
+    assert err["message"] == "Deployment error: Unable to provide tenant private network."
+    mine = {"project_id": "tenant-a"}
+    assert tenant.get("/v2.0/networks", params=mine).json()["networks"] == []  # nothing half-built
+    assert tenant.get("/v2.0/routers").json()["routers"] == []
+
+
+def test_auto_allocated_topology_is_built_once_and_torn_down(client: Any, admin: Api, tenant: Api) -> None:
+    client.app.services.auto_allocator.pools = FixedPools()
+    default_external(admin)
+    assert tenant.get(topology_path("tenant-a"), params={"fields": "dry-run"}).json() == {
+        "auto_allocated_topology": {"id": "dry-run=pass", "tenant_id": "tenant-a", "project_id": "tenant-a"}}
+    assert_fault(tenant.get(topology_path("tenant-a"), params={"fields": "id"}), 400)
+    r = tenant.get(topology_path("tenant-a"))
+    assert r.status_code == 200, r.text
+    topo = r.json()["auto_allocated_topology"]
+    assert set(topo) == {"id", "tenant_id", "project_id"} and topo["tenant_id"] == "tenant-a"
+    net = tenant.get(f"/v2.0/networks/{topo['id']}").json()["network"]
+    assert (net["name"], net["admin_state_up"], net["shared"]) == ("auto_allocated_network", True, False)
+    (subnet,) = tenant.get("/v2.0/subnets", params={"network_id": net["id"]}).json()["subnets"]
+    assert (subnet["name"], subnet["cidr"]) == ("auto_allocated_subnet_v4", "10.128.0.0/24")
+    (router,) = tenant.get("/v2.0/routers").json()["routers"]
+    assert router["name"] == "auto_allocated_router" and router["external_gateway_info"] is not None
+    ports = tenant.get("/v2.0/ports", params={"device_id": router["id"],
+                                              "device_owner": "network:router_interface"}).json()["ports"]
+    assert [p["fixed_ips"][0]["subnet_id"] for p in ports] == [subnet["id"]]
+    # again, and with "None" for the caller's project: the same topology
+    assert tenant.get(topology_path("tenant-a")).json()["auto_allocated_topology"] == topo
+    assert tenant.get(topology_path("None")).json()["auto_allocated_topology"] == topo
+    # another project's topology: only an admin may ask, and it is built for that project
+    assert_fault(tenant.get(topology_path("tenant-b")), 403, "PolicyNotAuthorized")
+    theirs = admin.get(topology_path("tenant-b")).json()["auto_allocated_topology"]
+    assert theirs["tenant_id"] == "tenant-b" and theirs["id"] != topo["id"]
+    assert admin.get(f"/v2.0/networks/{theirs['id']}").json()["network"]["project_id"] == "tenant-b"
+    # an instance on it keeps DELETE from tearing it down
+    vm = tenant.port(net["id"], device_owner="compute:nova")
+    assert_fault(tenant.delete(topology_path("tenant-a")), 409, "NetworkInUse")
+    assert tenant.delete(f"/v2.0/ports/{vm['id']}").status_code == 204
+    assert tenant.delete(topology_path("tenant-a")).status_code == 204
+    assert tenant.get("/v2.0/networks", params={"project_id": "tenant-a"}).json()["networks"] == []
+    assert tenant.get("/v2.0/routers").json()["routers"] == []
+    assert tenant.delete(topology_path("tenant-a")).status_code == 204  # nothing left: still fine
+    assert tenant.get(topology_path("tenant-a")).json()["auto_allocated_topology"]["id"] != topo["id"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                                  pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_concurrent_requests_build_one_topology(tmp_path: Path, kind: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with servers.temporary_database(kind, tmp_path) as url, make_client(url, tmp_path) as c:
+        c.app.services.auto_allocator.pools = FixedPools()
+        admin = Api(c, "admin-project", "admin")
+        default_external(admin)
+        member = Api(c, "racer", "member")
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: member.get(topology_path("racer")), range(8)))
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200]
+        ids = {r.json()["auto_allocated_topology"]["id"] for r in answers}
+        assert len(ids) == 1
+        assert [n["id"] for n in member.get("/v2.0/networks", params={"project_id": "racer"}).json()["networks"]
+                ] == list(ids)
+        assert len(member.get("/v2.0/routers").json()["routers"]) == 1
+        assert len(member.get("/v2.0/subnets").json()["subnets"]) == 1
+        usage = member.get("/v2.0/quotas/racer/details").json()["quota"]
+        assert usage["network"]["used"] == 1 and usage["router"]["used"] == 1

@@ -15,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('networks', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('is_default', sa.Boolean(), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_networks_is_default'), ['is_default'])
     op.create_table(
         'flavors',
         sa.Column('id', sa.String(length=36), nullable=False),
@@ -51,6 +54,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_routers_flavor_id'), ['flavor_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_routers_flavor_id_flavors'), 'flavors', ['flavor_id'], ['id'])
     op.create_table(
+        'auto_allocated_topologies',
+        sa.Column('project_id', sa.String(length=255), nullable=False),
+        sa.Column('network_id', sa.String(length=36), nullable=False),
+        sa.Column('router_id', sa.String(length=36), nullable=True),
+        sa.ForeignKeyConstraint(['network_id'], ['networks.id'],
+                                name=op.f('fk_auto_allocated_topologies_network_id_networks'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['router_id'], ['routers.id'],
+                                name=op.f('fk_auto_allocated_topologies_router_id_routers'), ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('project_id', name=op.f('pk_auto_allocated_topologies')),
+    )
+    op.create_table(
         'router_conntrack_helpers',
         sa.Column('id', sa.String(length=36), nullable=False),
         sa.Column('project_id', sa.String(length=255), nullable=False),
@@ -74,6 +88,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_router_conntrack_helpers_router_id'))
         batch_op.drop_index(batch_op.f('ix_router_conntrack_helpers_project_id'))
     op.drop_table('router_conntrack_helpers')
+    op.drop_table('auto_allocated_topologies')
+    with op.batch_alter_table('networks', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_networks_is_default'), type_='unique')
+        batch_op.drop_column('is_default')
     with op.batch_alter_table('routers', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_routers_flavor_id_flavors'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_routers_flavor_id'))
