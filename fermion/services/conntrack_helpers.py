@@ -16,7 +16,7 @@ from fermion.errors import BadRequest, NotFound
 from fermion.resources.conntrack_helper import CONNTRACK_HELPER
 from fermion.rpc.contracts import Hint
 from fermion.services import common
-from fermion.services.query import Collection, ListQuery
+from fermion.services.query import Collection, ListQuery, chunks
 
 # Neutron's default l3_conntrack_helpers (a dict there, so one protocol per helper)
 DEFAULT_HELPERS = ("amanda:tcp", "ftp:tcp", "h323:tcp", "irc:tcp", "netbios-ns:udp", "pptp:tcp", "sane:tcp",
@@ -54,9 +54,10 @@ def exposed(conn: Connection, router_ids: list[str]) -> dict[str, list[dict[str,
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not router_ids:
         return out
-    for r in conn.execute(select(_c.router_id, _c.protocol, _c.port, _c.helper)
-                          .where(_c.router_id.in_(router_ids)).order_by(_c.helper, _c.protocol, _c.port)):
-        out[r.router_id].append({"protocol": r.protocol, "port": r.port, "helper": r.helper})
+    for part in chunks(router_ids):
+        for r in conn.execute(select(_c.router_id, _c.protocol, _c.port, _c.helper)
+                              .where(_c.router_id.in_(part)).order_by(_c.helper, _c.protocol, _c.port)):
+            out[r.router_id].append({"protocol": r.protocol, "port": r.port, "helper": r.helper})
     return out
 
 
