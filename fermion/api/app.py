@@ -23,7 +23,11 @@ from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
+from fermion.api.auto_allocate import AutoAllocateController
+from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
+from fermion.api.flavors import FlavorController
+from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -42,7 +46,9 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS}
+POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "service_profiles",
+             "next_providers", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -73,13 +79,18 @@ class FermionApp:
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
+        self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
+        self.floatingip_pools = FloatingIpPoolController(services, enforcer)
+        self.flavors = FlavorController(services, enforcer)
+        self.auto_allocate = AutoAllocateController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
-        self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones"}
+        self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
+                       "auto-allocated-topology", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -265,8 +276,18 @@ class FermionApp:
             return self.agents.handle(req, ctx, rest[1:])
         if head == "availability_zones" and len(rest) == 1:
             return self.agents.zones(req, ctx)
+        if head in POOLS:
+            return self.floatingip_pools.handle(req, ctx, rest[1:])
+        if head == "auto-allocated-topology":
+            return self.auto_allocate.handle(req, ctx, rest[1:])
+        if head == "service-providers":
+            return self.flavors.providers(req, ctx, rest[1:])
+        if head == "flavors" and len(rest) >= 3:
+            return self.flavors.handle(req, ctx, rest[1], rest[2:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
+        if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":
+            return self.conntrack_helpers.handle(req, ctx, rest[1], rest[3:])
         if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":
             return self.agents.router_agents(req, ctx, rest[1])
         ctl = self.controllers.get(head)

@@ -109,6 +109,13 @@ class Quotas:
 
 
 @dataclass(frozen=True)
+class L3:
+    # Neutron's [DEFAULT] l3_conntrack_helpers: the helpers a router's conntrack_helpers may name
+    conntrack_helpers: tuple[str, ...] = ("amanda:tcp", "ftp:tcp", "h323:tcp", "irc:tcp", "netbios-ns:udp",
+                                          "pptp:tcp", "sane:tcp", "sip:tcp", "snmp:udp", "tftp:udp")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: Server = field(default_factory=Server)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -120,6 +127,7 @@ class Settings:
     rpc: Rpc = field(default_factory=Rpc)
     agents: Agents = field(default_factory=Agents)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    l3: L3 = field(default_factory=L3)
 
     @property
     def database_url(self) -> str:
@@ -170,6 +178,12 @@ class Settings:
                               f"{self.logging.level!r}")
         if self.logging.format not in ("text", "json"):
             raise ConfigError(f"logging.format must be 'text' or 'json', not {self.logging.format!r}")
+        from fermion.services.conntrack_helpers import parse_helpers
+
+        try:
+            parse_helpers(self.l3.conntrack_helpers)
+        except ValueError as err:
+            raise ConfigError(f"[l3] {err}") from None
         from fermion.ml2.manager import Ml2Config, build_drivers
 
         try:

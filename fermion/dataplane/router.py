@@ -29,6 +29,14 @@ from fermion.dataplane import DataplaneError, naming, netns, veth
 LOG = logging.getLogger(__name__)
 
 NAT_TABLE = "fermion_nat"  # `table ip fermion_nat` in every router namespace
+HELPER_TABLE = "fermion_cthelper"  # `table inet fermion_cthelper`: conntrack helpers, only when a router has some
+# (Neutron's helper name, protocol) -> the kernel helper that exists for it (H.323 is two: Q.931 on TCP, RAS on
+# UDP). Anything else (amanda over TCP, a name the kernel lacks) is left out: one unknown helper must not stop
+# the whole table, NAT included, from loading.
+KERNEL_HELPERS = {("amanda", "udp"): "amanda", ("ftp", "tcp"): "ftp", ("tftp", "udp"): "tftp", ("irc", "tcp"): "irc",
+                  ("netbios-ns", "udp"): "netbios-ns", ("pptp", "tcp"): "pptp", ("sane", "tcp"): "sane",
+                  ("sip", "tcp"): "sip", ("sip", "udp"): "sip", ("snmp", "udp"): "snmp",
+                  ("h323", "tcp"): "Q.931", ("h323", "udp"): "RAS"}
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
 DEVICE_PREFIXES = ("qr-", "qg-")  # the only devices in the namespace that ensure() deletes
@@ -63,6 +71,7 @@ class Router:
     enable_snat: bool = True
     floating_ips: tuple[FloatingIp, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # extra routes (destination CIDR, nexthop)
+    conntrack_helpers: tuple[tuple[str, int, str], ...] = ()  # (protocol, port, helper), Neutron's names
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,30 @@ def _block(head: str, items: Iterable[str]) -> list[str]:
     return lines + ["  }"]
 
 
+def render_helpers(router: Router) -> list[str]:
+    """The conntrack helper table (both families): a `ct helper` object per helper and protocol, assigned to
+    new connections to the helper's port as they enter the router (Neutron: `-j CT --helper` in raw
+    PREROUTING). Empty when the router has no helpers."""
+    if not router.conntrack_helpers:
+        return []
+    objects: dict[tuple[str, str], str] = {}
+    rules: list[str] = []
+    for proto, port, helper in sorted(set(router.conntrack_helpers)):
+        if (helper, proto) not in KERNEL_HELPERS or not 0 < int(port) < 65536:
+            LOG.warning("router %s: no kernel conntrack helper for %s/%s port %s", router.id, helper, proto, port)
+            continue
+        name = objects.setdefault((helper, proto), f"h-{helper}-{proto}")
+        rules.append(f'    {proto} dport {int(port)} ct helper set "{name}"')
+    if not objects:
+        return []
+    lines = [f"table inet {HELPER_TABLE} {{"]
+    for (helper, proto), name in sorted(objects.items()):
+        lines.append(f'  ct helper {name} {{ type "{KERNEL_HELPERS[(helper, proto)]}" protocol {proto}; }}')
+    lines += ["  chain prerouting {", "    type filter hook prerouting priority filter; policy accept;",
+              *rules, "  }", "}"]
+    return lines
+
+
 def render_nat(router: Router) -> str:
     """The router's NAT table as nft input. Deterministic: equal routers render equal text, whose digest is
     kept in the table's comment so a restarted agent can tell whether the kernel already has it."""
@@ -198,9 +231,10 @@ def render_nat(router: Router) -> str:
         "    ct state invalid drop",
         "  }",
     ]
-    digest = hashlib.sha256("\n".join(body).encode()).hexdigest()[:16]
+    helpers = render_helpers(router)
+    digest = hashlib.sha256("\n".join(body + helpers).encode()).hexdigest()[:16]
     head = [f"table ip {NAT_TABLE} {{", f'  comment "fermion router {router.id[:8]} sha256={digest}"']
-    return "\n".join([*head, *body, "}"]) + "\n"
+    return "\n".join([*head, *body, "}", *helpers]) + "\n"
 
 
 def nat_digest(text: str) -> str | None:
@@ -365,7 +399,8 @@ class RouterManager:
                 self._nat[router.id] = digest
                 return
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
-        script = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n{text}"
+        script = (f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
+                  f"table inet {HELPER_TABLE}\ndelete table inet {HELPER_TABLE}\n{text}")
         started = time.monotonic()
         _exec(ns, ["nft", "-f", "-"], stdin=script)
         if self.on_nat_applied is not None:

@@ -50,6 +50,9 @@ networks = Table(
     Column("port_security_enabled", Boolean, nullable=False, default=True),
     Column("availability_zone_hints", JSON),  # a list of zone names; NULL: none (rows from before 0012)
     Column("dns_domain", String(255), nullable=False, default="", server_default=""),
+    # auto-allocated-topology: True on the one default external network, NULL elsewhere (the unique key
+    # keeps a second default out, even concurrently)
+    Column("is_default", Boolean, nullable=True, unique=True),
 )
 
 subnets = Table(
@@ -198,6 +201,40 @@ network_dhcp_agents = Table(
     PrimaryKeyConstraint("network_id", "dhcp_agent_id"),
 )
 
+# Service flavors and profiles (admin-managed; no project, no standard attributes, as in Neutron).
+flavors = Table(
+    "flavors", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("description", String(1024), nullable=True),
+    Column("service_type", String(36), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+serviceprofiles = Table(
+    "serviceprofiles", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("description", String(1024), nullable=True),
+    Column("driver", String(1024), nullable=False),
+    Column("metainfo", String(4096), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+flavorserviceprofilebindings = Table(
+    "flavorserviceprofilebindings", metadata,
+    Column("service_profile_id", String(36), ForeignKey("serviceprofiles.id", ondelete="CASCADE"), nullable=False),
+    Column("flavor_id", String(36), ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False, index=True),
+    PrimaryKeyConstraint("service_profile_id", "flavor_id"),
+)
+
+# auto-allocated-topology: at most one per project (the primary key makes concurrent requests build one).
+auto_allocated_topologies = Table(
+    "auto_allocated_topologies", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="SET NULL"), nullable=True),
+)
+
 # L3: routers, their ports, extra routes (JSON on the locked router row) and agent scheduling.
 routers = Table(
     "routers", metadata, *_standard(),
@@ -207,6 +244,7 @@ routers = Table(
     Column("enable_snat", Boolean, nullable=False, default=True),
     Column("routes", JSON, nullable=False),
     Column("availability_zone_hints", JSON),
+    Column("flavor_id", String(36), ForeignKey("flavors.id"), nullable=True, index=True),
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.
@@ -315,4 +353,16 @@ port_security_groups = Table(
     Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
     Column("security_group_id", String(36), ForeignKey("securitygroups.id"), nullable=False, index=True),
     PrimaryKeyConstraint("port_id", "security_group_id"),
+)
+
+# Conntrack helpers of a router (l3-conntrack-helper); the unique key rejects duplicates even concurrently.
+router_conntrack_helpers = Table(
+    "router_conntrack_helpers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("protocol", String(40), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("helper", String(64), nullable=False),
+    UniqueConstraint("router_id", "protocol", "port", "helper"),
 )

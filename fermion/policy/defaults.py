@@ -168,6 +168,7 @@ FLOATINGIPS: dict[str, str] = {
     "get_floatingip": ADMIN_OR_PROJECT_READER,
     "update_floatingip": ADMIN_OR_PROJECT_MEMBER,
     "delete_floatingip": ADMIN_OR_PROJECT_MEMBER,
+    "get_floatingip_pool": ADMIN_OR_PROJECT_READER,
 }
 
 # Rules: the owner of the group a rule belongs to manages it (target security_group:project_id).
@@ -208,6 +209,37 @@ TAGS: dict[str, str] = {
     for verb in ("get", "create", "update", "delete")
 }
 
+# Conntrack helpers: the router is the parent (target ext_parent:project_id).
+CONNTRACK_HELPERS: dict[str, str] = {
+    "create_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "get_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_READER,
+    "update_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "delete_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
+}
+
+# Flavors are listed by anyone; profiles, bindings and all writes are admin business.
+FLAVORS: dict[str, str] = {
+    "create_flavor": ADMIN,
+    "get_flavor": "rule:regular_user",
+    "update_flavor": ADMIN,
+    "delete_flavor": ADMIN,
+    "create_service_profile": ADMIN,
+    "get_service_profile": ADMIN,
+    "update_service_profile": ADMIN,
+    "delete_service_profile": ADMIN,
+    "create_flavor_service_profile": ADMIN,
+    "get_flavor_service_profile": ADMIN,
+    "delete_flavor_service_profile": ADMIN,
+    "get_flavor_next_provider": ADMIN,
+    "get_service_provider": "rule:regular_user",
+}
+
+# GET may build the topology: a member's (or an admin's) business, as the DELETE.
+AUTO_ALLOCATED_TOPOLOGY: dict[str, str] = {
+    "get_auto_allocated_topology": ADMIN_OR_PROJECT_MEMBER,
+    "delete_auto_allocated_topology": ADMIN_OR_PROJECT_MEMBER,
+}
+
 QUOTAS: dict[str, str] = {
     "get_quota": ADMIN_OR_PROJECT_READER,
     "update_quota": ADMIN,
@@ -240,4 +272,4 @@ AGENTS: dict[str, str] = {
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **TAGS, **QUOTAS,
-                              **AGENTS, **SEGMENTS}
+                              **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY}

@@ -65,7 +65,8 @@ class Resource:
     not_found: str  # Neutron's error type for a missing member, e.g. NetworkNotFound
     tags: bool = True
     id_label: str = ""  # how the not-found message names the id, e.g. "Network"
-    url: str = ""  # the URL segment when Neutron's is not the collection with hyphens
+    standard: bool = True  # False: no standard attributes (Neutron's flavors, service profiles)
+    url: str = ""  # the URL segment when it is not the hyphenated collection (service_profiles)
     by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -6,7 +6,10 @@ from typing import Any
 
 from fermion.resources.address_group import ADDRESS_GROUP
 from fermion.resources.base import Extension, Resource
+from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CONNTRACK_HELPER
+from fermion.resources.flavor import FLAVOR, FLAVORS, L3_FLAVORS, SERVICE_PROFILE, SERVICE_TYPE
 from fermion.resources.floatingip import FLOATINGIP
+from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.router import ROUTER
@@ -17,7 +20,7 @@ from fermion.resources.subnet import SUBNET
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
-                                                           DEFAULT_SECURITY_GROUP_RULE)}
+                                                           DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -66,6 +69,15 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("extraroute-atomic", "Atomically add/remove extra routes",
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
+    FLOATINGIP_POOLS,
+    Extension("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
+    FLAVORS,
+    SERVICE_TYPE,
+    L3_FLAVORS,
+    Extension("l3-port-ip-change-not-allowed", "Prevent L3 router ports IP address change extension",
+              "Prevent change of IP address for some L3 router ports"),
+    L3_CONNTRACK_HELPER,
+    EXPOSE_L3_CONNTRACK_HELPER,
     Extension("fip-port-details", "Floating IP Port Details Extension",
               "Add port_details attribute to Floating IP resource"),
     Extension("security-group", "security-group", "The security groups extension."),
@@ -142,7 +154,7 @@ def check_definitions() -> list[str]:
                 problems.append(f"{where}: extension {attr.extension} is not advertised")
             if attr.sort and not attr.visible:
                 problems.append(f"{where}: sortable but hidden")
-        if "id" not in res.by_name or "project_id" not in res.by_name:
+        if "id" not in res.by_name or ("project_id" not in res.by_name and res.standard):
             problems.append(f"{res.collection}: missing standard attributes")
     return problems
 

@@ -24,6 +24,8 @@ NETWORK = Resource(
                   extension="net-mtu-writable", schema={"type": "integer"}),
         Attribute("router:external", v.boolean, default=False, post=True, put=True, policy=ADMIN_ONLY,
                   extension="external-net", schema=BOOL),
+        Attribute("is_default", v.boolean, default=False, post=True, put=True, policy=ADMIN_ONLY,
+                  extension="auto-allocated-topology", schema=BOOL),
         Attribute("port_security_enabled", v.boolean, default=True, post=True, put=True,
                   extension="port-security", schema=BOOL),
         Attribute("provider:network_type", v.string(255), default=AUTO, post=True, policy=ADMIN_ONLY,

@@ -33,5 +33,9 @@ ROUTER = Resource(
                   schema={"type": "array", "items": {"type": "object"}}),
         Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
         Attribute("ha", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+        Attribute("flavor_id", v.nullable(v.string(36)), default=None, post=True, sort=True, extension="l3-flavors",
+                  schema={"type": ["string", "null"]}),
+        Attribute("conntrack_helpers", filter=False, extension="expose-l3-conntrack-helper",
+                  schema={"type": "array", "items": {"type": "object"}}),
     ) + zone_attributes("router_availability_zone"),
 )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.5"
+VERSION = "1.6"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -23,6 +23,7 @@ HISTORY = {
     "1.3": "DhcpHost.hostname/fqdn/options (dns_assignment, extra DHCP options), DhcpNetwork.dns_domain",
     "1.4": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
     "1.5": "SecurityRule.remote_address_group and Firewall.address_groups (CIDRs): address groups as remotes",
+    "1.6": "Router.conntrack_helpers: the router's conntrack helpers (l3-conntrack-helper)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -173,6 +174,13 @@ class FloatingIp:
 
 
 @dataclass(frozen=True)
+class ConntrackHelper:
+    protocol: str  # tcp | udp
+    port: int
+    helper: str  # Neutron's helper name (ftp, tftp, h323, ...)
+
+
+@dataclass(frozen=True)
 class Router:
     id: str
     revision: int
@@ -183,6 +191,7 @@ class Router:
     enable_snat: bool = True
     floating_ips: list[FloatingIp] = field(default_factory=list)
     routes: list[list[str]] = field(default_factory=list)  # [destination, nexthop]
+    conntrack_helpers: list[ConntrackHelper] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -247,7 +256,8 @@ class DhcpView:
 
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
-                              DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, Router, L3View)
+                              DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, ConntrackHelper,
+                              Router, L3View)
 
 
 # ---------------------------------------------------------------- codec

@@ -42,7 +42,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
                               ml2=Ml2Config(**dataclasses.asdict(settings.ml2)),
                               agent_down_time=settings.agents.agent_down_time,
                               dhcp_agents_per_network=settings.agents.dhcp_agents_per_network,
-                              dns_domain=settings.network.dns_domain)
+                              dns_domain=settings.network.dns_domain,
+                              conntrack_helpers=settings.l3.conntrack_helpers)
     if check_schema:
         migrate.require_current(db.engine, url)
         ranges = default_ranges(services.networks.types)

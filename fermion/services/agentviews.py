@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 
 from fermion.db import models as m
 from fermion.rpc.contracts import (
+    ConntrackHelper,
     Firewall,
     FloatingIp,
     L3View,
@@ -20,6 +21,7 @@ from fermion.rpc.contracts import (
     SecurityGroup,
     SecurityRule,
 )
+from fermion.services import conntrack_helpers
 from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
@@ -69,6 +71,8 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
                                             .order_by(f.floating_ip_address)):
             fips[rid].append(FloatingIp(floating_ip=fip, fixed_ip=fixed))
 
+    helpers = conntrack_helpers.exposed(conn, ids)
+
     def router_port(port_id: str) -> RouterPort:
         row = ports[port_id]
         addresses = [f"{x['ip_address']}/{netaddr.IPNetwork(subnets[x['subnet_id']].cidr).prefixlen}"
@@ -91,7 +95,8 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
             interfaces=[router_port(x["id"]) for x in interfaces.get(row["id"], []) if x["id"] in ports],
             gateway=gateway, gateway_ip=gateway_ip, enable_snat=row["enable_snat"],
             floating_ips=fips.get(row["id"], []) if gateway is not None else [],
-            routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []]))
+            routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []],
+            conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])]))
     return L3View(host=host, routers=out, partial=router_ids is not None)
 
 

@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -34,6 +35,13 @@ class NetworkCollection(Collection):
         self.plain = [(n, c) for n, c in self.plain if n != "router:external"]
 
     def where(self, q: Any) -> list[Any]:
+        default = q.filters.get("is_default")
+        if default is not None:  # stored as True or NULL
+            q = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "is_default"})
+            col = m.networks.c.is_default
+            want = set(default)
+            extra = [] if want == {True, False} else [col.is_(True) if True in want else col.is_(None)]
+            return [*self.where(q), *extra]
         provider = {k: v for k, v in q.filters.items() if k.startswith("provider:")}
         if not provider:
             return super().where(q)
@@ -71,6 +79,7 @@ class NetworkCollection(Collection):
     def _fill(self, item: dict[str, Any], row: Any, subnets: list[str], segs: list[Segment]) -> None:
         item["router:external"] = row[self._index["router_external"]]
         item["availability_zone_hints"] = row[self._index["availability_zone_hints"]] or []
+        item["is_default"] = bool(row[self._index["is_default"]])
         item["subnets"] = subnets
         if len(segs) == 1:
             item.update(segs[0].as_dict())
@@ -100,6 +109,25 @@ def requested_segments(item: dict[str, Any]) -> list[Segment] | None:
         out.append(Segment(entry["provider:network_type"], entry.get("provider:physical_network"),
                            entry.get("provider:segmentation_id")))
     return out
+
+
+def set_default(conn: Connection, network_id: str, default: bool) -> None:
+    """Make the external network the deployment's default one (auto-allocated-topology), or not. One default
+    at a time: a second is refused (409), also when two requests race (the unique key)."""
+    n = m.networks.c
+    if default:
+        other = conn.execute(select(n.id).where(n.is_default.is_(True), n.id != network_id)).scalar()
+        if other is not None:
+            raise Conflict(f"Unable to perform operation for network {network_id}: default external network "
+                           f"{other} already exists.", type="DefaultExternalNetworkExists")
+        try:
+            with conn.begin_nested():
+                conn.execute(update(m.networks).where(n.id == network_id).values(is_default=True))
+        except IntegrityError:
+            raise Conflict(f"Unable to perform operation for network {network_id}: a default external network "
+                           "already exists.", type="DefaultExternalNetworkExists") from None
+    else:
+        conn.execute(update(m.networks).where(n.id == network_id).values(is_default=None))
 
 
 class NetworkService:
@@ -134,8 +162,12 @@ class NetworkService:
                 router_external=item["router:external"],
                 port_security_enabled=item["port_security_enabled"],
                 dns_domain=item.get("dns_domain", ""),
+                is_default=None,
             )
             _INSERT_NETWORK.run(conn, row)
+            if item.get("is_default") and item["router:external"]:
+                set_default(conn, row["id"], True)
+                row["is_default"] = True
             self.types.record(conn, row["id"], segments, row["project_id"], row["created_at"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})
@@ -147,7 +179,12 @@ class NetworkService:
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values: dict[str, Any] = {}
+        external = changes.get("router:external", orig["router:external"])
+        if "is_default" in changes or (orig["is_default"] and not external):
+            set_default(conn, orig["id"], bool(changes.get("is_default", orig["is_default"]) and external))
         for key, val in changes.items():
+            if key == "is_default":
+                continue
             if key == "mtu":
                 max_mtu = self.types.max_mtu(load_segments(conn, [orig["id"]]).get(orig["id"], []))
                 if val > max_mtu:

@@ -33,6 +33,8 @@ from fermion.validation import InvalidValue, dns
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
 SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip")
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
 SG_NEEDS_PORT_SECURITY = ("Port security must be enabled and port must have an IP address in order to use "
                           "security groups.")
 MEMBER_ADDRESSES = frozenset({"fixed_ips", "allowed_address_pairs", "mac_address"})
@@ -436,6 +438,11 @@ class PortService:
                                    f"The mac address {val} is in use.", type="MacAddressInUse")
             values[key.replace(":", "_")] = val
         if "fixed_ips" in changes:
+            if ctx is not None and orig["device_owner"] in ROUTER_INTERFACE_OWNERS and any(
+                    _plan_ips(orig, changes["fixed_ips"])):
+                # l3-port-ip-change-not-allowed: a router interface keeps its addresses (remove and re-add it)
+                raise BadRequest(f"Bad port request: The IP addresses of the router port {pid} cannot be "
+                                 "changed.", type="BadRequest")
             self._replace_ips(conn, orig, changes["fixed_ips"])
         host = changes.get("binding:host_id", orig["binding:host_id"])
         rebind = host != orig["binding:host_id"] or (
@@ -470,24 +477,9 @@ class PortService:
         return bound
 
     def _replace_ips(self, conn: Connection, orig: dict[str, Any], wanted: list[dict[str, str]]) -> None:
-        current = {(f["subnet_id"], f["ip_address"]) for f in orig["fixed_ips"]}
-        keep: set[tuple[str, str]] = set()
-        new: list[dict[str, str]] = []
-        for req in wanted:
-            if "ip_address" in req:
-                match = next((c for c in current if c[1] == req["ip_address"]
-                              and req.get("subnet_id", c[0]) == c[0]), None)
-                if match:
-                    keep.add(match)
-                    continue
-            elif "subnet_id" in req:
-                match = next((c for c in current if c[0] == req["subnet_id"] and c not in keep), None)
-                if match:
-                    keep.add(match)
-                    continue
-            new.append(req)
+        removed, new = _plan_ips(orig, wanted)
         a = m.ip_allocations.c
-        for subnet_id, ip in current - keep:
+        for subnet_id, ip in removed:
             conn.execute(delete(m.ip_allocations).where(a.port_id == orig["id"], a.ip_address == ip,
                                                         a.subnet_id == subnet_id))
         if new:
@@ -515,3 +507,25 @@ class PortService:
         emit_group_hints(conn, orig["security_groups"])
         common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],
                                orig["binding:host_id"] or None))
+
+
+def _plan_ips(orig: dict[str, Any], wanted: list[dict[str, str]]) -> tuple[set[tuple[str, str]], list[dict[str, str]]]:
+    """A fixed_ips update as (allocations to remove, requests to allocate); addresses the port keeps are
+    matched by address, or by subnet when only the subnet is given."""
+    current = {(f["subnet_id"], f["ip_address"]) for f in orig["fixed_ips"]}
+    keep: set[tuple[str, str]] = set()
+    new: list[dict[str, str]] = []
+    for req in wanted:
+        if "ip_address" in req:
+            match = next((c for c in current if c[1] == req["ip_address"]
+                          and req.get("subnet_id", c[0]) == c[0]), None)
+            if match:
+                keep.add(match)
+                continue
+        elif "subnet_id" in req:
+            match = next((c for c in current if c[0] == req["subnet_id"] and c not in keep), None)
+            if match:
+                keep.add(match)
+                continue
+        new.append(req)
+    return current - keep, new

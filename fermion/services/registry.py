@@ -14,8 +14,11 @@ from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
 from fermion.services.address_groups import AddressGroupService
 from fermion.services.agents import AgentService
+from fermion.services.auto_allocate import AutoAllocator, DefaultPools
+from fermion.services.conntrack_helpers import DEFAULT_HELPERS, ConntrackHelperService
 from fermion.services.default_security_group_rules import DefaultSecurityGroupRuleService
 from fermion.services.dhcp import DhcpService
+from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
 from fermion.services.ports import PortService
@@ -57,26 +60,36 @@ class Services:
     segment_ranges: SegmentRangeService
     address_groups: AddressGroupService
     default_security_group_rules: DefaultSecurityGroupRuleService
+    conntrack_helpers: ConntrackHelperService
+    flavors: FlavorService
+    service_profiles: ServiceProfileService
+    auto_allocator: AutoAllocator
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
               base_mac: str = "fa:16:3e:00:00:00", ml2: Ml2Config | None = None,
               agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1,
-              dns_domain: str = "openstacklocal.") -> Services:
+              dns_domain: str = "openstacklocal.",
+              conntrack_helpers: tuple[str, ...] = DEFAULT_HELPERS,
+              default_pools: DefaultPools | None = None) -> Services:
         quotas = QuotaService(quota_defaults)
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
         agents = AgentService(agent_down_time)
         ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents, dns_domain)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
-        routers = RouterService(quotas, ports, agents)
-        return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
+        flavors = FlavorService()
+        routers = RouterService(quotas, ports, agents, flavors)
+        networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule)
+        return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
-                   subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
                    address_groups=AddressGroupService(),
-                   default_security_group_rules=DefaultSecurityGroupRuleService())
+                   default_security_group_rules=DefaultSecurityGroupRuleService(),
+                   conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
+                   service_profiles=ServiceProfileService(),
+                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -84,5 +97,6 @@ class Services:
             "floatingips": self.floatingips, "security_groups": self.security_groups,
             "security_group_rules": self.security_group_rules, "segments": self.segments,
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
-            "default_security_group_rules": self.default_security_group_rules}
+            "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
+            "service_profiles": self.service_profiles}
         return table[collection]

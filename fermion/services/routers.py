@@ -16,8 +16,9 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common, zones
+from fermion.services import common, conntrack_helpers, zones
 from fermion.services.agents import L3_AGENT, AgentService
+from fermion.services.flavors import FlavorService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -63,12 +64,16 @@ class RouterCollection(Collection):
             item["routes"] = list(row[self._index["routes"]] or [])
             item["distributed"] = False
             item["ha"] = False
+        helpers = conntrack_helpers.exposed(conn, [item["id"] for item in items])
+        for item in items:
+            item["conntrack_helpers"] = helpers.get(item["id"], [])
 
 
 class RouterService:
     def __init__(self, quotas: QuotaService, ports: PortService | None = None,
-                 agents: AgentService | None = None) -> None:
+                 agents: AgentService | None = None, flavors: FlavorService | None = None) -> None:
         self.collection = RouterCollection()
+        self.flavors = flavors or FlavorService()
         self.quotas = quotas
         self.ports = ports or PortService(quotas)
         self.agents = agents or AgentService()
@@ -81,8 +86,10 @@ class RouterService:
             row = common.standard_row(item)
             hints = zones.check_hints(item.get("availability_zone_hints") or [])
             zones.validate_hints(conn, "router", hints)
+            flavor = item.get("flavor_id")
             row.update(admin_state_up=item["admin_state_up"], status="ACTIVE", gw_port_id=None, enable_snat=True,
-                       routes=[], availability_zone_hints=hints)
+                       routes=[], availability_zone_hints=hints,
+                       flavor_id=self.flavors.router_flavor(conn, flavor) if flavor is not None else None)
             conn.execute(insert(m.routers).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             self.schedule(conn, row["id"])

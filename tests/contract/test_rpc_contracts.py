@@ -16,6 +16,7 @@ import pytest
 from fermion.rpc import contracts
 from fermion.rpc.contracts import (
     MESSAGES,
+    ConntrackHelper,
     DhcpHost,
     DhcpNetwork,
     DhcpOption,
@@ -250,6 +251,47 @@ RECORDED: dict[str, dict[str, str]] = {
                   "floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]]",
         "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
     },
+    "1.6": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];"
+                       "start_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];"
+                     "remote_ports:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | None;"
+                        "remote_ip_prefix:str | None;remote_group:str | None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];"
+                        "port_security:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];"
+                    "groups:list[fermion.rpc.contracts.SecurityGroup];members:dict[str, list[str]];"
+                    "address_groups:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];"
+                  "ports:list[fermion.rpc.contracts.L2Port];partial:bool;"
+                  "firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];"
+                      "host_routes:list[dict[str, str]];allocation_pools:list[dict[str, str]];"
+                      "ipv6_address_mode:str | None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;"
+                    "options:list[fermion.rpc.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
+                       "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];"
+                       "dns_domain:str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str]",
+        "FloatingIp": "floating_ip:str;fixed_ip:str",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPort];"
+                  "gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:bool;"
+                  "floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]];"
+                  "conntrack_helpers:list[fermion.rpc.contracts.ConntrackHelper]",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
+    },
 }
 
 
@@ -332,13 +374,15 @@ PORTSEC = PortSecurity(id="port-1", mac="fa:16:3e:00:00:01", ips=["10.0.0.5"],
 FIREWALL = Firewall(ports=[PORTSEC], groups=[GROUP], members={"sg-1": ["10.0.0.5", "10.0.0.100/32"]})
 RPORT = RouterPort(id="port-7", network_id="net-1", mac="fa:16:3e:00:00:07", mtu=1450, addresses=["10.0.0.1/24"])
 FIP = FloatingIp(floating_ip="198.18.100.20", fixed_ip="10.0.0.5")
+CTHELPER = ConntrackHelper(protocol="tcp", port=21, helper="ftp")
 ROUTER = Router(id="router-1", revision=4, admin_state_up=True, interfaces=[RPORT],
                 gateway=RouterPort(id="port-8", network_id="ext", mac="fa:16:3e:00:00:08", mtu=1500,
                                    addresses=["198.18.100.10/24"]),
                 gateway_ip="198.18.100.1", enable_snat=True, floating_ips=[FIP],
-                routes=[["10.9.0.0/24", "10.0.0.254"]])
+                routes=[["10.9.0.0/24", "10.0.0.254"]], conntrack_helpers=[CTHELPER])
 
 SAMPLES: list[Any] = [
+    CTHELPER,
     Hint(kind="port", id="port-1", revision=4, network_id="net-1", host="compute-1"),
     Hint(kind="agent", id="agent-1", revision=0),
     ViewRequest(host="compute-1", agent_type="Linux bridge agent", network_ids=["net-1", "net-2"]),

@@ -7,6 +7,7 @@ from typing import Any
 
 from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
+from tests.dataplane.ftp import FTP_PORT, ftp_download, ftp_server
 from tests.dataplane.lab import Lab, next_peer, ping_ns, tcp_connects, tcp_listener
 
 
@@ -74,3 +75,29 @@ def test_routing_snat_and_floating_ip(lab: Lab) -> None:
 
     put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
     lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
+
+
+def test_router_conntrack_helper_through_the_api(lab: Lab) -> None:
+    """A conntrack helper created through the API reaches the router on the network node: active FTP from an
+    instance behind SNAT works while the helper exists, and stops working when it is deleted."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net = lab.network("ftpnet", "10.3.0.0/24")
+    router = lab.api.post("routers", {"name": "ftp", "external_gateway_info": {"network_id": ext["id"]}})
+    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    router = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router['id']}"))["router"]
+    gateway_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    vm = lab.boot("ftpnet", "compute1", "ftpvm")
+    allow_from_anywhere(lab, "tcp")  # the data connection is new to the instance's own firewall
+    ext_ns = lab.state.external
+    with ftp_server(ext_ns):
+        lab.wait(lambda: tcp_connects(vm.netns, EXTERNAL_GATEWAY, FTP_PORT, read=False), 30,
+                 "the instance to reach the FTP server")
+        assert ftp_download(vm.netns, EXTERNAL_GATEWAY).startswith("error 425")  # told the private address
+        helpers = f"/v2.0/routers/{router['id']}/conntrack_helpers"
+        helper = lab.api._ok(lab.api.http.post(helpers, json={"conntrack_helper": {
+            "protocol": "tcp", "port": FTP_PORT, "helper": "ftp"}}))["conntrack_helper"]
+        lab.wait(lambda: ftp_download(vm.netns, EXTERNAL_GATEWAY).startswith(f"told {gateway_ip}:"), 20,
+                 "active FTP through SNAT with the helper")
+        assert lab.api.http.delete(f"{helpers}/{helper['id']}").status_code == 204
+        lab.wait(lambda: ftp_download(vm.netns, EXTERNAL_GATEWAY).startswith("error 425"), 20,
+                 "the helper to be gone")

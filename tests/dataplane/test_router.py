@@ -16,6 +16,7 @@ import pytest
 
 from fermion.dataplane import DataplaneError, naming, netns
 from fermion.dataplane.router import (
+    HELPER_TABLE,
     NAT_TABLE,
     ROUTE_PROTO,
     FloatingIp,
@@ -25,6 +26,7 @@ from fermion.dataplane.router import (
     nat_digest,
     render_nat,
 )
+from tests.dataplane.ftp import FTP_CLIENT, FTP_PORT, FTP_SERVER
 from tests.dataplane.lab import require_root
 
 TOOLS = ("ip", "nft", "arping", "ping", "tcpdump", "sysctl")
@@ -76,6 +78,7 @@ for line in sys.stdin:
 """
 
 
+
 # ------------------------------------------------------------------------------------------- pure rendering
 def _interface(port: str, prefix: str, mac: str, *addresses: str) -> Interface:
     device = naming.router_gateway(port) if prefix == "qg" else naming.router_interface(port)
@@ -104,8 +107,22 @@ def test_rendered_nat_table_is_deterministic_and_follows_the_router() -> None:
     assert 'oifname "qg-ccccccccccc" ip saddr @snat_nets' not in no_snat
     no_gateway = render_nat(_sample(gateway=None, gateway_ip=None))
     assert "snat to" not in no_gateway and "198.18.200.50" not in no_gateway
-    digests = {nat_digest(render_nat(r)) for r in (_sample(), _sample(enable_snat=False), _sample(floating_ips=()))}
-    assert len(digests) == 3 and None not in digests
+    digests = {nat_digest(render_nat(r)) for r in (_sample(), _sample(enable_snat=False), _sample(floating_ips=()),
+                                                    _sample(conntrack_helpers=(("tcp", 21, "ftp"),)))}
+    assert len(digests) == 4 and None not in digests
+
+
+def test_rendered_conntrack_helpers() -> None:
+    assert HELPER_TABLE not in render_nat(_sample())
+    text = render_nat(_sample(conntrack_helpers=(("udp", 69, "tftp"), ("tcp", 21, "ftp"), ("tcp", 2121, "ftp"),
+                                                 ("tcp", 1720, "h323"), ("tcp", 10080, "amanda"))))
+    helpers = text[text.index(f"table inet {HELPER_TABLE}"):]
+    assert 'ct helper h-ftp-tcp { type "ftp" protocol tcp; }' in helpers
+    assert 'ct helper h-h323-tcp { type "Q.931" protocol tcp; }' in helpers  # the kernel's name for H.323/TCP
+    assert helpers.count("ct helper h-ftp-tcp {") == 1  # one object, two ports
+    assert 'tcp dport 21 ct helper set "h-ftp-tcp"' in helpers and 'tcp dport 2121 ct helper set "h-ftp-tcp"' in helpers
+    assert 'udp dport 69 ct helper set "h-tftp-udp"' in helpers
+    assert "amanda" not in helpers  # the kernel has no amanda helper for TCP: left out, the rest still loads
 
 
 # ------------------------------------------------------------------------------------------- real kernel
@@ -141,8 +158,12 @@ class Topo:
         """The address the server at dst:port sees us coming from."""
         return _in(src, sys.executable, "-c", CLIENT, dst, str(port)).stdout.strip()
 
-    def serve(self, ns: str, port: int = PORT) -> None:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, str(port)],
+    def ftp(self, src: str, dst: str, port: int = FTP_PORT) -> str:
+        """An active-mode FTP download from dst: what the server was told to connect back to, or an error."""
+        return _in(src, sys.executable, "-c", FTP_CLIENT, dst, str(port)).stdout.strip()
+
+    def serve(self, ns: str, port: int = PORT, script: str = SERVER) -> None:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, str(port)],
                                 stdout=subprocess.PIPE, text=True)
         self.procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -175,6 +196,7 @@ def topo() -> Iterator[Topo]:
         _ip("-n", t.vm2, "addr", "add", "10.99.0.1/32", "dev", "lo")  # behind vm2: for the extra route
         for ns in (t.vm1, t.vm2, t.ext):
             t.serve(ns)
+        t.serve(t.ext, FTP_PORT, FTP_SERVER)
         yield t
     finally:
         for proc in t.procs:
@@ -455,3 +477,27 @@ def test_timing_three_interfaces_and_ten_floating_ips(topo: Topo, mgr: RouterMan
     print(f"\nrouter ensure (3 interfaces, 10 floating IPs): first {1000 * (t1 - t0):.0f} ms, "
           f"no-op {1000 * (t2 - t1):.1f} ms, one floating IP more {1000 * (t3 - t2):.0f} ms, "
           f"no-op after a restart {1000 * (t4 - t3):.0f} ms")
+
+
+def test_conntrack_helper_lets_active_ftp_through_snat(topo: Topo, mgr: RouterManager) -> None:
+    """Active FTP from behind SNAT works only with the FTP helper: it rewrites the PORT command to the gateway
+    address and lets the server's data connection back in; without it the server is told 10.10.1.10."""
+    router = _router(Ports.new())
+    _ensure(topo, mgr, router)
+    assert topo.peer(topo.vm1, EXT) == GW  # SNAT is on
+    failed = topo.ftp(topo.vm1, EXT)
+    assert failed.startswith("error 425") and VM1 in failed, failed
+    with_helper = replace(router, conntrack_helpers=(("tcp", FTP_PORT, "ftp"),))
+    assert _ensure(topo, mgr, with_helper) == ["applied nat"]
+    told = topo.ftp(topo.vm1, EXT)
+    assert told.startswith(f"told {GW}:"), told
+    ns = _ns(mgr, router)
+    assert f"tcp dport {FTP_PORT}" in _in(ns, "nft", "list", "table", "inet", HELPER_TABLE).stdout
+    # the helper on another port does nothing for this server; removing helpers removes their table
+    assert _ensure(topo, mgr, replace(router, conntrack_helpers=(("tcp", 21, "ftp"),))) == ["applied nat"]
+    assert topo.ftp(topo.vm1, EXT).startswith("error 425")
+    assert _ensure(topo, mgr, router) == ["applied nat"]
+    assert _in(ns, "nft", "list", "table", "inet", HELPER_TABLE).returncode != 0
+    assert mgr.ensure(with_helper) == ["applied nat"] and mgr.ensure(with_helper) == []
+    assert RouterManager(topo.host).ensure(with_helper) == []  # a restarted agent finds it in place
+    assert topo.ftp(topo.vm1, EXT).startswith(f"told {GW}:")

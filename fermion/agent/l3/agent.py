@@ -32,7 +32,8 @@ def to_dataplane(router: Router) -> dp.Router:
         gateway=iface(router.gateway, True) if router.gateway is not None else None,
         gateway_ip=router.gateway_ip, enable_snat=router.enable_snat,
         floating_ips=tuple(dp.FloatingIp(f.floating_ip, f.fixed_ip) for f in router.floating_ips),
-        routes=tuple((r[0], r[1]) for r in router.routes))
+        routes=tuple((r[0], r[1]) for r in router.routes),
+        conntrack_helpers=tuple(sorted({(h.protocol, h.port, h.helper) for h in router.conntrack_helpers})))
 
 
 class L3Agent:

@@ -55,12 +55,21 @@ def test_dns_domain(tmp_path: Path) -> None:
     ("[server]\nmetrics_public = 'no'\n", "server.metrics_public must be of type bool"),
     ("[network]\ndns_domain = 'bad_domain.org'\n", "network.dns_domain: 'bad_domain.org.' not a valid PQDN or FQDN"),
     ("[network]\ndns_domian = 'example.org'\n", "unknown key(s) in [network]: dns_domian"),
+    ("[l3]\nconntrack_helpers = ['ftp']\n", "[l3] conntrack helper 'ftp' is not 'helper:tcp' or 'helper:udp'"),
+    ("[l3]\nconntrack_helpers = ['ftp:sctp']\n", "[l3] conntrack helper 'ftp:sctp'"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)
     with pytest.raises(cfg.ConfigError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         cfg.load(f, env={})
+
+
+def test_conntrack_helpers_key(tmp_path: Path) -> None:
+    assert "ftp:tcp" in cfg.load(env={}).l3.conntrack_helpers
+    f = tmp_path / "f.toml"
+    f.write_text('[l3]\nconntrack_helpers = ["tftp:udp", "sip:udp", "sip:tcp"]\n')
+    assert cfg.load(f, env={}).l3.conntrack_helpers == ("tftp:udp", "sip:udp", "sip:tcp")
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
