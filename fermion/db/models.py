@@ -34,7 +34,7 @@ def _standard() -> list[Column]:
         Column("description", String(255), nullable=False, default=""),
         Column("created_at", DateTime, nullable=False),
         Column("updated_at", DateTime, nullable=False),
-        Column("revision_number", Integer, nullable=False, default=0),
+        Column("revision_number", Integer, nullable=False, default=1),
     ]
 
 
@@ -231,7 +231,7 @@ securitygrouprules = Table(
     Column("fingerprint", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
-    Column("revision_number", Integer, nullable=False, default=0),
+    Column("revision_number", Integer, nullable=False, default=1),
 )
 
 # Which groups a port is in (the API's port.security_groups).
