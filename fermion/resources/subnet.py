@@ -36,5 +36,7 @@ SUBNET = Resource(
                   sort=True, schema={"type": ["string", "null"], "enum": [*IPV6_MODES, None]}),
         Attribute("subnetpool_id", v.nullable_uuid, default=None, post=True, sort=True,
                   schema={"type": ["string", "null"]}),
+        # the network's, as a filter only (Neutron does not show it)
+        Attribute("shared", v.boolean, visible=False, schema={"type": "boolean"}),
     ),
 )
