@@ -44,6 +44,9 @@ class AgentController:
         if not self.enforcer.check(action, {"project_id": ctx.project_id}, ctx):
             raise PolicyNotAuthorized(action)
 
+    def _allowed(self, action: str, ctx: Context) -> bool:
+        return self.enforcer.check(action, {"project_id": ctx.project_id}, ctx)
+
     @staticmethod
     def _filters(req: Request) -> tuple[dict[str, list[str]], list[str]]:
         filters: dict[str, list[str]] = defaultdict(list)
@@ -80,8 +83,9 @@ class AgentController:
         if not parts:
             if method != "GET":
                 raise NotFound("The resource could not be found.")
-            self._enforce("get_agent", ctx)
             filters, fields = self._filters(req)
+            if not self._allowed("get_agent", ctx):
+                return Response(200, {"agents": []})  # as Neutron: the list holds what the policy shows
             with db.read() as conn:
                 items = self.agents.list_agents(conn, filters, self._sorts(req))
             return Response(200, {"agents": [self._shape(i, fields) for i in items]})
@@ -107,6 +111,9 @@ class AgentController:
 
     def _member(self, req: Request, ctx: Context, agent_id: str) -> Response:
         db = self.services.db
+        if not self._allowed("get_agent", ctx):
+            # as Neutron: to one who may not see agents, an agent does not exist
+            raise NotFound("The resource could not be found.")
         if req.method == "GET":
             self._enforce("get_agent", ctx)
             _, fields = self._filters(req)

@@ -23,7 +23,8 @@ def items_of(body: Any, res: Resource) -> tuple[list[Any], bool]:
             raise BadRequest(f"Resources required in the '{res.collection}' list")
         if len(items) > 1000:
             raise BadRequest("A bulk request takes at most 1000 items")
-        return items, True
+        # as Neutron, a bulk item may itself be wrapped: {"ports": [{"port": {...}}, ...]}
+        return [i[res.member] if isinstance(i, dict) and res.member in i else i for i in items], True
     raise BadRequest(f"Unable to find '{res.member}' in request body")
 
 
@@ -65,6 +66,10 @@ def for_create(res: Resource, raw: Any, ctx: Context) -> dict[str, Any]:
     if project is not AUTO and tenant is not AUTO and project != tenant:
         raise BadRequest(f"Specified project_id {project} does not match tenant_id {tenant}")
     chosen = project if project is not AUTO else tenant
+    if chosen not in (AUTO, None) and chosen != ctx.project_id and not (ctx.is_admin or "service" in ctx.roles):
+        # as Neutron, before any policy or lookup (so nothing about the other project's resources shows)
+        raise BadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request "
+                         "requires admin privileges", type="HTTPBadRequest")
     if chosen is AUTO:
         chosen = ctx.project_id
         if chosen is None:

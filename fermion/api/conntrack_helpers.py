@@ -78,7 +78,7 @@ class ConntrackHelperController:
         body: dict[str, Any] = {"conntrack_helpers": [self._shape(i, fields) for i in items]}
         if q.limit:
             body["conntrack_helpers_links"] = params.links(req.base_url, f"routers/{router_id}/conntrack_helpers",
-                                                           req.query, items, more, q)
+                                                           req.query, items, q)
         return Response(200, body)
 
     def _show(self, req: Request, ctx: Context, router_id: str, ident: str) -> Response:

@@ -15,7 +15,7 @@ from fermion.api.wire import Request, Response
 from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.direct import Prepared
-from fermion.errors import BadRequest, NotFound
+from fermion.errors import BadRequest, NotFound, PreconditionFailed
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.policy import predicates as p
 from fermion.resources.base import AUTO, UNSET, Resource
@@ -23,10 +23,16 @@ from fermion.services import common
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, tag_value
 
-_IF_MATCH = re.compile(r"^\s*revision_number\s*=\s*(\d+)\s*$")
+_IF_MATCH = re.compile(r"^\s*revision_number\s*=\s*([-+]?\d+)\s*$")
 _n = m.networks.c
 _NETWORK_BRIEF = Prepared(select(_n.id, _n.project_id, _n.shared, _n.port_security_enabled)
                           .where(_n.id == bindparam("b_id")))
+
+
+def _check_revision(orig: dict[str, Any], expect: int | None) -> None:
+    """A stale If-Match is a 412 before anything else is checked (the row is locked: it cannot change now)."""
+    if expect is not None and orig["revision_number"] != expect:
+        raise PreconditionFailed(f"Constrained to revision number {expect} but the resource has changed.")
 
 
 class Controller:
@@ -137,8 +143,9 @@ class Controller:
         if match is None:
             raise BadRequest("If-Match header must have the form 'revision_number=N'")
         revision = int(match.group(1))
-        # a revision no column can hold never matches; -1 (no row has it) keeps it out of SQL -> 412
-        return revision if revision < 2**63 else -1
+        # any integer is a constraint, as in Neutron (a client's "current - 1" may be -1); one no row can
+        # have never matches: -1 keeps it out of SQL -> 412
+        return revision if 0 <= revision < 2**63 else -1
 
     # ---------------------------------------------------------------- handlers
     def list(self, req: Request, ctx: Context) -> Response:
@@ -146,7 +153,7 @@ class Controller:
         fields = params.parse_fields(req.query)
         prepare = getattr(self.service, "before_list", None)
         if prepare is not None:  # e.g. the project's default security group, created on first use
-            prepare(self.db, ctx)
+            prepare(self.db, ctx, q)
         visible, pred = self._visible(ctx)
         post = None
         if visible is None:
@@ -155,11 +162,11 @@ class Controller:
         # encoded here, in the worker thread, while the collector is paused (see memory.gc_paused)
         with memory.gc_paused():
             with self.db.read() as conn:
-                items, more = self.coll.page(conn, q, visible, post)
+                items, _ = self.coll.page(conn, q, visible, post)
             body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
             if q.limit:
                 body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
-                                                                     items, more, q)
+                                                                     items, q)
             payload = orjson.dumps(body)
             del body, items  # freed before the collector resumes, so it never walks them
         return Response(200, payload=payload)
@@ -223,7 +230,9 @@ class Controller:
             target = self._target(conn, {**orig, **changes})
             self._enforce(f"update_{self.res.member}", target, ctx)
             self._enforce_attrs("update", raw, target, ctx)
-            if changes or expect is not None:
+            _check_revision(orig, expect)
+            # a floating IP update without port_id disassociates it, as in Neutron
+            if changes or expect is not None or self.res.member == "floatingip":
                 self.service.update(conn, orig, dict(changes), expect, ctx)
             return self.coll.get(conn, ident)
 
@@ -236,6 +245,7 @@ class Controller:
         def work(conn: Connection) -> None:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(f"delete_{self.res.member}", self._target(conn, orig), ctx)
+            _check_revision(orig, expect)
             self.service.delete(conn, orig, expect, ctx)
 
         self.db.write(work)

@@ -81,17 +81,19 @@ def _fixed_ip_filter(value: str) -> dict[str, str]:
 
 
 def links(base: str, collection: str, query: list[tuple[str, str]], items: list[dict[str, Any]],
-          more: bool, q: ListQuery) -> list[dict[str, str]]:
+          q: ListQuery) -> list[dict[str, str]]:
+    """Neutron's rule: a full page always has a next and a previous link (clients stop on an empty page);
+    a short page has none in the direction it was read, but one back the other way."""
     from urllib.parse import urlencode
 
     kept = [(k, v) for k, v in query if k not in ("marker", "page_reverse")]
     out = []
     href = f"{base}/v2.0/{collection}"
-    forward_more = more if not q.page_reverse else q.marker is not None
-    backward_more = q.marker is not None if not q.page_reverse else more
-    if items and forward_more:
-        out.append({"rel": "next", "href": f"{href}?{urlencode(kept + [('marker', items[-1]['id'])])}"})
-    if items and backward_more:
-        out.append({"rel": "previous", "href": f"{href}?"
-                    f"{urlencode(kept + [('marker', items[0]['id']), ('page_reverse', 'True')])}"})
+    short = len(items) < (q.limit or 0)
+    if not (short and not q.page_reverse):
+        marker = [("marker", items[-1]["id"])] if items else []
+        out.append({"rel": "next", "href": f"{href}?{urlencode(kept + marker)}"})
+    if not (short and q.page_reverse):
+        marker = [("marker", items[0]["id"])] if items else []
+        out.append({"rel": "previous", "href": f"{href}?{urlencode(kept + marker + [('page_reverse', 'True')])}"})
     return out

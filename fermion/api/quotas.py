@@ -9,6 +9,7 @@ from fermion.context import Context
 from fermion.errors import BadRequest, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.services.registry import Services
+from fermion.validation import InvalidValue, boolean
 
 
 class QuotaController:
@@ -51,23 +52,40 @@ class QuotaController:
             raise NotFound("The resource could not be found.")
         if req.method == "PUT":
             self._enforce("update_quota", project, ctx)
-            values = self._parse(req.json())
-            return Response(200, {"quota": db.write(lambda conn: self._set(conn, project, values))})
+            values, check = self._parse(req.json())
+            return Response(200, {"quota": db.write(lambda conn: self._set(conn, project, values, check))})
         if req.method == "DELETE":
             self._enforce("delete_quota", project, ctx)
             db.write(lambda conn: self.quotas.reset(conn, project))
             return Response(204)
         raise NotFound("The resource could not be found.")
 
-    def _set(self, conn: Any, project: str, values: dict[str, int]) -> dict[str, int]:
+    def _set(self, conn: Any, project: str, values: dict[str, int], check: bool) -> dict[str, int]:
+        if check:  # quota-check-limit: a limit below what the project already uses is refused
+            used = self.quotas.used(conn, project)
+            for key, limit in values.items():
+                if 0 <= limit < used[key]:
+                    raise BadRequest(f"Quota limit {limit} for {key} must be greater than or equal to already "
+                                     f"used {used[key]}")
         self.quotas.set_limits(conn, project, values)
         return self.quotas.limits(conn, project)
 
-    def _parse(self, body: Any) -> dict[str, int]:
+    def _parse(self, body: Any) -> tuple[dict[str, int], bool]:
+        """The limits and whether to check them against usage. As Neutron's quota-check-limit: "check_limit"
+        asks for the check; "force" (no check, also the default) is accepted."""
         if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
             raise BadRequest("Unable to find 'quota' in request body")
+        flags = {}
+        for flag in ("force", "check_limit"):
+            if flag in body["quota"]:
+                try:
+                    flags[flag] = boolean(body["quota"][flag])
+                except InvalidValue as err:
+                    raise BadRequest(f"Invalid input for {flag}. Reason: {err}.") from None
         out = {}
         for key, value in body["quota"].items():
+            if key in flags:
+                continue
             if key not in self.quotas.defaults:
                 raise BadRequest(f"Unrecognized attribute(s) '{key}'")
             if isinstance(value, str) and value.lstrip("-").isdigit():
@@ -75,4 +93,4 @@ class QuotaController:
             if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value > 2**31 - 1:
                 raise BadRequest(f"Invalid input for {key}. Reason: '{value}' must be an integer -1 or greater.")
             out[key] = value
-        return out
+        return out, flags.get("check_limit", False)

@@ -103,9 +103,14 @@ class LoggingSettings:
 
 @dataclass(frozen=True)
 class Quotas:
+    """Each resource's default limit per project (-1: unlimited), as Neutron's [quotas] quota_<resource>."""
     network: int = 100
     subnet: int = 100
     port: int = 500
+    router: int = 10
+    floatingip: int = 50
+    security_group: int = 10
+    security_group_rule: int = 100
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,9 @@ class Settings:
             raise ConfigError(f"server.port {self.server.port} is out of range")
         if self.server.workers < 1 or self.server.threads < 1:
             raise ConfigError("server.workers and server.threads must be at least 1")
+        bad = [k for k, v in dataclasses.asdict(self.quotas).items() if v < -1]
+        if bad:
+            raise ConfigError(f"quotas.{bad[0]} must be -1 (unlimited) or greater")
         if self.network.global_physnet_mtu < 68:
             raise ConfigError("network.global_physnet_mtu must be at least 68")
         if self.network.dns_domain:

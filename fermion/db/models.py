@@ -36,7 +36,7 @@ def _standard() -> list[Column]:
         Column("description", String(255), nullable=False, default=""),
         Column("created_at", DateTime, nullable=False),
         Column("updated_at", DateTime, nullable=False),
-        Column("revision_number", Integer, nullable=False, default=0),
+        Column("revision_number", Integer, nullable=False, default=1),
     ]
 
 
@@ -158,7 +158,7 @@ network_segment_ranges = Table(
     Column("description", String(255), nullable=False, default=""),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
-    Column("revision_number", Integer, nullable=False, default=0),
+    Column("revision_number", Integer, nullable=False, default=1),
     Column("default", Boolean, nullable=False, default=False),
     Column("shared", Boolean, nullable=False, default=True),
     Column("network_type", String(32), nullable=False),
@@ -341,7 +341,7 @@ securitygrouprules = Table(
     Column("fingerprint", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
-    Column("revision_number", Integer, nullable=False, default=0),
+    Column("revision_number", Integer, nullable=False, default=1),
     # no ON DELETE: a group a rule names cannot be deleted (AddressGroupInUse)
     Column("remote_address_group_id", String(36), ForeignKey("address_groups.id"), nullable=True, index=True),
     Column("normalized_cidr", String(64), nullable=True),  # remote_ip_prefix with host bits cleared (filters)

@@ -105,7 +105,7 @@ class TypeManager:
                 {"id": new_id(), "network_id": network_id, "network_type": s.network_type,
                  "physical_network": s.physical_network, "segmentation_id": s.segmentation_id,
                  "segment_index": i, "project_id": project_id, "name": None, "description": None,
-                 "created_at": ts, "updated_at": ts, "revision_number": 0} for i, s in enumerate(segments)])
+                 "created_at": ts, "updated_at": ts, "revision_number": 1} for i, s in enumerate(segments)])
 
     def max_mtu(self, segments: list[Segment]) -> int:
         if not segments:

@@ -57,6 +57,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("quotas", "Quota management support", "Expose functions for quotas management per project"),
     Extension("quota_details", "Quota details management support",
               "Expose functions for quotas usage statistics per project"),
+    Extension("quota-check-limit", "Quota engine limit check",
+              "Support for checking the resource usage before applying a new quota limit"),
     Extension("agent", "agent", "The agent management extension."),
     Extension("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents"),
     Extension("router", "Neutron L3 Router",

@@ -20,7 +20,7 @@ NETWORK = Resource(
         Attribute("subnets", filter=False, schema={"type": "array", "items": {"type": "string"}}),
         Attribute("shared", v.boolean, default=False, post=True, put=True, sort=True, policy=ADMIN_ONLY,
                   schema=BOOL),
-        Attribute("mtu", v.integer(68, 65535), default=AUTO, post=True, put=True, sort=True,
+        Attribute("mtu", v.integer(0, 65535), default=AUTO, post=True, put=True, sort=True,
                   extension="net-mtu-writable", schema={"type": "integer"}),
         Attribute("router:external", v.boolean, default=False, post=True, put=True, policy=ADMIN_ONLY,
                   extension="external-net", schema=BOOL),

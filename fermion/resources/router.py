@@ -17,7 +17,13 @@ def GATEWAY_INFO(value: Any) -> Any:  # noqa: N802 - a validator, named like the
     """None or {} clears the gateway (what `openstack router unset --external-gateway` sends)."""
     return None if value is None or value == {} else _GATEWAY(value)
 ROUTE = v.dict_of({"destination": (v.normalized_cidr, True), "nexthop": (v.ip_address, True)}, "route")
-ROUTES = v.list_of(ROUTE, max_items=30, unique=True)
+_ROUTE_LIST = v.list_of(ROUTE, max_items=30, unique=True)
+
+
+def ROUTES(value: Any) -> Any:  # noqa: N802 - a validator, named like the others
+    """None means no routes (Neutron converts it to an empty list)."""
+    return [] if value is None else _ROUTE_LIST(value)
+
 
 ROUTER = Resource(
     member="router",

@@ -1,4 +1,5 @@
 from fermion import validation as v
+from fermion.errors import BadRequest
 from fermion.resources.base import BOOL, Attribute, Resource, standard_attributes
 
 DIRECTIONS = ("ingress", "egress")
@@ -19,7 +20,13 @@ def _protocol(value: object) -> object:
 
 
 def _port(value: object) -> object:
-    return v.nullable(v.integer(0, 65535))(value)
+    """A port number or None; anything else is Neutron's SecurityGroupInvalidPortValue (named as given)."""
+    if value is None:
+        return None
+    try:
+        return v.integer(0, 65535)(value)
+    except v.InvalidValue:
+        raise BadRequest(f"Invalid value for port {value}", type="SecurityGroupInvalidPortValue") from None
 
 
 def _ethertype(value: object) -> str:
@@ -74,7 +81,8 @@ SECURITY_GROUP_RULE = Resource(
                   filter_convert=v.integer(0, 65535), schema={"type": ["integer", "null"]}),
         Attribute("remote_ip_prefix", _ip_prefix, default=None, post=True, sort=True,
                   filter_convert=v.cidr, schema={"type": ["string", "null"]}),
-        Attribute("remote_group_id", v.nullable_uuid, default=None, post=True, sort=True,
+        # any string, as Neutron: one naming no group the caller may use is a 404 SecurityGroupNotFound
+        Attribute("remote_group_id", v.nullable(v.string(255)), default=None, post=True, sort=True,
                   filter_convert=v.uuid_str, schema=_nullable_uuid),
         Attribute("remote_address_group_id", v.nullable_uuid, default=None, post=True, sort=True,
                   filter_convert=v.uuid_str, extension="security-groups-remote-address-group",

@@ -40,5 +40,7 @@ SUBNET = Resource(
                   schema={"type": ["string", "null"]}),
         Attribute("dns_publish_fixed_ip", v.boolean, default=False, post=True, put=True, filter=False,
                   extension="subnet-dns-publish-fixed-ip", schema=BOOL),
+        # the network's, as a filter only (Neutron does not show it)
+        Attribute("shared", v.boolean, visible=False, schema={"type": "boolean"}),
     ),
 )

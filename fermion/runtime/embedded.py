@@ -35,8 +35,7 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
     db = Database(url, pool_size=settings.database.pool_size)
-    q = settings.quotas
-    services = Services.build(db, quota_defaults={"network": q.network, "subnet": q.subnet, "port": q.port},
+    services = Services.build(db, quota_defaults=dataclasses.asdict(settings.quotas),
                               default_mtu=settings.network.global_physnet_mtu,
                               base_mac=settings.network.base_mac,
                               ml2=Ml2Config(**dataclasses.asdict(settings.ml2)),

@@ -25,7 +25,7 @@ def standard_row(item: dict[str, Any]) -> dict[str, Any]:
         "description": item.get("description", ""),
         "created_at": ts,
         "updated_at": ts,
-        "revision_number": 0,
+        "revision_number": 1,  # as Neutron: a new resource is at revision 1
     }
 
 

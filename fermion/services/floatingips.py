@@ -109,10 +109,11 @@ class FloatingIpService:
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values = {k: changes[k] for k in ("description",) if k in changes}
         common.bump(conn, m.floatingips, orig["id"], values, expect_revision)
-        if "port_id" in changes or "fixed_ip_address" in changes:
+        # as Neutron: an update that names no port_id ({} included) leaves the floating IP unassociated
+        if "description" not in changes or "port_id" in changes or "fixed_ip_address" in changes:
             row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()._mapping)
             old_router = row["router_id"]
-            port_id = changes.get("port_id", orig["port_id"])
+            port_id = changes.get("port_id")
             if port_id:
                 self._associate(conn, row, port_id, changes.get("fixed_ip_address"), ctx)
             else:
@@ -140,7 +141,7 @@ class FloatingIpService:
     def _associate(self, conn: Connection, fip: dict[str, Any], port_id: str, fixed_ip: str | None,
                    ctx: Context | None) -> None:
         port = self.ports.collection.get(conn, port_id)
-        if port is None or (ctx is not None and not ctx.is_admin and port["project_id"] != fip["project_id"]):
+        if port is None or (ctx is not None and not ctx.is_admin and not _sees_port(conn, port, ctx)):
             raise NotFound(f"Port {port_id} could not be found.", type="PortNotFound")
         if port["project_id"] != fip["project_id"] and not (ctx is not None and ctx.is_admin):
             raise bad_fip(f"Cannot create floating IP and bind it to Port {port_id}, since that port is owned by "
@@ -189,3 +190,11 @@ class FloatingIpService:
                 .order_by(r.created_at, r.id))
         row = conn.execute(stmt).first()
         return None if row is None else str(row[0])
+
+
+def _sees_port(conn: Connection, port: dict[str, Any], ctx: Context) -> bool:
+    """Whether a non-admin may see the port: its own, or one on a network it owns (as Neutron's port query)."""
+    if port["project_id"] == ctx.project_id:
+        return True
+    owner = conn.execute(select(m.networks.c.project_id).where(m.networks.c.id == port["network_id"])).scalar()
+    return owner is not None and owner == ctx.project_id

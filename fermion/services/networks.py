@@ -24,6 +24,12 @@ from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 
 DHCP_OWNER = "network:dhcp"
+MIN_MTU = {4: 68, 6: 1280}  # the least MTU each IP version works with (RFC 791, RFC 8200)
+
+
+def mtu_conflict(network_id: str, mtu: int) -> Conflict:
+    return Conflict(f"MTU of {network_id} is not valid, subnet requires a minimum of {mtu}",
+                    type="NetworkMTUSubnetConflict")
 PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
 _INSERT_NETWORK = Prepared(insert(m.networks))
@@ -171,7 +177,7 @@ class NetworkService:
             self.types.record(conn, row["id"], segments, row["project_id"], row["created_at"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})
-            common.emit(conn, Hint("network", row["id"], 0, row["id"]))
+            common.emit(conn, Hint("network", row["id"], 1, row["id"]))
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "network", count)
         return rows
@@ -190,6 +196,7 @@ class NetworkService:
                 if val > max_mtu:
                     raise NeutronError(f"Requested MTU is too big, maximum is {max_mtu}", type="InvalidInput",
                                        status=400)
+                self._check_subnets_mtu(conn, orig["id"], val)
             values[key.replace(":", "_")] = val
         if changes.get("shared") is False and orig["shared"]:
             others = conn.execute(select(m.ports.c.id).where(
@@ -201,13 +208,32 @@ class NetworkService:
         common.bump(conn, m.networks, orig["id"], values, expect_revision)
         common.emit(conn, Hint("network", orig["id"], orig["revision_number"] + 1, orig["id"]))
 
+    @staticmethod
+    def _check_subnets_mtu(conn: Connection, network_id: str, mtu: int) -> None:
+        """Neutron refuses an MTU too small for the network's subnets (68 for IPv4, 1280 for IPv6)."""
+        versions = set(conn.execute(select(m.subnets.c.ip_version).distinct()
+                                    .where(m.subnets.c.network_id == network_id)).scalars())
+        need = max((MIN_MTU[v] for v in versions), default=0)
+        if mtu < need:
+            raise mtu_conflict(network_id, need)
+
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
         net_id = orig["id"]
         if expect_revision is not None and orig["revision_number"] != expect_revision:
             common.bump(conn, m.networks, net_id, {}, expect_revision)
+        # as Neutron: floating IPs of the network that are not associated go with it
+        f = m.floatingips.c
+        idle = conn.execute(select(f.id, f.project_id, f.floating_port_id)
+                            .where(f.floating_network_id == net_id, f.fixed_port_id.is_(None))).all()
+        for fip in idle:
+            conn.execute(delete(m.tags).where(m.tags.c.resource_id == fip.id))
+            conn.execute(delete(m.floatingips).where(f.id == fip.id))
+            self.quotas.release(conn, fip.project_id, "floatingip")
         busy = conn.execute(select(m.ports.c.id).where(m.ports.c.network_id == net_id,
-                                                       m.ports.c.device_owner != DHCP_OWNER).limit(1)).first()
+                                                       m.ports.c.device_owner != DHCP_OWNER,
+                                                       m.ports.c.id.not_in([i.floating_port_id for i in idle]))
+                            .limit(1)).first()
         if busy is not None:
             raise Conflict(f"Unable to complete operation on network {net_id}. "
                            "There are one or more ports still in use on the network.", type="NetworkInUse")

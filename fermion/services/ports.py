@@ -248,7 +248,7 @@ class PortService:
             # what the answer shows, known without reading it back
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "security_groups": sorted(groups),
                          "fixed_ips": sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))})
-            common.emit(conn, Hint("port", row["id"], 0, row["network_id"], row["binding_host_id"] or None))
+            common.emit(conn, Hint("port", row["id"], 1, row["network_id"], row["binding_host_id"] or None))
             metrics.PORTS.created(row["id"])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)

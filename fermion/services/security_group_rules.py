@@ -165,7 +165,7 @@ def validated(item: dict[str, Any]) -> dict[str, Any]:
 def rule_row(values: dict[str, Any]) -> dict[str, Any]:
     """A complete row for the rules table from validated values."""
     ts = common.now()
-    row = {"id": new_id(), "created_at": ts, "updated_at": ts, "revision_number": 0, "description": "",
+    row = {"id": new_id(), "created_at": ts, "updated_at": ts, "revision_number": 1, "description": "",
            "protocol": None, "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None,
            "remote_group_id": None, "remote_address_group_id": None, **values}
     row["normalized_cidr"] = normalized_cidr(row["remote_ip_prefix"])

@@ -20,7 +20,7 @@ from fermion.resources.security_group import SECURITY_GROUP
 from fermion.rpc.contracts import Hint
 from fermion.services import common
 from fermion.services.default_security_group_rules import rules_from_templates
-from fermion.services.query import Collection, chunks
+from fermion.services.query import Collection, ListQuery, chunks
 from fermion.services.quotas import QuotaService
 from fermion.services.security_group_rules import (
     SecurityGroupRuleCollection,
@@ -38,7 +38,8 @@ _DEFAULT_ID = select(_d.security_group_id).where(_d.project_id == bindparam("b_p
 _DEFAULT_GROUP = (select(_g.id, _g.revision_number)
                   .join_from(m.default_security_groups, m.securitygroups, _g.id == _d.security_group_id)
                   .where(_d.project_id == bindparam("b_project")))
-_GROUPS = select(_g.id, _g.project_id, _g.revision_number).where(_g.id.in_(bindparam("b_ids", expanding=True)))
+_GROUPS = (select(_g.id, _g.project_id, _g.revision_number, _g.stateful)
+           .where(_g.id.in_(bindparam("b_ids", expanding=True))))
 _PLAIN = {stmt: Prepared(stmt) for stmt in (_DEFAULT_GROUP, _GROUPS)}
 _SHARE_LOCKED = {stmt: Prepared(stmt.with_for_update(read=True)) for stmt in (_DEFAULT_GROUP, _GROUPS)}
 
@@ -124,17 +125,21 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
     insert_rules(conn, rules)
     _count_unlimited(conn, quotas, project_id, "security_group", 1)
     _count_unlimited(conn, quotas, project_id, "security_group_rule", len(rules))
-    return str(row["id"]), 0
+    return str(row["id"]), 1
 
 
 def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> dict[str, int]:
-    """The groups a port of the project may join, with their revisions: they must exist and belong to the
-    project."""
+    """The groups a port of the project may join, with their revisions: they must exist, belong to the
+    project and be all stateful or all stateless (as Neutron)."""
     wanted = sorted(set(group_ids))
-    found = {gid: rev for gid, owner, rev in _locked_groups(conn, wanted) if owner == project_id}
+    rows = [r for r in _locked_groups(conn, wanted) if r[1] == project_id]  # (id, project, revision, stateful)
+    found = {r[0]: r[2] for r in rows}
     missing = [gid for gid in wanted if gid not in found]
     if missing:
         raise NotFound(f"Security group {', '.join(missing)} does not exist", type="SecurityGroupNotFound")
+    if len({r[3] for r in rows}) > 1:
+        raise Conflict("Error Cannot apply both stateful and stateless security groups on the same port at the "
+                       "same time while attempting the operation.", type="SecurityGroupConflict")
     return {gid: found[gid] for gid in wanted}
 
 
@@ -166,12 +171,15 @@ class SecurityGroupService:
         self.collection = SecurityGroupCollection()
         self.quotas = quotas
 
-    def before_list(self, db: Database, ctx: Context) -> None:
-        """Listing groups creates the caller's default group on first use (only the caller's, as Neutron
-        does for an admin too)."""
+    def before_list(self, db: Database, ctx: Context, q: ListQuery) -> None:
+        """Listing groups creates a default group on first use, as Neutron: the caller's, or that of the
+        project the list is filtered by (when the caller is an admin or that project)."""
         project = ctx.project_id
         if not project:
             return
+        wanted = q.filters.get("project_id")
+        if wanted and isinstance(wanted[0], str) and wanted[0] and (ctx.is_admin or wanted[0] == project):
+            project = wanted[0]
         with db.read() as conn:
             if default_group_id(conn, project) is not None:
                 return

@@ -223,7 +223,7 @@ class SegmentRangeService:
             t, p, lo, hi = wanted[ident]
             insert_if_absent(conn, m.network_segment_ranges, {
                 "id": ident, "project_id": None, "name": "", "description": "", "created_at": ts, "updated_at": ts,
-                "revision_number": 0, "default": True, "shared": True, "network_type": t, "physical_network": p,
+                "revision_number": 1, "default": True, "shared": True, "network_type": t, "physical_network": p,
                 "minimum": lo, "maximum": hi})
 
 

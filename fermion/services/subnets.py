@@ -15,15 +15,20 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
 from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
-from fermion.services.networks import DHCP_OWNER
+from fermion.services.networks import DHCP_OWNER, MIN_MTU, mtu_conflict
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.segments import check_subnet_segment
+
+_ROUTER_INTERFACES = ("network:router_interface", "network:router_interface_distributed",
+                      "network:ha_router_replicated_interface")
 
 
 class SubnetCollection(Collection):
     def __init__(self) -> None:
         super().__init__(SUBNET, m.subnets)
+        n = m.networks.c
+        self.columns["shared"] = select(n.shared).where(n.id == m.subnets.c.network_id).scalar_subquery()
 
 
 def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
@@ -51,6 +56,13 @@ def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
         raise InvalidInput(f"Invalid CIDR {net} for IPv6 address mode. OpenStack uses the EUI-64 address "
                            "format, which requires the prefix to be /64")
     return net
+
+
+def check_mtu(conn: Connection, network_id: str, version: int) -> None:
+    """A subnet needs its network's MTU to be at least its IP version's minimum (Neutron: 409)."""
+    mtu = conn.execute(select(m.networks.c.mtu).where(m.networks.c.id == network_id)).scalar()
+    if mtu is not None and mtu < MIN_MTU[version]:
+        raise mtu_conflict(network_id, MIN_MTU[version])
 
 
 class SubnetService:
@@ -83,6 +95,7 @@ class SubnetService:
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
             self._check_overlap(conn, item["network_id"], net, None)
             check_subnet_segment(conn, item["network_id"], item.get("segment_id"))
+            check_mtu(conn, item["network_id"], net.version)
             row = common.standard_row(item)
             row.update(network_id=item["network_id"], ip_version=net.version, cidr=str(net),
                        gateway_ip=gateway, allocation_pools=pools,
@@ -94,7 +107,8 @@ class SubnetService:
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
-            self._changed(conn, row["network_id"], row["id"], 0, row["enable_dhcp"])
+            self._changed(conn, row["network_id"], row["id"], 1, row["enable_dhcp"])
+            common.bump(conn, m.networks, row["network_id"], {})  # as Neutron: the network's subnets changed
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
@@ -150,13 +164,21 @@ class SubnetService:
         if expect_revision is not None:
             common.bump(conn, m.subnets, sid, {}, expect_revision)
         a, p = m.ip_allocations.c, m.ports.c
-        users = conn.execute(select(a.port_id, p.device_owner).join(m.ports, p.id == a.port_id)
-                             .where(a.subnet_id == sid)).all()
-        if any(owner != DHCP_OWNER for _, owner in users):
+        users = conn.execute(select(a.port_id, p.device_owner, p.binding_host_id)
+                             .join(m.ports, p.id == a.port_id).where(a.subnet_id == sid)).all()
+        # as Neutron: the addresses of an IPv6 SLAAC/DHCPv6-stateless subnet go with it, except a router's
+        auto = ipam.is_auto_address(orig)
+        if any(u.device_owner in _ROUTER_INTERFACES if auto else u.device_owner != DHCP_OWNER for u in users):
             raise Conflict(f"Unable to complete operation on subnet {sid}: One or more ports have an IP "
                            "allocation from this subnet.", type="SubnetInUse")
         conn.execute(delete(m.ip_allocations).where(a.subnet_id == sid))
+        for u in users if auto else ():
+            if u.device_owner != DHCP_OWNER:
+                common.bump(conn, m.ports, u.port_id, {})
+                rev = conn.execute(select(p.revision_number).where(p.id == u.port_id)).scalar_one()
+                common.emit(conn, Hint("port", u.port_id, rev, orig["network_id"], u.binding_host_id or None))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.id == sid))
+        common.bump(conn, m.networks, orig["network_id"], {})
         self.quotas.release(conn, orig["project_id"], "subnet")
         common.emit(conn, Hint("subnet", sid, orig["revision_number"] + 1, orig["network_id"]))

@@ -216,13 +216,14 @@ def test_a_report_from_another_host_changes_nothing(client: SyncClient, api: Api
 
 def test_unknown_ports_in_a_report_are_ignored(client: SyncClient, api: Api, bound_port: dict[str, Any]) -> None:
     ghost = "2f1e0d9c-8b7a-4654-9321-0fedcba98765"
-    assert report_ports(client, "compute-1", up={ghost: 3, bound_port["id"]: 0}, down=[ghost]) == 1
+    assert report_ports(client, "compute-1", up={ghost: 3, bound_port["id"]: bound_port["revision_number"]},
+                        down=[ghost]) == 1
     assert show(api, bound_port["id"])["status"] == "ACTIVE"
 
 
 def test_moving_a_port_to_another_host(client: SyncClient, api: Api, bound_port: dict[str, Any]) -> None:
     pid = bound_port["id"]
-    report_ports(client, "compute-1", up={pid: 0})
+    report_ports(client, "compute-1", up={pid: bound_port["revision_number"]})
     assert show(api, pid)["status"] == "ACTIVE"
 
     moved = bind_to(api, pid, "compute-2")
@@ -244,7 +245,7 @@ def test_moving_a_port_to_another_host(client: SyncClient, api: Api, bound_port:
 
 def test_clearing_the_host_unbinds(client: SyncClient, api: Api, bound_port: dict[str, Any]) -> None:
     pid = bound_port["id"]
-    report_ports(client, "compute-1", up={pid: 0})
+    report_ports(client, "compute-1", up={pid: bound_port["revision_number"]})
     cleared = bind_to(api, pid, "")
     assert cleared["binding:host_id"] == ""
     assert cleared["binding:vif_type"] == "unbound"

@@ -260,10 +260,11 @@ def test_pagination_with_sort_key(api: Api) -> None:
     assert [n["name"] for n in everything] == ["e", "d", "c", "b", "a", "a"]
 
 
-def test_pagination_exact_multiple_has_no_empty_last_page(api: Api) -> None:
+def test_pagination_exact_multiple_ends_with_an_empty_page(api: Api) -> None:
+    # as Neutron: a full page always links to the next one; the client learns the end from an empty page
     created = sorted(api.network()["id"] for _ in range(4))
     pages = _walk(api, "/v2.0/networks?limit=2", "next")
-    assert pages == [created[:2], created[2:]]
+    assert pages == [created[:2], created[2:], []]
 
 
 def test_pagination_links(api: Api) -> None:
@@ -272,7 +273,7 @@ def test_pagination_links(api: Api) -> None:
     body = r.json()
     assert ids(r, "networks") == created[:2]
     rels = {link["rel"] for link in body["networks_links"]}
-    assert rels == {"next"}  # the first page has nothing before it
+    assert rels == {"next", "previous"}  # as Neutron: a full page links both ways, even the first
     nxt = next(link["href"] for link in body["networks_links"] if link["rel"] == "next")
     assert nxt.startswith("http://")
     assert f"marker={created[1]}" in nxt and "limit=2" in nxt
@@ -290,7 +291,7 @@ def test_page_reverse_walks_backwards(api: Api) -> None:
     assert ids(r, "networks") == created[2:4]  # the page before the marker, still in ascending order
     prev = {link["rel"]: link["href"] for link in r.json()["networks_links"]}["previous"]
     pages = _walk(api, _path(prev), "previous")
-    assert pages == [created[0:2]]
+    assert pages == [created[0:2], []]  # a full page links on; the empty one ends the walk
     # walking back from the end covers everything once
     back = _walk(api, f"/v2.0/networks?limit=2&marker={created[4]}&page_reverse=True", "previous")
     assert [i for p in reversed(back) for i in p] == created[:4]
@@ -496,7 +497,7 @@ def test_page_reverse_without_marker_gives_the_last_page(api: Api) -> None:
     r = api.get("/v2.0/networks?limit=2&page_reverse=True")
     assert ids(r, "networks") == created[3:]
     rels = {link["rel"] for link in r.json()["networks_links"]}
-    assert "previous" in rels and "next" not in rels
+    assert rels == {"next", "previous"}  # a full page, as Neutron links it
 
 
 def test_limit_zero_means_no_limit(api: Api) -> None:

@@ -56,7 +56,7 @@ def test_insert_fills_scalar_defaults_and_keeps_types(db: Database) -> None:
     with db.read() as conn:
         row = BY_IDS.dicts(conn, {"b_ids": ["n1"]})[0]
     # name, description, shared... were left out: the columns' defaults went in, as with SQLAlchemy
-    assert row["name"] == "" and row["revision_number"] == 0
+    assert row["name"] == "" and row["revision_number"] == 1
     assert row["shared"] is False and row["port_security_enabled"] is True
     assert row["created_at"] == datetime.datetime(2026, 1, 2, 3, 4, 5)
 

@@ -138,11 +138,11 @@ def test_a_port_reported_at_an_older_revision_is_not_active_yet(lapi: Api) -> No
     net = lapi.network()
     lapi.subnet(net["id"])
     port = lapi.port(net["id"], **{"binding:host_id": host})
-    lapi.put(f"/v2.0/ports/{port['id']}", json={"port": {"name": "renamed"}})  # revision 1
+    lapi.put(f"/v2.0/ports/{port['id']}", json={"port": {"name": "renamed"}})  # revision 2
     before = scrape(lapi).value("fermion_port_active_latency_seconds_count")
-    rpc(lapi, "report_ports", PortReport(host=host, up={port["id"]: 0}, down=[]))
-    assert scrape(lapi).value("fermion_port_active_latency_seconds_count") == before
     rpc(lapi, "report_ports", PortReport(host=host, up={port["id"]: 1}, down=[]))
+    assert scrape(lapi).value("fermion_port_active_latency_seconds_count") == before
+    rpc(lapi, "report_ports", PortReport(host=host, up={port["id"]: 2}, down=[]))
     assert scrape(lapi).value("fermion_port_active_latency_seconds_count") == before + 1
 
 

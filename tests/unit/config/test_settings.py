@@ -20,6 +20,16 @@ def test_file_and_environment(tmp_path: Path) -> None:
     assert s.database_url == "mysql://root@h/db"
 
 
+def test_every_quota_default_is_a_key(tmp_path: Path) -> None:
+    f = tmp_path / "f.toml"
+    f.write_text('[quotas]\nrouter = 3\nfloatingip = -1\nsecurity_group = 4\nsecurity_group_rule = 40\n')
+    q = cfg.load(f, env={}).quotas
+    assert (q.network, q.router, q.floatingip, q.security_group, q.security_group_rule) == (100, 3, -1, 4, 40)
+    f.write_text('[quotas]\nrouter = -2\n')
+    with pytest.raises(cfg.ConfigError, match="quotas.router"):
+        cfg.load(f, env={})
+
+
 def test_logging_and_metrics_keys(tmp_path: Path) -> None:
     f = tmp_path / "f.toml"
     f.write_text('[logging]\nlevel = "debug"\nformat = "json"\n[server]\nmetrics_public = false\n'
