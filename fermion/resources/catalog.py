@@ -8,12 +8,13 @@ from fermion.resources.base import Extension, Resource
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.subnet import SUBNET
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
-                                                           SECURITY_GROUP, SECURITY_GROUP_RULE)}
+                                                           SECURITY_GROUP, SECURITY_GROUP_RULE, RBAC_POLICY)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -67,6 +68,10 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("security-group", "security-group", "The security groups extension."),
     Extension("stateful-security-group", "Stateful security group",
               "Indicates if the security group is stateful or not"),
+    Extension("rbac-policies", "RBAC Policies",
+              "Allows creation and modification of policies that control tenant access to resources."),
+    Extension("rbac-security-groups", "Add security_group type to network RBAC",
+              "Add security_group type to network RBAC"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

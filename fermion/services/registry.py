@@ -19,6 +19,7 @@ from fermion.services.networks import NetworkService
 from fermion.services.ports import PortService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac import RbacService
 from fermion.services.routers import RouterService
 from fermion.services.security_group_rules import SecurityGroupRuleService
 from fermion.services.security_groups import SecurityGroupService
@@ -50,6 +51,7 @@ class Services:
     floatingips: FloatingIpService
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
+    rbac: RbacService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -65,11 +67,12 @@ class Services:
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
-                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
+                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
+                   rbac=RbacService(quotas))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
-            "security_group_rules": self.security_group_rules}
+            "security_group_rules": self.security_group_rules, "rbac_policies": self.rbac}
         return table[collection]

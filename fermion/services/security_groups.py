@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, Select, bindparam, delete, insert, not_, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -16,9 +16,10 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, rbac_access
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac import revoke_all
 from fermion.services.security_group_rules import (
     SecurityGroupRuleCollection,
     group_rules,
@@ -49,8 +50,20 @@ class SecurityGroupCollection(Collection):
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         rules = self.rules.of_groups(conn, [i["id"] for i in items]) if items else {}
         for item in items:
-            item["shared"] = False  # no RBAC sharing of groups yet
+            item["shared"] = False  # until for_caller: shared is what the caller's project is granted
             item["security_group_rules"] = rules.get(item["id"], [])
+
+    def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> Any:
+        if attr == "shared":
+            granted = m.securitygroups.c.id.in_(
+                rbac_access.granted("security_group", rbac_access.SHARED, creds.get("project_id")))
+            return granted if value is True else not_(granted)
+        return super().policy_condition(attr, value, creds)
+
+    def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
+        shared = rbac_access.shared_with(conn, "security_group", [i["id"] for i in items], project_id)
+        for item in items:
+            item["shared"] = item["id"] in shared
 
 
 def default_group_id(conn: Connection, project_id: str) -> str | None:
@@ -94,9 +107,12 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
 
 def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> dict[str, int]:
     """The groups a port of the project may join, with their revisions: they must exist and belong to the
-    project."""
+    project or be shared with it (RBAC access_as_shared)."""
     wanted = sorted(set(group_ids))
-    found = {gid: rev for gid, owner, rev in _locked_groups(conn, wanted) if owner == project_id}
+    rows = _locked_groups(conn, wanted)
+    theirs = [gid for gid, owner, _ in rows if owner != project_id]
+    shared = rbac_access.shared_with(conn, "security_group", theirs, project_id) if theirs else set()
+    found = {gid: rev for gid, owner, rev in rows if owner == project_id or gid in shared}
     missing = [gid for gid in wanted if gid not in found]
     if missing:
         raise NotFound(f"Security group {', '.join(missing)} does not exist", type="SecurityGroupNotFound")
@@ -197,6 +213,7 @@ class SecurityGroupService:
         touch_groups(conn, _others(doomed, gid))
         conn.execute(delete(m.default_security_groups).where(m.default_security_groups.c.security_group_id == gid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == gid))
+        revoke_all(conn, self.quotas, "security_group", gid)
         conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == gid))
         self.quotas.release(conn, orig["project_id"], "security_group")
 
