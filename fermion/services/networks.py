@@ -48,9 +48,10 @@ class NetworkCollection(Collection):
         if not project_id:
             return
         private = [i["id"] for i in items if not i["shared"]]
-        for net_id in rbac_access.shared_with(conn, "network", private, project_id) if private else ():
+        shared = rbac_access.shared_with(conn, "network", private, project_id) if private else set()
+        if shared:
             for item in items:
-                if item["id"] == net_id:
+                if item["id"] in shared:
                     item["shared"] = True
 
     def where(self, q: Any) -> list[Any]:

@@ -107,6 +107,10 @@ class Collection:
                 cond = self.policy_condition(attr, pred.value, creds)
                 if cond is not None:
                     return cond
+            if attr == "network:project_id" and "network_id" in self.table.c:
+                # one uncorrelated semi-join rather than a subquery per row
+                owned = select(m.networks.c.id).where(m.networks.c.project_id == str(pred.value))
+                return self.table.c.network_id.in_(owned)
             col = self.policy_column(attr)
             if col is None:
                 return false()
