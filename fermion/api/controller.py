@@ -71,21 +71,26 @@ class Controller:
         return found
 
     def shape(self, items: list[dict[str, Any]], ctx: Context, fields: list[str] | None) -> list[dict[str, Any]]:
+        """The items as the caller may see them. Items are this request's own dicts: hidden attributes are
+        popped in place (cheaper than a copy of every item of a large list)."""
         never, per_item = self._hidden_attrs(ctx)
+        if not never and not per_item and not fields:
+            return items
         creds = ctx.credentials()
-        out = []
         for item in items:
-            hidden = set(never)
-            for name, pred in per_item.items():
-                if not pred.evaluate(item, creds):
-                    hidden.add(name)
+            hidden: frozenset[str] | set[str] = never
+            if per_item:
+                extra = {name for name, pred in per_item.items() if not pred.evaluate(item, creds)}
+                if extra:
+                    hidden = never | extra
             if fields:
-                out.append({k: item[k] for k in fields if k in item and k not in hidden})
-            elif hidden:
-                out.append({k: v for k, v in item.items() if k not in hidden})
+                kept = {k: item[k] for k in fields if k in item and k not in hidden}
+                item.clear()
+                item.update(kept)
             else:
-                out.append(item)
-        return out
+                for name in hidden:
+                    item.pop(name, None)
+        return items
 
     def _target(self, conn: Connection, item: dict[str, Any], ctx: Context | None = None) -> dict[str, Any]:
         target = dict(item)

@@ -37,22 +37,17 @@ class NetworkCollection(Collection):
         self.plain = [(n, c) for n, c in self.plain if n != "router:external"]
 
     def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> Any:
-        if attr in ("shared", "router:external"):  # as the caller sees it: granted to its project or to all
-            action = SHARED if attr == "shared" else EXTERNAL
-            granted = m.networks.c.id.in_(rbac_access.granted("network", action, creds.get("project_id")))
+        if attr == "shared":  # as the caller sees it: granted to its project or to all
+            return rbac_access.shared_condition(m.networks.c.id, "network", value, creds.get("project_id"))
+        if attr == "router:external":  # Neutron shows the flag to all, but only grantees reach the network
+            granted = m.networks.c.id.in_(rbac_access.granted("network", EXTERNAL, creds.get("project_id")))
             return granted if value is True else not_(granted)
         return super().policy_condition(attr, value, creds)
 
     def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
         """shared: True when the network is shared with every project or with the caller's (Neutron)."""
-        if not project_id:
-            return
-        private = [i["id"] for i in items if not i["shared"]]
-        shared = rbac_access.shared_with(conn, "network", private, project_id) if private else set()
-        if shared:
-            for item in items:
-                if item["id"] in shared:
-                    item["shared"] = True
+        if project_id:
+            rbac_access.mark_shared(conn, items, "network", project_id)
 
     def where(self, q: Any) -> list[Any]:
         special = {k: v for k, v in q.filters.items() if k.startswith("provider:") or k == "shared"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, not_, select
 
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -42,6 +42,22 @@ def granted(object_type: str, action: str, project_id: str | None) -> Select[Any
     one uncorrelated subquery, so a list filters with one semi-join instead of a probe per row."""
     return select(_r.object_id).where(_r.object_type == object_type, _r.action == action,
                                       _r.target_project.in_(_targets(project_id)))
+
+
+def shared_condition(id_column: ColumnElement[Any], object_type: str, value: object,
+                     project_id: str | None) -> ColumnElement[bool]:
+    """SQL for a collection's ``shared == value`` as the caller sees it (the policy rule ``field:...:shared``
+    and the ``shared`` filter): shared with the caller's project or with every project."""
+    cond = id_column.in_(granted(object_type, SHARED, project_id))
+    return cond if value is True else not_(cond)
+
+
+def mark_shared(conn: Connection, items: list[dict[str, Any]], object_type: str, project_id: str | None) -> None:
+    """Set ``shared`` on a page of items as the caller sees it (True when shared with it or with all)."""
+    todo = [i["id"] for i in items if not i.get("shared")]
+    shared = shared_with(conn, object_type, todo, project_id) if todo else set()
+    for item in items:
+        item["shared"] = bool(item.get("shared")) or item["id"] in shared
 
 
 def has_access(conn: Connection, object_type: str, object_id: str, project_id: str | None,

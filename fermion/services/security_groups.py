@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, insert, not_, or_, select
+from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -54,16 +54,13 @@ class SecurityGroupCollection(Collection):
             item["security_group_rules"] = rules.get(item["id"], [])
 
     def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> Any:
-        if attr == "shared":
-            granted = m.securitygroups.c.id.in_(
-                rbac_access.granted("security_group", rbac_access.SHARED, creds.get("project_id")))
-            return granted if value is True else not_(granted)
+        if attr == "shared":  # rule shared_security_group: shared with the caller through RBAC
+            return rbac_access.shared_condition(m.securitygroups.c.id, "security_group", value,
+                                                creds.get("project_id"))
         return super().policy_condition(attr, value, creds)
 
     def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
-        shared = rbac_access.shared_with(conn, "security_group", [i["id"] for i in items], project_id)
-        for item in items:
-            item["shared"] = item["id"] in shared
+        rbac_access.mark_shared(conn, items, "security_group", project_id)
 
 
 def default_group_id(conn: Connection, project_id: str) -> str | None:

@@ -454,3 +454,33 @@ def test_non_target_project_sees_and_reaches_nothing(api: Api, alice: Api, bob: 
     # bob, the target, reaches what was granted
     assert net["id"] in net_ids(bob) and ext["id"] in net_ids(bob)
     assert bob.get(f"/v2.0/security-groups/{sg['id']}").status_code == 200
+
+
+# ------------------------------------------------------------------------------ the registry
+
+def test_an_object_type_is_one_declaration(api: Api, alice: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new type (address scope, subnet pool, ...) gets from its declaration alone: validation,
+    ownership, duplicates, and the generic in-use check driven by its bound projects."""
+    from fermion.db import models as m
+    from fermion.services import rbac
+
+    users = {"bob"}
+    monkeypatch.setitem(rbac.OBJECT_TYPES, "router", rbac.ObjectType(
+        "router", m.routers, ("access_as_shared",), "router", bound_projects=lambda conn, oid: set(users)))
+    router = alice.create("routers", name="r")
+    err = assert_fault(alice.post(RBAC, json={"rbac_policy": {
+        "object_type": "router", "object_id": router["id"], "action": "access_as_external",
+        "target_tenant": "bob"}}), 400, "InvalidActionForType")
+    assert err["message"].endswith("Valid actions: ('access_as_shared',)")
+    for_bob = share(alice, router["id"], "bob", object_type="router")
+    for_carol = share(alice, router["id"], "carol", object_type="router")
+    assert_fault(api.as_("dave").post(RBAC, json={"rbac_policy": {
+        "object_type": "router", "object_id": router["id"], "action": "access_as_shared",
+        "target_tenant": "dave"}}), 400, "InvalidInput")
+    assert_fault(alice.delete(f"{RBAC}/{for_bob['id']}"), 409, "RbacPolicyInUse")
+    assert alice.delete(f"{RBAC}/{for_carol['id']}").status_code == 204
+    wild = share(api, router["id"], "*", object_type="router", project_id="alice")
+    assert alice.delete(f"{RBAC}/{for_bob['id']}").status_code == 204  # the wildcard covers bob
+    assert_fault(api.delete(f"{RBAC}/{wild['id']}"), 409, "RbacPolicyInUse")
+    users.clear()
+    assert api.delete(f"{RBAC}/{wild['id']}").status_code == 204
