@@ -236,8 +236,8 @@ class RbacService:
         target = changes.get("target_tenant", orig["target_tenant"])
         if target == orig["target_tenant"]:
             return
-        otype = self.types[orig["object_type"]]
-        reason = self._in_use(conn, otype, orig, frozenset({target}))
+        otype = self.types.get(orig["object_type"])  # a type no longer declared: nothing depends on it
+        reason = self._in_use(conn, otype, orig, frozenset({target})) if otype is not None else None
         if reason is not None:
             raise in_use_error(orig["object_id"], reason)
         taken = conn.execute(select(_r.id).where(
@@ -246,7 +246,7 @@ class RbacService:
         if taken is not None:
             raise Conflict("An RBAC policy already exists with those values.", type="DuplicateRbacPolicy")
         conn.execute(update(m.rbac_policies).where(_r.id == orig["id"]).values(target_project=target))
-        if otype.changed is not None:
+        if otype is not None and otype.changed is not None:
             otype.changed(conn, orig["object_id"])
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
