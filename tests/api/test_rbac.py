@@ -336,6 +336,20 @@ def test_external_to_a_project_gives_it_gateway_and_floating_ips(api: Api, bob: 
     assert_fault(r, 404, "NetworkNotFound")
 
 
+def test_owner_shares_its_network_as_external(alice: Api, bob: Api, carol: Api) -> None:
+    net = alice.network()
+    alice.subnet(net["id"], "198.18.11.0/24", enable_dhcp=False)
+    share(alice, net["id"], "bob", "access_as_external")
+    assert alice.get(f"/v2.0/networks/{net['id']}").json()["network"]["router:external"] is True
+    assert net["id"] in net_ids(bob)
+    bob.create("routers", external_gateway_info={"network_id": net["id"]})
+    r = carol.post("/v2.0/routers", json={"router": {"external_gateway_info": {"network_id": net["id"]}}})
+    assert_fault(r, 404, "NetworkNotFound")
+    r = alice.post(RBAC, json={"rbac_policy": {"object_type": "network", "object_id": net["id"],
+                                               "action": "access_as_external", "target_tenant": "*"}})
+    assert_fault(r, 403, "PolicyNotAuthorized")
+
+
 def test_external_policy_in_use_by_a_gateway(api: Api, bob: Api) -> None:
     net = _external_ready(api)
     wild = share(api, net["id"], "*", "access_as_external")
