@@ -13,10 +13,13 @@ it, starts the server and measures:
   * bulk race: C clients each posting {"ports": [100 ports]} to one network with a /16 subnet (ports/s,
     failed requests, duplicate addresses, server CPU per port)
   * keep-alive: how many TCP connections the clients used, and how many the server saw
+  * rbac (--only rbac): lists of --rbac-objects networks and ports that a project sees through RBAC
+    policies, against the same lists unfiltered (admin) and by owner
 
     .venv/bin/python bench/api.py                      # sqlite and postgres, defaults
     .venv/bin/python bench/api.py --quick --db sqlite  # smoke run
     .venv/bin/python bench/api.py --only bulk-race --db sqlite,postgres,mysql
+    .venv/bin/python bench/api.py --only rbac --db sqlite,postgres
 
 Everything is bounded: every request has a timeout, every phase a finite amount of work, and the run
 stops itself after --max-seconds. Only the server process this script started is signalled.
@@ -69,6 +72,8 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "rss_mib": ("<= 150 MiB", lambda v: v <= 150),
     "race_errors": ("0", lambda v: v == 0),
     "race_dups": ("0", lambda v: v == 0),
+    "rbac_networks_ratio": ("<= 1.2", lambda v: v <= 1.2),
+    "rbac_ports_ratio": ("<= 1.2", lambda v: v <= 1.2),
 }
 
 
@@ -459,6 +464,7 @@ class Config:
     race_requests: int = 64
     race_singles: int = 400
     only: str = ""
+    rbac_objects: int = 10000
 
 
 @dataclass
@@ -717,6 +723,79 @@ def run_bulk_race(server: Server, cfg: Config, deadline: Deadline, m: dict[str, 
         f"(single creates there: {m['race_single_cpu_ms']:.2f} ms)")
 
 
+def _as(endpoint: str, project: str, roles: str) -> httpx.Client:
+    return httpx.Client(base_url=endpoint, timeout=120, headers={"X-Project-Id": project, "X-Roles": roles},
+                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+
+def _bulk(h: httpx.Client, collection: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i in range(0, len(items), 100):
+        r = h.post(f"/v2.0/{collection.replace('_', '-')}", json={collection: items[i:i + 100]})
+        if r.status_code != 201:
+            raise BenchError(f"bulk {collection}: {r.status_code} {r.text[:300]}")
+        out.extend(r.json()[collection])
+    return out
+
+
+def rbac_lists(server: Server, cfg: Config, deadline: Deadline, m: dict[str, Any], log: Callable[[str], None],
+               kind: str) -> None:
+    """Issue 15's target: a list a project sees through RBAC policies stays within 20 % of the unfiltered
+    list of the same items. Project "owner" makes N networks and shares each with project "target" by one
+    policy; "target" makes N ports on one more network shared with it. Timed: the lists of each, as the
+    admin (no filter), as the owner and as the target (RBAC-filtered in SQL)."""
+    n = cfg.rbac_objects
+    with _as(server.endpoint, "bench-admin", "admin") as admin, \
+            _as(server.endpoint, "owner", "member") as owner, _as(server.endpoint, "target", "member") as target:
+        for project in ("owner", "target"):
+            r = admin.put(f"/v2.0/quotas/{project}", json={"quota": {
+                "network": -1, "subnet": -1, "port": -1, "rbac_policy": -1}})
+            if r.status_code != 200:
+                raise BenchError(f"quotas: {r.status_code} {r.text[:300]}")
+        t0 = time.monotonic()
+        # local networks, made by the admin for "owner": more than the tenant VNI range holds
+        nets = _bulk(admin, "networks", [{"name": f"rbac-net-{i}", "project_id": "owner",
+                                          "provider:network_type": "local"} for i in range(n)])
+        _bulk(owner, "rbac_policies", [
+            {"object_type": "network", "object_id": net["id"], "action": "access_as_shared",
+             "target_tenant": "target"} for net in nets])
+        host = owner.post("/v2.0/networks", json={"network": {"name": "rbac-ports"}}).json()["network"]
+        r = owner.post("/v2.0/subnets", json={"subnet": {"network_id": host["id"], "ip_version": 4,
+                                                         "cidr": "172.20.0.0/16"}})
+        if r.status_code != 201:
+            raise BenchError(f"subnet: {r.status_code} {r.text[:300]}")
+        r = owner.post("/v2.0/rbac-policies", json={"rbac_policy": {
+            "object_type": "network", "object_id": host["id"], "action": "access_as_shared",
+            "target_tenant": "target"}})
+        if r.status_code != 201:
+            raise BenchError(f"policy: {r.status_code} {r.text[:300]}")
+        _bulk(target, "ports", [{"network_id": host["id"], "name": f"rbac-port-{i}"} for i in range(n)])
+        deadline.check()
+        log(f"[{kind}] rbac: {n} networks shared by {n} policies, {n} ports on a shared network "
+            f"(set up in {time.monotonic() - t0:.0f} s)")
+        runs = max(5, cfg.list_runs)
+        clients = (("admin", admin), ("owner", owner), ("target", target))
+        for what in ("networks", "ports"):
+            for who, client in clients:
+                client.get(f"/v2.0/{what}?name=warmup").read()
+                got = [i for i in client.get(f"/v2.0/{what}").json()[what] if i.get("device_owner") != "network:dhcp"]
+                # the target sees exactly what was shared with it (networks: the N and the ports' network)
+                want = n + 1 if what == "networks" else n
+                if len(got) < want or (who == "target" and len(got) != want):
+                    raise BenchError(f"{who} listed {len(got)} {what}, expected {want}")
+            lat: dict[str, list[float]] = {who: [] for who, _ in clients}
+            for _ in range(runs):  # interleaved, so that a busy host slows every caller alike
+                for who, client in clients:
+                    lat[who] += timed_gets(client, [f"/v2.0/{what}"], lambda r: None)
+            for who, _ in clients:
+                m[f"rbac_{what}_{who}_p50"] = pct(lat[who], 50)
+            ratio = m[f"rbac_{what}_target_p50"] / m[f"rbac_{what}_admin_p50"]
+            m[f"rbac_{what}_ratio"] = ratio
+            log(f"[{kind}] rbac: list of {n} {what}: admin p50 {m[f'rbac_{what}_admin_p50']:.0f} ms, owner "
+                f"{m[f'rbac_{what}_owner_p50']:.0f} ms, target (through RBAC) {m[f'rbac_{what}_target_p50']:.0f} ms "
+                f"= {ratio:.2f} x unfiltered")
+
+
 def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str], None]) -> dict[str, Any]:
     m: dict[str, Any] = {"loadavg_before": loadavg(), "busy_before": host_busy_now()}
     tmp = Path(tempfile.mkdtemp(prefix=f"fermion-bench-{kind}-"))
@@ -738,6 +817,9 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
                 warm_up(server, cfg, deadline)
             if cfg.only == "bulk-race":
                 run_bulk_race(server, cfg, deadline, m, kind, log)
+                return m
+            if cfg.only == "rbac":
+                rbac_lists(server, cfg, deadline, m, log, kind)
                 return m
             st = State()
 
@@ -827,6 +909,8 @@ def fmt(v: Any, unit: str) -> str:
         return f"{v:.0f} MiB"
     if unit == "KiB":
         return f"{v / 1024:,.0f} KiB"
+    if unit == "x":
+        return f"{v:.2f} x"
     return str(v)
 
 
@@ -873,6 +957,12 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
              ("  duplicate addresses", "race_dups", ""),
              ("  server CPU per port in a bulk", "race_cpu_ms", "ms"),
              (f"  server CPU per single port create there ({cfg.race_singles}, first)", "race_single_cpu_ms", "ms")]
+    for what in ("networks", "ports"):
+        rows += [(f"rbac: list {cfg.rbac_objects} {what}, admin (unfiltered) p50", f"rbac_{what}_admin_p50", "ms"),
+                 (f"rbac: list {cfg.rbac_objects} {what}, owner p50", f"rbac_{what}_owner_p50", "ms"),
+                 (f"rbac: list {cfg.rbac_objects} {what}, target through RBAC p50", f"rbac_{what}_target_p50",
+                  "ms"),
+                 ("  target / unfiltered", f"rbac_{what}_ratio", "x")]
     backends = list(results) + [k for k in skipped if k not in results]
     if cfg.only:
         rows = [row for row in rows if any(row[1] in r for r in results.values())]
@@ -950,7 +1040,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="bulk race: how many bulk requests of 100 ports the clients post to one network")
     ap.add_argument("--race-singles", type=int, default=400,
                     help="bulk race: single port creates on the same network first, to compare their CPU")
-    ap.add_argument("--only", choices=["bulk-race"], default="", help="run only this case")
+    ap.add_argument("--only", choices=["bulk-race", "rbac"], default="", help="run only this case")
+    ap.add_argument("--rbac-objects", type=int, default=10000,
+                    help="rbac: networks shared by policy, and ports on a shared network, a project lists")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
     ap.add_argument("--json", help="also write the raw numbers to this file")
@@ -960,10 +1052,11 @@ def main(argv: list[str] | None = None) -> int:
         args.ports_small, args.ports_large = 100, 1000
         args.list_runs, args.filter_runs = 3, 10
         args.race_requests, args.race_singles = 8, 80
+        args.rbac_objects = 500
     cfg = Config(args.networks, args.ports, args.clients, args.shows, args.ports_small,
                  max(args.ports_large, args.ports_small, args.ports), args.list_runs, args.filter_runs,
                  args.workers, max(1, args.start_runs), not args.no_warmup, race_requests=args.race_requests,
-                 race_singles=args.race_singles, only=args.only)
+                 race_singles=args.race_singles, only=args.only, rbac_objects=args.rbac_objects)
     if cfg.networks > 4096:
         ap.error("--networks is at most 4096 (one /20 each out of 10.0.0.0/8)")
 

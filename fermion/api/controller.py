@@ -19,7 +19,7 @@ from fermion.errors import BadRequest, NotFound, PreconditionFailed
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.policy import predicates as p
 from fermion.resources.base import AUTO, UNSET, Resource
-from fermion.services import common
+from fermion.services import common, rbac_access
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, tag_value
 
@@ -47,6 +47,8 @@ class Controller:
 
     # ---------------------------------------------------------------- policy helpers
     def _not_found(self, ident: str) -> NotFound:
+        if self.res.member == "rbac_policy":  # Neutron names the type it could not determine
+            return NotFound(f"RBAC policy of type None with ID {ident} not found", type=self.res.not_found)
         return NotFound(f"{self.res.id_label} {ident} could not be found.", type=self.res.not_found)
 
     def _visible(self, ctx: Context) -> tuple[Any, p.Pred]:
@@ -75,30 +77,37 @@ class Controller:
         return found
 
     def shape(self, items: list[dict[str, Any]], ctx: Context, fields: list[str] | None) -> list[dict[str, Any]]:
+        """The items as the caller may see them. Items are this request's own dicts: hidden attributes are
+        popped in place (cheaper than a copy of every item of a large list)."""
         never, per_item = self._hidden_attrs(ctx)
+        if not never and not per_item and not fields:
+            return items
         creds = ctx.credentials()
-        out = []
         for item in items:
-            hidden = set(never)
-            for name, pred in per_item.items():
-                if not pred.evaluate(item, creds):
-                    hidden.add(name)
+            hidden: frozenset[str] | set[str] = never
+            if per_item:
+                extra = {name for name, pred in per_item.items() if not pred.evaluate(item, creds)}
+                if extra:
+                    hidden = never | extra
             if fields:
-                out.append({k: item[k] for k in fields if k in item and k not in hidden})
-            elif hidden:
-                out.append({k: v for k, v in item.items() if k not in hidden})
+                kept = {k: item[k] for k in fields if k in item and k not in hidden}
+                item.clear()
+                item.update(kept)
             else:
-                out.append(item)
-        return out
+                for name in hidden:
+                    item.pop(name, None)
+        return items
 
-    def _target(self, conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
+    def _target(self, conn: Connection, item: dict[str, Any], ctx: Context | None = None) -> dict[str, Any]:
         target = dict(item)
         if "network_id" in item:
             row = conn.execute(select(m.networks.c.project_id, m.networks.c.shared)
                                .where(m.networks.c.id == item["network_id"])).first()
             if row is not None:
                 target["network:project_id"] = target["network:tenant_id"] = row.project_id
-                target.setdefault("shared", row.shared)
+                shared = row.shared or (ctx is not None and bool(ctx.project_id) and rbac_access.has_access(
+                    conn, "network", item["network_id"], ctx.project_id))
+                target.setdefault("shared", shared)
         if "security_group_id" in item:  # a rule: its group's owner manages it (rule sg_owner)
             owner = conn.execute(select(m.securitygroups.c.project_id)
                                  .where(m.securitygroups.c.id == item["security_group_id"])).scalar()
@@ -107,9 +116,15 @@ class Controller:
         return target
 
     @staticmethod
-    def _network_brief(conn: Connection, network_id: str) -> dict[str, Any] | None:
+    def _network_brief(conn: Connection, network_id: str, ctx: Context) -> dict[str, Any] | None:
+        """The network a new port goes on; shared as the caller sees it (granted to all or to its project)."""
         found = _NETWORK_BRIEF.dicts(conn, {"b_id": network_id})
-        return found[0] if found else None
+        if not found:
+            return None
+        net = found[0]
+        if not net["shared"] and ctx.project_id and net["project_id"] != ctx.project_id:
+            net["shared"] = rbac_access.has_access(conn, "network", network_id, ctx.project_id)
+        return net
 
     def _enforce(self, action: str, target: dict[str, Any], ctx: Context) -> None:
         if not self.enforcer.check(action, target, ctx):
@@ -154,6 +169,7 @@ class Controller:
         prepare = getattr(self.service, "before_list", None)
         if prepare is not None:  # e.g. the project's default security group, created on first use
             prepare(self.db, ctx, q)
+        q.project_id = ctx.project_id
         visible, pred = self._visible(ctx)
         post = None
         if visible is None:
@@ -162,7 +178,8 @@ class Controller:
         # encoded here, in the worker thread, while the collector is paused (see memory.gc_paused)
         with memory.gc_paused():
             with self.db.read() as conn:
-                items, _ = self.coll.page(conn, q, visible, post)
+                items, more = self.coll.page(conn, q, visible, post)
+                self.coll.for_caller(conn, items, ctx.project_id)
             body: dict[str, Any] = {self.res.collection: self.shape(items, ctx, fields)}
             if q.limit:
                 body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
@@ -175,7 +192,9 @@ class Controller:
         visible, pred = self._visible(ctx)
         with self.db.read() as conn:
             item = self.coll.get(conn, ident, visible)
-            if item is not None and visible is None and not pred.evaluate(self._target(conn, item),
+            if item is not None:
+                self.coll.for_caller(conn, [item], ctx.project_id)
+            if item is not None and visible is None and not pred.evaluate(self._target(conn, item, ctx),
                                                                           ctx.credentials()):
                 item = None
         if item is None:
@@ -192,7 +211,7 @@ class Controller:
                 if "network_id" in item:
                     net = networks.get(item["network_id"])
                     if net is None:
-                        net = self._network_brief(conn, item["network_id"])
+                        net = self._network_brief(conn, item["network_id"], ctx)
                         if net is None or not (ctx.is_admin or net["shared"]
                                                or net["project_id"] == item["project_id"]):
                             # hide other projects' private networks (Neutron answers 404 too)
@@ -202,14 +221,16 @@ class Controller:
                     target = {"shared": net["shared"], **item, "network:project_id": net["project_id"],
                               "network:tenant_id": net["project_id"]}
                 else:
-                    target = self._target(conn, item)
+                    target = self._target(conn, item, ctx)
                 self._enforce(f"create_{self.res.member}", target, ctx)
                 self._enforce_attrs("create", raw, target, ctx)
             if self.res.member == "port":
                 rows = self.services.ports.create(conn, items, networks, ctx)
             else:
                 rows = self.service.create(conn, items, ctx)
-            return self.coll.fresh(conn, rows)
+            fresh = self.coll.fresh(conn, rows)
+            self.coll.for_caller(conn, fresh, ctx.project_id)
+            return fresh
 
         created = self.db.write(work)
         shaped = self.shape(created, ctx, None)
@@ -227,14 +248,16 @@ class Controller:
 
         def work(conn: Connection) -> dict[str, Any]:
             orig = self._load_for_write(conn, ctx, ident)
-            target = self._target(conn, {**orig, **changes})
+            target = self._target(conn, {**orig, **changes}, ctx)
             self._enforce(f"update_{self.res.member}", target, ctx)
             self._enforce_attrs("update", raw, target, ctx)
             _check_revision(orig, expect)
             # a floating IP update without port_id disassociates it, as in Neutron
             if changes or expect is not None or self.res.member == "floatingip":
                 self.service.update(conn, orig, dict(changes), expect, ctx)
-            return self.coll.get(conn, ident)
+            item = self.coll.get(conn, ident)
+            self.coll.for_caller(conn, [item], ctx.project_id)
+            return item
 
         item = self.db.write(work)
         return Response(200, {self.res.member: self.shape([item], ctx, None)[0]})
@@ -244,7 +267,7 @@ class Controller:
 
         def work(conn: Connection) -> None:
             orig = self._load_for_write(conn, ctx, ident)
-            self._enforce(f"delete_{self.res.member}", self._target(conn, orig), ctx)
+            self._enforce(f"delete_{self.res.member}", self._target(conn, orig, ctx), ctx)
             _check_revision(orig, expect)
             self.service.delete(conn, orig, expect, ctx)
 
@@ -258,7 +281,7 @@ class Controller:
 
         def work(conn: Connection) -> dict[str, Any]:
             orig = self._load_for_write(conn, ctx, ident)
-            self._enforce(name, self._target(conn, orig), ctx)
+            self._enforce(name, self._target(conn, orig, ctx), ctx)
             if self.res.member == "address_group":
                 getattr(self.services.address_groups, name)(conn, orig, body)
                 return {"address_group": self.coll.get(conn, ident)}
@@ -277,7 +300,7 @@ class Controller:
     def _load_for_write(self, conn: Connection, ctx: Context, ident: str) -> dict[str, Any]:
         visible, pred = self._visible(ctx)
         item = self.coll.get(conn, ident, visible, for_update=True)
-        if item is not None and visible is None and not pred.evaluate(self._target(conn, item),
+        if item is not None and visible is None and not pred.evaluate(self._target(conn, item, ctx),
                                                                       ctx.credentials()):
             item = None
         if item is None:
@@ -317,7 +340,7 @@ class Controller:
 
         def work(conn: Connection) -> Response:
             orig = self._load_for_write(conn, ctx, ident)
-            target = {**self._target(conn, orig), "ext_parent:project_id": orig["project_id"]}
+            target = {**self._target(conn, orig, ctx), "ext_parent:project_id": orig["project_id"]}
             action = f"{'create' if req.method == 'PUT' and tag else verb}_{coll}_tags"
             self._enforce(action, target, ctx)
             tags = list(orig["tags"])

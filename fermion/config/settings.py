@@ -111,6 +111,7 @@ class Quotas:
     floatingip: int = 50
     security_group: int = 10
     security_group_rule: int = 100
+    rbac_policy: int = 10
 
 
 @dataclass(frozen=True)

@@ -366,3 +366,16 @@ router_conntrack_helpers = Table(
     Column("helper", String(64), nullable=False),
     UniqueConstraint("router_id", "protocol", "port", "helper"),
 )
+
+# RBAC: who else may use an object (networks, security groups, ...) and how. One table for every object type;
+# the unique key rejects duplicate policies, even concurrently.
+rbac_policies = Table(
+    "rbac_policies", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("object_type", String(64), nullable=False),
+    Column("object_id", String(36), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("target_project", String(255), nullable=False, index=True),
+    UniqueConstraint("object_type", "object_id", "action", "target_project"),
+)

@@ -1,5 +1,5 @@
 """Neutron's default policy (the secure-RBAC defaults, ``enforce_new_defaults`` on) for the base rules,
-networks, subnets, ports, routers, floating IPs, security groups, their tags and quotas.
+networks, subnets, ports, routers, floating IPs, security groups, RBAC policies, their tags and quotas.
 
 Roles: ``admin`` (everything), ``member`` (write in its own project), ``reader`` (read its own project),
 ``service`` (service-to-service calls, e.g. Nova binding ports).  A project sees its own resources plus
@@ -54,6 +54,9 @@ BASE: dict[str, str] = {
     "admin_or_ext_parent_owner": "rule:context_is_admin or project_id:%(ext_parent:project_id)s",
     "ext_parent_owner": "project_id:%(ext_parent:project_id)s",
     "sg_owner": "project_id:%(security_group:project_id)s",
+    "shared_security_group": "field:security_groups:shared=True",
+    "restrict_wildcard": "(not field:rbac_policy:target_tenant=* and not field:rbac_policy:target_project=*) "
+                         "or rule:admin_only",
 }
 
 _NET_ADMIN_ATTRS = (
@@ -174,7 +177,7 @@ FLOATINGIPS: dict[str, str] = {
 # Rules: the owner of the group a rule belongs to manages it (target security_group:project_id).
 SECURITY_GROUPS: dict[str, str] = {
     "create_security_group": ADMIN_OR_PROJECT_MEMBER,
-    "get_security_group": ADMIN_OR_PROJECT_READER,
+    "get_security_group": _any(ADMIN_OR_PROJECT_READER, "rule:shared_security_group"),
     "update_security_group": ADMIN_OR_PROJECT_MEMBER,
     "delete_security_group": ADMIN_OR_PROJECT_MEMBER,
     "create_security_group_rule": _any(ADMIN_OR_PROJECT_MEMBER, "role:member and rule:sg_owner"),
@@ -253,6 +256,17 @@ SEGMENTS: dict[str, str] = {
     for verb in ("create", "get", "update", "delete")
 }
 
+# RBAC policies belong to the project that made them; only an admin shares with every project ('*').
+_NOT_WILDCARD = "(not field:rbac_policy:target_tenant=* and not field:rbac_policy:target_project=*)"
+RBAC: dict[str, str] = {
+    "create_rbac_policy": ADMIN_OR_PROJECT_MEMBER,
+    "create_rbac_policy:target_tenant": _any(ADMIN, _NOT_WILDCARD),
+    "update_rbac_policy": ADMIN_OR_PROJECT_MEMBER,
+    "update_rbac_policy:target_tenant": _any(ADMIN, _NOT_WILDCARD),
+    "get_rbac_policy": ADMIN_OR_PROJECT_READER,
+    "delete_rbac_policy": ADMIN_OR_PROJECT_MEMBER,
+}
+
 # Agents and their scheduling are operator business (Neutron: admin only).
 AGENTS: dict[str, str] = {
     "get_agent": ADMIN,
@@ -271,5 +285,5 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **TAGS, **QUOTAS,
-                              **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY}
+                              **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
+                              **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY}

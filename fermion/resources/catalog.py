@@ -12,6 +12,7 @@ from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
@@ -20,7 +21,8 @@ from fermion.resources.subnet import SUBNET
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
-                                                           DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE)}
+                                                           DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
+                                                           RBAC_POLICY)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -124,6 +126,10 @@ EXTENSIONS: tuple[Extension, ...] = (
               "2022-12-19T10:00:00-00:00"),
     Extension("port-security-groups-filtering", "Port filtering on security groups",
               "Provides security groups filtering when listing ports", "2021-05-24T18:00:00-00:00"),
+    Extension("rbac-policies", "RBAC Policies",
+              "Allows creation and modification of policies that control tenant access to resources."),
+    Extension("rbac-security-groups", "Add security_group type to network RBAC",
+              "Add security_group type to network RBAC"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

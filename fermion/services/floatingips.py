@@ -21,6 +21,7 @@ from fermion.services.routers import (
     GATEWAY_OWNER,
     INTERFACE_OWNER,
     RouterService,
+    caller_project,
     require_external,
 )
 
@@ -64,7 +65,7 @@ class FloatingIpService:
         for item in items:
             row = common.standard_row(item)
             row.pop("name")
-            fips.append((item, row, self._address_wanted(conn, item)))
+            fips.append((item, row, self._address_wanted(conn, item, ctx)))
         ports = self.routers.create_ports(conn, [(item["floating_network_id"], "", row["id"], FLOATINGIP_OWNER,
                                                   [want], None) for item, row, want in fips])
         rows = []
@@ -86,11 +87,11 @@ class FloatingIpService:
         return out
 
     @staticmethod
-    def _address_wanted(conn: Connection, item: dict[str, Any]) -> dict[str, str]:
+    def _address_wanted(conn: Connection, item: dict[str, Any], ctx: Context | None) -> dict[str, str]:
         """The fixed_ips entry of the floating IP's port: the address or subnet asked for, else the external
         network's first IPv4 subnet."""
         net_id = item["floating_network_id"]
-        require_external(conn, net_id, bad_fip)
+        require_external(conn, net_id, bad_fip, caller_project(ctx))
         want: dict[str, str] = {}
         if item.get("subnet_id"):
             want["subnet_id"] = item["subnet_id"]

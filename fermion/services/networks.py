@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fermion.context import Context
@@ -19,11 +19,15 @@ from fermion.ml2.segments import Segment
 from fermion.resources.base import AUTO
 from fermion.resources.network import NETWORK
 from fermion.rpc.contracts import Hint
-from fermion.services import common, zones
+from fermion.services import common, rbac_access, zones
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac import count_unlimited, revoke_all
+from fermion.services.rbac_access import EXTERNAL, SHARED, WILDCARD
 
 DHCP_OWNER = "network:dhcp"
+GATEWAY_OWNER = "network:router_gateway"
+
 MIN_MTU = {4: 68, 6: 1280}  # the least MTU each IP version works with (RFC 791, RFC 8200)
 
 
@@ -40,6 +44,19 @@ class NetworkCollection(Collection):
         super().__init__(NETWORK, m.networks)
         self.plain = [(n, c) for n, c in self.plain if n != "router:external"]
 
+    def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> Any:
+        if attr == "shared":  # as the caller sees it: granted to its project or to all
+            return rbac_access.shared_condition(m.networks.c.id, "network", value, creds.get("project_id"))
+        if attr == "router:external":  # Neutron shows the flag to all, but only grantees reach the network
+            granted = m.networks.c.id.in_(rbac_access.granted("network", EXTERNAL, creds.get("project_id")))
+            return granted if value is True else not_(granted)
+        return super().policy_condition(attr, value, creds)
+
+    def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
+        """shared: True when the network is shared with every project or with the caller's (Neutron)."""
+        if project_id:
+            rbac_access.mark_shared(conn, items, "network", project_id)
+
     def where(self, q: Any) -> list[Any]:
         default = q.filters.get("is_default")
         if default is not None:  # stored as True or NULL
@@ -48,11 +65,17 @@ class NetworkCollection(Collection):
             want = set(default)
             extra = [] if want == {True, False} else [col.is_(True) if True in want else col.is_(None)]
             return [*self.where(q), *extra]
-        provider = {k: v for k, v in q.filters.items() if k.startswith("provider:")}
-        if not provider:
+        special = {k: v for k, v in q.filters.items() if k.startswith("provider:") or k == "shared"}
+        if not special:
             return super().where(q)
-        rest = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k not in provider})
+        rest = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k not in special})
         conds = super().where(rest)
+        shared = special.pop("shared", None)
+        if shared is not None and len(set(shared)) == 1:
+            cond = or_(m.networks.c.shared.is_(True),
+                       m.networks.c.id.in_(rbac_access.granted("network", SHARED, q.project_id)))
+            conds.append(cond if shared[0] else not_(cond))
+        provider = special
         s = m.network_segments.c
         for key, values in provider.items():
             col = {"provider:network_type": s.network_type, "provider:physical_network": s.physical_network,
@@ -174,6 +197,10 @@ class NetworkService:
             if item.get("is_default") and item["router:external"]:
                 set_default(conn, row["id"], True)
                 row["is_default"] = True
+            for flag, action in ((row["shared"], SHARED), (row["router_external"], EXTERNAL)):
+                if flag:  # the flags stand for wildcard grants, as in Neutron
+                    rbac_access.grant(conn, row["project_id"], "network", row["id"], action)
+                    count_unlimited(conn, self.quotas, row["project_id"])
             self.types.record(conn, row["id"], segments, row["project_id"], row["created_at"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "segments": segments})
@@ -198,13 +225,10 @@ class NetworkService:
                                        status=400)
                 self._check_subnets_mtu(conn, orig["id"], val)
             values[key.replace(":", "_")] = val
-        if changes.get("shared") is False and orig["shared"]:
-            others = conn.execute(select(m.ports.c.id).where(
-                m.ports.c.network_id == orig["id"], m.ports.c.project_id != orig["project_id"],
-                m.ports.c.device_owner != DHCP_OWNER).limit(1)).first()
-            if others is not None:
-                raise Conflict(f"Unable to reconfigure sharing settings for network {orig['id']}. "
-                               "Multiple tenants are using it.", type="InvalidSharedSetting")
+        if "shared" in changes:
+            self._share(conn, orig, changes["shared"])
+        if "router:external" in changes:
+            values["router_external"] = self._externalize(conn, orig, changes["router:external"])
         common.bump(conn, m.networks, orig["id"], values, expect_revision)
         common.emit(conn, Hint("network", orig["id"], orig["revision_number"] + 1, orig["id"]))
 
@@ -216,6 +240,50 @@ class NetworkService:
         need = max((MIN_MTU[v] for v in versions), default=0)
         if mtu < need:
             raise mtu_conflict(network_id, need)
+
+    def _share(self, conn: Connection, orig: dict[str, Any], shared: bool) -> None:
+        """shared=True adds the wildcard access_as_shared grant, False removes it unless other projects still
+        use the network without a grant of their own (InvalidSharedSetting)."""
+        net_id, owner = orig["id"], orig["project_id"]
+        wildcard = conn.execute(select(m.rbac_policies.c.id).where(
+            m.rbac_policies.c.object_type == "network", m.rbac_policies.c.object_id == net_id,
+            m.rbac_policies.c.action == SHARED, m.rbac_policies.c.target_project == WILDCARD)).first()
+        if shared and wildcard is None:
+            rbac_access.grant(conn, owner, "network", net_id, SHARED)
+            count_unlimited(conn, self.quotas, owner)
+        elif not shared and wildcard is not None:
+            p, s = m.ports.c, m.subnets.c
+            users = {r[0] for r in conn.execute(select(p.project_id).distinct().where(
+                p.network_id == net_id, not_(p.device_owner.startswith("network:"))))}
+            users |= {r[0] for r in conn.execute(select(s.project_id).distinct().where(s.network_id == net_id))}
+            if users - {owner}:
+                r = m.rbac_policies.c
+                allowed = {t[0] for t in conn.execute(select(r.target_project).where(
+                    r.object_type == "network", r.object_id == net_id, r.action == SHARED,
+                    r.target_project != WILDCARD))} | {owner}
+                if users - allowed:
+                    raise Conflict(f"Unable to reconfigure sharing settings for network {orig['name']}. "
+                                   "Multiple tenants are using it.", type="InvalidSharedSetting")
+            revoke_all(conn, self.quotas, "network", net_id, [SHARED], WILDCARD)
+
+    def _externalize(self, conn: Connection, orig: dict[str, Any], external: bool) -> bool:
+        """router:external=True makes the network external with a wildcard access_as_external grant (unless it
+        is external already); False removes every access_as_external grant, refused while routers use it."""
+        net_id = orig["id"]
+        if external == orig["router:external"]:
+            return external
+        if external:
+            rbac_access.grant(conn, orig["project_id"], "network", net_id, EXTERNAL)
+            count_unlimited(conn, self.quotas, orig["project_id"])
+            return True
+        p = m.ports.c
+        gateway = conn.execute(select(p.id).where(p.network_id == net_id, p.device_owner == GATEWAY_OWNER)
+                               .limit(1)).first()
+        if gateway is not None:
+            raise Conflict(f"External network {net_id} cannot be updated to be non-external, since it has "
+                           "existing gateway ports.", type="ExternalNetworkInUse")
+        revoke_all(conn, self.quotas, "network", net_id, [EXTERNAL])
+        return False
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
@@ -252,6 +320,7 @@ class NetworkService:
             conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.network_id == net_id))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == net_id))
+        revoke_all(conn, self.quotas, "network", net_id)
         self.types.release(conn, net_id)
         conn.execute(delete(m.networks).where(m.networks.c.id == net_id))
         self.quotas.release(conn, orig["project_id"], "network")

@@ -29,6 +29,7 @@ from fermion.db import models as m
 from fermion.db.direct import Prepared
 from fermion.policy import predicates as p
 from fermion.resources.base import Resource
+from fermion.services import rbac_access
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ListQuery:
     limit: int | None = None
     marker: str | None = None
     page_reverse: bool = False
+    project_id: str | None = None  # the caller's project: filters on per-caller attributes (shared) need it
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -78,35 +80,54 @@ class Collection:
         if attr in ("network:project_id", "network:tenant_id") and "network_id" in self.table.c:
             return (select(m.networks.c.project_id)
                     .where(m.networks.c.id == self.table.c.network_id).scalar_subquery())
-        if attr in ("shared", "router:external") and "network_id" in self.table.c:
-            col = m.networks.c.shared if attr == "shared" else m.networks.c.router_external
-            return select(col).where(m.networks.c.id == self.table.c.network_id).scalar_subquery()
         return self.columns.get(attr)
+
+    def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> ColumnElement[bool] | None:
+        """SQL for ``attr == value`` when the attribute depends on the caller, not on a column: a network's
+        ``shared`` and ``router:external`` as the caller's project sees them through RBAC policies (a
+        subnet's or port's through its network's). None: a plain column comparison."""
+        if attr in ("shared", "router:external") and "network_id" in self.table.c:
+            action = rbac_access.SHARED if attr == "shared" else rbac_access.EXTERNAL
+            granted = self.table.c.network_id.in_(rbac_access.granted("network", action, creds.get("project_id")))
+            return granted if value is True else not_(granted)
+        return None
 
     def visibility(self, pred: p.Pred, creds: dict[str, Any]) -> ColumnElement[bool] | None:
         """The policy predicate as SQL; None when it cannot be expressed (checked in Python instead)."""
         try:
-            return self._sql(pred.bind(creds))
+            return self._sql(pred.bind(creds), creds)
         except _NoSQL:
             return None
 
-    def _sql(self, pred: p.Pred) -> ColumnElement[bool]:
+    def _sql(self, pred: p.Pred, creds: dict[str, Any]) -> ColumnElement[bool]:
         if isinstance(pred, p.Const):
             return true() if pred.value else false()
         if isinstance(pred, p.Eq):
-            col = self.policy_column(_norm(pred.attr))
+            attr = _norm(pred.attr)
+            if isinstance(pred.value, bool):
+                cond = self.policy_condition(attr, pred.value, creds)
+                if cond is not None:
+                    return cond
+            if attr == "network:project_id" and "network_id" in self.table.c:
+                # one uncorrelated semi-join rather than a subquery per row
+                owned = select(m.networks.c.id).where(m.networks.c.project_id == str(pred.value))
+                return self.table.c.network_id.in_(owned)
+            col = self.policy_column(attr)
             if col is None:
                 return false()
             if isinstance(pred.value, bool):
                 return col.is_(pred.value)
             return col == str(pred.value)
         if isinstance(pred, p.And):
-            return and_(*(self._sql(i) for i in pred.items))
+            return and_(*(self._sql(i, creds) for i in pred.items))
         if isinstance(pred, p.Or):
-            return or_(*(self._sql(i) for i in pred.items))
+            return or_(*(self._sql(i, creds) for i in pred.items))
         if isinstance(pred, p.Not):
-            return not_(self._sql(pred.item))
+            return not_(self._sql(pred.item, creds))
         raise _NoSQL(pred)
+
+    def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
+        """Adjust attributes that read differently per caller (``shared`` through RBAC); no-op by default."""
 
     # -- reading
     def select_rows(self) -> Select[Any]:

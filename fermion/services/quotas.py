@@ -13,10 +13,10 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import OverQuota
 
 DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100}
+            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
 TABLES = {"network": m.networks, "subnet": m.subnets, "port": m.ports, "router": m.routers,
           "floatingip": m.floatingips, "security_group": m.securitygroups,
-          "security_group_rule": m.securitygrouprules}
+          "security_group_rule": m.securitygrouprules, "rbac_policy": m.rbac_policies}
 
 # built once (see db/writes.py); the limit is the project's override, else the default passed in
 _u, _q = m.quota_usages.c, m.quotas.c

@@ -24,6 +24,7 @@ from fermion.services.networks import NetworkService
 from fermion.services.ports import PortService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac import RbacService
 from fermion.services.routers import RouterService
 from fermion.services.security_group_rules import SecurityGroupRuleService
 from fermion.services.security_groups import SecurityGroupService
@@ -64,6 +65,7 @@ class Services:
     flavors: FlavorService
     service_profiles: ServiceProfileService
     auto_allocator: AutoAllocator
+    rbac: RbacService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -89,7 +91,8 @@ class Services:
                    default_security_group_rules=DefaultSecurityGroupRuleService(),
                    conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
                    service_profiles=ServiceProfileService(),
-                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools))
+                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools),
+                   rbac=RbacService(quotas))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -98,5 +101,5 @@ class Services:
             "security_group_rules": self.security_group_rules, "segments": self.segments,
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
-            "service_profiles": self.service_profiles}
+            "service_profiles": self.service_profiles, "rbac_policies": self.rbac}
         return table[collection]

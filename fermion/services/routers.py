@@ -22,6 +22,7 @@ from fermion.services.flavors import FlavorService
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac_access import EXTERNAL, SHARED, has_access
 from fermion.validation import InvalidValue, uuid_str
 
 INTERFACE_OWNER = "network:router_interface"
@@ -30,10 +31,21 @@ FLOATINGIP_OWNER = "network:floatingip"
 MAX_ROUTES = 30
 
 
-def require_external(conn: Connection, network_id: str, bad: Callable[[str], BadRequest]) -> None:
-    """The network exists (404) and is external (else `bad` words the 400) for a gateway or floating IP."""
+def caller_project(ctx: Context | None) -> str | None:
+    """The project whose RBAC grants limit what the call may reach; None for an admin or the service itself."""
+    return None if ctx is None or ctx.is_admin else (ctx.project_id or "")
+
+
+def require_external(conn: Connection, network_id: str, bad: Callable[[str], BadRequest],
+                     project_id: str | None = None) -> None:
+    """The network exists (404) and is external (else `bad` words the 400) for a gateway or floating IP.
+    With project_id, the network must also be visible to that project: its own, or granted to it (or to
+    every project) as shared or external; otherwise it does not exist for the caller (404), as in Neutron."""
     n = m.networks.c
-    net = conn.execute(select(n.id, n.router_external).where(n.id == network_id)).first()
+    net = conn.execute(select(n.id, n.project_id, n.router_external).where(n.id == network_id)).first()
+    if net is not None and project_id is not None and net.project_id != project_id and not has_access(
+            conn, "network", network_id, project_id, (EXTERNAL, SHARED)):
+        net = None
     if net is None:
         raise NotFound(f"Network {network_id} could not be found.", type="NetworkNotFound")
     if not net.router_external:
@@ -143,7 +155,7 @@ class RouterService:
     def _set_gateway(self, conn: Connection, router: dict[str, Any], info: dict[str, Any],
                      ctx: Context | None) -> None:
         rid, net_id = router["id"], info["network_id"]
-        require_external(conn, net_id, bad_router)
+        require_external(conn, net_id, bad_router, caller_project(ctx))
         snat = info.get("enable_snat", True)
         fixed = info.get("external_fixed_ips")
         current = self._gateway_port(conn, router)
@@ -300,10 +312,9 @@ class RouterService:
 
     def _visible_subnet(self, conn: Connection, subnet_id: str, ctx: Context) -> dict[str, Any]:
         row = conn.execute(select(m.subnets).where(m.subnets.c.id == subnet_id)).first()
-        if row is not None and not ctx.is_admin:
-            shared = conn.execute(select(m.networks.c.shared).where(m.networks.c.id == row.network_id)).scalar()
-            if row.project_id != ctx.project_id and not shared:
-                row = None
+        if row is not None and not ctx.is_admin and row.project_id != ctx.project_id and not has_access(
+                conn, "network", row.network_id, ctx.project_id):
+            row = None
         if row is None:
             raise NotFound(f"Subnet {subnet_id} could not be found.", type="SubnetNotFound")
         return dict(row._mapping)

@@ -7,8 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, false, insert, not_, or_, select
-from sqlalchemy.sql.elements import False_
+from sqlalchemy import Connection, Select, bindparam, delete, insert, or_, select
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -18,10 +17,11 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import Conflict, NotFound
 from fermion.resources.security_group import SECURITY_GROUP
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, rbac_access
 from fermion.services.default_security_group_rules import rules_from_templates
-from fermion.services.query import Collection, ListQuery, chunks
+from fermion.services.query import Collection, ListQuery
 from fermion.services.quotas import QuotaService
+from fermion.services.rbac import revoke_all
 from fermion.services.security_group_rules import (
     SecurityGroupRuleCollection,
     insert_rules,
@@ -52,41 +52,28 @@ class SecurityGroupCollection(Collection):
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         ids = [i["id"] for i in items]
         rules = self.rules.of_groups(conn, ids) if items else {}
-        shared = shared_groups(conn, ids)
         for item in items:
-            item["shared"] = item["id"] in shared
+            item["shared"] = False  # until for_caller: shared is what the caller's project is granted
             item["security_group_rules"] = rules.get(item["id"], [])
+
+    def policy_condition(self, attr: str, value: object, creds: dict[str, Any]) -> Any:
+        if attr == "shared":  # rule shared_security_group: shared with the caller through RBAC
+            return rbac_access.shared_condition(m.securitygroups.c.id, "security_group", value,
+                                                creds.get("project_id"))
+        return super().policy_condition(attr, value, creds)
+
+    def for_caller(self, conn: Connection, items: list[dict[str, Any]], project_id: str | None) -> None:
+        rbac_access.mark_shared(conn, items, "security_group", project_id)
 
     def where(self, q: Any) -> list[Any]:
         flags = q.filters.get("shared")
         if flags is None:
             return super().where(q)
         conds = super().where(dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "shared"}))
-        clause = shared_clause(self.table.c.id)
         wanted = set(flags)
-        if wanted == {True}:
-            conds.append(clause)
-        elif wanted == {False}:
-            conds.append(not_(clause))
+        if len(wanted) == 1:  # security-groups-shared-filtering: shared as the caller sees it
+            conds.append(rbac_access.shared_condition(self.table.c.id, "security_group", wanted.pop(), q.project_id))
         return conds
-
-
-def shared_clause(group_id: ColumnElement[Any]) -> ColumnElement[bool]:
-    """SQL: whether the group is shared (security-groups-shared-filtering). Neutron computes it from RBAC
-    access_as_shared policies on the group; until those exist here no group is shared. The one place to
-    wire them in: the filter and the attribute both come from here."""
-    return false()
-
-
-def shared_groups(conn: Connection, group_ids: Sequence[str]) -> set[str]:
-    """Which of the groups are shared (see shared_clause)."""
-    clause = shared_clause(_g.id)
-    if not group_ids or isinstance(clause, False_):
-        return set()
-    found: set[str] = set()
-    for part in chunks(list(group_ids)):
-        found.update(conn.execute(select(_g.id).where(_g.id.in_(part), clause)).scalars())
-    return found
 
 
 def default_group_id(conn: Connection, project_id: str) -> str | None:
@@ -129,10 +116,13 @@ def ensure_default_group(conn: Connection, project_id: str, quotas: QuotaService
 
 
 def usable_groups(conn: Connection, group_ids: Sequence[str], project_id: str) -> dict[str, int]:
-    """The groups a port of the project may join, with their revisions: they must exist, belong to the
-    project and be all stateful or all stateless (as Neutron)."""
+    """The groups a port of the project may join, with their revisions: they must exist and belong to the
+    project or be shared with it (RBAC access_as_shared), and be all stateful or all stateless (as Neutron)."""
     wanted = sorted(set(group_ids))
-    rows = [r for r in _locked_groups(conn, wanted) if r[1] == project_id]  # (id, project, revision, stateful)
+    rows = _locked_groups(conn, wanted)  # (id, project, revision, stateful)
+    theirs = [r[0] for r in rows if r[1] != project_id]
+    shared = rbac_access.shared_with(conn, "security_group", theirs, project_id) if theirs else set()
+    rows = [r for r in rows if r[1] == project_id or r[0] in shared]
     found = {r[0]: r[2] for r in rows}
     missing = [gid for gid in wanted if gid not in found]
     if missing:
@@ -240,6 +230,7 @@ class SecurityGroupService:
         touch_groups(conn, _others(doomed, gid))
         conn.execute(delete(m.default_security_groups).where(m.default_security_groups.c.security_group_id == gid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == gid))
+        revoke_all(conn, self.quotas, "security_group", gid)
         conn.execute(delete(m.securitygroups).where(m.securitygroups.c.id == gid))
         self.quotas.release(conn, orig["project_id"], "security_group")
 

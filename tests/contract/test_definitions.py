@@ -13,7 +13,9 @@ def test_every_resource_has_the_standard_attributes() -> None:
                 "revision_number"}
     unnamed = {"floatingips": {"name"}, "security_group_rules": {"name", "tags"},  # as in Neutron
                # rule templates are no standard-attribute resource in Neutron
-               "default_security_group_rules": {"name", "tags", "created_at", "updated_at", "revision_number"}}
+               "default_security_group_rules": {"name", "tags", "created_at", "updated_at", "revision_number"},
+               # not a standard-attribute resource in Neutron: ids and projects only
+               "rbac_policies": {"name", "description", "tags", "created_at", "updated_at", "revision_number"}}
     for res in RESOURCES.values():
         if not res.standard:  # Neutron's flavors and service profiles have none
             assert res.collection in ("flavors", "service_profiles") and "id" in res.by_name

@@ -81,3 +81,35 @@ def test_rules_made_before_address_groups_get_their_normalized_cidr(tmp_path: Pa
             assert len(conn.execute(select(t.id)).all()) == 4
     finally:
         db.dispose()
+
+
+def test_shared_and_external_networks_get_their_wildcard_policies(any_db_url: str) -> None:
+    """0005: a network's shared/router:external flags become wildcard RBAC policies, as the API now reads them."""
+    from datetime import datetime
+
+    from sqlalchemy import insert, select
+
+    from fermion.db import models as m
+
+    db = Database(any_db_url)
+    try:
+        migrate.upgrade(db.engine, "0010")  # the revision before 0005
+        now = datetime(2026, 1, 1)
+        with db.engine.begin() as conn:
+            for ident, shared, external in (("n-shared", True, False), ("n-ext", False, True),
+                                            ("n-both", True, True), ("n-none", False, False)):
+                conn.execute(insert(m.networks).values(
+                    id=ident, project_id="p1", name="", description="", created_at=now, updated_at=now,
+                    revision_number=1, admin_state_up=True, status="ACTIVE", shared=shared, mtu=1500,
+                    router_external=external, port_security_enabled=True))
+        migrate.upgrade(db.engine)
+        r = m.rbac_policies.c
+        with db.engine.connect() as conn:
+            got = sorted(conn.execute(select(r.object_id, r.action, r.target_project, r.project_id,
+                                             r.object_type)).all())
+        assert got == [("n-both", "access_as_external", "*", "p1", "network"),
+                       ("n-both", "access_as_shared", "*", "p1", "network"),
+                       ("n-ext", "access_as_external", "*", "p1", "network"),
+                       ("n-shared", "access_as_shared", "*", "p1", "network")]
+    finally:
+        db.dispose()
