@@ -24,6 +24,7 @@ from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.api.controller import Controller
+from fermion.api.ip_availability import IpAvailabilityController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -40,8 +41,9 @@ PUBLIC = {"": "versions", "/healthz": "healthz", "/openapi.json": "openapi", "/m
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
+POOL_ACTIONS = ("add_prefixes", "remove_prefixes", "onboard_network_subnets")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS, *POOL_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -78,7 +80,8 @@ class FermionApp:
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
-        self.routes = {*self.controllers, "extensions", "quotas", "agents"}
+        self.ip_availability = IpAvailabilityController(services, enforcer)
+        self.routes = {*self.controllers, "extensions", "quotas", "agents", "network-ip-availabilities"}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -262,6 +265,8 @@ class FermionApp:
             return self.quotas.handle(req, ctx, rest[1:])
         if head == "agents":
             return self.agents.handle(req, ctx, rest[1:])
+        if head == "network-ip-availabilities":
+            return self.ip_availability.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":
@@ -286,7 +291,8 @@ class FermionApp:
             raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
-        if head == "routers" and len(rest) == 3 and rest[2] in ROUTER_ACTIONS:
+        if len(rest) == 3 and ((head == "routers" and rest[2] in ROUTER_ACTIONS)
+                               or (head == "subnetpools" and rest[2] in POOL_ACTIONS)):
             if method != "PUT":
                 raise MethodNotAllowed(f"The method {method} is not allowed on {rest[2]}")
             return ctl.action(req, ctx, ident, rest[2])

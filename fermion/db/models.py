@@ -48,6 +48,27 @@ networks = Table(
     Column("port_security_enabled", Boolean, nullable=False, default=True),
 )
 
+address_scopes = Table(
+    "address_scopes", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("ip_version", Integer, nullable=False),
+)
+
+# A pool's prefixes live on its row (compacted CIDRs): subnet allocation locks that row, so prefix
+# changes and allocations from one pool take turns.
+subnetpools = Table(
+    "subnetpools", metadata, *_standard(),
+    Column("ip_version", Integer, nullable=False),
+    Column("prefixes", JSON, nullable=False),
+    Column("default_prefixlen", Integer, nullable=False),
+    Column("min_prefixlen", Integer, nullable=False),
+    Column("max_prefixlen", Integer, nullable=False),
+    Column("default_quota", Integer, nullable=True),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("address_scope_id", String(36), ForeignKey("address_scopes.id"), nullable=True, index=True),
+)
+
 subnets = Table(
     "subnets", metadata, *_standard(),
     Column("network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),
@@ -60,7 +81,15 @@ subnets = Table(
     Column("enable_dhcp", Boolean, nullable=False),
     Column("ipv6_ra_mode", String(16)),
     Column("ipv6_address_mode", String(16)),
-    Column("subnetpool_id", String(36)),
+    Column("subnetpool_id", String(36), ForeignKey("subnetpools.id"), index=True),
+)
+
+# Subnet service types (which device owners may take addresses from a subnet), as Neutron's table.
+subnet_service_types = Table(
+    "subnet_service_types", metadata,
+    Column("subnet_id", String(36), ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False),
+    Column("service_type", String(255), nullable=False),
+    PrimaryKeyConstraint("subnet_id", "service_type"),
 )
 
 ports = Table(

@@ -54,6 +54,8 @@ BASE: dict[str, str] = {
     "admin_or_ext_parent_owner": "rule:context_is_admin or project_id:%(ext_parent:project_id)s",
     "ext_parent_owner": "project_id:%(ext_parent:project_id)s",
     "sg_owner": "project_id:%(security_group:project_id)s",
+    "shared_subnetpools": "field:subnetpools:shared=True",
+    "shared_address_scopes": "field:address_scopes:shared=True",
 }
 
 _NET_ADMIN_ATTRS = (
@@ -181,12 +183,34 @@ SECURITY_GROUPS: dict[str, str] = {
     "delete_security_group_rule": _any(ADMIN_OR_PROJECT_MEMBER, "role:member and rule:sg_owner"),
 }
 
+# Shared pools and scopes are readable by all (RBAC access_as_shared will widen this per project).
+ADDRESSING: dict[str, str] = {
+    "create_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "create_address_scope:shared": ADMIN,
+    "get_address_scope": _any(ADMIN_OR_PROJECT_READER, "rule:shared_address_scopes"),
+    "update_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "update_address_scope:shared": ADMIN,
+    "delete_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "create_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "create_subnetpool:shared": ADMIN,
+    "create_subnetpool:is_default": ADMIN,
+    "get_subnetpool": _any(ADMIN_OR_PROJECT_READER, "rule:shared_subnetpools"),
+    "update_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "update_subnetpool:is_default": ADMIN,
+    "delete_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "onboard_network_subnets": ADMIN_OR_PROJECT_MEMBER,
+    "add_prefixes": ADMIN_OR_PROJECT_MEMBER,
+    "remove_prefixes": ADMIN_OR_PROJECT_MEMBER,
+    "get_network_ip_availability": ADMIN,
+}
+
 # Tags: the target is the tagged resource seen as ``ext_parent`` (ext_parent:project_id).
 TAGS: dict[str, str] = {
     f"{verb}_{collection}_tags": (
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
-    for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups")
+    for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups",
+                       "address_scopes", "subnetpools")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -212,4 +236,4 @@ AGENTS: dict[str, str] = {
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
-                              **SECURITY_GROUPS, **TAGS, **QUOTAS, **AGENTS}
+                              **SECURITY_GROUPS, **ADDRESSING, **TAGS, **QUOTAS, **AGENTS}

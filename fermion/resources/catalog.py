@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fermion.resources.address_scope import ADDRESS_SCOPE
 from fermion.resources.base import Extension, Resource
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
@@ -11,9 +12,11 @@ from fermion.resources.port import PORT
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.subnet import SUBNET
+from fermion.resources.subnetpool import SUBNETPOOL
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
-                                                           SECURITY_GROUP, SECURITY_GROUP_RULE)}
+                                                           SECURITY_GROUP, SECURITY_GROUP_RULE, ADDRESS_SCOPE,
+                                                           SUBNETPOOL)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -67,6 +70,19 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("security-group", "security-group", "The security groups extension."),
     Extension("stateful-security-group", "Stateful security group",
               "Indicates if the security group is stateful or not"),
+    Extension("address-scope", "Address scope", "Address scopes extension."),
+    Extension("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    Extension("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the "
+              "default."),
+    Extension("subnetpool-prefix-ops", "Subnet Pool Prefix Operations",
+              "Provides support for adjusting the prefix list of subnet pools"),
+    Extension("subnet_onboard", "Subnet Onboard", "Provides support for onboarding subnets into subnet pools"),
+    Extension("subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types "
+              "field"),
+    Extension("ip-substring-filtering", "IP address substring filtering",
+              "Provides IP address substring filtering when listing ports"),
+    Extension("network-ip-availability", "Network IP Availability", "Provides IP availability data for each "
+              "network and subnet."),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -12,6 +12,7 @@ from fermion.db.engine import Database
 from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
+from fermion.services.address_scopes import AddressScopeService
 from fermion.services.agents import AgentService
 from fermion.services.dhcp import DhcpService
 from fermion.services.floatingips import FloatingIpService
@@ -22,6 +23,7 @@ from fermion.services.quotas import QuotaService
 from fermion.services.routers import RouterService
 from fermion.services.security_group_rules import SecurityGroupRuleService
 from fermion.services.security_groups import SecurityGroupService
+from fermion.services.subnetpools import SubnetPoolService
 from fermion.services.subnets import SubnetService
 
 
@@ -50,6 +52,8 @@ class Services:
     floatingips: FloatingIpService
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
+    address_scopes: AddressScopeService
+    subnetpools: SubnetPoolService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -62,14 +66,17 @@ class Services:
         ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         routers = RouterService(quotas, ports, agents)
+        pools = SubnetPoolService()
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
-                   subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
+                   subnets=SubnetService(quotas, dhcp.schedule, pools), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
-                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
+                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
+                   address_scopes=AddressScopeService(), subnetpools=pools)
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports, "routers": self.routers,
             "floatingips": self.floatingips, "security_groups": self.security_groups,
-            "security_group_rules": self.security_group_rules}
+            "security_group_rules": self.security_group_rules, "address_scopes": self.address_scopes,
+            "subnetpools": self.subnetpools}
         return table[collection]

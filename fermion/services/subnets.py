@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import netaddr
@@ -15,14 +17,55 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
 from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
+from fermion.services.address_scopes import accessible
 from fermion.services.networks import DHCP_OWNER
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
+from fermion.services.subnetpools import SubnetPoolService, pool_not_found
+
+_st = m.subnet_service_types.c
 
 
 class SubnetCollection(Collection):
     def __init__(self) -> None:
         super().__init__(SUBNET, m.subnets)
+
+    def where(self, q: Any) -> list[Any]:
+        wanted = q.filters.get("service_types")
+        if wanted is None:
+            return super().where(q)
+        rest = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "service_types"})
+        conds = super().where(rest)
+        for service_type in wanted:
+            conds.append(m.subnets.c.id.in_(select(_st.subnet_id).where(_st.service_type == service_type)))
+        return conds
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        types = load_service_types(conn, [i["id"] for i in items])
+        for item in items:
+            item["service_types"] = types.get(item["id"], [])
+
+
+def load_service_types(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    stmt = select(_st.subnet_id, _st.service_type).order_by(_st.subnet_id, _st.service_type)
+    if len(ids) <= 500:
+        stmt = stmt.where(_st.subnet_id.in_(list(ids)))
+    wanted = set(ids)
+    for sid, service_type in conn.execute(stmt):
+        if sid in wanted:
+            out[sid].append(service_type)
+    return out
+
+
+def _set_service_types(conn: Connection, subnet_id: str, types: list[str], fresh: bool) -> None:
+    if not fresh:
+        conn.execute(delete(m.subnet_service_types).where(_st.subnet_id == subnet_id))
+    if types:
+        conn.execute(insert(m.subnet_service_types),
+                     [{"subnet_id": subnet_id, "service_type": t} for t in sorted(set(types))])
 
 
 def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
@@ -54,9 +97,11 @@ def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
 
 class SubnetService:
     def __init__(self, quotas: QuotaService,
-                 on_dhcp_change: Callable[[Connection, str], None] | None = None) -> None:
+                 on_dhcp_change: Callable[[Connection, str], None] | None = None,
+                 pools: SubnetPoolService | None = None) -> None:
         self.collection = SubnetCollection()
         self.quotas = quotas
+        self.pools = pools or SubnetPoolService()
         # DHCP scheduling hook (services.dhcp): runs in the transaction when a subnet's DHCP may change
         self.on_dhcp_change = on_dhcp_change
 
@@ -64,11 +109,21 @@ class SubnetService:
                ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         self._lock_networks(conn, {item["network_id"] for item in items})
+        wanted = [self._pool_id(conn, item) for item in items]
+        locked = self.pools.lock(conn, [p for p in wanted if p])
         rows = []
-        for item in items:
-            if item.get("subnetpool_id"):
-                raise BadRequest("Subnet pools are not supported: give a cidr.", type="InvalidInput")
+        for item, pool_id in zip(items, wanted, strict=True):
+            if pool_id:
+                pool = locked.get(pool_id)
+                if pool is None or not accessible(pool, ctx):
+                    raise pool_not_found(pool_id)
+                if item["cidr"] is AUTO and item["allocation_pools"] is not AUTO:
+                    raise BadRequest("allocation_pools allowed only for specific subnet requests.")
+                if item["cidr"] is not AUTO:
+                    check_geometry(item)
+                item["cidr"] = str(self.pools.allocate(conn, pool, item))
             net = check_geometry(item)
+            self._check_pool_affinity(conn, item["network_id"], net.version, pool_id)
             gateway = item["gateway_ip"]
             if gateway is AUTO:
                 gateway = ipam.default_gateway(net)
@@ -86,14 +141,40 @@ class SubnetService:
                        gateway_ip=gateway, allocation_pools=pools,
                        dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
                        enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
-                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None)
+                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=pool_id)
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            _set_service_types(conn, row["id"], item.get("service_types") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             self._changed(conn, row["network_id"], row["id"], 0, row["enable_dhcp"])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
+
+    def _pool_id(self, conn: Connection, item: dict[str, Any]) -> str | None:
+        """The pool a subnet comes from: the one named, the default one, or none (a cidr is then needed)."""
+        has_cidr, has_len = item["cidr"] is not AUTO, item.get("prefixlen", AUTO) is not AUTO
+        if has_cidr and has_len:
+            raise BadRequest("cidr and prefixlen must not be supplied together")
+        pool_id = item.get("subnetpool_id")
+        if item.get("use_default_subnetpool"):
+            if pool_id:
+                raise BadRequest("subnetpool_id and use_default_subnetpool cannot both be specified")
+            version = netaddr.IPNetwork(item["cidr"]).version if has_cidr else item["ip_version"]
+            pool_id = self.pools.default_pool(conn, version)
+        if not pool_id and not has_cidr:
+            raise BadRequest("A cidr must be specified in the absence of a subnet pool")
+        return pool_id or None
+
+    @staticmethod
+    def _check_pool_affinity(conn: Connection, network_id: str, version: int, pool_id: str | None) -> None:
+        """Neutron: the subnets of one IP version on a network all come from one pool (or none)."""
+        s = m.subnets.c
+        others = conn.execute(select(s.subnetpool_id).where(s.network_id == network_id, s.ip_version == version)
+                              .distinct()).scalars().all()
+        if any(other != pool_id for other in others):
+            raise BadRequest("Subnets hosted on the same network must be allocated from the same subnet pool.",
+                             type="NetworkSubnetPoolAffinityError")
 
     @staticmethod
     def _lock_networks(conn: Connection, network_ids: set[str]) -> None:
@@ -132,6 +213,8 @@ class SubnetService:
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
                 changes["allocation_pools"] = pools
             ipam.validate_pools(net, pools, gateway)
+        if "service_types" in changes:
+            _set_service_types(conn, orig["id"], changes.pop("service_types") or [], fresh=False)
         common.bump(conn, m.subnets, orig["id"], changes, expect_revision)
         self._changed(conn, orig["network_id"], orig["id"], orig["revision_number"] + 1, merged["enable_dhcp"])
 
@@ -152,6 +235,7 @@ class SubnetService:
             raise Conflict(f"Unable to complete operation on subnet {sid}: One or more ports have an IP "
                            "allocation from this subnet.", type="SubnetInUse")
         conn.execute(delete(m.ip_allocations).where(a.subnet_id == sid))
+        conn.execute(delete(m.subnet_service_types).where(_st.subnet_id == sid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.id == sid))
         self.quotas.release(conn, orig["project_id"], "subnet")
