@@ -50,6 +50,7 @@ SUBNET = Resource(
         Attribute("use_default_subnetpool", v.boolean, default=False, post=True, visible=False, filter=False,
                   extension="default-subnetpools", schema=BOOL),
         Attribute("service_types", v.list_of(_service_type, max_items=100, unique=True), default=[], post=True,
-                  put=True, extension="subnet-service-types", schema={"type": "array", "items": {"type": "string"}}),
+                  put=True, extension="subnet-service-types", filter_convert=_service_type,
+                  schema={"type": "array", "items": {"type": "string"}}),
     ),
 )
