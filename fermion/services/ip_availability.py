@@ -27,7 +27,11 @@ def pool_size(pools: list[dict[str, str]]) -> int:
 def availabilities(conn: Connection, filters: dict[str, list[Any]], visible: ColumnElement[bool] | None,
                    network_id: str | None = None) -> list[dict[str, Any]]:
     """One entry per network (those without subnets too), its subnets' used and total counts inside."""
-    used = (select(_a.subnet_id, func.count().label("used")).group_by(_a.subnet_id)).subquery()
+    counted = select(_a.subnet_id, func.count().label("used")).group_by(_a.subnet_id)
+    wanted = [network_id] if network_id is not None else filters.get("network_id")
+    if wanted:  # count only those networks' addresses (the primary key leads with network_id)
+        counted = counted.where(_a.network_id.in_(wanted))
+    used = counted.subquery()
     on_subnet = _s.network_id == _n.id
     versions = filters.get("ip_version")
     if versions:
