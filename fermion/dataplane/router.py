@@ -46,6 +46,7 @@ class Interface:
     mac: str
     mtu: int
     addresses: tuple[str, ...]  # CIDR notation: "10.0.1.1/24"
+    address_scope: str | None = None  # IPv4 address scope of its subnet; None is a scope of its own
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,41 @@ def _block(head: str, items: Iterable[str]) -> list[str]:
     return lines + ["  }"]
 
 
+def _v4(iface: Interface) -> list[netaddr.IPNetwork]:
+    return [netaddr.IPNetwork(_cidr(a)).cidr for a in iface.addresses if netaddr.IPNetwork(_cidr(a)).version == 4]
+
+
+def _routed_to_gateway(router: Router, iface: Interface) -> bool:
+    """Neutron: an internal subnet in the external network's address scope reaches it without SNAT."""
+    gw = router.gateway
+    return gw is not None and iface.address_scope is not None and iface.address_scope == gw.address_scope
+
+
+def scope_blocked(router: Router) -> list[tuple[str, str]]:
+    """(in device, out device) pairs the router must not forward new IPv4 connections between, as Neutron's
+    address scopes: the two sides are in different scopes (no scope counts as one) and no NAT applies.
+    Traffic out of the gateway that SNAT rewrites is allowed; floating IPs (DNAT) and the replies of NATed
+    connections pass by their conntrack status before this check."""
+    sides = [(i.device, i.address_scope) for i in router.interfaces if _v4(i)]
+    gw = router.gateway
+    snat = router.enable_snat and snat_address(router) is not None
+    if gw is not None and _v4(gw):
+        sides.append((gw.device, gw.address_scope))
+    out = []
+    for a, scope_a in sides:
+        for b, scope_b in sides:
+            if a == b or scope_a == scope_b:
+                continue
+            if gw is not None and b == gw.device and snat:
+                continue  # leaves through SNAT
+            out.append((a, b))
+    return sorted(out)
+
+
 def render_nat(router: Router) -> str:
     """The router's NAT table as nft input. Deterministic: equal routers render equal text, whose digest is
     kept in the table's comment so a restarted agent can tell whether the kernel already has it."""
-    nets = netaddr.cidr_merge([netaddr.IPNetwork(_cidr(a)).cidr for i in router.interfaces for a in i.addresses
-                               if netaddr.IPNetwork(_cidr(a)).version == 4])
+    nets = netaddr.cidr_merge([n for i in router.interfaces if not _routed_to_gateway(router, i) for n in _v4(i)])
     fips = floating_ips(router)
     fip_snat: dict[str, str] = {}
     for fip in fips:  # one source per fixed address: the lowest floating IP wins if the input has several
@@ -193,9 +224,13 @@ def render_nat(router: Router) -> str:
         "    type nat hook postrouting priority srcnat; policy accept;",
         *(f"    {rule}" for rule in post),
         "  }",
+        *_block("set scope_block { type ifname . ifname", (f'"{a}" . "{b}"' for a, b in scope_blocked(router))),
         "  chain filter_forward {",
         "    type filter hook forward priority filter; policy accept;",
         "    ct state invalid drop",
+        "    ct status dnat accept",
+        "    ct status snat accept",
+        "    iifname . oifname @scope_block drop",
         "  }",
     ]
     digest = hashlib.sha256("\n".join(body).encode()).hexdigest()[:16]

@@ -24,6 +24,7 @@ from fermion.dataplane.router import (
     RouterManager,
     nat_digest,
     render_nat,
+    scope_blocked,
 )
 from tests.dataplane.lab import require_root
 
@@ -106,6 +107,23 @@ def test_rendered_nat_table_is_deterministic_and_follows_the_router() -> None:
     assert "snat to" not in no_gateway and "198.18.200.50" not in no_gateway
     digests = {nat_digest(render_nat(r)) for r in (_sample(), _sample(enable_snat=False), _sample(floating_ips=()))}
     assert len(digests) == 3 and None not in digests
+
+
+def test_scope_blocked_pairs() -> None:
+    a, b = _sample().interfaces
+    qr_a, qr_b, qg = a.device, b.device, _sample().gateway.device  # type: ignore[union-attr]
+    assert scope_blocked(_sample()) == []  # no scopes anywhere: one (empty) scope, nothing blocked
+    split = _sample(interfaces=(replace(a, address_scope="s1"), b))
+    # a and b in different scopes; the gateway (no scope) reaches a only through SNAT
+    assert scope_blocked(split) == sorted([(qr_a, qr_b), (qr_b, qr_a), (qg, qr_a)])
+    assert sorted(scope_blocked(replace(split, enable_snat=False))) == sorted(
+        [(qr_a, qr_b), (qr_b, qr_a), (qg, qr_a), (qr_a, qg)])
+    # a subnet in the external network's scope is routed to it, not SNATed
+    same = _sample(interfaces=(replace(a, address_scope="s1"), b),
+                   gateway=replace(_sample().gateway, address_scope="s1"))  # type: ignore[type-var]
+    assert "elements = { 10.10.2.0/24 }" in render_nat(same)
+    assert (qr_a, qg) not in scope_blocked(same) and (qg, qr_a) not in scope_blocked(same)
+    assert (qg, qr_b) in scope_blocked(same)
 
 
 # ------------------------------------------------------------------------------------------- real kernel
@@ -455,3 +473,42 @@ def test_timing_three_interfaces_and_ten_floating_ips(topo: Topo, mgr: RouterMan
     print(f"\nrouter ensure (3 interfaces, 10 floating IPs): first {1000 * (t1 - t0):.0f} ms, "
           f"no-op {1000 * (t2 - t1):.1f} ms, one floating IP more {1000 * (t3 - t2):.0f} ms, "
           f"no-op after a restart {1000 * (t4 - t3):.0f} ms")
+
+
+def test_address_scopes_are_not_routed_between_without_nat(topo: Topo, mgr: RouterManager) -> None:
+    ports = Ports.new()
+    router = _router(ports)
+    a, b = router.interfaces
+    split = replace(router, interfaces=(replace(a, address_scope="scope-1"), replace(b, address_scope="scope-2")))
+    _ensure(topo, mgr, split)
+    # different scopes: no routing between the two subnets, in either direction
+    assert topo.unreachable(topo.vm1, VM2) and topo.unreachable(topo.vm2, VM1)
+    assert topo.peer(topo.vm1, VM2).startswith("error")
+    # both still reach the outside through SNAT, and a floating IP crosses scopes (it is NAT)
+    assert topo.peer(topo.vm1, EXT) == GW and topo.peer(topo.vm2, EXT) == GW
+    assert mgr.ensure(replace(split, floating_ips=(FloatingIp(FIP1, VM1),))) != []
+    assert topo.peer(topo.ext, FIP1) == EXT
+    assert topo.peer(topo.vm2, FIP1) == GW  # from the other scope, to the floating IP: NATed both ways
+    # one scope again (and the floating IP gone): routed, without NAT
+    assert "applied nat" in mgr.ensure(replace(router, interfaces=(replace(a, address_scope="scope-1"),
+                                                                   replace(b, address_scope="scope-1"))))
+    assert topo.peer(topo.vm1, VM2) == VM1 and topo.peer(topo.vm2, VM1) == VM2
+
+
+def test_a_subnet_in_the_external_scope_is_routed_not_snatted(topo: Topo, mgr: RouterManager) -> None:
+    ports = Ports.new()
+    router = _router(ports)
+    a, b = router.interfaces
+    assert router.gateway is not None
+    scoped = replace(router, interfaces=(replace(a, address_scope="public"), b),
+                     gateway=replace(router.gateway, address_scope="public"))
+    _ensure(topo, mgr, scoped)
+    _ip("-n", topo.ext, "route", "add", "10.10.0.0/16", "via", GW)
+    try:
+        assert topo.peer(topo.vm1, EXT) == VM1  # same scope as the external network: its own address
+        assert topo.peer(topo.vm2, EXT) == GW  # no scope: SNAT as before
+        assert topo.peer(topo.ext, VM1) == EXT  # and the outside reaches it directly
+        assert topo.peer(topo.ext, VM2).startswith("error")  # but not the subnet of another scope
+        assert topo.unreachable(topo.ext, VM2)
+    finally:
+        _ip("-n", topo.ext, "route", "del", "10.10.0.0/16", "via", GW)
