@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.test_routers import add_interface, l3_view, report_l3, report_lb
 from tests.conftest import Api
+from tests.support.asgi import SyncClient
 from tests.support.neutron import assert_fault, ids
 
 POOL_ATTRS = {"id", "name", "project_id", "tenant_id", "description", "tags", "created_at", "updated_at",
@@ -345,3 +347,25 @@ def test_extensions_are_advertised(api: Api) -> None:
     aliases = {e["alias"] for e in api.get("/v2.0/extensions").json()["extensions"]}
     assert {"address-scope", "subnet_allocation", "default-subnetpools", "subnetpool-prefix-ops", "subnet_onboard",
             "subnet-service-types", "ip-substring-filtering", "network-ip-availability"} <= aliases
+
+
+def test_the_l3_view_carries_each_router_ports_address_scope(client: SyncClient, api: Api) -> None:
+    scope = api.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4}}).json()
+    scope_id = scope["address_scope"]["id"]
+    pool = _pool(api, ["10.85.0.0/16"], default_prefixlen=24, address_scope_id=scope_id)
+    scoped_net, plain_net = api.network(), api.network()
+    scoped = _from_pool(api, scoped_net["id"], pool["id"]).json()["subnet"]
+    plain = api.subnet(plain_net["id"], "10.86.0.0/24")
+    r = api.create("routers", name="r")
+    for sub in (scoped, plain):
+        assert add_interface(api, r["id"], subnet_id=sub["id"]).status_code == 200
+    report_lb(client, "scope-host")
+    report_l3(client, "scope-host")
+    (seen,) = l3_view(client, "scope-host").routers
+    scopes = {i.addresses[0]: i.address_scope for i in seen.interfaces}
+    assert scopes == {"10.85.0.1/24": scope_id, "10.86.0.1/24": None}
+    # onboarding the other subnet into the scoped pool puts that interface in the scope too
+    r2 = api.put(f"/v2.0/subnetpools/{pool['id']}/onboard_network_subnets", json={"network_id": plain_net["id"]})
+    assert r2.status_code == 200, r2.text
+    (seen,) = l3_view(client, "scope-host").routers
+    assert {i.address_scope for i in seen.interfaces} == {scope_id}
