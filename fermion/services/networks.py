@@ -187,6 +187,9 @@ class NetworkService:
         for sid, project in subnets:
             self.quotas.release(conn, project, "subnet")
             conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
+        if subnets:
+            conn.execute(delete(m.subnet_service_types).where(
+                m.subnet_service_types.c.subnet_id.in_([sid for sid, _ in subnets])))
         conn.execute(delete(m.subnets).where(m.subnets.c.network_id == net_id))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == net_id))
         self.types.release(conn, net_id)

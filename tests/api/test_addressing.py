@@ -138,3 +138,19 @@ def test_network_ip_availability_of_a_large_ipv6_subnet(api: Api) -> None:
     api.subnet(net["id"], "2001:db8:a::/48", enable_dhcp=False)
     got = api.get(f"/v2.0/network-ip-availabilities/{net['id']}").json()["network_ip_availability"]
     assert got["total_ips"] == 2**80 - 2  # beyond 64 bits: still an exact JSON number
+
+
+def test_deleting_a_network_takes_its_typed_and_pooled_subnets(api: Api) -> None:
+    pool = api.create("subnetpools", name="p", prefixes=["10.12.0.0/16"], default_prefixlen=24)
+    net = api.network()
+    api.subnet(net["id"], "10.13.0.0/24", service_types=["compute:nova"])
+    r = api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 6,
+                                                   "cidr": "2001:db8:77::/64"}})
+    assert r.status_code == 201, r.text
+    other = api.network()
+    assert api.post("/v2.0/subnets", json={"subnet": {"network_id": other["id"], "ip_version": 4,
+                                                      "subnetpool_id": pool["id"]}}).status_code == 201
+    assert api.delete(f"/v2.0/networks/{net['id']}").status_code == 204
+    assert api.delete(f"/v2.0/networks/{other['id']}").status_code == 204
+    assert api.get("/v2.0/subnets").json()["subnets"] == []
+    assert api.delete(f"/v2.0/subnetpools/{pool['id']}").status_code == 204  # nothing allocated any more
