@@ -21,11 +21,12 @@ def _prefixes(value: Any) -> list[str]:
         raise v.InvalidValue(f"'{value}' is not a list")
     out = []
     for item in value:
+        # Neutron's type:subnet: a written-out CIDR; host bits are allowed (the pool keeps the networks)
         cidr = v.cidr(item)
-        if cidr != str(netaddr.IPNetwork(cidr).cidr):
+        if netaddr.IPNetwork(cidr).version == 4 and cidr != item:
             raise v.InvalidValue(f"'{item}' isn't a recognized IP subnet cidr, "
                                  f"'{netaddr.IPNetwork(cidr).cidr}' is recommended")
-        out.append(cidr)
+        out.append(str(netaddr.IPNetwork(cidr).cidr))
     return out
 
 

@@ -39,6 +39,10 @@ def test_pool_defaults_v4(api: Api) -> None:
     assert api.get(f"/v2.0/subnetpools/{pool['id']}").json() == {"subnetpool": pool}
 
 
+def test_prefixes_with_host_bits_are_kept_as_their_networks(api: Api) -> None:
+    assert _pool(api, ["10.11.12.13/24"])["prefixes"] == ["10.11.12.0/24"]
+
+
 def test_pool_defaults_v6(api: Api) -> None:
     pool = _pool(api, ["2001:db8::/48"])
     bounds = (pool["min_prefixlen"], pool["max_prefixlen"], pool["default_prefixlen"])
@@ -54,7 +58,7 @@ def test_pool_validation(api: Api) -> None:
     bad(400, None, name="p")  # prefixes are required
     bad(400, "EmptySubnetPoolPrefixList", name="p", prefixes=[])
     bad(400, "PrefixVersionMismatch", name="p", prefixes=["10.0.0.0/8", "2001:db8::/32"])
-    bad(400, None, name="p", prefixes=["10.0.0.1/8"])
+    bad(400, None, name="p", prefixes=["10.0.0.1"])
     bad(400, None, name="p", prefixes=["nonsense"])
     bad(400, "IllegalSubnetPoolPrefixBounds", name="p", prefixes=["10.0.0.0/8"], min_prefixlen=24, max_prefixlen=16)
     bad(400, "IllegalSubnetPoolPrefixBounds", name="p", prefixes=["10.0.0.0/8"], max_prefixlen=33)
@@ -338,9 +342,21 @@ def test_shared_pools_and_scopes_are_visible_to_every_project(api: Api) -> None:
                                                                      "shared": True}}), 403)
     assert_fault(dave.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4,
                                                                            "shared": True}}), 403)
-    # and a member's own pool may join the shared scope (not overlapping)
-    own = _pool(dave, ["10.84.0.0/16"], address_scope_id=scope["id"])
-    assert own["address_scope_id"] == scope["id"]
+    # a shared scope is seen but not joined by another project's pool (Neutron without rbac-address-scope)
+    r = dave.post("/v2.0/subnetpools", json={"subnetpool": {"name": "own", "prefixes": ["10.84.0.0/16"],
+                                                            "address_scope_id": scope["id"]}})
+    assert_fault(r, 400, "IllegalSubnetPoolAssociationToAddressScope")
+    # and a pool in an admin's shared scope is not changed by its (non-admin) owner
+    own = _pool(dave, ["10.84.0.0/16"])
+    r = api.put(f"/v2.0/subnetpools/{own['id']}", json={"subnetpool": {"address_scope_id": scope["id"]}})
+    assert r.status_code == 200, r.text
+    r = dave.put(f"/v2.0/subnetpools/{own['id']}", json={"subnetpool": {"prefixes": ["10.84.0.0/16", "10.87.0.0/16"]}})
+    assert_fault(r, 400, "IllegalSubnetPoolUpdate")
+    # another project's scope that is not shared is not found
+    hidden = api.post("/v2.0/address-scopes", json={"address_scope": {"name": "p", "ip_version": 4}}).json()
+    r = dave.post("/v2.0/subnetpools", json={"subnetpool": {"name": "x", "prefixes": ["10.88.0.0/16"],
+                                                            "address_scope_id": hidden["address_scope"]["id"]}})
+    assert_fault(r, 404, "AddressScopeNotFound")
 
 
 def test_extensions_are_advertised(api: Api) -> None:
