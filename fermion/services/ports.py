@@ -185,6 +185,10 @@ class PortService:
         self.rng = random.Random()
         self.base_mac = [int(x, 16) for x in base_mac.split(":")]
 
+    def subnets_of(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
+        """A network's subnets in creation order, each with its service_types."""
+        return self._subnets(conn, network_id)
+
     def _subnets(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for row in _SUBNETS_OF_NETWORK.dicts(conn, {"b_network": network_id}):

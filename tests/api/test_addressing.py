@@ -154,3 +154,14 @@ def test_deleting_a_network_takes_its_typed_and_pooled_subnets(api: Api) -> None
     assert api.delete(f"/v2.0/networks/{other['id']}").status_code == 204
     assert api.get("/v2.0/subnets").json()["subnets"] == []
     assert api.delete(f"/v2.0/subnetpools/{pool['id']}").status_code == 204  # nothing allocated any more
+
+
+def test_floating_ips_and_gateways_use_their_service_subnets(api: Api) -> None:
+    ext = api.network(**{"router:external": True})
+    api.subnet(ext["id"], "198.18.10.0/24", enable_dhcp=False, service_types=["network:router_gateway"])
+    api.subnet(ext["id"], "198.18.11.0/24", enable_dhcp=False, service_types=["network:floatingip"])
+    fip = api.create("floatingips", floating_network_id=ext["id"])
+    assert fip["floating_ip_address"].startswith("198.18.11.")
+    r = api.create("routers", external_gateway_info={"network_id": ext["id"]})
+    (fixed,) = r["external_gateway_info"]["external_fixed_ips"]
+    assert fixed["ip_address"].startswith("198.18.10.")
