@@ -69,6 +69,14 @@ subnetpools = Table(
     Column("address_scope_id", String(36), ForeignKey("address_scopes.id"), nullable=True, index=True),
 )
 
+# At most one default pool per IP version: the primary key makes marking a pool default race-free.
+default_subnetpools = Table(
+    "default_subnetpools", metadata,
+    Column("ip_version", Integer, primary_key=True, autoincrement=False),
+    Column("subnetpool_id", String(36), ForeignKey("subnetpools.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+)
+
 subnets = Table(
     "subnets", metadata, *_standard(),
     Column("network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),

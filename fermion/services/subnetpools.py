@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, InvalidInput, NotFound, OverQuota
 from fermion.resources.base import AUTO
 from fermion.resources.subnetpool import SUBNETPOOL
@@ -93,21 +94,23 @@ class SubnetPoolService:
         return {r.id: dict(r._mapping) for r in conn.execute(stmt)}
 
     def default_pool(self, conn: Connection, version: int) -> str:
-        sp = m.subnetpools.c
-        found = conn.execute(select(sp.id).where(sp.is_default.is_(True), sp.ip_version == version)
-                             .order_by(sp.created_at, sp.id).limit(1)).scalar()
+        d = m.default_subnetpools.c
+        found = conn.execute(select(d.subnetpool_id).where(d.ip_version == version)).scalar()
         if found is None:
             raise BadRequest(f"No default subnetpool found for IPv{version}")
         return str(found)
 
-    def _check_default(self, conn: Connection, version: int, exclude: str | None = None) -> None:
-        sp = m.subnetpools.c
-        stmt = select(sp.id).where(sp.is_default.is_(True), sp.ip_version == version)
-        if exclude is not None:
-            stmt = stmt.where(sp.id != exclude)
-        if conn.execute(stmt.limit(1)).first() is not None:
+    @staticmethod
+    def _claim_default(conn: Connection, version: int, pool_id: str) -> None:
+        """Make the pool its IP version's default; the key of default_subnetpools admits one, even when two
+        requests race (the loser gets Neutron's error)."""
+        if not insert_if_absent(conn, m.default_subnetpools, {"ip_version": version, "subnetpool_id": pool_id}):
             raise InvalidInput("A default subnetpool for this IP family has already been set. Only one default "
                                "may exist per IP family")
+
+    @staticmethod
+    def _release_default(conn: Connection, pool_id: str) -> None:
+        conn.execute(delete(m.default_subnetpools).where(m.default_subnetpools.c.subnetpool_id == pool_id))
 
     def _check_scope(self, conn: Connection, pool_id: str, scope_id: str | None, prefixes: list[str],
                      version: int, ctx: Context | None) -> None:
@@ -139,13 +142,13 @@ class SubnetPoolService:
         for item in items:
             pool = read_pool(item)
             row = common.standard_row(item)
-            if pool["is_default"]:
-                self._check_default(conn, pool["ip_version"])
             self._check_scope(conn, row["id"], pool["address_scope_id"], pool["prefixes"], pool["ip_version"], ctx)
             row.update({k: pool[k] for k in ("ip_version", "prefixes", "default_prefixlen", "min_prefixlen",
                                              "max_prefixlen", "default_quota", "is_default", "shared",
                                              "address_scope_id")})
             conn.execute(insert(m.subnetpools).values(**row))
+            if pool["is_default"]:
+                self._claim_default(conn, pool["ip_version"], row["id"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
         return rows
@@ -161,7 +164,9 @@ class SubnetPoolService:
         if pool["ip_version"] != orig["ip_version"]:
             raise BadRequest("Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", type="PrefixVersionMismatch")
         if pool["is_default"] and not orig["is_default"]:
-            self._check_default(conn, pool["ip_version"], exclude=orig["id"])
+            self._claim_default(conn, pool["ip_version"], orig["id"])
+        elif orig["is_default"] and not pool["is_default"]:
+            self._release_default(conn, orig["id"])
         if orig["address_scope_id"] and ctx is not None and not ctx.is_admin:
             owner = conn.execute(select(m.address_scopes.c.project_id)
                                  .where(m.address_scopes.c.id == orig["address_scope_id"])).scalar()
@@ -216,6 +221,7 @@ class SubnetPoolService:
         if conn.execute(select(m.subnets.c.id).where(m.subnets.c.subnetpool_id == pid).limit(1)).first():
             raise BadRequest("Unable to delete subnet pool: Subnet pool has existing allocations.",
                              type="SubnetPoolDeleteError")
+        self._release_default(conn, pid)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
         conn.execute(delete(m.subnetpools).where(m.subnetpools.c.id == pid))
 

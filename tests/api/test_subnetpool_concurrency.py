@@ -95,3 +95,20 @@ def test_one_specific_cidr_goes_to_one_client(endpoint: str) -> None:
     with ThreadPoolExecutor(CLIENTS) as ex:
         statuses = Counter(s for part in ex.map(worker, range(CLIENTS)) for s in part)
     assert statuses == {201: ROUNDS, 400: ROUNDS * (CLIENTS - 1)}, statuses
+
+
+def test_one_default_pool_per_ip_version_even_when_racing(endpoint: str) -> None:
+    start = Barrier(CLIENTS, timeout=120)
+
+    def worker(i: int) -> int:
+        with _client(endpoint) as c:
+            body = {"subnetpool": {"name": f"default-{i}", "prefixes": [f"10.{210 + i}.0.0/16"], "is_default": True}}
+            start.wait()
+            return c.post("/v2.0/subnetpools", json=body).status_code
+
+    with ThreadPoolExecutor(CLIENTS) as ex:
+        statuses = Counter(ex.map(worker, range(CLIENTS)))
+    assert statuses == {201: 1, 400: CLIENTS - 1}, statuses
+    with _client(endpoint) as c:
+        defaults = c.get("/v2.0/subnetpools", params={"is_default": "true", "ip_version": 4}).json()["subnetpools"]
+    assert len(defaults) == 1

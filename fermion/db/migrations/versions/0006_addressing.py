@@ -51,6 +51,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_subnetpools_project_id'), ['project_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_subnetpools_address_scope_id'), ['address_scope_id'], unique=False)
 
+    op.create_table('default_subnetpools',
+                    sa.Column('ip_version', sa.Integer(), autoincrement=False, nullable=False),
+                    sa.Column('subnetpool_id', sa.String(length=36), nullable=False),
+                    sa.ForeignKeyConstraint(['subnetpool_id'], ['subnetpools.id'],
+                                            name=op.f('fk_default_subnetpools_subnetpool_id_subnetpools'),
+                                            ondelete='CASCADE'),
+                    sa.PrimaryKeyConstraint('ip_version', name=op.f('pk_default_subnetpools')),
+                    sa.UniqueConstraint('subnetpool_id', name=op.f('uq_default_subnetpools_subnetpool_id')))
+
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subnets_subnetpool_id'), ['subnetpool_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_subnets_subnetpool_id_subnetpools'), 'subnetpools',
@@ -70,5 +79,6 @@ def downgrade() -> None:
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_subnets_subnetpool_id_subnetpools'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_subnets_subnetpool_id'))
+    op.drop_table('default_subnetpools')
     op.drop_table('subnetpools')
     op.drop_table('address_scopes')
