@@ -40,6 +40,11 @@ class SubnetCollection(Collection):
             conds.append(m.subnets.c.id.in_(select(_st.subnet_id).where(_st.service_type == service_type)))
         return conds
 
+    def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
+                       inserted: list[dict[str, Any]]) -> None:
+        for item, values in zip(items, inserted, strict=True):  # SubnetService.create keeps what it stored
+            item["service_types"] = values["service_types"]
+
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         types = load_service_types(conn, [i["id"] for i in items])
         for item in items:
@@ -123,7 +128,6 @@ class SubnetService:
                     check_geometry(item)
                 item["cidr"] = str(self.pools.allocate(conn, pool, item))
             net = check_geometry(item)
-            self._check_pool_affinity(conn, item["network_id"], net.version, pool_id)
             gateway = item["gateway_ip"]
             if gateway is AUTO:
                 gateway = ipam.default_gateway(net)
@@ -135,7 +139,7 @@ class SubnetService:
             else:
                 ipam.validate_pools(net, pools, gateway)
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
-            self._check_overlap(conn, item["network_id"], net, None)
+            self._check_overlap(conn, item["network_id"], net, None, pool_id)
             row = common.standard_row(item)
             row.update(network_id=item["network_id"], ip_version=net.version, cidr=str(net),
                        gateway_ip=gateway, allocation_pools=pools,
@@ -145,7 +149,8 @@ class SubnetService:
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             _set_service_types(conn, row["id"], item.get("service_types") or [], fresh=True)
-            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            rows.append({**row, "tags": sorted(set(item.get("tags") or [])),
+                         "service_types": sorted(set(item.get("service_types") or []))})
             self._changed(conn, row["network_id"], row["id"], 0, row["enable_dhcp"])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
@@ -167,16 +172,6 @@ class SubnetService:
         return pool_id or None
 
     @staticmethod
-    def _check_pool_affinity(conn: Connection, network_id: str, version: int, pool_id: str | None) -> None:
-        """Neutron: the subnets of one IP version on a network all come from one pool (or none)."""
-        s = m.subnets.c
-        others = conn.execute(select(s.subnetpool_id).where(s.network_id == network_id, s.ip_version == version)
-                              .distinct()).scalars().all()
-        if any(other != pool_id for other in others):
-            raise BadRequest("Subnets hosted on the same network must be allocated from the same subnet pool.",
-                             type="NetworkSubnetPoolAffinityError")
-
-    @staticmethod
     def _lock_networks(conn: Connection, network_ids: set[str]) -> None:
         """That the subnets of a network do not overlap is no unique key: creates on one network take
         turns, holding its row until commit (in id order; FOR NO KEY UPDATE on PostgreSQL, which the
@@ -186,13 +181,20 @@ class SubnetService:
             conn.execute(select(n.id).where(n.id.in_(sorted(network_ids))).order_by(n.id)
                          .with_for_update(key_share=True))
 
-    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork,
-                       exclude: str | None) -> None:
-        for sid, cidr in conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
-                                      .where(m.subnets.c.network_id == network_id)):
-            if sid != exclude and (net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net):
+    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork, exclude: str | None,
+                       pool_id: str | None = None) -> None:
+        """No two subnets of a network overlap, and (Neutron) those of one IP version come from one pool."""
+        s = m.subnets.c
+        for sid, cidr, version, other_pool in conn.execute(select(s.id, s.cidr, s.ip_version, s.subnetpool_id)
+                                                           .where(s.network_id == network_id)):
+            if sid == exclude:
+                continue
+            if net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net:
                 raise InvalidInput(f"Requested subnet with cidr: {net} for network: {network_id} overlaps "
                                    "with another subnet")
+            if version == net.version and other_pool != pool_id:
+                raise BadRequest("Subnets hosted on the same network must be allocated from the same subnet "
+                                 "pool.", type="NetworkSubnetPoolAffinityError")
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
