@@ -2,7 +2,9 @@
 the routes we own (our own route protocol number), and NAT as one nftables table replaced atomically in a
 single `nft -f` transaction, so conntrack entries and their NAT bindings survive every change
 (docs/kernel.md). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
-elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address.
+elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address. Address scopes: new
+connections between devices of different scopes are dropped unless NAT applies (IPv4, in the NAT table's
+forward chain) and always in IPv6 (`table ip6 fermion_scope6`, replaced in the same transaction).
 
 ensure() is idempotent and level-triggered: it observes the namespace, changes only what differs and
 returns a short description of each change (empty when nothing changed)."""
@@ -29,6 +31,7 @@ from fermion.dataplane import DataplaneError, naming, netns, veth
 LOG = logging.getLogger(__name__)
 
 NAT_TABLE = "fermion_nat"  # `table ip fermion_nat` in every router namespace
+SCOPE6_TABLE = "fermion_scope6"  # `table ip6 fermion_scope6`: IPv6 address scopes (no NAT in IPv6)
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
 DEVICE_PREFIXES = ("qr-", "qg-")  # the only devices in the namespace that ensure() deletes
@@ -47,6 +50,7 @@ class Interface:
     mtu: int
     addresses: tuple[str, ...]  # CIDR notation: "10.0.1.1/24"
     address_scope: str | None = None  # IPv4 address scope of its subnet; None is a scope of its own
+    address_scope6: str | None = None  # the same for its IPv6 subnet
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,17 @@ def scope_blocked(router: Router) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def _has_v6(iface: Interface) -> bool:
+    return any(netaddr.IPNetwork(_cidr(a)).version == 6 for a in iface.addresses)
+
+
+def scope6_blocked(router: Router) -> list[tuple[str, str]]:
+    """(in device, out device) pairs in different IPv6 address scopes: never forwarded (IPv6 has no NAT)."""
+    ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
+    sides = [(i.device, i.address_scope6) for i in ifaces if _has_v6(i)]
+    return sorted((a, b) for a, sa in sides for b, sb in sides if a != b and sa != sb)
+
+
 def render_nat(router: Router) -> str:
     """The router's NAT table as nft input. Deterministic: equal routers render equal text, whose digest is
     kept in the table's comment so a restarted agent can tell whether the kernel already has it."""
@@ -233,9 +248,19 @@ def render_nat(router: Router) -> str:
         "    iifname . oifname @scope_block drop",
         "  }",
     ]
-    digest = hashlib.sha256("\n".join(body).encode()).hexdigest()[:16]
+    scope6 = [
+        f"table ip6 {SCOPE6_TABLE} {{",
+        *_block("set scope_block { type ifname . ifname", (f'"{a}" . "{b}"' for a, b in scope6_blocked(router))),
+        "  chain filter_forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    iifname . oifname @scope_block drop",
+        "  }",
+        "}",
+    ]
+    # one digest for both tables: they are replaced together, in one transaction
+    digest = hashlib.sha256("\n".join([*body, *scope6]).encode()).hexdigest()[:16]
     head = [f"table ip {NAT_TABLE} {{", f'  comment "fermion router {router.id[:8]} sha256={digest}"']
-    return "\n".join([*head, *body, "}"]) + "\n"
+    return "\n".join([*head, *body, "}", *scope6]) + "\n"
 
 
 def nat_digest(text: str) -> str | None:
@@ -396,11 +421,13 @@ class RouterManager:
             return
         if not fresh and router.id not in self._nat:  # first look after a start: the kernel may have it
             listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
-            if listed.returncode == 0 and nat_digest(listed.stdout) == digest:
+            has6 = _exec(ns, ["nft", "list", "table", "ip6", SCOPE6_TABLE], check=False).returncode == 0
+            if listed.returncode == 0 and has6 and nat_digest(listed.stdout) == digest:
                 self._nat[router.id] = digest
                 return
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
-        script = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n{text}"
+        script = (f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
+                  f"table ip6 {SCOPE6_TABLE}\ndelete table ip6 {SCOPE6_TABLE}\n{text}")
         started = time.monotonic()
         _exec(ns, ["nft", "-f", "-"], stdin=script)
         if self.on_nat_applied is not None:

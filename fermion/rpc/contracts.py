@@ -20,7 +20,7 @@ HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
     "1.2": "PortSecurity.network_id: the firewall tracks each network's connections in its own zone",
-    "1.3": "RouterPort.address_scope: routers do not forward between IPv4 address scopes without NAT",
+    "1.3": "RouterPort.ipv4/ipv6_address_scope: routers do not forward between address scopes without NAT",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -159,7 +159,9 @@ class RouterPort:
     mac: str
     mtu: int
     addresses: list[str]  # with prefix length, e.g. 10.0.0.1/24
-    address_scope: str | None = None  # the IPv4 address scope of the port's subnet (None: no scope)
+    # the address scopes of the port's IPv4 and IPv6 subnets (their pools'; None: no scope)
+    ipv4_address_scope: str | None = None
+    ipv6_address_scope: str | None = None
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,13 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
         row = ports[port_id]
         addresses = [f"{x['ip_address']}/{netaddr.IPNetwork(subnets[x['subnet_id']].cidr).prefixlen}"
                      for x in ips.get(port_id, []) if x["subnet_id"] in subnets]
-        scope = next((subnets[x["subnet_id"]].address_scope_id for x in ips.get(port_id, [])
-                      if x["subnet_id"] in subnets and ":" not in x["ip_address"]), None)
+        scopes: dict[bool, str | None] = {}
+        for x in ips.get(port_id, []):
+            if x["subnet_id"] in subnets:
+                scopes.setdefault(":" in x["ip_address"], subnets[x["subnet_id"]].address_scope_id)
         return RouterPort(id=port_id, network_id=row.network_id, mac=row.mac_address, mtu=row.mtu,
-                          addresses=addresses, address_scope=scope)
+                          addresses=addresses, ipv4_address_scope=scopes.get(False),
+                          ipv6_address_scope=scopes.get(True))
 
     out = []
     for row in rows:

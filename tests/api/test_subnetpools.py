@@ -378,10 +378,10 @@ def test_the_l3_view_carries_each_router_ports_address_scope(client: SyncClient,
     report_lb(client, "scope-host")
     report_l3(client, "scope-host")
     (seen,) = l3_view(client, "scope-host").routers
-    scopes = {i.addresses[0]: i.address_scope for i in seen.interfaces}
+    scopes = {i.addresses[0]: i.ipv4_address_scope for i in seen.interfaces}
     assert scopes == {"10.85.0.1/24": scope_id, "10.86.0.1/24": None}
     # onboarding the other subnet into the scoped pool puts that interface in the scope too
     r2 = api.put(f"/v2.0/subnetpools/{pool['id']}/onboard_network_subnets", json={"network_id": plain_net["id"]})
     assert r2.status_code == 200, r2.text
     (seen,) = l3_view(client, "scope-host").routers
-    assert {i.address_scope for i in seen.interfaces} == {scope_id}
+    assert {i.ipv4_address_scope for i in seen.interfaces} == {scope_id}

@@ -162,7 +162,8 @@ RECORDED: dict[str, dict[str, str]] = {
         "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];"
                        "subnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost]",
         "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
-        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];address_scope:str | None",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scope:str | None;"
+                      "ipv6_address_scope:str | None",
         "FloatingIp": "floating_ip:str;fixed_ip:str",
         "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPort];"
                   "gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:bool;"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -512,3 +512,43 @@ def test_a_subnet_in_the_external_scope_is_routed_not_snatted(topo: Topo, mgr: R
         assert topo.unreachable(topo.ext, VM2)
     finally:
         _ip("-n", topo.ext, "route", "del", "10.10.0.0/16", "via", GW)
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 8.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_ipv6_address_scopes_are_never_routed_between(topo: Topo, mgr: RouterManager) -> None:
+    vm1_6, vm2_6 = "2001:db8:a::10", "2001:db8:b::10"
+    router = _router(Ports.new())
+    a, b = router.interfaces
+    a = replace(a, addresses=(*a.addresses, "2001:db8:a::1/64"))
+    b = replace(b, addresses=(*b.addresses, "2001:db8:b::1/64"))
+    plain = replace(router, interfaces=(a, b))
+    added = [(topo.vm1, f"{vm1_6}/64", "2001:db8:a::1"), (topo.vm2, f"{vm2_6}/64", "2001:db8:b::1")]
+    try:
+        for ns, address, gateway in added:
+            _ip("-n", ns, "addr", "add", address, "dev", "eth0", "nodad")
+            _ip("-n", ns, "-6", "route", "add", "default", "via", gateway)
+        _ensure(topo, mgr, plain)
+        assert _eventually(lambda: topo.ping(topo.vm1, vm2_6)) and topo.ping(topo.vm2, vm1_6)
+        # different IPv6 scopes: dropped both ways (there is no NAT to cross with); IPv4 is not affected
+        assert mgr.ensure(replace(plain, interfaces=(replace(a, address_scope6="s6"), b))) == ["applied nat"]
+        assert topo.unreachable(topo.vm1, vm2_6) and topo.unreachable(topo.vm2, vm1_6)
+        assert topo.ping(topo.vm1, VM2)
+        ns = _ns(mgr, plain)
+        listed = _in(ns, "nft", "list", "table", "ip6", "fermion_scope6").stdout
+        assert "iifname . oifname @scope_block drop" in listed
+        # the same scope on both: routed again
+        assert mgr.ensure(replace(plain, interfaces=(replace(a, address_scope6="s6"),
+                                                     replace(b, address_scope6="s6")))) == ["applied nat"]
+        assert topo.ping(topo.vm1, vm2_6)
+    finally:
+        for ns, address, gateway in added:
+            _in(ns, "ip", "-6", "route", "del", "default", "via", gateway)
+            _in(ns, "ip", "addr", "del", address, "dev", "eth0")
