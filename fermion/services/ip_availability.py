@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import netaddr
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from fermion.db import models as m
@@ -59,7 +60,7 @@ def availabilities(conn: Connection, filters: dict[str, list[Any]], visible: Col
                                  "tenant_id": project, "total_ips": 0, "used_ips": 0, "subnet_ip_availability": []}
         if sub_id is None:
             continue
-        total = pool_size(pools)
+        total = pool_size(pools) if pools else netaddr.IPNetwork(cidr).size  # no pools: the whole CIDR
         net["total_ips"] += total
         net["used_ips"] += int(count)
         net["subnet_ip_availability"].append({"subnet_id": sub_id, "subnet_name": sub_name, "cidr": cidr,

@@ -165,3 +165,10 @@ def test_floating_ips_and_gateways_use_their_service_subnets(api: Api) -> None:
     r = api.create("routers", external_gateway_info={"network_id": ext["id"]})
     (fixed,) = r["external_gateway_info"]["external_fixed_ips"]
     assert fixed["ip_address"].startswith("198.18.10.")
+
+
+def test_network_ip_availability_without_allocation_pools_counts_the_cidr(api: Api) -> None:
+    net = api.network()
+    api.subnet(net["id"], "10.14.0.0/28", enable_dhcp=False, allocation_pools=[])
+    got = api.get(f"/v2.0/network-ip-availabilities/{net['id']}").json()["network_ip_availability"]
+    assert got["total_ips"] == 16 and got["used_ips"] == 0
