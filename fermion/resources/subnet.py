@@ -6,10 +6,15 @@ IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 _pool = v.dict_of({"start": (v.ip_address, True), "end": (v.ip_address, True)}, "allocation_pool")
 _route = v.dict_of({"destination": (v.cidr, True), "nexthop": (v.ip_address, True)}, "host_route")
 
+# Neutron's validator adds the compute prefix to its list character by character, so a service type is
+# valid when it starts with "network:", "neutron:" or any one of the characters of "compute:" (clients and
+# the upstream API tests rely on it, e.g. "test:type_1")
+_SERVICE_PREFIXES = ("network:", "neutron:", *"compute:")
+
+
 def _service_type(value: object) -> str:
-    # a device owner prefix (network:, neutron:, compute:), as Neutron's validator
     text = v.string(255)(value)
-    if not str(text).startswith(("network:", "neutron:", "compute:")):
+    if not str(text).startswith(_SERVICE_PREFIXES):
         raise v.InvalidValue(f"Subnet service type {value} does not correspond to a valid device owner")
     return str(text)
 

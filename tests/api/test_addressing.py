@@ -25,6 +25,9 @@ def test_service_types_attribute(api: Api) -> None:
     assert r.status_code == 200 and r.json()["subnet"]["service_types"] == ["network:router_gateway"]
     assert_fault(api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.3.0.0/24",
                                                             "ip_version": 4, "service_types": ["bogus"]}}), 400)
+    # Neutron's prefix check accepts any type starting with one of the characters of "compute:"
+    quirky = api.subnet(net["id"], "10.3.0.0/24", service_types=["test:type_1"])
+    assert quirky["service_types"] == ["test:type_1"]
     assert_fault(api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.3.0.0/24",
                                                             "ip_version": 4, "service_types": "compute:nova"}}), 400)
 
