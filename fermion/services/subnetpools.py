@@ -4,7 +4,7 @@ never overlap."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import netaddr
@@ -78,9 +78,22 @@ def _allocated(conn: Connection, pool_id: str) -> list[tuple[str, str, str]]:
                                                      .where(s.subnetpool_id == pool_id))]
 
 
+PREFIXLENS = ("default_prefixlen", "min_prefixlen", "max_prefixlen")
+
+
+class SubnetPoolCollection(SharedCollection):
+    def __init__(self) -> None:
+        super().__init__(SUBNETPOOL, m.subnetpools)
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        for item in items:  # Neutron answers the prefix lengths as strings ("64"); they are stored as numbers
+            for key in PREFIXLENS:
+                item[key] = str(item[key])
+
+
 class SubnetPoolService:
     def __init__(self) -> None:
-        self.collection = SharedCollection(SUBNETPOOL, m.subnetpools)
+        self.collection = SubnetPoolCollection()
 
     # ---------------------------------------------------------------- reading and locking
     def lock(self, conn: Connection, pool_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -155,7 +168,7 @@ class SubnetPoolService:
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
-        merged = {**orig, **changes}
+        merged = {**orig, **{k: int(orig[k]) for k in PREFIXLENS}, **changes}
         if "prefixes" in changes:
             if not netaddr.IPSet(orig["prefixes"]).issubset(netaddr.IPSet(changes["prefixes"] or [])):
                 raise BadRequest("Illegal update to prefixes: Existing prefixes must be a subset of the new "

@@ -33,7 +33,7 @@ def test_pool_defaults_v4(api: Api) -> None:
     # adjacent prefixes are compacted, as Neutron stores them
     assert pool["prefixes"] == ["10.10.0.0/15"]
     bounds = (pool["min_prefixlen"], pool["max_prefixlen"], pool["default_prefixlen"])
-    assert pool["ip_version"] == 4 and bounds == (8, 32, 8)
+    assert pool["ip_version"] == 4 and bounds == ("8", "32", "8")  # strings, as Neutron answers them
     assert pool["default_quota"] is None and pool["is_default"] is False and pool["shared"] is False
     assert pool["address_scope_id"] is None and pool["revision_number"] == 0
     assert api.get(f"/v2.0/subnetpools/{pool['id']}").json() == {"subnetpool": pool}
@@ -46,7 +46,7 @@ def test_prefixes_with_host_bits_are_kept_as_their_networks(api: Api) -> None:
 def test_pool_defaults_v6(api: Api) -> None:
     pool = _pool(api, ["2001:db8::/48"])
     bounds = (pool["min_prefixlen"], pool["max_prefixlen"], pool["default_prefixlen"])
-    assert pool["ip_version"] == 6 and bounds == (64, 128, 64)
+    assert pool["ip_version"] == 6 and bounds == ("64", "128", "64")
 
 
 def test_pool_validation(api: Api) -> None:
@@ -79,7 +79,7 @@ def test_pool_update_prefixes_must_keep_the_old_ones(api: Api) -> None:
     assert r.status_code == 200, r.text
     upd = r.json()["subnetpool"]
     assert upd["prefixes"] == ["10.10.0.0/16", "10.20.0.0/16"] and upd["name"] == "wider"
-    assert (upd["min_prefixlen"], upd["default_prefixlen"], upd["max_prefixlen"]) == (20, 24, 28)
+    assert (upd["min_prefixlen"], upd["default_prefixlen"], upd["max_prefixlen"]) == ("20", "24", "28")
     assert upd["revision_number"] == 1
     r = api.put(f"/v2.0/subnetpools/{pool['id']}", json={"subnetpool": {"default_prefixlen": 30}})
     assert_fault(r, 400, "IllegalSubnetPoolPrefixBounds")
@@ -385,3 +385,14 @@ def test_the_l3_view_carries_each_router_ports_address_scope(client: SyncClient,
     assert r2.status_code == 200, r2.text
     (seen,) = l3_view(client, "scope-host").routers
     assert {i.ipv4_address_scope for i in seen.interfaces} == {scope_id}
+
+
+def test_prefix_lengths_are_strings_but_filter_and_sort_as_numbers(api: Api) -> None:
+    a = _pool(api, ["10.11.12.0/24"], name="a", min_prefixlen="29")
+    assert (a["min_prefixlen"], a["default_prefixlen"], a["max_prefixlen"]) == ("29", "29", "32")
+    b = _pool(api, ["10.12.0.0/16"], name="b", min_prefixlen=9)
+    assert ids(api.get("/v2.0/subnetpools?min_prefixlen=29"), "subnetpools") == [a["id"]]
+    assert ids(api.get("/v2.0/subnetpools?sort_key=min_prefixlen&sort_dir=asc"), "subnetpools") == [b["id"], a["id"]]
+    r = api.put(f"/v2.0/subnetpools/{a['id']}", json={"subnetpool": {"max_prefixlen": "30", "min_prefixlen": "28"}})
+    assert r.status_code == 200, r.text
+    assert (r.json()["subnetpool"]["min_prefixlen"], r.json()["subnetpool"]["max_prefixlen"]) == ("28", "30")
