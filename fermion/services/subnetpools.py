@@ -18,7 +18,7 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnetpool import SUBNETPOOL
 from fermion.rpc.contracts import Hint
 from fermion.services import common
-from fermion.services.address_scopes import SharedCollection, load_scope
+from fermion.services.address_scopes import SharedCollection, accessible, load_scope
 
 MAX_BITS = {4: 32, 6: 128}
 DEFAULT_MIN = {4: 8, 6: 64}
@@ -106,12 +106,15 @@ class SubnetPoolService:
             stmt = stmt.with_for_update()
         return {r.id: dict(r._mapping) for r in conn.execute(stmt)}
 
-    def default_pool(self, conn: Connection, version: int) -> str:
-        d = m.default_subnetpools.c
-        found = conn.execute(select(d.subnetpool_id).where(d.ip_version == version)).scalar()
-        if found is None:
+    def default_pool(self, conn: Connection, version: int, ctx: Context | None = None) -> str:
+        """The IP version's default pool, if the caller may use it (Neutron looks among the pools it sees)."""
+        d, sp = m.default_subnetpools.c, m.subnetpools.c
+        found = conn.execute(select(sp.id, sp.project_id, sp.shared)
+                             .join(m.default_subnetpools, d.subnetpool_id == sp.id)
+                             .where(d.ip_version == version)).first()
+        if found is None or not accessible(dict(found._mapping), ctx):
             raise BadRequest(f"No default subnetpool found for IPv{version}")
-        return str(found)
+        return str(found.id)
 
     @staticmethod
     def _claim_default(conn: Connection, version: int, pool_id: str) -> None:

@@ -114,7 +114,7 @@ class SubnetService:
                ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         self._lock_networks(conn, {item["network_id"] for item in items})
-        wanted = [self._pool_id(conn, item) for item in items]
+        wanted = [self._pool_id(conn, item, ctx) for item in items]
         locked = self.pools.lock(conn, [p for p in wanted if p])
         rows = []
         for item, pool_id in zip(items, wanted, strict=True):
@@ -156,7 +156,7 @@ class SubnetService:
             self.quotas.charge(conn, project, "subnet", count)
         return rows
 
-    def _pool_id(self, conn: Connection, item: dict[str, Any]) -> str | None:
+    def _pool_id(self, conn: Connection, item: dict[str, Any], ctx: Context | None) -> str | None:
         """The pool a subnet comes from: the one named, the default one, or none (a cidr is then needed)."""
         has_cidr, has_len = item["cidr"] is not AUTO, item.get("prefixlen", AUTO) is not AUTO
         if has_cidr and has_len:
@@ -166,7 +166,7 @@ class SubnetService:
             if pool_id:
                 raise BadRequest("subnetpool_id and use_default_subnetpool cannot both be specified")
             version = netaddr.IPNetwork(item["cidr"]).version if has_cidr else item["ip_version"]
-            pool_id = self.pools.default_pool(conn, version)
+            pool_id = self.pools.default_pool(conn, version, ctx)
         if not pool_id and not has_cidr:
             raise BadRequest("A cidr must be specified in the absence of a subnet pool")
         return pool_id or None

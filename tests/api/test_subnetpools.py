@@ -217,8 +217,12 @@ def test_default_pools(api: Api) -> None:
     r = api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
                                                    "use_default_subnetpool": True, "subnetpool_id": v4["id"]}})
     assert_fault(r, 400)
-    # only an admin marks a pool default
+    # a default pool the caller cannot see (not shared, not its own) is no default for it
     member = api.as_("carol")
+    r = member.post("/v2.0/subnets", json={"subnet": {"network_id": member.network()["id"], "ip_version": 4,
+                                                      "use_default_subnetpool": True}})
+    assert_fault(r, 400)
+    # only an admin marks a pool default
     r = member.post("/v2.0/subnetpools", json={"subnetpool": {"name": "m", "prefixes": ["10.75.0.0/16"],
                                                               "is_default": True}})
     assert_fault(r, 403)
@@ -396,3 +400,12 @@ def test_prefix_lengths_are_strings_but_filter_and_sort_as_numbers(api: Api) -> 
     r = api.put(f"/v2.0/subnetpools/{a['id']}", json={"subnetpool": {"max_prefixlen": "30", "min_prefixlen": "28"}})
     assert r.status_code == 200, r.text
     assert (r.json()["subnetpool"]["min_prefixlen"], r.json()["subnetpool"]["max_prefixlen"]) == ("28", "30")
+
+
+def test_a_shared_default_pool_serves_every_project(api: Api) -> None:
+    pool = _pool(api, ["10.89.0.0/16"], is_default=True, shared=True, default_prefixlen=24)
+    member = api.as_("grace")
+    r = member.post("/v2.0/subnets", json={"subnet": {"network_id": member.network()["id"], "ip_version": 4,
+                                                      "use_default_subnetpool": True}})
+    assert r.status_code == 201, r.text
+    assert r.json()["subnet"]["subnetpool_id"] == pool["id"] and r.json()["subnet"]["cidr"] == "10.89.0.0/24"
