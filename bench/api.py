@@ -15,11 +15,14 @@ it, starts the server and measures:
   * keep-alive: how many TCP connections the clients used, and how many the server saw
   * rbac (--only rbac): lists of --rbac-objects networks and ports that a project sees through RBAC
     policies, against the same lists unfiltered (admin) and by owner
+  * network IP availability (admin) at --ports-large ports: the list of every network and one network's
+    show (one grouped SQL query either way)
 
     .venv/bin/python bench/api.py                      # sqlite and postgres, defaults
     .venv/bin/python bench/api.py --quick --db sqlite  # smoke run
     .venv/bin/python bench/api.py --only bulk-race --db sqlite,postgres,mysql
     .venv/bin/python bench/api.py --only rbac --db sqlite,postgres
+    .venv/bin/python bench/api.py --only ip-availability --db sqlite,postgres,mysql
 
 Everything is bounded: every request has a timeout, every phase a finite amount of work, and the run
 stops itself after --max-seconds. Only the server process this script started is signalled.
@@ -70,6 +73,7 @@ TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "dev_large_p50": ("<= 10 ms", lambda v: v <= 10),
     "dev_large_p99": ("<= 10 ms", lambda v: v <= 10),
     "rss_mib": ("<= 150 MiB", lambda v: v <= 150),
+    "ipavail_large_p50": ("<= 300 ms", lambda v: v <= 300),
     "race_errors": ("0", lambda v: v == 0),
     "race_dups": ("0", lambda v: v == 0),
     "rbac_networks_ratio": ("<= 1.2", lambda v: v <= 1.2),
@@ -646,6 +650,42 @@ def measure_lists(server: Server, st: State, cfg: Config, tag: str, m: dict[str,
         m[f"dev_{tag}_p50"], m[f"dev_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
 
 
+def measure_ip_availability(server: Server, st: State, cfg: Config, tag: str, m: dict[str, Any]) -> None:
+    """GET /v2.0/network-ip-availabilities (every network, used and total per subnet) and one network's show,
+    checking that the used counts add up to the ports there are (DHCP ports included)."""
+    rng = random.Random(11)
+    with make_client(server) as c:
+        c.get(f"/v2.0/network-ip-availabilities/{st.network_ids[0]}")
+
+        def counted(r: Reply) -> None:
+            nets = r.json()["network_ip_availabilities"]
+            if sum(n["used_ips"] for n in nets) < len(st.ports):
+                raise BenchError("network IP availability counts fewer addresses than ports")
+
+        lat = timed_gets(c, ["/v2.0/network-ip-availabilities"] * cfg.list_runs, counted)
+        m[f"ipavail_{tag}_p50"], m[f"ipavail_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
+        nets = [rng.choice(st.network_ids) for _ in range(cfg.filter_runs)]
+        lat = timed_gets(c, [f"/v2.0/network-ip-availabilities/{n}" for n in nets], lambda r: None)
+        m[f"ipavail_show_{tag}_p50"], m[f"ipavail_show_{tag}_p99"] = pct(lat, 50), pct(lat, 99)
+
+
+def run_ip_availability(server: Server, cfg: Config, deadline: Deadline, m: dict[str, Any], kind: str,
+                        log: Callable[[str], None]) -> None:
+    """--only ip-availability: networks with one /20 each, filled (untimed) to --ports-large ports."""
+    st = State()
+    res = run_phase(server, cfg.clients, cfg.networks,
+                    lambda c, i: c.post("/v2.0/networks", json={"network": {"name": f"bench-net-{i}"}}),
+                    (201,), deadline, keep=lambda r: r.json()["network"]["id"])
+    st.network_ids = res.results
+    run_phase(server, cfg.clients, cfg.networks,
+              lambda c, i: c.post("/v2.0/subnets", json={"subnet": {
+                  "network_id": st.network_ids[i], "ip_version": 4, "cidr": subnet_cidr(i)}}), (201,), deadline)
+    m["fill_large_ops"] = fill_ports(server, st, cfg.ports_large, cfg, deadline)
+    measure_ip_availability(server, st, cfg, "large", m)
+    log(f"[{kind}] at {len(st.ports)} ports: network-ip-availabilities p50 {m['ipavail_large_p50']:.0f} ms, "
+        f"show p50 {m['ipavail_show_large_p50']:.1f} ms")
+
+
 def warm_up(server: Server, cfg: Config, deadline: Deadline) -> None:
     """A few untimed creates of each kind (SQL compile caches, pools, lazy imports); the ports are deleted."""
     n = cfg.clients
@@ -821,6 +861,9 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             if cfg.only == "rbac":
                 rbac_lists(server, cfg, deadline, m, log, kind)
                 return m
+            if cfg.only == "ip-availability":
+                run_ip_availability(server, cfg, deadline, m, kind, log)
+                return m
             st = State()
 
             res = run_phase(server, cfg.clients, cfg.networks,
@@ -880,6 +923,7 @@ def bench_backend(kind: str, cfg: Config, deadline: Deadline, log: Callable[[str
             measure_lists(server, st, cfg, "large", m)
             log(f"[{kind}] at {len(st.ports)} ports: list p50 {m['list_large_p50']:.0f} ms, "
                 f"device_id p50 {m['dev_large_p50']:.1f} ms (bulk fill {m['fill_large_ops']:.0f} ports/s)")
+            measure_ip_availability(server, st, cfg, "large", m)
             m["rss_mib"] = rss_kib(server.proc.pid) / 1024
             run_bulk_race(server, cfg, deadline, m, kind, log)
             m["server_procs"] = len(proc_tree(server.proc.pid))
@@ -947,6 +991,10 @@ def report(results: dict[str, dict[str, Any]], cfg: Config, skipped: dict[str, s
             (f"list ?device_id @{n} p99", f"dev_{tag}_p99", "ms"),
             (f"  bulk fill to {n} (untimed, info)", f"fill_{tag}_ops", "/s"),
         ]
+    rows += [(f"network-ip-availabilities list @{L} p50 ({cfg.list_runs} runs)", "ipavail_large_p50", "ms"),
+             (f"network-ip-availabilities list @{L} p99", "ipavail_large_p99", "ms"),
+             (f"network-ip-availabilities show @{L} p50 ({cfg.filter_runs} runs)", "ipavail_show_large_p50", "ms"),
+             (f"network-ip-availabilities show @{L} p99", "ipavail_show_large_p99", "ms")]
     rows += [("server RSS just after start", "rss_start_mib", "MiB"),
              (f"server RSS @{L} ports, before listing them", "rss_before_lists_mib", "MiB"),
              (f"server RSS @{L} ports, after the lists", "rss_mib", "MiB"),
@@ -1040,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="bulk race: how many bulk requests of 100 ports the clients post to one network")
     ap.add_argument("--race-singles", type=int, default=400,
                     help="bulk race: single port creates on the same network first, to compare their CPU")
-    ap.add_argument("--only", choices=["bulk-race", "rbac"], default="", help="run only this case")
+    ap.add_argument("--only", choices=["bulk-race", "rbac", "ip-availability"], default="", help="run only this case")
     ap.add_argument("--rbac-objects", type=int, default=10000,
                     help="rbac: networks shared by policy, and ports on a shared network, a project lists")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")

@@ -28,6 +28,7 @@ from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
 from fermion.api.floatingip_pools import FloatingIpPoolController
+from fermion.api.ip_availability import IpAvailabilityController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -45,10 +46,11 @@ PUBLIC = {"": "versions", "/healthz": "healthz", "/openapi.json": "openapi", "/m
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
+POOL_ACTIONS = ("add_prefixes", "remove_prefixes", "onboard_network_subnets")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "service_profiles",
-             "next_providers", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS}
+             "next_providers", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -89,8 +91,9 @@ class FermionApp:
         self.transport: Any = None  # the RPC transport, wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
+        self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -284,6 +287,8 @@ class FermionApp:
             return self.flavors.providers(req, ctx, rest[1:])
         if head == "flavors" and len(rest) >= 3:
             return self.flavors.handle(req, ctx, rest[1], rest[2:])
+        if head == "network-ip-availabilities":
+            return self.ip_availability.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":
@@ -311,7 +316,8 @@ class FermionApp:
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
         if len(rest) == 3 and ((head == "routers" and rest[2] in ROUTER_ACTIONS)
-                               or (head == "address-groups" and rest[2] in ADDRESS_GROUP_ACTIONS)):
+                               or (head == "address-groups" and rest[2] in ADDRESS_GROUP_ACTIONS)
+                               or (head == "subnetpools" and rest[2] in POOL_ACTIONS)):
             if method != "PUT":
                 raise MethodNotAllowed(f"The method {method} is not allowed on {rest[2]}")
             return ctl.action(req, ctx, ident, rest[2])

@@ -275,16 +275,22 @@ class Controller:
         return Response(204)
 
     def action(self, req: Request, ctx: Context, ident: str, name: str) -> Response:
-        """Member actions: add/remove_router_interface, add/remove_extraroutes, add/remove_addresses."""
+        """Member actions: routers' add/remove_router_interface and add/remove_extraroutes, address groups'
+        add/remove_addresses, subnet pools' add/remove_prefixes and onboard_network_subnets."""
         body = req.json()
         routers = self.services.routers
+        pools = self.services.subnetpools
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> Any:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(name, self._target(conn, orig, ctx), ctx)
             if self.res.member == "address_group":
                 getattr(self.services.address_groups, name)(conn, orig, body)
                 return {"address_group": self.coll.get(conn, ident)}
+            if name in ("add_prefixes", "remove_prefixes"):
+                return pools.change_prefixes(conn, orig, body, name == "add_prefixes", ctx)
+            if name == "onboard_network_subnets":
+                return pools.onboard(conn, orig, body, ctx)
             if name == "add_router_interface":
                 return routers.add_interface(conn, orig, body, ctx)
             if name == "remove_router_interface":
@@ -293,7 +299,7 @@ class Controller:
             return {"router": self.coll.get(conn, ident)}
 
         out = self.db.write(work)
-        if self.res.member in out:
+        if isinstance(out, dict) and self.res.member in out:
             out = {self.res.member: self.shape([out[self.res.member]], ctx, None)[0]}
         return Response(200, out)
 

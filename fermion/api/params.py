@@ -73,11 +73,14 @@ def _fixed_ip_filter(value: str) -> dict[str, str]:
     try:
         if key == "ip_address" and sep:
             return {"ip_address": ip_address(val)}
+        if key == "ip_address_substr" and sep:  # ip-substring-filtering: any part of an address
+            return {"ip_address_substr": val}
         if key == "subnet_id" and sep:
             return {"subnet_id": uuid_str(val)}
     except InvalidValue as err:
         raise BadRequest(f"Invalid input for fixed_ips. Reason: {err}.") from None
-    raise BadRequest(f"Invalid fixed_ips filter '{value}': use ip_address=IP or subnet_id=ID")
+    raise BadRequest(f"Invalid fixed_ips filter '{value}': use ip_address=IP, ip_address_substr=TEXT or "
+                     "subnet_id=ID")
 
 
 def links(base: str, collection: str, query: list[tuple[str, str]], items: list[dict[str, Any]],

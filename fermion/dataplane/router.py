@@ -2,7 +2,9 @@
 the routes we own (our own route protocol number), and NAT as one nftables table replaced atomically in a
 single `nft -f` transaction, so conntrack entries and their NAT bindings survive every change
 (docs/kernel.md). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
-elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address.
+elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address. Address scopes: new
+connections between devices of different scopes are dropped unless NAT applies (IPv4, in the NAT table's
+forward chain) and always in IPv6 (`table ip6 fermion_scope6`, replaced in the same transaction).
 
 ensure() is idempotent and level-triggered: it observes the namespace, changes only what differs and
 returns a short description of each change (empty when nothing changed)."""
@@ -37,6 +39,7 @@ KERNEL_HELPERS = {("amanda", "udp"): "amanda", ("ftp", "tcp"): "ftp", ("tftp", "
                   ("netbios-ns", "udp"): "netbios-ns", ("pptp", "tcp"): "pptp", ("sane", "tcp"): "sane",
                   ("sip", "tcp"): "sip", ("sip", "udp"): "sip", ("snmp", "udp"): "snmp",
                   ("h323", "tcp"): "Q.931", ("h323", "udp"): "RAS"}
+SCOPE6_TABLE = "fermion_scope6"  # `table ip6 fermion_scope6`: IPv6 address scopes (no NAT in IPv6)
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
 DEVICE_PREFIXES = ("qr-", "qg-")  # the only devices in the namespace that ensure() deletes
@@ -54,6 +57,8 @@ class Interface:
     mac: str
     mtu: int
     addresses: tuple[str, ...]  # CIDR notation: "10.0.1.1/24"
+    address_scope: str | None = None  # IPv4 address scope of its subnet; None is a scope of its own
+    address_scope6: str | None = None  # the same for its IPv6 subnet
 
 
 @dataclass(frozen=True)
@@ -189,11 +194,52 @@ def render_helpers(router: Router) -> list[str]:
     return lines
 
 
+def _v4(iface: Interface) -> list[netaddr.IPNetwork]:
+    return [netaddr.IPNetwork(_cidr(a)).cidr for a in iface.addresses if netaddr.IPNetwork(_cidr(a)).version == 4]
+
+
+def _routed_to_gateway(router: Router, iface: Interface) -> bool:
+    """Neutron: an internal subnet in the external network's address scope reaches it without SNAT."""
+    gw = router.gateway
+    return gw is not None and iface.address_scope is not None and iface.address_scope == gw.address_scope
+
+
+def scope_blocked(router: Router) -> list[tuple[str, str]]:
+    """(in device, out device) pairs the router must not forward new IPv4 connections between, as Neutron's
+    address scopes: the two sides are in different scopes (no scope counts as one) and no NAT applies.
+    Traffic out of the gateway that SNAT rewrites is allowed; floating IPs (DNAT) and the replies of NATed
+    connections pass by their conntrack status before this check."""
+    sides = [(i.device, i.address_scope) for i in router.interfaces if _v4(i)]
+    gw = router.gateway
+    snat = router.enable_snat and snat_address(router) is not None
+    if gw is not None and _v4(gw):
+        sides.append((gw.device, gw.address_scope))
+    out = []
+    for a, scope_a in sides:
+        for b, scope_b in sides:
+            if a == b or scope_a == scope_b:
+                continue
+            if gw is not None and b == gw.device and snat:
+                continue  # leaves through SNAT
+            out.append((a, b))
+    return sorted(out)
+
+
+def _has_v6(iface: Interface) -> bool:
+    return any(netaddr.IPNetwork(_cidr(a)).version == 6 for a in iface.addresses)
+
+
+def scope6_blocked(router: Router) -> list[tuple[str, str]]:
+    """(in device, out device) pairs in different IPv6 address scopes: never forwarded (IPv6 has no NAT)."""
+    ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
+    sides = [(i.device, i.address_scope6) for i in ifaces if _has_v6(i)]
+    return sorted((a, b) for a, sa in sides for b, sb in sides if a != b and sa != sb)
+
+
 def render_nat(router: Router) -> str:
     """The router's NAT table as nft input. Deterministic: equal routers render equal text, whose digest is
     kept in the table's comment so a restarted agent can tell whether the kernel already has it."""
-    nets = netaddr.cidr_merge([netaddr.IPNetwork(_cidr(a)).cidr for i in router.interfaces for a in i.addresses
-                               if netaddr.IPNetwork(_cidr(a)).version == 4])
+    nets = netaddr.cidr_merge([n for i in router.interfaces if not _routed_to_gateway(router, i) for n in _v4(i)])
     fips = floating_ips(router)
     fip_snat: dict[str, str] = {}
     for fip in fips:  # one source per fixed address: the lowest floating IP wins if the input has several
@@ -226,15 +272,29 @@ def render_nat(router: Router) -> str:
         "    type nat hook postrouting priority srcnat; policy accept;",
         *(f"    {rule}" for rule in post),
         "  }",
+        *_block("set scope_block { type ifname . ifname", (f'"{a}" . "{b}"' for a, b in scope_blocked(router))),
         "  chain filter_forward {",
         "    type filter hook forward priority filter; policy accept;",
         "    ct state invalid drop",
+        "    ct status dnat accept",
+        "    ct status snat accept",
+        "    iifname . oifname @scope_block drop",
         "  }",
     ]
+    scope6 = [
+        f"table ip6 {SCOPE6_TABLE} {{",
+        *_block("set scope_block { type ifname . ifname", (f'"{a}" . "{b}"' for a, b in scope6_blocked(router))),
+        "  chain filter_forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    iifname . oifname @scope_block drop",
+        "  }",
+        "}",
+    ]
     helpers = render_helpers(router)
-    digest = hashlib.sha256("\n".join(body + helpers).encode()).hexdigest()[:16]
+    # one digest for the tables: they are replaced together, in one transaction
+    digest = hashlib.sha256("\n".join([*body, *scope6, *helpers]).encode()).hexdigest()[:16]
     head = [f"table ip {NAT_TABLE} {{", f'  comment "fermion router {router.id[:8]} sha256={digest}"']
-    return "\n".join([*head, *body, "}", *helpers]) + "\n"
+    return "\n".join([*head, *body, "}", *scope6, *helpers]) + "\n"
 
 
 def nat_digest(text: str) -> str | None:
@@ -395,11 +455,13 @@ class RouterManager:
             return
         if not fresh and router.id not in self._nat:  # first look after a start: the kernel may have it
             listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
-            if listed.returncode == 0 and nat_digest(listed.stdout) == digest:
+            has6 = _exec(ns, ["nft", "list", "table", "ip6", SCOPE6_TABLE], check=False).returncode == 0
+            if listed.returncode == 0 and has6 and nat_digest(listed.stdout) == digest:
                 self._nat[router.id] = digest
                 return
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
         script = (f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
+                  f"table ip6 {SCOPE6_TABLE}\ndelete table ip6 {SCOPE6_TABLE}\n"
                   f"table inet {HELPER_TABLE}\ndelete table inet {HELPER_TABLE}\n{text}")
         started = time.monotonic()
         _exec(ns, ["nft", "-f", "-"], stdin=script)

@@ -55,6 +55,35 @@ networks = Table(
     Column("is_default", Boolean, nullable=True, unique=True),
 )
 
+address_scopes = Table(
+    "address_scopes", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("ip_version", Integer, nullable=False),
+)
+
+# A pool's prefixes live on its row (compacted CIDRs): subnet allocation locks that row, so prefix
+# changes and allocations from one pool take turns.
+subnetpools = Table(
+    "subnetpools", metadata, *_standard(),
+    Column("ip_version", Integer, nullable=False),
+    Column("prefixes", JSON, nullable=False),
+    Column("default_prefixlen", Integer, nullable=False),
+    Column("min_prefixlen", Integer, nullable=False),
+    Column("max_prefixlen", Integer, nullable=False),
+    Column("default_quota", Integer, nullable=True),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("address_scope_id", String(36), ForeignKey("address_scopes.id"), nullable=True, index=True),
+)
+
+# At most one default pool per IP version: the primary key makes marking a pool default race-free.
+default_subnetpools = Table(
+    "default_subnetpools", metadata,
+    Column("ip_version", Integer, primary_key=True, autoincrement=False),
+    Column("subnetpool_id", String(36), ForeignKey("subnetpools.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+)
+
 subnets = Table(
     "subnets", metadata, *_standard(),
     Column("network_id", String(36), ForeignKey("networks.id"), nullable=False, index=True),
@@ -67,9 +96,17 @@ subnets = Table(
     Column("enable_dhcp", Boolean, nullable=False),
     Column("ipv6_ra_mode", String(16)),
     Column("ipv6_address_mode", String(16)),
-    Column("subnetpool_id", String(36)),
+    Column("subnetpool_id", String(36), ForeignKey("subnetpools.id"), index=True),
     Column("segment_id", String(36), ForeignKey("network_segments.id"), index=True),
     Column("dns_publish_fixed_ip", Boolean, nullable=False, default=False, server_default=false()),
+)
+
+# Subnet service types (which device owners may take addresses from a subnet), as Neutron's table.
+subnet_service_types = Table(
+    "subnet_service_types", metadata,
+    Column("subnet_id", String(36), ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False),
+    Column("service_type", String(255), nullable=False),
+    PrimaryKeyConstraint("subnet_id", "service_type"),
 )
 
 ports = Table(

@@ -57,6 +57,8 @@ BASE: dict[str, str] = {
     "shared_security_group": "field:security_groups:shared=True",
     "restrict_wildcard": "(not field:rbac_policy:target_tenant=* and not field:rbac_policy:target_project=*) "
                          "or rule:admin_only",
+    "shared_subnetpools": "field:subnetpools:shared=True",
+    "shared_address_scopes": "field:address_scopes:shared=True",
 }
 
 _NET_ADMIN_ATTRS = (
@@ -202,13 +204,34 @@ DEFAULT_SECURITY_GROUP_RULES: dict[str, str] = {
     "delete_default_security_group_rule": ADMIN,
 }
 
+# Shared pools and scopes are readable by all (RBAC access_as_shared will widen this per project).
+ADDRESSING: dict[str, str] = {
+    "create_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "create_address_scope:shared": ADMIN,
+    "get_address_scope": _any(ADMIN_OR_PROJECT_READER, "rule:shared_address_scopes"),
+    "update_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "update_address_scope:shared": ADMIN,
+    "delete_address_scope": ADMIN_OR_PROJECT_MEMBER,
+    "create_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "create_subnetpool:shared": ADMIN,
+    "create_subnetpool:is_default": ADMIN,
+    "get_subnetpool": _any(ADMIN_OR_PROJECT_READER, "rule:shared_subnetpools"),
+    "update_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "update_subnetpool:is_default": ADMIN,
+    "delete_subnetpool": ADMIN_OR_PROJECT_MEMBER,
+    "onboard_network_subnets": ADMIN_OR_PROJECT_MEMBER,
+    "add_prefixes": ADMIN_OR_PROJECT_MEMBER,
+    "remove_prefixes": ADMIN_OR_PROJECT_MEMBER,
+    "get_network_ip_availability": ADMIN,
+}
+
 # Tags: the target is the tagged resource seen as ``ext_parent`` (ext_parent:project_id).
 TAGS: dict[str, str] = {
     f"{verb}_{collection}_tags": (
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
     for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "segments",
-                       "network_segment_ranges", "address_groups")
+                       "network_segment_ranges", "address_groups", "address_scopes", "subnetpools")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -286,4 +309,5 @@ AGENTS: dict[str, str] = {
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
-                              **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY}
+                              **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
+                              **ADDRESSING}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fermion.resources.address_group import ADDRESS_GROUP
+from fermion.resources.address_scope import ADDRESS_SCOPE
 from fermion.resources.base import Extension, Resource
 from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CONNTRACK_HELPER
 from fermion.resources.flavor import FLAVOR, FLAVORS, L3_FLAVORS, SERVICE_PROFILE, SERVICE_TYPE
@@ -17,12 +18,13 @@ from fermion.resources.router import ROUTER
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
 from fermion.resources.subnet import SUBNET
+from fermion.resources.subnetpool import SUBNETPOOL
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
-                                                           RBAC_POLICY)}
+                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -130,6 +132,19 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Allows creation and modification of policies that control tenant access to resources."),
     Extension("rbac-security-groups", "Add security_group type to network RBAC",
               "Add security_group type to network RBAC"),
+    Extension("address-scope", "Address scope", "Address scopes extension."),
+    Extension("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    Extension("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the "
+              "default."),
+    Extension("subnetpool-prefix-ops", "Subnet Pool Prefix Operations",
+              "Provides support for adjusting the prefix list of subnet pools"),
+    Extension("subnet_onboard", "Subnet Onboard", "Provides support for onboarding subnets into subnet pools"),
+    Extension("subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types "
+              "field"),
+    Extension("ip-substring-filtering", "IP address substring filtering",
+              "Provides IP address substring filtering when listing ports"),
+    Extension("network-ip-availability", "Network IP Availability", "Provides IP availability data for each "
+              "network and subnet."),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -36,6 +36,11 @@ NETWORK = Resource(
         Attribute("provider:segmentation_id", v.nullable(v.integer(0, 2**32 - 1)), default=AUTO, post=True,
                   policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="provider",
                   filter_convert=v.integer(0), schema={"type": ["integer", "null"]}),
+        # the address scope of the network's subnets' pool, per IP version (address-scope extension)
+        Attribute("ipv4_address_scope", filter=False, extension="address-scope",
+                  schema={"type": ["string", "null"]}),
+        Attribute("ipv6_address_scope", filter=False, extension="address-scope",
+                  schema={"type": ["string", "null"]}),
         Attribute("segments", v.list_of(_segment, max_items=16), default=AUTO, post=True, filter=False,
                   policy=ADMIN_ONLY, read_policy=ADMIN_ONLY, extension="multi-provider",
                   schema={"type": "array", "items": {"type": "object"}}),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.6"
+VERSION = "1.7"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -24,6 +24,7 @@ HISTORY = {
     "1.4": "StateReport.availability_zone: the zone an agent's host is in (scheduling honours zone hints)",
     "1.5": "SecurityRule.remote_address_group and Firewall.address_groups (CIDRs): address groups as remotes",
     "1.6": "Router.conntrack_helpers: the router's conntrack helpers (l3-conntrack-helper)",
+    "1.7": "RouterPort.ipv4/ipv6_address_scope: routers do not forward between address scopes without NAT",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -165,6 +166,9 @@ class RouterPort:
     mac: str
     mtu: int
     addresses: list[str]  # with prefix length, e.g. 10.0.0.1/24
+    # the address scopes of the port's IPv4 and IPv6 subnets (their pools'; None: no scope)
+    ipv4_address_scope: str | None = None
+    ipv6_address_scope: str | None = None
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,11 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
     port_ids = gw_ids + [p["id"] for ps in interfaces.values() for p in ps]
     ips = load_fixed_ips(conn, port_ids)
     subnet_ids = {f["subnet_id"] for v in ips.values() for f in v}
-    s = m.subnets.c
-    subnets = {x.id: x for x in conn.execute(select(s.id, s.cidr, s.gateway_ip, s.network_id)
-                                             .where(s.id.in_(list(subnet_ids))))} if subnet_ids else {}
+    s, sp = m.subnets.c, m.subnetpools.c
+    subnets = {x.id: x for x in conn.execute(
+        select(s.id, s.cidr, s.gateway_ip, s.network_id, sp.address_scope_id)
+        .select_from(m.subnets.outerjoin(m.subnetpools, sp.id == s.subnetpool_id))
+        .where(s.id.in_(list(subnet_ids))))} if subnet_ids else {}
     p, n = m.ports.c, m.networks.c
     ports = {x.id: x for x in conn.execute(select(p.id, p.network_id, p.mac_address, n.mtu)
                                            .join(m.networks, n.id == p.network_id)
@@ -77,8 +79,13 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
         row = ports[port_id]
         addresses = [f"{x['ip_address']}/{netaddr.IPNetwork(subnets[x['subnet_id']].cidr).prefixlen}"
                      for x in ips.get(port_id, []) if x["subnet_id"] in subnets]
+        scopes: dict[bool, str | None] = {}
+        for x in ips.get(port_id, []):
+            if x["subnet_id"] in subnets:
+                scopes.setdefault(":" in x["ip_address"], subnets[x["subnet_id"]].address_scope_id)
         return RouterPort(id=port_id, network_id=row.network_id, mac=row.mac_address, mtu=row.mtu,
-                          addresses=addresses)
+                          addresses=addresses, ipv4_address_scope=scopes.get(False),
+                          ipv6_address_scope=scopes.get(True))
 
     out = []
     for row in rows:

@@ -14,6 +14,7 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.services import common
+from fermion.services.ports import service_subnets
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.routers import (
@@ -86,10 +87,9 @@ class FloatingIpService:
             self.quotas.charge(conn, project, "floatingip", count)
         return out
 
-    @staticmethod
-    def _address_wanted(conn: Connection, item: dict[str, Any], ctx: Context | None) -> dict[str, str]:
+    def _address_wanted(self, conn: Connection, item: dict[str, Any], ctx: Context | None) -> dict[str, str]:
         """The fixed_ips entry of the floating IP's port: the address or subnet asked for, else the external
-        network's first IPv4 subnet."""
+        network's first IPv4 subnet that serves floating IPs (subnet-service-types)."""
         net_id = item["floating_network_id"]
         require_external(conn, net_id, bad_fip, caller_project(ctx))
         want: dict[str, str] = {}
@@ -98,12 +98,11 @@ class FloatingIpService:
         if item["floating_ip_address"] is not AUTO:
             want["ip_address"] = item["floating_ip_address"]
         if not want:
-            v4 = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id,
-                                                           m.subnets.c.ip_version == 4)
-                              .order_by(m.subnets.c.created_at)).first()
-            if v4 is None:
+            v4 = [s for s in self.ports.subnets_of(conn, net_id) if s["ip_version"] == 4]
+            if not v4:
                 raise bad_fip(f"Network {net_id} has no IPv4 subnet for floating IPs")
-            want["subnet_id"] = v4[0]
+            port = {"device_owner": "network:floatingip", "network_id": net_id}
+            want["subnet_id"] = service_subnets(port, v4)[0]["id"]
         return want
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],

@@ -85,25 +85,33 @@ class NetworkCollection(Collection):
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         by_net: dict[str, list[str]] = defaultdict(list)
+        scopes: dict[tuple[str, int], str] = {}
         ids = [i["id"] for i in items]
         segments = load_segments(conn, ids) if ids else {}
         if ids:
-            stmt = select(m.subnets.c.network_id, m.subnets.c.id).order_by(m.subnets.c.created_at,
-                                                                            m.subnets.c.id)
+            s, sp = m.subnets.c, m.subnetpools.c
+            stmt = (select(s.network_id, s.id, s.ip_version, sp.address_scope_id)
+                    .select_from(m.subnets.outerjoin(m.subnetpools, sp.id == s.subnetpool_id))
+                    .order_by(s.created_at, s.id))
             if len(ids) <= 500:
-                stmt = stmt.where(m.subnets.c.network_id.in_(ids))
-            for net_id, sub_id in conn.execute(stmt):
+                stmt = stmt.where(s.network_id.in_(ids))
+            for net_id, sub_id, version, scope in conn.execute(stmt):
                 by_net[net_id].append(sub_id)
+                if scope is not None:
+                    scopes.setdefault((net_id, version), scope)
         hosted = zones.hosting_zones(conn, "network", ids)
         for row, item in zip(rows, items, strict=True):
             self._fill(item, row, by_net.get(item["id"], []), segments.get(item["id"], []))
             item["availability_zones"] = hosted.get(item["id"], [])
+            item["ipv4_address_scope"] = scopes.get((item["id"], 4))
+            item["ipv6_address_scope"] = scopes.get((item["id"], 6))
 
     def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
                        inserted: list[dict[str, Any]]) -> None:
         for row, item, values in zip(rows, items, inserted, strict=True):  # no subnets yet; create kept segments
             self._fill(item, row, [], values["segments"])
             item["availability_zones"] = []  # zones come with the DHCP agents, scheduled with a subnet
+            item["ipv4_address_scope"] = item["ipv6_address_scope"] = None
 
     def _fill(self, item: dict[str, Any], row: Any, subnets: list[str], segs: list[Segment]) -> None:
         item["router:external"] = row[self._index["router_external"]]
@@ -318,6 +326,9 @@ class NetworkService:
         for sid, project in subnets:
             self.quotas.release(conn, project, "subnet")
             conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
+        if subnets:
+            conn.execute(delete(m.subnet_service_types).where(
+                m.subnet_service_types.c.subnet_id.in_([sid for sid, _ in subnets])))
         conn.execute(delete(m.subnets).where(m.subnets.c.network_id == net_id))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == net_id))
         revoke_all(conn, self.quotas, "network", net_id)

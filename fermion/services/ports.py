@@ -56,9 +56,31 @@ def _slaac(port: dict[str, Any], subnet: dict[str, Any]) -> ipam.Want:
     return ipam.Want(port["id"], [subnet], ip)
 
 
-_s = m.subnets.c
-_SUBNETS_OF_NETWORK = Prepared(select(m.subnets).where(_s.network_id == bindparam("b_network"))
-                               .order_by(_s.created_at, _s.id))
+_s, _st = m.subnets.c, m.subnet_service_types.c
+# a network's subnets with their service types (one row per type, a None type for subnets without)
+_SUBNETS_OF_NETWORK = Prepared(select(m.subnets, _st.service_type)
+                               .select_from(m.subnets.outerjoin(m.subnet_service_types, _st.subnet_id == _s.id))
+                               .where(_s.network_id == bindparam("b_network"))
+                               .order_by(_s.created_at, _s.id, _st.service_type))
+DHCP_OWNER = "network:dhcp"
+
+
+def service_subnets(port: dict[str, Any], subnets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The subnets a port may take addresses from (Neutron's subnet-service-types): those whose service
+    types name its device owner, first, then those without service types; a DHCP port may also use any
+    subnet with DHCP enabled. None at all while the network has subnets is a 409."""
+    owner = port["device_owner"]
+    matching, plain = [], []
+    for subnet in subnets:
+        types = subnet["service_types"]
+        if not types:
+            plain.append(subnet)
+        elif owner in types or (owner == DHCP_OWNER and subnet["enable_dhcp"]):
+            matching.append(subnet)
+    if subnets and not (matching or plain):
+        raise Conflict(f"No valid service subnet for the given device owner, network {port['network_id']}, service "
+                       f"type {owner}.", type="IpAddressGenerationFailureNoMatchingSubnet")
+    return matching + plain
 _INSERT_PORT_GROUP = Prepared(insert(m.port_security_groups))
 _a, _b = m.ip_allocations.c, m.port_security_groups.c
 _ips, _groups = select(_a.port_id, _a.subnet_id, _a.ip_address), select(_b.port_id, _b.security_group_id)
@@ -117,6 +139,8 @@ class PortCollection(Collection):
             sub = select(a.port_id)
             if "ip_address" in fip:
                 sub = sub.where(a.ip_address == fip["ip_address"])
+            if "ip_address_substr" in fip:
+                sub = sub.where(a.ip_address.contains(fip["ip_address_substr"], autoescape=True))
             if "subnet_id" in fip:
                 sub = sub.where(a.subnet_id == fip["subnet_id"])
             conds.append(m.ports.c.id.in_(sub))
@@ -202,8 +226,18 @@ class PortService:
         self.rng = random.Random()
         self.base_mac = [int(x, 16) for x in base_mac.split(":")]
 
+    def subnets_of(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
+        """A network's subnets in creation order, each with its service_types."""
+        return self._subnets(conn, network_id)
+
     def _subnets(self, conn: Connection, network_id: str) -> list[dict[str, Any]]:
-        return _SUBNETS_OF_NETWORK.dicts(conn, {"b_network": network_id})
+        out: dict[str, dict[str, Any]] = {}
+        for row in _SUBNETS_OF_NETWORK.dicts(conn, {"b_network": network_id}):
+            service_type = row.pop("service_type")
+            subnet = out.setdefault(row["id"], {**row, "service_types": []})
+            if service_type is not None:
+                subnet["service_types"].append(service_type)
+        return list(out.values())
 
     def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str) -> Binding:
         if not host:
@@ -237,7 +271,7 @@ class PortService:
         subnets = {net_id: self._subnets(conn, net_id) for net_id in sorted({row["network_id"] for _, row, _ in ports})}
         wants = []
         for item, row, _ in ports:
-            fixed, on_net = item["fixed_ips"], subnets[row["network_id"]]
+            fixed, on_net = item["fixed_ips"], service_subnets(row, subnets[row["network_id"]])
             wants.append(self._auto_wants(row, on_net) if fixed is AUTO
                          else self._requested_wants(conn, row, on_net, fixed))
         self.allocator.allocate(conn, [w for own in wants for w in own])
@@ -485,8 +519,8 @@ class PortService:
         if new:
             port = {"id": orig["id"], "network_id": orig["network_id"], "device_owner": orig["device_owner"],
                     "mac_address": orig["mac_address"]}
-            self.allocator.allocate(conn, self._requested_wants(conn, port, self._subnets(conn, orig["network_id"]),
-                                                                new))
+            on_net = service_subnets(port, self._subnets(conn, orig["network_id"]))
+            self.allocator.allocate(conn, self._requested_wants(conn, port, on_net, new))
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:

@@ -13,6 +13,7 @@ from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
 from fermion.services.address_groups import AddressGroupService
+from fermion.services.address_scopes import AddressScopeService
 from fermion.services.agents import AgentService
 from fermion.services.auto_allocate import AutoAllocator, DefaultPools
 from fermion.services.conntrack_helpers import DEFAULT_HELPERS, ConntrackHelperService
@@ -29,6 +30,7 @@ from fermion.services.routers import RouterService
 from fermion.services.security_group_rules import SecurityGroupRuleService
 from fermion.services.security_groups import SecurityGroupService
 from fermion.services.segments import SegmentRangeService, SegmentService
+from fermion.services.subnetpools import SubnetPoolService
 from fermion.services.subnets import SubnetService
 
 
@@ -66,6 +68,8 @@ class Services:
     service_profiles: ServiceProfileService
     auto_allocator: AutoAllocator
     rbac: RbacService
+    address_scopes: AddressScopeService
+    subnetpools: SubnetPoolService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -82,7 +86,8 @@ class Services:
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         flavors = FlavorService()
         routers = RouterService(quotas, ports, agents, flavors)
-        networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule)
+        pools = SubnetPoolService()
+        networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
@@ -91,8 +96,8 @@ class Services:
                    default_security_group_rules=DefaultSecurityGroupRuleService(),
                    conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
                    service_profiles=ServiceProfileService(),
-                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools),
-                   rbac=RbacService(quotas))
+                   auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
+                   rbac=RbacService(quotas), address_scopes=AddressScopeService(), subnetpools=pools)
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -101,5 +106,6 @@ class Services:
             "security_group_rules": self.security_group_rules, "segments": self.segments,
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
-            "service_profiles": self.service_profiles, "rbac_policies": self.rbac}
+            "service_profiles": self.service_profiles, "rbac_policies": self.rbac,
+            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools}
         return table[collection]

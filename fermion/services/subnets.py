@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import netaddr
@@ -15,11 +17,14 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
 from fermion.rpc.contracts import Hint
 from fermion.services import common, ipam
+from fermion.services.address_scopes import accessible
 from fermion.services.networks import DHCP_OWNER, MIN_MTU, mtu_conflict
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.segments import check_subnet_segment
+from fermion.services.subnetpools import SubnetPoolService, pool_not_found
 
+_st = m.subnet_service_types.c
 _ROUTER_INTERFACES = ("network:router_interface", "network:router_interface_distributed",
                       "network:ha_router_replicated_interface")
 
@@ -29,6 +34,48 @@ class SubnetCollection(Collection):
         super().__init__(SUBNET, m.subnets)
         n = m.networks.c
         self.columns["shared"] = select(n.shared).where(n.id == m.subnets.c.network_id).scalar_subquery()
+
+    def where(self, q: Any) -> list[Any]:
+        wanted = q.filters.get("service_types")
+        if wanted is None:
+            return super().where(q)
+        rest = dataclasses.replace(q, filters={k: v for k, v in q.filters.items() if k != "service_types"})
+        conds = super().where(rest)
+        for service_type in wanted:
+            conds.append(m.subnets.c.id.in_(select(_st.subnet_id).where(_st.service_type == service_type)))
+        return conds
+
+    def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
+                       inserted: list[dict[str, Any]]) -> None:
+        for item, values in zip(items, inserted, strict=True):  # SubnetService.create keeps what it stored
+            item["service_types"] = values["service_types"]
+
+    def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        types = load_service_types(conn, [i["id"] for i in items])
+        for item in items:
+            item["service_types"] = types.get(item["id"], [])
+
+
+def load_service_types(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    stmt = select(_st.subnet_id, _st.service_type).order_by(_st.subnet_id, _st.service_type)
+    if len(ids) <= 500:
+        stmt = stmt.where(_st.subnet_id.in_(list(ids)))
+    wanted = set(ids)
+    for sid, service_type in conn.execute(stmt):
+        if sid in wanted:
+            out[sid].append(service_type)
+    return out
+
+
+def _set_service_types(conn: Connection, subnet_id: str, types: list[str], fresh: bool) -> None:
+    if not fresh:
+        conn.execute(delete(m.subnet_service_types).where(_st.subnet_id == subnet_id))
+    if types:
+        conn.execute(insert(m.subnet_service_types),
+                     [{"subnet_id": subnet_id, "service_type": t} for t in sorted(set(types))])
 
 
 def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
@@ -67,9 +114,11 @@ def check_mtu(conn: Connection, network_id: str, version: int) -> None:
 
 class SubnetService:
     def __init__(self, quotas: QuotaService,
-                 on_dhcp_change: Callable[[Connection, str], None] | None = None) -> None:
+                 on_dhcp_change: Callable[[Connection, str], None] | None = None,
+                 pools: SubnetPoolService | None = None) -> None:
         self.collection = SubnetCollection()
         self.quotas = quotas
+        self.pools = pools or SubnetPoolService()
         # DHCP scheduling hook (services.dhcp): runs in the transaction when a subnet's DHCP may change
         self.on_dhcp_change = on_dhcp_change
 
@@ -77,10 +126,19 @@ class SubnetService:
                ctx: Context | None = None) -> list[dict[str, Any]]:
         """Insert the items; return the inserted rows (to answer without reading them back)."""
         self._lock_networks(conn, {item["network_id"] for item in items})
+        wanted = [self._pool_id(conn, item, ctx) for item in items]
+        locked = self.pools.lock(conn, [p for p in wanted if p])
         rows = []
-        for item in items:
-            if item.get("subnetpool_id"):
-                raise BadRequest("Subnet pools are not supported: give a cidr.", type="InvalidInput")
+        for item, pool_id in zip(items, wanted, strict=True):
+            if pool_id:
+                pool = locked.get(pool_id)
+                if pool is None or not accessible(pool, ctx):
+                    raise pool_not_found(pool_id)
+                if item["cidr"] is AUTO and item["allocation_pools"] is not AUTO:
+                    raise BadRequest("allocation_pools allowed only for specific subnet requests.")
+                if item["cidr"] is not AUTO:
+                    check_geometry(item)
+                item["cidr"] = str(self.pools.allocate(conn, pool, item))
             net = check_geometry(item)
             gateway = item["gateway_ip"]
             if gateway is AUTO:
@@ -93,7 +151,7 @@ class SubnetService:
             else:
                 ipam.validate_pools(net, pools, gateway)
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
-            self._check_overlap(conn, item["network_id"], net, None)
+            self._check_overlap(conn, item["network_id"], net, None, pool_id)
             check_subnet_segment(conn, item["network_id"], item.get("segment_id"))
             check_mtu(conn, item["network_id"], net.version)
             row = common.standard_row(item)
@@ -101,17 +159,34 @@ class SubnetService:
                        gateway_ip=gateway, allocation_pools=pools,
                        dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
                        enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
-                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=None,
+                       ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=pool_id,
                        segment_id=item.get("segment_id"),
                        dns_publish_fixed_ip=item.get("dns_publish_fixed_ip", False))
             conn.execute(insert(m.subnets).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
-            rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
+            _set_service_types(conn, row["id"], item.get("service_types") or [], fresh=True)
+            rows.append({**row, "tags": sorted(set(item.get("tags") or [])),
+                         "service_types": sorted(set(item.get("service_types") or []))})
             self._changed(conn, row["network_id"], row["id"], 1, row["enable_dhcp"])
             common.bump(conn, m.networks, row["network_id"], {})  # as Neutron: the network's subnets changed
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "subnet", count)
         return rows
+
+    def _pool_id(self, conn: Connection, item: dict[str, Any], ctx: Context | None) -> str | None:
+        """The pool a subnet comes from: the one named, the default one, or none (a cidr is then needed)."""
+        has_cidr, has_len = item["cidr"] is not AUTO, item.get("prefixlen", AUTO) is not AUTO
+        if has_cidr and has_len:
+            raise BadRequest("cidr and prefixlen must not be supplied together")
+        pool_id = item.get("subnetpool_id")
+        if item.get("use_default_subnetpool"):
+            if pool_id:
+                raise BadRequest("subnetpool_id and use_default_subnetpool cannot both be specified")
+            version = netaddr.IPNetwork(item["cidr"]).version if has_cidr else item["ip_version"]
+            pool_id = self.pools.default_pool(conn, version, ctx)
+        if not pool_id and not has_cidr:
+            raise BadRequest("A cidr must be specified in the absence of a subnet pool")
+        return pool_id or None
 
     @staticmethod
     def _lock_networks(conn: Connection, network_ids: set[str]) -> None:
@@ -123,13 +198,20 @@ class SubnetService:
             conn.execute(select(n.id).where(n.id.in_(sorted(network_ids))).order_by(n.id)
                          .with_for_update(key_share=True))
 
-    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork,
-                       exclude: str | None) -> None:
-        for sid, cidr in conn.execute(select(m.subnets.c.id, m.subnets.c.cidr)
-                                      .where(m.subnets.c.network_id == network_id)):
-            if sid != exclude and (net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net):
+    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork, exclude: str | None,
+                       pool_id: str | None = None) -> None:
+        """No two subnets of a network overlap, and (Neutron) those of one IP version come from one pool."""
+        s = m.subnets.c
+        for sid, cidr, version, other_pool in conn.execute(select(s.id, s.cidr, s.ip_version, s.subnetpool_id)
+                                                           .where(s.network_id == network_id)):
+            if sid == exclude:
+                continue
+            if net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net:
                 raise InvalidInput(f"Requested subnet with cidr: {net} for network: {network_id} overlaps "
                                    "with another subnet")
+            if version == net.version and other_pool != pool_id:
+                raise BadRequest("Subnets hosted on the same network must be allocated from the same subnet "
+                                 "pool.", type="NetworkSubnetPoolAffinityError")
 
     def update(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
                expect_revision: int | None, ctx: Context | None = None) -> None:
@@ -150,6 +232,8 @@ class SubnetService:
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
                 changes["allocation_pools"] = pools
             ipam.validate_pools(net, pools, gateway)
+        if "service_types" in changes:
+            _set_service_types(conn, orig["id"], changes.pop("service_types") or [], fresh=False)
         common.bump(conn, m.subnets, orig["id"], changes, expect_revision)
         self._changed(conn, orig["network_id"], orig["id"], orig["revision_number"] + 1, merged["enable_dhcp"])
 
@@ -177,6 +261,7 @@ class SubnetService:
                 common.bump(conn, m.ports, u.port_id, {})
                 rev = conn.execute(select(p.revision_number).where(p.id == u.port_id)).scalar_one()
                 common.emit(conn, Hint("port", u.port_id, rev, orig["network_id"], u.binding_host_id or None))
+        conn.execute(delete(m.subnet_service_types).where(_st.subnet_id == sid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == sid))
         conn.execute(delete(m.subnets).where(m.subnets.c.id == sid))
         common.bump(conn, m.networks, orig["network_id"], {})

@@ -318,15 +318,10 @@ def test_routers_with_flavors(admin: Api, tenant: Api) -> None:
 
 
 # ---------------------------------------------------------------- auto-allocated topology
-class FixedPools:
-    """Stands in for the subnet pool service (the DefaultPools interface): one default IPv4 pool whose subnets
-    are always 10.128.0.0/24 (each project's network is its own, so they never overlap)."""
-
-    def default_pools(self, conn: Any) -> list[dict[str, Any]]:
-        return [{"id": "pool-v4", "ip_version": 4}]
-
-    def subnet_request(self, conn: Any, pool: dict[str, Any]) -> dict[str, Any]:
-        return {"cidr": "10.128.0.0/24"}
+def default_pool(admin: Api) -> dict[str, Any]:
+    """The default IPv4 subnet pool, shared: auto-allocated subnets are /24s of it, one after another."""
+    return admin.create("subnetpools", name="auto", prefixes=["10.128.0.0/16"], default_prefixlen=24,
+                        shared=True, is_default=True)
 
 
 def topology_path(project: str) -> str:
@@ -380,7 +375,7 @@ def test_auto_allocation_without_default_pools_or_external_network_fails_as_neut
 
 
 def test_auto_allocated_topology_is_built_once_and_torn_down(client: Any, admin: Api, tenant: Api) -> None:
-    client.app.services.auto_allocator.pools = FixedPools()
+    default_pool(admin)
     default_external(admin)
     assert tenant.get(topology_path("tenant-a"), params={"fields": "dry-run"}).json() == {
         "auto_allocated_topology": {"id": "dry-run=pass", "tenant_id": "tenant-a", "project_id": "tenant-a"}}
@@ -423,8 +418,8 @@ def test_concurrent_requests_build_one_topology(tmp_path: Path, kind: str) -> No
     from concurrent.futures import ThreadPoolExecutor
 
     with servers.temporary_database(kind, tmp_path) as url, make_client(url, tmp_path) as c:
-        c.app.services.auto_allocator.pools = FixedPools()
         admin = Api(c, "admin-project", "admin")
+        default_pool(admin)
         default_external(admin)
         member = Api(c, "racer", "member")
         with ThreadPoolExecutor(8) as pool:

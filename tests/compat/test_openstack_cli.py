@@ -163,3 +163,29 @@ def test_router_and_floating_ip_workflow(cli: Cli) -> None:
     cli.run("router", "unset", "--external-gateway", router["id"])
     cli.run("router", "delete", router["id"])
     assert not any(r["ID"] == router["id"] for r in cli.json("router", "list"))
+
+
+def test_address_scopes_subnet_pools_and_ip_availability(cli: Cli) -> None:
+    tag = uuid.uuid4().hex[:8]
+    scope = cli.json("address", "scope", "create", "--ip-version", "4", f"scope-{tag}")
+    assert scope["ip_version"] == 4 and scope["shared"] is False
+    pool = cli.json("subnet", "pool", "create", "--pool-prefix", "10.78.0.0/20", "--default-prefix-length", "26",
+                    "--min-prefix-length", "24", "--address-scope", scope["id"], f"pool-{tag}")
+    assert pool["prefixes"] == ["10.78.0.0/20"] and pool["address_scope_id"] == scope["id"]
+    assert str(pool["default_prefixlen"]) == "26"
+    net = cli.json("network", "create", f"net-{tag}")
+    sub = cli.json("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"], "--prefix-length", "25",
+                   f"sub-{tag}")
+    assert sub["cidr"] == "10.78.0.0/25" and sub["subnetpool_id"] == pool["id"]
+    assert cli.json("network", "show", net["id"])["ipv4_address_scope"] == scope["id"]
+    cli.run("subnet", "pool", "set", "--pool-prefix", "10.79.0.0/24", pool["id"])
+    assert cli.json("subnet", "pool", "show", pool["id"])["prefixes"] == ["10.78.0.0/20", "10.79.0.0/24"]
+    other = cli.json("network", "create", f"other-{tag}")
+    cli.json("subnet", "create", "--network", other["id"], "--subnet-range", "10.80.0.0/24", f"plain-{tag}")
+    cli.run("subnet", "pool", "add", "network", other["id"], pool["id"])
+    assert cli.json("subnet", "show", f"plain-{tag}")["subnetpool_id"] == pool["id"]
+    port = cli.json("port", "create", "--network", net["id"], "--fixed-ip", "ip-address=10.78.0.77", f"p-{tag}")
+    listed = cli.json("port", "list", "--fixed-ip", "ip-substring=0.77")
+    assert [p["ID"] for p in listed] == [port["id"]]
+    avail = cli.json("ip", "availability", "show", net["id"])
+    assert avail["network_id"] == net["id"] and int(avail["used_ips"]) >= 1

@@ -101,3 +101,30 @@ def test_router_conntrack_helper_through_the_api(lab: Lab) -> None:
         assert lab.api.http.delete(f"{helpers}/{helper['id']}").status_code == 204
         lab.wait(lambda: ftp_download(vm.netns, EXTERNAL_GATEWAY).startswith("error 425"), 20,
                  "the helper to be gone")
+
+
+def test_address_scopes_through_the_api(lab: Lab) -> None:
+    """A subnet from a pool in an address scope and a subnet in no scope behind one router: not routed
+    between (each still reaches the internet through SNAT); onboarding the second subnet into the pool puts
+    both in one scope, and the router routes between them."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    scope = lab.api.post("address-scopes", {"name": "s1", "ip_version": 4})
+    pool = lab.api.post("subnetpools", {"name": "p1", "prefixes": ["10.1.0.0/16"], "default_prefixlen": 24,
+                                        "min_prefixlen": 16, "address_scope_id": scope["id"]})
+    net1 = lab.api.post("networks", {"name": "net1"})
+    scoped = lab.api.post("subnets", {"network_id": net1["id"], "ip_version": 4, "subnetpool_id": pool["id"]})
+    assert scoped["cidr"] == "10.1.0.0/24"
+    net2 = lab.network("net2", "10.2.0.0/24")
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    for subnet_id in (scoped["id"], subnet_of(lab, net2["id"])):
+        put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_id})
+    vm1 = lab.boot("net1", "compute1", "vm1")
+    vm2 = lab.boot("net2", "compute2", "vm2")
+    ext_ns = lab.state.external
+    with tcp_listener(ext_ns, 8080):
+        lab.wait(lambda: tcp_connects(vm1.netns, EXTERNAL_GATEWAY, 8080), 20, "vm1 to reach the internet")
+        lab.wait(lambda: tcp_connects(vm2.netns, EXTERNAL_GATEWAY, 8080), 20, "vm2 to reach the internet")
+    assert not lab.ping("vm1", "vm2") and not lab.ping("vm2", "vm1")  # different scopes: not routed
+    put(lab, f"/v2.0/subnetpools/{pool['id']}/onboard_network_subnets", {"network_id": net2["id"]})
+    lab.wait(lambda: lab.ping("vm1", "vm2"), 20, "vm1 to reach vm2 once both are in the scope")
+    assert lab.ping("vm2", "vm1")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -25,6 +25,7 @@ from fermion.dataplane.router import (
     RouterManager,
     nat_digest,
     render_nat,
+    scope_blocked,
 )
 from tests.dataplane.ftp import FTP_CLIENT, FTP_PORT, FTP_SERVER
 from tests.dataplane.lab import require_root
@@ -123,6 +124,23 @@ def test_rendered_conntrack_helpers() -> None:
     assert 'tcp dport 21 ct helper set "h-ftp-tcp"' in helpers and 'tcp dport 2121 ct helper set "h-ftp-tcp"' in helpers
     assert 'udp dport 69 ct helper set "h-tftp-udp"' in helpers
     assert "amanda" not in helpers  # the kernel has no amanda helper for TCP: left out, the rest still loads
+
+
+def test_scope_blocked_pairs() -> None:
+    a, b = _sample().interfaces
+    qr_a, qr_b, qg = a.device, b.device, _sample().gateway.device  # type: ignore[union-attr]
+    assert scope_blocked(_sample()) == []  # no scopes anywhere: one (empty) scope, nothing blocked
+    split = _sample(interfaces=(replace(a, address_scope="s1"), b))
+    # a and b in different scopes; the gateway (no scope) reaches a only through SNAT
+    assert scope_blocked(split) == sorted([(qr_a, qr_b), (qr_b, qr_a), (qg, qr_a)])
+    assert sorted(scope_blocked(replace(split, enable_snat=False))) == sorted(
+        [(qr_a, qr_b), (qr_b, qr_a), (qg, qr_a), (qr_a, qg)])
+    # a subnet in the external network's scope is routed to it, not SNATed
+    same = _sample(interfaces=(replace(a, address_scope="s1"), b),
+                   gateway=replace(_sample().gateway, address_scope="s1"))  # type: ignore[type-var]
+    assert "elements = { 10.10.2.0/24 }" in render_nat(same)
+    assert (qr_a, qg) not in scope_blocked(same) and (qg, qr_a) not in scope_blocked(same)
+    assert (qg, qr_b) in scope_blocked(same)
 
 
 # ------------------------------------------------------------------------------------------- real kernel
@@ -501,3 +519,82 @@ def test_conntrack_helper_lets_active_ftp_through_snat(topo: Topo, mgr: RouterMa
     assert mgr.ensure(with_helper) == ["applied nat"] and mgr.ensure(with_helper) == []
     assert RouterManager(topo.host).ensure(with_helper) == []  # a restarted agent finds it in place
     assert topo.ftp(topo.vm1, EXT).startswith(f"told {GW}:")
+
+
+def test_address_scopes_are_not_routed_between_without_nat(topo: Topo, mgr: RouterManager) -> None:
+    ports = Ports.new()
+    router = _router(ports)
+    a, b = router.interfaces
+    split = replace(router, interfaces=(replace(a, address_scope="scope-1"), replace(b, address_scope="scope-2")))
+    _ensure(topo, mgr, split)
+    # different scopes: no routing between the two subnets, in either direction
+    assert topo.unreachable(topo.vm1, VM2) and topo.unreachable(topo.vm2, VM1)
+    assert topo.peer(topo.vm1, VM2).startswith("error")
+    # both still reach the outside through SNAT, and a floating IP crosses scopes (it is NAT)
+    assert topo.peer(topo.vm1, EXT) == GW and topo.peer(topo.vm2, EXT) == GW
+    assert mgr.ensure(replace(split, floating_ips=(FloatingIp(FIP1, VM1),))) != []
+    assert topo.peer(topo.ext, FIP1) == EXT
+    assert topo.peer(topo.vm2, FIP1) == GW  # from the other scope, to the floating IP: NATed both ways
+    # one scope again (and the floating IP gone): routed, without NAT
+    assert "applied nat" in mgr.ensure(replace(router, interfaces=(replace(a, address_scope="scope-1"),
+                                                                   replace(b, address_scope="scope-1"))))
+    assert topo.peer(topo.vm1, VM2) == VM1 and topo.peer(topo.vm2, VM1) == VM2
+
+
+def test_a_subnet_in_the_external_scope_is_routed_not_snatted(topo: Topo, mgr: RouterManager) -> None:
+    ports = Ports.new()
+    router = _router(ports)
+    a, b = router.interfaces
+    assert router.gateway is not None
+    scoped = replace(router, interfaces=(replace(a, address_scope="public"), b),
+                     gateway=replace(router.gateway, address_scope="public"))
+    _ensure(topo, mgr, scoped)
+    _ip("-n", topo.ext, "route", "add", "10.10.0.0/16", "via", GW)
+    try:
+        assert topo.peer(topo.vm1, EXT) == VM1  # same scope as the external network: its own address
+        assert topo.peer(topo.vm2, EXT) == GW  # no scope: SNAT as before
+        assert topo.peer(topo.ext, VM1) == EXT  # and the outside reaches it directly
+        assert topo.peer(topo.ext, VM2).startswith("error")  # but not the subnet of another scope
+        assert topo.unreachable(topo.ext, VM2)
+    finally:
+        _ip("-n", topo.ext, "route", "del", "10.10.0.0/16", "via", GW)
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 8.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_ipv6_address_scopes_are_never_routed_between(topo: Topo, mgr: RouterManager) -> None:
+    vm1_6, vm2_6 = "2001:db8:a::10", "2001:db8:b::10"
+    router = _router(Ports.new())
+    a, b = router.interfaces
+    a = replace(a, addresses=(*a.addresses, "2001:db8:a::1/64"))
+    b = replace(b, addresses=(*b.addresses, "2001:db8:b::1/64"))
+    plain = replace(router, interfaces=(a, b))
+    added = [(topo.vm1, f"{vm1_6}/64", "2001:db8:a::1"), (topo.vm2, f"{vm2_6}/64", "2001:db8:b::1")]
+    try:
+        for ns, address, gateway in added:
+            _ip("-n", ns, "addr", "add", address, "dev", "eth0", "nodad")
+            _ip("-n", ns, "-6", "route", "add", "default", "via", gateway)
+        _ensure(topo, mgr, plain)
+        assert _eventually(lambda: topo.ping(topo.vm1, vm2_6)) and topo.ping(topo.vm2, vm1_6)
+        # different IPv6 scopes: dropped both ways (there is no NAT to cross with); IPv4 is not affected
+        assert mgr.ensure(replace(plain, interfaces=(replace(a, address_scope6="s6"), b))) == ["applied nat"]
+        assert topo.unreachable(topo.vm1, vm2_6) and topo.unreachable(topo.vm2, vm1_6)
+        assert topo.ping(topo.vm1, VM2)
+        ns = _ns(mgr, plain)
+        listed = _in(ns, "nft", "list", "table", "ip6", "fermion_scope6").stdout
+        assert "iifname . oifname @scope_block drop" in listed
+        # the same scope on both: routed again
+        assert mgr.ensure(replace(plain, interfaces=(replace(a, address_scope6="s6"),
+                                                     replace(b, address_scope6="s6")))) == ["applied nat"]
+        assert topo.ping(topo.vm1, vm2_6)
+    finally:
+        for ns, address, gateway in added:
+            _in(ns, "ip", "-6", "route", "del", "default", "via", gateway)
+            _in(ns, "ip", "addr", "del", address, "dev", "eth0")

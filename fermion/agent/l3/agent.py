@@ -25,7 +25,8 @@ def to_dataplane(router: Router) -> dp.Router:
     def iface(port: RouterPort, gateway: bool) -> dp.Interface:
         name = naming.router_gateway(port.id) if gateway else naming.router_interface(port.id)
         return dp.Interface(port_id=port.id, device=name, tap=naming.tap(port.id), mac=port.mac, mtu=port.mtu,
-                            addresses=tuple(port.addresses))
+                            addresses=tuple(port.addresses), address_scope=port.ipv4_address_scope,
+                            address_scope6=port.ipv6_address_scope)
 
     return dp.Router(
         id=router.id, interfaces=tuple(iface(p, False) for p in router.interfaces),
