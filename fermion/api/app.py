@@ -23,6 +23,7 @@ from fermion.api import discovery
 from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
+from fermion.api.bindings import BindingController
 from fermion.api.controller import Controller
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
@@ -41,7 +42,7 @@ METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 TRIM_AFTER = 1 << 20  # give memory of large responses back to the OS
 ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extraroutes", "remove_extraroutes")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", *ROUTER_ACTIONS}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "bindings", *ROUTER_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -72,6 +73,7 @@ class FermionApp:
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
+        self.bindings = BindingController(self.controllers["ports"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -154,6 +156,9 @@ class FermionApp:
         if len(parts) == 2:
             return "v2.0"
         head = parts[2]
+        if head == "ports" and len(parts) >= 5 and parts[4] == "bindings":
+            return {5: "ports/{id}/bindings", 6: "ports/{id}/bindings/{host}"}.get(
+                len(parts), "ports/{id}/bindings/{host}/activate" if parts[6:] == ["activate"] else "unknown")
         if head not in self.routes or len(parts) > 6:
             return "unknown"
         if len(parts) == 3:
@@ -284,6 +289,8 @@ class FermionApp:
             if method == "DELETE":
                 return ctl.delete(req, ctx, ident)
             raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
+        if head == "ports" and rest[2] == "bindings":
+            return self.bindings.handle(req, ctx, ident, rest[3:])
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
         if head == "routers" and len(rest) == 3 and rest[2] in ROUTER_ACTIONS:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 
 NAMING = {
@@ -78,6 +79,15 @@ ports = Table(
     Column("binding_profile", JSON, nullable=False),
     Column("binding_vif_type", String(64), nullable=False, default="unbound"),
     Column("binding_vif_details", JSON, nullable=False),
+    # port extensions: plain columns, so a port is still one row (no join per port on lists)
+    Column("propagate_uplink_status", Boolean, nullable=False, default=False, server_default=false()),
+    Column("data_plane_status", String(16), nullable=True),
+    Column("device_profile", String(255), nullable=True),
+    Column("numa_affinity_policy", String(16), nullable=True),
+    Column("trusted", Boolean, nullable=True),
+    Column("hints", JSON, nullable=True),
+    Column("hardware_offload_type", String(255), nullable=True),
+    Column("ip_allocation", String(16), nullable=False, default="immediate", server_default="immediate"),
     UniqueConstraint("network_id", "mac_address"),
     Index("ix_ports_network_id_device_owner", "network_id", "device_owner"),
 )
@@ -240,4 +250,17 @@ port_security_groups = Table(
     Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
     Column("security_group_id", String(36), ForeignKey("securitygroups.id"), nullable=False, index=True),
     PrimaryKeyConstraint("port_id", "security_group_id"),
+)
+
+# A port's inactive bindings (binding-extended): the active binding stays on the port row, which is what
+# agents' host views read; activation swaps the two in one transaction.
+port_bindings = Table(
+    "port_bindings", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("vnic_type", String(32), nullable=False, default="normal"),
+    Column("profile", JSON, nullable=False),
+    Column("vif_type", String(64), nullable=False),
+    Column("vif_details", JSON, nullable=False),
+    PrimaryKeyConstraint("port_id", "host"),
 )

@@ -16,6 +16,7 @@ from fermion.services.agents import AgentService
 from fermion.services.dhcp import DhcpService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
+from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -50,6 +51,7 @@ class Services:
     floatingips: FloatingIpService
     security_groups: SecurityGroupService
     security_group_rules: SecurityGroupRuleService
+    port_bindings: PortBindingService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -65,7 +67,8 @@ class Services:
         return cls(db=db, quotas=quotas, networks=NetworkService(quotas, types),
                    subnets=SubnetService(quotas, dhcp.schedule), ports=ports, agents=agents, dhcp=dhcp,
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
-                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas))
+                   security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
+                   port_bindings=PortBindingService(ports))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
