@@ -51,6 +51,8 @@ class BindingController:
                 return self.show(req, ctx, port_id, rest[0])
             if method == "DELETE":
                 return self.delete(ctx, port_id, rest[0])
+            if method == "PUT":
+                return self.update(req, ctx, port_id, rest[0])
         elif len(rest) == 2 and rest[1] == "activate":
             if method == "PUT":
                 return self.activate(ctx, port_id, rest[0])
@@ -125,6 +127,27 @@ class BindingController:
             return self.service.create(conn, port, host, vnic_type, profile)
 
         return Response(201, {"binding": self.db.write(work)})
+
+    def update(self, req: Request, ctx: Context, port_id: str, host: str) -> Response:
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("binding"), dict):
+            raise BadRequest("Unable to find 'binding' in request body")
+        raw = body["binding"]
+        unknown = sorted(k for k in raw if k not in ("host", "vnic_type", "profile"))
+        if unknown:
+            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        vnic_type = _convert("vnic_type", _vnic, raw["vnic_type"]) if "vnic_type" in raw else None
+        profile = None
+        if "profile" in raw:
+            profile = {} if raw["profile"] is None else _convert("profile", any_dict, raw["profile"])
+
+        def work(conn: Connection) -> dict[str, Any]:
+            port = self._port(conn, ctx, port_id, write=True)
+            if not self._allowed("update_port_binding", port, ctx):
+                raise PolicyNotAuthorized("update_port_binding")
+            return self.service.update(conn, port, host, vnic_type, profile)
+
+        return Response(200, {"binding": self.db.write(work)})
 
     def activate(self, ctx: Context, port_id: str, host: str) -> Response:
         def work(conn: Connection) -> dict[str, Any]:

@@ -144,6 +144,7 @@ PORTS: dict[str, str] = {
     # binding-extended: /ports/{port_id}/bindings (Nova's live migration, as the service user)
     "get_port_binding": ADMIN_OR_SERVICE,
     "create_port_binding": ADMIN_OR_SERVICE,
+    "update_port_binding": ADMIN_OR_SERVICE,
     "delete_port_binding": ADMIN_OR_SERVICE,
     "activate": ADMIN_OR_SERVICE,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
@@ -25,6 +25,12 @@ FILTERS = ("host", "vif_type", "vnic_type", "status")
 
 def _not_found(port_id: str, host: str) -> NotFound:
     return NotFound(f"Binding for port {port_id} for host {host} could not be found.", type="PortBindingNotFound")
+
+
+def _binding_error(port_id: str, host: str) -> NeutronError:
+    # Neutron's PortBindingError, a 500: no mechanism driver could bind the port there
+    return NeutronError(f"Binding for port {port_id} on host {host} could not be created or updated.",
+                        type="PortBindingError")
 
 
 def check_compute_port(port: dict[str, Any]) -> None:
@@ -78,14 +84,44 @@ class PortBindingService:
             raise Conflict(f"Binding for port {pid} on host {host} already exists.", type="PortBindingAlreadyExists")
         binding = self.ports.bind(conn, port["network_id"], host, vnic_type)
         if not binding.bound:
-            # Neutron answers this with its PortBindingError, a 500
-            raise NeutronError(f"Binding for port {pid} on host {host} could not be created or updated.",
-                               type="PortBindingError")
+            raise _binding_error(pid, host)
         row = {"port_id": pid, "host": host, "vnic_type": vnic_type, "profile": profile,
                "vif_type": binding.vif_type, "vif_details": binding.vif_details}
         # the primary key (port, host) turns a concurrent twin into a conflict, never a duplicate
         if not insert_if_absent(conn, m.port_bindings, row):
             raise Conflict(f"Binding for port {pid} on host {host} already exists.", type="PortBindingAlreadyExists")
+        return {"host": host, "vif_type": binding.vif_type, "vnic_type": vnic_type, "status": INACTIVE,
+                "profile": profile, "vif_details": binding.vif_details}
+
+    def update(self, conn: Connection, port: dict[str, Any], host: str, vnic_type: str | None,
+               profile: dict[str, Any] | None) -> dict[str, Any]:
+        """Change a binding's vnic_type or profile; the host's binding is bound again for the new values."""
+        check_compute_port(port)
+        pid = port["id"]
+        if host == port["binding:host_id"]:
+            changes: dict[str, Any] = {}
+            if vnic_type is not None:
+                changes["binding:vnic_type"] = vnic_type
+            if profile is not None:
+                changes["binding:profile"] = profile
+            if changes:
+                self.ports.update(conn, port, changes, None)
+            now = self.ports.collection.get(conn, pid)
+            assert now is not None
+            if now["binding:vif_type"] == "binding_failed":
+                raise _binding_error(pid, host)
+            return active_binding(now)
+        rows = self._inactive_rows(conn, pid, host)
+        if not rows:
+            raise _not_found(pid, host)
+        vnic_type = vnic_type or rows[0].vnic_type
+        profile = rows[0].profile or {} if profile is None else profile
+        binding = self.ports.bind(conn, port["network_id"], host, vnic_type)
+        if not binding.bound:
+            raise _binding_error(pid, host)
+        b = m.port_bindings.c
+        conn.execute(update(m.port_bindings).where(b.port_id == pid, b.host == host).values(
+            vnic_type=vnic_type, profile=profile, vif_type=binding.vif_type, vif_details=binding.vif_details))
         return {"host": host, "vif_type": binding.vif_type, "vnic_type": vnic_type, "status": INACTIVE,
                 "profile": profile, "vif_details": binding.vif_details}
 
@@ -103,8 +139,7 @@ class PortBindingService:
         wanted = rows[0]
         binding = self.ports.bind(conn, port["network_id"], host, wanted.vnic_type)  # the host may have changed
         if not binding.bound:
-            raise NeutronError(f"Binding for port {pid} on host {host} could not be created or updated.",
-                               type="PortBindingError")
+            raise _binding_error(pid, host)
         b = m.port_bindings.c
         conn.execute(delete(m.port_bindings).where(b.port_id == pid, b.host == host))
         if old_host:

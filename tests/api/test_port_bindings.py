@@ -155,3 +155,21 @@ def test_deleting_the_active_binding_unbinds_the_port(client: SyncClient, api: A
     shown = api.get(f"/v2.0/ports/{pid}").json()["port"]
     assert shown["binding:host_id"] == "" and shown["binding:vif_type"] == "unbound"
     assert pid not in _ports_in_view(client, "compute-1")
+
+
+def test_a_binding_is_updated_in_place(api: Api, port: dict[str, Any]) -> None:
+    pid = port["id"]
+    assert _create(api, pid, host="compute-2").status_code == 201
+    r = api.put(f"/v2.0/ports/{pid}/bindings/compute-2", json={"binding": {"profile": {"pci": "0000:01:00.1"}}})
+    assert r.status_code == 200, r.text
+    assert r.json()["binding"]["profile"] == {"pci": "0000:01:00.1"} and r.json()["binding"]["status"] == "INACTIVE"
+    r = api.put(f"/v2.0/ports/{pid}/bindings/compute-1", json={"binding": {"profile": {"x": 1}}})
+    assert r.status_code == 200 and r.json()["binding"]["status"] == "ACTIVE"
+    assert api.get(f"/v2.0/ports/{pid}").json()["port"]["binding:profile"] == {"x": 1}
+    # a vnic_type no driver binds: refused, and the binding stays as it was
+    assert_fault(api.put(f"/v2.0/ports/{pid}/bindings/compute-2", json={"binding": {"vnic_type": "direct"}}),
+                 500, "PortBindingError")
+    assert {b["host"]: b["vnic_type"] for b in _bindings(api, pid)} == {"compute-1": "normal", "compute-2": "normal"}
+    assert_fault(api.put(f"/v2.0/ports/{pid}/bindings/compute-9", json={"binding": {}}), 404, "PortBindingNotFound")
+    assert_fault(api.as_(PROJECT, "member").put(f"/v2.0/ports/{pid}/bindings/compute-2",
+                                                json={"binding": {"profile": {}}}), 403)
