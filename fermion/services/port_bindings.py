@@ -90,6 +90,7 @@ class PortBindingService:
         # the primary key (port, host) turns a concurrent twin into a conflict, never a duplicate
         if not insert_if_absent(conn, m.port_bindings, row):
             raise Conflict(f"Binding for port {pid} on host {host} already exists.", type="PortBindingAlreadyExists")
+        self._revised(conn, port)
         return {"host": host, "vif_type": binding.vif_type, "vnic_type": vnic_type, "status": INACTIVE,
                 "profile": profile, "vif_details": binding.vif_details}
 
@@ -122,6 +123,7 @@ class PortBindingService:
         b = m.port_bindings.c
         conn.execute(update(m.port_bindings).where(b.port_id == pid, b.host == host).values(
             vnic_type=vnic_type, profile=profile, vif_type=binding.vif_type, vif_details=binding.vif_details))
+        self._revised(conn, port)
         return {"host": host, "vif_type": binding.vif_type, "vnic_type": vnic_type, "status": INACTIVE,
                 "profile": profile, "vif_details": binding.vif_details}
 
@@ -165,6 +167,13 @@ class PortBindingService:
         b = m.port_bindings.c
         if conn.execute(delete(m.port_bindings).where(b.port_id == pid, b.host == host)).rowcount == 0:
             raise _not_found(pid, host)
+        self._revised(conn, port)
+
+    def _revised(self, conn: Connection, port: dict[str, Any]) -> None:
+        """A binding revises its port, as in Neutron; the active host's agent hears of the new revision (a
+        port it has still to wire becomes ACTIVE only once realized at it)."""
+        common.bump(conn, m.ports, port["id"], {})
+        self._hint_hosts(conn, port, port["binding:host_id"], None)
 
     @staticmethod
     def _hint_hosts(conn: Connection, port: dict[str, Any], new_host: str | None, old_host: str | None) -> None:

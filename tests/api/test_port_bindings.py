@@ -59,6 +59,8 @@ def test_live_migration_moves_the_port_between_hosts(client: SyncClient, api: Ap
 
     r = _create(api, pid, host="compute-2", profile={"dst": 2})
     assert r.status_code == 201, r.text
+    revision = api.get(f"/v2.0/ports/{pid}").json()["port"]["revision_number"]
+    assert revision == port["revision_number"] + 1  # a binding revises its port
     assert r.json()["binding"] == {"host": "compute-2", "vif_type": "bridge", "vnic_type": "normal",
                                    "status": "INACTIVE", "profile": {"dst": 2}, "vif_details": BRIDGE_DETAILS}
     listed = {b["host"]: b["status"] for b in _bindings(api, pid)}
