@@ -15,7 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    false,
+    true,
 )
 
 NAMING = {
@@ -80,7 +80,7 @@ ports = Table(
     Column("binding_vif_type", String(64), nullable=False, default="unbound"),
     Column("binding_vif_details", JSON, nullable=False),
     # port extensions: plain columns, so a port is still one row (no join per port on lists)
-    Column("propagate_uplink_status", Boolean, nullable=False, default=False, server_default=false()),
+    Column("propagate_uplink_status", Boolean, nullable=False, default=True, server_default=true()),
     Column("data_plane_status", String(16), nullable=True),
     Column("device_profile", String(255), nullable=True),
     Column("numa_affinity_policy", String(16), nullable=True),

@@ -66,7 +66,8 @@ PORT = Resource(
         Attribute("binding:vif_type", read_policy=ADMIN_ONLY, extension="binding"),
         Attribute("binding:vif_details", filter=False, read_policy=ADMIN_ONLY, extension="binding",
                   schema={"type": "object"}),
-        Attribute("propagate_uplink_status", v.boolean, default=False, post=True, put=True, filter=False,
+        # True unless asked otherwise, as neutron-lib's definition (ports made before count as True too)
+        Attribute("propagate_uplink_status", v.boolean, default=True, post=True, put=True, filter=False,
                   extension="uplink-status-propagation", schema=BOOL),
         Attribute("data_plane_status", v.one_of(None, "ACTIVE", "DOWN"), put=True, filter=False,
                   extension="data-plane-status", schema={"type": ["string", "null"]}),

@@ -225,7 +225,7 @@ class PortService:
             binding_host_id=item["binding:host_id"], binding_vnic_type=item["binding:vnic_type"],
             binding_profile=item["binding:profile"],
             # the extensions' attributes (ports the services make themselves leave them out)
-            propagate_uplink_status=item.get("propagate_uplink_status", False), data_plane_status=None,
+            propagate_uplink_status=item.get("propagate_uplink_status", True), data_plane_status=None,
             device_profile=item.get("device_profile"), numa_affinity_policy=item.get("numa_affinity_policy"),
             hints=item.get("hints"), trusted=None, hardware_offload_type=None,
             # [] asked explicitly: an unaddressed port (Neutron's "none"); "deferred" needs routed networks

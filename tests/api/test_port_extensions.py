@@ -65,7 +65,7 @@ def test_the_extensions_are_advertised(api: Api) -> None:
 def test_a_new_port_shows_the_defaults_in_create_show_and_list(api: Api, member: Api,
                                                                 net: dict[str, Any]) -> None:
     port = member.port(net["id"])
-    expect = {"propagate_uplink_status": False, "data_plane_status": None, "device_profile": None,
+    expect = {"propagate_uplink_status": True, "data_plane_status": None, "device_profile": None,
               "numa_affinity_policy": None, "hardware_offload_type": None, "ip_allocation": "immediate"}
     for seen in (port, _show(member, port["id"]), _listed(member, port["id"])):
         assert {k: seen[k] for k in expect} == expect
@@ -77,12 +77,12 @@ def test_a_new_port_shows_the_defaults_in_create_show_and_list(api: Api, member:
 
 # ---------------------------------------------------------------- uplink-status-propagation(-updatable)
 def test_propagate_uplink_status_on_create_and_update(member: Api, net: dict[str, Any]) -> None:
-    port = member.port(net["id"], propagate_uplink_status=True)
-    assert port["propagate_uplink_status"] is True
-    assert _listed(member, port["id"])["propagate_uplink_status"] is True
-    r = _put(member, port["id"], propagate_uplink_status=False)
-    assert r.status_code == 200 and r.json()["port"]["propagate_uplink_status"] is False
-    assert _show(member, port["id"])["propagate_uplink_status"] is False
+    port = member.port(net["id"], propagate_uplink_status=False)
+    assert port["propagate_uplink_status"] is False
+    assert _listed(member, port["id"])["propagate_uplink_status"] is False
+    r = _put(member, port["id"], propagate_uplink_status=True)
+    assert r.status_code == 200 and r.json()["port"]["propagate_uplink_status"] is True
+    assert _show(member, port["id"])["propagate_uplink_status"] is True
     assert_fault(_post(member, network_id=net["id"], propagate_uplink_status="sometimes"), 400)
     assert_fault(_put(member, port["id"], propagate_uplink_status=None), 400)
 

@@ -18,7 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('ports', schema=None) as batch_op:
         batch_op.add_column(sa.Column('propagate_uplink_status', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+                                      server_default=sa.true()))
         batch_op.add_column(sa.Column('data_plane_status', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('device_profile', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('numa_affinity_policy', sa.String(length=16), nullable=True))
