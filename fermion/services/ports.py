@@ -492,8 +492,7 @@ class PortService:
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
         conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == pid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
-        conn.execute(delete(m.port_bindings).where(m.port_bindings.c.port_id == pid))
-        conn.execute(delete(m.ports).where(m.ports.c.id == pid))
+        conn.execute(delete(m.ports).where(m.ports.c.id == pid))  # its inactive bindings go by ON DELETE CASCADE
         self.quotas.release(conn, orig["project_id"], "port")
         emit_group_hints(conn, orig["security_groups"])
         common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],

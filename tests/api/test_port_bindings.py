@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from fermion.db import models as m
 from tests.api.test_binding import BRIDGE_DETAILS, l2_view, report, report_ports
 from tests.conftest import Api
 from tests.support.asgi import SyncClient
@@ -149,6 +151,8 @@ def test_moving_the_port_by_update_or_deleting_it_drops_its_bindings(client: Syn
     assert _create(api, pid, host="compute-1").status_code == 201
     assert api.delete(f"/v2.0/ports/{pid}").status_code == 204
     assert_fault(api.get(f"/v2.0/ports/{pid}/bindings"), 404, "PortNotFound")
+    with client.app.services.db.read() as conn:  # nothing left behind for a port of the same id
+        assert conn.execute(select(m.port_bindings).where(m.port_bindings.c.port_id == pid)).all() == []
 
 
 def test_deleting_the_active_binding_unbinds_the_port(client: SyncClient, api: Api, port: dict[str, Any]) -> None:
