@@ -3,6 +3,7 @@ host, its activation (the agents' host views follow the active binding), and the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -179,3 +180,49 @@ def test_a_binding_is_updated_in_place(api: Api, port: dict[str, Any]) -> None:
     assert_fault(api.put(f"/v2.0/ports/{pid}/bindings/compute-9", json={"binding": {}}), 404, "PortBindingNotFound")
     assert_fault(api.as_(PROJECT, "member").put(f"/v2.0/ports/{pid}/bindings/compute-2",
                                                 json={"binding": {"profile": {}}}), 403)
+
+
+@pytest.fixture
+def live(any_db_url: str) -> Any:
+    """A served app (real HTTP, many connections) on each database, with agents on two hosts."""
+    from fermion.config import settings as cfg
+    from fermion.db import migrate
+    from fermion.db.engine import Database
+    from fermion.rpc.contracts import StateReport, encode
+    from fermion.runtime.embedded import build_app
+    from tests.api.test_binding import LB, LB_CONF
+    from tests.support.inproc_server import serve_in_thread
+
+    db = Database(any_db_url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    app = build_app(cfg.Settings().replace("database", url=any_db_url))
+    with serve_in_thread(app) as endpoint:  # (RPC is served from the app's start-up on)
+        for host in ("compute-1", "compute-2"):
+            app.transport.call("report_state", encode(StateReport(
+                host=host, agent_type=LB, binary="lb", topic="N/A", configurations=LB_CONF, start_flag=True)))
+        yield endpoint
+
+
+def test_concurrent_creates_and_activations_of_one_binding(live: str) -> None:
+    import httpx
+
+    headers = {"X-Project-Id": PROJECT, "X-Roles": "admin"}
+    with httpx.Client(base_url=live, headers=headers, timeout=60) as c:
+        net = c.post("/v2.0/networks", json={"network": {"name": "n"}}).json()["network"]
+        port = c.post("/v2.0/ports", json={"port": {"network_id": net["id"], "device_owner": "compute:nova",
+                                                    "binding:host_id": "compute-1"}}).json()["port"]
+    pid = port["id"]
+
+    def race(method: str, path: str, body: Any = None) -> list[int]:
+        def one(_: int) -> int:
+            with httpx.Client(base_url=live, headers=headers, timeout=60) as c:
+                return c.request(method, path, json=body).status_code
+        with ThreadPoolExecutor(8) as pool:
+            return sorted(pool.map(one, range(8)))
+
+    assert race("POST", f"/v2.0/ports/{pid}/bindings", {"binding": {"host": "compute-2"}}) == [201] + [409] * 7
+    assert race("PUT", f"/v2.0/ports/{pid}/bindings/compute-2/activate") == [200] + [409] * 7
+    with httpx.Client(base_url=live, headers=headers, timeout=60) as c:
+        bindings = c.get(f"/v2.0/ports/{pid}/bindings").json()["bindings"]
+    assert sorted((b["host"], b["status"]) for b in bindings) == [("compute-1", "INACTIVE"), ("compute-2", "ACTIVE")]
