@@ -1,4 +1,5 @@
-"""/v2.0/ports/{port_id}/bindings (binding-extended): list, show, create, activate and delete a port's bindings.
+"""/v2.0/ports/{port_id}/bindings (binding-extended): list, show, create, update, activate and delete a port's
+bindings, validated against fermion/resources/port_binding.py.
 
 Policy as Neutron's: every action is for admins (and the service user, Nova); a caller the policy refuses
 sees an empty list, and a missing binding, when it may not even read them.
@@ -6,6 +7,7 @@ sees an empty list, and a missing binding, when it may not even read them.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,20 +18,38 @@ from fermion.api.wire import Request, Response
 from fermion.context import Context
 from fermion.errors import BadRequest, NeutronError, NotFound
 from fermion.policy import PolicyNotAuthorized
-from fermion.resources.port import VNIC_TYPES
-from fermion.services.port_bindings import FILTERS
-from fermion.validation import InvalidValue, any_dict, one_of, string
+from fermion.resources import port_binding as pb
+from fermion.resources.base import UNSET
+from fermion.validation import InvalidValue
 
-_ALLOWED_POST = {"host", "vnic_type", "profile", "project_id", "tenant_id"}
-_host = string(255)
-_vnic = one_of(*VNIC_TYPES)
+_PAGING = ("fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse")
 
 
-def _convert(key: str, check: Any, value: Any) -> Any:
-    try:
-        return check(value)
-    except InvalidValue as err:
-        raise BadRequest(f"Invalid input for {key}. Reason: {err}.") from None
+def _body(req: Request, action: str) -> dict[str, Any]:
+    """The binding's attributes of a POST or PUT body, converted; for a POST, with the defaults."""
+    body = req.json()
+    if not isinstance(body, dict) or not isinstance(body.get(pb.MEMBER), dict):
+        raise BadRequest(f"Unable to find '{pb.MEMBER}' in request body")
+    raw = body[pb.MEMBER]
+    unknown = sorted(k for k in raw if k not in pb.BY_NAME)
+    if unknown:
+        raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+    out: dict[str, Any] = {}
+    for attr in pb.ATTRIBUTES:
+        # host may be sent on an update too (Neutron's definition allows it); the URL names the binding
+        writable = attr.post if action == "POST" else attr.put or attr.name == "host"
+        if attr.name in raw and not writable:
+            raise BadRequest(f"Attribute '{attr.name}' not allowed in {action}")
+        if attr.name in raw:
+            try:
+                out[attr.name] = attr.convert(raw[attr.name]) if attr.convert else raw[attr.name]
+            except InvalidValue as err:
+                raise BadRequest(f"Invalid input for {attr.name}. Reason: {err}.") from None
+        elif action == "POST" and attr.post:
+            if attr.default is UNSET:
+                raise BadRequest(f"Failed to parse request. Required attribute '{attr.name}' not specified")
+            out[attr.name] = copy.deepcopy(attr.default)
+    return out
 
 
 class BindingController:
@@ -81,9 +101,9 @@ class BindingController:
     def list(self, req: Request, ctx: Context, port_id: str) -> Response:
         filters: dict[str, list[str]] = {}
         for key, value in req.query:
-            if key in FILTERS:
+            if key in pb.FILTERS:
                 filters.setdefault(key, []).append(value)
-            elif key not in ("fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"):
+            elif key not in _PAGING:
                 raise BadRequest(f"[{key}] is invalid attribute for filtering")
         with self.db.read() as conn:
             port = self._port(conn, ctx, port_id)
@@ -106,46 +126,24 @@ class BindingController:
         return Response(200, {"binding": {k: item[k] for k in fields if k in item} if fields else item})
 
     def create(self, req: Request, ctx: Context, port_id: str) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("binding"), dict):
-            raise BadRequest("Unable to find 'binding' in request body")
-        raw = body["binding"]
-        unknown = sorted(k for k in raw if k not in _ALLOWED_POST)
-        if unknown:
-            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
-        if "host" not in raw:
-            raise BadRequest("Failed to parse request. Required attribute 'host' not specified")
-        host = _convert("host", _host, raw["host"])
-        vnic_type = _convert("vnic_type", _vnic, raw.get("vnic_type", "normal"))
-        profile = raw.get("profile")
-        profile = {} if profile is None else _convert("profile", any_dict, profile)
+        attrs = _body(req, "POST")
 
         def work(conn: Connection) -> dict[str, Any]:
             port = self._port(conn, ctx, port_id, write=True)
             if not self._allowed("create_port_binding", port, ctx):
                 raise PolicyNotAuthorized("create_port_binding")
-            return self.service.create(conn, port, host, vnic_type, profile)
+            return self.service.create(conn, port, attrs["host"], attrs["vnic_type"], attrs["profile"])
 
         return Response(201, {"binding": self.db.write(work)})
 
     def update(self, req: Request, ctx: Context, port_id: str, host: str) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("binding"), dict):
-            raise BadRequest("Unable to find 'binding' in request body")
-        raw = body["binding"]
-        unknown = sorted(k for k in raw if k not in ("host", "vnic_type", "profile"))
-        if unknown:
-            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
-        vnic_type = _convert("vnic_type", _vnic, raw["vnic_type"]) if "vnic_type" in raw else None
-        profile = None
-        if "profile" in raw:
-            profile = {} if raw["profile"] is None else _convert("profile", any_dict, raw["profile"])
+        attrs = _body(req, "PUT")
 
         def work(conn: Connection) -> dict[str, Any]:
             port = self._port(conn, ctx, port_id, write=True)
             if not self._allowed("update_port_binding", port, ctx):
                 raise PolicyNotAuthorized("update_port_binding")
-            return self.service.update(conn, port, host, vnic_type, profile)
+            return self.service.update(conn, port, host, attrs.get("vnic_type"), attrs.get("profile"))
 
         return Response(200, {"binding": self.db.write(work)})
 

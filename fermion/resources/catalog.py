@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fermion.resources import port_binding
 from fermion.resources.base import Extension, Resource
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.network import NETWORK
@@ -175,9 +176,50 @@ def openapi_document() -> dict[str, Any]:
             "delete": {"operationId": f"delete_{res.member}", "parameters": member_param,
                        "responses": {"204": {"description": "Deleted"}, **errors}},
         }
+    _binding_paths(paths, schemas)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Fermion (Neutron v2.0 API)", "version": "2.0"},
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+def _binding_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """binding-extended: /v2.0/ports/{port_id}/bindings, a sub-resource of ports."""
+    attrs = port_binding.ATTRIBUTES
+    schemas["Binding"] = {"type": "object", "properties": {a.name: a.schema for a in attrs if a.visible}}
+    for verb, writable, required in (("Create", [a for a in attrs if a.post], [a.name for a in attrs if a.required]),
+                                     ("Update", [a for a in attrs if a.put], [])):
+        inner: dict[str, Any] = {"type": "object", "properties": {a.name: a.schema for a in writable},
+                                 "additionalProperties": False}
+        if required:
+            inner["required"] = required
+        schemas[f"Binding{verb}"] = {"type": "object", "required": ["binding"], "additionalProperties": False,
+                                     "properties": {"binding": inner}}
+    ok, errors = {"description": "OK"}, {"400": {"description": "Bad request"}, "404": {"description": "Not found"},
+                                         "409": {"description": "Conflict"}}
+    port = {"name": "port_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    host = {"name": "host", "in": "path", "required": True, "schema": {"type": "string"}}
+
+    def body(name: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+    filters = [{"name": a.name, "in": "query", "required": False, "schema": {"type": "string"}}
+               for a in attrs if a.filter and a.visible]
+    paths["/v2.0/ports/{port_id}/bindings"] = {
+        "get": {"operationId": "list_port_bindings", "parameters": [port, *filters],
+                "responses": {"200": ok, **errors}},
+        "post": {"operationId": "create_port_binding", "parameters": [port], "requestBody": body("BindingCreate"),
+                 "responses": {"201": {"description": "Created"}, **errors}},
+    }
+    paths["/v2.0/ports/{port_id}/bindings/{host}"] = {
+        "get": {"operationId": "show_port_binding", "parameters": [port, host], "responses": {"200": ok, **errors}},
+        "put": {"operationId": "update_port_binding", "parameters": [port, host], "requestBody": body("BindingUpdate"),
+                "responses": {"200": ok, **errors}},
+        "delete": {"operationId": "delete_port_binding", "parameters": [port, host],
+                   "responses": {"204": {"description": "Deleted"}, **errors}},
+    }
+    paths["/v2.0/ports/{port_id}/bindings/{host}/activate"] = {
+        "put": {"operationId": "activate_port_binding", "parameters": [port, host], "responses": {"200": ok, **errors}},
     }

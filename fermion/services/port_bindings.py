@@ -20,7 +20,6 @@ from fermion.services import common
 from fermion.services.ports import PortService
 
 ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
-FILTERS = ("host", "vif_type", "vnic_type", "status")
 
 
 def _not_found(port_id: str, host: str) -> NotFound:

@@ -226,3 +226,12 @@ def test_concurrent_creates_and_activations_of_one_binding(live: str) -> None:
     with httpx.Client(base_url=live, headers=headers, timeout=60) as c:
         bindings = c.get(f"/v2.0/ports/{pid}/bindings").json()["bindings"]
     assert sorted((b["host"], b["status"]) for b in bindings) == [("compute-1", "INACTIVE"), ("compute-2", "ACTIVE")]
+
+
+def test_the_openapi_document_describes_the_bindings(api: Api) -> None:
+    doc = api.get("/openapi.json").json()
+    assert {"get", "post"} <= set(doc["paths"]["/v2.0/ports/{port_id}/bindings"])
+    assert {"get", "put", "delete"} <= set(doc["paths"]["/v2.0/ports/{port_id}/bindings/{host}"])
+    assert "put" in doc["paths"]["/v2.0/ports/{port_id}/bindings/{host}/activate"]
+    create = doc["components"]["schemas"]["BindingCreate"]["properties"]["binding"]
+    assert create["required"] == ["host"] and {"host", "vnic_type", "profile"} <= set(create["properties"])
