@@ -24,6 +24,7 @@ from fermion.api.agents import AgentController
 from fermion.api.auth import Authenticator
 from fermion.api.autherrors import KeystoneUnavailable, Unauthorized
 from fermion.api.auto_allocate import AutoAllocateController
+from fermion.api.bindings import BindingController
 from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
@@ -50,7 +51,7 @@ POOL_ACTIONS = ("add_prefixes", "remove_prefixes", "onboard_network_subnets")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "service_profiles",
-             "next_providers", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
+             "next_providers", "bindings", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -85,6 +86,7 @@ class FermionApp:
         self.floatingip_pools = FloatingIpPoolController(services, enforcer)
         self.flavors = FlavorController(services, enforcer)
         self.auto_allocate = AutoAllocateController(services, enforcer)
+        self.bindings = BindingController(self.controllers["ports"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -169,6 +171,9 @@ class FermionApp:
         if len(parts) == 2:
             return "v2.0"
         head = parts[2]
+        if head == "ports" and len(parts) >= 5 and parts[4] == "bindings":
+            return {5: "ports/{id}/bindings", 6: "ports/{id}/bindings/{host}"}.get(
+                len(parts), "ports/{id}/bindings/{host}/activate" if parts[6:] == ["activate"] else "unknown")
         if head not in self.routes or len(parts) > 6:
             return "unknown"
         if len(parts) == 3:
@@ -313,6 +318,8 @@ class FermionApp:
             if method == "DELETE":
                 return ctl.delete(req, ctx, ident)
             raise MethodNotAllowed(f"The method {method} is not allowed on this {ctl.res.member}")
+        if head == "ports" and rest[2] == "bindings":
+            return self.bindings.handle(req, ctx, ident, rest[3:])
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
         if len(rest) == 3 and ((head == "routers" and rest[2] in ROUTER_ACTIONS)

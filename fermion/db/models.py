@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     false,
+    true,
 )
 
 NAMING = {
@@ -129,6 +130,15 @@ ports = Table(
     Column("dns_domain", String(255), nullable=False, default="", server_default=""),
     # extra_dhcp_opt: [{opt_name, opt_value, ip_version}] in the order they were added; NULL: none
     Column("extra_dhcp_opts", JSON, nullable=True),
+    # port extensions: plain columns, so a port is still one row (no join per port on lists)
+    Column("propagate_uplink_status", Boolean, nullable=False, default=True, server_default=true()),
+    Column("data_plane_status", String(16), nullable=True),
+    Column("device_profile", String(255), nullable=True),
+    Column("numa_affinity_policy", String(16), nullable=True),
+    Column("trusted", Boolean, nullable=True),
+    Column("hints", JSON, nullable=True),
+    Column("hardware_offload_type", String(255), nullable=True),
+    Column("ip_allocation", String(16), nullable=False, default="immediate", server_default="immediate"),
     UniqueConstraint("network_id", "mac_address"),
     Index("ix_ports_network_id_device_owner", "network_id", "device_owner"),
 )
@@ -415,4 +425,17 @@ rbac_policies = Table(
     Column("action", String(255), nullable=False),
     Column("target_project", String(255), nullable=False, index=True),
     UniqueConstraint("object_type", "object_id", "action", "target_project"),
+)
+
+# A port's inactive bindings (binding-extended): the active binding stays on the port row, which is what
+# agents' host views read; activation swaps the two in one transaction.
+port_bindings = Table(
+    "port_bindings", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("vnic_type", String(32), nullable=False, default="normal"),
+    Column("profile", JSON, nullable=False),
+    Column("vif_type", String(64), nullable=False),
+    Column("vif_details", JSON, nullable=False),
+    PrimaryKeyConstraint("port_id", "host"),
 )

@@ -139,6 +139,19 @@ PORTS: dict[str, str] = {
     "update_port:allowed_address_pairs:ip_address": _NET_OWNER_OR_ADMIN,
     "update_port:data_plane_status": _any(ADMIN, "role:data_plane_integrator"),
     "delete_port": _any(ADMIN_OR_SERVICE, PROJECT_MEMBER, NET_OWNER_MEMBER),
+    # port-hints and port-trusted-vif (also derived from the definitions; here as Neutron names them)
+    "create_port:hints": ADMIN,
+    "update_port:hints": ADMIN,
+    "get_port:hints": ADMIN,
+    "create_port:trusted": ADMIN,
+    "update_port:trusted": ADMIN,
+    "get_port:trusted": ADMIN,
+    # binding-extended: /ports/{port_id}/bindings (Nova's live migration, as the service user)
+    "get_port_binding": ADMIN_OR_SERVICE,
+    "create_port_binding": ADMIN_OR_SERVICE,
+    "update_port_binding": ADMIN_OR_SERVICE,
+    "delete_port_binding": ADMIN_OR_SERVICE,
+    "activate": ADMIN_OR_SERVICE,
 }
 
 _GW = "external_gateway_info"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fermion.resources import port_binding
 from fermion.resources.address_group import ADDRESS_GROUP
 from fermion.resources.address_scope import ADDRESS_SCOPE
 from fermion.resources.base import Extension, Resource
@@ -145,6 +146,32 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Provides IP address substring filtering when listing ports"),
     Extension("network-ip-availability", "Network IP Availability", "Provides IP availability data for each "
               "network and subnet."),
+    # ports (issue 15, point 8)
+    Extension("binding-extended", "Port Bindings Extended",
+              "Expose port bindings of a virtual port to external application", "2017-07-17T10:00:00-00:00"),
+    Extension("port-mac-address-regenerate", "Neutron Port MAC address regenerate",
+              "Network port MAC address regenerate", "2018-05-03T10:00:00-00:00"),
+    Extension("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
+              "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"),
+    Extension("uplink-status-propagation", "Uplink status propagation extension",
+              "Provides ability to propagate port uplink status.", "2018-05-31T18:00:00-00:00"),
+    Extension("uplink-status-propagation-updatable", "Uplink status propagation updatable extension",
+              "Provides ability to update the port uplink status.", "2024-09-03T18:00:00-00:00"),
+    Extension("data-plane-status", "Port data plane status extension", "Expose status of underlying data plane",
+              "2017-01-24T10:00:00-00:00"),
+    Extension("port-device-profile", "Port device profile", "Expose the port device profile (Cyborg)",
+              "2020-12-17T10:00:00-00:00"),
+    Extension("port-numa-affinity-policy", "Port NUMA affinity policy", "Expose the port NUMA affinity policy",
+              "2020-07-08T10:00:00-00:00"),
+    Extension("port-numa-affinity-policy-socket", 'Port NUMA affinity policy "socket"',
+              'Adds "socket" to the supported port NUMA affinity policies', "2024-02-09T10:00:00-00:00"),
+    Extension("port-trusted-vif", "Port trusted vif", "Expose port 'trusted' attribute in the API",
+              "2024-07-10T10:00:00-00:00"),
+    Extension("port-hints", "Port hints", "Backend specific port hints to allow backend specific tuning",
+              "2023-01-01T00:00:00-00:00"),
+    Extension("port-hardware-offload-type", "Port hardware offload", "Expose port hardware offload extension",
+              "2023-05-09T10:00:00-00:00"),
+    Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 
@@ -227,9 +254,50 @@ def openapi_document() -> dict[str, Any]:
             "delete": {"operationId": f"delete_{res.member}", "parameters": member_param,
                        "responses": {"204": {"description": "Deleted"}, **errors}},
         }
+    _binding_paths(paths, schemas)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Fermion (Neutron v2.0 API)", "version": "2.0"},
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+def _binding_paths(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """binding-extended: /v2.0/ports/{port_id}/bindings, a sub-resource of ports."""
+    attrs = port_binding.ATTRIBUTES
+    schemas["Binding"] = {"type": "object", "properties": {a.name: a.schema for a in attrs if a.visible}}
+    for verb, writable, required in (("Create", [a for a in attrs if a.post], [a.name for a in attrs if a.required]),
+                                     ("Update", [a for a in attrs if a.put], [])):
+        inner: dict[str, Any] = {"type": "object", "properties": {a.name: a.schema for a in writable},
+                                 "additionalProperties": False}
+        if required:
+            inner["required"] = required
+        schemas[f"Binding{verb}"] = {"type": "object", "required": ["binding"], "additionalProperties": False,
+                                     "properties": {"binding": inner}}
+    ok, errors = {"description": "OK"}, {"400": {"description": "Bad request"}, "404": {"description": "Not found"},
+                                         "409": {"description": "Conflict"}}
+    port = {"name": "port_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    host = {"name": "host", "in": "path", "required": True, "schema": {"type": "string"}}
+
+    def body(name: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+    filters = [{"name": a.name, "in": "query", "required": False, "schema": {"type": "string"}}
+               for a in attrs if a.filter and a.visible]
+    paths["/v2.0/ports/{port_id}/bindings"] = {
+        "get": {"operationId": "list_port_bindings", "parameters": [port, *filters],
+                "responses": {"200": ok, **errors}},
+        "post": {"operationId": "create_port_binding", "parameters": [port], "requestBody": body("BindingCreate"),
+                 "responses": {"201": {"description": "Created"}, **errors}},
+    }
+    paths["/v2.0/ports/{port_id}/bindings/{host}"] = {
+        "get": {"operationId": "show_port_binding", "parameters": [port, host], "responses": {"200": ok, **errors}},
+        "put": {"operationId": "update_port_binding", "parameters": [port, host], "requestBody": body("BindingUpdate"),
+                "responses": {"200": ok, **errors}},
+        "delete": {"operationId": "delete_port_binding", "parameters": [port, host],
+                   "responses": {"204": {"description": "Deleted"}, **errors}},
+    }
+    paths["/v2.0/ports/{port_id}/bindings/{host}/activate"] = {
+        "put": {"operationId": "activate_port_binding", "parameters": [port, host], "responses": {"200": ok, **errors}},
     }

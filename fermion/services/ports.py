@@ -261,7 +261,8 @@ class PortService:
         for item in items:
             row = self._new_row(conn, item, networks[item["network_id"]])
             ports.append((item, row, self._groups_on_create(conn, row, item.get("security_groups", AUTO), defaults)))
-        self._insert_rows(conn, [(row, item["mac_address"]) for item, row, _ in ports])
+        self._insert_rows(conn, [(row, AUTO if item["mac_address"] is None else item["mac_address"])
+                                 for item, row, _ in ports])
         members = [{"port_id": row["id"], "security_group_id": g} for _, row, groups in ports for g in sorted(groups)]
         if members:
             _INSERT_PORT_GROUP.run_many(conn, members)
@@ -300,7 +301,25 @@ class PortService:
             binding_profile=item["binding:profile"],
             extra_dhcp_opts=dns.merge_opts([], item.get("extra_dhcp_opts") or []) or None,
             **{"dns_name": "", "dns_domain": "", **self._dns_values(item)},
+            # the extensions' attributes (ports the services make themselves leave them out)
+            propagate_uplink_status=item.get("propagate_uplink_status", True), data_plane_status=None,
+            device_profile=item.get("device_profile"), numa_affinity_policy=item.get("numa_affinity_policy"),
+            hints=item.get("hints"), trusted=None, hardware_offload_type=None,
+            # [] asked explicitly: an unaddressed port (Neutron's "none"); "deferred" needs routed networks
+            ip_allocation="none" if item["fixed_ips"] == [] else "immediate",
         )
+        trusted = item.get("trusted", AUTO)
+        if trusted is not AUTO:  # port-trusted-vif: shown in binding:profile too, as in Neutron
+            row["trusted"] = trusted
+            row["binding_profile"] = {**row["binding_profile"], "trusted": trusted}
+        offload = item.get("hardware_offload_type", AUTO)
+        if offload is not AUTO:  # the type joins the profile's capabilities, as in Neutron
+            row["hardware_offload_type"] = offload
+            profile = dict(row["binding_profile"])
+            capabilities = list(profile.get("capabilities") or [])
+            if offload not in capabilities:
+                capabilities.append(offload)
+            row["binding_profile"] = {**profile, "capabilities": capabilities}
         binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
         row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
         if row["allowed_address_pairs"] and not row["port_security_enabled"]:
@@ -446,6 +465,8 @@ class PortService:
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values: dict[str, Any] = {}
         pid = orig["id"]
+        if "mac_address" in changes and changes["mac_address"] is None:
+            changes["mac_address"] = self._free_mac(conn, orig["network_id"])  # port-mac-address-regenerate
         pse = changes.get("port_security_enabled", orig["port_security_enabled"])
         pairs = changes.get("allowed_address_pairs", orig["allowed_address_pairs"])
         if pairs and not pse:
@@ -462,15 +483,21 @@ class PortService:
             if key in ("fixed_ips", "security_groups", "dns_name", "dns_domain", "extra_dhcp_opts"):
                 continue
             if key == "mac_address" and val != orig["mac_address"]:
-                if orig["binding:vif_type"] not in ("unbound", "binding_failed"):
-                    raise Conflict(f"Port {pid} has been bound; the MAC address cannot be changed.",
-                                   type="PortBound")
+                if orig["binding:vif_type"] != "unbound":  # as Neutron: a failed binding is still a binding
+                    raise Conflict(f"Unable to complete operation on port {pid}, port is already bound, port "
+                                   f"type: {orig['binding:vif_type']}, old_mac {orig['mac_address']}, new_mac "
+                                   f"{val}.", type="PortBound")
                 clash = conn.execute(select(m.ports.c.id).where(m.ports.c.network_id == orig["network_id"],
                                                                 m.ports.c.mac_address == val)).first()
                 if clash is not None:
                     raise Conflict(f"Unable to complete operation for network {orig['network_id']}. "
                                    f"The mac address {val} is in use.", type="MacAddressInUse")
             values[key.replace(":", "_")] = val
+        trusted = changes.get("trusted", orig["trusted"])
+        if trusted is not None and ("trusted" in changes or "binding:profile" in changes):
+            # the profile shows `trusted` as the port-trusted-vif attribute says, as in Neutron
+            profile = changes.get("binding:profile", orig["binding:profile"])
+            values["binding_profile"] = {**(profile or {}), "trusted": trusted}
         if "fixed_ips" in changes:
             if ctx is not None and orig["device_owner"] in ROUTER_INTERFACE_OWNERS and any(
                     _plan_ips(orig, changes["fixed_ips"])):
@@ -487,12 +514,24 @@ class PortService:
             values.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
             if host != orig["binding:host_id"]:
                 values["status"] = "DOWN"
+                # the port's binding moved there: an inactive binding for that host is now the active one
+                b = m.port_bindings.c
+                conn.execute(delete(m.port_bindings).where(b.port_id == pid, b.host == host))
         common.bump(conn, m.ports, pid, values, expect_revision)
         emit_group_hints(conn, hinted)
         rev = orig["revision_number"] + 1
         common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
         if orig["binding:host_id"] and host != orig["binding:host_id"]:
             common.emit(conn, Hint("port", pid, rev, orig["network_id"], orig["binding:host_id"]))
+
+    def _free_mac(self, conn: Connection, network_id: str) -> str:
+        """A generated MAC no port of the network has (the unique key still guards a concurrent taker)."""
+        p = m.ports.c
+        for _ in range(16):
+            mac = self._random_mac()
+            if conn.execute(select(p.id).where(p.network_id == network_id, p.mac_address == mac)).first() is None:
+                return mac
+        raise Conflict("Unable to generate a unique MAC address", type="MacAddressGenerationFailure")
 
     def rebind_host(self, conn: Connection, host: str) -> int:
         """Retry binding the host's failed ports (its agent just appeared or came back). Returns how many
@@ -536,7 +575,7 @@ class PortService:
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
         conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == pid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
-        conn.execute(delete(m.ports).where(m.ports.c.id == pid))
+        conn.execute(delete(m.ports).where(m.ports.c.id == pid))  # its inactive bindings go by ON DELETE CASCADE
         self.quotas.release(conn, orig["project_id"], "port")
         emit_group_hints(conn, orig["security_groups"])
         common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],

@@ -233,22 +233,28 @@ class Collection:
                  complete: bool = True) -> list[dict[str, Any]]:
         if tags is None:
             tags = load_tags(conn, [r[0] for r in rows])
-        out = []
+        out: list[dict[str, Any]] = []
         index = self._index
-        names = [name for name, _ in self.plain]
-        pick = itemgetter(*(index[col.name] for _, col in self.plain))
-        created, updated, project = index["created_at"], index["updated_at"], index["project_id"]
+        # the per-row work is the cost of a large list: one itemgetter and one zip (tenant_id included)
+        names = [name for name, _ in self.plain] + ["tenant_id"]
+        pick = itemgetter(*(index[col.name] for _, col in self.plain), index["project_id"])
+        created, updated = index["created_at"], index["updated_at"]
         stamps: dict[datetime | None, str | None] = {}  # rows made together share their timestamps
+        stamp, tag_of, append = stamps.get, tags.get, out.append
         for r in rows:
-            d = dict(zip(names, pick(r), strict=True))
-            d["tenant_id"] = r[project]
-            for key, ts in (("created_at", r[created]), ("updated_at", r[updated])):
-                text = stamps.get(ts)
-                if text is None:
-                    text = stamps[ts] = iso(ts)
-                d[key] = text
-            d["tags"] = tags.get(r[0], [])
-            out.append(d)
+            d = dict(zip(names, pick(r), strict=False))  # same length by construction
+            ts = r[created]
+            text = stamp(ts)
+            if text is None:
+                text = stamps[ts] = iso(ts)
+            d["created_at"] = text
+            ts = r[updated]
+            text = stamp(ts)
+            if text is None:
+                text = stamps[ts] = iso(ts)
+            d["updated_at"] = text
+            d["tags"] = tag_of(r[0]) or []
+            append(d)
         if complete:
             self.complete(conn, rows, out)
         return out

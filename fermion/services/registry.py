@@ -22,6 +22,7 @@ from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.networks import NetworkService
+from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -70,6 +71,7 @@ class Services:
     rbac: RbacService
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
+    port_bindings: PortBindingService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -97,7 +99,8 @@ class Services:
                    conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
-                   rbac=RbacService(quotas), address_scopes=AddressScopeService(), subnetpools=pools)
+                   rbac=RbacService(quotas), address_scopes=AddressScopeService(), subnetpools=pools,
+                   port_bindings=PortBindingService(ports))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {

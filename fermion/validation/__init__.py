@@ -200,3 +200,19 @@ def nullable(inner: Validator) -> Validator:
         return None if value is None else inner(value)
 
     return check
+
+
+def nested_dict(value: Any, spec: dict[str, Any]) -> None:
+    """Check a dict against a spec of allowed keys (all optional), as neutron-lib's type:dict with key specs:
+    a spec value is a validator for a leaf or a dict spec for a sub-dict."""
+    if not isinstance(value, dict):
+        raise InvalidValue(f"'{value}' is not a dictionary")
+    unexpected = [key for key in value if key not in spec]
+    if unexpected:
+        raise InvalidValue(f"Unexpected keys supplied: {', '.join(str(k) for k in unexpected)}")
+    for key, sub in spec.items():
+        if key in value:
+            if isinstance(sub, dict):
+                nested_dict(value[key], sub)
+            else:
+                sub(value[key])

@@ -291,3 +291,26 @@ def test_cloud_layer(conn: openstack.connection.Connection) -> None:
     assert net.id in {n.id for n in conn.list_networks()}
     assert conn.delete_port(port.id) and conn.delete_subnet(subnet.id) and conn.delete_network(net.id)
     assert conn.get_network(name) is None
+
+
+def test_port_extensions_and_bindings(conn: openstack.connection.Connection) -> None:
+    """The issue 15 port attributes and /ports/{id}/bindings through the SDK's own resources."""
+    net = conn.network.create_network(name=unique("portext"))
+    conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.44.0.0/24")
+    port = conn.network.create_port(network_id=net.id, propagate_uplink_status=False, numa_affinity_policy="socket",
+                                    device_profile="dp1", hardware_offload_type="switchdev", trusted=True,
+                                    device_owner="compute:nova")
+    assert port.propagate_uplink_status is False and port.numa_affinity_policy == "socket"
+    assert port.device_profile == "dp1" and port.hardware_offload_type == "switchdev" and port.trusted is True
+    assert port.ip_allocation == "immediate" and port.data_plane_status is None
+    port = conn.network.update_port(port, data_plane_status="DOWN", propagate_uplink_status=True)
+    assert port.data_plane_status == "DOWN" and port.propagate_uplink_status is True
+    old_mac = port.mac_address
+    port = conn.network.update_port(port, mac_address=None)
+    assert port.mac_address != old_mac and port.mac_address.startswith("fa:16:3e:")
+    bindings = list(conn.network.port_bindings(port))
+    assert [(b.host, b.status, b.vif_type) for b in bindings] == [("", "ACTIVE", "unbound")]
+    with pytest.raises(exceptions.HttpException):  # no agent on that host: Neutron's PortBindingError
+        conn.network.create_port_binding(port, host="nowhere")
+    conn.network.delete_port(port, ignore_missing=False)
+    conn.network.delete_network(net, ignore_missing=False)
