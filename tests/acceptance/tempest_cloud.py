@@ -346,7 +346,9 @@ keystone = false
         """`tempest run` in the workspace; the results of every test, from stestr's record of the run."""
         workspace = conf.parent.parent
         tempest = str(self.tools / "bin/tempest")
-        env = {"PATH": f"{self.tools / 'bin'}:{os.environ.get('PATH', '')}"}
+        # TMPDIR: tempest keeps its locks in the temporary directory, which here is ours
+        (self.work / "tmp").mkdir()
+        env = {"PATH": f"{self.tools / 'bin'}:{os.environ.get('PATH', '')}", "TMPDIR": str(self.work / "tmp")}
         self.say(f"tempest run --regex '{regex}' --concurrency {concurrency} (output: tempest-run.log)")
         cmd = [tempest, "run", "--config-file", str(conf), "--regex", regex, "--concurrency", str(concurrency)]
         if exclude:
