@@ -1,0 +1,91 @@
+"""Acceptance: the upstream API tests (tempest and neutron-tempest-plugin) against Fermion behind a real
+Keystone, through scripts/tempest. tempest.conf lists exactly the extensions Fermion advertises, so the tests
+of the others skip themselves; every test that runs must pass, except those in known_failures.txt (each with
+its reason). A listed test that no longer fails fails this test too, so the list only shrinks.
+
+Skips, with the installer's reason, when the test tools cannot be installed (no PyPI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.tempest_cloud import cause, short_id
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+KNOWN_FAILURES = HERE / "known_failures.txt"
+# both suites' network API tests, as scripts/tempest runs by default; FERMION_TEMPEST_REGEX selects others
+# (e.g. one module while working on it: the known failures of the tests not run are then reported as such)
+REGEX = os.environ.get("FERMION_TEMPEST_REGEX", r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\.")
+# Not run: the tests that need agents. This cloud runs none (the API alone): a router interface's port never
+# becomes ACTIVE, which tempest's remove_router_interface clean-up and neutron-tempest-plugin's interface
+# status tests wait for (a minute each), and there are no agents to list or schedule routers to.
+NEEDS_AGENTS = (
+    r"tempest\.api\.network\.test_routers\.Routers(IpV6)?Test\.(test_add_multiple_router_interfaces|"
+    r"test_add_remove_router_interface_with_subnet_id|test_router_interface_port_update_with_fixed_ip|"
+    r"test_update_delete_extra_route)",
+    r"tempest\.api\.network\.test_routers_negative\.RoutersNegative(IpV6)?Test\."
+    r"(test_add_router_interfaces_on_overlapping_subnets_returns_400|test_router_remove_interface_in_use_returns_409)",
+    r"neutron_tempest_plugin\.api\.test_routers\.Routers(IpV6)?Test\.(test_router_interface_status|"
+    r"test_router_interface_update_and_remove_gateway_ip)",
+    r"neutron_tempest_plugin\.api\.admin\.(test_agent_management|test_l3_agent_scheduler)\.",
+)
+
+
+def known_failures() -> dict[str, str]:
+    """`test id  # reason` per line; the id without its `[id-...]` tags."""
+    known = {}
+    for line in KNOWN_FAILURES.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        test, sep, reason = line.partition(" # ")
+        assert sep and reason.strip(), f"known_failures.txt: no reason given for {line!r}"
+        known[test.strip()] = reason.strip()
+    return known
+
+
+@pytest.mark.acceptance
+def test_upstream_api_tests(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    # the harness gives up on tempest after --timeout and still ends what it started; SIGTERM does the same
+    proc = subprocess.Popen([str(REPO / "scripts/tempest"), "--quiet", "--regex", REGEX,
+                             "--exclude-regex", "|".join(NEEDS_AGENTS), "--timeout", "1500",
+                             "--results", str(results), "--keep", str(tmp_path / "logs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=1800)
+    except BaseException:
+        proc.terminate()
+        proc.communicate(timeout=60)
+        raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    if done.returncode == 3:
+        pytest.skip(f"the tempest tools could not be installed: {done.stderr.strip()[-500:]}")
+    assert done.returncode in (0, 1) and results.exists(), f"the cloud did not come up:\n{done.stderr[-4000:]}"
+    print(done.stdout)  # the summary, shown with -s or on failure
+
+    tests = json.loads(results.read_text())["tests"]
+    assert tests, "tempest ran no test"
+    status: dict[str, str] = {}
+    details: dict[str, str] = {}
+    for test in tests:
+        name = short_id(test["id"])
+        if test["status"] == "fail" or name not in status:
+            status[name] = test["status"]
+            details[name] = test["detail"]
+    known = known_failures()
+    new = sorted(name for name, st in status.items() if st == "fail" and name not in known)
+    fixed = sorted(name for name in known if status.get(name) != "fail")
+    report = []
+    for name in new:
+        report.append(f"FAILED {name}\n    {cause(details[name])}")
+    for name in fixed:
+        report.append(f"LISTED IN known_failures.txt BUT {status.get(name, 'not run').upper()}: {name} "
+                      f"(remove it)")
+    assert not report, "\n".join(report) + f"\n(logs: {tmp_path / 'logs'})"
