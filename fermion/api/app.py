@@ -80,6 +80,8 @@ class FermionApp:
         self.authenticate = authenticate
         self.max_body = max_body
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
+        for res in RESOURCES.values():  # Neutron answers both spellings (network_segment_ranges, tempest's hyphens)
+            self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])

@@ -102,7 +102,11 @@ def _network_in_use(conn: Connection, policy: Policy, keeps: frozenset[str]) -> 
             return (f"Unable to reconfigure sharing settings for network {net_id}. "
                     "Multiple tenants are using it.")
         return None
-    # access_as_external: routers whose gateway is on the network
+    # access_as_external: the default external network keeps its wildcard (auto-allocated topologies use it),
+    # and routers whose gateway is on the network keep their access
+    if target == WILDCARD and WILDCARD not in keeps and conn.execute(
+            select(m.networks.c.id).where(m.networks.c.id == net_id, m.networks.c.is_default.is_(True))).first():
+        return "The default external network must stay external to every project."
     rt, p = m.routers.c, m.ports.c
     users = select(rt.id).join_from(m.routers, m.ports, p.id == rt.gw_port_id).where(p.network_id == net_id)
     if target == WILDCARD:

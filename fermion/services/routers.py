@@ -164,9 +164,9 @@ class RouterService:
             current = None
         if current is None:
             subnets = conn.execute(select(m.subnets.c.id).where(m.subnets.c.network_id == net_id)).first()
-            if subnets is None and not fixed:
-                raise bad_router(f"No subnets defined on the external network {net_id}")
-            port = self.create_port(conn, net_id, "", rid, GATEWAY_OWNER, fixed or AUTO, self.host_of(conn, rid))
+            # as Neutron: an external network without subnets still takes a gateway, a port with no address
+            want = fixed or (AUTO if subnets is not None else [])
+            port = self.create_port(conn, net_id, "", rid, GATEWAY_OWNER, want, self.host_of(conn, rid))
             conn.execute(insert(m.router_ports).values(port_id=port["id"], router_id=rid, port_type=GATEWAY_OWNER))
             gw_port_id = port["id"]
         else:

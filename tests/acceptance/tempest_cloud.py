@@ -254,6 +254,9 @@ auth_url = "{self.ks_url}/v3"
 username = "fermion"
 password = "{self.service_password}"
 project_name = "service"
+
+[network]
+dns_domain = "openstackgate.local"  # not the default: the DNS tests check ports keep their dns_domain
 """)
         database = f"sqlite:///{self.work / 'fermion.sqlite'}"
         env = {"FERMION_CONFIG": str(config), "FERMION_STATE_DIR": str(self.work / "fermion-state")}

@@ -498,3 +498,21 @@ def test_an_object_type_is_one_declaration(api: Api, alice: Api, monkeypatch: py
     assert_fault(api.delete(f"{RBAC}/{wild['id']}"), 409, "RbacPolicyInUse")
     users.clear()
     assert api.delete(f"{RBAC}/{wild['id']}").status_code == 204
+
+
+def test_the_default_external_network_stays_external_to_everyone(api: Api, alice: Api) -> None:
+    """Its wildcard access_as_external policy cannot go (auto-allocated topologies and every project's
+    routers rely on it); an external network without subnets still takes router gateways (no address)."""
+    public = api.network(name="public", is_default=True, **{"router:external": True})
+    (policy,) = api.get(RBAC, params={"object_id": public["id"], "action": "access_as_external"}).json()[
+        "rbac_policies"]
+    assert_fault(api.delete(f"{RBAC}/{policy['id']}"), 409, "RbacPolicyInUse")
+    assert_fault(api.put(f"{RBAC}/{policy['id']}", json={"rbac_policy": {"target_tenant": "alice"}}), 409,
+                 "RbacPolicyInUse")
+    r = alice.post("/v2.0/routers", json={"router": {"name": "r", "external_gateway_info": {
+        "network_id": public["id"]}}})
+    assert r.status_code == 201, r.text
+    assert r.json()["router"]["external_gateway_info"]["external_fixed_ips"] == []
+    api.put(f"/v2.0/networks/{public['id']}", json={"network": {"is_default": False}})
+    assert alice.delete(f"/v2.0/routers/{r.json()['router']['id']}").status_code == 204
+    assert api.delete(f"{RBAC}/{policy['id']}").status_code == 204  # no longer the default: it may go

@@ -176,6 +176,15 @@ def test_range_validation(api: Api) -> None:
     assert len(names) == 2
 
 
+def test_ranges_answer_at_both_spellings(api: Api) -> None:
+    """Neutron's reference writes network_segment_ranges, tempest's client network-segment-ranges."""
+    created = new_range(api, network_type="vxlan", minimum=8000, maximum=8001)
+    r = api.get(f"/v2.0/network-segment-ranges/{created['id']}")
+    assert r.status_code == 200 and r.json()["network_segment_range"]["id"] == created["id"]
+    assert {x["id"] for x in api.get("/v2.0/network-segment-ranges").json()["network_segment_ranges"]} == {
+        x["id"] for x in ranges(api)}
+
+
 def test_extensions_are_advertised(api: Api) -> None:
     aliases = {e["alias"] for e in api.get("/v2.0/extensions").json()["extensions"]}
     assert {"segment", "standard-attr-segment", "network-segment-range"} <= aliases
