@@ -39,10 +39,15 @@ def supervisor_status(state_dir: Path) -> Path:
 def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
                 state_dir: Path) -> AgentRuntime:
     if kind == "dhcp":
-        return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=host.zone)
+        return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=_zone(host))
     if kind == "l3":
-        return l3_agent(settings, transport, host.name, host.netns, zone=host.zone)
-    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(), zone=host.zone)
+        return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host))
+    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(), zone=_zone(host))
+
+
+def _zone(host: LabHost) -> str | None:
+    """The zone given with --zones; None: the configuration's ([agents] availability_zone, nova)."""
+    return None if host.zone == "nova" else host.zone
 
 
 def build_agents(settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
@@ -135,13 +140,14 @@ class LabSupervisor:
 def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
     """One `fermion agent` in the root namespace, managing the host's namespace from outside (--netns), with
     the lab's whole configuration (transport URL, RPC prefix, agent intervals)."""
-    argv = [sys.executable, "-m", "fermion.cli.main", "agent", kind, "--host", host.name, "--netns", host.netns,
-            "--availability-zone", host.zone]
+    argv = [sys.executable, "-m", "fermion.cli.main", "agent", kind, "--host", host.name, "--netns", host.netns]
     if state.config:
         argv += ["--config", state.config]
     if kind == "l2":
         mappings = ",".join(f"{k}:{v}" for k, v in state.mappings().items())
         argv += ["--local-ip", host.underlay_ip, "--physical-interface-mappings", mappings]
+    if _zone(host):
+        argv += ["--availability-zone", host.zone]
     return argv
 
 
