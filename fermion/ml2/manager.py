@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select
+from sqlalchemy import Connection, delete, insert, select
 
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -122,28 +122,40 @@ class TypeManager:
 
 def project_ranges(conn: Connection, network_type: str, project_id: str | None) -> list[Any]:
     """The segment ranges a project's tenant network of this type may use, in the order to try them: its own,
-    then the shared ones; [None] (the driver's configured ranges) when no range is stored for the type."""
+    then the shared ones less every project's own ranges (those ids are kept for their projects, as Neutron
+    does); [None] (the driver's configured ranges) when no range is stored for the type."""
     r = m.network_segment_ranges.c
     rows = conn.execute(select(r.project_id, r.physical_network, r.minimum, r.maximum)
-                        .where(r.network_type == network_type)
-                        .where(or_(r.shared.is_(True), r.project_id == (project_id or "")))
-                        .order_by(r.minimum)).all()
+                        .where(r.network_type == network_type).order_by(r.minimum)).all()
     if not rows:
         return [None]
-    own = [row for row in rows if row.project_id is not None]
-    shared = [row for row in rows if row.project_id is None]
+    kept = [(row.physical_network, row.minimum, row.maximum) for row in rows if row.project_id is not None]
+    own = [(row.physical_network, row.minimum, row.maximum) for row in rows
+           if row.project_id is not None and row.project_id == project_id]
+    shared = [(row.physical_network, lo, hi) for row in rows if row.project_id is None
+              for lo, hi in _subtract((row.minimum, row.maximum),
+                                      [(a, b) for p, a, b in kept if p == row.physical_network])]
     out: list[Any] = []
     for group in (own, shared):
         if not group:
             continue
         if network_type == "vlan":
             by_physnet: dict[str, list[tuple[int, int]]] = defaultdict(list)
-            for row in group:
-                by_physnet[row.physical_network].append((row.minimum, row.maximum))
+            for physnet, lo, hi in group:
+                by_physnet[physnet].append((lo, hi))
             out.append(dict(by_physnet))
         else:
-            out.append([(row.minimum, row.maximum) for row in group])
+            out.append([(lo, hi) for _, lo, hi in group])
     return out
+
+
+def _subtract(span: tuple[int, int], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of span [lo, hi] outside every hole."""
+    parts = [span]
+    for a, b in holes:
+        parts = [piece for lo, hi in parts for piece in ((lo, min(hi, a - 1)), (max(lo, b + 1), hi))
+                 if piece[0] <= piece[1]]
+    return parts
 
 
 def load_segments(conn: Connection, network_ids: Sequence[str] | None) -> dict[str, list[Segment]]:

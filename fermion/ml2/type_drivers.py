@@ -85,7 +85,8 @@ class _Allocations:
                 cand = self._random(ranges) if not above else self.rng.randint(above[0][0],
                                                                                 min(above[0][1], above[0][0] + 3))
             else:
-                taken = self._taken(conn, physnet)
+                # ids taken outside these ranges (another project's own range, say) do not fill them
+                taken = {t for t in self._taken(conn, physnet) if any(a <= t <= b for a, b in ranges)}
                 if len(taken) >= size:
                     return None
                 if size <= _ENUMERATE_LIMIT:

@@ -3,9 +3,11 @@ admin sees and manages them, and what tenant networks and subnets get from them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import Api, make_client
+from tests.support import servers
 from tests.support.neutron import assert_fault
 
 SEGMENT_KEYS = {"id", "network_id", "name", "description", "network_type", "physical_network", "segmentation_id",
@@ -152,6 +154,22 @@ def test_a_projects_own_range_comes_first_then_the_shared_ones(api: Api) -> None
     assert r.status_code == 200, r.text
     assert r.json()["network_segment_range"]["name"] == "wider"
     assert len(r.json()["network_segment_range"]["available"]) == 9
+
+
+def test_a_projects_range_is_kept_from_the_others(tmp_path: Path) -> None:
+    """Ids inside a project's own range are not handed to other projects from the shared ranges, so the
+    project gets all of them (the default vxlan range, 1100-1110 here, contains the project's 1100-1105)."""
+    with servers.temporary_database("sqlite", tmp_path) as url, \
+            make_client(url, tmp_path, sections={"ml2": {"vxlan_vni_ranges": ["1100:1110"]}}) as c:
+        api = Api(c, "admin-project", "admin")
+        new_range(api, shared=False, project_id="p1", network_type="vxlan", minimum=1100, maximum=1105)
+        others = {segments(api, f"?network_id={api.as_('p2').network()['id']}")[0]["segmentation_id"]
+                  for _ in range(5)}
+        assert others == set(range(1106, 1111))
+        assert_fault(api.as_("p2").post("/v2.0/networks", json={"network": {}}), 503, "NoNetworkAvailable")
+        mine = {segments(api, f"?network_id={api.as_('p1').network()['id']}")[0]["segmentation_id"]
+                for _ in range(6)}
+        assert mine == set(range(1100, 1106))
 
 
 def test_range_validation(api: Api) -> None:
