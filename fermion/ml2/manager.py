@@ -79,17 +79,13 @@ class TypeManager:
         """Reserve the segments (allocation rows only); record() stores them once the network row exists.
         A tenant segment comes from the project's own segment ranges first, then the shared ones."""
         if requested:
-            segments = [self._driver(s.network_type).reserve_provider_segment(conn, network_id, s)
+            segments = [self._from_ranges(conn, network_id, s, project_id)
+                        or self._driver(s.network_type).reserve_provider_segment(conn, network_id, s)
                         for s in requested]
         else:
             segments = []
             for network_type in self.tenant_types:
-                driver = self.drivers[network_type]
-                found = None
-                for ranges in project_ranges(conn, network_type, project_id):
-                    found = driver.allocate_tenant_segment(conn, network_id, ranges)
-                    if found is not None:
-                        break
+                found = self._from_ranges(conn, network_id, Segment(network_type), project_id)
                 if found is not None:
                     segments = [found]
                     break
@@ -97,6 +93,21 @@ class TypeManager:
                 raise Conflict("Unable to create the network. No tenant network is available for allocation.",
                                type="NoNetworkAvailable", status=503)
         return segments
+
+    def _from_ranges(self, conn: Connection, network_id: str, asked: Segment,
+                     project_id: str | None) -> Segment | None:
+        """A segment of the asked type (and physical network, if given) whose id the caller left to us, from
+        the project's segment ranges and then the shared ones; None when the id was given or none is free."""
+        if asked.segmentation_id is not None or asked.network_type not in ("vlan", "vxlan", "gre", "geneve"):
+            return None
+        driver = self._driver(asked.network_type)
+        for ranges in project_ranges(conn, asked.network_type, project_id):
+            if ranges is not None and asked.physical_network is not None:
+                ranges = {asked.physical_network: ranges.get(asked.physical_network, [])}
+            found = driver.allocate_tenant_segment(conn, network_id, ranges)
+            if found is not None:
+                return found
+        return None
 
     def record(self, conn: Connection, network_id: str, segments: list[Segment], project_id: str,
                ts: datetime) -> None:

@@ -51,7 +51,8 @@ NETWORK_SEGMENT_RANGE = Resource(
     id_label="Network Segment Range",
     url="network_segment_ranges",
     attributes=(
-        Attribute("id", v.uuid_str, sort=True, schema=UUID),
+        # any id may be asked for in a filter (Neutron answers an empty list, not a 400)
+        Attribute("id", v.uuid_str, sort=True, schema=UUID, filter_convert=v.string(255)),
         Attribute("name", v.string(255), default="", post=True, put=True, sort=True),
         Attribute("description", v.string(255), default="", post=True, put=True, sort=True,
                   extension="standard-attr-description"),

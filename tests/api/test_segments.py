@@ -172,6 +172,19 @@ def test_a_projects_range_is_kept_from_the_others(tmp_path: Path) -> None:
         assert mine == set(range(1100, 1106))
 
 
+def test_provider_networks_of_a_type_also_take_the_projects_range(api: Api) -> None:
+    """An admin asking only for the network type (no id) for a project: the id comes from its range, so the
+    range is then in use (delete 409, shrinking past it 409), as tempest checks."""
+    own = new_range(api, shared=False, project_id="p1", network_type="vxlan", minimum=1100, maximum=1105)
+    net = api.network(project_id="p1", **{"provider:network_type": "vxlan"})
+    assert 1100 <= net["provider:segmentation_id"] <= 1105
+    url = f"/v2.0/network_segment_ranges/{own['id']}"
+    assert_fault(api.delete(url), 409, "NetworkSegmentRangeReferencedByProject")
+    body = {"network_segment_range": {"minimum": net["provider:segmentation_id"] + 1, "maximum": 1155}}
+    assert_fault(api.put(url, json=body), 409, "NetworkSegmentRangeReferencedByProject")
+    assert ranges(api, "?id=33") == []  # any id filters (Neutron: an empty list)
+
+
 def test_range_validation(api: Api) -> None:
     def create(**attrs: Any) -> Any:
         return api.post("/v2.0/network_segment_ranges", json={"network_segment_range": attrs})
