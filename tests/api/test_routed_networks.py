@@ -73,6 +73,22 @@ def test_a_host_reaching_two_segments_is_a_conflict(api: Api) -> None:
                  409, "HostConnectedToMultipleSegments")
 
 
+def test_a_bulk_mixes_hosts_and_deferred_ports(api: Api) -> None:
+    r = routed(api)
+    net_id = r["net"]["id"]
+    resp = api.post("/v2.0/ports", json={"ports": [{"network_id": net_id, "binding:host_id": "c1"},
+                                                   {"network_id": net_id},
+                                                   {"network_id": net_id, "binding:host_id": "c2"}]})
+    assert resp.status_code == 201, resp.text
+    c1, deferred, c2 = resp.json()["ports"]
+    assert in_subnet(c1, r["s1"]) and in_subnet(c2, r["s2"]) and deferred["fixed_ips"] == []
+    assert [p["ip_allocation"] for p in (c1, deferred, c2)] == ["immediate", "deferred", "immediate"]
+    bad = api.post("/v2.0/ports", json={"ports": [{"network_id": net_id, "binding:host_id": "c1"},
+                                                  {"network_id": net_id, "binding:host_id": "c9"}]})
+    assert_fault(bad, 409, "HostNotConnectedToAnySegment")
+    assert len(api.get(f"/v2.0/ports?network_id={net_id}").json()["ports"]) == 3  # the bulk is all or nothing
+
+
 def test_without_a_host_the_allocation_is_deferred(api: Api) -> None:
     r = routed(api)
     port = api.port(r["net"]["id"])
@@ -85,11 +101,20 @@ def test_without_a_host_the_allocation_is_deferred(api: Api) -> None:
 def test_binding_a_deferred_port_allocates_on_the_hosts_segment(api: Api) -> None:
     r = routed(api)
     port = api.port(r["net"]["id"])
-    resp = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"binding:host_id": "c2"}})
+    (group,) = port["security_groups"]
+    seen: list[tuple[str, str, int]] = []
+    stop = api.client.app.transport.listen(lambda msg: seen.append((msg["kind"], msg["id"], msg["revision"])))
+    try:
+        resp = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"binding:host_id": "c2"}})
+    finally:
+        stop()
     assert resp.status_code == 200, resp.text
     bound = resp.json()["port"]
     assert in_subnet(bound, r["s2"])
-    assert bound["revision_number"] > port["revision_number"]
+    assert bound["revision_number"] == port["revision_number"] + 1
+    # the agents hear of the port at its new revision, and its group of a member's new address
+    assert ("port", port["id"], bound["revision_number"]) in seen
+    assert "security_group" in {kind for kind, ident, _ in seen if ident == group}
     assert bound["ip_allocation"] == "deferred"  # Neutron keeps what the create decided
     shown = api.get(f"/v2.0/ports/{port['id']}").json()["port"]
     assert addresses(shown) == addresses(bound)
