@@ -22,7 +22,7 @@ from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
-from fermion.services import common, ipam
+from fermion.services import common, ipam, routed
 from fermion.services.agents import AgentService
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -261,6 +261,14 @@ class PortService:
         for item in items:
             row = self._new_row(conn, item, networks[item["network_id"]])
             ports.append((item, row, self._groups_on_create(conn, row, item.get("security_groups", AUTO), defaults)))
+        subnets = {net_id: self._subnets(conn, net_id) for net_id in sorted({row["network_id"] for _, row, _ in ports})}
+        candidates = []  # the subnets each port may take addresses from
+        for item, row, _ in ports:
+            on_net = subnets[row["network_id"]]
+            if item["fixed_ips"] is AUTO and routed.is_routed(on_net):
+                candidates.append(self._routed_subnets(conn, row, on_net))
+            else:
+                candidates.append(service_subnets(row, on_net))
         self._insert_rows(conn, [(row, AUTO if item["mac_address"] is None else item["mac_address"])
                                  for item, row, _ in ports])
         members = [{"port_id": row["id"], "security_group_id": g} for _, row, groups in ports for g in sorted(groups)]
@@ -269,10 +277,9 @@ class PortService:
         joined = {gid: revision for _, _, groups in ports for gid, revision in groups.items()}
         for gid in sorted(joined):
             common.emit(conn, Hint("security_group", gid, joined[gid], None, None))
-        subnets = {net_id: self._subnets(conn, net_id) for net_id in sorted({row["network_id"] for _, row, _ in ports})}
         wants = []
-        for item, row, _ in ports:
-            fixed, on_net = item["fixed_ips"], service_subnets(row, subnets[row["network_id"]])
+        for (item, row, _), on_net in zip(ports, candidates, strict=True):
+            fixed = item["fixed_ips"]
             wants.append(self._auto_wants(row, on_net) if fixed is AUTO
                          else self._requested_wants(conn, row, on_net, fixed))
         self.allocator.allocate(conn, [w for own in wants for w in own])
@@ -288,6 +295,22 @@ class PortService:
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
+
+    def _routed_subnets(self, conn: Connection, row: dict[str, Any], subnets: list[dict[str, Any]]
+                        ) -> list[dict[str, Any]]:
+        """A port on a routed network without fixed_ips asked: the subnets of its host's segment, or none
+        until it has a host (its allocation is then deferred)."""
+        host = row["binding_host_id"]
+        if not host:
+            service_subnets(row, subnets)  # no subnet for its device owner is still a 409
+            row["ip_allocation"] = "deferred"
+            return []
+        reached = routed.host_segments(conn, row["network_id"], self.agents.on_host(conn, host))
+        try:
+            candidates = service_subnets(row, subnets)
+        except Conflict:  # Neutron looks at the host first
+            candidates = []
+        return routed.on_host(host, row["network_id"], candidates, reached)
 
     def _new_row(self, conn: Connection, item: dict[str, Any], net: dict[str, Any]) -> dict[str, Any]:
         row = common.standard_row(item)
@@ -305,7 +328,7 @@ class PortService:
             propagate_uplink_status=item.get("propagate_uplink_status", True), data_plane_status=None,
             device_profile=item.get("device_profile"), numa_affinity_policy=item.get("numa_affinity_policy"),
             hints=item.get("hints"), trusted=None, hardware_offload_type=None,
-            # [] asked explicitly: an unaddressed port (Neutron's "none"); "deferred" needs routed networks
+            # [] asked explicitly: an unaddressed port (Neutron's "none"); "deferred" is for routed networks
             ip_allocation="none" if item["fixed_ips"] == [] else "immediate",
         )
         trusted = item.get("trusted", AUTO)
@@ -506,6 +529,9 @@ class PortService:
                                  "changed.", type="BadRequest")
             self._replace_ips(conn, orig, changes["fixed_ips"])
         host = changes.get("binding:host_id", orig["binding:host_id"])
+        if "fixed_ips" not in changes and host and host != orig["binding:host_id"]:
+            if self._addresses_on_host(conn, orig, host, changes.get("mac_address", orig["mac_address"])):
+                hinted |= set(orig["security_groups"])  # the members' addresses changed
         rebind = host != orig["binding:host_id"] or (
             "binding:host_id" in changes and orig["binding:vif_type"] != "bridge")
         if rebind or "binding:vnic_type" in changes:
@@ -523,6 +549,31 @@ class PortService:
         common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
         if orig["binding:host_id"] and host != orig["binding:host_id"]:
             common.emit(conn, Hint("port", pid, rev, orig["network_id"], orig["binding:host_id"]))
+
+    def _addresses_on_host(self, conn: Connection, orig: dict[str, Any], host: str, mac: str) -> bool:
+        """The port gets a new host: a deferred port takes its addresses from the host's segment now, and
+        a routed port's addresses must be on a segment the host reaches (as Neutron). Returns whether
+        addresses were allocated."""
+        deferred = orig["ip_allocation"] == "deferred" and not orig["binding:host_id"] and not orig["fixed_ips"]
+        if not deferred and not orig["fixed_ips"]:
+            return False
+        subnets = self._subnets(conn, orig["network_id"])
+        port = {"id": orig["id"], "network_id": orig["network_id"], "device_owner": orig["device_owner"],
+                "mac_address": mac, "binding_host_id": host}
+        if not routed.is_routed(subnets):
+            if not deferred:
+                return False
+            on_net = service_subnets(port, subnets)
+        else:
+            on_net = self._routed_subnets(conn, port, subnets)
+            if not deferred:
+                valid = {s["id"] for s in on_net}
+                if any(f["subnet_id"] not in valid for f in orig["fixed_ips"]):
+                    raise routed.incompatible(host, orig["id"])
+                return False
+        wants = self._auto_wants(port, on_net)
+        self.allocator.allocate(conn, wants)
+        return bool(wants)
 
     def _free_mac(self, conn: Connection, network_id: str) -> str:
         """A generated MAC no port of the network has (the unique key still guards a concurrent taker)."""
