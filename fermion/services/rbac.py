@@ -1,8 +1,8 @@
 """RBAC policies (/v2.0/rbac-policies): validation, in-use checks and their effect on the shared objects.
 
 Object types are a registry: one ``ObjectType`` declaration names the table, the valid actions and the
-projects that depend on a grant (its "bound" projects). Adding address scopes, subnet pools, address groups
-or QoS policies is one more entry in ``OBJECT_TYPES`` (see the docstring of ``ObjectType``).
+projects that depend on a grant (its "bound" projects). Adding another type (QoS policies, ...)
+is one more entry in ``OBJECT_TYPES`` (see the docstring of ``ObjectType``).
 """
 
 from __future__ import annotations
