@@ -217,7 +217,7 @@ DEFAULT_SECURITY_GROUP_RULES: dict[str, str] = {
     "delete_default_security_group_rule": ADMIN,
 }
 
-# Shared pools and scopes are readable by all (RBAC access_as_shared will widen this per project).
+# Pools and scopes are readable by the projects they are shared with (RBAC access_as_shared, or all for "*").
 ADDRESSING: dict[str, str] = {
     "create_address_scope": ADMIN_OR_PROJECT_MEMBER,
     "create_address_scope:shared": ADMIN,

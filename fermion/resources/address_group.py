@@ -57,7 +57,7 @@ ADDRESS_GROUP = Resource(
     attributes=_base + (
         Attribute("addresses", subnet_list, default=None, post=True, filter=False,
                   schema={"type": "array", "items": {"type": "string"}}),
-        # computed from RBAC (rbac-address-group); not shown, as in Neutron
-        Attribute("shared", visible=False, filter=False, schema=BOOL),
+        # computed from RBAC: shared with the caller's project or with all
+        Attribute("shared", filter=False, extension="rbac-address-group", schema=BOOL),
     ),
 )

@@ -133,6 +133,11 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Allows creation and modification of policies that control tenant access to resources."),
     Extension("rbac-security-groups", "Add security_group type to network RBAC",
               "Add security_group type to network RBAC"),
+    Extension("rbac-address-scope", "Add address_scope type to RBAC", "Add address_scope type to RBAC",
+              "2020-02-12T00:00:00-00:00"),
+    Extension("rbac-subnetpool", "Add subnetpool type to RBAC", "Add subnetpool type to RBAC"),
+    Extension("rbac-address-group", "Add address_group type to RBAC", "Add address_group type to network RBAC",
+              "2021-01-20T00:00:00-00:00"),
     Extension("address-scope", "Address scope", "Address scopes extension."),
     Extension("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
     Extension("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the "

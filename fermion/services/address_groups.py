@@ -20,7 +20,10 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.address_group import ADDRESS_GROUP, normalized
 from fermion.services import common
-from fermion.services.query import Collection, chunks
+from fermion.services.query import chunks
+from fermion.services.quotas import QuotaService
+from fermion.services.rbac import revoke_all
+from fermion.services.rbac_shared import RbacSharedCollection
 from fermion.services.security_group_rules import emit_group_hints
 
 _a = m.address_group_addresses.c
@@ -37,15 +40,17 @@ def load_addresses(conn: Connection, group_ids: Sequence[str]) -> dict[str, list
     return out
 
 
-class AddressGroupCollection(Collection):
+class AddressGroupCollection(RbacSharedCollection):
+    """shared is computed: granted to the caller's project or to all (rbac-address-group)."""
+
     def __init__(self) -> None:
-        super().__init__(ADDRESS_GROUP, m.address_groups)
+        super().__init__(ADDRESS_GROUP, m.address_groups, "address_group")
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         addresses = load_addresses(conn, [i["id"] for i in items]) if items else {}
         for item in items:
             item["addresses"] = addresses.get(item["id"], [])
-            item["shared"] = False
+            item["shared"] = False  # until for_caller
 
     def complete_fresh(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]],
                        inserted: list[dict[str, Any]]) -> None:
@@ -81,8 +86,9 @@ def groups_using(conn: Connection, address_group_id: str) -> list[str]:
 
 
 class AddressGroupService:
-    def __init__(self) -> None:
+    def __init__(self, quotas: QuotaService) -> None:
         self.collection = AddressGroupCollection()
+        self.quotas = quotas
 
     def create(self, conn: Connection, items: list[dict[str, Any]],
                ctx: Context | None = None) -> list[dict[str, Any]]:
@@ -113,6 +119,7 @@ class AddressGroupService:
                            type="AddressGroupInUse")
         conn.execute(delete(m.address_group_addresses).where(_a.address_group_id == gid))
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == gid))
+        revoke_all(conn, self.quotas, "address_group", gid)
         conn.execute(delete(m.address_groups).where(m.address_groups.c.id == gid))
 
     def add_addresses(self, conn: Connection, orig: dict[str, Any], body: Any) -> None:

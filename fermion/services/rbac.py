@@ -1,8 +1,8 @@
 """RBAC policies (/v2.0/rbac-policies): validation, in-use checks and their effect on the shared objects.
 
 Object types are a registry: one ``ObjectType`` declaration names the table, the valid actions and the
-projects that depend on a grant (its "bound" projects). Adding address scopes, subnet pools, address groups
-or QoS policies is one more entry in ``OBJECT_TYPES`` (see the docstring of ``ObjectType``).
+projects that depend on a grant (its "bound" projects). Adding another type (QoS policies, ...)
+is one more entry in ``OBJECT_TYPES`` (see the docstring of ``ObjectType``).
 """
 
 from __future__ import annotations
@@ -143,9 +143,43 @@ def _sg_bound_projects(conn: Connection, group_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _pool_bound_projects(conn: Connection, pool_id: str) -> set[str]:
+    s = m.subnets.c
+    return set(conn.execute(select(s.project_id).distinct().where(s.subnetpool_id == pool_id)).scalars())
+
+
+def _scope_bound_projects(conn: Connection, scope_id: str) -> set[str]:
+    sp = m.subnetpools.c
+    return set(conn.execute(select(sp.project_id).distinct().where(sp.address_scope_id == scope_id)).scalars())
+
+
+def _address_group_bound_projects(conn: Connection, group_id: str) -> set[str]:
+    r = m.securitygrouprules.c
+    return set(conn.execute(select(r.project_id).distinct().where(r.remote_address_group_id == group_id)).scalars())
+
+
+def _sync_shared_flag(table: Table, object_type: str) -> Callable[[Connection, str], None]:
+    """A stored ``shared`` flag (address scopes, subnet pools) follows the wildcard access_as_shared grant,
+    whether the flag or a policy made it."""
+    def changed(conn: Connection, object_id: str) -> None:
+        wildcard = conn.execute(select(_r.id).where(
+            _r.object_type == object_type, _r.object_id == object_id, _r.action == SHARED,
+            _r.target_project == WILDCARD).limit(1)).first() is not None
+        current = conn.execute(select(table.c.shared).where(table.c.id == object_id)).scalar()
+        if current is not None and bool(current) != wildcard:
+            common.bump(conn, table, object_id, {"shared": wildcard})
+    return changed
+
+
 OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
     ObjectType("network", m.networks, (EXTERNAL, SHARED), "network", in_use=_network_in_use, changed=sync_network),
     ObjectType("security_group", m.securitygroups, (SHARED,), "security group", bound_projects=_sg_bound_projects),
+    ObjectType("address_scope", m.address_scopes, (SHARED,), "address scope", bound_projects=_scope_bound_projects,
+               changed=_sync_shared_flag(m.address_scopes, "address_scope")),
+    ObjectType("subnetpool", m.subnetpools, (SHARED,), "subnet pool", bound_projects=_pool_bound_projects,
+               changed=_sync_shared_flag(m.subnetpools, "subnetpool")),
+    ObjectType("address_group", m.address_groups, (SHARED,), "address group",
+               bound_projects=_address_group_bound_projects),
 )}
 
 

@@ -88,18 +88,18 @@ class Services:
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         flavors = FlavorService()
         routers = RouterService(quotas, ports, agents, flavors)
-        pools = SubnetPoolService()
+        pools = SubnetPoolService(quotas)
         networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    routers=routers, floatingips=FloatingIpService(quotas, routers),
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
-                   address_groups=AddressGroupService(),
+                   address_groups=AddressGroupService(quotas),
                    default_security_group_rules=DefaultSecurityGroupRuleService(),
                    conntrack_helpers=ConntrackHelperService(conntrack_helpers), flavors=flavors,
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
-                   rbac=RbacService(quotas), address_scopes=AddressScopeService(), subnetpools=pools,
+                   rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
                    port_bindings=PortBindingService(ports))
 
     def by_collection(self, collection: str) -> Any:

@@ -24,7 +24,7 @@ from fermion.db.writes import insert_if_absent, new_id
 from fermion.errors import BadRequest, Conflict, NeutronError, NotFound
 from fermion.resources.security_group import SECURITY_GROUP_RULE
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, rbac_access
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
 
@@ -279,7 +279,8 @@ class SecurityGroupRuleService:
             if values["remote_group_id"] is not None:
                 _check_owner(owners, values["remote_group_id"], values["project_id"], ctx)
             if values["remote_address_group_id"] is not None:
-                _check_address_group(address_owners, values["remote_address_group_id"], values["project_id"], ctx)
+                _check_address_group(conn, address_owners, values["remote_address_group_id"], values["project_id"],
+                                     ctx)
             _check_owner(owners, values["security_group_id"], values["project_id"], ctx)
             if values["fingerprint"] in seen:
                 raise Conflict("Duplicate Security Group Rule in POST.", type="DuplicateSecurityGroupRuleInPost")
@@ -352,10 +353,15 @@ def _lock_address_groups(conn: Connection, rules: list[dict[str, Any]]) -> dict[
     return owners
 
 
-def _check_address_group(owners: dict[str, str], group_id: str, project_id: str, ctx: Context | None) -> None:
+def _check_address_group(conn: Connection, owners: dict[str, str], group_id: str, project_id: str,
+                         ctx: Context | None) -> None:
+    """A rule may name an address group of its project, one shared with it (rbac-address-group), or any
+    when an admin asks."""
     owner = owners.get(group_id)
-    if owner is None or not (owner == project_id or (ctx is not None and ctx.is_admin)):
-        raise NotFound(f"Address group {group_id} could not be found.", type="AddressGroupNotFound")
+    if owner is not None and (owner == project_id or (ctx is not None and ctx.is_admin)
+                              or rbac_access.has_access(conn, "address_group", group_id, project_id)):
+        return
+    raise NotFound(f"Address group {group_id} could not be found.", type="AddressGroupNotFound")
 
 
 def insert_rules(conn: Connection, rows: list[dict[str, Any]]) -> None:

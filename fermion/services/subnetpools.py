@@ -18,7 +18,10 @@ from fermion.resources.base import AUTO
 from fermion.resources.subnetpool import SUBNETPOOL
 from fermion.rpc.contracts import Hint
 from fermion.services import common
-from fermion.services.address_scopes import SharedCollection, accessible, load_scope
+from fermion.services.address_scopes import accessible, load_scope, share
+from fermion.services.quotas import QuotaService
+from fermion.services.rbac import revoke_all
+from fermion.services.rbac_shared import RbacSharedCollection
 
 MAX_BITS = {4: 32, 6: 128}
 DEFAULT_MIN = {4: 8, 6: 64}
@@ -81,9 +84,9 @@ def _allocated(conn: Connection, pool_id: str) -> list[tuple[str, str, str]]:
 PREFIXLENS = ("default_prefixlen", "min_prefixlen", "max_prefixlen")
 
 
-class SubnetPoolCollection(SharedCollection):
+class SubnetPoolCollection(RbacSharedCollection):
     def __init__(self) -> None:
-        super().__init__(SUBNETPOOL, m.subnetpools)
+        super().__init__(SUBNETPOOL, m.subnetpools, "subnetpool")
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         for item in items:  # Neutron answers the prefix lengths as strings ("64"); they are stored as numbers
@@ -92,8 +95,9 @@ class SubnetPoolCollection(SharedCollection):
 
 
 class SubnetPoolService:
-    def __init__(self) -> None:
+    def __init__(self, quotas: QuotaService) -> None:
         self.collection = SubnetPoolCollection()
+        self.quotas = quotas
 
     # ---------------------------------------------------------------- reading and locking
     def lock(self, conn: Connection, pool_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -112,7 +116,7 @@ class SubnetPoolService:
         found = conn.execute(select(sp.id, sp.project_id, sp.shared)
                              .join(m.default_subnetpools, d.subnetpool_id == sp.id)
                              .where(d.ip_version == version)).first()
-        if found is None or not accessible(dict(found._mapping), ctx):
+        if found is None or not accessible(conn, "subnetpool", dict(found._mapping), ctx):
             raise BadRequest(f"No default subnetpool found for IPv{version}")
         return str(found.id)
 
@@ -144,10 +148,8 @@ class SubnetPoolService:
         overlap (Neutron's _validate_address_scope_id)."""
         if scope_id is None:
             return
-        scope = load_scope(conn, scope_id, ctx)
-        if not (ctx is None or ctx.is_admin or scope["project_id"] == ctx.project_id):
-            # a shared scope is visible but not joinable by others: Neutron before rbac-address-scope. With
-            # RBAC, "shared with the caller's project" joins this test (see address_scopes.SharedCollection).
+        scope = load_scope(conn, scope_id, ctx)  # the caller's, shared with it (RBAC), or an admin's call
+        if not accessible(conn, "address_scope", scope, ctx):
             raise BadRequest(f"Illegal subnetpool association: subnetpool {pool_id} cannot be associated with "
                              f"address scope {scope_id}.", type="IllegalSubnetPoolAssociationToAddressScope")
         if scope["ip_version"] != version:
@@ -173,6 +175,8 @@ class SubnetPoolService:
                                              "max_prefixlen", "default_quota", "is_default", "shared",
                                              "address_scope_id")})
             conn.execute(insert(m.subnetpools).values(**row))
+            if row["shared"]:
+                share(conn, self.quotas, "subnetpool", row["id"], row["project_id"])
             if pool["is_default"]:
                 self._claim_default(conn, pool["ip_version"], row["id"])
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
@@ -249,6 +253,7 @@ class SubnetPoolService:
                              type="SubnetPoolDeleteError")
         self._release_default(conn, pid)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == pid))
+        revoke_all(conn, self.quotas, "subnetpool", pid)
         conn.execute(delete(m.subnetpools).where(m.subnetpools.c.id == pid))
 
     # ---------------------------------------------------------------- prefix operations and onboarding

@@ -118,7 +118,7 @@ class SubnetService:
                  pools: SubnetPoolService | None = None) -> None:
         self.collection = SubnetCollection()
         self.quotas = quotas
-        self.pools = pools or SubnetPoolService()
+        self.pools = pools or SubnetPoolService(quotas)
         # DHCP scheduling hook (services.dhcp): runs in the transaction when a subnet's DHCP may change
         self.on_dhcp_change = on_dhcp_change
 
@@ -132,7 +132,7 @@ class SubnetService:
         for item, pool_id in zip(items, wanted, strict=True):
             if pool_id:
                 pool = locked.get(pool_id)
-                if pool is None or not accessible(pool, ctx):
+                if pool is None or not accessible(conn, "subnetpool", pool, ctx):
                     raise pool_not_found(pool_id)
                 if item["cidr"] is AUTO and item["allocation_pools"] is not AUTO:
                     raise BadRequest("allocation_pools allowed only for specific subnet requests.")

@@ -15,7 +15,7 @@ from tests.conftest import Api
 from tests.support.neutron import assert_fault, ids
 
 AG_ATTRS = {"id", "name", "description", "project_id", "tenant_id", "addresses", "tags", "created_at",
-            "updated_at", "revision_number"}
+            "updated_at", "revision_number", "shared"}
 MISSING = "00000000-0000-4000-8000-000000000000"
 GIVEN = ["10.10.10.3/32", "192.168.0.10/24", "2001:db8::f00/64"]
 NORMALIZED = ["10.10.10.3/32", "192.168.0.0/24", "2001:db8::/64"]
@@ -138,7 +138,7 @@ def test_policy_and_isolation(alice: Api, bob: Api, api: Api) -> None:
     assert_fault(_edit(reader, ag["id"], "add_addresses", ["10.0.0.0/8"]), 403, "PolicyNotAuthorized")
     assert_fault(reader.post("/v2.0/address-groups", json={"address_group": {}}), 403)
     assert ag["id"] in ids(api.get("/v2.0/address-groups"), "address_groups")  # admin sees every project's
-    assert "shared" not in ag
+    assert ag["shared"] is False  # rbac-address-group: shared with the caller (here: with nobody)
 
 
 def test_tags_sorting_and_pagination(alice: Api) -> None:

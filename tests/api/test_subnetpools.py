@@ -346,10 +346,12 @@ def test_shared_pools_and_scopes_are_visible_to_every_project(api: Api) -> None:
                                                                      "shared": True}}), 403)
     assert_fault(dave.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4,
                                                                            "shared": True}}), 403)
-    # a shared scope is seen but not joined by another project's pool (Neutron without rbac-address-scope)
-    r = dave.post("/v2.0/subnetpools", json={"subnetpool": {"name": "own", "prefixes": ["10.84.0.0/16"],
+    # a shared scope (a wildcard access_as_shared policy) is joined by another project's pool, as in Neutron
+    # with rbac-address-scope
+    r = dave.post("/v2.0/subnetpools", json={"subnetpool": {"name": "joined", "prefixes": ["10.89.0.0/16"],
                                                             "address_scope_id": scope["id"]}})
-    assert_fault(r, 400, "IllegalSubnetPoolAssociationToAddressScope")
+    assert r.status_code == 201, r.text
+    assert r.json()["subnetpool"]["address_scope_id"] == scope["id"]
     # and a pool in an admin's shared scope is not changed by its (non-admin) owner
     own = _pool(dave, ["10.84.0.0/16"])
     r = api.put(f"/v2.0/subnetpools/{own['id']}", json={"subnetpool": {"address_scope_id": scope["id"]}})
