@@ -228,9 +228,8 @@ class Controller:
                 rows = self.services.ports.create(conn, items, networks, ctx)
             else:
                 rows = self.service.create(conn, items, ctx)
-            fresh = self.coll.fresh(conn, rows)
-            self.coll.for_caller(conn, fresh, ctx.project_id)
-            return fresh
+            # (no for_caller: nothing is shared with anyone but by the create's own flags yet)
+            return self.coll.fresh(conn, rows)
 
         created = self.db.write(work)
         shaped = self.shape(created, ctx, None)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -21,6 +21,9 @@ KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "gre", "geneve")
 
 
 _INSERT_SEGMENTS = Prepared(insert(m.network_segments))
+_r = m.network_segment_ranges.c
+_RANGES = Prepared(select(_r.project_id, _r.physical_network, _r.minimum, _r.maximum)
+                   .where(_r.network_type == bindparam("b_type")).order_by(_r.minimum))
 
 
 @dataclass(frozen=True)
@@ -135,17 +138,13 @@ def project_ranges(conn: Connection, network_type: str, project_id: str | None) 
     """The segment ranges a project's tenant network of this type may use, in the order to try them: its own,
     then the shared ones less every project's own ranges (those ids are kept for their projects, as Neutron
     does); [None] (the driver's configured ranges) when no range is stored for the type."""
-    r = m.network_segment_ranges.c
-    rows = conn.execute(select(r.project_id, r.physical_network, r.minimum, r.maximum)
-                        .where(r.network_type == network_type).order_by(r.minimum)).all()
+    rows = _RANGES.rows(conn, {"b_type": network_type})
     if not rows:
         return [None]
-    kept = [(row.physical_network, row.minimum, row.maximum) for row in rows if row.project_id is not None]
-    own = [(row.physical_network, row.minimum, row.maximum) for row in rows
-           if row.project_id is not None and row.project_id == project_id]
-    shared = [(row.physical_network, lo, hi) for row in rows if row.project_id is None
-              for lo, hi in _subtract((row.minimum, row.maximum),
-                                      [(a, b) for p, a, b in kept if p == row.physical_network])]
+    kept = [(physnet, lo, hi) for owner, physnet, lo, hi in rows if owner is not None]
+    own = [(physnet, lo, hi) for owner, physnet, lo, hi in rows if owner is not None and owner == project_id]
+    shared = [(physnet, a, b) for owner, physnet, lo, hi in rows if owner is None
+              for a, b in _subtract((lo, hi), [(x, y) for p, x, y in kept if p == physnet])]
     out: list[Any] = []
     for group in (own, shared):
         if not group:
