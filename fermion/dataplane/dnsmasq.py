@@ -175,19 +175,23 @@ class Dnsmasq:
         """Write the files and make dnsmasq serve them. Returns what it did: started, restarted, reloaded or
         unchanged."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        files_changed = False
+        files_changed = tagged = False
         for name, text in render(cfg).items():
             path = self.workdir / name
-            if not path.exists() or path.read_text() != text:
+            old = path.read_text() if path.exists() else None
+            if old != text:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(text)
                 os.replace(tmp, path)
                 files_changed = True
+            # dnsmasq 2.90 (Debian 12) segfaults when a SIGHUP makes it re-read a hosts file with set: tags
+            # (measured): while ports have options of their own, a change restarts it instead
+            tagged = tagged or (name == "host" and ",set:" in (old or "") + text)
         argv = ["ip", "netns", "exec", cfg.namespace, *command(cfg, self.workdir)]
         digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()
         stamp = self.workdir / "cmdline.sha256"
         pid = self.pid()
-        if pid is not None and stamp.exists() and stamp.read_text() == digest:
+        if pid is not None and stamp.exists() and stamp.read_text() == digest and not tagged:
             if files_changed:
                 os.kill(pid, signal.SIGHUP)
                 return "reloaded"
