@@ -15,21 +15,6 @@ from tests.support.neutron import assert_fault, ids
 RBAC = "/v2.0/rbac-policies"
 
 
-@pytest.fixture
-def alice(api: Api) -> Api:
-    return api.as_("alice", "member")
-
-
-@pytest.fixture
-def bob(api: Api) -> Api:
-    return api.as_("bob", "member")
-
-
-@pytest.fixture
-def carol(api: Api) -> Api:
-    return api.as_("carol", "member")
-
-
 def share(who: Api, object_id: str, target: str, action: str = "access_as_shared",
           object_type: str = "network", **extra: Any) -> dict[str, Any]:
     r = who.post(RBAC, json={"rbac_policy": {"object_type": object_type, "object_id": object_id,

@@ -6,27 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.conftest import Api
 from tests.support.neutron import assert_fault, ids
 
 RBAC = "/v2.0/rbac-policies"
-
-
-@pytest.fixture
-def alice(api: Api) -> Api:
-    return api.as_("alice", "member")
-
-
-@pytest.fixture
-def bob(api: Api) -> Api:
-    return api.as_("bob", "member")
-
-
-@pytest.fixture
-def carol(api: Api) -> Api:
-    return api.as_("carol", "member")
 
 
 def share(who: Api, object_type: str, object_id: str, target: str, **extra: Any) -> dict[str, Any]:
