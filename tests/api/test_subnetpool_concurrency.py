@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Barrier
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import servers
+from tests.support.live_api import admin_headers, live_endpoint
+from tests.support.live_api import create as _create
 
-ADMIN = {"X-Project-Id": "pool-race", "X-Roles": "admin"}
+ADMIN = admin_headers("pool-race")
 CLIENTS = 8
 ROUNDS = 4
 
@@ -24,22 +24,12 @@ ROUNDS = 4
                                         pytest.param("mysql", marks=pytest.mark.mysql)])
 def endpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp: Path = tmp_path_factory.mktemp(f"pool-{request.param}")
-    with servers.temporary_database(request.param, tmp) as url, servers.live_server(url) as ep:
-        with httpx.Client(base_url=ep, headers=ADMIN, timeout=60) as c:
-            assert c.put("/v2.0/quotas/pool-race", json={"quota": {"network": -1, "subnet": -1,
-                                                                   "port": -1}}).status_code == 200
+    with live_endpoint(request.param, tmp, "pool-race") as ep:
         yield ep
 
 
 def _client(endpoint: str) -> httpx.Client:
     return httpx.Client(base_url=endpoint, headers=ADMIN, timeout=120)
-
-
-def _create(c: httpx.Client, collection: str, **attrs: Any) -> dict[str, Any]:
-    member = collection.replace("-", "_")[:-1]
-    r = c.post(f"/v2.0/{collection}", json={member: attrs})
-    assert r.status_code == 201, r.text
-    return dict(r.json()[member])
 
 
 def test_concurrent_allocations_never_overlap(endpoint: str) -> None:
