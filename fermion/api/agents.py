@@ -183,7 +183,11 @@ class AgentController:
             if self.services.routers.collection.get(conn, router_id) is None:
                 raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
             ids = self.services.routers.agent_ids(conn, router_id)
+            states = self.services.routers.ha_states(conn, router_id)
             items = [self.agents.to_api(self.agents.get(conn, i)) for i in ids]
+        for item in items:
+            if item["id"] in states:  # an HA router's instance (l3-ha): its VRRP state
+                item["ha_state"] = states[item["id"]]
         return Response(200, {"agents": items})
 
     def network_agents(self, req: Request, ctx: Context, network_id: str) -> Response:

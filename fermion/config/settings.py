@@ -119,6 +119,13 @@ class L3:
     # Neutron's [DEFAULT] l3_conntrack_helpers: the helpers a router's conntrack_helpers may name
     conntrack_helpers: tuple[str, ...] = ("amanda:tcp", "ftp:tcp", "h323:tcp", "irc:tcp", "netbios-ns:udp",
                                           "pptp:tcp", "sane:tcp", "sip:tcp", "snmp:udp", "tftp:udp")
+    # HA routers, Neutron's l3_ha options: the default of a new router's `ha`, how many L3 agents host an HA
+    # router (0: every live one; VRRP needs two), the subnet of the projects' HA networks and its network type
+    # ("" : the first tenant network type)
+    ha: bool = False
+    max_l3_agents_per_router: int = 3
+    l3_ha_net_cidr: str = "169.254.192.0/18"
+    l3_ha_network_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,9 +195,11 @@ class Settings:
         if self.logging.format not in ("text", "json"):
             raise ConfigError(f"logging.format must be 'text' or 'json', not {self.logging.format!r}")
         from fermion.services.conntrack_helpers import parse_helpers
+        from fermion.services.l3_ha import check_ha
 
         try:
             parse_helpers(self.l3.conntrack_helpers)
+            check_ha(self.l3.max_l3_agents_per_router, self.l3.l3_ha_net_cidr)
         except ValueError as err:
             raise ConfigError(f"[l3] {err}") from None
         from fermion.ml2.manager import Ml2Config, build_drivers

@@ -292,6 +292,9 @@ routers = Table(
     Column("routes", JSON, nullable=False),
     Column("availability_zone_hints", JSON),
     Column("flavor_id", String(36), ForeignKey("flavors.id"), nullable=True, index=True),
+    # l3-ha: keepalived VRRP on every hosting agent; ha_vr_id is the router's VRID on its project's HA network
+    Column("ha", Boolean, nullable=False, server_default=false()),
+    Column("ha_vr_id", Integer, nullable=True),
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.
@@ -302,10 +305,30 @@ router_ports = Table(
     Column("port_type", String(255), nullable=False),
 )
 
+# binding_index in the key keeps scheduling race-free: a legacy router has only index 1, an HA router one
+# index per hosting agent (as Neutron's RouterL3AgentBinding); an HA binding has its HA port and VRRP state.
 router_l3_agents = Table(
     "router_l3_agents", metadata,
-    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
+    Column("binding_index", Integer, nullable=False, server_default="1"),
     Column("l3_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("ha_port_id", String(36), ForeignKey("ports.id", ondelete="SET NULL"), nullable=True),
+    Column("ha_state", String(16), nullable=True),
+    PrimaryKeyConstraint("router_id", "binding_index"),
+    UniqueConstraint("router_id", "l3_agent_id"),
+)
+
+# l3-ha: one hidden HA network per project (owned by no project), and the VRIDs taken on each.
+ha_router_networks = Table(
+    "ha_router_networks", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, unique=True),
+)
+
+ha_router_vrid_allocations = Table(
+    "ha_router_vrid_allocations", metadata,
+    Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("vr_id", Integer, primary_key=True),
 )
 
 # The unique key makes associating two floating IPs with one fixed address impossible, even concurrently.

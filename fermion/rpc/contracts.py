@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.7"
+VERSION = "1.8"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -25,6 +25,7 @@ HISTORY = {
     "1.5": "SecurityRule.remote_address_group and Firewall.address_groups (CIDRs): address groups as remotes",
     "1.6": "Router.conntrack_helpers: the router's conntrack helpers (l3-conntrack-helper)",
     "1.7": "RouterPort.ipv4/ipv6_address_scope: routers do not forward between address scopes without NAT",
+    "1.8": "Router.ha (HA routers: VRID, this host's HA port, VRRP state) and HaStateReport (VRRP transitions)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -62,6 +63,14 @@ class StateReport:
     configurations: dict[str, Any] = field(default_factory=dict)
     start_flag: bool = False
     availability_zone: str = "nova"  # Neutron's default zone; "" from a 1.6 agent means the same
+
+
+@dataclass(frozen=True)
+class HaStateReport:
+    """VRRP transitions of the host's HA routers: router id -> active | standby."""
+
+    host: str
+    states: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,15 @@ class ConntrackHelper:
 
 
 @dataclass(frozen=True)
+class HaRouter:
+    """What keepalived needs on this host: the router's VRID and this host's port on the HA network."""
+
+    vr_id: int
+    interface: RouterPort
+    state: str  # what the server last heard from this host: active | standby
+
+
+@dataclass(frozen=True)
 class Router:
     id: str
     revision: int
@@ -196,6 +214,7 @@ class Router:
     floating_ips: list[FloatingIp] = field(default_factory=list)
     routes: list[list[str]] = field(default_factory=list)  # [destination, nexthop]
     conntrack_helpers: list[ConntrackHelper] = field(default_factory=list)
+    ha: HaRouter | None = None  # None: a legacy router
 
 
 @dataclass(frozen=True)
@@ -261,7 +280,7 @@ class DhcpView:
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
                               DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, ConntrackHelper,
-                              Router, L3View)
+                              Router, L3View, HaRouter, HaStateReport)
 
 
 # ---------------------------------------------------------------- codec

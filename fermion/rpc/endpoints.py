@@ -10,7 +10,16 @@ from sqlalchemy import Connection, bindparam, select, update
 from fermion import metrics
 from fermion.db import models as m
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
-from fermion.rpc.contracts import FIREWALL_KEY, Firewall, PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.contracts import (
+    FIREWALL_KEY,
+    Firewall,
+    HaStateReport,
+    PortReport,
+    StateReport,
+    ViewRequest,
+    decode,
+    encode,
+)
 from fermion.rpc.transport import CALLER_VERSION, Handler
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
@@ -28,7 +37,7 @@ class ServerEndpoints:
     def handlers(self) -> dict[str, Handler]:
         return {"report_state": self.report_state, "report_ports": self.report_ports,
                 "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view,
-                "get_l3_view": self.get_l3_view}
+                "get_l3_view": self.get_l3_view, "report_ha_states": self.report_ha_states}
 
     def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
         report = decode(StateReport, body)
@@ -45,6 +54,12 @@ class ServerEndpoints:
             return {"agent_id": row["id"], "revived": revived}
 
         return self.db.write(work)
+
+    def report_ha_states(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An L3 agent's VRRP transitions (l3-ha): GET /routers/{id}/l3-agents shows them as ha_state."""
+        report = decode(HaStateReport, body)
+        self.db.write(lambda conn: self.services.routers.set_ha_states(conn, report.host, report.states))
+        return {}
 
     def report_ports(self, body: dict[str, Any]) -> dict[str, Any]:
         """ACTIVE for ports the host's agent realized at (at least) their current revision, DOWN for those

@@ -18,6 +18,7 @@ from fermion.rpc.endpoints import ServerEndpoints
 from fermion.rpc.notifier import Notifier
 from fermion.rpc.transport import Transport
 from fermion.runtime.transport import transport_for
+from fermion.services.l3_ha import HaSettings
 from fermion.services.registry import Services
 from fermion.services.segments import default_ranges
 
@@ -42,7 +43,10 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
                               agent_down_time=settings.agents.agent_down_time,
                               dhcp_agents_per_network=settings.agents.dhcp_agents_per_network,
                               dns_domain=settings.network.dns_domain,
-                              conntrack_helpers=settings.l3.conntrack_helpers)
+                              conntrack_helpers=settings.l3.conntrack_helpers,
+                              ha=HaSettings(default=settings.l3.ha, max_agents=settings.l3.max_l3_agents_per_router,
+                                            cidr=settings.l3.l3_ha_net_cidr,
+                                            network_type=settings.l3.l3_ha_network_type))
     if check_schema:
         migrate.require_current(db.engine, url)
         ranges = default_ranges(services.networks.types)

@@ -14,6 +14,7 @@ from fermion.rpc.contracts import (
     ConntrackHelper,
     Firewall,
     FloatingIp,
+    HaRouter,
     L3View,
     PortSecurity,
     Router,
@@ -45,15 +46,16 @@ def protocol_number(protocol: str | None, ethertype: str) -> int | None:
 # ---------------------------------------------------------------- L3
 def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Sequence[str] | None) -> L3View:
     a, b, r = m.agents.c, m.router_l3_agents.c, m.routers.c
-    stmt = (select(m.routers).join(m.router_l3_agents, b.router_id == r.id).join(m.agents, a.id == b.l3_agent_id)
-            .where(a.host == host, a.agent_type == L3_AGENT))
+    stmt = (select(m.routers, b.ha_port_id, b.ha_state).join(m.router_l3_agents, b.router_id == r.id)
+            .join(m.agents, a.id == b.l3_agent_id).where(a.host == host, a.agent_type == L3_AGENT))
     if router_ids is not None:
         stmt = stmt.where(r.id.in_(list(router_ids)))
     rows = [dict(x._mapping) for x in conn.execute(stmt)]
     ids = [x["id"] for x in rows]
     interfaces = routers.interface_ports(conn, ids) if ids else {}
     gw_ids = [x["gw_port_id"] for x in rows if x["gw_port_id"]]
-    port_ids = gw_ids + [p["id"] for ps in interfaces.values() for p in ps]
+    ha_ids = [x["ha_port_id"] for x in rows if x["ha"] and x["ha_port_id"]]
+    port_ids = gw_ids + ha_ids + [p["id"] for ps in interfaces.values() for p in ps]
     ips = load_fixed_ips(conn, port_ids)
     subnet_ids = {f["subnet_id"] for v in ips.values() for f in v}
     s, sp = m.subnets.c, m.subnetpools.c
@@ -103,7 +105,9 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
             gateway=gateway, gateway_ip=gateway_ip, enable_snat=row["enable_snat"],
             floating_ips=fips.get(row["id"], []) if gateway is not None else [],
             routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []],
-            conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])]))
+            conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])],
+            ha=HaRouter(vr_id=row["ha_vr_id"], interface=router_port(row["ha_port_id"]), state=row["ha_state"])
+            if row["ha"] and row["ha_port_id"] in ports and row["ha_vr_id"] else None))
     return L3View(host=host, routers=out, partial=router_ids is not None)
 
 

@@ -9,7 +9,6 @@ Neutron refuses with AutoAllocationFailure (409); so does this, through `NoDefau
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, select
@@ -19,10 +18,10 @@ from fermion.db import models as m
 from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NeutronError
-from fermion.resources.base import AUTO, UNSET, Resource
 from fermion.resources.network import NETWORK
 from fermion.resources.router import ROUTER
 from fermion.resources.subnet import SUBNET
+from fermion.services.common import create_item
 from fermion.services.networks import NetworkService
 from fermion.services.routers import RouterService
 from fermion.services.subnets import SubnetService
@@ -53,22 +52,6 @@ class NoDefaultPools:
 
 def failure(reason: str) -> Conflict:
     return Conflict(f"Deployment error: {reason}.", type="AutoAllocationFailure")
-
-
-def _item(res: Resource, raw: dict[str, Any], project: str) -> dict[str, Any]:
-    """A create item as the API would make it from raw: every creatable attribute, defaults filled in."""
-    out: dict[str, Any] = {}
-    for attr in res.attributes:
-        if not attr.post:
-            continue
-        if attr.name in raw:
-            out[attr.name] = raw[attr.name]
-        elif attr.default is UNSET or attr.default is AUTO:  # e.g. a subnet's cidr: the pool chooses it
-            out[attr.name] = AUTO
-        else:
-            out[attr.name] = copy.deepcopy(attr.default)
-    out["project_id"] = out["tenant_id"] = project
-    return out
 
 
 class AutoAllocator:
@@ -107,7 +90,7 @@ class AutoAllocator:
         pools = self.pools.default_pools(conn)
         if not pools:
             raise failure("Unable to provide tenant private network")
-        net = self.networks.create(conn, [_item(NETWORK, {"name": "auto_allocated_network"}, project)], ctx)[0]
+        net = self.networks.create(conn, [create_item(NETWORK, {"name": "auto_allocated_network"}, project)], ctx)[0]
         if not insert_if_absent(conn, m.auto_allocated_topologies, {"project_id": project, "network_id": net["id"],
                                                                      "router_id": None}):
             raise RetryRequest("another request built this project's topology first")
@@ -116,12 +99,12 @@ class AutoAllocator:
             for pool in pools:
                 raw = {"name": f"auto_allocated_subnet_v{pool['ip_version']}", "network_id": net["id"],
                        "ip_version": pool["ip_version"], **self.pools.subnet_request(conn, pool)}
-                subnet_ids.append(self.subnets.create(conn, [_item(SUBNET, raw, project)], ctx)[0]["id"])
+                subnet_ids.append(self.subnets.create(conn, [create_item(SUBNET, raw, project)], ctx)[0]["id"])
         except (BadRequest, Conflict) as err:
             raise failure("Unable to provide tenant private network") from err
         try:
             raw = {"name": "auto_allocated_router", "external_gateway_info": {"network_id": external}}
-            router = self.routers.create(conn, [_item(ROUTER, raw, project)], ctx)[0]
+            router = self.routers.create(conn, [create_item(ROUTER, raw, project)], ctx)[0]
             item = self.routers.collection.get(conn, router["id"])
             assert item is not None
             for subnet_id in subnet_ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, Table, delete, insert, update
 from fermion.db import models as m
 from fermion.db.writes import new_id
 from fermion.errors import PreconditionFailed
+from fermion.resources.base import AUTO, UNSET, Resource
 
 
 def now() -> datetime:
@@ -68,4 +70,21 @@ def count_by_project(items: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         out[item["project_id"]] = out.get(item["project_id"], 0) + 1
+    return out
+
+
+def create_item(res: Resource, raw: dict[str, Any], project: str) -> dict[str, Any]:
+    """A create item as the API would make it from raw: every creatable attribute, defaults filled in (for
+    what a service builds itself: auto-allocated topologies, HA networks)."""
+    out: dict[str, Any] = {}
+    for attr in res.attributes:
+        if not attr.post:
+            continue
+        if attr.name in raw:
+            out[attr.name] = raw[attr.name]
+        elif attr.default is UNSET or attr.default is AUTO:  # e.g. a subnet's cidr: the pool chooses it
+            out[attr.name] = AUTO
+        else:
+            out[attr.name] = copy.deepcopy(attr.default)
+    out["project_id"] = out["tenant_id"] = project
     return out

@@ -21,6 +21,7 @@ from fermion.services.default_security_group_rules import DefaultSecurityGroupRu
 from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
+from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
@@ -79,7 +80,7 @@ class Services:
               agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1,
               dns_domain: str = "openstacklocal.",
               conntrack_helpers: tuple[str, ...] = DEFAULT_HELPERS,
-              default_pools: DefaultPools | None = None) -> Services:
+              default_pools: DefaultPools | None = None, ha: HaSettings | None = None) -> Services:
         quotas = QuotaService(quota_defaults)
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
@@ -87,9 +88,9 @@ class Services:
         ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents, dns_domain)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         flavors = FlavorService()
-        routers = RouterService(quotas, ports, agents, flavors)
         pools = SubnetPoolService(quotas)
         networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
+        routers = RouterService(quotas, ports, agents, flavors, HaRouters(ha or HaSettings(), networks, subnets))
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    routers=routers, floatingips=FloatingIpService(quotas, routers),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,14 +12,16 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common, conntrack_helpers, zones
+from fermion.services import common, conntrack_helpers, l3_ha, zones
 from fermion.services.agents import L3_AGENT, AgentService
 from fermion.services.flavors import FlavorService
+from fermion.services.l3_ha import HaRouters
 from fermion.services.ports import PortService, load_fixed_ips
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -75,7 +78,7 @@ class RouterCollection(Collection):
                 "external_fixed_ips": ips.get(gw, [])}
             item["routes"] = list(row[self._index["routes"]] or [])
             item["distributed"] = False
-            item["ha"] = False
+            item["ha"] = bool(row[self._index["ha"]])
         helpers = conntrack_helpers.exposed(conn, [item["id"] for item in items])
         for item in items:
             item["conntrack_helpers"] = helpers.get(item["id"], [])
@@ -83,12 +86,14 @@ class RouterCollection(Collection):
 
 class RouterService:
     def __init__(self, quotas: QuotaService, ports: PortService | None = None,
-                 agents: AgentService | None = None, flavors: FlavorService | None = None) -> None:
+                 agents: AgentService | None = None, flavors: FlavorService | None = None,
+                 ha: HaRouters | None = None) -> None:
         self.collection = RouterCollection()
         self.flavors = flavors or FlavorService()
         self.quotas = quotas
         self.ports = ports or PortService(quotas)
         self.agents = agents or AgentService()
+        self.ha = ha  # None: HA routers cannot be made (a service built without networks, in unit tests)
 
     # ---------------------------------------------------------------- CRUD
     def create(self, conn: Connection, items: list[dict[str, Any]],
@@ -104,6 +109,10 @@ class RouterService:
                        flavor_id=self.flavors.router_flavor(conn, flavor) if flavor is not None else None)
             conn.execute(insert(m.routers).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
+            if self._wants_ha(item.get("ha", AUTO)):
+                assert self.ha is not None
+                self.ha.enable(conn, row)
+                row = dict(conn.execute(select(m.routers).where(m.routers.c.id == row["id"])).one()._mapping)
             self.schedule(conn, row["id"])
             if item.get("external_gateway_info"):
                 self._set_gateway(conn, row, item["external_gateway_info"], ctx)
@@ -123,6 +132,8 @@ class RouterService:
         if "routes" in changes:
             values["routes"] = self._check_routes(conn, orig["id"], changes["routes"])
         common.bump(conn, m.routers, orig["id"], values, expect_revision)
+        if "ha" in changes and self._wants_ha(changes["ha"]) != orig["ha"]:
+            self._convert(conn, orig["id"], values.get("admin_state_up", orig["admin_state_up"]))
         if "external_gateway_info" in changes:
             row = dict(conn.execute(select(m.routers).where(m.routers.c.id == orig["id"])).one()._mapping)
             info = changes["external_gateway_info"]
@@ -144,12 +155,38 @@ class RouterService:
             raise Conflict(f"Router {rid} still has ports", type="RouterInUse")
         row = dict(conn.execute(select(m.routers).where(m.routers.c.id == rid)).one()._mapping)
         self._clear_gateway(conn, row)
-        host = self.host_of(conn, rid)
-        conn.execute(delete(m.router_l3_agents).where(m.router_l3_agents.c.router_id == rid))
+        hosts = self.hosts_of(conn, rid)
+        self._unbind_all(conn, rid)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == rid))
         conn.execute(delete(m.routers).where(m.routers.c.id == rid))
+        if row["ha"] and self.ha is not None:
+            self.ha.disable(conn, row)
         self.quotas.release(conn, orig["project_id"], "router")
-        common.emit(conn, Hint("router", rid, orig["revision_number"] + 1, None, host))
+        emit_to(conn, hosts, Hint("router", rid, orig["revision_number"] + 1))
+
+    def _wants_ha(self, asked: Any) -> bool:
+        if asked is AUTO or asked is None:
+            return self.ha is not None and self.ha.settings.default
+        if asked and self.ha is None:
+            raise BadRequest("HA routers are not available", type="BadRequest")
+        return bool(asked)
+
+    def _convert(self, conn: Connection, router_id: str, admin_state_up: bool) -> None:
+        """Legacy <-> HA, as Neutron: only while the router is down; it leaves its agents and is scheduled
+        again, the HA way or the legacy way."""
+        if admin_state_up:
+            raise l3_ha.change_refused()
+        assert self.ha is not None
+        hosts = self.hosts_of(conn, router_id)
+        self._unbind_all(conn, router_id)
+        row = dict(conn.execute(select(m.routers).where(m.routers.c.id == router_id)).one()._mapping)
+        if row["ha"]:
+            self.ha.disable(conn, row)
+        else:
+            self.ha.enable(conn, row)
+        for host in hosts:  # the agents it leaves remove it
+            common.emit(conn, Hint("router", router_id, 0, None, host))
+        self.schedule(conn, router_id)
 
     # ---------------------------------------------------------------- gateway
     def _set_gateway(self, conn: Connection, router: dict[str, Any], info: dict[str, Any],
@@ -388,35 +425,82 @@ class RouterService:
         return [dict(r._mapping) for r in rows]
 
     def host_of(self, conn: Connection, router_id: str) -> str | None:
-        a, r = m.agents.c, m.router_l3_agents.c
-        return conn.execute(select(a.host).join(m.router_l3_agents, r.l3_agent_id == a.id)
-                            .where(r.router_id == router_id)).scalar()
+        """The host the router's ports are bound to: its agent's, or an HA router's active instance's."""
+        return l3_ha.primary_host(l3_ha.bindings(conn, [router_id]).get(router_id, []))
+
+    def hosts_of(self, conn: Connection, router_id: str) -> list[str]:
+        return [b["host"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
 
     def schedule(self, conn: Connection, router_id: str) -> str | None:
-        """Put the router on the least loaded live L3 agent unless it has one; returns the host."""
-        host = self.host_of(conn, router_id)
-        if host is not None:
-            return host
-        hints = conn.execute(select(m.routers.c.availability_zone_hints)
-                             .where(m.routers.c.id == router_id)).scalar()
-        agents = zones.in_hinted_zones([a for a in self._l3_agents(conn) if a["admin_state_up"]], hints)
+        """Put the router on the least loaded live L3 agent unless it has one (an HA router: on as many as
+        [l3] max_l3_agents_per_router asks, adding agents as they come); returns the primary host."""
+        router = conn.execute(select(m.routers.c.availability_zone_hints, m.routers.c.ha, m.routers.c.project_id)
+                              .where(m.routers.c.id == router_id)).one()
+        current = l3_ha.bindings(conn, [router_id]).get(router_id, [])
+        agents = zones.in_hinted_zones([a for a in self._l3_agents(conn) if a["admin_state_up"]],
+                                       router.availability_zone_hints)
         live = set(self.agents.ids_alive(agents))
         alive = [a for a in agents if a["id"] in live]
-        if not alive:
-            return None
+        wanted = self.ha.wanted_agents(len(alive)) if router.ha and self.ha is not None else 1
+        taken = {b["agent_id"] for b in current}
+        free = [a for a in alive if a["id"] not in taken]
+        if len(current) >= wanted or not free:
+            return l3_ha.primary_host(current)
         r = m.router_l3_agents.c
         load: dict[str, int] = dict(conn.execute(select(r.l3_agent_id, func.count()).group_by(r.l3_agent_id)).all())
-        agent = min(alive, key=lambda a: (load.get(a["id"], 0), a["host"]))
-        if not insert_if_absent(conn, m.router_l3_agents, {"router_id": router_id, "l3_agent_id": agent["id"]}):
-            return self.host_of(conn, router_id)
-        self._rebind(conn, router_id, agent["host"])
-        return str(agent["host"])
+        indexes = iter(i for i in range(1, 1 + wanted + len(current)) if i not in {b["binding_index"]
+                                                                                    for b in current})
+        for agent in sorted(free, key=lambda a: (load.get(a["id"], 0), a["host"]))[:wanted - len(current)]:
+            self._bind(conn, router_id, agent, next(indexes), router.ha, router.project_id)
+        host = self.host_of(conn, router_id)
+        if host is not None:
+            self._rebind(conn, router_id, host)
+        return host
+
+    def _bind(self, conn: Connection, router_id: str, agent: dict[str, Any], index: int, ha: bool,
+              project: str) -> None:
+        """One binding; a concurrent scheduler taking the same index (or agent) makes the transaction run
+        again, so a legacy router never gets two agents."""
+        values = {"router_id": router_id, "binding_index": index, "l3_agent_id": agent["id"],
+                  "ha_state": l3_ha.STANDBY if ha else None, "ha_port_id": None}
+        if not insert_if_absent(conn, m.router_l3_agents, values):
+            raise RetryRequest(f"router {router_id} was scheduled concurrently")
+        if ha and self.ha is not None:
+            network_id = self.ha.network(conn, project)
+            port = self.create_ports(conn, [(network_id, "", router_id, l3_ha.HA_OWNER, AUTO, agent["host"])])[0]
+            conn.execute(update(m.ports).where(m.ports.c.id == port["id"]).values(name=l3_ha.HA_PORT_NAME % project))
+            r = m.router_l3_agents.c
+            conn.execute(update(m.router_l3_agents).where(r.router_id == router_id, r.l3_agent_id == agent["id"])
+                         .values(ha_port_id=port["id"]))
+
+    def _unbind(self, conn: Connection, router_id: str, agent_id: str) -> bool:
+        r = m.router_l3_agents.c
+        port_id = conn.execute(select(r.ha_port_id).where(r.router_id == router_id, r.l3_agent_id == agent_id)
+                               ).scalar()
+        res = conn.execute(delete(m.router_l3_agents).where(r.router_id == router_id, r.l3_agent_id == agent_id))
+        if port_id is not None:
+            port = self.ports.collection.get(conn, port_id)
+            if port is not None:
+                self.ports.delete(conn, port, None)
+        return bool(res.rowcount)
+
+    def _unbind_all(self, conn: Connection, router_id: str) -> None:
+        for agent_id in self.agent_ids(conn, router_id):
+            self._unbind(conn, router_id, agent_id)
 
     def schedule_unhosted(self, conn: Connection) -> None:
-        r = m.router_l3_agents.c
-        for (rid,) in conn.execute(select(m.routers.c.id).where(m.routers.c.id.not_in(select(r.router_id)))).all():
-            if self.schedule(conn, rid):
-                self.changed(conn, rid)
+        """Routers without an agent, and HA routers on fewer agents than they want, onto live agents."""
+        r, b = m.routers.c, m.router_l3_agents.c
+        counts = select(b.router_id, func.count().label("n")).group_by(b.router_id).subquery()
+        rows = conn.execute(select(r.id, r.ha, func.coalesce(counts.c.n, 0))
+                            .outerjoin(counts, counts.c.router_id == r.id)).all()
+        want_ha = self.ha.wanted_agents(len(self.agents.ids_alive(self._l3_agents(conn)))) if self.ha else 1
+        for rid, ha, n in rows:
+            if n == 0 or (ha and n < want_ha):
+                before = set(self.hosts_of(conn, rid))
+                self.schedule(conn, rid)
+                if set(self.hosts_of(conn, rid)) != before:
+                    self.changed(conn, rid)
 
     def _rebind(self, conn: Connection, router_id: str, host: str) -> None:
         """Bind the router's ports to the host that carries it (the L2 agent there plugs their taps)."""
@@ -430,40 +514,78 @@ class RouterService:
         agent = self.agents.get(conn, agent_id)
         if agent["agent_type"] != L3_AGENT or not agent["admin_state_up"]:
             raise BadRequest(f"Agent {agent_id} is not a L3 Agent or has been disabled", type="InvalidL3Agent")
-        if conn.execute(select(m.routers.c.id).where(m.routers.c.id == router_id)).first() is None:
+        router = conn.execute(select(m.routers.c.ha, m.routers.c.project_id)
+                              .where(m.routers.c.id == router_id)).first()
+        if router is None:
             raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
-        r = m.router_l3_agents.c
-        current = conn.execute(select(r.l3_agent_id).where(r.router_id == router_id)).scalar()
-        if current == agent_id:
+        current = l3_ha.bindings(conn, [router_id]).get(router_id, [])
+        if agent_id in {b["agent_id"] for b in current}:
             raise Conflict(f"The router {router_id} has been already hosted by the L3 Agent {agent_id}.",
                            type="RouterHostedByL3Agent")
-        if current is not None:
+        if current and not router.ha:
             raise Conflict(f"Failed scheduling router {router_id} to the L3 Agent {agent_id}: the router is "
                            f"already hosted by another L3 agent.", type="RouterReschedulingFailed")
-        conn.execute(insert(m.router_l3_agents).values(router_id=router_id, l3_agent_id=agent_id))
-        self._rebind(conn, router_id, agent["host"])
+        index = min(set(range(1, len(current) + 2)) - {b["binding_index"] for b in current})
+        self._bind(conn, router_id, agent, index, router.ha, router.project_id)
+        host = self.host_of(conn, router_id)
+        if host is not None:
+            self._rebind(conn, router_id, host)
         self.changed(conn, router_id)
 
     def remove_from_agent(self, conn: Connection, agent_id: str, router_id: str) -> None:
         agent = self.agents.get(conn, agent_id)
-        r = m.router_l3_agents.c
-        res = conn.execute(delete(m.router_l3_agents).where(r.router_id == router_id, r.l3_agent_id == agent_id))
-        if res.rowcount == 0:
+        if not self._unbind(conn, router_id, agent_id):
             raise Conflict(f"The router {router_id} is not hosted by L3 agent {agent_id}.",
                            type="RouterNotHostedByL3Agent")
         common.emit(conn, Hint("router", router_id, 0, None, agent["host"]))
+        host = self.host_of(conn, router_id)
+        if host is not None:  # an HA router that lost its active instance: its ports follow another
+            self._rebind(conn, router_id, host)
+            self.changed(conn, router_id)
+
+    def set_ha_states(self, conn: Connection, host: str, states: dict[str, str]) -> None:
+        """An L3 agent's VRRP transitions ({router id: active|standby}); the router's ports follow the host
+        that became active, so L2 population sends their traffic there."""
+        a, r = m.agents.c, m.router_l3_agents.c
+        agent_id = conn.execute(select(a.id).where(a.host == host, a.agent_type == L3_AGENT)).scalar()
+        if agent_id is None:
+            return
+        for router_id, state in sorted(states.items()):
+            if state not in l3_ha.STATES:
+                continue
+            res = conn.execute(update(m.router_l3_agents).where(
+                r.router_id == router_id, r.l3_agent_id == agent_id, r.ha_state.is_not(None),
+                r.ha_state != state).values(ha_state=state))
+            if res.rowcount and state == l3_ha.ACTIVE:
+                # the others are standby now, whatever they last said (a dead host cannot say it)
+                conn.execute(update(m.router_l3_agents).where(
+                    r.router_id == router_id, r.l3_agent_id != agent_id, r.ha_state.is_not(None))
+                    .values(ha_state=l3_ha.STANDBY))
+                self._rebind(conn, router_id, host)
 
     def router_ids(self, conn: Connection, agent_id: str) -> list[str]:
         r = m.router_l3_agents.c
         return [x[0] for x in conn.execute(select(r.router_id).where(r.l3_agent_id == agent_id))]
 
     def agent_ids(self, conn: Connection, router_id: str) -> list[str]:
-        r = m.router_l3_agents.c
-        return [x[0] for x in conn.execute(select(r.l3_agent_id).where(r.router_id == router_id))]
+        return [b["agent_id"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
+
+    def ha_states(self, conn: Connection, router_id: str) -> dict[str, str]:
+        """An HA router's VRRP state per hosting agent id ({} for a legacy router)."""
+        return {b["agent_id"]: b["ha_state"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])
+                if b["ha_state"] is not None}
 
     def changed(self, conn: Connection, router_id: str) -> None:
         rev = conn.execute(select(m.routers.c.revision_number).where(m.routers.c.id == router_id)).scalar() or 0
-        common.emit(conn, Hint("router", router_id, rev, None, self.host_of(conn, router_id)))
+        emit_to(conn, self.hosts_of(conn, router_id), Hint("router", router_id, rev))
+
+
+def emit_to(conn: Connection, hosts: list[str], hint: Hint) -> None:
+    """The hint for each host carrying the router (every L3 agent when none does)."""
+    for host in hosts:
+        common.emit(conn, dataclasses.replace(hint, host=host))
+    if not hosts:
+        common.emit(conn, hint)
 
 
 def _interface_args(body: Any, both_ok: bool = False) -> tuple[str | None, str | None]:

@@ -7,6 +7,7 @@ new servers (or the reverse) would silently disagree on the wire.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -24,6 +25,8 @@ from fermion.rpc.contracts import (
     DhcpView,
     Firewall,
     FloatingIp,
+    HaRouter,
+    HaStateReport,
     Hint,
     L2Network,
     L2Port,
@@ -334,6 +337,52 @@ RECORDED: dict[str, dict[str, str]] = {
                   "conntrack_helpers:list[fermion.rpc.contracts.ConntrackHelper]",
         "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
     },
+    "1.8": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, "
+                       "typing.Any];start_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];remote_po"
+                     "rts:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | "
+                        "None;port_max:int | None;remote_ip_prefix:str | None;remote_group:str | "
+                        "None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[st"
+                        "r];port_security:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contra"
+                    "cts.SecurityGroup];members:dict[str, list[str]];address_groups:dict[str, "
+                    "list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc."
+                  "contracts.L2Port];partial:bool;firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | "
+                      "None;dns_nameservers:list[str];host_routes:list[dict[str, "
+                      "str]];allocation_pools:list[dict[str, str]];ipv6_address_mode:str | "
+                      "None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;options:list[f"
+                    "ermion.rpc.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];su"
+                       "bnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contra"
+                       "cts.DhcpHost];dns_domain:str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scop"
+                      "e:str | None;ipv6_address_scope:str | None",
+        "FloatingIp": "floating_ip:str;fixed_ip:str",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.R"
+                  "outerPort];gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | Non"
+                  "e;enable_snat:bool;floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:l"
+                  "ist[list[str]];conntrack_helpers:list[fermion.rpc.contracts.ConntrackHelper];ha"
+                  ":fermion.rpc.contracts.HaRouter | None",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
+        "HaRouter": "vr_id:int;interface:RouterPort;state:str",
+        "HaStateReport": "host:str;states:dict[str, str]",
+    },
 }
 
 
@@ -422,6 +471,8 @@ ROUTER = Router(id="router-1", revision=4, admin_state_up=True, interfaces=[RPOR
                                    addresses=["198.18.100.10/24"]),
                 gateway_ip="198.18.100.1", enable_snat=True, floating_ips=[FIP],
                 routes=[["10.9.0.0/24", "10.0.0.254"]], conntrack_helpers=[CTHELPER])
+HAROUTER = HaRouter(vr_id=1, interface=RouterPort(id="port-9", network_id="ha-net", mac="fa:16:3e:00:00:09",
+                                                  mtu=1450, addresses=["169.254.192.3/18"]), state="standby")
 
 SAMPLES: list[Any] = [
     CTHELPER,
@@ -457,6 +508,9 @@ SAMPLES: list[Any] = [
     FIP,
     ROUTER,
     L3View(host="network-1", routers=[ROUTER], partial=True),
+    HAROUTER,
+    dataclasses.replace(ROUTER, ha=HAROUTER),
+    HaStateReport(host="network-1", states={"router-1": "active", "router-2": "standby"}),
 ]
 
 
