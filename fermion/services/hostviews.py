@@ -22,12 +22,20 @@ TUNNEL_TYPES = ("vxlan", "gre", "geneve")
 def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: str,
             network_ids: Sequence[str] | None = None) -> L2View:
     p = m.ports.c
-    stmt = select(p.id, p.network_id, p.mac_address, p.revision_number, p.admin_state_up, p.device_owner).where(
-        p.binding_host_id == host, p.binding_vif_type == "bridge")
+    cols = (p.id, p.network_id, p.mac_address, p.revision_number, p.admin_state_up, p.device_owner)
+    stmt = select(*cols).where(p.binding_host_id == host, p.binding_vif_type == "bridge")
+    # an HA router's ports are bound to its active host, but every host carrying the router plugs them (the
+    # standby keeps them down until keepalived makes it active)
+    rp, b, a = m.router_ports.c, m.router_l3_agents.c, m.agents.c
+    replicated = (select(*cols).join(m.router_ports, rp.port_id == p.id)
+                  .join(m.router_l3_agents, b.router_id == rp.router_id).join(m.agents, a.id == b.l3_agent_id)
+                  .where(a.host == host, b.ha_state.is_not(None), p.binding_host_id != host,
+                         p.binding_vif_type == "bridge"))
     if network_ids is not None:
         stmt = stmt.where(p.network_id.in_(list(network_ids)))
+        replicated = replicated.where(p.network_id.in_(list(network_ids)))
     ports = [L2Port(id=r[0], network_id=r[1], mac=r[2], revision=r[3], admin_state_up=r[4], device_owner=r[5])
-             for r in conn.execute(stmt)]
+             for q in (stmt, replicated) for r in conn.execute(q)]
     net_ids = sorted({port.network_id for port in ports})
     me = next((a for a in agents.on_host(conn, host) if a.agent_type == LINUXBRIDGE), None)
     if not net_ids or me is None:

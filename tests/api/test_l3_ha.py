@@ -18,7 +18,7 @@ from sqlalchemy import insert
 
 from fermion.db import models as m
 from fermion.resources.router import ROUTER
-from fermion.rpc.contracts import HaStateReport, L3View, StateReport, ViewRequest, decode, encode
+from fermion.rpc.contracts import HaStateReport, L2View, L3View, StateReport, ViewRequest, decode, encode
 from fermion.services.common import create_item
 from fermion.services.l3_ha import HaRouters
 from tests.conftest import Api, make_client
@@ -27,6 +27,9 @@ from tests.support.asgi import SyncClient
 from tests.support.neutron import assert_fault
 
 L3 = "L3 agent"
+LB = "Linux bridge agent"
+VTEPS = {"net1": "198.18.0.11", "net2": "198.18.0.12", "net3": "198.18.0.13", "net4": "198.18.0.14",
+         "compute1": "198.18.0.21"}
 HA_OWNER = "network:router_ha_interface"
 
 
@@ -36,11 +39,15 @@ def client(tmp_path: Path) -> Iterator[SyncClient]:
         yield c
 
 
+def lb_agent(client: SyncClient, host: str) -> None:
+    lb = StateReport(host=host, agent_type=LB, binary="neutron-linuxbridge-agent", topic="N/A",
+                     configurations={"tunneling_ip": VTEPS[host], "tunnel_types": ["vxlan"]}, start_flag=True)
+    client.app.transport.call("report_state", encode(lb))
+
+
 def l3_agent(client: SyncClient, host: str) -> str:
     """A network host: a Linux bridge agent (the HA ports bind there) and the L3 agent, whose id is returned."""
-    lb = StateReport(host=host, agent_type="Linux bridge agent", binary="neutron-linuxbridge-agent", topic="N/A",
-                     configurations={"tunneling_ip": "198.18.0.11", "tunnel_types": ["vxlan"]}, start_flag=True)
-    client.app.transport.call("report_state", encode(lb))
+    lb_agent(client, host)
     msg = StateReport(host=host, agent_type=L3, binary="neutron-l3-agent", topic="l3_agent",
                       configurations={"agent_mode": "legacy"}, start_flag=True)
     return str(client.app.transport.call("report_state", encode(msg))["agent_id"])
@@ -151,6 +158,18 @@ def test_reported_transitions_show_per_agent_and_the_ports_follow_the_active_hos
     assert api.get(f"/v2.0/ports/{port_id}").json()["port"]["binding:host_id"] == "net1"
     report_states(client, "net1", {rid: "bogus", "no-such-router": "active"})  # ignored
     assert hosting(api, rid) == {"net1": "active", "net2": "standby"}
+
+    # both hosts plug the interface (the standby keeps it down); L2 population points at the active one
+    for host in ("net1", "net2"):
+        view = decode(L2View, client.app.transport.call("get_l2_view", encode(ViewRequest(host, LB))))
+        assert port_id in {p.id for p in view.ports}, host
+    lb_agent(client, "compute1")
+    vm = api.port(net["id"], **{"binding:host_id": "compute1"})
+    compute = decode(L2View, client.app.transport.call("get_l2_view", encode(ViewRequest("compute1", LB))))
+    assert {p.id for p in compute.ports} == {vm["id"]}
+    (network,) = compute.networks
+    router_mac = api.get(f"/v2.0/ports/{port_id}").json()["port"]["mac_address"]
+    assert [r.vtep for r in network.remote_ports if r.mac == router_mac] == [VTEPS["net1"]]  # the active host
 
 
 def test_routers_of_a_project_share_its_ha_network_with_their_own_vrids(client: SyncClient, api: Api) -> None:
