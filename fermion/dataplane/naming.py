@@ -37,3 +37,8 @@ def router_interface(port_id: str) -> str:
 
 def router_gateway(port_id: str) -> str:
     return "qg-" + port_id[:11]
+
+
+def ha_device(port_id: str) -> str:
+    """An HA router's port on its HA network: keepalived's VRRP runs over it."""
+    return "ha-" + port_id[:11]
