@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from fermion import metrics
 from fermion.agent.workqueue import WorkQueue
-from fermion.rpc.contracts import Hint, PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.contracts import HaStateReport, Hint, PortReport, StateReport, ViewRequest, decode, encode
 from fermion.rpc.transport import RpcError, RpcUnavailable, Transport
 
 LOG = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ class SyncResult:
     up: dict[str, int] = field(default_factory=dict)  # port id -> realized revision
     down: list[str] = field(default_factory=list)
     failed: bool = False  # something could not be applied: retry with backoff
+    ha_states: dict[str, str] = field(default_factory=dict)  # HA router -> active|standby, where the server differs
 
 
 class Driver(Protocol):
@@ -165,6 +166,9 @@ class AgentRuntime:
             result = self.driver.sync(view, None if full else keys)
             t2 = time.perf_counter()
             self._report_ports(result, full)
+            if result.ha_states:
+                self.transport.call("report_ha_states", encode(HaStateReport(host=self.host, states=result.ha_states)),
+                                    timeout=self.call_timeout)
             phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
             for phase, seconds in phases.items():
                 metrics.AGENT_SYNC.labels(self.driver.agent_type, self.host, kind, phase).observe(seconds)

@@ -21,12 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import netaddr
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fermion.dataplane import DataplaneError, naming, netns, veth
+from fermion.dataplane import DataplaneError, keepalived, naming, netns, veth
 
 LOG = logging.getLogger(__name__)
 
@@ -42,8 +43,11 @@ KERNEL_HELPERS = {("amanda", "udp"): "amanda", ("ftp", "tcp"): "ftp", ("tftp", "
 SCOPE6_TABLE = "fermion_scope6"  # `table ip6 fermion_scope6`: IPv6 address scopes (no NAT in IPv6)
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
-DEVICE_PREFIXES = ("qr-", "qg-")  # the only devices in the namespace that ensure() deletes
+DEVICE_PREFIXES = ("qr-", "qg-", "ha-")  # the only devices in the namespace that ensure() deletes
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.promote_secondaries")
+# an HA router's devices get no IPv6 link-local address of their own: a standby must stay silent on its
+# networks, or the bridges there would learn the router's MAC (shared with the active instance) on it
+HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1",)
 IFF_UP = 0x1
 GARP_TIMEOUT = 5.0  # a background arping still running after this long is killed
 _DIGEST = re.compile(r'comment "fermion router [^"]* sha256=([0-9a-f]+)"')
@@ -68,6 +72,15 @@ class FloatingIp:
 
 
 @dataclass(frozen=True)
+class Ha:
+    """An HA router's instance here: keepalived elects the active one over the HA device; the qr-/qg-
+    addresses, floating IPs and routes are its virtual addresses and routes (only the active has them)."""
+
+    vr_id: int
+    interface: Interface  # ha-... on the project's HA network, with this instance's address
+
+
+@dataclass(frozen=True)
 class Router:
     id: str
     interfaces: tuple[Interface, ...]  # qr- (tenant subnets)
@@ -77,6 +90,7 @@ class Router:
     floating_ips: tuple[FloatingIp, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # extra routes (destination CIDR, nexthop)
     conntrack_helpers: tuple[tuple[str, int, str], ...] = ()  # (protocol, port, helper), Neutron's names
+    ha: Ha | None = None
 
 
 @dataclass(frozen=True)
@@ -308,7 +322,7 @@ def _devices(ipr: IPRoute) -> dict[str, Device]:
     addresses: dict[int, set[str]] = {}
     for msg in ipr.get_addr():
         ip = msg.get("IFA_ADDRESS")
-        if ip and not netaddr.IPAddress(ip).is_link_local():
+        if ip and not (":" in ip and netaddr.IPAddress(ip).is_link_local()):  # the kernel's own fe80::
             addresses.setdefault(msg["index"], set()).add(f"{ip}/{msg['prefixlen']}")
     out = {}
     for msg in ipr.get_links():
@@ -354,9 +368,12 @@ class RouterManager:
     checked), rebuilt from the kernel after a restart."""
 
     def __init__(self, host_netns: str | None = None,
-                 on_nat_applied: Callable[[float], None] | None = None) -> None:
+                 on_nat_applied: Callable[[float], None] | None = None, state_dir: Path | None = None,
+                 notify_socket: Path | None = None) -> None:
         self.host_netns = host_netns
         self.on_nat_applied = on_nat_applied  # called with the seconds each NAT table replace took
+        self.state_dir = state_dir  # HA routers: a keepalived workdir per router under it
+        self.notify_socket = notify_socket  # where HA routers' keepalived announce transitions
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: set[str] = set()
@@ -385,19 +402,24 @@ class RouterManager:
             changes.append(f"created namespace {ns}")
         if router.id not in self._sysctl_ok:
             if fresh or not _forwarding(ns):
-                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS)])
+                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS),
+                           *(HA_SYSCTLS if router.ha is not None else ())])
                 changes.append("enabled forwarding")
             self._sysctl_ok.add(router.id)
         want = desired_addresses(router)
         ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
+        ha = router.ha
         errors: list[str] = []
         try:
             with IPRoute(netns=ns) as ipr:
                 have = _devices(ipr)
-                for name in sorted(set(have) - set(want)):
+                for name in sorted(set(have) - set(want) - ({ha.interface.device} if ha else set())):
                     veth.delete(ns, name)
                     changes.append(f"deleted {name}")
                 announce: list[tuple[str, str]] = []
+                if ha is not None:
+                    self._ensure_ha_devices(ipr, ns, ha, ifaces, have, changes)
+                    ifaces = []  # keepalived gives them their addresses
                 for iface in ifaces:
                     found = have.get(iface.device)
                     if found == Device(iface.device, iface.mac.lower(), iface.mtu, True, want[iface.device]):
@@ -415,12 +437,48 @@ class RouterManager:
         self._ensure_nat(ns, router, fresh, changes)
         for device, ip in announce:
             self._garp(ns, device, ip)
+        if ha is not None:
+            done = self.keepalived(router.id).ensure(keepalived.from_router(
+                router, ns, ha.interface.device, ha.vr_id,
+                keepalived.primary_vip(ha.vr_id, [str(netaddr.IPNetwork(a).cidr) for a in ha.interface.addresses])))
+            if done != "unchanged":
+                changes.append(f"keepalived {done}")
         if errors:
             raise DataplaneError(f"router {router.id}: " + "; ".join(errors))
         return changes
 
+    def _ensure_ha_devices(self, ipr: IPRoute, ns: str, ha: Ha, ifaces: list[Interface], have: dict[str, Device],
+                           changes: list[str]) -> None:
+        """qr-/qg- plugged with their MAC and MTU, addresses left to keepalived; the HA device with its own
+        address (keepalived adds the primary VIP beside it)."""
+        for iface in [*ifaces, ha.interface]:
+            found = have.get(iface.device)
+            own = frozenset(_cidr(a) for a in iface.addresses) if iface is ha.interface else frozenset()
+            if found is not None and (found.mac, found.mtu, found.up) == (iface.mac.lower(), iface.mtu, True) \
+                    and own <= found.addresses:
+                continue
+            veth.plug(self.host_netns, iface.tap, ns, iface.device, iface.mac, iface.mtu, None)
+            index = ipr.link_lookup(ifname=iface.device)[0]
+            for cidr in sorted(own - (found.addresses if found is not None else frozenset())):
+                ip, plen = cidr.split("/")
+                ipr.addr("add", index=index, address=ip, prefixlen=int(plen))
+            changes.append(f"plugged {iface.device}" if found is None else f"updated {iface.device}")
+
+    def keepalived(self, router_id: str) -> keepalived.Keepalived:
+        if self.state_dir is None:
+            raise DataplaneError(f"router {router_id} is HA: the router manager needs a state directory")
+        return keepalived.Keepalived(self.state_dir / router_id, self.notify_socket)
+
+    def ha_state(self, router_id: str) -> str:
+        """An HA router's state here, as Neutron's ha_state: active or standby."""
+        return keepalived.HA_STATE[self.keepalived(router_id).state()]
+
+    def cleanup_keepalived(self, keep: Iterable[str]) -> list[str]:
+        """Stop the keepalived of HA routers no longer here (or no longer HA)."""
+        return keepalived.cleanup(self.state_dir, keep) if self.state_dir is not None else []
+
     def _ensure_routes(self, ipr: IPRoute, router: Router, changes: list[str], errors: list[str]) -> None:
-        want = desired_routes(router)
+        want = desired_routes(router) if router.ha is None else {}  # an HA router's are keepalived's
         have = _routes(ipr)
         for dst in sorted(set(have) - set(want)):
             try:
@@ -513,6 +571,8 @@ class RouterManager:
         first because the kernel dismantles a deleted namespace asynchronously: the taps would linger."""
         ns = self.namespace(router_id)
         self._forget(router_id)
+        if self.state_dir is not None and (self.state_dir / router_id).exists():
+            self.cleanup_keepalived(keep=[r for r in self.present() if r != router_id])
         if netns.exists(ns):
             try:
                 with IPRoute(netns=ns) as ipr:

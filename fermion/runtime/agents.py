@@ -34,8 +34,8 @@ def dhcp_agent(settings: cfg.Settings, transport: Transport, host: str, netns: s
 
 
 def l3_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
-             zone: str | None = None) -> AgentRuntime:
-    return _runtime(settings, transport, host, L3Agent(host, netns), zone)
+             zone: str | None = None, state_dir: Path | None = None) -> AgentRuntime:
+    return _runtime(settings, transport, host, L3Agent(host, netns, state_dir or cfg.state_dir()), zone)
 
 
 def parse_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:

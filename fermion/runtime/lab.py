@@ -41,7 +41,7 @@ def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: 
     if kind == "dhcp":
         return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=_zone(host))
     if kind == "l3":
-        return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host))
+        return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host), state_dir=state_dir)
     return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(), zone=_zone(host))
 
 

@@ -33,13 +33,16 @@ def zoned_lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 @contextmanager
-def embedded_lab(tmp_path: Path, **topology: Any) -> Iterator[Lab]:
+def embedded_lab(tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None, **topology: Any) -> Iterator[Lab]:
+    """sections replace settings, e.g. {"l3": {"ha": True}}."""
     require_root()
     url = f"sqlite:///{tmp_path / 'fermion.sqlite'}"
     db = Database(url)
     migrate.upgrade(db.engine)
     db.dispose()
     settings = fast_settings(url)
+    for section, values in (sections or {}).items():
+        settings = settings.replace(section, **values)
     app = build_app(settings)
     with serve_in_thread(app) as endpoint, built_lab(endpoint, tmp_path, "embedded", **topology) as lab:
         supervisor = LabSupervisor(settings, app.transport, state_path(tmp_path), poll=0.2)

@@ -2,6 +2,8 @@
 
 Level-triggered like the other agents: hints name routers, the agent pulls their desired state (the L3
 view), and the router manager makes each namespace match; routers this host no longer carries are removed.
+HA routers also run keepalived; its transitions wake the agent (a datagram on the host's notify socket),
+whose next sync reports each HA router's state where it differs from what the server last heard.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from fermion import metrics
 from fermion.agent.runtime import SyncResult
-from fermion.dataplane import DataplaneError, naming
+from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
 from fermion.rpc.contracts import Hint, L3View, Router, RouterPort, decode
 
@@ -22,19 +25,20 @@ AGENT_TYPE = "L3 agent"
 
 
 def to_dataplane(router: Router) -> dp.Router:
-    def iface(port: RouterPort, gateway: bool) -> dp.Interface:
-        name = naming.router_gateway(port.id) if gateway else naming.router_interface(port.id)
+    def iface(port: RouterPort, name: str) -> dp.Interface:
         return dp.Interface(port_id=port.id, device=name, tap=naming.tap(port.id), mac=port.mac, mtu=port.mtu,
                             addresses=tuple(port.addresses), address_scope=port.ipv4_address_scope,
                             address_scope6=port.ipv6_address_scope)
 
     return dp.Router(
-        id=router.id, interfaces=tuple(iface(p, False) for p in router.interfaces),
-        gateway=iface(router.gateway, True) if router.gateway is not None else None,
+        id=router.id, interfaces=tuple(iface(p, naming.router_interface(p.id)) for p in router.interfaces),
+        gateway=iface(router.gateway, naming.router_gateway(router.gateway.id)) if router.gateway is not None else None,
         gateway_ip=router.gateway_ip, enable_snat=router.enable_snat,
         floating_ips=tuple(dp.FloatingIp(f.floating_ip, f.fixed_ip) for f in router.floating_ips),
         routes=tuple((r[0], r[1]) for r in router.routes),
-        conntrack_helpers=tuple(sorted({(h.protocol, h.port, h.helper) for h in router.conntrack_helpers})))
+        conntrack_helpers=tuple(sorted({(h.protocol, h.port, h.helper) for h in router.conntrack_helpers})),
+        ha=dp.Ha(router.ha.vr_id, iface(router.ha.interface, naming.ha_device(router.ha.interface.id)))
+        if router.ha is not None else None)
 
 
 class L3Agent:
@@ -43,12 +47,19 @@ class L3Agent:
     topic = "l3_agent"
     view_method = "get_l3_view"
 
-    def __init__(self, host: str, netns_name: str | None = None) -> None:
+    def __init__(self, host: str, netns_name: str | None = None, state_dir: Path | None = None) -> None:
         self.host = host
         self.netns = netns_name
-        self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe)
+        # HA routers' keepalived: a workdir each under state_dir/l3/<host>/ha, transitions on one socket
+        ha_dir = state_dir / "l3" / host if state_dir is not None else None
+        self.notifications = keepalived.Notifications(ha_dir / "ha.sock") if ha_dir is not None else None
+        self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe,
+                                        state_dir=ha_dir / "ha" if ha_dir is not None else None,
+                                        notify_socket=self.notifications.path if self.notifications else None)
         self.routers: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def configurations(self) -> dict[str, Any]:
         return {"routers": len(self.routers), "agent_mode": "legacy", "netns": self.netns}
@@ -59,14 +70,36 @@ class L3Agent:
         return []
 
     def start(self, wake: Callable[[Iterable[str]], None]) -> None:
-        pass
+        if self.notifications is None:
+            return
+        self.notifications.open()
+        notifications = self.notifications
+
+        def watch() -> None:
+            while not self._stopping.is_set():
+                try:
+                    changed = notifications.read(0.5)
+                except (DataplaneError, OSError) as err:
+                    LOG.warning("keepalived notifications on host %s: %s", self.host, err)
+                    return
+                if changed:
+                    wake({router_id for router_id, _ in changed})
+
+        self._watcher = threading.Thread(target=watch, name=f"fermion-l3-ha-{self.host}", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self.notifications is not None:
+            self.notifications.close()
         self.manager.close()
 
     def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
         desired = decode(L3View, view)
         failed = False
+        states: dict[str, str] = {}
         with self._lock:
             wanted = {r.id for r in desired.routers if r.admin_state_up}
             for router in desired.routers:
@@ -80,6 +113,10 @@ class L3Agent:
                     continue
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
+                if router.ha is not None:
+                    state = self.manager.ha_state(router.id)
+                    if state != router.ha.state:
+                        states[router.id] = state
             present = self.manager.present()
             candidates = present if scope is None else present & scope
             for router_id in sorted(candidates - wanted):
@@ -89,5 +126,9 @@ class L3Agent:
                 except DataplaneError as err:
                     LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
                     failed = True
+            if scope is None:  # keepalived of routers gone, or no longer HA, here
+                ha = {r.id for r in desired.routers if r.admin_state_up and r.ha is not None}
+                for router_id in self.manager.cleanup_keepalived(keep=ha):
+                    LOG.info("stopped keepalived of router %s on host %s", router_id, self.host)
             self.routers = wanted if scope is None else (self.routers - scope) | wanted
-        return SyncResult(failed=failed)
+        return SyncResult(failed=failed, ha_states=states)
