@@ -76,6 +76,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("extraroute-atomic", "Atomically add/remove extra routes",
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
+    Extension("l3-ha", "HA Router extension", "Adds HA capability to routers.", "2014-04-26T00:00:00-00:00"),
     FLOATINGIP_POOLS,
     Extension("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
     FLAVORS,

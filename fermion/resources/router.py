@@ -2,7 +2,7 @@ from typing import Any
 
 from fermion import validation as v
 from fermion.resources.availability_zone import zone_attributes
-from fermion.resources.base import ADMIN_ONLY, BOOL, Attribute, Resource, standard_attributes
+from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
 
 _fixed_ip = v.dict_of({"subnet_id": (v.uuid_str, False), "ip_address": (v.ip_address, False)},
                       "external_fixed_ip")
@@ -38,7 +38,9 @@ ROUTER = Resource(
         Attribute("routes", ROUTES, default=[], put=True, filter=False, extension="extraroute",
                   schema={"type": "array", "items": {"type": "object"}}),
         Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
-        Attribute("ha", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+        # l3-ha: AUTO is [l3] ha; changing it needs the router down first (services/l3_ha.py)
+        Attribute("ha", v.boolean, default=AUTO, post=True, put=True, policy=ADMIN_ONLY, read_policy=ADMIN_ONLY,
+                  filter=False, extension="l3-ha", schema=BOOL),
         Attribute("flavor_id", v.nullable(v.string(36)), default=None, post=True, sort=True, extension="l3-flavors",
                   schema={"type": ["string", "null"]}),
         Attribute("conntrack_helpers", filter=False, extension="expose-l3-conntrack-helper",

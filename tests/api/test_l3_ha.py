@@ -1,9 +1,7 @@
-"""HA routers on the server (l3-ha, issue 16 point 1): the project's hidden HA network, VRIDs, scheduling on
-several L3 agents with an HA port each, VRRP states reported by the agents and shown per agent, conversion
-between legacy and HA. Agents are played through the in-process RPC transport as a real agent calls the server.
-
-`ha` is not writable through the API until the agents run keepalived (l3-ha is not advertised yet): the tests
-turn it on through the router service, and check everything else through the API and the agents' RPC."""
+"""HA routers on the server (l3-ha, issue 16 point 1): the `ha` attribute and its policy, the project's hidden HA
+network, VRIDs, scheduling on several L3 agents with an HA port each, VRRP states reported by the agents and
+shown per agent, conversion between legacy and HA. Agents are played through the in-process RPC transport as a
+real agent calls the server."""
 
 from __future__ import annotations
 
@@ -17,9 +15,7 @@ import pytest
 from sqlalchemy import insert
 
 from fermion.db import models as m
-from fermion.resources.router import ROUTER
 from fermion.rpc.contracts import HaStateReport, L2View, L3View, StateReport, ViewRequest, decode, encode
-from fermion.services.common import create_item
 from fermion.services.l3_ha import HaRouters
 from tests.conftest import Api, make_client
 from tests.support import servers
@@ -62,20 +58,15 @@ def report_states(client: SyncClient, host: str, states: dict[str, str]) -> None
 
 
 def make_ha(client: SyncClient, project: str, name: str = "r") -> str:
-    """An HA router, as `openstack router create --ha` will make it."""
-    s = client.app.services
-    item = {**create_item(ROUTER, {"name": name}, project), "ha": True}
-    return str(s.db.write(lambda conn: s.routers.create(conn, [item]))[0]["id"])
+    """An HA router of the project, as `openstack router create --ha` makes it (an admin's call)."""
+    r = Api(client, project, "admin").post("/v2.0/routers", json={"router": {"name": name, "ha": True}})
+    assert r.status_code == 201, r.text
+    assert r.json()["router"]["ha"] is True
+    return str(r.json()["router"]["id"])
 
 
-def set_ha(client: SyncClient, router_id: str, ha: bool, admin_state_up: bool = False) -> None:
-    s = client.app.services
-
-    def work(conn: Any) -> None:
-        orig = s.routers.collection.get(conn, router_id, for_update=True)
-        s.routers.update(conn, orig, {"ha": ha, "admin_state_up": admin_state_up}, None)
-
-    s.db.write(work)
+def set_ha(api: Api, router_id: str, ha: bool, admin_state_up: bool = False) -> Any:
+    return api.put(f"/v2.0/routers/{router_id}", json={"router": {"ha": ha, "admin_state_up": admin_state_up}})
 
 
 def hosting(api: Api, router_id: str) -> dict[str, str | None]:
@@ -204,11 +195,9 @@ def test_the_vrids_run_out_with_a_clear_409(client: SyncClient, api: Api) -> Non
     network_id = s.db.write(lambda conn: HaRouters.network_of(conn, "tenant-a"))
     s.db.write(lambda conn: conn.execute(insert(m.ha_router_vrid_allocations), [
         {"network_id": network_id, "vr_id": v} for v in range(2, 255)]))
-    with pytest.raises(Exception) as err:
-        make_ha(client, "tenant-a")
-    assert getattr(err.value, "status", None) == 409
-    assert getattr(err.value, "type", None) == "NoVRIDAvailable"
-    assert "254" in str(err.value)
+    r = Api(client, "tenant-a", "admin").post("/v2.0/routers", json={"router": {"name": "one-too-many", "ha": True}})
+    assert_fault(r, 409, "NoVRIDAvailable")
+    assert "254" in r.json()["NeutronError"]["message"]
     tenant = api.as_("tenant-a", "member")
     assert len(tenant.get("/v2.0/routers").json()["routers"]) == 1  # nothing half-made
 
@@ -219,19 +208,21 @@ def test_converting_needs_the_router_down_and_reschedules_it(client: SyncClient,
     tenant = api.as_("tenant-a", "member")
     rid = tenant.create("routers", name="legacy")["id"]
     assert list(hosting(api, rid).values()) == [None]  # one agent, no VRRP state
-    with pytest.raises(Exception) as err:
-        set_ha(client, rid, True, admin_state_up=True)
-    assert getattr(err.value, "status", None) == 400
-    assert "admin_state_up to False" in str(err.value)
+    r = set_ha(api, rid, True, admin_state_up=True)
+    assert_fault(r, 400, "BadRequest")
+    assert "admin_state_up to False" in r.json()["NeutronError"]["message"]
     assert api.get(f"/v2.0/routers/{rid}").json()["router"]["ha"] is False
+    assert_fault(set_ha(tenant, rid, True), 403)  # ha is the admin's
 
-    set_ha(client, rid, True)
+    r = set_ha(api, rid, True)
+    assert r.status_code == 200, r.text
+    assert r.json()["router"]["ha"] is True
     states = hosting(api, rid)
     assert len(states) == 3 and set(states.values()) == {"standby"}
     assert len(ha_ports(api, rid)) == 3
     assert api.get(f"/v2.0/routers/{rid}").json()["router"]["admin_state_up"] is False
 
-    set_ha(client, rid, False)
+    assert set_ha(api, rid, False).status_code == 200
     assert list(hosting(api, rid).values()) == [None]
     assert ha_ports(api, rid) == []
     assert api.get("/v2.0/networks", params={"name": "HA network tenant tenant-a"}).json()["networks"] == []
@@ -278,3 +269,18 @@ def test_concurrent_ha_routers_never_share_a_vrid_or_an_ha_network(db: str, tmp_
             vrids.append(router.ha.vr_id)
         assert len(vrids) == 16 and len(set(vrids)) == 16
         assert all(len(hosting(api, rid)) == 2 for rid in ids)
+
+
+def test_the_ha_attribute_is_the_admins_and_its_default_comes_from_the_configuration(tmp_path: Path) -> None:
+    with servers.temporary_database("sqlite", tmp_path) as url, \
+            make_client(url, tmp_path, sections={"l3": {"ha": True}}) as client:
+        api = Api(client, "admin-project", "admin")
+        assert "l3-ha" in {e["alias"] for e in api.get("/v2.0/extensions").json()["extensions"]}
+        tenant = api.as_("tenant-a", "member")
+        router = tenant.create("routers", name="default-ha")
+        assert "ha" not in router
+        assert api.get(f"/v2.0/routers/{router['id']}").json()["router"]["ha"] is True
+        assert_fault(tenant.post("/v2.0/routers", json={"router": {"name": "x", "ha": False}}), 403)
+        legacy = api.post("/v2.0/routers", json={"router": {"name": "legacy", "ha": False}})
+        assert legacy.status_code == 201 and legacy.json()["router"]["ha"] is False
+        assert_fault(api.post("/v2.0/routers", json={"router": {"name": "x", "ha": "maybe"}}), 400)
