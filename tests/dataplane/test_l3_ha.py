@@ -4,6 +4,7 @@ report who is active, and cutting the active host's links moves the router to th
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from fermion.dataplane import netns
 from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from tests.dataplane.conftest import embedded_lab
-from tests.dataplane.lab import Lab, ping_ns, tcp_connects, tcp_listener
+from tests.dataplane.lab import Lab, loss_of, ping_ns, tcp_connects, tcp_listener
 from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
 
 NETWORK_HOSTS = ("network1", "network2")
@@ -100,3 +101,30 @@ def test_losing_the_active_host_moves_the_router(ha_lab: Lab) -> None:
     port = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"device_id": rid,
                                                                 "device_owner": "network:router_interface"}))
     assert [p["binding:host_id"] for p in port["ports"]] == [new]  # L2 population follows the active host
+
+
+def test_restarting_the_l3_agents_keeps_keepalived_and_the_traffic(ha_lab: Lab, tmp_path: Path) -> None:
+    lab = ha_lab
+    t = ha_router(lab)
+    rid = t["router"]["id"]
+    ext_ns = lab.state.external
+    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
+    lab.wait(lambda: ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to answer")
+    logs = {host: tmp_path / "l3" / host / "ha" / rid / "transitions" for host in NETWORK_HOSTS}
+    before = {host: path.read_text() for host, path in logs.items()}
+    states = hosting(lab, rid)
+
+    supervisor = lab.extra["supervisor"]
+    pinger = subprocess.Popen(["ip", "netns", "exec", ext_ns, "ping", "-i", "0.02", "-c", "200", "-W", "1", t["fip"]],
+                              stdout=subprocess.PIPE, text=True)
+    for host in NETWORK_HOSTS:
+        for agent in supervisor.running.pop(host):
+            agent.stop()
+    supervisor.reconcile()  # fresh agents, which adopt the running keepalived instances
+    for host in NETWORK_HOSTS:
+        assert all(a.synced.wait(10) for a in supervisor.running[host])
+    out, _ = pinger.communicate(timeout=30)
+    sent, received = loss_of(out)
+    assert sent > 100 and received == sent, out
+    assert {host: path.read_text() for host, path in logs.items()} == before  # no transition anywhere
+    assert hosting(lab, rid) == states
