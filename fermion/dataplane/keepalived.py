@@ -54,11 +54,11 @@ _DEVICE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 @dataclass(frozen=True)
 class Address:
-    """An excluded VIP: an address only the master carries."""
+    """An excluded VIP: an address only the master carries. keepalived takes the scope from the address
+    (an IPv6 link-local one is scope link) and refuses one given for IPv6."""
 
     cidr: str
     device: str
-    scope: str | None = None  # "link" for an IPv6 link-local address
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,17 @@ def primary_vip(vrid: int, ha_cidrs: Iterable[str] = ()) -> str:
 def from_router(router: rt.Router, namespace: str, ha_device: str, vrid: int, primary: str,
                 priority: int = PRIORITY, advert_int: float = ADVERT_INT) -> Config:
     """The keepalived view of a router: every address the router manager would give its devices (floating
-    IPs as /32 on the gateway) and its routes, the default route leaving through the gateway device."""
-    addresses = [Address(cidr, device) for device, cidrs in sorted(rt.desired_addresses(router).items())
-                 for cidr in sorted(cidrs, key=netaddr.IPNetwork)]
+    IPs as /32 on the gateway) plus each device's IPv6 link-local address, and its routes, the default
+    route leaving through the gateway device. Every host's copy of a device has the same MAC, so the
+    devices must not make their own link-local addresses (addrgenmode none): a backup that sends anything
+    from that MAC draws the network's traffic to itself."""
+    devices = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
+    wanted = rt.desired_addresses(router)
+    addresses = []
+    for device in sorted(devices, key=lambda d: d.device):
+        link_local = netaddr.EUI(device.mac).ipv6_link_local()
+        cidrs = sorted(wanted[device.device], key=netaddr.IPNetwork) + [f"{link_local}/64"]
+        addresses += [Address(cidr, device.device) for cidr in cidrs]
     gateway = router.gateway.device if router.gateway is not None else None
     routes = [Route(dst, hops, gateway if dst in ("0.0.0.0/0", "::/0") and len(hops) == 1 else None)
               for dst, hops in sorted(rt.desired_routes(router).items())]
@@ -153,9 +161,8 @@ def _advert(seconds: float) -> str:
 
 
 def _address_line(a: Address) -> str:
-    scope = f" scope {a.scope}" if a.scope else ""
     # no_track: a router device going down must not put the whole router in FAULT (Neutron does the same)
-    return f"{_host(a.cidr)} dev {_device(a.device)}{scope} no_track"
+    return f"{_host(a.cidr)} dev {_device(a.device)} no_track"
 
 
 def _route_line(r: Route) -> str:

@@ -70,11 +70,11 @@ def test_a_router_without_addresses_has_no_empty_sections() -> None:
 
 def test_ipv6_and_link_local_addresses_are_excluded_vips_too() -> None:
     text = ka.render(_cfg(addresses=(ka.Address("2001:db8::1/64", "qr-aaaaaaaaaaa"),
-                                     ka.Address("fe80::f816:3eff:fe00:1/64", "qr-aaaaaaaaaaa", "link")),
+                                     ka.Address("fe80::f816:3eff:fe00:1/64", "qr-aaaaaaaaaaa")),
                           routes=(ka.Route("::/0", ("2001:db8:1::1",), "qg-ggggggggggg"),)), WORK)
     assert _section(text, "virtual_ipaddress_excluded") == [
         "2001:db8::1/64 dev qr-aaaaaaaaaaa no_track",
-        "fe80::f816:3eff:fe00:1/64 dev qr-aaaaaaaaaaa scope link no_track",
+        "fe80::f816:3eff:fe00:1/64 dev qr-aaaaaaaaaaa no_track",
     ]
     assert _section(text, "virtual_routes") == ["::/0 via 2001:db8:1::1 dev qg-ggggggggggg no_track"]
 
@@ -99,7 +99,9 @@ def test_a_router_becomes_excluded_vips_and_virtual_routes() -> None:
     cfg = ka.from_router(router, "qrouter-r1", "ha-0123456789a", 7, ka.primary_vip(7))
     assert cfg.addresses == (ka.Address("198.18.9.10/24", "qg-ggggggggggg"),
                              ka.Address("198.18.9.20/32", "qg-ggggggggggg"),
-                             ka.Address("198.18.5.1/24", "qr-aaaaaaaaaaa"))
+                             ka.Address("fe80::f816:3eff:fe00:2/64", "qg-ggggggggggg"),
+                             ka.Address("198.18.5.1/24", "qr-aaaaaaaaaaa"),
+                             ka.Address("fe80::f816:3eff:fe00:1/64", "qr-aaaaaaaaaaa"))
     assert cfg.routes == (ka.Route("0.0.0.0/0", ("198.18.9.1",), "qg-ggggggggggg"),
                           ka.Route("198.18.30.0/24", ("198.18.5.20", "198.18.5.21")),
                           ka.Route("198.18.31.0/24", ("198.18.5.22",)))
@@ -188,8 +190,8 @@ def test_keepalived_accepts_what_is_rendered(tmp_path: Path) -> None:
     (tmp_path / "notify.sh").write_text(ka.notify_script("r1", tmp_path, None))
     (tmp_path / "notify.sh").chmod(0o755)
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(ka.render(_cfg(addresses=(*_cfg().addresses, ka.Address("2001:db8::1/64", "qr-aaaaaaaaaaa"))),
-                              tmp_path))
+    v6 = (ka.Address("2001:db8::1/64", "qr-aaaaaaaaaaa"), ka.Address("fe80::f816:3eff:fe00:1/64", "qr-aaaaaaaaaaa"))
+    conf.write_text(ka.render(_cfg(addresses=(*_cfg().addresses, *v6)), tmp_path))
     proc = subprocess.run(["keepalived", "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30,
                           check=False)
     assert proc.returncode == 0, proc.stderr
