@@ -150,7 +150,12 @@ def test_a_host_reaching_two_segments_serves_both(client: SyncClient, api: Api) 
     assert len(on.port_ips) == 2
 
 
-def test_the_dhcp_port_follows_the_segments_its_host_reaches(client: SyncClient, api: Api) -> None:
+def test_the_dhcp_port_follows_the_segments_its_host_reaches(any_db_url: str, tmp_path: Path) -> None:
+    with make_client(any_db_url, tmp_path) as client:
+        port_follows_the_host(client, Api(client, "admin-project", "admin"))
+
+
+def port_follows_the_host(client: SyncClient, api: Api) -> None:
     node(client, "d1", rack1="eth1")
     net, (s1, s2) = routed(api, "rack1", "rack2")
     first = served(client, "d1", net["id"])
