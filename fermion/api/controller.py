@@ -115,6 +115,17 @@ class Controller:
                 target["security_group:project_id"] = target["security_group:tenant_id"] = owner
         return target
 
+    def _update_target(self, conn: Connection, orig: dict[str, Any], changes: dict[str, Any],
+                       ctx: Context) -> dict[str, Any]:
+        """The object an update's policy checks see, built as Neutron builds it: the resource as the caller reads
+        it (``shared`` through RBAC), less the attributes Neutron does not load for the checks, with the changes."""
+        item = dict(orig)
+        self.coll.for_caller(conn, [item], ctx.project_id)
+        for attr in self.res.attributes:
+            if not attr.prefetch:
+                item.pop(attr.name, None)
+        return self._target(conn, {**item, **changes}, ctx)
+
     @staticmethod
     def _network_brief(conn: Connection, network_id: str, ctx: Context) -> dict[str, Any] | None:
         """The network a new port goes on; shared as the caller sees it (granted to all or to its project)."""
@@ -247,9 +258,16 @@ class Controller:
 
         def work(conn: Connection) -> dict[str, Any]:
             orig = self._load_for_write(conn, ctx, ident)
-            target = self._target(conn, {**orig, **changes}, ctx)
-            self._enforce(f"update_{self.res.member}", target, ctx)
-            self._enforce_attrs("update", raw, target, ctx)
+            target = self._update_target(conn, orig, changes, ctx)
+            try:
+                self._enforce(f"update_{self.res.member}", target, ctx)
+                self._enforce_attrs("update", raw, target, ctx)
+            except PolicyNotAuthorized:
+                # as Neutron: a refused update of what the caller may not read, in the object the check saw,
+                # is answered as if the resource did not exist
+                if not self.enforcer.check(f"get_{self.res.member}", target, ctx):
+                    raise NotFound("The resource could not be found.") from None
+                raise
             _check_revision(orig, expect)
             # a floating IP update without port_id disassociates it, as in Neutron
             if changes or expect is not None or self.res.member == "floatingip":

@@ -23,13 +23,13 @@ from fermion.lab.state import AgentProcess, LabHost, LabState, state_path
 SERVER_WAIT = 10.0  # seconds `lab up` waits for the server to answer (it may just have been started)
 
 
-def parse_zones(value: str, hosts: list[str]) -> dict[str, str]:
-    """--zones compute1=az1,network1=az2 -> {"compute1": "az1", "network1": "az2"}."""
+def parse_zones(value: str, hosts: list[str], option: str = "--zones", label: str = "ZONE") -> dict[str, str]:
+    """--zones compute1=az1,network1=az2 -> {"compute1": "az1", "network1": "az2"} (--physnets alike)."""
     out: dict[str, str] = {}
     for item in filter(None, (v.strip() for v in value.split(","))):
         host, sep, zone = item.partition("=")
         if not sep or not zone or host not in hosts:
-            raise LabError(f"--zones: {item!r} is not HOST=ZONE with HOST one of --hosts")
+            raise LabError(f"{option}: {item!r} is not HOST={label} with HOST one of --hosts")
         out[host] = zone
     return out
 
@@ -116,7 +116,8 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
     try:
         try:
             network_hosts = [h for h in args.dhcp_host.split(",") if h in hosts] or hosts[-1:]
-            topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts))
+            topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts),
+                           parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"))
         except ValueError as err:
             raise LabError(str(err)) from None
         topology.build_external(state)

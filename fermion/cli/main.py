@@ -275,6 +275,9 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
                    help="host (or comma-separated hosts) that run the DHCP and L3 agents")
     p.add_argument("--zones", default="", metavar="HOST=ZONE,...",
                    help="availability zones of hosts (default: every host in zone nova)")
+    p.add_argument("--physnets", default="", metavar="HOST=PHYSNET,...",
+                   help="a physical network of its own on a host's eth1, e.g. racks of a routed network "
+                        "(default: every host on physnet1)")
     p.add_argument("--distributed", action="store_true",
                    help="agents as `fermion agent` processes over RabbitMQ ([rpc] of --config) instead of "
                         "threads of the all-in-one server")

@@ -29,6 +29,7 @@ class LabHost:
     underlay_ip: str
     dhcp: bool = False
     zone: str = "nova"  # the availability zone its agents report
+    physnet: str = ""  # the physical network on its eth1 ("": the lab's shared one, LabState.physnet)
     agents: list[AgentProcess] = field(default_factory=list)  # distributed mode
 
     def kinds(self) -> list[str]:
@@ -64,8 +65,9 @@ class LabState:
     config: str = ""  # distributed mode: the config file the agents are started with
     agent_env: dict[str, str] = field(default_factory=dict)  # and the FERMION_* environment
 
-    def mappings(self) -> dict[str, str]:
-        return {self.physnet: self.physical_interface, self.external_physnet: self.external_interface}
+    def mappings(self, host: LabHost) -> dict[str, str]:
+        """The host's physical networks and their interfaces (its L2 agent's interface mappings)."""
+        return {host.physnet or self.physnet: self.physical_interface, self.external_physnet: self.external_interface}
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

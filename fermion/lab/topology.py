@@ -1,7 +1,8 @@
 """Emulated hosts: one namespace per host on a shared underlay (198.18.0.0/24, a bridge in its own
-namespace), a provider wire for flat networks (physnet1 on each host's eth1), and the external network's
-wire (physnet "external" on each host's eth2) shared with an "external" namespace that plays the internet
-(198.19.0.1/24). Nothing touches the root namespace."""
+namespace), a provider wire for flat networks (physnet1 on each host's eth1; a host given a physical network
+of its own has its eth1 on that network's wire instead, as racks of a routed network), and the external
+network's wire (physnet "external" on each host's eth2) shared with an "external" namespace that plays the
+internet (198.19.0.1/24). Nothing touches the root namespace."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ EXTERNAL_GATEWAY = "198.19.0.1"
 EXTERNAL_POOL = ("198.19.0.10", "198.19.0.250")
 
 
-def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[str, str] | None = None) -> None:
+def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[str, str] | None = None,
+          physnets: dict[str, str] | None = None) -> None:
+    """physnets: host -> the physical network on its eth1 (others: the lab's physnet1)."""
+    for physnet in (physnets or {}).values():
+        if len(physnet) > 12 or not physnet.replace("-", "").isalnum():
+            raise ValueError(f"physical network {physnet!r}: use at most 12 letters, digits or '-'")
     ul = f"{state.prefix}-underlay"
     state.underlay = ul
     netns.create(ul)
@@ -36,12 +42,25 @@ def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[
         ns = f"{state.prefix}-{name}"
         netns.create(ns)
         _wire(ns, "ul0", ul, f"ul-{name}", "br-ul")
-        _wire(ns, state.physical_interface, ul, f"pv-{name}", "br-phys")
+        physnet = (physnets or {}).get(name, state.physnet)
+        _wire(ns, state.physical_interface, ul, f"pv-{name}", _physnet_bridge(ul, state, physnet))
         _wire(ns, state.external_interface, ul, f"ex-{name}", "br-ext")
         netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
         state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name in dhcp_hosts,
-                                    zone=(zones or {}).get(name, "nova"))
+                                    zone=(zones or {}).get(name, "nova"),
+                                    physnet="" if physnet == state.physnet else physnet)
         taken.add(ip.split("/")[0])
+
+
+def _physnet_bridge(ul: str, state: LabState, physnet: str) -> str:
+    """The wire of a physical network: the lab's shared one, or a bridge of its own (made once)."""
+    if physnet == state.physnet:
+        return "br-phys"
+    bridge = f"pn-{physnet}"
+    if netns.run(["ip", "-n", ul, "link", "show", bridge], check=False).returncode != 0:
+        netns.run(["ip", "-n", ul, "link", "add", bridge, "type", "bridge"])
+        netns.run(["ip", "-n", ul, "link", "set", bridge, "up"])
+    return bridge
 
 
 def build_external(state: LabState) -> str:

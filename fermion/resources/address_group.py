@@ -57,7 +57,8 @@ ADDRESS_GROUP = Resource(
     attributes=_base + (
         Attribute("addresses", subnet_list, default=None, post=True, filter=False,
                   schema={"type": "array", "items": {"type": "string"}}),
-        # computed from RBAC: shared with the caller's project or with all
-        Attribute("shared", filter=False, extension="rbac-address-group", schema=BOOL),
+        # computed from RBAC: shared with the caller's project or with all. Neutron gives it a default and does
+        # not load it for an update: a project the group is shared with is refused an update with 404, not 403
+        Attribute("shared", filter=False, extension="rbac-address-group", schema=BOOL, prefetch=False),
     ),
 )

@@ -41,6 +41,9 @@ class Attribute:
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
     # how a query-string filter value is converted (defaults to convert)
     filter_convert: v.Validator | None = None
+    # False: left out of the object an update's policy checks see, as Neutron loads for those checks only the
+    # attributes that are required_by_policy, keys or without a default (a rule naming it fails there)
+    prefetch: bool = True
 
     @property
     def column(self) -> str:

@@ -47,7 +47,8 @@ class ServerEndpoints:
             row, revived = s.agents.report(conn, report)
             if revived and report.agent_type == LINUXBRIDGE:
                 s.ports.rebind_host(conn, report.host)
-            if report.agent_type == DHCP_AGENT:
+            # an L2 agent's mappings tell which segments of routed networks its host's DHCP agent reaches
+            if report.agent_type == DHCP_AGENT or (revived and report.agent_type == LINUXBRIDGE):
                 s.dhcp.schedule_unhosted(conn)
             if report.agent_type == L3_AGENT:
                 s.routers.schedule_unhosted(conn)

@@ -42,7 +42,8 @@ def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: 
         return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=_zone(host))
     if kind == "l3":
         return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host), state_dir=state_dir)
-    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(), zone=_zone(host))
+    return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(host),
+                    zone=_zone(host))
 
 
 def _zone(host: LabHost) -> str | None:
@@ -144,7 +145,7 @@ def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
     if state.config:
         argv += ["--config", state.config]
     if kind == "l2":
-        mappings = ",".join(f"{k}:{v}" for k, v in state.mappings().items())
+        mappings = ",".join(f"{k}:{v}" for k, v in state.mappings(host).items())
         argv += ["--local-ip", host.underlay_ip, "--physical-interface-mappings", mappings]
     if _zone(host):
         argv += ["--availability-zone", host.zone]

@@ -69,6 +69,14 @@ class AgentService:
         rows = conn.execute(select(m.agents).where(m.agents.c.host == host)).all()
         return [self.info(dict(r._mapping)) for r in rows]
 
+    def by_host(self, conn: Connection, hosts: Sequence[str]) -> dict[str, list[AgentInfo]]:
+        """The agents of each of those hosts (a host without agents: an empty list)."""
+        out: dict[str, list[AgentInfo]] = {h: [] for h in hosts}
+        if hosts:
+            for r in conn.execute(select(m.agents).where(m.agents.c.host.in_(list(hosts)))):
+                out[r.host].append(self.info(dict(r._mapping)))
+        return out
+
     def info(self, row: dict[str, Any]) -> AgentInfo:
         return AgentInfo(id=row["id"], agent_type=row["agent_type"], host=row["host"],
                          alive=self.alive(row["heartbeat_timestamp"]), admin_state_up=row["admin_state_up"],

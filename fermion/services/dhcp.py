@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, or_, select
 
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
+from fermion.ml2.binding import AgentInfo
 from fermion.resources.base import AUTO
 from fermion.rpc.contracts import DhcpHost, DhcpNetwork, DhcpOption, DhcpSubnet, DhcpView, Hint
-from fermion.services import common, zones
+from fermion.services import common, routed, zones
 from fermion.services.agents import DHCP_AGENT, AgentService
 from fermion.services.networks import DHCP_OWNER
 from fermion.services.ports import PortService, dns_assignment, load_fixed_ips
@@ -27,6 +28,20 @@ class NeedsWrite(Exception):
 
 def dhcp_device_id(host: str, network_id: str) -> str:
     return f"dhcp{uuid.uuid5(uuid.NAMESPACE_DNS, host)}-{network_id}"
+
+
+def _pick(candidates: list[dict[str, Any]], zones_used: set[str], load: dict[str, int], need: int) -> list[str]:
+    """Up to `need` of the candidate agents: one in each zone not used yet first (a zone lost keeps the
+    others), then the least loaded."""
+    if need <= 0:
+        return []
+    ordered = sorted(candidates, key=lambda a: (load.get(a["id"], 0), a["id"]))
+    used, first = set(zones_used), []
+    for agent in ordered:
+        if agent["availability_zone"] not in used:
+            first.append(agent["id"])
+            used.add(agent["availability_zone"])
+    return (first + [a["id"] for a in ordered if a["id"] not in first])[:need]
 
 
 class DhcpService:
@@ -41,39 +56,72 @@ class DhcpService:
         return [dict(r._mapping) for r in rows]
 
     def schedule(self, conn: Connection, network_id: str) -> None:
-        """Give the network DHCP agents up to agents_per_network, least loaded first."""
-        d = m.network_dhcp_agents.c
-        hosting = {r[0] for r in conn.execute(select(d.dhcp_agent_id).where(d.network_id == network_id))}
-        if len(hosting) >= self.per_network:
-            return
-        hints = conn.execute(select(m.networks.c.availability_zone_hints)
-                             .where(m.networks.c.id == network_id)).scalar()
-        everyone = self._dhcp_agents(conn)
-        candidates = zones.in_hinted_zones([a for a in everyone if a["id"] not in hosting], hints)
-        alive = set(self.agents.ids_alive(candidates))
-        if not alive:
-            return
-        load: dict[str, int] = {r[0]: r[1] for r in conn.execute(
-            select(d.dhcp_agent_id, func.count()).group_by(d.dhcp_agent_id))}
-        # spread a network's agents over zones first (a zone lost keeps the others), then the least loaded
-        zones_used = {a["availability_zone"] for a in everyone if a["id"] in hosting}
-        ordered = sorted((a for a in candidates if a["id"] in alive), key=lambda a: (load.get(a["id"], 0), a["id"]))
-        first = []
-        for agent in ordered:
-            if agent["availability_zone"] not in zones_used:
-                first.append(agent["id"])
-                zones_used.add(agent["availability_zone"])
-        chosen = first + [a["id"] for a in ordered if a["id"] not in first]
-        for agent_id in chosen[: self.per_network - len(hosting)]:
-            if insert_if_absent(conn, m.network_dhcp_agents, {"network_id": network_id, "dhcp_agent_id": agent_id}):
-                common.emit(conn, Hint("network", network_id, 0, network_id))
+        """Give the network DHCP agents up to agents_per_network, least loaded first; a routed network that
+        many for each of its segments with DHCP subnets, from the agents whose host reaches the segment."""
+        self._schedule(conn, [network_id])
 
     def schedule_unhosted(self, conn: Connection) -> None:
+        """The networks with DHCP subnets no agent hosts, and the routed ones (a segment may lack agents)."""
         s, d = m.subnets.c, m.network_dhcp_agents.c
         rows = conn.execute(select(s.network_id).where(s.enable_dhcp.is_(True)).distinct()
-                            .where(s.network_id.not_in(select(d.network_id)))).all()
-        for (network_id,) in rows:
-            self.schedule(conn, network_id)
+                            .where(or_(s.segment_id.is_not(None), s.network_id.not_in(select(d.network_id))))).all()
+        if rows:
+            self._schedule(conn, sorted(r[0] for r in rows))
+
+    def _schedule(self, conn: Connection, network_ids: list[str]) -> None:
+        d, n = m.network_dhcp_agents.c, m.networks.c
+        hosting: dict[str, set[str]] = defaultdict(set)
+        for network_id, agent_id in conn.execute(select(d.network_id, d.dhcp_agent_id)
+                                                 .where(d.network_id.in_(network_ids))):
+            hosting[network_id].add(agent_id)
+        segments = self._dhcp_segments(conn, network_ids)
+        network_ids = [i for i in network_ids if i in segments or len(hosting[i]) < self.per_network]
+        if not network_ids:
+            return
+        everyone = self._dhcp_agents(conn)
+        alive = set(self.agents.ids_alive(everyone))
+        if not alive:
+            return
+        hints = {i: h for i, h in conn.execute(select(n.id, n.availability_zone_hints).where(n.id.in_(network_ids)))}
+        load = {i: c for i, c in conn.execute(select(d.dhcp_agent_id, func.count()).group_by(d.dhcp_agent_id))}
+        reached = self._reached(conn, everyone, [g for v in segments.values() for g in v]) if segments else {}
+        for network_id in network_ids:
+            if network_id not in hints:
+                continue
+            # a plain network: one group of every DHCP agent; a routed one: a group per segment, its agents
+            # those whose host reaches it
+            groups = [everyone] if network_id not in segments else [
+                [a for a in everyone if seg_id in reached.get(a["host"], ())] for seg_id, _, _ in segments[network_id]]
+            for able in groups:
+                here = [a for a in able if a["id"] in hosting[network_id]]
+                candidates = [a for a in zones.in_hinted_zones(able, hints[network_id])
+                              if a["id"] in alive and a["id"] not in hosting[network_id]]
+                for agent_id in _pick(candidates, {a["availability_zone"] for a in here}, load,
+                                      self.per_network - len(here)):
+                    hosting[network_id].add(agent_id)
+                    load[agent_id] = load.get(agent_id, 0) + 1
+                    if insert_if_absent(conn, m.network_dhcp_agents,
+                                        {"network_id": network_id, "dhcp_agent_id": agent_id}):
+                        common.emit(conn, Hint("network", network_id, 0, network_id))
+
+    @staticmethod
+    def _dhcp_segments(conn: Connection, network_ids: list[str]) -> dict[str, list[tuple[str, str, str | None]]]:
+        """Of those networks the routed ones: their segments (id, type, physical network) with DHCP subnets."""
+        s, g = m.subnets.c, m.network_segments.c
+        out: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        for network_id, seg_id, kind, physnet in conn.execute(
+                select(s.network_id, g.id, g.network_type, g.physical_network).distinct()
+                .join(m.network_segments, g.id == s.segment_id)
+                .where(s.network_id.in_(network_ids), s.enable_dhcp.is_(True)).order_by(s.network_id, g.id)):
+            out[network_id].append((seg_id, kind, physnet))
+        return out
+
+    def _reached(self, conn: Connection, dhcp_agents: list[dict[str, Any]],
+                 segments: list[tuple[str, str, str | None]]) -> dict[str, set[str]]:
+        """Per host of a DHCP agent: which of the segments it reaches (by the reports of all its agents)."""
+        on_host = self.agents.by_host(conn, sorted({a["host"] for a in dhcp_agents}))
+        return {host: {i for i, kind, physnet in segments if routed.reaches(kind, physnet, agents)}
+                for host, agents in on_host.items()}
 
     def add(self, conn: Connection, agent_id: str, network_id: str) -> None:
         agent = self.agents.get(conn, agent_id)
@@ -136,22 +184,52 @@ class DhcpService:
                                   .order_by(m.subnets.c.created_at, m.subnets.c.id)):
                 subnets[r.network_id].append(dict(r._mapping))
         out = []
+        here: list[AgentInfo] | None = None
         for network_id in wanted:
-            if network_id not in nets or not subnets[network_id]:
+            served = subnets[network_id]
+            if network_id not in nets or not served:
                 continue
-            port = self._ensure_port(conn, host, nets[network_id], subnets[network_id], write)
-            out.append(self._network(conn, nets[network_id], port, subnets[network_id]))
+            if routed.is_routed(served):
+                # as Neutron's get_network_info: only the subnets of the segments this host reaches
+                here = self.agents.on_host(conn, host) if here is None else here
+                reached = routed.host_segments(conn, network_id, here)
+                served = [s for s in served if s["segment_id"] in reached]
+                if not served:
+                    self._release_port(conn, host, network_id, write)
+                    continue
+            elsewhere = {s["id"] for s in subnets[network_id]} - {s["id"] for s in served}
+            port = self._ensure_port(conn, host, nets[network_id], served, elsewhere, write)
+            out.append(self._network(conn, nets[network_id], port, served))
         return DhcpView(host=host, networks=out, partial=network_ids is not None)
 
-    def _ensure_port(self, conn: Connection, host: str, net: Any, subnets: list[dict[str, Any]],
-                     write: bool) -> dict[str, Any]:
-        served = [s for s in subnets if s["ip_version"] == 4 or s["ipv6_address_mode"] != "slaac"]
-        if write and conn.dialect.name != "sqlite":
-            # concurrent pulls for one network must not both create a DHCP port: lock its scheduling row
+    def _release_port(self, conn: Connection, host: str, network_id: str, write: bool) -> None:
+        """The host serves nothing of the network (its segments are out of reach): no DHCP port there."""
+        if self._port_id(conn, host, network_id) is None:
+            return
+        if not write:
+            raise NeedsWrite()
+        self._lock(conn, host, network_id)
+        port = self.ports.collection.get(conn, self._port_id(conn, host, network_id) or "")
+        if port is not None:
+            self.ports.delete(conn, port, None)
+
+    @staticmethod
+    def _lock(conn: Connection, host: str, network_id: str) -> None:
+        """Concurrent pulls for one network must not both create (or delete) the host's DHCP port: they
+        take turns on its scheduling row. SQLite has one writer at a time anyway."""
+        if conn.dialect.name != "sqlite":
             a, d = m.agents.c, m.network_dhcp_agents.c
             conn.execute(select(d.network_id).join(m.agents, a.id == d.dhcp_agent_id)
-                         .where(d.network_id == net.id, a.host == host, a.agent_type == DHCP_AGENT)
+                         .where(d.network_id == network_id, a.host == host, a.agent_type == DHCP_AGENT)
                          .with_for_update(of=m.network_dhcp_agents))
+
+    def _ensure_port(self, conn: Connection, host: str, net: Any, subnets: list[dict[str, Any]],
+                     elsewhere: set[str], write: bool) -> dict[str, Any]:
+        """The host's DHCP port on the network, with an address on each of the subnets and none on those
+        elsewhere (a routed network's subnets on segments the host does not reach)."""
+        served = [s for s in subnets if s["ip_version"] == 4 or s["ipv6_address_mode"] != "slaac"]
+        if write:
+            self._lock(conn, host, net.id)
         port_id = self._port_id(conn, host, net.id)
         if port_id is None:
             if not write:
@@ -168,11 +246,12 @@ class DhcpService:
         assert port is not None
         have = {f["subnet_id"] for f in port["fixed_ips"]}
         missing = [s["id"] for s in served if s["id"] not in have]
-        if (missing or port["binding:vif_type"] == "binding_failed") and not write:
+        kept = [f for f in port["fixed_ips"] if f["subnet_id"] not in elsewhere]
+        changed = bool(missing) or len(kept) < len(port["fixed_ips"])
+        if (changed or port["binding:vif_type"] == "binding_failed") and not write:
             raise NeedsWrite()
-        if missing:
-            self.ports.update(conn, port, {"fixed_ips": [*port["fixed_ips"], *({"subnet_id": s} for s in missing)]},
-                              None)
+        if changed:
+            self.ports.update(conn, port, {"fixed_ips": [*kept, *({"subnet_id": s} for s in missing)]}, None)
             port = self.ports.collection.get(conn, port_id)
             assert port is not None
         elif port["binding:vif_type"] == "binding_failed":

@@ -40,6 +40,8 @@ class ObjectType:
     the reason the policy's target still needs the grant, or None. keeps: the new target of a retargeted
     policy, which keeps its access.
     changed(conn, object_id): after a grant was added, retargeted or removed (networks: flags, revision).
+    refusal(conn, object_id, target, ctx): why a new grant to target may not be made (subnet pools: the
+    target cannot use the pool's address scope), or None.
     """
 
     name: str
@@ -49,6 +51,7 @@ class ObjectType:
     bound_projects: Callable[[Connection, str], set[str]] | None = None
     in_use: InUse | None = None
     changed: Callable[[Connection, str], None] | None = None
+    refusal: Callable[[Connection, str, str, Context | None], str | None] | None = None
 
 
 _r = m.rbac_policies.c
@@ -158,6 +161,27 @@ def _address_group_bound_projects(conn: Connection, group_id: str) -> set[str]:
     return set(conn.execute(select(r.project_id).distinct().where(r.remote_address_group_id == group_id)).scalars())
 
 
+def pool_scope_refusal(conn: Connection, pool_id: str, target: str, ctx: Context | None) -> str | None:
+    """A pool in an address scope is shared only with a project the scope is shared with, or with all, by a
+    grant the caller can see: any for an admin, its own project's otherwise (Neutron queries the scope's
+    grants with the caller's context, so a non-admin does not count a grant an admin made)."""
+    scope_id = conn.execute(select(m.subnetpools.c.address_scope_id)
+                            .where(m.subnetpools.c.id == pool_id)).scalar()
+    if not scope_id:
+        return None
+    grants = select(_r.id).where(_r.object_type == "address_scope", _r.object_id == scope_id,
+                                 _r.target_project.in_(sorted({WILDCARD, target})))
+    if ctx is not None and not (ctx.is_admin or "service" in ctx.roles):
+        grants = grants.where(_r.project_id == ctx.project_id)
+    if conn.execute(grants.limit(1)).first() is None:
+        return "target project doesn't have access to associated address scope"
+    return None
+
+
+def refused(object_id: str, reason: str) -> InvalidInput:
+    return InvalidInput(f"Failed to create RBAC policy on object {object_id} because {reason}.")
+
+
 def _sync_shared_flag(table: Table, object_type: str) -> Callable[[Connection, str], None]:
     """A stored ``shared`` flag (address scopes, subnet pools) follows the wildcard access_as_shared grant,
     whether the flag or a policy made it."""
@@ -177,7 +201,7 @@ OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
     ObjectType("address_scope", m.address_scopes, (SHARED,), "address scope", bound_projects=_scope_bound_projects,
                changed=_sync_shared_flag(m.address_scopes, "address_scope")),
     ObjectType("subnetpool", m.subnetpools, (SHARED,), "subnet pool", bound_projects=_pool_bound_projects,
-               changed=_sync_shared_flag(m.subnetpools, "subnetpool")),
+               changed=_sync_shared_flag(m.subnetpools, "subnetpool"), refusal=pool_scope_refusal),
     ObjectType("address_group", m.address_groups, (SHARED,), "address group",
                bound_projects=_address_group_bound_projects),
 )}
@@ -257,6 +281,10 @@ class RbacService:
                 raise BadRequest(f"Invalid action '{action}' for object type '{otype.name}'. "
                                  f"Valid actions: {otype.actions!r}", type="InvalidActionForType")
             self._check_object(conn, otype, item["object_id"], ctx)
+            if otype.refusal is not None:
+                reason = otype.refusal(conn, item["object_id"], item["target_tenant"], ctx)
+                if reason is not None:
+                    raise refused(item["object_id"], reason)
             ident = grant(conn, item["project_id"], otype.name, item["object_id"], action, item["target_tenant"])
             if ident is None:
                 raise Conflict("An RBAC policy already exists with those values.", type="DuplicateRbacPolicy")

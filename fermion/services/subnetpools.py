@@ -20,7 +20,8 @@ from fermion.rpc.contracts import Hint
 from fermion.services import common
 from fermion.services.address_scopes import accessible, load_scope, share
 from fermion.services.quotas import QuotaService
-from fermion.services.rbac import revoke_all
+from fermion.services.rbac import pool_scope_refusal, refused, revoke_all
+from fermion.services.rbac_access import WILDCARD
 from fermion.services.rbac_shared import RbacSharedCollection
 
 MAX_BITS = {4: 32, 6: 128}
@@ -175,7 +176,10 @@ class SubnetPoolService:
                                              "max_prefixlen", "default_quota", "is_default", "shared",
                                              "address_scope_id")})
             conn.execute(insert(m.subnetpools).values(**row))
-            if row["shared"]:
+            if row["shared"]:  # the flag is a wildcard grant, refused as one (Neutron makes it as a policy)
+                reason = pool_scope_refusal(conn, row["id"], WILDCARD, ctx)
+                if reason is not None:
+                    raise refused(row["id"], reason)
                 share(conn, self.quotas, "subnetpool", row["id"], row["project_id"])
             if pool["is_default"]:
                 self._claim_default(conn, pool["ip_version"], row["id"])

@@ -198,6 +198,48 @@ def test_subnetpool_shared_flag_is_a_wildcard_policy(api: Api, bob: Api) -> None
     assert policy_ids(api, object_id=sp["id"]) == []
 
 
+def test_pool_shared_only_with_projects_that_may_use_its_scope(api: Api, alice: Api, bob: Api, carol: Api) -> None:
+    """Neutron refuses a grant on a pool in an address scope unless the scope is shared with the target (or with
+    all) by a grant the caller can see: any for an admin, its own project's for anyone else."""
+    admins = scope(api)
+    share(api, "address_scope", admins["id"], "alice")
+    sp = pool(alice, ["10.74.0.0/16"], address_scope_id=admins["id"])
+    body = {"object_type": "subnetpool", "object_id": sp["id"], "action": "access_as_shared", "target_tenant": "bob"}
+    err = assert_fault(alice.post(RBAC, json={"rbac_policy": body}), 400, "InvalidInput")
+    assert err["message"] == (f"Invalid input for operation: Failed to create RBAC policy on object {sp['id']} "
+                              "because target project doesn't have access to associated address scope.")
+    # nothing was written: bob neither sees the pool nor lists a policy, alice owns none
+    assert_fault(bob.get(f"/v2.0/subnetpools/{sp['id']}"), 404, "SubnetPoolNotFound")
+    assert policy_ids(bob) == [] and policy_ids(alice) == []
+    # the admin's grant of the scope to bob is not alice's: still refused to her, granted to an admin
+    share(api, "address_scope", admins["id"], "bob")
+    assert_fault(alice.post(RBAC, json={"rbac_policy": body}), 400, "InvalidInput")
+    share(api, "subnetpool", sp["id"], "bob", project_id="alice")
+    assert seen_shared(bob, *POOLS[:2], sp["id"]) is True
+    # alice's own scope, shared by her with bob only
+    mine = scope(alice)
+    share(alice, "address_scope", mine["id"], "bob")
+    in_mine = pool(alice, ["10.75.0.0/16"], address_scope_id=mine["id"])
+    share(alice, "subnetpool", in_mine["id"], "bob")
+    r = alice.post(RBAC, json={"rbac_policy": {**body, "object_id": in_mine["id"], "target_tenant": "carol"}})
+    assert_fault(r, 400, "InvalidInput")
+    # a pool without a scope is shared with anyone
+    share(alice, "subnetpool", pool(alice, ["10.76.0.0/16"])["id"], "carol")
+
+
+def test_shared_pool_flag_needs_a_shared_scope(api: Api) -> None:
+    """shared=True is a wildcard grant (Neutron makes it as a policy): refused in a scope not shared with all."""
+    private = scope(api)
+    r = api.post("/v2.0/subnetpools", json={"subnetpool": {"name": "sp", "prefixes": ["10.77.0.0/16"],
+                                                           "address_scope_id": private["id"], "shared": True}})
+    err = assert_fault(r, 400, "InvalidInput")
+    assert "target project doesn't have access to associated address scope" in err["message"]
+    assert ids(api.get("/v2.0/subnetpools", params={"address_scope_id": private["id"]}), "subnetpools") == []
+    assert policy_ids(api, object_type="subnetpool") == []
+    share(api, "address_scope", private["id"], "*")
+    assert pool(api, ["10.77.0.0/16"], address_scope_id=private["id"], shared=True)["shared"] is True
+
+
 # ------------------------------------------------------------------------------ address groups
 
 def test_address_group_shared_with_a_project(alice: Api, bob: Api, carol: Api) -> None:
@@ -232,6 +274,43 @@ def test_address_group_wildcard(api: Api, alice: Api, bob: Api) -> None:
     assert_fault(api.delete(f"{RBAC}/{wild['id']}"), 409, "RbacPolicyInUse")
     share(alice, "address_group", ag["id"], "bob")
     assert api.delete(f"{RBAC}/{wild['id']}").status_code == 204
+
+
+# ------------------------------------------------------------------------------ updates by a grantee
+
+def test_update_by_a_project_an_object_is_shared_with(api: Api, alice: Api, bob: Api, carol: Api) -> None:
+    """Neutron refuses such an update with 403 when the caller may read the object as loaded for the policy
+    check, else with 404. That object holds only the attributes required by policy, keys and those without a
+    default: a network's, security group's, scope's or pool's shared is there, an address group's is not, so
+    the project an address group is shared with (even with all) is answered as if it did not exist. A
+    delete loads everything: 403 alike."""
+    sg = created(alice.post("/v2.0/security-groups", json={"security_group": {"name": "sg"}}), "security_group")
+    cases = [("network", "/v2.0/networks", alice.network(), "NetworkNotFound"),
+             ("security_group", "/v2.0/security-groups", sg, "SecurityGroupNotFound"),
+             (SCOPES[1], SCOPES[0], scope(alice), SCOPES[3]),
+             (POOLS[1], POOLS[0], pool(alice, ["10.78.0.0/16"]), POOLS[3]),
+             (GROUPS[1], GROUPS[0], address_group(alice), GROUPS[3])]
+    for member, path, obj, missing in cases:
+        url = f"{path}/{obj['id']}"
+        share(alice, member, obj["id"], "bob")
+        assert bob.get(url).status_code == 200
+        r = bob.put(url, json={member: {"name": "renamed"}})
+        if member == "address_group":
+            err = assert_fault(r, 404, "HTTPNotFound")
+            assert err["message"] == "The resource could not be found."
+        else:
+            err = assert_fault(r, 403, "PolicyNotAuthorized")
+            assert err["message"] == f"rule:update_{member} is disallowed by policy"
+        assert_fault(bob.delete(url), 403, "PolicyNotAuthorized")
+        assert_fault(carol.put(url, json={member: {"name": "renamed"}}), 404, missing)
+        assert alice.get(url).json()[member]["name"] == obj["name"]
+        r = alice.put(url, json={member: {"name": "renamed"}})
+        assert r.status_code == 200 and r.json()[member]["name"] == "renamed", r.text
+    group = address_group(alice)
+    share(api, "address_group", group["id"], "*", project_id="alice")
+    assert seen_shared(carol, *GROUPS[:2], group["id"]) is True
+    r = carol.put(f"/v2.0/address-groups/{group['id']}", json={"address_group": {"name": "renamed"}})
+    assert_fault(r, 404, "HTTPNotFound")
 
 
 # ------------------------------------------------------------------------------ the API

@@ -90,14 +90,36 @@ class Lab:
         self.wait(lambda: wanted <= reported(), timeout, "agents to report")
 
 
+# udhcpc runs this with the received options in its environment; it changes nothing, it prints them
+PRINT_ENV = """#!/bin/sh
+[ "$1" = bound ] && env | sort
+exit 0
+"""
+
+
+def dhcp_env(lab: Lab, vm: str, *options: str) -> dict[str, str]:
+    """What the instance's DHCP client receives (udhcpc's environment: ip, serverid, router...), asking for
+    the named options."""
+    script = lab.state_dir / "print-env.sh"
+    script.write_text(PRINT_ENV)
+    script.chmod(0o755)
+    asked = [arg for name in options for arg in ("-O", name)]
+    proc = subprocess.run(["ip", "netns", "exec", lab.state.instances[vm].netns, "udhcpc", "-i", "eth0", "-n", "-q",
+                           "-f", "-t", "5", "-T", "1", "-A", "1", "-s", str(script), *asked],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
 @contextmanager
 def built_lab(endpoint: str, state_dir: Path, mode: str, hosts: list[str] | None = None,
-              network_hosts: tuple[str, ...] = ("network1",), zones: dict[str, str] | None = None) -> Iterator[Lab]:
+              network_hosts: tuple[str, ...] = ("network1",), zones: dict[str, str] | None = None,
+              physnets: dict[str, str] | None = None) -> Iterator[Lab]:
     """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit."""
     prefix = "ft" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
     try:
-        topology.build(state, hosts or HOSTS, list(network_hosts), zones)
+        topology.build(state, hosts or HOSTS, list(network_hosts), zones, physnets)
         topology.build_external(state)
         state.save(state_path(state_dir))
         yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)

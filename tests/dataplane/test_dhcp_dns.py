@@ -17,16 +17,10 @@ from fermion.db.engine import Database
 from fermion.lab.state import state_path
 from fermion.runtime.embedded import build_app
 from fermion.runtime.lab import LabSupervisor
-from tests.dataplane.lab import Lab, built_lab, fast_settings, require_root
+from tests.dataplane.lab import Lab, built_lab, dhcp_env, fast_settings, require_root
 from tests.support.inproc_server import serve_in_thread
 
 DOMAIN = "example.org."
-
-# udhcpc runs this with the received options in its environment; it changes nothing, it prints them
-PRINT_ENV = """#!/bin/sh
-[ "$1" = bound ] && env | sort
-exit 0
-"""
 
 # one DNS query (type A, recursion desired) over UDP; prints the answers' addresses, or the response code
 QUERY = r"""
@@ -84,19 +78,6 @@ def _update_port(lab: Lab, port_id: str, **attrs: Any) -> dict[str, Any]:
     return lab.api._ok(lab.api.http.put(f"/v2.0/ports/{port_id}", json={"port": attrs}))["port"]  # type: ignore[no-any-return]
 
 
-def _dhcp_env(lab: Lab, vm: str, *options: str) -> dict[str, str]:
-    """What the instance's DHCP client receives (udhcpc's environment), asking for the named options."""
-    script = lab.state_dir / "print-env.sh"
-    script.write_text(PRINT_ENV)
-    script.chmod(0o755)
-    asked = [arg for name in options for arg in ("-O", name)]
-    proc = subprocess.run(["ip", "netns", "exec", lab.state.instances[vm].netns, "udhcpc", "-i", "eth0", "-n", "-q",
-                           "-f", "-t", "5", "-T", "1", "-A", "1", "-s", str(script), *asked],
-                          capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-
-
 def _query(lab: Lab, vm: str, server: str, name: str) -> str:
     proc = subprocess.run(["ip", "netns", "exec", lab.state.instances[vm].netns, sys.executable, "-c", QUERY, server,
                            name], capture_output=True, text=True, timeout=15, check=False)
@@ -114,30 +95,30 @@ def test_an_instance_receives_its_ports_extra_dhcp_options(lab: Lab) -> None:
     lab.network("opts", "10.50.0.0/24")
     vm1 = lab.boot("opts", "compute1", "vm1")
     lab.boot("opts", "compute2", "vm2")
-    assert "ntpsrv" not in _dhcp_env(lab, "vm1", "ntpsrv", "tftp")
+    assert "ntpsrv" not in dhcp_env(lab, "vm1", "ntpsrv", "tftp")
     _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "ntp-server", "opt_value": "198.18.0.123"},
                                                     {"opt_name": "tftp-server", "opt_value": "boot.example"}])
-    lab.wait(lambda: _dhcp_env(lab, "vm1", "ntpsrv", "tftp").get("ntpsrv") == "198.18.0.123", 20,
+    lab.wait(lambda: dhcp_env(lab, "vm1", "ntpsrv", "tftp").get("ntpsrv") == "198.18.0.123", 20,
              "the DHCP server to send vm1's NTP server")
-    env = _dhcp_env(lab, "vm1", "ntpsrv", "tftp")
+    env = dhcp_env(lab, "vm1", "ntpsrv", "tftp")
     assert env["tftp"] == "boot.example"
     assert env["ip"] == vm1.ip  # still its port's address, and the subnet's router
     assert env["router"] == "10.50.0.1"
     # the options are the port's own: the other instance on the network does not get them
-    other = _dhcp_env(lab, "vm2", "ntpsrv", "tftp")
+    other = dhcp_env(lab, "vm2", "ntpsrv", "tftp")
     assert "ntpsrv" not in other and "tftp" not in other and other["ip"] == lab.state.instances["vm2"].ip
     # removed with a null value: gone from the next lease
     _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "ntp-server", "opt_value": None}])
-    lab.wait(lambda: "ntpsrv" not in _dhcp_env(lab, "vm1", "ntpsrv", "tftp"), 20, "the NTP option to go")
-    assert _dhcp_env(lab, "vm1", "ntpsrv", "tftp")["tftp"] == "boot.example"
+    lab.wait(lambda: "ntpsrv" not in dhcp_env(lab, "vm1", "ntpsrv", "tftp"), 20, "the NTP option to go")
+    assert dhcp_env(lab, "vm1", "ntpsrv", "tftp")["tftp"] == "boot.example"
     # a port's option overrides its subnet's (here the default router)
     _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "router", "opt_value": "10.50.0.254"}])
-    lab.wait(lambda: _dhcp_env(lab, "vm1").get("router") == "10.50.0.254", 20, "vm1's own router")
-    assert _dhcp_env(lab, "vm2")["router"] == "10.50.0.1"
+    lab.wait(lambda: dhcp_env(lab, "vm1").get("router") == "10.50.0.254", 20, "vm1's own router")
+    assert dhcp_env(lab, "vm2")["router"] == "10.50.0.1"
     # and a blank router withholds the subnet's: no default route for vm1
     _update_port(lab, vm1.port_id, extra_dhcp_opts=[{"opt_name": "router", "opt_value": ""}])
-    lab.wait(lambda: "router" not in _dhcp_env(lab, "vm1"), 20, "vm1's router to be withheld")
-    assert _dhcp_env(lab, "vm1")["ip"] == vm1.ip
+    lab.wait(lambda: "router" not in dhcp_env(lab, "vm1"), 20, "vm1's router to be withheld")
+    assert dhcp_env(lab, "vm1")["ip"] == vm1.ip
 
 
 def test_instances_resolve_each_other_by_their_dns_names(lab: Lab) -> None:
@@ -157,7 +138,7 @@ def test_instances_resolve_each_other_by_their_dns_names(lab: Lab) -> None:
     lab.wait(lambda: _query(lab, "vm1", server, f"web.{DOMAIN}") == vm2.ip, 20, "web.example.org to resolve")
     assert _query(lab, "vm2", server, f"host-{vm1.ip.replace('.', '-')}.{DOMAIN}") == vm1.ip
     # and its DHCP client is told that name and the domain
-    env = _dhcp_env(lab, "vm2")
+    env = dhcp_env(lab, "vm2")
     assert (env.get("hostname"), env.get("domain")) == ("web", DOMAIN.rstrip("."))
     assert _query(lab, "vm1", server, f"nothere.{DOMAIN}") != vm2.ip
     # renamed: the old name goes, the new one answers
