@@ -93,6 +93,7 @@ class FermionApp:
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.transport: Any = None  # the RPC transport, wired by runtime/
+        self.failover: Any = None  # the dead-agent check (services.failover), wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)

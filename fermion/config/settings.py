@@ -90,6 +90,9 @@ class Agents:
     report_interval: float = 5.0
     resync_interval: float = 60.0  # full pull + reconcile even when no hint came
     dhcp_agents_per_network: int = 1
+    # Neutron's allow_automatic_dhcp_failover: the networks of a DHCP agent dead for agent_down_time move to a
+    # live one (the server checks every agent_down_time / 2)
+    allow_automatic_dhcp_failover: bool = True
     # HOST:PORT where a `fermion agent` process serves /metrics (also --metrics-address); empty: not served
     metrics_address: str = ""
     availability_zone: str = "nova"  # the zone agents report for their host (also --availability-zone)
@@ -126,6 +129,9 @@ class L3:
     max_l3_agents_per_router: int = 3
     l3_ha_net_cidr: str = "169.254.192.0/18"
     l3_ha_network_type: str = ""
+    # Neutron's allow_automatic_l3agent_failover (false there): the legacy routers of an L3 agent dead for
+    # [agents] agent_down_time move to a live one; HA routers stay, keepalived moves their traffic
+    allow_automatic_l3agent_failover: bool = True
 
 
 @dataclass(frozen=True)

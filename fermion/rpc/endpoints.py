@@ -49,7 +49,7 @@ class ServerEndpoints:
                 s.ports.rebind_host(conn, report.host)
             # an L2 agent's mappings tell which segments of routed networks its host's DHCP agent reaches
             if report.agent_type == DHCP_AGENT or (revived and report.agent_type == LINUXBRIDGE):
-                s.dhcp.schedule_unhosted(conn)
+                s.dhcp.schedule_unhosted(conn, fill=revived and report.agent_type == DHCP_AGENT)
             if report.agent_type == L3_AGENT:
                 s.routers.schedule_unhosted(conn)
             return {"agent_id": row["id"], "revived": revived}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 
 from fermion import logs, memory, metrics
 from fermion.api.app import FermionApp
@@ -17,7 +18,9 @@ from fermion.resources.catalog import attribute_policies
 from fermion.rpc.endpoints import ServerEndpoints
 from fermion.rpc.notifier import Notifier
 from fermion.rpc.transport import Transport
+from fermion.runtime.periodic import Periodic
 from fermion.runtime.transport import transport_for
+from fermion.services.failover import AgentFailover, FailoverSettings
 from fermion.services.l3_ha import HaSettings
 from fermion.services.registry import Services
 from fermion.services.segments import default_ranges
@@ -86,6 +89,24 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
         transport.serve(endpoints.handlers())
 
     app.on_startup.append(_serve_rpc)
+
+    # every server process checks for dead agents; the first check waits agent_down_time so that agents
+    # reporting since before this process started are seen alive, and a random part spreads the processes
+    failover = AgentFailover(db, services.agents, services.routers, services.dhcp, FailoverSettings(
+        routers=settings.l3.allow_automatic_l3agent_failover, networks=settings.agents.allow_automatic_dhcp_failover))
+    app.failover = failover
+    if failover.enabled:
+        check = Periodic("fermion-agent-failover", failover.run, failover.interval,
+                         settings.agents.agent_down_time + random.uniform(0, failover.interval))
+
+        async def _start_check() -> None:
+            check.start()
+
+        async def _stop_check() -> None:
+            check.stop()
+
+        app.on_startup.append(_start_check)
+        app.on_shutdown.append(_stop_check)
 
     async def _dispose() -> None:
         transport.close()

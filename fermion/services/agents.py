@@ -153,6 +153,22 @@ class AgentService:
     def ids_alive(self, rows: Sequence[dict[str, Any]]) -> list[str]:
         return [r["id"] for r in rows if self.alive(r["heartbeat_timestamp"]) and r["admin_state_up"]]
 
+    def cutoff(self) -> datetime:
+        """Agents whose last heartbeat is older than this are dead."""
+        return now() - timedelta(seconds=self.down_time)
+
+    def still_dead(self, conn: Connection, agent_id: str) -> dict[str, Any] | None:
+        """The agent's row when it is enabled and dead, locked until commit so that a heartbeat arriving
+        meanwhile waits and a failover step never takes work from an agent that just came back; None when it
+        is alive, disabled or gone. SQLite has one writer at a time anyway."""
+        stmt = select(m.agents).where(m.agents.c.id == agent_id)
+        if conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None or not row.admin_state_up or self.alive(row.heartbeat_timestamp):
+            return None
+        return dict(row._mapping)
+
 
 def _zone(report: StateReport) -> str:
     return report.availability_zone or "nova"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, func, or_, select
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
@@ -20,6 +21,8 @@ from fermion.services import common, routed, zones
 from fermion.services.agents import DHCP_AGENT, AgentService
 from fermion.services.networks import DHCP_OWNER
 from fermion.services.ports import PortService, dns_assignment, load_fixed_ips
+
+RESERVED_PORT = "reserved_dhcp_port"  # Neutron's device_id of a DHCP port kept for the next agent
 
 
 class NeedsWrite(Exception):
@@ -60,11 +63,15 @@ class DhcpService:
         many for each of its segments with DHCP subnets, from the agents whose host reaches the segment."""
         self._schedule(conn, [network_id])
 
-    def schedule_unhosted(self, conn: Connection) -> None:
-        """The networks with DHCP subnets no agent hosts, and the routed ones (a segment may lack agents)."""
+    def schedule_unhosted(self, conn: Connection, fill: bool = False) -> None:
+        """The networks with DHCP subnets no agent hosts, and the routed ones (a segment may lack agents).
+        fill: also those with fewer than agents_per_network agents (an agent appeared or came back: it may
+        take networks that had to do with fewer, e.g. its own after it was dead)."""
         s, d = m.subnets.c, m.network_dhcp_agents.c
+        enough = 1 if not fill else self.per_network
+        hosted = select(d.network_id).group_by(d.network_id).having(func.count() >= enough)
         rows = conn.execute(select(s.network_id).where(s.enable_dhcp.is_(True)).distinct()
-                            .where(or_(s.segment_id.is_not(None), s.network_id.not_in(select(d.network_id))))).all()
+                            .where(or_(s.segment_id.is_not(None), s.network_id.not_in(hosted)))).all()
         if rows:
             self._schedule(conn, sorted(r[0] for r in rows))
 
@@ -81,6 +88,9 @@ class DhcpService:
         everyone = self._dhcp_agents(conn)
         alive = set(self.agents.ids_alive(everyone))
         if not alive:
+            return
+        network_ids = [i for i in network_ids if i in segments or alive - hosting[i]]
+        if not network_ids:
             return
         hints = {i: h for i, h in conn.execute(select(n.id, n.availability_zone_hints).where(n.id.in_(network_ids)))}
         load = {i: c for i, c in conn.execute(select(d.dhcp_agent_id, func.count()).group_by(d.dhcp_agent_id))}
@@ -155,6 +165,36 @@ class DhcpService:
     def agent_ids(self, conn: Connection, network_id: str) -> list[str]:
         d = m.network_dhcp_agents.c
         return [r[0] for r in conn.execute(select(d.dhcp_agent_id).where(d.network_id == network_id))]
+
+    # ---------------------------------------------------------------- failover (allow_automatic_dhcp_failover)
+    @staticmethod
+    def dead_bindings(conn: Connection, cutoff: datetime) -> list[tuple[str, str]]:
+        """(network, agent) for each network on an enabled DHCP agent with no heartbeat since cutoff."""
+        a, d = m.agents.c, m.network_dhcp_agents.c
+        rows = conn.execute(select(d.network_id, d.dhcp_agent_id).join(m.agents, a.id == d.dhcp_agent_id)
+                            .where(a.agent_type == DHCP_AGENT, a.admin_state_up.is_(True),
+                                   a.heartbeat_timestamp < cutoff)
+                            .order_by(a.heartbeat_timestamp, d.network_id)).all()
+        return [(x.network_id, x.dhcp_agent_id) for x in rows]
+
+    def move_off(self, conn: Connection, network_id: str, agent_id: str) -> bool:
+        """Take the network from its dead agent, as Neutron: the agent's DHCP port is reserved (unbound, so a
+        stale dnsmasq left on a live host is cut off) for the next agent to take with its address, and the
+        network goes to a live agent not serving it yet, if any. False when there was nothing to do (the
+        agent is back, or another server process did it first)."""
+        dead = self.agents.still_dead(conn, agent_id)
+        if dead is None:
+            return False
+        d = m.network_dhcp_agents.c
+        gone = conn.execute(delete(m.network_dhcp_agents).where(d.network_id == network_id,
+                                                                d.dhcp_agent_id == agent_id))
+        if not gone.rowcount:
+            return False
+        port = self.ports.collection.get(conn, self._port_id(conn, dead["host"], network_id) or "")
+        if port is not None:
+            self.ports.update(conn, port, {"device_id": RESERVED_PORT, "binding:host_id": ""}, None)
+        self._schedule(conn, [network_id])
+        return True
 
     # ---------------------------------------------------------------- the DHCP agent's view
     def _port_id(self, conn: Connection, host: str, network_id: str) -> str | None:
@@ -234,6 +274,8 @@ class DhcpService:
         if port_id is None:
             if not write:
                 raise NeedsWrite()
+            port_id = self._claim_reserved(conn, host, net.id)
+        if port_id is None:
             project = conn.execute(select(m.networks.c.project_id).where(m.networks.c.id == net.id)).scalar_one()
             item = {"project_id": project, "name": "", "description": "", "tags": [], "network_id": net.id,
                     "admin_state_up": True, "device_id": dhcp_device_id(host, net.id), "device_owner": DHCP_OWNER,
@@ -257,6 +299,22 @@ class DhcpService:
         elif port["binding:vif_type"] == "binding_failed":
             self.ports.rebind_host(conn, host)
         return port
+
+    def _claim_reserved(self, conn: Connection, host: str, network_id: str) -> str | None:
+        """A DHCP port a dead agent left on the network, made this host's (its address stays the DHCP
+        server's, which the instances' leases name); the conditional update lets one taker win."""
+        p = m.ports.c
+        reserved = conn.execute(select(p.id).where(p.network_id == network_id, p.device_owner == DHCP_OWNER,
+                                                   p.device_id == RESERVED_PORT).order_by(p.id)).all()
+        for (port_id,) in reserved:
+            port = self.ports.collection.get(conn, port_id)
+            taken = conn.execute(update(m.ports).where(p.id == port_id, p.device_id == RESERVED_PORT)
+                                 .values(device_id=dhcp_device_id(host, network_id)))
+            if port is not None and taken.rowcount:
+                self.ports.update(conn, port, {"device_id": dhcp_device_id(host, network_id),
+                                               "binding:host_id": host}, None)
+                return str(port_id)
+        return None
 
     def _network(self, conn: Connection, net: Any, port: dict[str, Any],
                  subnets: list[dict[str, Any]]) -> DhcpNetwork:

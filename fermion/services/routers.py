@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import netaddr
@@ -32,6 +33,10 @@ INTERFACE_OWNER = "network:router_interface"
 GATEWAY_OWNER = "network:router_gateway"
 FLOATINGIP_OWNER = "network:floatingip"
 MAX_ROUTES = 30
+
+
+class NoLiveAgent(Exception):
+    """No live L3 agent can take the router (none, or none in its hinted zones): it stays where it is."""
 
 
 def caller_project(ctx: Context | None) -> str | None:
@@ -501,6 +506,39 @@ class RouterService:
                 self.schedule(conn, rid)
                 if set(self.hosts_of(conn, rid)) != before:
                     self.changed(conn, rid)
+
+    # ---------------------------------------------------------------- failover (allow_automatic_l3agent_failover)
+    @staticmethod
+    def dead_bindings(conn: Connection, cutoff: datetime) -> list[tuple[str, str]]:
+        """(router, agent) for each legacy router on an enabled L3 agent with no heartbeat since cutoff.
+        HA routers are left alone, as Neutron does: keepalived moves their traffic."""
+        a, b, r = m.agents.c, m.router_l3_agents.c, m.routers.c
+        rows = conn.execute(select(b.router_id, b.l3_agent_id).join(m.agents, a.id == b.l3_agent_id)
+                            .join(m.routers, r.id == b.router_id)
+                            .where(a.agent_type == L3_AGENT, a.admin_state_up.is_(True), a.heartbeat_timestamp < cutoff,
+                                   r.ha.is_(False), b.ha_state.is_(None))
+                            .order_by(a.heartbeat_timestamp, b.router_id)).all()
+        return [(x.router_id, x.l3_agent_id) for x in rows]
+
+    def reschedule(self, conn: Connection, router_id: str, agent_id: str) -> str | None:
+        """Move a legacy router off its dead agent to the least loaded live one (in its hinted zones); its
+        ports follow, and both hosts hear of it. Returns the new host; None when there is nothing to do (the
+        agent is back, or another server process moved the router first: the binding is gone). Raises
+        NoLiveAgent when no agent can take it: the caller rolls back and the router stays."""
+        dead = self.agents.still_dead(conn, agent_id)
+        if dead is None:
+            return None
+        r = m.router_l3_agents.c
+        gone = conn.execute(delete(m.router_l3_agents).where(r.router_id == router_id, r.l3_agent_id == agent_id,
+                                                             r.ha_state.is_(None)))
+        if not gone.rowcount:
+            return None
+        host = self.schedule(conn, router_id)
+        if host is None:
+            raise NoLiveAgent(router_id)
+        common.emit(conn, Hint("router", router_id, 0, None, dead["host"]))  # when it comes back, it removes it
+        self.changed(conn, router_id)
+        return host
 
     def _rebind(self, conn: Connection, router_id: str, host: str) -> None:
         """Bind the router's ports to the host that carries it (the L2 agent there plugs their taps)."""
