@@ -400,12 +400,8 @@ class RouterManager:
             self._forget(router.id)
             netns.create(ns)
             changes.append(f"created namespace {ns}")
-        if router.id not in self._sysctl_ok:
-            if fresh or not _forwarding(ns):
-                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS),
-                           *(HA_SYSCTLS if router.ha is not None else ())])
-                changes.append("enabled forwarding")
-            self._sysctl_ok.add(router.id)
+        if fresh and router.ha is not None:  # before any device is made
+            _exec(ns, ["sysctl", "-q", "-w", *HA_SYSCTLS])
         want = desired_addresses(router)
         ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
         ha = router.ha
@@ -435,6 +431,15 @@ class RouterManager:
         except NetlinkError as err:
             raise DataplaneError(f"router {router.id} in {ns}: {err}") from err
         self._ensure_nat(ns, router, fresh, changes)
+        if router.id not in self._sysctl_ok:
+            # forwarding last: a packet forwarded before the NAT table is in place would leave its connection
+            # tracked without SNAT, and a flow that keeps going (a ping, a router moved under traffic) would
+            # stay un-NATed for as long as it lasts
+            if fresh or not _forwarding(ns):
+                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS),
+                           *(HA_SYSCTLS if router.ha is not None else ())])
+                changes.append("enabled forwarding")
+            self._sysctl_ok.add(router.id)
         for device, ip in announce:
             self._garp(ns, device, ip)
         if ha is not None:

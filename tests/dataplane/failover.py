@@ -1,0 +1,107 @@
+"""Losing a lab host and getting it back (embedded mode), for the agent failover tests and bench/failover.py.
+
+A lost host's agents stop and its wires (underlay, provider, external) go down, as when it loses power; its
+namespaces stay, as a powered-off host's disk does. The lab supervisor starts agents for the hosts of the
+lab's state file: the host is left out of that file while it is lost, so no agent of it comes back early."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import threading
+import time
+from typing import Any
+
+from fermion.dataplane import netns
+from fermion.lab.state import state_path
+from tests.dataplane.lab import Lab
+
+REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from")
+
+
+def wires(lab: Lab, host: str, state: str) -> None:
+    for wire in (f"ul-{host}", f"pv-{host}", f"ex-{host}"):
+        netns.run(["ip", "-n", lab.state.underlay, "link", "set", wire, state])
+
+
+def lose(lab: Lab, host: str) -> float:
+    """The host dies; returns when (epoch seconds), its agents already stopped."""
+    supervisor = lab.extra["supervisor"]
+    without = dataclasses.replace(lab.state, hosts={k: v for k, v in lab.state.hosts.items() if k != host})
+    wires(lab, host, "down")
+    at = time.time()
+    without.save(state_path(lab.state_dir))
+    lab.wait(lambda: host not in supervisor.running, 10, f"the agents of {host} to stop")
+    return at
+
+
+def heal(lab: Lab, host: str) -> None:
+    """The host is back: fresh agents, which resync from what the kernel shows (the stale router and DHCP
+    server of what moved away go), then its wires, as a host that boots before its links work. (Wires first
+    would let the stale router answer ARP for its addresses until its agent removes it, and the external
+    switch would then send their traffic to the wrong host until the live router speaks again.)"""
+    supervisor = lab.extra["supervisor"]
+    lab.state.save(state_path(lab.state_dir))
+    lab.wait(lambda: host in supervisor.running, 10, f"the agents of {host} to start")
+    assert all(agent.synced.wait(30) for agent in supervisor.running[host]), f"the agents of {host} to sync"
+    wires(lab, host, "up")
+
+
+def l3_hosts(lab: Lab, router_id: str) -> list[str]:
+    agents = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router_id}/l3-agents"))["agents"]
+    return sorted(a["host"] for a in agents)
+
+
+def dhcp_hosts(lab: Lab, network_id: str) -> list[str]:
+    agents = lab.api._ok(lab.api.http.get(f"/v2.0/networks/{network_id}/dhcp-agents"))["agents"]
+    return sorted(a["host"] for a in agents)
+
+
+def router_namespace(lab: Lab, host: str, router_id: str) -> str:
+    return f"{lab.host_ns(host)}-qrouter-{router_id}"
+
+
+def has_namespace(name: str) -> bool:
+    return name in netns.names(name)
+
+
+def gap(replies: list[float], at: float) -> float | None:
+    """Seconds between the last reply before `at` and the first after it; None when none came after."""
+    before = [t for t in replies if t <= at]
+    after = [t for t in replies if t > at]
+    if not before or not after:
+        return None
+    return after[0] - before[-1]
+
+
+def agent_of(lab: Lab, host: str, agent_type: str) -> dict[str, Any]:
+    (found,) = [a for a in lab.api.agents() if a["host"] == host and a["agent_type"] == agent_type]
+    return found
+
+
+class Pinger:
+    """ping -D every 50 ms from a namespace; the reply times (epoch seconds) collected as they come."""
+
+    def __init__(self, ns: str, target: str) -> None:
+        self.replies: list[float] = []
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.05", target],
+                                     stdout=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = REPLY.match(line)
+            if found:
+                self.replies.append(float(found.group(1)))
+
+    def answered_after(self, at: float) -> bool:
+        return any(t > at for t in self.replies)
+
+    def stop(self) -> list[float]:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)
+        return self.replies
