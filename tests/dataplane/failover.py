@@ -14,8 +14,10 @@ import time
 from typing import Any
 
 from fermion.dataplane import netns
+from fermion.lab import instances
 from fermion.lab.state import state_path
 from tests.dataplane.lab import Lab
+from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
 
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from")
 
@@ -75,11 +77,6 @@ def gap(replies: list[float], at: float) -> float | None:
     return after[0] - before[-1]
 
 
-def agent_of(lab: Lab, host: str, agent_type: str) -> dict[str, Any]:
-    (found,) = [a for a in lab.api.agents() if a["host"] == host and a["agent_type"] == agent_type]
-    return found
-
-
 class Pinger:
     """ping -D every 50 ms from a namespace; the reply times (epoch seconds) collected as they come."""
 
@@ -105,3 +102,42 @@ class Pinger:
         self.proc.wait(timeout=10)
         self.reader.join(timeout=10)
         return self.replies
+
+
+def agent_id(lab: Lab, host: str, agent_type: str) -> str:
+    (found,) = [a["id"] for a in lab.api.agents() if a["host"] == host and a["agent_type"] == agent_type]
+    return str(found)
+
+
+def dhcp_on(lab: Lab, network_id: str, host: str) -> None:
+    """The network's DHCP served from that host only (by hand, as an operator does it)."""
+    for current in dhcp_hosts(lab, network_id):
+        if current != host:
+            lab.api._ok(lab.api.http.delete(
+                f"/v2.0/agents/{agent_id(lab, current, 'DHCP agent')}/dhcp-networks/{network_id}"))
+    if dhcp_hosts(lab, network_id) != [host]:
+        r = lab.api.http.post(f"/v2.0/agents/{agent_id(lab, host, 'DHCP agent')}/dhcp-networks",
+                              json={"network_id": network_id})
+        assert r.status_code == 201, r.text
+
+
+def legacy_router(lab: Lab) -> dict[str, Any]:
+    """net1 behind a legacy router with a gateway, vm1 on compute1 with a floating IP (ICMP allowed in); the
+    router's host serves net1's DHCP too, so losing that host loses both."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net = lab.network("net1", "10.1.0.0/24")
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    (host,) = l3_hosts(lab, router["id"])
+    dhcp_on(lab, net["id"], host)
+    vm1 = lab.boot("net1", "compute1", "vm1")
+    allow_from_anywhere(lab, "icmp")
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
+    return {"router": router, "net": net, "vm1": vm1, "fip": fip["floating_ip_address"], "host": host}
+
+
+def dhcp_server(lab: Lab, network_id: str) -> str:
+    ports = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"network_id": network_id,
+                                                                "device_owner": "network:dhcp"}))["ports"]
+    (port,) = ports
+    return str(port["fixed_ips"][0]["ip_address"])

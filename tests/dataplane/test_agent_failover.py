@@ -9,24 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from tests.dataplane.conftest import embedded_lab
 from tests.dataplane.failover import (
     Pinger,
     dhcp_hosts,
+    dhcp_server,
     has_namespace,
     heal,
     l3_hosts,
+    legacy_router,
     lose,
     router_namespace,
 )
 from tests.dataplane.lab import Lab, dhcp_env, ping_ns
-from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
 
 NETWORK_HOSTS = ("network1", "network2")
 HOSTS = ["compute1", *NETWORK_HOSTS]
@@ -43,43 +42,6 @@ def two_dhcp_servers(tmp_path: Path) -> Iterator[Lab]:
     with embedded_lab(tmp_path, sections={"agents": {"dhcp_agents_per_network": 2}}, hosts=HOSTS,
                       network_hosts=NETWORK_HOSTS) as lab:
         yield lab
-
-
-def agent_id(lab: Lab, host: str, agent_type: str) -> str:
-    (found,) = [a["id"] for a in lab.api.agents() if a["host"] == host and a["agent_type"] == agent_type]
-    return str(found)
-
-
-def dhcp_on(lab: Lab, network_id: str, host: str) -> None:
-    """The network's DHCP served from that host only (by hand, as an operator does it)."""
-    for current in dhcp_hosts(lab, network_id):
-        if current != host:
-            lab.api._ok(lab.api.http.delete(
-                f"/v2.0/agents/{agent_id(lab, current, 'DHCP agent')}/dhcp-networks/{network_id}"))
-    if dhcp_hosts(lab, network_id) != [host]:
-        r = lab.api.http.post(f"/v2.0/agents/{agent_id(lab, host, 'DHCP agent')}/dhcp-networks",
-                              json={"network_id": network_id})
-        assert r.status_code == 201, r.text
-
-
-def legacy_router(lab: Lab) -> dict[str, Any]:
-    ext = instances.ensure_external_network(lab.state, lab.api)
-    net = lab.network("net1", "10.1.0.0/24")
-    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
-    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
-    (host,) = l3_hosts(lab, router["id"])
-    dhcp_on(lab, net["id"], host)  # the router's host serves DHCP too: losing it loses both
-    vm1 = lab.boot("net1", "compute1", "vm1")
-    allow_from_anywhere(lab, "icmp")
-    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
-    return {"router": router, "net": net, "vm1": vm1, "fip": fip["floating_ip_address"], "host": host}
-
-
-def dhcp_server(lab: Lab, network_id: str) -> str:
-    ports = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"network_id": network_id,
-                                                                "device_owner": "network:dhcp"}))["ports"]
-    (port,) = ports
-    return str(port["fixed_ips"][0]["ip_address"])
 
 
 def test_losing_a_legacy_routers_host_moves_the_router_and_dhcp_and_traffic_comes_back(
