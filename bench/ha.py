@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import replace
@@ -41,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fermion.dataplane import keepalived as ka  # noqa: E402
 from fermion.dataplane import naming, netns  # noqa: E402
 from tests.dataplane import hapair as hp  # noqa: E402
+from tests.dataplane.failover import Pinger  # noqa: E402
 
 
 class Bench(hp.HaPair):
@@ -56,44 +55,8 @@ class Bench(hp.HaPair):
         hp.ip(self.ns(host), f"link set {naming.ha_device(hp.HA_PORTS[host])} {state}\nlink set {hp.QR} {state}\n")
 
 
-REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from")
-
-
 def other(host: str) -> str:
     return "r2" if host == "r1" else "r1"
-
-
-class Pinger:
-    """ping -D every 50 ms from a namespace, its reply times (epoch seconds) collected as they come."""
-
-    def __init__(self, ns: str, target: str) -> None:
-        self.replies: list[float] = []
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.05", target],
-                                     stdout=subprocess.PIPE, text=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            found = REPLY.match(line)
-            if found:
-                self.replies.append(float(found.group(1)))
-
-    def wait(self, after: float, timeout: float = 15.0) -> float:
-        """The first reply later than after."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            later = [t for t in self.replies if t > after]
-            if later:
-                return later[0]
-            time.sleep(0.01)
-        raise RuntimeError(f"no ping reply within {timeout} s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.reader.join(timeout=10)
 
 
 def failover(pair: Bench, active: str, crash: bool) -> tuple[float, float]:

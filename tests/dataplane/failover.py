@@ -97,6 +97,16 @@ class Pinger:
     def answered_after(self, at: float) -> bool:
         return any(t > at for t in self.replies)
 
+    def wait(self, after: float, timeout: float = 15.0) -> float:
+        """The first reply later than after."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [t for t in self.replies if t > after]
+            if later:
+                return later[0]
+            time.sleep(0.01)
+        raise RuntimeError(f"no ping reply within {timeout} s")
+
     def stop(self) -> list[float]:
         self.proc.terminate()
         self.proc.wait(timeout=10)
