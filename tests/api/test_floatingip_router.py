@@ -19,16 +19,6 @@ from tests.support.asgi import SyncClient
 from tests.support.neutron import assert_fault
 
 
-@pytest.fixture
-def admin(api: Api) -> Api:
-    return api.as_("admin-project", "admin")
-
-
-@pytest.fixture
-def tenant(api: Api) -> Api:
-    return api.as_("tenant-a", "member")
-
-
 def external(admin: Api, name: str, cidr: str) -> str:
     net = admin.network(name=name, **{"router:external": True})
     admin.subnet(net["id"], cidr)
