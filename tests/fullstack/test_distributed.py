@@ -10,8 +10,10 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,16 +54,33 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
 
+    def stop(self) -> None:
+        """SIGTERM first: with [server] workers > 1, uvicorn's parent then stops its worker processes."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
 
 @pytest.fixture
 def dlab(tmp_path: Path) -> Iterator[Lab]:
+    with distributed_lab(tmp_path) as lab:
+        yield lab
+
+
+@contextmanager
+def distributed_lab(tmp_path: Path, config_text: str = "", **topology: Any) -> Iterator[Lab]:
+    """config_text: more of the server's and agents' config file, e.g. "[server]\nworkers = 2\n"; topology: as
+    built_lab takes it (hosts, network_hosts...)."""
     require_root()
     if not postgres_available():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     if not rabbitmq_available(*RABBIT):
         pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
     config = tmp_path / "fermion.toml"
-    config.write_text("[agents]\nreport_interval = 1.0\nagent_down_time = 6.0\nresync_interval = 5.0\n")
+    config.write_text("[agents]\nreport_interval = 1.0\nagent_down_time = 6.0\nresync_interval = 5.0\n" + config_text)
     prefix = f"fermion-test-{uuid.uuid4().hex[:8]}"
     proxy = TcpProxy(*RABBIT)
     proxy_port = proxy.start()
@@ -75,7 +94,7 @@ def dlab(tmp_path: Path) -> Iterator[Lab]:
                         tmp_path / "server.log")
         server.start()
         try:
-            with built_lab(server.endpoint, tmp_path, "distributed") as lab:
+            with built_lab(server.endpoint, tmp_path, "distributed", **topology) as lab:
                 agent_env = {"FERMION_TRANSPORT_URL": f"amqp://guest:guest@127.0.0.1:{proxy_port}//",
                              "FERMION_CONFIG": str(config), "FERMION_RPC_PREFIX": prefix,
                              "FERMION_STATE_DIR": str(tmp_path)}
@@ -83,13 +102,13 @@ def dlab(tmp_path: Path) -> Iterator[Lab]:
                 try:
                     for host in lab.state.hosts.values():
                         pids += [a.pid for a in spawn_agents(lab.state, host, tmp_path / "logs")]
-                    lab.extra.update(server=server, proxy=proxy, logs=tmp_path / "logs")
+                    lab.extra.update(server=server, proxy=proxy, logs=tmp_path / "logs", pids=pids)
                     lab.wait_agents(timeout=45)
                     yield lab
                 finally:
                     _stop(pids)
         finally:
-            server.kill()
+            server.stop()
             proxy.stop()
             _drop_broker_objects(prefix)
 
