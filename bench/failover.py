@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def main() -> int:
                 (host,) = set(NETWORK_HOSTS) - {host}
         finally:
             client.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
     interval = max(args.down_time / 2, 1.0)
     rows = [row("legacy router rescheduling gap, external -> floating IP", results["fip"]),
             row("legacy router rescheduling gap, instance -> external (SNAT)", results["snat"]),
