@@ -17,16 +17,6 @@ from tests.support.neutron import assert_fault
 L3 = "L3 agent"
 
 
-@pytest.fixture
-def admin(api: Api) -> Api:
-    return api.as_("admin-project", "admin")
-
-
-@pytest.fixture
-def tenant(api: Api) -> Api:
-    return api.as_("tenant-a", "member")
-
-
 def helpers_path(router_id: str, ident: str | None = None) -> str:
     return f"/v2.0/routers/{router_id}/conntrack_helpers" + (f"/{ident}" if ident else "")
 

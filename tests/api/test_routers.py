@@ -18,22 +18,12 @@ LB_CONF = {"tunneling_ip": "198.18.0.21", "tunnel_types": ["vxlan"], "interface_
 
 
 @pytest.fixture
-def admin(api: Api) -> Api:
-    return api.as_("admin-project", "admin")
-
-
-@pytest.fixture
 def ext(admin: Api) -> dict[str, Any]:
     """An external network with a subnet, as an operator sets it up."""
     net = admin.network(name="public", **{"router:external": True})
     sub = admin.subnet(net["id"], "198.18.100.0/24", allocation_pools=[{"start": "198.18.100.10",
                                                                         "end": "198.18.100.99"}])
     return {"network": net, "subnet": sub}
-
-
-@pytest.fixture
-def tenant(api: Api) -> Api:
-    return api.as_("tenant-a", "member")
 
 
 def router(api: Api, **attrs: Any) -> dict[str, Any]:
