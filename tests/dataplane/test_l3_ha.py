@@ -59,7 +59,7 @@ def ha_router(lab: Lab) -> dict[str, Any]:
     allow_from_anywhere(lab, "icmp")
     allow_from_anywhere(lab, "tcp", 22)
     fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
-    return {"router": router, "vm1": vm1, "fip": fip["floating_ip_address"]}
+    return {"router": router, "vm1": vm1, "fip": fip["floating_ip_address"], "fip_id": fip["id"]}
 
 
 def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> None:
@@ -80,6 +80,9 @@ def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> Non
     lab.wait(lambda: ping_ns(t["vm1"].netns, EXTERNAL_GATEWAY, count=1), 20, "vm1 to reach the outside")
     with tcp_listener(t["vm1"].netns, 22):
         assert tcp_connects(ext_ns, t["fip"], 22)
+    # the active instance's agent reported the floating IP realized
+    lab.wait(lambda: lab.api._ok(lab.api.http.get(f"/v2.0/floatingips/{t['fip_id']}"))["floatingip"]["status"]
+             == "ACTIVE", 20, "the floating IP to turn ACTIVE")
 
 
 def test_losing_the_active_host_moves_the_router(ha_lab: Lab) -> None:
