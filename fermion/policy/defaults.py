@@ -183,8 +183,10 @@ ROUTERS: dict[str, str] = {
 FLOATINGIPS: dict[str, str] = {
     "create_floatingip": ADMIN_OR_PROJECT_MEMBER,
     "create_floatingip:floating_ip_address": ADMIN,
+    "create_floatingip:router_id": ADMIN_OR_PROJECT_MEMBER,
     "get_floatingip": ADMIN_OR_PROJECT_READER,
     "update_floatingip": ADMIN_OR_PROJECT_MEMBER,
+    "update_floatingip:router_id": ADMIN_OR_PROJECT_MEMBER,
     "delete_floatingip": ADMIN_OR_PROJECT_MEMBER,
     "get_floatingip_pool": ADMIN_OR_PROJECT_READER,
 }

@@ -88,6 +88,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     EXPOSE_L3_CONNTRACK_HELPER,
     Extension("fip-port-details", "Floating IP Port Details Extension",
               "Add port_details attribute to Floating IP resource"),
+    Extension("floating-ip-router-writable", "Floating IP Router (writable)",
+              "Provides a writable router_id attribute for a floating IP resource.", "2026-08-05T00:00:00-00:00"),
     Extension("security-group", "security-group", "The security groups extension."),
     Extension("availability_zone", "Availability Zone", "The availability zone extension."),
     Extension("availability_zone_filter", "Availability Zone Filter Extension",

@@ -19,7 +19,9 @@ FLOATINGIP = Resource(
                   schema=_nullable_uuid),
         Attribute("fixed_ip_address", v.nullable_ip, default=None, post=True, put=True, sort=True,
                   schema={"type": ["string", "null"]}),
-        Attribute("router_id", sort=True, schema=_nullable_uuid),
+        # floating-ip-router-writable: the client may name the router that hosts the NAT (else it is computed)
+        Attribute("router_id", v.nullable_uuid, default=None, post=True, put=True, sort=True,
+                  filter_convert=str, schema=_nullable_uuid),  # filter values unchecked, as before
         Attribute("status", sort=True),
         Attribute("port_details", filter=False, extension="fip-port-details",
                   schema={"type": ["object", "null"]}),

@@ -80,7 +80,12 @@ class FloatingIpService:
         out = []
         for (item, row, _) in fips:
             if item.get("port_id"):
-                self._associate(conn, row, item["port_id"], item.get("fixed_ip_address"), ctx)
+                self._associate(conn, row, item["port_id"], item.get("fixed_ip_address"), ctx, item.get("router_id"))
+            elif item.get("router_id"):
+                self._check_host(conn, row, item["router_id"], ctx)  # no port: nothing to translate yet
+                conn.execute(update(m.floatingips).where(m.floatingips.c.id == row["id"])
+                             .values(router_id=item["router_id"]))
+            if item.get("port_id") or item.get("router_id"):
                 row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == row["id"])).one()._mapping)
             out.append({**row, "name": "", "tags": sorted(set(item.get("tags") or []))})
         for project, count in common.count_by_project(items).items():
@@ -109,20 +114,30 @@ class FloatingIpService:
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values = {k: changes[k] for k in ("description",) if k in changes}
         common.bump(conn, m.floatingips, orig["id"], values, expect_revision)
-        # as Neutron: an update that names no port_id ({} included) leaves the floating IP unassociated
-        if "description" not in changes or "port_id" in changes or "fixed_ip_address" in changes:
-            row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()._mapping)
-            old_router = row["router_id"]
-            port_id = changes.get("port_id")
-            if port_id:
-                self._associate(conn, row, port_id, changes.get("fixed_ip_address"), ctx)
-            else:
-                if changes.get("fixed_ip_address"):
-                    raise bad_fip("fixed_ip_address cannot be specified without a port_id")
-                conn.execute(update(m.floatingips).where(m.floatingips.c.id == orig["id"]).values(
-                    fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
-            if old_router and old_router != port_id and old_router:
-                self.routers.changed(conn, old_router)
+        if changes and not {"port_id", "fixed_ip_address", "router_id"} & set(changes):
+            return  # a description alone leaves the association as it is
+        row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()._mapping)
+        old_port, old_router = row["fixed_port_id"], row["router_id"]
+        if changes.get("fixed_ip_address") and not changes.get("port_id"):
+            raise bad_fip("fixed_ip_address cannot be specified without a port_id")
+        # as Neutron: an empty update ({}) disassociates; one that names no port_id keeps the port
+        port_id = changes["port_id"] if "port_id" in changes else (old_port if changes else None)
+        if port_id and port_id == old_port and not {"router_id", "fixed_ip_address"} & set(changes):
+            return  # the same port again: the association, and the router that hosts it, do not change
+        if port_id:
+            router_id = changes.get("router_id")
+            self._associate(conn, row, port_id, changes.get("fixed_ip_address"), ctx, router_id)
+            new_router = router_id or self._row_router(conn, orig["id"])
+        else:
+            # with no port, the router is the one the client names (null clears it); without one named, it
+            # goes with the port it served, and stays on a floating IP that had no port (as Neutron)
+            if changes.get("router_id"):
+                self._check_host(conn, row, changes["router_id"], ctx)
+            new_router = changes["router_id"] if "router_id" in changes else (None if old_port else old_router)
+            conn.execute(update(m.floatingips).where(m.floatingips.c.id == orig["id"]).values(
+                fixed_port_id=None, fixed_ip_address=None, router_id=new_router, status="DOWN"))
+        if old_router and old_port and (old_router != new_router or not port_id):
+            self.routers.changed(conn, old_router)  # it no longer translates for this floating IP
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
                ctx: Context | None = None) -> None:
@@ -139,7 +154,9 @@ class FloatingIpService:
             self.routers.changed(conn, row.router_id)
 
     def _associate(self, conn: Connection, fip: dict[str, Any], port_id: str, fixed_ip: str | None,
-                   ctx: Context | None) -> None:
+                   ctx: Context | None, router_id: str | None = None) -> None:
+        """Associate the port's fixed IP; the hosting router is `router_id` when the client names one
+        (floating-ip-router-writable: not checked for a path to the port), else the one on the port's subnet."""
         port = self.ports.collection.get(conn, port_id)
         if port is None or (ctx is not None and not ctx.is_admin and not _sees_port(conn, port, ctx)):
             raise NotFound(f"Port {port_id} could not be found.", type="PortNotFound")
@@ -162,7 +179,10 @@ class FloatingIpService:
                           "address when assigning a floating IP")
         else:
             chosen = v4[0]
-        router_id = self._router_for(conn, fip["floating_network_id"], chosen["subnet_id"])
+        if router_id is not None:
+            self._check_host(conn, fip, router_id, ctx)
+        else:
+            router_id = self._router_for(conn, fip["floating_network_id"], chosen["subnet_id"])
         if router_id is None:
             raise NotFound(f"External network {fip['floating_network_id']} is not reachable from subnet "
                            f"{chosen['subnet_id']}.  Therefore, cannot associate Port {port_id} with a Floating IP.",
@@ -180,6 +200,24 @@ class FloatingIpService:
         conn.execute(update(m.floatingips).where(f.id == fip["id"]).values(
             fixed_port_id=port_id, fixed_ip_address=chosen["ip_address"], router_id=router_id, status="DOWN"))
         self.routers.changed(conn, router_id)
+
+    def _check_host(self, conn: Connection, fip: dict[str, Any], router_id: str, ctx: Context | None) -> None:
+        """A router the client names exists and is visible to it (404), and has its gateway on the floating
+        IP's network (409, as Neutron's floating-ip-router-writable specifies)."""
+        r = m.routers.c
+        router = conn.execute(select(r.project_id, r.gw_port_id).where(r.id == router_id)).first()
+        if router is None or (ctx is not None and not ctx.is_admin and router.project_id != ctx.project_id):
+            raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
+        gw_net = conn.execute(select(m.ports.c.network_id).where(m.ports.c.id == router.gw_port_id)).scalar() \
+            if router.gw_port_id else None
+        if gw_net != fip["floating_network_id"]:
+            raise Conflict(f"Router {router_id} has no external gateway on network {fip['floating_network_id']}. "
+                           f"Therefore, it cannot host floating IP {fip['floating_ip_address']} ({fip['id']}).",
+                           type="RouterExternalGatewayNotOnFloatingNetwork")
+
+    @staticmethod
+    def _row_router(conn: Connection, fip_id: str) -> str | None:
+        return conn.execute(select(m.floatingips.c.router_id).where(m.floatingips.c.id == fip_id)).scalar()
 
     def _router_for(self, conn: Connection, network_id: str, subnet_id: str) -> str | None:
         """The router with a gateway on the floating IP's network and an interface on the fixed IP's subnet."""

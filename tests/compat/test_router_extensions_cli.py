@@ -57,3 +57,33 @@ def test_auto_allocated_topology_check_with_the_cli(cli: Cli) -> None:
     # no default external network and no default subnet pool here: the check fails as Neutron's does
     proc = cli.run("network", "auto", "allocated", "topology", "create", "--check-resources", check=False)
     assert proc.returncode != 0 and "Deployment error" in proc.stderr, proc.stderr
+
+
+def test_floating_ip_router_with_the_cli(cli: Cli) -> None:
+    """floating-ip-router-writable: `floating ip create --router` and `floating ip set --router`, for an instance
+    behind an inner router while the outer router has the gateway."""
+    tag = uuid.uuid4().hex[:6]
+    ext = cli.json("network", "create", "--external", f"fipr-public-{tag}")
+    cli.run("subnet", "create", "--network", ext["id"], "--subnet-range", "198.18.151.0/24", "--no-dhcp",
+            f"fipr-public-{tag}")
+    outer = cli.json("router", "create", "--external-gateway", ext["id"], f"fipr-outer-{tag}")
+    inner = cli.json("router", "create", f"fipr-inner-{tag}")
+    net = cli.json("network", "create", f"fipr-inner-{tag}")
+    sub = cli.json("subnet", "create", "--network", net["id"], "--subnet-range", "10.41.0.0/24", f"fipr-{tag}")
+    cli.run("router", "add", "subnet", inner["id"], sub["id"])
+    port = cli.json("port", "create", "--network", net["id"], f"fipr-vm-{tag}")
+
+    computed = cli.run("floating", "ip", "create", "--port", port["id"], ext["id"], check=False)
+    assert computed.returncode != 0 and "is not reachable from subnet" in computed.stderr
+    fip = cli.json("floating", "ip", "create", "--port", port["id"], "--router", outer["name"], ext["id"])
+    assert (fip["router_id"], fip["port_id"]) == (outer["id"], port["id"])
+    spare = cli.json("floating", "ip", "create", ext["id"])
+    cli.run("floating", "ip", "set", "--router", outer["id"], spare["id"])
+    assert cli.json("floating", "ip", "show", spare["id"])["router_id"] == outer["id"]
+    assert {f["ID"] for f in cli.json("floating", "ip", "list", "--router", outer["id"])} == {fip["id"], spare["id"]}
+    bad = cli.run("floating", "ip", "set", "--router", inner["id"], spare["id"], check=False)
+    assert bad.returncode != 0 and "has no external gateway on network" in bad.stderr
+
+    cli.run("floating", "ip", "delete", fip["id"], spare["id"])
+    cli.run("router", "remove", "subnet", inner["id"], sub["id"])
+    cli.run("router", "delete", inner["id"], outer["id"])

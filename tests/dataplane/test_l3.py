@@ -140,6 +140,41 @@ def test_address_scopes_through_the_api(lab: Lab) -> None:
     assert lab.ping("vm2", "vm1")
 
 
+def test_floating_ip_on_a_named_router_reaches_an_instance_behind_another_router(lab: Lab) -> None:
+    """floating-ip-router-writable, Neutron's two-hop case: the outer router (the gateway) hosts the floating IP
+    of an instance behind the inner router; packets cross the transit network by the routes the client set."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    inner_net = lab.network("inner", "10.4.0.0/24")
+    transit = lab.network("transit", "10.9.0.0/24")
+    outer = lab.api.post("routers", {"name": "outer", "external_gateway_info": {"network_id": ext["id"]}})
+    inner = lab.api.post("routers", {"name": "inner"})
+    put(lab, f"/v2.0/routers/{outer['id']}/add_router_interface", {"subnet_id": subnet_of(lab, transit["id"])})
+    hop = lab.api.post("ports", {"network_id": transit["id"], "fixed_ips": [{"ip_address": "10.9.0.2"}]})
+    put(lab, f"/v2.0/routers/{inner['id']}/add_router_interface", {"port_id": hop["id"]})
+    put(lab, f"/v2.0/routers/{inner['id']}/add_router_interface", {"subnet_id": subnet_of(lab, inner_net["id"])})
+    put(lab, f"/v2.0/routers/{outer['id']}", {"router": {"routes": [{"destination": "10.4.0.0/24",
+                                                                      "nexthop": "10.9.0.2"}]}})
+    put(lab, f"/v2.0/routers/{inner['id']}", {"router": {"routes": [{"destination": "0.0.0.0/0",
+                                                                      "nexthop": "10.9.0.1"}]}})
+    vm = lab.boot("inner", "compute1", "vm1")
+    allow_from_anywhere(lab, "icmp")
+    allow_from_anywhere(lab, "tcp", 22)
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm.port_id,
+                                       "router_id": outer["id"]})
+    address = fip["floating_ip_address"]
+    ext_ns = lab.state.external
+    lab.wait(lambda: ping_ns(ext_ns, address, count=1), 20, "the floating IP to answer through two routers")
+    with tcp_listener(vm.netns, 22) as listener:
+        assert tcp_connects(ext_ns, address, 22)
+        assert next_peer(listener) == EXTERNAL_GATEWAY  # DNAT on the outer router keeps the client's address
+    with tcp_listener(ext_ns, 8081) as listener:
+        assert tcp_connects(vm.netns, EXTERNAL_GATEWAY, 8081)
+        assert next_peer(listener) == address  # and the instance leaves from its floating IP
+
+    put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None, "router_id": outer["id"]}})
+    lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
+
+
 def test_floating_ip_status_follows_the_data_plane(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
     """A floating IP turns ACTIVE only once it carries traffic to its instance, DOWN when disassociated, and
     ERROR while the router's NAT cannot be loaded (another program holds the router's NAT table: nft refuses

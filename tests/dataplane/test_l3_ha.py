@@ -59,14 +59,16 @@ def ha_router(lab: Lab) -> dict[str, Any]:
     allow_from_anywhere(lab, "icmp")
     allow_from_anywhere(lab, "tcp", 22)
     fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
-    return {"router": router, "vm1": vm1, "fip": fip["floating_ip_address"], "fip_id": fip["id"]}
+    address, rid = fip["floating_ip_address"], router["id"]
+    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
+    return {"router": router, "rid": rid, "vm1": vm1, "fip": address, "fip_id": fip["id"]}
 
 
 def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> None:
     lab = ha_lab
     t = ha_router(lab)
-    rid = t["router"]["id"]
-    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
+    rid = t["rid"]
     active = active_host(lab, rid)
     assert active is not None
     (standby,) = set(NETWORK_HOSTS) - {active}
@@ -76,7 +78,6 @@ def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> Non
     assert "fe80" not in addresses(lab, standby, rid)  # nor an IPv6 link-local one: it stays silent
 
     ext_ns = lab.state.external
-    lab.wait(lambda: ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to answer")
     lab.wait(lambda: ping_ns(t["vm1"].netns, EXTERNAL_GATEWAY, count=1), 20, "vm1 to reach the outside")
     with tcp_listener(t["vm1"].netns, 22):
         assert tcp_connects(ext_ns, t["fip"], 22)
@@ -88,10 +89,7 @@ def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> Non
 def test_losing_the_active_host_moves_the_router(ha_lab: Lab) -> None:
     lab = ha_lab
     t = ha_router(lab)
-    rid = t["router"]["id"]
-    ext_ns = lab.state.external
-    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
-    lab.wait(lambda: ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to answer")
+    rid, ext_ns = t["rid"], lab.state.external
     old = active_host(lab, rid)
     assert old is not None
     (new,) = set(NETWORK_HOSTS) - {old}
@@ -109,10 +107,7 @@ def test_losing_the_active_host_moves_the_router(ha_lab: Lab) -> None:
 def test_restarting_the_l3_agents_keeps_keepalived_and_the_traffic(ha_lab: Lab, tmp_path: Path) -> None:
     lab = ha_lab
     t = ha_router(lab)
-    rid = t["router"]["id"]
-    ext_ns = lab.state.external
-    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
-    lab.wait(lambda: ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to answer")
+    rid, ext_ns = t["rid"], lab.state.external
     logs = {host: tmp_path / "l3" / host / "ha" / rid / "transitions" for host in NETWORK_HOSTS}
     before = {host: path.read_text() for host, path in logs.items()}
     states = hosting(lab, rid)

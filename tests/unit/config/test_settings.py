@@ -67,6 +67,10 @@ def test_dns_domain(tmp_path: Path) -> None:
     ("[network]\ndns_domian = 'example.org'\n", "unknown key(s) in [network]: dns_domian"),
     ("[l3]\nconntrack_helpers = ['ftp']\n", "[l3] conntrack helper 'ftp' is not 'helper:tcp' or 'helper:udp'"),
     ("[l3]\nconntrack_helpers = ['ftp:sctp']\n", "[l3] conntrack helper 'ftp:sctp'"),
+    ("[l3]\nmax_l3_agents_per_router = 1\n", "[l3] max_l3_agents_per_router 1 must be 0 (every agent) or at least 2"),
+    ("[l3]\nl3_ha_net_cidr = '169.254.192.1/18'\n", "[l3] l3_ha_net_cidr '169.254.192.1/18' is not a valid IPv4"),
+    ("[l3]\nl3_ha_net_cidr = '2001:db8::/64'\n", "[l3] l3_ha_net_cidr '2001:db8::/64' is not a valid IPv4"),
+    ("[l3]\nha = 'yes'\n", "l3.ha must be of type bool"),
 ])
 def test_bad_files_are_rejected_with_the_reason(tmp_path: Path, text: str, fragment: str) -> None:
     f = tmp_path / "bad.toml"
