@@ -40,13 +40,16 @@ RPC_MESSAGES = Counter("fermion_rpc_messages", "RPC messages: calls and casts by
 PORT_ACTIVE = Histogram("fermion_port_active_latency_seconds",
                         "From a port's creation to its first ACTIVE (its agent realized it)", buckets=AGENT_BUCKETS)
 AGENT_SYNC = Histogram("fermion_agent_sync_duration_seconds",
-                       "Agent syncs by phase: view (pull from the server), apply (the host), report (port status)",
+                       "Agent syncs by phase: view (pull from the server), apply (the host), report (statuses)",
                        ["agent_type", "host", "sync", "phase"], buckets=AGENT_BUCKETS)
 AGENT_SYNCS = Counter("fermion_agent_syncs", "Agent syncs by kind (full, partial) and result (ok, failed)",
                       ["agent_type", "host", "sync", "result"])
 FIREWALL_APPLY = Histogram("fermion_agent_firewall_apply_seconds",
                            "Security-group filter changes applied by an L2 agent (one nft transaction)", ["host"],
                            buckets=AGENT_BUCKETS)
+ROUTER_FAILURES = Counter("fermion_agent_router_failures", "Routers an L3 agent failed to realize (operation "
+                          "ensure: their floating IPs turn ERROR) or to remove; the reason is in the agent's log",
+                          ["host", "operation"])
 NAT_APPLY = Histogram("fermion_agent_nat_apply_seconds", "A router's NAT table replaced by an L3 agent",
                       ["host"], buckets=AGENT_BUCKETS)
 

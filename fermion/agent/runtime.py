@@ -15,7 +15,17 @@ from typing import Any, Protocol
 
 from fermion import metrics
 from fermion.agent.workqueue import WorkQueue
-from fermion.rpc.contracts import HaStateReport, Hint, PortReport, StateReport, ViewRequest, decode, encode
+from fermion.rpc.contracts import (
+    FloatingIpReport,
+    FloatingIpStatus,
+    HaStateReport,
+    Hint,
+    PortReport,
+    StateReport,
+    ViewRequest,
+    decode,
+    encode,
+)
 from fermion.rpc.transport import RpcError, RpcUnavailable, Transport
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +37,7 @@ class SyncResult:
     down: list[str] = field(default_factory=list)
     failed: bool = False  # something could not be applied: retry with backoff
     ha_states: dict[str, str] = field(default_factory=dict)  # HA router -> active|standby, where the server differs
+    floating_ips: dict[str, FloatingIpStatus] = field(default_factory=dict)  # where the server's status differs
 
 
 class Driver(Protocol):
@@ -168,6 +179,10 @@ class AgentRuntime:
             self._report_ports(result, full)
             if result.ha_states:
                 self.transport.call("report_ha_states", encode(HaStateReport(host=self.host, states=result.ha_states)),
+                                    timeout=self.call_timeout)
+            if result.floating_ips:  # after the HA states: the server heeds the host it now knows as active
+                self.transport.call("report_floatingip_statuses",
+                                    encode(FloatingIpReport(host=self.host, statuses=result.floating_ips)),
                                     timeout=self.call_timeout)
             phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
             for phase, seconds in phases.items():

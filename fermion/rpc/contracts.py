@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.8"
+VERSION = "1.9"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -26,6 +26,8 @@ HISTORY = {
     "1.6": "Router.conntrack_helpers: the router's conntrack helpers (l3-conntrack-helper)",
     "1.7": "RouterPort.ipv4/ipv6_address_scope: routers do not forward between address scopes without NAT",
     "1.8": "Router.ha (HA routers: VRID, this host's HA port, VRRP state) and HaStateReport (VRRP transitions)",
+    "1.9": "FloatingIp.id/revision/status and FloatingIpReport: floating IPs are ACTIVE (or ERROR) as the L3 agent "
+           "serving them reports",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -71,6 +73,21 @@ class HaStateReport:
 
     host: str
     states: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FloatingIpStatus:
+    revision: int  # the floating IP's revision the agent acted on (FloatingIp.revision in its view)
+    status: str  # ACTIVE (realized) | DOWN (its router removed from the host) | ERROR (the router failed)
+
+
+@dataclass(frozen=True)
+class FloatingIpReport:
+    """Floating IPs whose state on the L3 agent's host differs from the status the server sent in the view.
+    The server heeds only the host serving the floating IP's router, and only at (at least) its revision."""
+
+    host: str
+    statuses: dict[str, FloatingIpStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,9 @@ class RouterPort:
 class FloatingIp:
     floating_ip: str
     fixed_ip: str
+    id: str = ""  # "" from a 1.8 server: the agent then reports nothing
+    revision: int = 0
+    status: str = ""  # what the server last heard: DOWN, ACTIVE or ERROR
 
 
 @dataclass(frozen=True)
@@ -280,7 +300,7 @@ class DhcpView:
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
                               DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, ConntrackHelper,
-                              Router, L3View, HaRouter, HaStateReport)
+                              Router, L3View, HaRouter, HaStateReport, FloatingIpStatus, FloatingIpReport)
 
 
 # ---------------------------------------------------------------- codec

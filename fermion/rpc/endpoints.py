@@ -1,4 +1,4 @@
-"""Server-side RPC methods: state reports, host views, realized port revisions."""
+"""Server-side RPC methods: state reports, host views, realized port revisions and floating IPs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
 from fermion.rpc.contracts import (
     FIREWALL_KEY,
     Firewall,
+    FloatingIpReport,
     HaStateReport,
     PortReport,
     StateReport,
@@ -21,6 +22,7 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.transport import CALLER_VERSION, Handler
+from fermion.services import fip_status
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
@@ -37,7 +39,8 @@ class ServerEndpoints:
     def handlers(self) -> dict[str, Handler]:
         return {"report_state": self.report_state, "report_ports": self.report_ports,
                 "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view,
-                "get_l3_view": self.get_l3_view, "report_ha_states": self.report_ha_states}
+                "get_l3_view": self.get_l3_view, "report_ha_states": self.report_ha_states,
+                "report_floatingip_statuses": self.report_floatingip_statuses}
 
     def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
         report = decode(StateReport, body)
@@ -52,6 +55,12 @@ class ServerEndpoints:
                 s.dhcp.schedule_unhosted(conn, fill=revived and report.agent_type == DHCP_AGENT)
             if report.agent_type == L3_AGENT:
                 s.routers.schedule_unhosted(conn)
+                if caller_before(FLOATINGIP_REPORTS_SINCE):
+                    fip_status.assume_realized(conn, report.host)
+                elif revived and not report.start_flag:  # back from the dead: its floating IPs were set DOWN
+                    for router_id in s.routers.router_ids(conn, row["id"]):
+                        s.routers.changed(conn, router_id)
+            fip_status.sweep(conn, s.agents.cutoff())  # routers of agents that died: DOWN
             return {"agent_id": row["id"], "revived": revived}
 
         return self.db.write(work)
@@ -61,6 +70,20 @@ class ServerEndpoints:
         report = decode(HaStateReport, body)
         self.db.write(lambda conn: self.services.routers.set_ha_states(conn, report.host, report.states))
         return {}
+
+    def report_floatingip_statuses(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An L3 agent's floating IPs (fip_status.apply); the routers of those reported from an older revision
+        get a hint, so the agent reports them again from a fresh view."""
+        report = decode(FloatingIpReport, body)
+        routers = self.services.routers
+
+        def work(conn: Connection) -> int:
+            changed, stale = fip_status.apply(conn, report.host, report.statuses)
+            for router_id in stale:
+                routers.changed(conn, router_id)
+            return changed
+
+        return {"changed": self.db.write(work)}
 
     def report_ports(self, body: dict[str, Any]) -> dict[str, Any]:
         """ACTIVE for ports the host's agent realized at (at least) their current revision, DOWN for those
@@ -118,17 +141,23 @@ class ServerEndpoints:
 
 
 ADDRESS_GROUPS_SINCE = (1, 5)
+FLOATINGIP_REPORTS_SINCE = (1, 9)
+
+
+def caller_before(version: tuple[int, int]) -> bool:
+    """Whether the agent being answered speaks a contract older than version (False when unknown)."""
+    try:
+        major, minor = (int(x) for x in CALLER_VERSION.get().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < version
 
 
 def for_caller(view: Firewall) -> Firewall:
     """The firewall view as the calling agent can read it. An agent older than 1.5 ignores a rule's
     remote_address_group and would admit every address where the rule admits a few: such rules are left out
     of its view (it fails closed)."""
-    try:
-        major, minor = (int(x) for x in CALLER_VERSION.get().split(".")[:2])
-    except ValueError:
-        return view
-    if (major, minor) >= ADDRESS_GROUPS_SINCE:
+    if not caller_before(ADDRESS_GROUPS_SINCE):
         return view
     groups = [dataclasses.replace(g, rules=[r for r in g.rules if r.remote_address_group is None])
               for g in view.groups]

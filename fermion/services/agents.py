@@ -14,6 +14,7 @@ from fermion.errors import BadRequest, NotFound
 from fermion.metrics import AgentSample
 from fermion.ml2.binding import AgentInfo
 from fermion.rpc.contracts import StateReport
+from fermion.services import fip_status
 from fermion.services.common import now
 
 DHCP_AGENT = "DHCP agent"
@@ -140,6 +141,7 @@ class AgentService:
 
     def delete(self, conn: Connection, agent_id: str) -> None:
         self.get(conn, agent_id)
+        fip_status.agent_gone(conn, agent_id)  # its router bindings go with it (ON DELETE CASCADE)
         conn.execute(delete(m.network_dhcp_agents).where(m.network_dhcp_agents.c.dhcp_agent_id == agent_id))
         conn.execute(delete(m.agents).where(m.agents.c.id == agent_id))
 

@@ -70,10 +70,11 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
     f = m.floatingips.c
     fips: dict[str, list[FloatingIp]] = defaultdict(list)
     if ids:
-        for rid, fip, fixed in conn.execute(select(f.router_id, f.floating_ip_address, f.fixed_ip_address)
-                                            .where(f.router_id.in_(ids), f.fixed_port_id.is_not(None))
-                                            .order_by(f.floating_ip_address)):
-            fips[rid].append(FloatingIp(floating_ip=fip, fixed_ip=fixed))
+        for fr in conn.execute(select(f.router_id, f.floating_ip_address, f.fixed_ip_address, f.id, f.revision_number,
+                                      f.status).where(f.router_id.in_(ids), f.fixed_port_id.is_not(None))
+                               .order_by(f.floating_ip_address)):
+            fips[fr.router_id].append(FloatingIp(floating_ip=fr.floating_ip_address, fixed_ip=fr.fixed_ip_address,
+                                                 id=fr.id, revision=fr.revision_number, status=fr.status))
 
     helpers = conntrack_helpers.exposed(conn, ids)
 

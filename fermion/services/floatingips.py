@@ -196,8 +196,9 @@ class FloatingIpService:
                            f"{port_id} using fixed IP {chosen['ip_address']}, as that fixed IP already has a "
                            f"floating IP on external network {fip['floating_network_id']}.",
                            type="FloatingIPPortAlreadyAssociated")
+        # DOWN until the L3 agent serving the router reports it realized (fip_status.py)
         conn.execute(update(m.floatingips).where(f.id == fip["id"]).values(
-            fixed_port_id=port_id, fixed_ip_address=chosen["ip_address"], router_id=router_id, status="ACTIVE"))
+            fixed_port_id=port_id, fixed_ip_address=chosen["ip_address"], router_id=router_id, status="DOWN"))
         self.routers.changed(conn, router_id)
 
     def _check_host(self, conn: Connection, fip: dict[str, Any], router_id: str, ctx: Context | None) -> None:

@@ -156,6 +156,15 @@ def bindings(conn: Connection, router_ids: Sequence[str]) -> dict[str, list[dict
     return out
 
 
+def serving_host(found: list[dict[str, Any]]) -> str | None:
+    """The host whose instance carries the router's traffic: a legacy router's agent's, an HA router's active
+    instance's (None while no instance is active)."""
+    for b in found:
+        if b["ha_state"] in (None, ACTIVE):
+            return str(b["host"])
+    return None
+
+
 def primary_host(found: list[dict[str, Any]]) -> str | None:
     """Where the router's ports are bound: the active instance's host, else the first binding's."""
     for b in found:

@@ -44,8 +44,10 @@ def disassociate_floating_ips(conn: Connection, port_id: str) -> list[str]:
     """The port is going away: its floating IPs stay, unassociated. Returns the routers that served them."""
     f = m.floatingips.c
     routers = sorted({r[0] for r in conn.execute(select(f.router_id).where(f.fixed_port_id == port_id)) if r[0]})
+    # a new revision: an agent's report made for the old association changes nothing (fip_status.py)
     conn.execute(update(m.floatingips).where(f.fixed_port_id == port_id).values(
-        fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
+        fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN", updated_at=common.now(),
+        revision_number=f.revision_number + 1))
     return routers
 
 

@@ -19,7 +19,7 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common, conntrack_helpers, l3_ha, zones
+from fermion.services import common, conntrack_helpers, fip_status, l3_ha, zones
 from fermion.services.agents import L3_AGENT, AgentService
 from fermion.services.flavors import FlavorService
 from fermion.services.l3_ha import HaRouters
@@ -184,6 +184,7 @@ class RouterService:
         assert self.ha is not None
         hosts = self.hosts_of(conn, router_id)
         self._unbind_all(conn, router_id)
+        fip_status.reset(conn, [router_id])
         row = dict(conn.execute(select(m.routers).where(m.routers.c.id == router_id)).one()._mapping)
         if row["ha"]:
             self.ha.disable(conn, row)
@@ -433,6 +434,10 @@ class RouterService:
         """The host the router's ports are bound to: its agent's, or an HA router's active instance's."""
         return l3_ha.primary_host(l3_ha.bindings(conn, [router_id]).get(router_id, []))
 
+    def serving_host(self, conn: Connection, router_id: str) -> str | None:
+        """The host whose agent's reports make the router's floating IPs ACTIVE (l3_ha.serving_host)."""
+        return l3_ha.serving_host(l3_ha.bindings(conn, [router_id]).get(router_id, []))
+
     def hosts_of(self, conn: Connection, router_id: str) -> list[str]:
         return [b["host"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
 
@@ -460,6 +465,8 @@ class RouterService:
         host = self.host_of(conn, router_id)
         if host is not None:
             self._rebind(conn, router_id, host)
+        if self.serving_host(conn, router_id) != l3_ha.serving_host(current):  # e.g. moved off a dead agent
+            fip_status.reset(conn, [router_id])
         return host
 
     def _bind(self, conn: Connection, router_id: str, agent: dict[str, Any], index: int, ha: bool,
@@ -572,9 +579,12 @@ class RouterService:
 
     def remove_from_agent(self, conn: Connection, agent_id: str, router_id: str) -> None:
         agent = self.agents.get(conn, agent_id)
+        serving = self.serving_host(conn, router_id)
         if not self._unbind(conn, router_id, agent_id):
             raise Conflict(f"The router {router_id} is not hosted by L3 agent {agent_id}.",
                            type="RouterNotHostedByL3Agent")
+        if self.serving_host(conn, router_id) != serving:
+            fip_status.reset(conn, [router_id])
         common.emit(conn, Hint("router", router_id, 0, None, agent["host"]))
         host = self.host_of(conn, router_id)
         if host is not None:  # an HA router that lost its active instance: its ports follow another
@@ -591,6 +601,7 @@ class RouterService:
         for router_id, state in sorted(states.items()):
             if state not in l3_ha.STATES:
                 continue
+            serving = self.serving_host(conn, router_id)
             res = conn.execute(update(m.router_l3_agents).where(
                 r.router_id == router_id, r.l3_agent_id == agent_id, r.ha_state.is_not(None),
                 r.ha_state != state).values(ha_state=state))
@@ -600,6 +611,9 @@ class RouterService:
                     r.router_id == router_id, r.l3_agent_id != agent_id, r.ha_state.is_not(None))
                     .values(ha_state=l3_ha.STANDBY))
                 self._rebind(conn, router_id, host)
+            if res.rowcount and self.serving_host(conn, router_id) != serving:
+                # DOWN until the host now serving them reports them (its agent does, right after its transition)
+                fip_status.reset(conn, [router_id])
 
     def router_ids(self, conn: Connection, agent_id: str) -> list[str]:
         r = m.router_l3_agents.c

@@ -60,7 +60,8 @@ def test_metrics_answer_a_scraper_without_credentials_in_prometheus_text(lapi: A
     for name in ("fermion_api_requests", "fermion_api_request_duration_seconds", "fermion_rpc_messages",
                  "fermion_port_active_latency_seconds", "fermion_agent_sync_duration_seconds",
                  "fermion_agent_firewall_apply_seconds", "fermion_agent_nat_apply_seconds",
-                 "fermion_db_pool_size", "fermion_db_pool_checked_out", "fermion_agent_alive"):
+                 "fermion_agent_router_failures", "fermion_db_pool_size", "fermion_db_pool_checked_out",
+                 "fermion_agent_alive"):
         assert name in families, name
     assert Scrape(r.text).value("fermion_db_pool_size") == 16
 

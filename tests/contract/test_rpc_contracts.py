@@ -25,6 +25,8 @@ from fermion.rpc.contracts import (
     DhcpView,
     Firewall,
     FloatingIp,
+    FloatingIpReport,
+    FloatingIpStatus,
     HaRouter,
     HaStateReport,
     Hint,
@@ -383,6 +385,54 @@ RECORDED: dict[str, dict[str, str]] = {
         "HaRouter": "vr_id:int;interface:RouterPort;state:str",
         "HaStateReport": "host:str;states:dict[str, str]",
     },
+    "1.9": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, "
+                       "typing.Any];start_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];remote_po"
+                     "rts:list[fermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | "
+                        "None;port_max:int | None;remote_ip_prefix:str | None;remote_group:str | "
+                        "None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[st"
+                        "r];port_security:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contra"
+                    "cts.SecurityGroup];members:dict[str, list[str]];address_groups:dict[str, "
+                    "list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc."
+                  "contracts.L2Port];partial:bool;firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | "
+                      "None;dns_nameservers:list[str];host_routes:list[dict[str, "
+                      "str]];allocation_pools:list[dict[str, str]];ipv6_address_mode:str | "
+                      "None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;options:list[f"
+                    "ermion.rpc.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];su"
+                       "bnets:list[fermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contra"
+                       "cts.DhcpHost];dns_domain:str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scop"
+                      "e:str | None;ipv6_address_scope:str | None",
+        "FloatingIp": "floating_ip:str;fixed_ip:str;id:str;revision:int;status:str",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.R"
+                  "outerPort];gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | Non"
+                  "e;enable_snat:bool;floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:l"
+                  "ist[list[str]];conntrack_helpers:list[fermion.rpc.contracts.ConntrackHelper];ha"
+                  ":fermion.rpc.contracts.HaRouter | None",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool",
+        "HaRouter": "vr_id:int;interface:RouterPort;state:str",
+        "HaStateReport": "host:str;states:dict[str, str]",
+        "FloatingIpStatus": "revision:int;status:str",
+        "FloatingIpReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FloatingIpStatus]",
+    },
 }
 
 
@@ -464,7 +514,7 @@ PORTSEC = PortSecurity(id="port-1", mac="fa:16:3e:00:00:01", ips=["10.0.0.5"],
                        allowed_pairs=[["10.0.0.100/32", "fa:16:3e:00:00:01"]], groups=["sg-1"], port_security=True)
 FIREWALL = Firewall(ports=[PORTSEC], groups=[GROUP], members={"sg-1": ["10.0.0.5", "10.0.0.100/32"]})
 RPORT = RouterPort(id="port-7", network_id="net-1", mac="fa:16:3e:00:00:07", mtu=1450, addresses=["10.0.0.1/24"])
-FIP = FloatingIp(floating_ip="198.18.100.20", fixed_ip="10.0.0.5")
+FIP = FloatingIp(floating_ip="198.18.100.20", fixed_ip="10.0.0.5", id="fip-1", revision=3, status="DOWN")
 CTHELPER = ConntrackHelper(protocol="tcp", port=21, helper="ftp")
 ROUTER = Router(id="router-1", revision=4, admin_state_up=True, interfaces=[RPORT],
                 gateway=RouterPort(id="port-8", network_id="ext", mac="fa:16:3e:00:00:08", mtu=1500,
@@ -511,6 +561,10 @@ SAMPLES: list[Any] = [
     HAROUTER,
     dataclasses.replace(ROUTER, ha=HAROUTER),
     HaStateReport(host="network-1", states={"router-1": "active", "router-2": "standby"}),
+    FloatingIp(floating_ip="198.18.100.21", fixed_ip="10.0.0.6"),  # from a 1.8 server
+    FloatingIpStatus(revision=3, status="ACTIVE"),
+    FloatingIpReport(host="network-1", statuses={"fip-1": FloatingIpStatus(3, "ACTIVE"),
+                                                 "fip-2": FloatingIpStatus(1, "ERROR")}),
 ]
 
 
@@ -531,6 +585,9 @@ def test_omitted_optional_fields_take_their_defaults() -> None:
     assert decode(PortReport, {"host": "h"}) == PortReport("h", {}, [])
     view = decode(L2View, {"host": "h", "networks": [], "ports": []})
     assert view.partial is False
+    # a 1.8 server's floating IP: no id, so the agent reports nothing for it
+    assert decode(FloatingIp, {"floating_ip": "198.18.100.20", "fixed_ip": "10.0.0.5"}) == FloatingIp(
+        "198.18.100.20", "10.0.0.5", id="", revision=0, status="")
 
 
 def test_unknown_keys_are_ignored() -> None:
@@ -564,6 +621,9 @@ def test_unknown_keys_are_ignored() -> None:
     (PortReport, {"host": "h", "up": {"p": "1"}}),
     (PortReport, {"host": "h", "up": ["p"]}),
     (PortReport, {"host": "h", "down": "p"}),
+    (FloatingIpReport, {"host": "h", "statuses": {"f": {"revision": "1", "status": "ACTIVE"}}}),
+    (FloatingIpReport, {"host": "h", "statuses": {"f": {"status": "ACTIVE"}}}),
+    (FloatingIpReport, {"host": "h", "statuses": [{"revision": 1, "status": "ACTIVE"}]}),
     (L2View, {"host": "h", "networks": {}, "ports": []}),
     (L2View, {"host": "h", "networks": [{"id": "n", "mtu": 1450, "admin_state_up": True,
                                          "segment": {"network_type": "vxlan", "physical_network": None,

@@ -3,8 +3,18 @@ router on the network node, and the lab's "external" namespace playing the inter
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pytest
+from prometheus_client import REGISTRY
+
+from fermion.dataplane import naming, netns
+from fermion.dataplane.router import NAT_TABLE
 from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from tests.dataplane.ftp import FTP_PORT, ftp_download, ftp_server
@@ -163,3 +173,96 @@ def test_floating_ip_on_a_named_router_reaches_an_instance_behind_another_router
 
     put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None, "router_id": outer["id"]}})
     lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
+
+
+def test_floating_ip_status_follows_the_data_plane(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
+    def reasons() -> str:
+        return "\n".join(r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="fermion.agent.l3.agent"):
+        floating_ip_status_scenario(lab, reasons, router_failures)
+
+
+def floating_ip_status_scenario(lab: Lab, agent_log: Callable[[], str],
+                                failures: Callable[[str], float] | None = None) -> None:
+    """A floating IP turns ACTIVE only once it carries traffic to its instance, DOWN when disassociated, and
+    ERROR while the router's NAT cannot be loaded (another program holds the router's NAT table: nft refuses
+    to replace it), with the reason in the L3 agent's log (agent_log()) and a failure counted (failures(host),
+    where the agents' metrics can be read); ACTIVE again once it loads."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net = lab.network("fipnet", "10.4.0.0/24")
+    router = lab.api.post("routers", {"name": "fip", "external_gateway_info": {"network_id": ext["id"]}})
+    put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    vm = lab.boot("fipnet", "compute1", "fipvm")
+    allow_from_anywhere(lab, "tcp", 22)
+    ext_ns, host_ns = lab.state.external, lab.host_ns("network1")
+    router_ns = naming.router_namespace(router["id"], host_ns)
+
+    # router ports are ACTIVE once wired: their taps in their networks' bridges on the router's host
+    ports = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"device_id": router["id"]}))["ports"]
+    assert {p["device_owner"] for p in ports} == {"network:router_gateway", "network:router_interface"}
+    for port in ports:
+        instances.wait_port_status(lab.api, port["id"], "ACTIVE")
+        tap = netns.run(["ip", "-n", host_ns, "-j", "link", "show", naming.tap(port["id"])]).stdout
+        assert f'"master":"{naming.bridge(port["network_id"])}"' in tap.replace(" ", "")
+
+    def fip_status(fip_id: str) -> str:
+        return str(lab.api._ok(lab.api.http.get(f"/v2.0/floatingips/{fip_id}"))["floatingip"]["status"])
+
+    with tcp_listener(vm.netns, 22) as listener:
+        lab.wait(lambda: tcp_connects(router_ns, vm.ip or "", 22), 20, "the instance's rule to let TCP in")
+        next_peer(listener)
+        fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm.port_id})
+        address = fip["floating_ip_address"]
+        assert fip["status"] == "DOWN"
+        lab.wait(lambda: fip_status(fip["id"]) == "ACTIVE", 20, "the floating IP to turn ACTIVE")
+        assert tcp_connects(ext_ns, address, 22)  # ACTIVE: it reaches the instance, now
+        assert next_peer(listener) == EXTERNAL_GATEWAY
+
+        got = put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})["floatingip"]
+        assert got["status"] == "DOWN"
+        lab.wait(lambda: not tcp_connects(ext_ns, address, 22, timeout=1), 10, "the floating IP to be removed")
+
+        before = failures("network1") if failures is not None else 0.0
+        with nat_table_held(router_ns):
+            got = put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": vm.port_id}})["floatingip"]
+            assert got["status"] == "DOWN"
+            lab.wait(lambda: fip_status(fip["id"]) == "ERROR", 20, "the floating IP to turn ERROR")
+            assert not tcp_connects(ext_ns, address, 22, timeout=1)  # ERROR: it does not reach the instance
+            if failures is not None:
+                assert failures("network1") > before
+            reasons = [line for line in agent_log().splitlines() if router["id"] in line]
+            assert any("not realized" in m and "Operation not permitted" in m for m in reasons), reasons
+        lab.wait(lambda: fip_status(fip["id"]) == "ACTIVE", 20, "the floating IP to turn ACTIVE once NAT loads")
+        assert tcp_connects(ext_ns, address, 22)
+        assert next_peer(listener) == EXTERNAL_GATEWAY
+
+
+def router_failures(host: str) -> float:
+    return REGISTRY.get_sample_value("fermion_agent_router_failures_total",
+                                     {"host": host, "operation": "ensure"}) or 0.0
+
+
+@contextmanager
+def nat_table_held(router_ns: str) -> Iterator[None]:
+    """Another program owns the router namespace's NAT table while this runs (an nftables table with the owner
+    flag: only the process that made it may change it, and it goes when that process ends)."""
+    proc = subprocess.Popen(["ip", "netns", "exec", router_ns, "nft", "-i"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"delete table ip {NAT_TABLE}\nadd table ip {NAT_TABLE} {{ flags owner; }}\n")
+        proc.stdin.flush()
+
+        def held() -> bool:
+            listed = netns.run(["ip", "netns", "exec", router_ns, "nft", "list", "table", "ip", NAT_TABLE], check=False)
+            return "flags owner" in listed.stdout
+
+        deadline = time.monotonic() + 10
+        while not held():
+            assert time.monotonic() < deadline and proc.poll() is None, "nft did not take the table"
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()

@@ -58,11 +58,11 @@ def ha_router(lab: Lab) -> dict[str, Any]:
     vm1 = lab.boot("net1", "compute1", "vm1")
     allow_from_anywhere(lab, "icmp")
     allow_from_anywhere(lab, "tcp", 22)
-    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})["floating_ip_address"]
-    rid = router["id"]
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
+    address, rid = fip["floating_ip_address"], router["id"]
     lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
-    lab.wait(lambda: ping_ns(lab.state.external, fip, count=1), 20, "the floating IP to answer")
-    return {"router": router, "rid": rid, "vm1": vm1, "fip": fip}
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
+    return {"router": router, "rid": rid, "vm1": vm1, "fip": address, "fip_id": fip["id"]}
 
 
 def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> None:
@@ -81,6 +81,9 @@ def test_one_instance_is_active_and_only_it_holds_the_router(ha_lab: Lab) -> Non
     lab.wait(lambda: ping_ns(t["vm1"].netns, EXTERNAL_GATEWAY, count=1), 20, "vm1 to reach the outside")
     with tcp_listener(t["vm1"].netns, 22):
         assert tcp_connects(ext_ns, t["fip"], 22)
+    # the active instance's agent reported the floating IP realized
+    lab.wait(lambda: lab.api._ok(lab.api.http.get(f"/v2.0/floatingips/{t['fip_id']}"))["floatingip"]["status"]
+             == "ACTIVE", 20, "the floating IP to turn ACTIVE")
 
 
 def test_losing_the_active_host_moves_the_router(ha_lab: Lab) -> None:

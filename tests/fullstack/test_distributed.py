@@ -193,6 +193,14 @@ def test_distributed_router_snat_floating_ip_and_security_group(dlab: Lab) -> No
     remote_group_scenario(dlab, "net3")
 
 
+def test_distributed_floating_ip_status_follows_the_data_plane(dlab: Lab) -> None:
+    """ACTIVE once the floating IP carries traffic, ERROR while the router's NAT cannot be loaded (the reason in
+    the L3 agent process's log), over RabbitMQ and PostgreSQL."""
+    from tests.dataplane.test_l3 import floating_ip_status_scenario
+
+    floating_ip_status_scenario(dlab, lambda: (dlab.extra["logs"] / "l3-network1.log").read_text())
+
+
 def test_distributed_security_groups_and_tenant_isolation(dlab: Lab) -> None:
     """Exactly what a rule opens, anti-spoofing, and two tenants' routers on one CIDR, agents as processes."""
     from tests.dataplane import test_security as sec

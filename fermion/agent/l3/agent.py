@@ -4,6 +4,10 @@ Level-triggered like the other agents: hints name routers, the agent pulls their
 view), and the router manager makes each namespace match; routers this host no longer carries are removed.
 HA routers also run keepalived; its transitions wake the agent (a datagram on the host's notify socket),
 whose next sync reports each HA router's state where it differs from what the server last heard.
+Floating IPs are reported the same way, where the view's status differs from what this host did: ACTIVE
+once their router is realized, ERROR when realizing it failed (logged, and counted in
+fermion_agent_router_failures), DOWN once an administratively down router is removed. An HA router's are
+reported by its active instance only.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from fermion import metrics
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
-from fermion.rpc.contracts import Hint, L3View, Router, RouterPort, decode
+from fermion.rpc.contracts import FloatingIpStatus, Hint, L3View, Router, RouterPort, decode
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "L3 agent"
+ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"  # a floating IP's status
 
 
 def to_dataplane(router: Router) -> dp.Router:
@@ -100,17 +105,23 @@ class L3Agent:
         desired = decode(L3View, view)
         failed = False
         states: dict[str, str] = {}
+        done: dict[str, str] = {}  # router id -> what its floating IPs are now here: ACTIVE, DOWN or ERROR
         with self._lock:
             wanted = {r.id for r in desired.routers if r.admin_state_up}
             for router in desired.routers:
                 if not router.admin_state_up:
+                    done[router.id] = DOWN  # removed below
                     continue
                 try:
                     changes = self.manager.ensure(to_dataplane(router))
                 except DataplaneError as err:
-                    LOG.warning("router %s on host %s: %s", router.id, self.host, err)
+                    LOG.warning("router %s on host %s not realized (its %d floating IPs are ERROR): %s", router.id,
+                                self.host, len(router.floating_ips), err)
+                    metrics.ROUTER_FAILURES.labels(self.host, "ensure").inc()
                     failed = True
+                    done[router.id] = ERROR
                     continue
+                done[router.id] = ACTIVE
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
                 if router.ha is not None:
@@ -125,10 +136,29 @@ class L3Agent:
                     LOG.info("removed router %s from host %s", router_id, self.host)
                 except DataplaneError as err:
                     LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
+                    metrics.ROUTER_FAILURES.labels(self.host, "remove").inc()
                     failed = True
+                    if router_id in done:
+                        done[router_id] = ERROR
             if scope is None:  # keepalived of routers gone, or no longer HA, here
                 ha = {r.id for r in desired.routers if r.admin_state_up and r.ha is not None}
                 for router_id in self.manager.cleanup_keepalived(keep=ha):
                     LOG.info("stopped keepalived of router %s on host %s", router_id, self.host)
             self.routers = wanted if scope is None else (self.routers - scope) | wanted
-        return SyncResult(failed=failed, ha_states=states)
+        return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states))
+
+
+def floating_ips(desired: L3View, done: dict[str, str], states: dict[str, str]) -> dict[str, FloatingIpStatus]:
+    """The floating IPs whose status on this host differs from the view's; an HA router's only where this
+    instance is active (as this sync found it, else as the server last heard), and all of them when it has
+    just become active (the server sets them DOWN when it hears of the transition, reported just before)."""
+    out = {}
+    for router in desired.routers:
+        status = done.get(router.id)
+        if status is None or (router.ha is not None and states.get(router.id, router.ha.state) != "active"):
+            continue
+        promoted = states.get(router.id) == "active"
+        for fip in router.floating_ips:
+            if fip.id and (fip.status != status or promoted):
+                out[fip.id] = FloatingIpStatus(revision=fip.revision, status=status)
+    return out
