@@ -48,6 +48,17 @@ SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf
 # an HA router's devices get no IPv6 link-local address of their own: a standby must stay silent on its
 # networks, or the bridges there would learn the router's MAC (shared with the active instance) on it
 HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1",)
+# Nor may it send MLD reports, which the kernel sends from those devices when they come up in a forwarding
+# namespace (all-routers group) and when keepalived adds or removes an IPv6 address: `table ip6 fermion_ha`
+# drops them on every device but the HA one. (A master's reports go too: MLD snooping switches would then
+# flood the router's IPv6 neighbour solicitations instead of steering them; the lab's bridges flood them.)
+HA_TABLE = "fermion_ha"
+HA_RULES = (f"table ip6 {HA_TABLE} {{\n"
+            "  chain output {\n"
+            "    type filter hook output priority filter; policy accept;\n"
+            '    oifname != "ha-*" icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } drop\n'
+            "  }\n"
+            "}\n")
 IFF_UP = 0x1
 GARP_TIMEOUT = 5.0  # a background arping still running after this long is killed
 _DIGEST = re.compile(r'comment "fermion router [^"]* sha256=([0-9a-f]+)"')
@@ -377,6 +388,7 @@ class RouterManager:
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: set[str] = set()
+        self._silent: set[str] = set()  # HA routers whose namespace has HA_TABLE
         self._garps: list[tuple[float, subprocess.Popen[bytes]]] = []
         self._lock = threading.Lock()
 
@@ -400,6 +412,9 @@ class RouterManager:
             self._forget(router.id)
             netns.create(ns)
             changes.append(f"created namespace {ns}")
+        if router.ha is not None and router.id not in self._silent:  # before any device comes up
+            _exec(ns, ["nft", "-f", "-"], stdin=f"table ip6 {HA_TABLE}\ndelete table ip6 {HA_TABLE}\n{HA_RULES}")
+            self._silent.add(router.id)
         if router.id not in self._sysctl_ok:
             if fresh or not _forwarding(ns):
                 _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS),
@@ -602,3 +617,4 @@ class RouterManager:
     def _forget(self, router_id: str) -> None:
         self._nat.pop(router_id, None)
         self._sysctl_ok.discard(router_id)
+        self._silent.discard(router_id)
