@@ -36,6 +36,7 @@ def host_of(state: LabState, name: str) -> LabHost:
 
 @dataclass
 class Failure:
+    cut_at: float  # when its wires went down (epoch seconds)
     killed: list[int]  # PIDs of the processes in its router namespaces
     namespaces: list[str]  # its router and DHCP namespaces, gone
 
@@ -59,8 +60,9 @@ def fail(state: LabState, state_dir: Path, name: str, timeout: float = AGENTS_ST
         state.save(state_path(state_dir))
         raise LabError(f"the server did not stop the agents of host {name} within {timeout:.0f} s")
     topology.set_wires(state, name, up=False)
+    cut_at = time.time()
     killed = kill_router_processes(host)
-    return Failure(killed=killed, namespaces=remove_namespaces(host))
+    return Failure(cut_at=cut_at, killed=killed, namespaces=remove_namespaces(host))
 
 
 def heal(state: LabState, state_dir: Path, name: str) -> None:
