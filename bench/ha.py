@@ -1,5 +1,11 @@
 #!/usr/bin/env python
-"""HA router failover benchmark (needs root): one HA router's keepalived in two router namespaces (the
+"""HA router failover benchmark (needs root), in two parts (--only pair|lab; default both).
+
+The lab part (bench/ha_lab.py) loses and heals the active host of an HA router in an embedded lab, as
+`fermion lab fail` and `heal` do, --lab-rounds times: ping gaps from outside to a floating IP and from an
+instance to outside, TCP through the floating IP and through SNAT, the heal to one active instance.
+
+The pair part: one HA router's keepalived in two router namespaces (the
 topology of tests/dataplane/hapair.py: HA link, tenant link with the router's port on both, a client), and
 a continuous ping (every 50 ms) from the client to the router's address. It prints:
 
@@ -15,7 +21,8 @@ a continuous ping (every 50 ms) from the client to the router's address. It prin
 Everything lives in namespaces named kb<random>-*, with addresses in 198.18.0.0/15 and 169.254.192.0/18,
 and is removed at the end, even on errors: keepalived and the burners by their pids, then the namespaces.
 
-    sudo .venv/bin/python bench/ha.py                          # 10 failovers, advert_int 0.3 s
+    sudo .venv/bin/python bench/ha.py                          # 10 failovers each, advert_int 0.3 s
+    sudo .venv/bin/python bench/ha.py --only lab --lab-rounds 20
     sudo .venv/bin/python bench/ha.py --rounds 20 --advert-int 1 --busy 2
 """
 

@@ -34,9 +34,9 @@ from fermion.lab.topology import EXTERNAL_GATEWAY  # noqa: E402
 from fermion.runtime.lab import LabSupervisor  # noqa: E402
 from tests.dataplane.lab import Lab, Pinger, Session, echo_server, lost_while, ping_ns  # noqa: E402
 from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of  # noqa: E402
+from tests.dataplane.test_l3_ha import NETWORK_HOSTS, active_host, hosting  # noqa: E402
 from tests.support.inproc_server import serve_in_thread  # noqa: E402
 
-NETWORK_HOSTS = ("network1", "network2")
 FIP_PORT, SNAT_PORT = 7, 8  # echo servers in vm1 (behind the floating IP) and in the external namespace
 WAIT = 30.0  # seconds any one step may take before the round fails
 
@@ -51,11 +51,6 @@ class Results:
     sent_healing: list[int] = field(default_factory=list)
     tcp_fip: list[bool] = field(default_factory=list)
     tcp_snat: list[bool] = field(default_factory=list)
-
-
-def hosting(lab: Lab, router_id: str) -> dict[str, str | None]:
-    agents = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router_id}/l3-agents"))["agents"]
-    return {a["host"]: a.get("ha_state") for a in agents}
 
 
 def wait_until(what: str, predicate: Callable[[], bool], timeout: float = WAIT) -> float:
@@ -87,12 +82,6 @@ def build(lab: Lab) -> dict[str, Any]:
     allow_from_anywhere(lab, "tcp", FIP_PORT)
     fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
     return {"router": router["id"], "vm1": vm1, "vm2": vm2, "fip": fip["floating_ip_address"]}
-
-
-def active_host(lab: Lab, router_id: str) -> str | None:
-    states = hosting(lab, router_id)
-    active = [h for h, s in states.items() if s == "active"]
-    return active[0] if len(active) == 1 and sorted(states.values()) == ["active", "standby"] else None
 
 
 def in_sync(lab: Lab, router_id: str, active: str, standby: str) -> bool:

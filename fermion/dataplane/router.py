@@ -50,8 +50,7 @@ SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf
 HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1",)
 # Nor may it send MLD reports, which the kernel sends from those devices when they come up in a forwarding
 # namespace (all-routers group) and when keepalived adds or removes an IPv6 address: `table ip6 fermion_ha`
-# drops them on every device but the HA one. (A master's reports go too: MLD snooping switches would then
-# flood the router's IPv6 neighbour solicitations instead of steering them; the lab's bridges flood them.)
+# drops them on every device but the HA one (a master's too: docs/kernel.md says what that costs).
 HA_TABLE = "fermion_ha"
 HA_RULES = (f"table ip6 {HA_TABLE} {{\n"
             "  chain output {\n"
