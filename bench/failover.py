@@ -42,8 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fermion.lab.state import LabInstance  # noqa: E402
 from fermion.lab.topology import EXTERNAL_GATEWAY  # noqa: E402
 from tests.dataplane.conftest import embedded_lab  # noqa: E402
-from tests.dataplane.failover import Pinger, gap, heal, l3_hosts, legacy_router, lose  # noqa: E402
-from tests.dataplane.lab import PRINT_ENV, Lab  # noqa: E402
+from tests.dataplane.failover import gap, heal, l3_hosts, legacy_router, lose  # noqa: E402
+from tests.dataplane.lab import (  # noqa: E402
+    PRINT_ENV,
+    Lab,
+    Pinger,  # noqa: E402
+)
 
 NETWORK_HOSTS = ("network1", "network2")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -15,10 +14,9 @@ from pathlib import Path
 import httpx
 
 from fermion.config import settings as cfg
-from fermion.dataplane import netns
 from fermion.lab import instances, topology
 from fermion.lab.instances import Api, LabError
-from fermion.lab.state import AgentProcess, LabHost, LabState, state_path
+from fermion.lab.state import AgentProcess, LabHost, LabState, log_dir, state_path
 
 SERVER_WAIT = 10.0  # seconds `lab up` waits for the server to answer (it may just have been started)
 
@@ -73,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.verb == "restart-agent":
             return _restart_agent(args, state, state_dir, api)
+        if args.verb == "fail":
+            return _fail(args, state, state_dir)
+        if args.verb == "heal":
+            return _heal(args, state, state_dir, api)
         if args.verb == "down":
             _teardown(state, state_dir, delete_ports=True)
             return 0
@@ -110,12 +112,9 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
         env = {k: v for k, v in os.environ.items() if k.startswith("FERMION_") and k != "FERMION_CONFIG"}
         state.agent_env = {**env, "FERMION_STATE_DIR": str(state_dir)}
     started: list[AgentProcess] = []
-    hosts = [h for h in args.hosts.split(",") if h]
-    if not hosts:
-        raise LabError("--hosts: name at least one host")
+    hosts, network_hosts = host_names(args.hosts, args.dhcp_host, args.network_hosts)
     try:
         try:
-            network_hosts = [h for h in args.dhcp_host.split(",") if h in hosts] or hosts[-1:]
             topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts),
                            parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"))
         except ValueError as err:
@@ -123,7 +122,8 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
         topology.build_external(state)
         if mode == "distributed":
             for host in state.hosts.values():
-                started += spawn_agents(state, host, _log_dir(state_dir))
+                if not host.failed:
+                    started += spawn_agents(state, host, log_dir(state_dir))
         state.save(state_path(state_dir))
         _wait_agents(state, api, args.wait, state_dir, settings)
         ext = instances.ensure_external_network(state, api)
@@ -144,7 +144,27 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
     print("  openstack router create r1 && openstack router set --external-gateway public r1 && "
           "openstack router add subnet r1 s1")
     print("  fermion lab ping vm1 external")
+    l3_hosts = [h.name for h in state.hosts.values() if h.dhcp]
+    if len(l3_hosts) > 1:
+        print(f"  openstack router create --ha r2   # keepalived on {', '.join(l3_hosts)}; then "
+              f"`fermion lab fail {l3_hosts[0]}`, `fermion lab heal {l3_hosts[0]}`")
     return 0
+
+
+def host_names(hosts_arg: str, dhcp_host: str | None, network_hosts: int | None) -> tuple[list[str], list[str]]:
+    """The lab's hosts and its network nodes (DHCP and L3 agents) from --hosts, --dhcp-host and
+    --network-hosts N (network1..N, added to --hosts when missing)."""
+    hosts = [h for h in hosts_arg.split(",") if h]
+    if not hosts and not network_hosts:
+        raise LabError("--hosts: name at least one host")
+    if network_hosts is None:
+        return hosts, [h for h in (dhcp_host or "network1").split(",") if h in hosts] or hosts[-1:]
+    if dhcp_host is not None:
+        raise LabError("give --network-hosts or --dhcp-host, not both")
+    if not 1 <= network_hosts <= 9:
+        raise LabError("--network-hosts: from 1 to 9")
+    names = [f"network{i}" for i in range(1, network_hosts + 1)]
+    return hosts + [n for n in names if n not in hosts], names
 
 
 def _server_problem(api: Api) -> str | None:
@@ -162,10 +182,6 @@ def _server_problem(api: Api) -> str | None:
         time.sleep(0.2)
 
 
-def _log_dir(state_dir: Path) -> Path:
-    return state_dir / "lab-logs"
-
-
 def _agent_type(kind: str) -> str:
     from fermion.runtime.lab import AGENT_TYPES
 
@@ -179,7 +195,8 @@ def _wait_agents(state: LabState, api: Api, seconds: float, state_dir: Path, set
     saying why."""
     from fermion.runtime.lab import running
 
-    only = [(h, k) for h in state.hosts.values() for k in h.kinds()] if only is None else only
+    if only is None:
+        only = [(h, k) for h in state.hosts.values() if not h.failed for k in h.kinds()]
     wanted = {(h.name, _agent_type(k)) for h, k in only}
     before = started_before or {}
     deadline = time.monotonic() + seconds
@@ -191,7 +208,7 @@ def _wait_agents(state: LabState, api: Api, seconds: float, state_dir: Path, set
         for host, kind in only:
             for proc in host.agents:
                 if proc.kind == kind and not running(proc, host):
-                    log = _log_dir(state_dir) / f"{kind}-{host.name}.log"
+                    log = log_dir(state_dir) / f"{kind}-{host.name}.log"
                     raise LabError(f"the {kind} agent of host {host.name} exited: {_last_line(log)} (log: {log})")
         if time.monotonic() > deadline:
             missing = ", ".join(f"{t} on {h}" for h, t in sorted(wanted - alive))
@@ -207,7 +224,7 @@ def _mode_hint(state: LabState, state_dir: Path, settings: cfg.Settings | None) 
     transport = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", settings.rpc.transport_url)
     return (f"In distributed mode the server at {state.endpoint} and the agents must use the same [rpc] "
             f"transport_url and prefix; the agents use {transport}, prefix {settings.rpc.prefix!r} "
-            f"(from {state.config or 'the environment'}). Agent logs: {_log_dir(state_dir)}")
+            f"(from {state.config or 'the environment'}). Agent logs: {log_dir(state_dir)}")
 
 
 def _last_line(path: Path) -> str:
@@ -265,17 +282,9 @@ def _teardown(state: LabState, state_dir: Path, delete_ports: bool) -> None:
 def _wait_supervisor(state: LabState, state_dir: Path, timeout: float = 15.0) -> None:
     """Embedded mode: until the server's supervisor has stopped the agents of the lab's hosts (they would
     otherwise rebuild what is being removed)."""
-    from fermion.runtime.lab import supervisor_status
+    from fermion.runtime.lab import wait_unsupervised
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status = json.loads(supervisor_status(state_dir).read_text())
-        except (OSError, ValueError):
-            return
-        if not netns.alive(int(status.get("pid", 0))) or not set(status.get("hosts", [])) & set(state.hosts):
-            return
-        time.sleep(0.1)
+    wait_unsupervised(state_dir, set(state.hosts), timeout)
 
 
 def _exec(state: LabState, name: str, command: list[str]) -> int:
@@ -290,22 +299,22 @@ def _exec(state: LabState, name: str, command: list[str]) -> int:
 
 
 def _restart_agent(args: argparse.Namespace, state: LabState, state_dir: Path, api: Api) -> int:
+    from fermion.lab.failure import host_of
     from fermion.runtime.lab import restart_dir, spawn_agent, stop_agents
 
-    host = state.hosts.get(args.host)
-    if host is None:
-        raise LabError(f"unknown host {args.host} (hosts: {', '.join(state.hosts)})")
+    host = host_of(state, args.host)
+    if host.failed:
+        raise LabError(f"host {host.name} has failed; `fermion lab heal {host.name}` starts its agents again")
     kinds = [args.kind] if args.kind else host.kinds()
     if any(k not in host.kinds() for k in kinds):
         raise LabError(f"host {host.name} runs no {args.kind} agent (it runs: {', '.join(host.kinds())})")
     before = {(a["host"], a["agent_type"]): a["started_at"] for a in api.agents()}
-    settings = None
+    settings = _agent_settings(state)
     if state.mode == "distributed":
-        settings = cfg.load(state.config or None, {**os.environ, **state.agent_env})
         for kind in kinds:
             stop_agents(host, [a for a in host.agents if a.kind == kind])
             host.agents = [a for a in host.agents if a.kind != kind]
-            host.agents.append(spawn_agent(state, host, kind, _log_dir(state_dir)))
+            host.agents.append(spawn_agent(state, host, kind, log_dir(state_dir)))
         state.save(state_path(state_dir))
     else:
         requests = restart_dir(state_dir)
@@ -321,11 +330,45 @@ def _restart_agent(args: argparse.Namespace, state: LabState, state_dir: Path, a
                 raise LabError("no server restarted the agents: in embedded mode they are threads of "
                                f"`fermion all-in-one`, which must run with the same state directory ({state_dir})")
             time.sleep(0.1)
-    floor = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    # started within the same second as the restart: started_at alone cannot tell the new agent from the old
-    before = {k: v for k, v in before.items() if v < floor}
-    _wait_agents(state, api, args.wait, state_dir, settings, [(host, k) for k in kinds], before)
+    _wait_agents(state, api, args.wait, state_dir, settings, [(host, k) for k in kinds], _older(before))
     print(f"host {host.name}: restarted {', '.join(kinds)} agent{'s' if len(kinds) > 1 else ''}; alive again")
+    return 0
+
+
+def _agent_settings(state: LabState) -> cfg.Settings | None:
+    """Distributed mode: the settings the lab starts agents with (for hints when they do not report)."""
+    if state.mode != "distributed":
+        return None
+    return cfg.load(state.config or None, {**os.environ, **state.agent_env})
+
+
+def _older(started: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    """The agents' start times from before now, less those of this very second: an agent (re)started
+    within the same second has the same started_at, which then cannot tell the new agent from the old."""
+    floor = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return {k: v for k, v in started.items() if v < floor}
+
+
+def _fail(args: argparse.Namespace, state: LabState, state_dir: Path) -> int:
+    from fermion.lab import failure
+
+    lost = failure.fail(state, state_dir, args.host)
+    what = "agents stopped" if state.mode == "embedded" else "agent processes killed"
+    print(f"host {args.host} failed: {what}, links cut, {len(lost.killed)} router processes killed "
+          f"(keepalived), {len(lost.namespaces)} router and DHCP namespaces gone; `fermion lab heal {args.host}` "
+          "brings it back")
+    return 0
+
+
+def _heal(args: argparse.Namespace, state: LabState, state_dir: Path, api: Api) -> int:
+    from fermion.lab import failure
+
+    before = {(a["host"], a["agent_type"]): a["started_at"] for a in api.agents()}
+    failure.heal(state, state_dir, args.host)
+    host = state.hosts[args.host]
+    _wait_agents(state, api, args.wait, state_dir, _agent_settings(state), [(host, k) for k in host.kinds()],
+                 _older(before))
+    print(f"host {args.host} healed: links up; agents alive again")
     return 0
 
 
@@ -338,7 +381,8 @@ def _ls(state: LabState, api: Api) -> None:
     for host in state.hosts.values():
         kinds = [t for (h, t) in agents if h == host.name]
         status = ", ".join(f"{t}: {'alive' if agents[(host.name, t)]['alive'] else 'DEAD'}" for t in sorted(kinds))
-        print(f"  host {host.name:<12} underlay {host.underlay_ip:<13} {status or 'no agents'}")
+        failed = " FAILED (links cut; `fermion lab heal`)" if host.failed else ""
+        print(f"  host {host.name:<12} underlay {host.underlay_ip:<13} {status or 'no agents'}{failed}")
     for inst in state.instances.values():
         port = api.port(inst.port_id)
         status = f"port {port['status']}" if port else "port deleted"

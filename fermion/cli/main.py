@@ -271,8 +271,11 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
 
     p = verb("up", "create emulated hosts and start their agents")
     p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
-    p.add_argument("--dhcp-host", default="network1",
-                   help="host (or comma-separated hosts) that run the DHCP and L3 agents")
+    p.add_argument("--dhcp-host", default=None,
+                   help="host (or comma-separated hosts) that run the DHCP and L3 agents (default: network1)")
+    p.add_argument("--network-hosts", type=int, metavar="N",
+                   help="N network nodes named network1..N (DHCP and L3 agents; added to --hosts), e.g. 2 for "
+                        "HA routers")
     p.add_argument("--zones", default="", metavar="HOST=ZONE,...",
                    help="availability zones of hosts (default: every host in zone nova)")
     p.add_argument("--physnets", default="", metavar="HOST=PHYSNET,...",
@@ -306,6 +309,11 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     p = verb("restart-agent", "restart a host's agents (all, or one kind); the kernel state stays")
     p.add_argument("host")
     p.add_argument("kind", nargs="?", choices=["l2", "dhcp", "l3"])
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
+    p = verb("fail", "lose a host: stop its agents, cut its links, kill its routers' keepalived")
+    p.add_argument("host")
+    p = verb("heal", "bring a failed host back: links up, agents started again")
+    p.add_argument("host")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
     verb("down", "delete everything the lab made")
     p_lab.set_defaults(func=cmd_lab)

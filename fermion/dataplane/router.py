@@ -48,6 +48,16 @@ SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf
 # an HA router's devices get no IPv6 link-local address of their own: a standby must stay silent on its
 # networks, or the bridges there would learn the router's MAC (shared with the active instance) on it
 HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1",)
+# Nor may it send MLD reports, which the kernel sends from those devices when they come up in a forwarding
+# namespace (all-routers group) and when keepalived adds or removes an IPv6 address: `table ip6 fermion_ha`
+# drops them on every device but the HA one (a master's too: docs/kernel.md says what that costs).
+HA_TABLE = "fermion_ha"
+HA_RULES = (f"table ip6 {HA_TABLE} {{\n"
+            "  chain output {\n"
+            "    type filter hook output priority filter; policy accept;\n"
+            '    oifname != "ha-*" icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } drop\n'
+            "  }\n"
+            "}\n")
 IFF_UP = 0x1
 GARP_TIMEOUT = 5.0  # a background arping still running after this long is killed
 _DIGEST = re.compile(r'comment "fermion router [^"]* sha256=([0-9a-f]+)"')
@@ -377,6 +387,7 @@ class RouterManager:
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: set[str] = set()
+        self._silent: set[str] = set()  # HA routers whose namespace has HA_TABLE
         self._garps: list[tuple[float, subprocess.Popen[bytes]]] = []
         self._lock = threading.Lock()
 
@@ -402,6 +413,9 @@ class RouterManager:
             changes.append(f"created namespace {ns}")
         if fresh and router.ha is not None:  # before any device is made
             _exec(ns, ["sysctl", "-q", "-w", *HA_SYSCTLS])
+        if router.ha is not None and router.id not in self._silent:  # before any device comes up
+            _exec(ns, ["nft", "-f", "-"], stdin=f"table ip6 {HA_TABLE}\ndelete table ip6 {HA_TABLE}\n{HA_RULES}")
+            self._silent.add(router.id)
         want = desired_addresses(router)
         ifaces = [*router.interfaces, *([router.gateway] if router.gateway is not None else [])]
         ha = router.ha
@@ -607,3 +621,4 @@ class RouterManager:
     def _forget(self, router_id: str) -> None:
         self._nat.pop(router_id, None)
         self._sysctl_ok.discard(router_id)
+        self._silent.discard(router_id)

@@ -31,6 +31,7 @@ class LabHost:
     zone: str = "nova"  # the availability zone its agents report
     physnet: str = ""  # the physical network on its eth1 ("": the lab's shared one, LabState.physnet)
     agents: list[AgentProcess] = field(default_factory=list)  # distributed mode
+    failed: bool = False  # `fermion lab fail`: links cut, agents and router processes killed, until `heal`
 
     def kinds(self) -> list[str]:
         """The agents this host runs: every host a Linux-bridge agent, the network node DHCP and L3 too."""
@@ -99,3 +100,8 @@ def _host(data: dict[str, Any]) -> LabHost:
 
 def state_path(state_dir: Path) -> Path:
     return state_dir / "lab.json"
+
+
+def log_dir(state_dir: Path) -> Path:
+    """Distributed mode: the agent processes' logs."""
+    return state_dir / "lab-logs"

@@ -81,6 +81,18 @@ def _wire(ns: str, inner: str, ul: str, outer: str, bridge: str) -> None:
     netns.run(["ip", "-n", ns, "link", "set", inner, "up"])
 
 
+def wires(host: str) -> tuple[str, ...]:
+    """The underlay namespace's ends of a host's wires: underlay, provider and external."""
+    return f"ul-{host}", f"pv-{host}", f"ex-{host}"
+
+
+def set_wires(state: LabState, host: str, up: bool) -> None:
+    """Cut (or restore) every wire of a host, as when it loses power: from the underlay side, so nothing
+    in the host's namespace changes."""
+    for wire in wires(host):
+        netns.run(["ip", "-n", state.underlay, "link", "set", wire, "up" if up else "down"])
+
+
 def destroy(state: LabState) -> list[str]:
     """Delete every namespace of the lab (instances, qdhcp, hosts, underlay). Returns their names."""
     gone = []

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from fermion.agent.dhcp.agent import AGENT_TYPE as DHCP_AGENT
@@ -34,6 +35,26 @@ def restart_dir(state_dir: Path) -> Path:
 def supervisor_status(state_dir: Path) -> Path:
     """Embedded mode: the supervisor's process and the hosts whose agents it runs (absent: none)."""
     return state_dir / "lab-agents.json"
+
+
+def supervised_hosts(state_dir: Path) -> set[str]:
+    """Embedded mode: the hosts whose agents a live supervisor runs now."""
+    try:
+        status = json.loads(supervisor_status(state_dir).read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(status.get("hosts", [])) if netns.alive(int(status.get("pid", 0))) else set()
+
+
+def wait_unsupervised(state_dir: Path, hosts: set[str], timeout: float) -> bool:
+    """Until no live supervisor runs agents of these hosts (it follows the state file within its poll).
+    False on timeout."""
+    deadline = time.monotonic() + timeout
+    while supervised_hosts(state_dir) & hosts:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: LabState, host: LabHost,
@@ -93,7 +114,9 @@ class LabSupervisor:
 
     def reconcile(self) -> None:
         state = LabState.load(self.state_file)
-        wanted = {} if state is None or state.mode != "embedded" else state.hosts
+        # a failed host (`fermion lab fail`) runs no agents until it is healed
+        wanted = {} if state is None or state.mode != "embedded" else {
+            name: host for name, host in state.hosts.items() if not host.failed}
         for name in list(self.running):
             if name not in wanted:
                 for agent in self.running.pop(name):

@@ -7,9 +7,6 @@ lab's state file: the host is left out of that file while it is lost, so no agen
 from __future__ import annotations
 
 import dataclasses
-import re
-import subprocess
-import threading
 import time
 from typing import Any
 
@@ -18,8 +15,6 @@ from fermion.lab import instances
 from fermion.lab.state import state_path
 from tests.dataplane.lab import Lab
 from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
-
-REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from")
 
 
 def wires(lab: Lab, host: str, state: str) -> None:
@@ -75,43 +70,6 @@ def gap(replies: list[float], at: float) -> float | None:
     if not before or not after:
         return None
     return after[0] - before[-1]
-
-
-class Pinger:
-    """ping -D every 50 ms from a namespace; the reply times (epoch seconds) collected as they come."""
-
-    def __init__(self, ns: str, target: str) -> None:
-        self.replies: list[float] = []
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.05", target],
-                                     stdout=subprocess.PIPE, text=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            found = REPLY.match(line)
-            if found:
-                self.replies.append(float(found.group(1)))
-
-    def answered_after(self, at: float) -> bool:
-        return any(t > at for t in self.replies)
-
-    def wait(self, after: float, timeout: float = 15.0) -> float:
-        """The first reply later than after."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            later = [t for t in self.replies if t > after]
-            if later:
-                return later[0]
-            time.sleep(0.01)
-        raise RuntimeError(f"no ping reply within {timeout} s")
-
-    def stop(self) -> list[float]:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.reader.join(timeout=10)
-        return self.replies
 
 
 def agent_id(lab: Lab, host: str, agent_type: str) -> str:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -144,11 +145,50 @@ def pinger(ns: str, target: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
 
 
+REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.M)
+
+
 def reply_times(proc: subprocess.Popen[str]) -> list[float]:
     """Stop a pinger; the times (epoch seconds) of the replies it got."""
     proc.terminate()
     out, _ = proc.communicate(timeout=10)
-    return [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+    return [float(m.group(1)) for m in REPLY.finditer(out)]
+
+
+class Pinger:
+    """pinger() whose reply times (epoch seconds) are collected as they come, for waiting on them."""
+
+    def __init__(self, ns: str, target: str) -> None:
+        self.replies: list[float] = []
+        self.proc = pinger(ns, target)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = REPLY.match(line)
+            if found:
+                self.replies.append(float(found.group(1)))
+
+    def answered_after(self, at: float) -> bool:
+        return any(t > at for t in self.replies)
+
+    def wait(self, after: float, timeout: float = 15.0) -> float:
+        """The first reply later than after (RuntimeError when none comes within timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [t for t in self.replies if t > after]
+            if later:
+                return later[0]
+            time.sleep(0.01)
+        raise RuntimeError(f"no ping reply within {timeout} s")
+
+    def stop(self) -> list[float]:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)
+        return self.replies
 
 
 def lost_during(lab: Lab, src: str, dst: str, action: Any, settle: float = 1.0) -> tuple[int, list[int]]:
@@ -157,8 +197,13 @@ def lost_during(lab: Lab, src: str, dst: str, action: Any, settle: float = 1.0) 
     still have been on its way when the ping was stopped."""
     target = lab.state.instances[dst].ip
     assert target
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.state.instances[src].netns, "ping", "-i", "0.02", "-W", "1",
-                             target], stdout=subprocess.PIPE, text=True)
+    return lost_while(lab.state.instances[src].netns, target, action, settle)
+
+
+def lost_while(ns: str, target: str, action: Any, settle: float = 1.0) -> tuple[int, list[int]]:
+    """lost_during from any namespace to any address."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-i", "0.02", "-W", "1", target],
+                            stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(settle)
         action()

@@ -15,7 +15,6 @@ import pytest
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from tests.dataplane.conftest import embedded_lab
 from tests.dataplane.failover import (
-    Pinger,
     dhcp_hosts,
     dhcp_server,
     has_namespace,
@@ -25,7 +24,7 @@ from tests.dataplane.failover import (
     lose,
     router_namespace,
 )
-from tests.dataplane.lab import Lab, dhcp_env, ping_ns
+from tests.dataplane.lab import Lab, Pinger, dhcp_env, ping_ns
 
 NETWORK_HOSTS = ("network1", "network2")
 HOSTS = ["compute1", *NETWORK_HOSTS]

@@ -15,7 +15,6 @@ from fermion.dataplane import netns
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from fermion.runtime.lab import spawn_agents, stop_agents
 from tests.dataplane.failover import (
-    Pinger,
     dhcp_hosts,
     has_namespace,
     l3_hosts,
@@ -23,7 +22,7 @@ from tests.dataplane.failover import (
     router_namespace,
     wires,
 )
-from tests.dataplane.lab import Lab, dhcp_env, ping_ns
+from tests.dataplane.lab import Lab, Pinger, dhcp_env, ping_ns
 from tests.fullstack.test_distributed import distributed_lab
 
 NETWORK_HOSTS = ("network1", "network2")

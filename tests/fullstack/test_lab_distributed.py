@@ -16,7 +16,9 @@ import pytest
 from fermion.dataplane import netns
 from fermion.lab.instances import Api
 from fermion.lab.state import LabState, state_path
-from tests.dataplane.lab import Lab, lost_during, require_root
+from tests.dataplane.lab import Lab, lost_during, ping_ns, require_root
+from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
+from tests.dataplane.test_l3_ha import active_host, hosting
 from tests.fullstack.test_distributed import RABBIT, Server, _drop_broker_objects
 from tests.support.servers import (
     fermion_cmd,
@@ -145,3 +147,49 @@ def test_a_failed_distributed_up_leaves_nothing_running(tmp_path: Path) -> None:
         assert "embedded" not in up.stderr
         assert not a.agent_pids()  # all five agents it started are stopped
         assert not netns.names(f"{a.lab_prefix}-") and not state_path(a.state_dir).exists()
+
+
+def test_losing_and_healing_the_active_host_of_an_ha_router(tmp_path: Path) -> None:
+    """`fermion lab fail` kills the host's agent processes; `heal` starts new ones."""
+    with deployment(tmp_path, "a") as a:
+        up = a.lab("up", "--distributed", "--config", str(a.config), "--endpoint", a.server.endpoint,
+                   "--prefix", a.lab_prefix, "--hosts", "compute1", "--network-hosts", "2")
+        assert up.returncode == 0, up.stderr
+        assert "hosts compute1, network1, network2; agents alive" in up.stdout
+        api = Api(a.server.endpoint)
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab = Lab(api=api, state=state, state_dir=a.state_dir)
+        net = lab.network("blue", "10.1.0.0/24")
+        public = api.network("public")
+        router = api.post("routers", {"name": "r-ha", "ha": True,
+                                      "external_gateway_info": {"network_id": public["id"]}})
+        rid = router["id"]
+        put(lab, f"/v2.0/routers/{rid}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+        boot = a.lab("boot", "--network", "blue", "--host", "compute1", "vm1")
+        assert boot.returncode == 0, boot.stderr
+        (port,) = api._ok(api.http.get("/v2.0/ports", params={"device_id": "vm1"}))["ports"]
+        allow_from_anywhere(lab, "icmp")
+        fip = api.post("floatingips", {"floating_network_id": public["id"],
+                                       "port_id": port["id"]})["floating_ip_address"]
+        lab.wait(lambda: active_host(lab, rid) is not None, 30, "one instance to be active, the other standby")
+        lab.wait(lambda: ping_ns(state.external, fip, count=1), 30, "the floating IP to answer")
+        lost = active_host(lab, rid)
+        assert lost is not None
+        survivor = "network2" if lost == "network1" else "network1"
+        before = a.agent_pids()
+
+        failed = a.lab("fail", lost)
+        assert failed.returncode == 0, failed.stderr
+        assert f"host {lost} failed: agent processes killed, links cut" in failed.stdout
+        assert len(a.agent_pids()) == len(before) - 3  # its l2, dhcp and l3 agents
+        lab.wait(lambda: ping_ns(state.external, fip, count=1), 15, "the floating IP to answer from the survivor")
+        lab.wait(lambda: hosting(lab, rid) == {lost: "standby", survivor: "active"}, 15, "the survivor active")
+
+        healed = a.lab("heal", lost)
+        assert healed.returncode == 0, healed.stderr
+        assert f"host {lost} healed: links up; agents alive again" in healed.stdout
+        after = a.agent_pids()
+        assert len(after) == len(before) and len(after - before) == 3  # three new processes
+        lab.wait(lambda: hosting(lab, rid) == {lost: "standby", survivor: "active"}, 5, "one active instance")
+        assert ping_ns(state.external, fip, count=2)

@@ -60,3 +60,13 @@ def test_a_recorded_process_is_known_by_its_start_time() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_failed_host_stays_failed_across_commands(tmp_path: Path) -> None:
+    """`fermion lab fail` marks it; the supervisor and `heal` read the mark from the file."""
+    state = LabState(prefix="fx", mode="embedded", endpoint="http://127.0.0.1:9696")
+    state.hosts["network1"] = LabHost(name="network1", netns="fx-network1", underlay_ip="198.18.0.13", dhcp=True,
+                                      failed=True)
+    state.save(tmp_path / "lab.json")
+    loaded = LabState.load(tmp_path / "lab.json")
+    assert loaded is not None and loaded.hosts["network1"].failed
