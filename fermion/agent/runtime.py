@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ class SyncResult:
     down: list[str] = field(default_factory=list)
     failed: bool = False  # something could not be applied: retry with backoff
     ha_states: dict[str, str] = field(default_factory=dict)  # HA router -> active|standby, where the server differs
+    ha_reported: Callable[[], None] | None = None  # called once the server has taken ha_states
 
 
 class Driver(Protocol):
@@ -169,6 +170,8 @@ class AgentRuntime:
             if result.ha_states:
                 self.transport.call("report_ha_states", encode(HaStateReport(host=self.host, states=result.ha_states)),
                                     timeout=self.call_timeout)
+                if result.ha_reported is not None:
+                    result.ha_reported()
             phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
             for phase, seconds in phases.items():
                 metrics.AGENT_SYNC.labels(self.driver.agent_type, self.host, kind, phase).observe(seconds)
