@@ -1,4 +1,6 @@
-"""HA router failover in the lab (needs root; run by bench/ha.py --only lab): an embedded Fermion with
+#!/usr/bin/env python
+"""HA router failover in the lab (needs root; `sudo .venv/bin/python bench/ha_lab.py [--rounds N]`): an
+embedded Fermion with
 compute1, network1 and network2, an HA router ("ha": true, made by the admin) on the two network hosts,
 vm1 on compute1 with a floating IP and vm2 on compute1 without one. Each round loses the host of the
 router's active instance as `fermion lab fail` does (the same code: agents stopped, wires cut, keepalived
@@ -14,7 +16,10 @@ synced, keepalived running as backup)."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
+import statistics
 import sys
 import time
 import uuid
@@ -175,3 +180,38 @@ def run(rounds: int, log: Callable[[str], None]) -> Results:
         if leftovers:
             log(f"namespaces left behind: {leftovers}")
     return results
+
+
+def _row(name: str, values: list[float]) -> tuple[str, str, str, str]:
+    if not values:
+        return (name, "-", "-", "0")
+    return (name, f"{statistics.median(values):.2f} s", f"{max(values):.2f} s", str(len(values)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=10, help="failovers (default 10)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/ha_lab.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    r = run(args.rounds, lambda line: print(line, file=sys.stderr))
+    rows = [_row("failover gap, outside -> floating IP", r.fip_gaps),
+            _row("failover gap, vm1 -> outside (198.19.0.1)", r.vm_gaps),
+            _row("survivor active in the API, from the cut", r.reported),
+            _row("heal -> one active, standby in sync", r.settled),
+            ("echo requests to the floating IP lost while healing", str(sum(r.lost_healing)), "-",
+             str(sum(r.sent_healing))),
+            ("TCP through the floating IP survives", f"{sum(r.tcp_fip)}/{len(r.tcp_fip)}", "-", str(len(r.tcp_fip))),
+            ("TCP through SNAT survives", f"{sum(r.tcp_snat)}/{len(r.tcp_snat)}", "-", str(len(r.tcp_snat)))]
+    width = max(len(x[0]) for x in rows)
+    print(f"\n{'metric':<{width}} | {'p50':<7} | {'max':<7} | n")
+    print("-" * (width + 24))
+    for name, p50, worst, n in rows:
+        print(f"{name:<{width}} | {p50:<7} | {worst:<7} | {n}")
+    print("\ntarget: failover gap p50 <= 2 s (issue 16)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ class SyncResult:
     failed: bool = False  # something could not be applied: retry with backoff
     ha_states: dict[str, str] = field(default_factory=dict)  # HA router -> active|standby, where the server differs
     floating_ips: dict[str, FloatingIpStatus] = field(default_factory=dict)  # where the server's status differs
+    ha_reported: Callable[[], None] | None = None  # called once the server has taken ha_states
 
 
 class Driver(Protocol):
@@ -180,6 +181,8 @@ class AgentRuntime:
             if result.ha_states:
                 self.transport.call("report_ha_states", encode(HaStateReport(host=self.host, states=result.ha_states)),
                                     timeout=self.call_timeout)
+                if result.ha_reported is not None:
+                    result.ha_reported()
             if result.floating_ips:  # after the HA states: the server heeds the host it now knows as active
                 self.transport.call("report_floatingip_statuses",
                                     encode(FloatingIpReport(host=self.host, statuses=result.floating_ips)),

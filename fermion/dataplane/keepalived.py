@@ -29,7 +29,7 @@ from pathlib import Path
 
 import netaddr
 
-from fermion.dataplane import DataplaneError, netns
+from fermion.dataplane import DataplaneError, files, netns
 from fermion.dataplane import router as rt
 
 # VRRPv3 takes fractions of a second. A backup takes over after 3 missed adverts plus a skew of
@@ -81,6 +81,7 @@ class Config:
     routes: tuple[Route, ...] = ()
     priority: int = PRIORITY
     advert_int: float = ADVERT_INT
+    on_transition: Path | None = None  # run with the new state (master, backup, fault) before it is recorded
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def primary_vip(vrid: int, ha_cidrs: Iterable[str] = ()) -> str:
 
 
 def from_router(router: rt.Router, namespace: str, ha_device: str, vrid: int, primary: str,
-                priority: int = PRIORITY, advert_int: float = ADVERT_INT) -> Config:
+                priority: int = PRIORITY, advert_int: float = ADVERT_INT, on_transition: Path | None = None) -> Config:
     """The keepalived view of a router: every address the router manager would give its devices (floating
     IPs as /32 on the gateway) plus each device's IPv6 link-local address, and its routes, the default
     route leaving through the gateway device. Every host's copy of a device has the same MAC, so the
@@ -119,7 +120,8 @@ def from_router(router: rt.Router, namespace: str, ha_device: str, vrid: int, pr
     routes = [Route(dst, hops, gateway if dst in ("0.0.0.0/0", "::/0") and len(hops) == 1 else None)
               for dst, hops in sorted(rt.desired_routes(router).items())]
     return Config(router_id=router.id, namespace=namespace, ha_device=ha_device, vrid=vrid, primary_vip=primary,
-                  addresses=tuple(addresses), routes=tuple(routes), priority=priority, advert_int=advert_int)
+                  addresses=tuple(addresses), routes=tuple(routes), priority=priority, advert_int=advert_int,
+                  on_transition=on_transition)
 
 
 def _check_vrid(vrid: int) -> None:
@@ -212,6 +214,10 @@ def render(cfg: Config, workdir: Path) -> str:
         f"    advert_int {_advert(cfg.advert_int)}",
         f"    garp_master_delay {GARP_MASTER_DELAY}",
         f"    garp_master_repeat {GARP_MASTER_REPEAT}",
+        # two masters meeting (a partition heals; the higher address stays): the one that yields says so
+        # first, so the one that stays sends its gratuitous ARPs again (garp_lower_prio_repeat, the same
+        # count) and the networks' bridges, which last heard the other, follow it
+        "    higher_prio_send_advert",
         "    virtual_ipaddress {",
         f"        {primary.ip}/{primary.prefixlen} dev {cfg.ha_device}",
         "    }",
@@ -223,13 +229,15 @@ def render(cfg: Config, workdir: Path) -> str:
     return "\n".join([*lines, "}"]) + "\n"
 
 
-def notify_script(router_id: str, workdir: Path, sock: Path | None) -> str:
+def notify_script(router_id: str, workdir: Path, sock: Path | None, on_transition: Path | None = None) -> str:
     """The fifo script keepalived starts once ($1: the fifo). keepalived writes a line per transition of
     the instance (`INSTANCE "VR_1" MASTER 50`) in order; notify scripts started per transition may run
-    out of order. The datagram goes through logger (util-linux, in every Debian) because sh cannot send one;
-    it is only a wake-up: the state file is the record."""
+    out of order. on_transition runs first, with the new state, its input away from the fifo. The datagram
+    goes through logger (util-linux, in every Debian) because sh cannot send one; it is only a wake-up: the
+    state file is the record."""
     if not _NAME.match(router_id):
         raise DataplaneError(f"bad router id {router_id!r}")
+    hook = f"    {shlex.quote(_path(on_transition))} \"$state\" </dev/null\n" if on_transition is not None else ""
     send = ""
     if sock is not None:
         send = (f"    timeout 2 logger -d -u {shlex.quote(_path(sock))} --socket-errors=off "
@@ -240,6 +248,7 @@ def notify_script(router_id: str, workdir: Path, sock: Path | None) -> str:
             "while read -r kind name state priority; do\n"
             "    [ \"$kind\" = INSTANCE ] || continue\n"
             "    case $state in MASTER) state=master;; BACKUP) state=backup;; FAULT) state=fault;; *) continue;; esac\n"
+            f"{hook}"
             "    printf '%s\\n' \"$state\" > \"$dir/state.tmp\" && mv -f \"$dir/state.tmp\" \"$dir/state\"\n"
             "    printf '%s %s\\n' \"$(date +%s.%N)\" \"$state\" >> \"$dir/transitions\"\n"
             f"{send}"
@@ -267,17 +276,9 @@ def parse_transitions(text: str) -> list[Transition]:
 
 
 # ------------------------------------------------------------------------------------------- processes
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def _ours(pid: int, conf: str) -> bool:
     """pid is a live keepalived reading conf (a pid file may outlive its process and the pid be reused)."""
-    argv = _cmdline(pid)
+    argv = netns.cmdline(pid)
     return bool(argv) and os.path.basename(argv[0]) == "keepalived" and conf in argv and netns.alive(pid)
 
 
@@ -312,8 +313,8 @@ class Keepalived:
         or unchanged. A reload (SIGHUP) adds and removes addresses and routes without a transition."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         text = render(cfg, self.workdir)
-        script_changed = self._write("notify.sh", notify_script(cfg.router_id, self.workdir, self.notify_socket),
-                                     mode=0o755)
+        script = notify_script(cfg.router_id, self.workdir, self.notify_socket, cfg.on_transition)
+        script_changed = files.replace(self.workdir / "notify.sh", script, mode=0o755)
         conf_changed = not self.conf.exists() or self.conf.read_text() != text
         if conf_changed:
             self._replace_tested(cfg, text)
@@ -331,16 +332,6 @@ class Keepalived:
         self._start(cfg, argv)
         stamp.write_text(digest)
         return action
-
-    def _write(self, name: str, text: str, mode: int = 0o644) -> bool:
-        path = self.workdir / name
-        if path.exists() and path.read_text() == text:
-            return False
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(text)
-        tmp.chmod(mode)
-        os.replace(tmp, path)
-        return True
 
     def _replace_tested(self, cfg: Config, text: str) -> None:
         """Only a configuration keepalived accepts takes the place of the running one: its vrrp process
@@ -421,30 +412,28 @@ class Keepalived:
 
 # ------------------------------------------------------------------------------------------- the host
 def instances(state_dir: Path) -> dict[str, list[int]]:
-    """Router id -> the live processes of its keepalived under state_dir (main, VRRP and the notify
-    script), found in /proc whatever their pid files say; routers with a workdir but nothing running
-    are listed with no pids."""
+    """Router id -> the live processes started with a file of its workdir under state_dir (keepalived's
+    main and VRRP processes, the notify script, conntrackd), found in /proc whatever their pid files say;
+    routers with a workdir but nothing running are listed with no pids."""
     found: dict[str, list[int]] = {}
     if state_dir.is_dir():
         for entry in state_dir.iterdir():
             if (entry / "keepalived.conf").exists():
                 found.setdefault(entry.name, [])
     prefix = str(state_dir).rstrip("/") + "/"
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        for arg in _cmdline(int(name)):
-            if arg.startswith(prefix) and arg.endswith(("/keepalived.conf", "/notify.sh")):
-                router_id = arg[len(prefix):].split("/")[0]
-                if netns.alive(int(name)):
-                    found.setdefault(router_id, []).append(int(name))
+    for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+        for arg in netns.cmdline(pid):
+            router_id, _, file = arg[len(prefix):].partition("/")
+            if arg.startswith(prefix) and router_id and file:
+                if netns.alive(pid):
+                    found.setdefault(router_id, []).append(pid)
                 break
     return found
 
 
 def cleanup(state_dir: Path, keep: Iterable[str]) -> list[str]:
-    """Stop the keepalived of every router under state_dir not in keep (all at once: each takes about a
-    second to exit) and remove its files. Returns the router ids cleaned up."""
+    """Stop the keepalived (and conntrackd) of every router under state_dir not in keep (all at once:
+    keepalived takes about a second to exit) and remove its files. Returns the router ids cleaned up."""
     wanted = set(keep)
     stale = {router_id: pids for router_id, pids in instances(state_dir).items() if router_id not in wanted}
     netns.terminate([pid for pids in stale.values() for pid in pids], timeout=STOP_TIMEOUT)

@@ -70,6 +70,15 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def cmdline(pid: int) -> list[str]:
+    """A process's arguments ([] when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

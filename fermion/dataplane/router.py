@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -27,7 +28,7 @@ import netaddr
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fermion.dataplane import DataplaneError, keepalived, naming, netns, veth
+from fermion.dataplane import DataplaneError, conntrackd, keepalived, naming, netns, veth
 
 LOG = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ MAIN_TABLE = 254
 DEVICE_PREFIXES = ("qr-", "qg-", "ha-")  # the only devices in the namespace that ensure() deletes
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.promote_secondaries")
 # an HA router's devices get no IPv6 link-local address of their own: a standby must stay silent on its
-# networks, or the bridges there would learn the router's MAC (shared with the active instance) on it
-HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1",)
+# networks, or the bridges there would learn the router's MAC (shared with the active instance) on it.
+# TCP tracking without the window check: an instance that becomes active again after a partition still
+# holds its entries from before, whose windows the connections have long left (they would be invalid)
+HA_SYSCTLS = ("net.ipv6.conf.default.addr_gen_mode=1", "net.netfilter.nf_conntrack_tcp_be_liberal=1")
 # Nor may it send MLD reports, which the kernel sends from those devices when they come up in a forwarding
 # namespace (all-routers group) and when keepalived adds or removes an IPv6 address: `table ip6 fermion_ha`
 # drops them on every device but the HA one (a master's too: docs/kernel.md says what that costs).
@@ -379,11 +382,13 @@ class RouterManager:
 
     def __init__(self, host_netns: str | None = None,
                  on_nat_applied: Callable[[float], None] | None = None, state_dir: Path | None = None,
-                 notify_socket: Path | None = None) -> None:
+                 notify_socket: Path | None = None, sync_conntrack: bool | None = None) -> None:
         self.host_netns = host_netns
         self.on_nat_applied = on_nat_applied  # called with the seconds each NAT table replace took
         self.state_dir = state_dir  # HA routers: a keepalived workdir per router under it
         self.notify_socket = notify_socket  # where HA routers' keepalived announce transitions
+        # HA routers share their connection tracking state (conntrackd); None: wherever conntrackd is installed
+        self.sync_conntrack = shutil.which("conntrackd") is not None if sync_conntrack is None else sync_conntrack
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: set[str] = set()
@@ -457,11 +462,7 @@ class RouterManager:
         for device, ip in announce:
             self._garp(ns, device, ip)
         if ha is not None:
-            done = self.keepalived(router.id).ensure(keepalived.from_router(
-                router, ns, ha.interface.device, ha.vr_id,
-                keepalived.primary_vip(ha.vr_id, [str(netaddr.IPNetwork(a).cidr) for a in ha.interface.addresses])))
-            if done != "unchanged":
-                changes.append(f"keepalived {done}")
+            self._ensure_keepalived(router, ns, ha, changes)
         if errors:
             raise DataplaneError(f"router {router.id}: " + "; ".join(errors))
         return changes
@@ -483,6 +484,28 @@ class RouterManager:
                 ipr.addr("add", index=index, address=ip, prefixlen=int(plen))
             changes.append(f"plugged {iface.device}" if found is None else f"updated {iface.device}")
 
+    def _ensure_keepalived(self, router: Router, ns: str, ha: Ha, changes: list[str]) -> None:
+        """conntrackd first, so that it hears keepalived's first transition."""
+        hook = None
+        v4 = [a for a in ha.interface.addresses if netaddr.IPNetwork(a).version == 4]
+        if self.sync_conntrack and v4:
+            sync = self.conntrackd(router.id)
+            done = sync.ensure(conntrackd.Config(router.id, ns, ha.interface.device, v4[0], ha.vr_id))
+            if done != "unchanged":
+                changes.append(f"conntrackd {done}")
+            hook = sync.script
+        done = self.keepalived(router.id).ensure(keepalived.from_router(
+            router, ns, ha.interface.device, ha.vr_id,
+            keepalived.primary_vip(ha.vr_id, [str(netaddr.IPNetwork(a).cidr) for a in ha.interface.addresses]),
+            on_transition=hook))
+        if done != "unchanged":
+            changes.append(f"keepalived {done}")
+
+    def conntrackd(self, router_id: str) -> conntrackd.Conntrackd:
+        if self.state_dir is None:
+            raise DataplaneError(f"router {router_id} is HA: the router manager needs a state directory")
+        return conntrackd.Conntrackd(self.state_dir / router_id)
+
     def keepalived(self, router_id: str) -> keepalived.Keepalived:
         if self.state_dir is None:
             raise DataplaneError(f"router {router_id} is HA: the router manager needs a state directory")
@@ -492,8 +515,13 @@ class RouterManager:
         """An HA router's state here, as Neutron's ha_state: active or standby."""
         return keepalived.HA_STATE[self.keepalived(router_id).state()]
 
+    def last_transition(self, router_id: str) -> float:
+        """When keepalived last changed the HA router's state here (unix time; 0.0: never)."""
+        found = self.keepalived(router_id).transitions()
+        return found[-1].at if found else 0.0
+
     def cleanup_keepalived(self, keep: Iterable[str]) -> list[str]:
-        """Stop the keepalived of HA routers no longer here (or no longer HA)."""
+        """Stop the keepalived and conntrackd of HA routers no longer here (or no longer HA)."""
         return keepalived.cleanup(self.state_dir, keep) if self.state_dir is not None else []
 
     def _ensure_routes(self, ipr: IPRoute, router: Router, changes: list[str], errors: list[str]) -> None:

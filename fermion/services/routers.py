@@ -593,7 +593,9 @@ class RouterService:
 
     def set_ha_states(self, conn: Connection, host: str, states: dict[str, str]) -> None:
         """An L3 agent's VRRP transitions ({router id: active|standby}); the router's ports follow the host
-        that became active, so L2 population sends their traffic there."""
+        that became active, so L2 population sends their traffic there. When the active instance gives the
+        router up, the router's hosts hear of it: one that kept or took it (two masters meeting after a
+        partition: the other stays) says so at once."""
         a, r = m.agents.c, m.router_l3_agents.c
         agent_id = conn.execute(select(a.id).where(a.host == host, a.agent_type == L3_AGENT)).scalar()
         if agent_id is None:
@@ -611,6 +613,8 @@ class RouterService:
                     r.router_id == router_id, r.l3_agent_id != agent_id, r.ha_state.is_not(None))
                     .values(ha_state=l3_ha.STANDBY))
                 self._rebind(conn, router_id, host)
+            elif res.rowcount:
+                self.changed(conn, router_id)
             if res.rowcount and self.serving_host(conn, router_id) != serving:
                 # DOWN until the host now serving them reports them (its agent does, right after its transition)
                 fip_status.reset(conn, [router_id])

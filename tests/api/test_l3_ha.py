@@ -163,6 +163,28 @@ def test_reported_transitions_show_per_agent_and_the_ports_follow_the_active_hos
     assert [r.vtep for r in network.remote_ports if r.mac == router_mac] == [VTEPS["net1"]]  # the active host
 
 
+def test_when_the_active_instance_gives_the_router_up_its_hosts_hear_of_it(client: SyncClient, api: Api) -> None:
+    """Two masters meeting after a partition: the one that yields says standby, and the one that stayed
+    active, which the server may have marked standby meanwhile, is asked (a router hint) to say so."""
+    for host in ("net1", "net2"):
+        l3_agent(client, host)
+    rid = make_ha(client, "tenant-a")
+    report_states(client, "net1", {rid: "active"})
+    report_states(client, "net2", {rid: "active"})  # both active; the server believes the latest
+    seen: list[tuple[str, str]] = []
+    stop = client.app.transport.listen(lambda msg: seen.append((msg["kind"], msg["id"])))
+    try:
+        report_states(client, "net1", {rid: "standby"})  # already standby here: nothing to say
+        assert ("router", rid) not in seen
+        report_states(client, "net2", {rid: "standby"})  # the active one gives it up
+    finally:
+        stop()
+    assert ("router", rid) in seen
+    assert hosting(api, rid) == {"net1": "standby", "net2": "standby"}
+    report_states(client, "net1", {rid: "active"})  # what net1's agent answers to the hint
+    assert hosting(api, rid) == {"net1": "active", "net2": "standby"}
+
+
 def test_routers_of_a_project_share_its_ha_network_with_their_own_vrids(client: SyncClient, api: Api) -> None:
     for host in ("net1", "net2"):
         l3_agent(client, host)

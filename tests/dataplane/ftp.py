@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+
+from tests.dataplane.lab import serving
 
 # a tiny FTP server (active mode only): it connects back to the address a PORT command names and sends that
 # address as the file, so the client learns what the server was told
@@ -79,13 +80,5 @@ def ftp_download(ns: str, server: str, port: int = FTP_PORT) -> str:
                           capture_output=True, text=True, timeout=30, check=False).stdout.strip()
 
 
-@contextmanager
-def ftp_server(ns: str, port: int = FTP_PORT) -> Iterator[None]:
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", FTP_SERVER, str(port)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        proc.kill()
-        proc.wait()
+def ftp_server(ns: str, port: int = FTP_PORT) -> AbstractContextManager[None]:
+    return serving(ns, FTP_SERVER, str(port))

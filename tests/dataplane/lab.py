@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -284,18 +284,36 @@ def ping_ns(ns: str, target: str, count: int = 2, wait: float = 1.0) -> bool:
                            target], capture_output=True, timeout=count * wait + 10, check=False).returncode == 0
 
 
-ECHO = """
-import socket, sys, threading
+TICKER = """
+import socket, sys, threading, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('0.0.0.0', int(sys.argv[1])))
 s.listen(16)
 print('ready', flush=True)
 def serve(c):
-    f = c.makefile('rw')
-    for line in f:
-        f.write(line)
-        f.flush()
+    lock = threading.Lock()
+    pad = b'.' * int(sys.argv[3])
+    def tick():
+        n = 0
+        while True:
+            n += 1
+            with lock:
+                c.sendall(b'tick %d %s\\n' % (n, pad))
+            time.sleep(float(sys.argv[2]))
+    def echo():
+        for line in c.makefile('r'):
+            if line.strip() == 'stream':
+                threading.Thread(target=quietly, args=(tick,), daemon=True).start()
+            else:
+                with lock:
+                    c.sendall(line.encode())
+    quietly(echo)
+def quietly(work):
+    try:
+        work()
+    except OSError:  # the connection broke: the client sees it
+        pass
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -323,8 +341,9 @@ for line in sys.stdin:
 
 
 @contextmanager
-def echo_server(ns: str, port: int) -> Iterator[None]:
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", ECHO, str(port)],
+def serving(ns: str, script: str, *args: str) -> Iterator[None]:
+    """A Python server script run in a namespace, once it has printed `ready`; killed afterwards."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, *args],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -332,6 +351,11 @@ def echo_server(ns: str, port: int) -> Iterator[None]:
     finally:
         proc.kill()
         proc.wait()
+
+
+def echo_server(ns: str, port: int) -> AbstractContextManager[None]:
+    """A TCP server that echoes each line (ticker_server, never asked to stream)."""
+    return serving(ns, TICKER, str(port), "1", "0")
 
 
 class Session:
@@ -361,3 +385,77 @@ class Session:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
+
+
+STREAM = """
+import socket, sys, threading, time
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+except OSError as err:
+    print('refused', err, flush=True)
+    sys.exit(0)
+c.settimeout(None)
+print('connected', flush=True)
+def read():
+    try:
+        for line in c.makefile('r'):
+            print('%.6f %s' % (time.time(), line.strip()[:40]), flush=True)
+        print('%.6f closed' % time.time(), flush=True)
+    except OSError as err:
+        print('%.6f error %s' % (time.time(), err), flush=True)
+threading.Thread(target=read, daemon=True).start()
+try:
+    c.sendall(b'stream\\n')
+    for line in sys.stdin:
+        c.sendall(line.encode())
+except OSError as err:
+    print('%.6f error %s' % (time.time(), err), flush=True)
+"""
+
+
+def ticker_server(ns: str, port: int, interval: float = 0.05, padding: int = 0) -> AbstractContextManager[None]:
+    """A TCP server that echoes each line and, once a connection says `stream`, sends it `tick N` (and
+    padding bytes) every interval seconds: the server's side of a connection speaks without being asked."""
+    return serving(ns, TICKER, str(port), str(interval), str(padding))
+
+
+class Stream:
+    """One long-lived TCP connection to a ticker_server: the server's ticks and echoes arrive as they
+    come, each with its arrival time (epoch seconds); say() sends a line."""
+
+    def __init__(self, ns: str, ip: str, port: int) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", STREAM, ip, str(port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        assert first == "connected", f"the connection was not accepted: {first}"
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            at, _, text = line.strip().partition(" ")
+            self.lines.append((float(at), text))
+
+    def ticks(self, after: float = 0.0) -> list[float]:
+        """Arrival times of the ticks that came after `after`."""
+        return [at for at, text in list(self.lines) if text.startswith("tick ") and at > after]
+
+    def ended(self) -> str | None:
+        """How the connection ended (closed, or the error), None while it is open."""
+        return next((text for _, text in list(self.lines) if text == "closed" or text.startswith("error")), None)
+
+    def say(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def heard(self, text: str) -> bool:
+        return any(line == text for _, line in list(self.lines))
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=5)

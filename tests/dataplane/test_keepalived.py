@@ -6,6 +6,7 @@ keepalived, logger, setsid and ping."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ from dataclasses import replace
 import pytest
 
 from fermion.dataplane import DataplaneError, naming, netns
+from fermion.dataplane import conntrackd as ct
 from fermion.dataplane import keepalived as ka
 from tests.dataplane import hapair as hp
 from tests.dataplane.hapair import HaPair
@@ -144,9 +146,12 @@ def test_an_agent_restart_finds_the_stale_instances_and_stops_them(pair: HaPair)
     old = ka.Keepalived(pair.state_dir("r1") / "stale-router")
     old.ensure(stale)
     hp.wait_until(lambda: "198.18.77.60/32" in hp.addresses(pair.ns("r1"), hp.QR), "the stale router's address")
+    sync = ct.Conntrackd(pair.state_dir("r1") / "stale-router")
+    if shutil.which("conntrackd") is not None:  # the router's conntrackd goes with it
+        sync.ensure(ct.Config("stale-router", pair.ns("r1"), stale.ha_device, hp.HA_ADDRESSES["r1"], hp.VRID + 1))
     found = ka.instances(pair.state_dir("r1"))
     assert set(found) == {hp.ROUTER, "stale-router"}
-    assert set(p for p in old.pids() if p is not None) <= set(found["stale-router"])
+    assert set(p for p in [*old.pids(), sync.pid()] if p is not None) <= set(found["stale-router"])
     stale_pids = found["stale-router"]
     assert ka.cleanup(pair.state_dir("r1"), keep=[hp.ROUTER]) == ["stale-router"]
     assert not any(netns.alive(pid) for pid in stale_pids)

@@ -20,6 +20,7 @@ from fermion.dataplane.router import (
     NAT_TABLE,
     ROUTE_PROTO,
     FloatingIp,
+    Ha,
     Interface,
     Router,
     RouterManager,
@@ -124,6 +125,41 @@ def test_rendered_conntrack_helpers() -> None:
     assert 'tcp dport 21 ct helper set "h-ftp-tcp"' in helpers and 'tcp dport 2121 ct helper set "h-ftp-tcp"' in helpers
     assert 'udp dport 69 ct helper set "h-tftp-udp"' in helpers
     assert "amanda" not in helpers  # the kernel has no amanda helper for TCP: left out, the rest still loads
+
+
+def test_a_standby_sends_no_mld_report_from_the_shared_mac(tmp_path: object) -> None:
+    """An HA router's device coming up on a standby (no address: keepalived has them) must send nothing, or
+    the networks' learning bridges move the router's MAC, shared with the active instance, to it. The
+    kernel would send MLD reports from :: for the groups forwarding joins; the NAT transaction drops them."""
+    require_root(TOOLS)
+    prefix = "rs" + uuid.uuid4().hex[:6]
+    router, wire = f"{prefix}-r", f"{prefix}-w"
+    ha = Ha(1, _interface("dddddddddddd-1", "qr", "fa:16:3e:00:00:04", "169.254.192.1/18"))
+    try:
+        for ns in (router, wire):
+            netns.create(ns)
+        netns.run(["ip", "link", "add", "qr-x", "netns", router, "type", "veth", "peer", "name", "p", "netns", wire])
+        netns.run(["ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1",
+                   "net.ipv6.conf.default.addr_gen_mode=1"])
+        netns.run(["ip", "-n", router, "link", "set", "qr-x", "addrgenmode", "none"])
+        netns.run(["ip", "-n", wire, "link", "set", "p", "up"])
+        heard = {}
+        for label, ha_or_not in (("legacy", None), ("ha", ha)):
+            subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], check=True, text=True,
+                           input=f"flush ruleset\n{render_nat(_sample(ha=ha_or_not))}")
+            dump = subprocess.Popen(["ip", "netns", "exec", wire, "tcpdump", "-nli", "p", "-Q", "in", "ip6"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            time.sleep(1.0)
+            netns.run(["ip", "-n", router, "link", "set", "qr-x", "up"])
+            time.sleep(2.0)  # the kernel repeats its reports within about a second
+            netns.run(["ip", "-n", router, "link", "set", "qr-x", "down"])
+            dump.terminate()
+            heard[label] = dump.communicate(timeout=10)[0]
+        assert "multicast listener report" in heard["legacy"]  # what the kernel sends (the test can see it)
+        assert heard["ha"].strip() == ""
+    finally:
+        for ns in (router, wire):
+            netns.delete(ns)
 
 
 def test_scope_blocked_pairs() -> None:

@@ -3,7 +3,8 @@
 Level-triggered like the other agents: hints name routers, the agent pulls their desired state (the L3
 view), and the router manager makes each namespace match; routers this host no longer carries are removed.
 HA routers also run keepalived; its transitions wake the agent (a datagram on the host's notify socket),
-whose next sync reports each HA router's state where it differs from what the server last heard.
+whose next sync reports each HA router's state where it differs from what the server last heard, except
+an active state the server already had from here and gave to another host since (see _tell).
 Floating IPs are reported the same way, where the view's status differs from what this host did: ACTIVE
 once their router is realized, ERROR when realizing it failed (logged, and counted in
 fermion_agent_router_failures), DOWN once an administratively down router is removed. An HA router's are
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from fermion.rpc.contracts import FloatingIpStatus, Hint, L3View, Router, Router
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "L3 agent"
 ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"  # a floating IP's status
+# an HA router the server gave to another host, while it is active here too, is claimed back at the latest
+# after this long: the other host may have died since, and nothing else would say so
+OVERRULE_HOLD = 300.0
 
 
 def to_dataplane(router: Router) -> dp.Router:
@@ -62,6 +67,9 @@ class L3Agent:
                                         state_dir=ha_dir / "ha" if ha_dir is not None else None,
                                         notify_socket=self.notifications.path if self.notifications else None)
         self.routers: set[str] = set()
+        # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
+        # to be its active instance
+        self._claimed: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -126,7 +134,7 @@ class L3Agent:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
                 if router.ha is not None:
                     state = self.manager.ha_state(router.id)
-                    if state != router.ha.state:
+                    if self._tell(router.id, state, router.ha.state, asked=scope is not None):
                         states[router.id] = state
             present = self.manager.present()
             candidates = present if scope is None else present & scope
@@ -145,7 +153,34 @@ class L3Agent:
                 for router_id in self.manager.cleanup_keepalived(keep=ha):
                     LOG.info("stopped keepalived of router %s on host %s", router_id, self.host)
             self.routers = wanted if scope is None else (self.routers - scope) | wanted
-        return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states))
+            for gone in set(self._claimed) - self.routers:
+                del self._claimed[gone]
+        claims = {router_id: self.manager.last_transition(router_id) for router_id, s in states.items()
+                  if s == "active"}
+        return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
+                          ha_reported=lambda: self._claim(claims))
+
+    def _claim(self, claims: dict[str, float]) -> None:
+        with self._lock:
+            self._claimed.update({router_id: (last, time.monotonic()) for router_id, last in claims.items()})
+
+    def _tell(self, router_id: str, state: str, heard: str, asked: bool) -> bool:
+        """Whether to report an HA router's state, which the server has as heard. Two instances can both be
+        active (hosts cut off from each other, their agents still talking to the server), and the server
+        believes the latest claim: an instance whose claim the server took since its last transition does
+        not claim the router again at every periodic sync, or the router's ports would swing between the
+        hosts and the traffic with them. It does after a new transition, when the server asks (a hint: the
+        other gave the router up) and after OVERRULE_HOLD."""
+        if state != "active":
+            self._claimed.pop(router_id, None)
+            return state != heard
+        if heard == "active":
+            return False
+        claimed = self._claimed.get(router_id)
+        if claimed is not None and not asked and claimed[0] == self.manager.last_transition(router_id) \
+                and time.monotonic() - claimed[1] < OVERRULE_HOLD:
+            return False
+        return True
 
 
 def floating_ips(desired: L3View, done: dict[str, str], states: dict[str, str]) -> dict[str, FloatingIpStatus]:

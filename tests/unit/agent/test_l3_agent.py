@@ -53,6 +53,9 @@ class Routers:
     def ha_state(self, router_id: str) -> str:
         return self.ha[router_id]
 
+    def last_transition(self, router_id: str) -> float:
+        return 0.0
+
     def present(self) -> set[str]:
         return set(self.built)
 
@@ -125,3 +128,36 @@ def test_an_ha_router_s_floating_ips_are_reported_by_its_active_instance_only() 
     active = dataclasses.replace(standby, ha=dataclasses.replace(ha, state="active"))
     result = agent_with(Routers(failing={"r-standby": "keepalived did not start"})).sync(view(active), None)
     assert result.floating_ips == {"f1": FloatingIpStatus(2, "ERROR")}
+
+
+def test_an_instance_the_server_gave_away_does_not_claim_the_router_back_at_every_sync() -> None:
+    """Two active instances (a partition; both agents still reach the server): once the server took this
+    host's claim and then believed the other's, this one claims again only after a transition of its own,
+    or when the server asks (a hint)."""
+    agent = L3Agent("net1")
+    transitions = {"r1": 10.0}
+    agent.manager.last_transition = transitions.__getitem__  # type: ignore[method-assign]
+
+    def sync(heard: str, asked: bool = False) -> bool:
+        told = agent._tell("r1", "active", heard, asked)
+        if told:
+            agent._claim({"r1": transitions["r1"]})  # the server took the report
+        return told
+
+    assert sync("standby")  # its takeover
+    assert not sync("active")  # the server has it
+    assert not sync("standby")  # another host claimed it since: the server believes that one
+    assert not sync("standby")  # ... and a periodic sync changes nothing
+    assert sync("standby", asked=True)  # the server asks: the other gave it up
+    assert not sync("standby")
+    transitions["r1"] = 20.0  # keepalived went through a transition since (backup, then master again)
+    assert sync("standby")
+
+
+def test_a_claim_the_server_did_not_take_is_made_again() -> None:
+    """A report lost on its way is not a claim: the next periodic sync makes it again."""
+    agent = L3Agent("net1")
+    agent.manager.last_transition = {"r1": 10.0}.__getitem__  # type: ignore[method-assign]
+    assert agent._tell("r1", "active", "standby", asked=False)
+    assert agent._tell("r1", "active", "standby", asked=False)
+    assert agent._tell("r1", "standby", "active", asked=False)  # going standby is always said

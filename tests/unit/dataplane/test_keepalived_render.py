@@ -42,6 +42,8 @@ def test_every_instance_starts_as_backup_without_preemption_and_fractional_adver
     assert instance[:6] == ["state BACKUP", "interface ha-0123456789a", "virtual_router_id 7", "priority 50",
                             "nopreempt", "advert_int 0.3"]
     assert "garp_master_delay 1" in instance and "garp_master_repeat 3" in instance
+    # after a partition the master that yields tells the one that stays, which sends its gratuitous ARPs again
+    assert "higher_prio_send_advert" in instance
     defs = _section(text, "global_defs")
     assert "vrrp_version 3" in defs  # fractional advert_int needs VRRPv3
     assert "enable_script_security" in defs
