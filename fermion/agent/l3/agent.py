@@ -131,7 +131,9 @@ class L3Agent:
                 done[router.id] = ACTIVE if router.admin_state_up else DOWN
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
-                if router.ha is not None and router.admin_state_up:
+                if not router.admin_state_up:
+                    self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
+                elif router.ha is not None:
                     state = self.manager.ha_state(router.id)
                     if self._tell(router.id, state, router.ha.state, asked=scope is not None):
                         states[router.id] = state
