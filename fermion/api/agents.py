@@ -168,7 +168,8 @@ class AgentController:
             except InvalidValue as err:
                 raise BadRequest(f"Invalid input for {h.key}. Reason: {err}.") from None
             db.write(lambda conn: h.add(conn, agent_id, wanted))
-            return Response(201, None)
+            # Neutron's scheduler returns nothing, which its serializer writes as JSON null (clients parse it)
+            return Response(201, payload=b"null")
         if req.method == "DELETE" and child is not None:
             self._enforce(f"delete_{h.policy}", ctx)
             db.write(lambda conn: h.remove(conn, agent_id, child))

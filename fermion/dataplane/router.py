@@ -4,7 +4,9 @@ single `nft -f` transaction, so conntrack entries and their NAT bindings survive
 (docs/kernel.md). Floating IPs are /32 addresses on qg- (the router answers ARP for them) plus map
 elements for 1:1 DNAT/SNAT; a gratuitous ARP announces each newly added address. Address scopes: new
 connections between devices of different scopes are dropped unless NAT applies (IPv4, in the NAT table's
-forward chain) and always in IPv6 (`table ip6 fermion_scope6`, replaced in the same transaction).
+forward chain) and always in IPv6 (`table ip6 fermion_scope6`, replaced in the same transaction). A
+disabled router (admin_state_up false) keeps its namespace and its devices plugged, but down, with forwarding
+off, no routes and no keepalived.
 
 ensure() is idempotent and level-triggered: it observes the namespace, changes only what differs and
 returns a short description of each change (empty when nothing changed)."""
@@ -21,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import netaddr
@@ -104,6 +106,10 @@ class Router:
     routes: tuple[tuple[str, str], ...] = ()  # extra routes (destination CIDR, nexthop)
     conntrack_helpers: tuple[tuple[str, int, str], ...] = ()  # (protocol, port, helper), Neutron's names
     ha: Ha | None = None
+    # admin_state_up False: the ports stay plugged (so they are ACTIVE, as in Neutron with OVN) but their
+    # devices are down, forwarding is off, no route is installed and an HA router's keepalived is stopped:
+    # nothing is answered or forwarded
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -370,9 +376,18 @@ def _exec(ns: str, argv: list[str], stdin: str | None = None, check: bool = True
     return proc
 
 
+def _sysctl_values(enabled: bool) -> list[str]:
+    """SYSCTLS' values: forwarding on only while the router is enabled; promote_secondaries always."""
+    forwarding = "1" if enabled else "0"
+    return [forwarding, forwarding, "1"]
+
+
+def _sysctls(ns: str) -> list[str]:
+    return _exec(ns, ["sysctl", "-n", *SYSCTLS], check=False).stdout.split()
+
+
 def _forwarding(ns: str) -> bool:
-    values = _exec(ns, ["sysctl", "-n", *SYSCTLS], check=False).stdout.split()
-    return values == ["1"] * len(SYSCTLS)
+    return _sysctls(ns) == _sysctl_values(True)
 
 
 class RouterManager:
@@ -391,7 +406,7 @@ class RouterManager:
         self.sync_conntrack = shutil.which("conntrackd") is not None if sync_conntrack is None else sync_conntrack
         self._prefix = naming.router_namespace("", host_netns)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
-        self._sysctl_ok: set[str] = set()
+        self._sysctl_ok: dict[str, bool] = {}  # router id -> the enabled state its sysctls were checked for
         self._silent: set[str] = set()  # HA routers whose namespace has HA_TABLE
         self._garps: list[tuple[float, subprocess.Popen[bytes]]] = []
         self._lock = threading.Lock()
@@ -409,6 +424,8 @@ class RouterManager:
         applied, then the route errors are raised together. Any other failure raises at once; calling
         ensure() again continues from whatever the kernel then holds."""
         self._reap()
+        if not router.enabled:
+            router = replace(router, ha=None)  # a disabled router elects nothing
         ns = self.namespace(router.id)
         changes: list[str] = []
         fresh = not netns.exists(ns)
@@ -416,6 +433,12 @@ class RouterManager:
             self._forget(router.id)
             netns.create(ns)
             changes.append(f"created namespace {ns}")
+        if router.ha is None and self.state_dir is not None and (self.state_dir / router.id).is_dir():
+            # disabled, or no longer HA: its keepalived stops now rather than at the next full sync
+            keepalived.cleanup(self.state_dir, [r for r in keepalived.instances(self.state_dir) if r != router.id])
+            changes.append("stopped keepalived")
+        if not router.enabled:  # forwarding off first
+            self._ensure_forwarding(ns, router, fresh, changes)
         if fresh and router.ha is not None:  # before any device is made
             _exec(ns, ["sysctl", "-q", "-w", *HA_SYSCTLS])
         if router.ha is not None and router.id not in self._silent:  # before any device comes up
@@ -437,28 +460,27 @@ class RouterManager:
                     ifaces = []  # keepalived gives them their addresses
                 for iface in ifaces:
                     found = have.get(iface.device)
-                    if found == Device(iface.device, iface.mac.lower(), iface.mtu, True, want[iface.device]):
+                    if found == Device(iface.device, iface.mac.lower(), iface.mtu, router.enabled,
+                                       want[iface.device]):
                         continue
                     addresses = sorted(want[iface.device])
-                    veth.plug(self.host_netns, iface.tap, ns, iface.device, iface.mac, iface.mtu, addresses)
+                    veth.plug(self.host_netns, iface.tap, ns, iface.device, iface.mac, iface.mtu, addresses,
+                              up=router.enabled)
                     changes.append(f"plugged {iface.device}" if found is None else f"updated {iface.device}")
-                    if router.gateway is not None and iface.device == router.gateway.device:
-                        old = found.addresses if found is not None else frozenset()
+                    if router.enabled and router.gateway is not None and iface.device == router.gateway.device:
+                        # a device coming up announces all its addresses again
+                        old = found.addresses if found is not None and found.up else frozenset()
                         announce += [(iface.device, a.split("/")[0]) for a in addresses
                                      if a not in old and netaddr.IPNetwork(a).version == 4]
                 self._ensure_routes(ipr, router, changes, errors)
         except NetlinkError as err:
             raise DataplaneError(f"router {router.id} in {ns}: {err}") from err
         self._ensure_nat(ns, router, fresh, changes)
-        if router.id not in self._sysctl_ok:
+        if router.enabled:
             # forwarding last: a packet forwarded before the NAT table is in place would leave its connection
             # tracked without SNAT, and a flow that keeps going (a ping, a router moved under traffic) would
             # stay un-NATed for as long as it lasts
-            if fresh or not _forwarding(ns):
-                _exec(ns, ["sysctl", "-q", "-w", *(f"{key}=1" for key in SYSCTLS),
-                           *(HA_SYSCTLS if router.ha is not None else ())])
-                changes.append("enabled forwarding")
-            self._sysctl_ok.add(router.id)
+            self._ensure_forwarding(ns, router, fresh, changes)
         for device, ip in announce:
             self._garp(ns, device, ip)
         if ha is not None:
@@ -524,8 +546,19 @@ class RouterManager:
         """Stop the keepalived and conntrackd of HA routers no longer here (or no longer HA)."""
         return keepalived.cleanup(self.state_dir, keep) if self.state_dir is not None else []
 
+    def _ensure_forwarding(self, ns: str, router: Router, fresh: bool, changes: list[str]) -> None:
+        if self._sysctl_ok.get(router.id) == router.enabled:
+            return
+        values = _sysctl_values(router.enabled)
+        if fresh or _sysctls(ns) != values:
+            settings = [f"{key}={value}" for key, value in zip(SYSCTLS, values, strict=True)]
+            _exec(ns, ["sysctl", "-q", "-w", *settings, *(HA_SYSCTLS if router.ha is not None else ())])
+            changes.append("enabled forwarding" if router.enabled else "disabled forwarding")
+        self._sysctl_ok[router.id] = router.enabled
+
     def _ensure_routes(self, ipr: IPRoute, router: Router, changes: list[str], errors: list[str]) -> None:
-        want = desired_routes(router) if router.ha is None else {}  # an HA router's are keepalived's
+        # an HA router's are keepalived's; the kernel drops those via a disabled router's down devices
+        want = desired_routes(router) if router.ha is None and router.enabled else {}
         have = _routes(ipr)
         for dst in sorted(set(have) - set(want)):
             try:
@@ -648,5 +681,5 @@ class RouterManager:
 
     def _forget(self, router_id: str) -> None:
         self._nat.pop(router_id, None)
-        self._sysctl_ok.discard(router_id)
+        self._sysctl_ok.pop(router_id, None)
         self._silent.discard(router_id)

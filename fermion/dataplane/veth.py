@@ -16,8 +16,9 @@ def _ipr(netns: str | None) -> IPRoute:
 
 
 def plug(host_netns: str | None, host_name: str, inner_netns: str, inner_name: str, mac: str, mtu: int,
-         addresses: Sequence[str] | None = None) -> None:
-    """Idempotent. addresses (CIDR notation) replace whatever the inner end had; None leaves them alone."""
+         addresses: Sequence[str] | None = None, up: bool = True) -> None:
+    """Idempotent. addresses (CIDR notation) replace whatever the inner end had; None leaves them alone.
+    up False: the inner end is plugged but down (the host end then has no carrier)."""
     try:
         with _ipr(inner_netns) as inner:
             found = inner.link_lookup(ifname=inner_name)
@@ -31,7 +32,7 @@ def plug(host_netns: str | None, host_name: str, inner_netns: str, inner_name: s
                     host.link("set", index=host.link_lookup(ifname=host_name)[0], mtu=mtu, state="up")
                 found = inner.link_lookup(ifname=inner_name)
             index = found[0]
-            inner.link("set", index=index, address=mac, mtu=mtu, state="up")
+            inner.link("set", index=index, address=mac, mtu=mtu, state="up" if up else "down")
             if addresses is not None:
                 want = {(a.split("/")[0], int(a.split("/")[1])) for a in addresses}
                 have = {(m.get("IFA_ADDRESS"), m["prefixlen"]) for m in inner.get_addr(index=index)

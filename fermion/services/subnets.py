@@ -219,6 +219,15 @@ class SubnetService:
         merged = {**orig, **changes}
         check_geometry(merged)
         gateway = merged["gateway_ip"]
+        if "gateway_ip" in changes and gateway != orig["gateway_ip"] and orig["gateway_ip"] is not None:
+            # the router interface on the current gateway keeps it: moved or removed only once detached
+            a, p = m.ip_allocations.c, m.ports.c
+            holder = conn.execute(select(a.port_id).join(m.ports, p.id == a.port_id).where(
+                a.subnet_id == orig["id"], a.ip_address == orig["gateway_ip"],
+                p.device_owner.in_(_ROUTER_INTERFACES))).scalar()
+            if holder is not None:
+                raise Conflict(f"Current gateway ip {orig['gateway_ip']} already in use by port {holder}. Unable "
+                               "to update.", type="GatewayIpInUse")
         if "gateway_ip" in changes and gateway is not None:
             ipam.validate_gateway(net, gateway)
             taken = conn.execute(select(m.ip_allocations.c.port_id).where(

@@ -1,9 +1,11 @@
 """A throw-away cloud for the upstream API tests: Keystone (SQLite, Fernet tokens, served by gunicorn) and a
 Fermion server in keystone mode registered as its `network` service, both on free loopback ports in a private
-temporary directory; then `tempest run` with a tempest.conf that describes exactly this cloud.
+temporary directory, and the L2, DHCP and L3 agents of an emulated network host (tempest_hosts.py); then
+`tempest run` with a tempest.conf that describes exactly this cloud.
 
 Run through scripts/tempest, which installs the tools first. Every process started here runs in a session of
-its own and is ended (its process group, by pid) when the run ends, however it ends; the directory goes too.
+its own and is ended (its process group, by pid) when the run ends, however it ends; the namespaces and the
+directory go too.
 """
 
 from __future__ import annotations
@@ -29,14 +31,19 @@ from typing import Any
 
 import httpx
 
+from fermion.dataplane import DataplaneError
+from fermion.lab.instances import Api, LabError, ensure_external_network
+from fermion.lab.state import LabState
+from tests.acceptance.tempest_hosts import NEEDS_AGENTS, TRANSPORT_URL, NetworkHost, unavailable
+
 REPO = Path(__file__).resolve().parents[2]
 # the network API tests of both suites (their scenario tests need instances)
 DEFAULT_REGEX = r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\."
 REGION = "RegionOne"
-# tempest's own subnets come from here; the external network's subnet is in the lab's 198.18.0.0/15
+# tempest's own subnets come from here; the external network's is the lab's (198.19.0.0/24)
 PROJECT_CIDR = "10.100.0.0/16"
 PROJECT_V6_CIDR = "2001:db8::/48"
-PUBLIC_CIDR = "198.18.250.0/24"
+AGENTS_WAIT = 60.0  # seconds for the agents to report alive
 
 # Reads a subunit v2 stream (stdin) with the tools' Python, writes one JSON object per test (stdout).
 _SUBUNIT_TO_JSON = r"""
@@ -82,10 +89,11 @@ def cause(detail: str) -> str:
 
 
 class Cloud:
-    def __init__(self, tools: Path, work: Path, quiet: bool) -> None:
+    def __init__(self, tools: Path, work: Path, quiet: bool, hosts: NetworkHost | None) -> None:
         self.tools = tools
         self.work = work
         self.quiet = quiet
+        self.hosts = hosts  # None: no agents
         self.procs: list[subprocess.Popen[bytes]] = []
         self.admin_password = secrets.token_hex(12)
         self.service_password = secrets.token_hex(12)
@@ -262,7 +270,14 @@ dns_domain = "openstackgate.local"  # not the default: the DNS tests check ports
 # devstack's VNIs: the segment-range tests make ranges of 1050-1155 for a new project and expect no other
 # project's network to hold an id there, which random ids from 1000:1999 sometimes did
 vxlan_vni_ranges = ["1:1000"]
-""")
+
+[quotas]
+# neutron-tempest-plugin's gate jobs raise these: a test class makes more routers than the default 10
+router = 100
+floatingip = 500
+security_group = 150
+security_group_rule = 1000
+""" + ("\n" + self.hosts.rpc_config() if self.hosts else ""))
         database = f"sqlite:///{self.work / 'fermion.sqlite'}"
         env = {"FERMION_CONFIG": str(config), "FERMION_STATE_DIR": str(self.work / "fermion-state")}
         fermion = [str(REPO / ".venv/bin/fermion")]
@@ -282,17 +297,45 @@ vxlan_vni_ranges = ["1:1000"]
     def extensions(self) -> list[str]:
         return sorted(e["alias"] for e in self.fermion("GET", "/extensions")["extensions"])
 
+    def start_agents(self) -> None:
+        """The network host's namespaces and agents, which must report alive."""
+        assert self.hosts is not None
+        try:
+            self.hosts.build()
+        except DataplaneError as err:
+            raise SetupError(f"the network host's namespaces: {err}") from None
+        procs = {}
+        for kind, argv in self.hosts.agent_commands(str(self.work / "fermion.toml")).items():
+            procs[kind] = self.start(f"agent-{kind}", argv, env={"FERMION_STATE_DIR": str(self.work / "agents")})
+        deadline = time.monotonic() + AGENTS_WAIT
+        while missing := self.hosts.missing(self.fermion("GET", "/agents")["agents"]):
+            for kind, proc in procs.items():
+                if proc.poll() is not None:
+                    raise SetupError(f"the {kind} agent exited:\n{self.tail(f'agent-{kind}')}")
+            if time.monotonic() > deadline:
+                raise SetupError(f"agents not alive after {AGENTS_WAIT:.0f}s: {', '.join(missing)}")
+            time.sleep(0.2)
+        self.say(f"agents of host {self.hosts.host.name} alive (namespaces {self.hosts.state.prefix}-*, "
+                 f"RPC prefix {self.hosts.rpc_prefix})")
+
     def create_public_network(self) -> None:
-        net = self.fermion("POST", "/networks", {"network": {"name": "public", "router:external": True}})
-        self.public_network_id = net["network"]["id"]
-        self.fermion("POST", "/subnets", {"subnet": {"network_id": self.public_network_id, "name": "public",
-                                                     "cidr": PUBLIC_CIDR, "ip_version": 4,
-                                                     "enable_dhcp": False}})
+        """The lab's external network: flat, on the physnet the network host's eth2 carries."""
+        client = httpx.Client(base_url=self.fermion_url, timeout=30, headers={"X-Auth-Token": self.admin_token})
+        state = self.hosts.state if self.hosts else LabState(prefix="", mode="distributed", endpoint="")
+        try:
+            with client:
+                self.public_network_id = ensure_external_network(state, Api(self.fermion_url, client))["id"]
+        except LabError as err:
+            raise SetupError(f"the public network: {err}") from None
 
     # -- tempest -----------------------------------------------------------------------------------------
 
     def write_tempest_conf(self, extensions: list[str]) -> Path:
         path = self.work / "tempest" / "etc" / "tempest.conf"
+        build_timeout = ("# the agents' ports turn ACTIVE in seconds; under load tempest waits up to a minute\n"
+                         "build_timeout = 60" if self.hosts else
+                         "# nothing waits for a data plane (no agents run): a status that is not there in 10 s "
+                         "never comes\nbuild_timeout = 10")
         path.parent.mkdir(parents=True)
         path.write_text(f"""[DEFAULT]
 log_file = {self.work / 'tempest' / 'tempest.log'}
@@ -326,8 +369,7 @@ project_network_v6_cidr = {PROJECT_V6_CIDR}
 project_network_v6_mask_bits = 64
 public_network_id = {self.public_network_id}
 floating_network_name = public
-# nothing here waits for a data plane (no agents run): a status that is not there in 10 s never comes
-build_timeout = 10
+{build_timeout}
 
 [network-feature-enabled]
 api_extensions = {','.join(extensions)}
@@ -339,6 +381,7 @@ floating_ips = {'true' if 'router' in extensions else 'false'}
 [neutron_plugin_options]
 available_type_drivers = flat,vlan,vxlan,geneve,gre,local
 provider_vlans = physnet1
+{'agent_availability_zone = nova' if self.hosts else ''}
 
 [validation]
 run_validation = false
@@ -394,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=2, help="tempest workers (default: 2)")
     p.add_argument("--fermion-workers", type=int, default=1, help="Fermion server processes (default: 1)")
     p.add_argument("--timeout", type=float, default=3600, help="give up on tempest after this many seconds")
+    p.add_argument("--transport-url", default=TRANSPORT_URL,
+                   help=f"the RabbitMQ the server and the agents share (default: {TRANSPORT_URL})")
+    p.add_argument("--no-agents", action="store_true",
+                   help="the API server alone (no namespaces, no RabbitMQ): the tests that need agents are not run")
     p.add_argument("--results", type=Path, help="write every test's id, status and detail here (JSON)")
     p.add_argument("--keep", type=Path, help="copy the logs and configuration files into this directory")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -404,19 +451,29 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
+    no_agents = "--no-agents" if args.no_agents else unavailable(args.transport_url)
+    exclude = args.exclude_regex
+    if no_agents:
+        # printed even with --quiet: the run is smaller than asked
+        print(f"tempest: no agents ({no_agents}): the tests that need them are not run", flush=True)
+        exclude = "|".join(filter(None, [exclude, *NEEDS_AGENTS]))
     work = Path(tempfile.mkdtemp(prefix="fermion-tempest-"))
-    cloud = Cloud(args.tools.resolve(), work, args.quiet)
+    hosts = None if no_agents else NetworkHost(args.transport_url)
+    cloud = Cloud(args.tools.resolve(), work, args.quiet, hosts)
     started = time.monotonic()
     try:
         cloud.start_keystone()
         cloud.start_fermion(args.fermion_workers)
+        if hosts:
+            cloud.start_agents()
         extensions = cloud.extensions()
         cloud.say(f"Fermion advertises {len(extensions)} extensions: {' '.join(extensions)}")
         cloud.create_public_network()
         conf = cloud.write_tempest_conf(extensions)
-        results = cloud.run_tempest(conf, args.regex, args.exclude_regex, args.concurrency, args.timeout)
+        results = cloud.run_tempest(conf, args.regex, exclude, args.concurrency, args.timeout)
         if args.results:
-            args.results.write_text(json.dumps({"extensions": extensions, "tests": results}, indent=1))
+            args.results.write_text(json.dumps({"extensions": extensions, "no_agents": no_agents,
+                                                "tests": results}, indent=1))
         print(summarize(results, time.monotonic() - started), flush=True)
         if not results:
             print(f"tempest: no test ran:\n{cloud.tail('tempest-run')}", file=sys.stderr)
@@ -426,10 +483,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tempest: {err}", file=sys.stderr)
         return 2
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # what a signal would ask for is under way
+            signal.signal(sig, signal.SIG_IGN)
         cloud.stop_all()
+        if hosts:
+            hosts.destroy()
+            if hosts.leftovers():
+                print(f"tempest: could not delete the namespaces {' '.join(hosts.leftovers())}", file=sys.stderr)
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-            for name in ("keystone.log", "keystone-manage.log", "fermion.log", "tempest-run.log",
+            for name in ("keystone.log", "keystone-manage.log", "fermion.log", "agent-l2.log", "agent-dhcp.log",
+                         "agent-l3.log", "tempest-run.log",
                          "tempest/tempest.log", "tempest/etc/tempest.conf", "keystone.conf", "fermion.toml"):
                 if (work / name).exists():
                     shutil.copy(work / name, args.keep / Path(name).name)

@@ -297,6 +297,7 @@ def test_remove_and_add_a_network_by_hand(client: SyncClient, api: Api) -> None:
 
     r = api.post(f"/v2.0/agents/{agent_id}/dhcp-networks", json={"network_id": net["id"]})
     assert r.status_code == 201, r.text
+    assert r.json() is None  # Neutron's body: JSON null
     assert dhcp_network_ids(api, agent_id) == [net["id"]]
     assert dhcp_agent_ids(api, net["id"]) == [agent_id]
     assert_fault(api.post(f"/v2.0/agents/{agent_id}/dhcp-networks", json={"network_id": net["id"]}), 409,

@@ -329,7 +329,9 @@ def test_routers_are_scheduled_to_l3_agents_and_can_be_moved(client: SyncClient,
     assert tenant.get(f"/v2.0/agents/{first}/l3-routers").status_code == 403
     assert_fault(admin.post(f"/v2.0/agents/{second}/l3-routers", json={"router_id": r["id"]}), 409)
     assert admin.delete(f"/v2.0/agents/{first}/l3-routers/{r['id']}").status_code == 204
-    assert admin.post(f"/v2.0/agents/{second}/l3-routers", json={"router_id": r["id"]}).status_code == 201
+    added = admin.post(f"/v2.0/agents/{second}/l3-routers", json={"router_id": r["id"]})
+    assert added.status_code == 201 and added.headers["content-type"] == "application/json"
+    assert added.content == b"null"  # Neutron's body: the scheduler's None, serialized
     assert [a["id"] for a in admin.get(f"/v2.0/routers/{r['id']}/l3-agents").json()["agents"]] == [second]
     ports = admin.get(f"/v2.0/ports?device_id={r['id']}").json()["ports"]
     assert {p["binding:host_id"] for p in ports} == {"net-2"}

@@ -105,6 +105,30 @@ def test_gateway_update(api: Api) -> None:
                  "GatewayConflictWithAllocationPools")
 
 
+def test_the_gateway_a_router_interface_holds_stays_until_the_interface_goes(api: Api) -> None:
+    net = api.network()
+    sub = api.subnet(net["id"], "10.0.0.0/24", allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.20"}])
+    router = api.post("/v2.0/routers", json={"router": {"name": "r"}}).json()["router"]
+    attach = api.put(f"/v2.0/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]})
+    assert attach.status_code == 200, attach.text
+    port_id = attach.json()["port_id"]
+    for gateway in ("10.0.0.2", None):
+        r = api.put(f"/v2.0/subnets/{sub['id']}", json={"subnet": {"gateway_ip": gateway}})
+        assert_fault(r, 409, "GatewayIpInUse")
+        assert r.json()["NeutronError"]["message"] == (f"Current gateway ip 10.0.0.1 already in use by port "
+                                                       f"{port_id}. Unable to update.")
+    same = api.put(f"/v2.0/subnets/{sub['id']}", json={"subnet": {"gateway_ip": "10.0.0.1", "name": "s"}})
+    assert same.status_code == 200, same.text
+    # a router interface on another address of the subnet does not hold the gateway
+    other = api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.0.0.3"}])
+    r2 = api.post("/v2.0/routers", json={"router": {"name": "r2"}}).json()["router"]
+    assert api.put(f"/v2.0/routers/{r2['id']}/add_router_interface", json={"port_id": other["id"]}).status_code == 200
+    detach = api.put(f"/v2.0/routers/{router['id']}/remove_router_interface", json={"subnet_id": sub["id"]})
+    assert detach.status_code == 200, detach.text
+    r = api.put(f"/v2.0/subnets/{sub['id']}", json={"subnet": {"gateway_ip": "10.0.0.2"}})
+    assert r.status_code == 200 and r.json()["subnet"]["gateway_ip"] == "10.0.0.2", r.text
+
+
 def test_explicit_allocation_pools(api: Api) -> None:
     net = api.network()
     pools = [{"start": "10.0.0.10", "end": "10.0.0.20"}, {"start": "10.0.0.100", "end": "10.0.0.110"}]

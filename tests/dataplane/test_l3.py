@@ -87,6 +87,22 @@ def test_routing_snat_and_floating_ip(lab: Lab) -> None:
     lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
 
 
+def test_an_admin_down_router_keeps_its_ports_active_and_routes_nothing(lab: Lab) -> None:
+    """As in Neutron with OVN: the ports of a router set admin-down stay ACTIVE (plugged), the router stops
+    routing, and routes again once set up."""
+    t = routed_pair(lab)
+    router_id = t["router"]["id"]
+    lab.wait(lambda: lab.ping("vm1", "vm2"), 20, "vm1 to reach vm2 through the router")
+    put(lab, f"/v2.0/routers/{router_id}", {"router": {"admin_state_up": False}})
+    lab.wait(lambda: not lab.ping("vm1", "vm2", count=1), 20, "the admin-down router to stop routing")
+    ports = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"device_id": router_id}))["ports"]
+    assert len(ports) == 3
+    for port in ports:
+        assert instances.wait_port_status(lab.api, port["id"], "ACTIVE")["binding:host_id"] == "network1"
+    put(lab, f"/v2.0/routers/{router_id}", {"router": {"admin_state_up": True}})
+    lab.wait(lambda: lab.ping("vm1", "vm2"), 20, "vm1 to reach vm2 again")
+
+
 def test_router_conntrack_helper_through_the_api(lab: Lab) -> None:
     """A conntrack helper created through the API reaches the router on the network node: active FTP from an
     instance behind SNAT works while the helper exists, and stops working when it is deleted."""

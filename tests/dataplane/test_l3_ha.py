@@ -50,6 +50,13 @@ def addresses(lab: Lab, host: str, router_id: str) -> str:
     return netns.run(["ip", "-n", ns, "-br", "addr"], check=False).stdout
 
 
+def router_links(lab: Lab, host: str, router_id: str) -> set[str]:
+    """The states of the router's qr-/qg- devices on the host."""
+    ns = f"{lab.host_ns(host)}-qrouter-{router_id}"
+    links = netns.run(["ip", "-n", ns, "-br", "link"], check=False).stdout.splitlines()
+    return {line.split()[1] for line in links if line.startswith(("qr-", "qg-"))}
+
+
 def cut(lab: Lab, host: str, state: str = "down") -> None:
     """The host's wires (underlay, provider and external) go dead, as when it loses power or is cut off
     (state up: they come back)."""
@@ -299,3 +306,25 @@ def test_after_a_partition_heals_exactly_one_instance_stays_active_and_connectio
         finally:
             for stream in streams.values():
                 stream.close()
+
+
+def test_an_admin_down_ha_router_stops_keepalived_everywhere_and_comes_back(ha_lab: Lab) -> None:
+    lab = ha_lab
+    t = ha_router(lab)
+    rid, ext_ns = t["rid"], lab.state.external
+    put(lab, f"/v2.0/routers/{rid}", {"router": {"admin_state_up": False}})
+    lab.wait(lambda: not ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to stop answering")
+    for host in NETWORK_HOSTS:  # disabled, not removed: no keepalived, the router's devices down
+        lab.wait(lambda h=host: not workdir(lab, h, rid).exists(), 20, f"keepalived to stop on {host}")
+        lab.wait(lambda h=host: router_links(lab, h, rid) == {"DOWN"}, 20, f"the router's devices down on {host}")
+    assert not ping_ns(t["vm1"].netns, "10.1.0.1", count=1)
+    lab.wait(lambda: lab.api._ok(lab.api.http.get(f"/v2.0/floatingips/{t['fip_id']}"))["floatingip"]["status"]
+             == "DOWN", 20, "the floating IP to turn DOWN")
+    ports = lab.api._ok(lab.api.http.get("/v2.0/ports", params={"device_id": rid,
+                                                                 "device_owner": "network:router_interface"}))
+    (port,) = ports["ports"]
+    instances.wait_port_status(lab.api, port["id"], "ACTIVE")
+
+    put(lab, f"/v2.0/routers/{rid}", {"router": {"admin_state_up": True}})
+    lab.wait(lambda: active_host(lab, rid) is not None, 30, "one instance to be active again")
+    lab.wait(lambda: ping_ns(ext_ns, t["fip"], count=1), 20, "the floating IP to answer again")

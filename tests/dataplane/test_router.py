@@ -376,6 +376,39 @@ def test_routes_between_subnets_is_idempotent_and_removes_what_is_no_longer_want
     mgr.remove(router.id)  # removing what is gone is fine
 
 
+def test_a_disabled_router_keeps_its_ports_plugged_but_answers_and_forwards_nothing(topo: Topo,
+                                                                                      mgr: RouterManager) -> None:
+    ports = Ports.new()
+    router = _router(ports, enabled=False, routes=(("10.99.0.0/24", VM2),), floating_ips=(FloatingIp(FIP1, VM1),))
+    _ensure(topo, mgr, router)
+    ns = _ns(mgr, router)
+    qr_a, qg = naming.router_interface(ports.a), naming.router_gateway(ports.g)
+    observed = mgr.observe(router.id)
+    assert observed is not None and not observed.forwarding and observed.routes == {}
+    assert set(observed.devices) == {qr_a, naming.router_interface(ports.b), qg}
+    assert not any(d.up for d in observed.devices.values())
+    assert observed.devices[qg].addresses == {f"{GW}/24", f"{FIP1}/32"}
+    host_links = _ip("-n", topo.host, "link", "show")
+    assert all(naming.tap(p) in host_links for p in (ports.a, ports.b, ports.g))  # the L2 agent's to attach
+    assert topo.unreachable(topo.vm1, "10.10.1.1") and topo.unreachable(topo.vm1, VM2)
+    assert topo.unreachable(topo.ext, FIP1) and topo.unreachable(topo.vm1, EXT)
+    assert mgr.ensure(router) == []
+    # enabled: everything comes up, the routes with it
+    enabled = replace(router, enabled=True)
+    changes = mgr.ensure(enabled)
+    assert changes[-1] == "enabled forwarding" and f"updated {qr_a}" in changes, changes  # forwarding last
+    assert f"route 10.99.0.0/24 via {VM2}" in changes and f"route 0.0.0.0/0 via {EXT}" in changes, changes
+    assert topo.ping(topo.vm1, VM2) and topo.ping(topo.vm1, "10.99.0.1")
+    assert topo.peer(topo.ext, FIP1) == EXT and topo.peer(topo.vm2, EXT) == GW
+    assert mgr.ensure(enabled) == []
+    # disabled again
+    assert mgr.ensure(router)[0] == "disabled forwarding"
+    assert _in(ns, "sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding").stdout.split() == ["0", "0"]
+    assert topo.unreachable(topo.vm1, VM2) and topo.unreachable(topo.ext, FIP1)
+    assert mgr.ensure(router) == []
+    assert RouterManager(topo.host).ensure(router) == []  # a restarted agent finds it as it should be
+
+
 # (b) + (d)
 def test_snat_hides_instances_behind_the_gateway_address_unless_disabled(topo: Topo, mgr: RouterManager) -> None:
     router = _router(Ports.new())

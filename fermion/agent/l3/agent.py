@@ -1,13 +1,14 @@
 """The L3 agent driver: per router hosted here a qrouter namespace with its qr-/qg- ports, routes and NAT.
 
 Level-triggered like the other agents: hints name routers, the agent pulls their desired state (the L3
-view), and the router manager makes each namespace match; routers this host no longer carries are removed.
+view), and the router manager makes each namespace match (an admin-down router's disabled: ports plugged but
+down, nothing forwarded); routers this host no longer carries are removed.
 HA routers also run keepalived; its transitions wake the agent (a datagram on the host's notify socket),
 whose next sync reports each HA router's state where it differs from what the server last heard, except
 an active state the server already had from here and gave to another host since (see _tell).
 Floating IPs are reported the same way, where the view's status differs from what this host did: ACTIVE
 once their router is realized, ERROR when realizing it failed (logged, and counted in
-fermion_agent_router_failures), DOWN once an administratively down router is removed. An HA router's are
+fermion_agent_router_failures), DOWN while their router is administratively down. An HA router's are
 reported by its active instance only.
 """
 
@@ -48,7 +49,7 @@ def to_dataplane(router: Router) -> dp.Router:
         routes=tuple((r[0], r[1]) for r in router.routes),
         conntrack_helpers=tuple(sorted({(h.protocol, h.port, h.helper) for h in router.conntrack_helpers})),
         ha=dp.Ha(router.ha.vr_id, iface(router.ha.interface, naming.ha_device(router.ha.interface.id)))
-        if router.ha is not None else None)
+        if router.ha is not None else None, enabled=router.admin_state_up)
 
 
 class L3Agent:
@@ -115,11 +116,9 @@ class L3Agent:
         states: dict[str, str] = {}
         done: dict[str, str] = {}  # router id -> what its floating IPs are now here: ACTIVE, DOWN or ERROR
         with self._lock:
-            wanted = {r.id for r in desired.routers if r.admin_state_up}
+            # admin-down routers too: their ports stay plugged (ACTIVE), the router disabled
+            wanted = {r.id for r in desired.routers}
             for router in desired.routers:
-                if not router.admin_state_up:
-                    done[router.id] = DOWN  # removed below
-                    continue
                 try:
                     changes = self.manager.ensure(to_dataplane(router))
                 except DataplaneError as err:
@@ -129,10 +128,12 @@ class L3Agent:
                     failed = True
                     done[router.id] = ERROR
                     continue
-                done[router.id] = ACTIVE
+                done[router.id] = ACTIVE if router.admin_state_up else DOWN
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
-                if router.ha is not None:
+                if not router.admin_state_up:
+                    self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
+                elif router.ha is not None:
                     state = self.manager.ha_state(router.id)
                     if self._tell(router.id, state, router.ha.state, asked=scope is not None):
                         states[router.id] = state
