@@ -61,7 +61,8 @@ def for_create(res: Resource, raw: Any, ctx: Context) -> dict[str, Any]:
         elif attr.default is UNSET:
             raise BadRequest(f"Failed to parse request. Required attribute '{attr.name}' not specified")
         else:
-            out[attr.name] = copy.deepcopy(attr.default) if attr.default is not AUTO else AUTO
+            default = attr.default  # a list or dict default is copied: the request may change its own
+            out[attr.name] = copy.deepcopy(default) if isinstance(default, (list, dict)) else default
     project, tenant = out.get("project_id", AUTO), out.get("tenant_id", AUTO)
     if project is not AUTO and tenant is not AUTO and project != tenant:
         raise BadRequest(f"Specified project_id {project} does not match tenant_id {tenant}")

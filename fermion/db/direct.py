@@ -103,7 +103,10 @@ class Prepared:
     def _plan(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:
         dialect = conn.dialect
         lists = self.lists
-        shape = tuple(sorted((k, len(v) if k in lists else -1) for k, v in params.items()))
+        if lists:
+            shape = tuple(sorted((k, len(v) if k in lists else -1) for k, v in params.items()))
+        else:
+            shape = tuple(sorted(params))
         plan = self._plans.get((dialect.name, shape))
         if plan is None:
             plan = _build(self.stmt, conn, params, lists)

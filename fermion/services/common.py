@@ -6,9 +6,11 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, update
+from sqlalchemy.sql.elements import ClauseElement
 
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.writes import new_id
 from fermion.errors import PreconditionFailed
 from fermion.resources.base import AUTO, UNSET, Resource
@@ -48,14 +50,42 @@ def add_tags(conn: Connection, tags: list[tuple[str, list[str]]]) -> None:
 def bump(conn: Connection, table: Table, ident: str, values: dict[str, Any],
          expect_revision: int | None = None) -> None:
     """Update a row and its revision; with expect_revision, only if the revision still matches."""
-    stmt = update(table).where(table.c.id == ident)
-    if expect_revision is not None:
-        stmt = stmt.where(table.c.revision_number == expect_revision)
-    res = conn.execute(stmt.values(**values, updated_at=now(), revision_number=table.c.revision_number + 1))
-    if res.rowcount == 0 and expect_revision is not None:
+    if any(isinstance(v, ClauseElement) for v in values.values()):  # an SQL expression: built each time
+        stmt = update(table).where(table.c.id == ident)
+        if expect_revision is not None:
+            stmt = stmt.where(table.c.revision_number == expect_revision)
+        count = conn.execute(stmt.values(**values, updated_at=now(),
+                                         revision_number=table.c.revision_number + 1)).rowcount
+    else:
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(b_id=ident, b_now=now())
+        if expect_revision is not None:
+            params["b_revision"] = expect_revision
+        count = _bump_statement(table, tuple(values), expect_revision is not None).run(conn, params)
+    if count == 0 and expect_revision is not None:
         raise PreconditionFailed(
             f"Constrained to revision number {expect_revision} but the resource has changed.")
 
+
+_BUMPS: dict[tuple[str, tuple[str, ...], bool], Prepared] = {}
+
+
+def _bump_statement(table: Table, columns: tuple[str, ...], expect: bool) -> Prepared:
+    """bump's UPDATE for these columns, built once (SQLAlchemy's per-call statement building and caching
+    cost more than running it)."""
+    key = (table.name, columns, expect)
+    found = _BUMPS.get(key)
+    if found is None:
+        c = table.c
+        stmt = update(table).where(c.id == bindparam("b_id"))
+        if expect:
+            stmt = stmt.where(c.revision_number == bindparam("b_revision"))
+        stmt = stmt.values({c[k]: bindparam(f"v_{k}", type_=c[k].type) for k in columns})
+        found = Prepared(stmt.values(updated_at=bindparam("b_now", type_=c.updated_at.type),
+                                     revision_number=c.revision_number + 1))
+        if len(_BUMPS) < 512:  # the columns callers change come in a bounded number of shapes
+            _BUMPS[key] = found
+    return found
 
 
 def emit(conn: Connection, event: Any) -> None:

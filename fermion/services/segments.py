@@ -82,8 +82,10 @@ class SegmentService:
         common.emit(conn, Hint("network", orig["network_id"], 0, orig["network_id"]))
 
 
-def check_subnet_segment(conn: Connection, network_id: str, segment_id: str | None) -> None:
-    """A subnet's segment belongs to its network, and a network's subnets are all on segments or none is."""
+def check_subnet_segment(conn: Connection, network_id: str, segment_id: str | None,
+                         others_segments: Sequence[str | None]) -> None:
+    """A subnet's segment belongs to its network, and a network's subnets are all on segments or none is
+    (others_segments: the segment of each other subnet of the network)."""
     if segment_id is not None:
         found = conn.execute(select(m.network_segments.c.network_id)
                              .where(m.network_segments.c.id == segment_id)).first()
@@ -92,8 +94,7 @@ def check_subnet_segment(conn: Connection, network_id: str, segment_id: str | No
         if found[0] != network_id:
             raise BadRequest(f"The subnet's network id, '{network_id}', doesn't match the network_id of segment "
                              f"'{segment_id}'", type="NetworkIdsDontMatch")
-    s = m.subnets.c
-    others = {r[0] is not None for r in conn.execute(select(s.segment_id).where(s.network_id == network_id))}
+    others = {seg is not None for seg in others_segments}
     if others and others != {segment_id is not None}:
         raise BadRequest(f"The subnets of network {network_id} must either all be associated with segments or none "
                          "of them", type="SubnetsNotAllAssociatedWithSegments")

@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, literal, null, select, union_all
 
 from fermion.context import Context
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.errors import BadRequest, Conflict, InvalidInput
 from fermion.resources.base import AUTO
 from fermion.resources.subnet import SUBNET
@@ -25,6 +26,15 @@ from fermion.services.segments import check_subnet_segment
 from fermion.services.subnetpools import SubnetPoolService, pool_not_found
 
 _st = m.subnet_service_types.c
+_s, _n = m.subnets.c, m.networks.c
+# what a new subnet must agree with, in one round trip: the network's MTU (a first row, 0, with the MTU in
+# the third column), then its subnets (1, id, ip_version, cidr, pool, segment): no overlap, one pool per IP
+# version, on segments all or none
+_NETWORK_AND_SUBNETS = Prepared(union_all(
+    select(literal(0), null(), _n.mtu, null(), null(), null()).where(_n.id == bindparam("b_network")),
+    select(literal(1), _s.id, _s.ip_version, _s.cidr, _s.subnetpool_id, _s.segment_id)
+    .where(_s.network_id == bindparam("b_network"))))
+_INSERT_SUBNET = Prepared(insert(m.subnets))
 _ROUTER_INTERFACES = ("network:router_interface", "network:router_interface_distributed",
                       "network:ha_router_replicated_interface")
 
@@ -105,9 +115,8 @@ def check_geometry(item: dict[str, Any]) -> netaddr.IPNetwork:
     return net
 
 
-def check_mtu(conn: Connection, network_id: str, version: int) -> None:
+def check_mtu(network_id: str, mtu: int | None, version: int) -> None:
     """A subnet needs its network's MTU to be at least its IP version's minimum (Neutron: 409)."""
-    mtu = conn.execute(select(m.networks.c.mtu).where(m.networks.c.id == network_id)).scalar()
     if mtu is not None and mtu < MIN_MTU[version]:
         raise mtu_conflict(network_id, MIN_MTU[version])
 
@@ -151,9 +160,11 @@ class SubnetService:
             else:
                 ipam.validate_pools(net, pools, gateway)
                 pools = [{"start": p["start"], "end": p["end"]} for p in pools]
-            self._check_overlap(conn, item["network_id"], net, None, pool_id)
-            check_subnet_segment(conn, item["network_id"], item.get("segment_id"))
-            check_mtu(conn, item["network_id"], net.version)
+            rows_ = _NETWORK_AND_SUBNETS.rows(conn, {"b_network": item["network_id"]})
+            siblings = [r[1:] for r in rows_ if r[0] == 1]  # (id, ip_version, cidr, pool, segment)
+            self._check_overlap(item["network_id"], net, siblings, pool_id)
+            check_subnet_segment(conn, item["network_id"], item.get("segment_id"), [r[4] for r in siblings])
+            check_mtu(item["network_id"], next((r[2] for r in rows_ if r[0] == 0), None), net.version)
             row = common.standard_row(item)
             row.update(network_id=item["network_id"], ip_version=net.version, cidr=str(net),
                        gateway_ip=gateway, allocation_pools=pools,
@@ -162,7 +173,7 @@ class SubnetService:
                        ipv6_address_mode=item["ipv6_address_mode"], subnetpool_id=pool_id,
                        segment_id=item.get("segment_id"),
                        dns_publish_fixed_ip=item.get("dns_publish_fixed_ip", False))
-            conn.execute(insert(m.subnets).values(**row))
+            _INSERT_SUBNET.run(conn, row)
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
             _set_service_types(conn, row["id"], item.get("service_types") or [], fresh=True)
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])),
@@ -198,14 +209,12 @@ class SubnetService:
             conn.execute(select(n.id).where(n.id.in_(sorted(network_ids))).order_by(n.id)
                          .with_for_update(key_share=True))
 
-    def _check_overlap(self, conn: Connection, network_id: str, net: netaddr.IPNetwork, exclude: str | None,
+    @staticmethod
+    def _check_overlap(network_id: str, net: netaddr.IPNetwork, siblings: Sequence[Any],
                        pool_id: str | None = None) -> None:
-        """No two subnets of a network overlap, and (Neutron) those of one IP version come from one pool."""
-        s = m.subnets.c
-        for sid, cidr, version, other_pool in conn.execute(select(s.id, s.cidr, s.ip_version, s.subnetpool_id)
-                                                           .where(s.network_id == network_id)):
-            if sid == exclude:
-                continue
+        """No two subnets of a network overlap, and (Neutron) those of one IP version come from one pool;
+        siblings: the network's other subnets, (id, ip_version, cidr, subnetpool_id, ...) each."""
+        for _sid, version, cidr, other_pool, *_ in siblings:
             if net in netaddr.IPNetwork(cidr) or netaddr.IPNetwork(cidr) in net:
                 raise InvalidInput(f"Requested subnet with cidr: {net} for network: {network_id} overlaps "
                                    "with another subnet")
