@@ -103,6 +103,7 @@ class Prepared:
     def _plan(self, conn: Connection, params: Mapping[str, Any]) -> _Plan:
         dialect = conn.dialect
         lists = self.lists
+        shape: tuple[Any, ...]
         if lists:
             shape = tuple(sorted((k, len(v) if k in lists else -1) for k, v in params.items()))
         else:
