@@ -102,16 +102,15 @@ _ONE_PORT_PARTS = Prepared(union_all(
 def dns_assignment(dns_name: str, fixed_ips: list[dict[str, str]], domain: str) -> list[dict[str, str]]:
     """Neutron's dns_assignment: per fixed IP the port's dns_name (or host-<address> without one) and the name
     in the configured domain (domain: normalized, with its trailing dot, or empty)."""
+    if dns_name:
+        fqdn = dns_name if dns_name.endswith(".") else f"{dns_name}.{domain}"
+        return [{"ip_address": f["ip_address"], "hostname": dns_name, "fqdn": fqdn} for f in fixed_ips]
+    suffix = "." + domain if domain else ""
     out = []
-    for f in fixed_ips:
+    for f in fixed_ips:  # (a list shows this for every port)
         ip = f["ip_address"]
-        if dns_name:
-            hostname = dns_name
-            fqdn = dns_name if dns_name.endswith(".") else f"{dns_name}.{domain}"
-        else:
-            hostname = "host-" + ip.replace(".", "-").replace(":", "-")
-            fqdn = f"{hostname}.{domain}" if domain else hostname
-        out.append({"ip_address": ip, "hostname": hostname, "fqdn": fqdn})
+        hostname = "host-" + ip.replace(".", "-").replace(":", "-")
+        out.append({"ip_address": ip, "hostname": hostname, "fqdn": hostname + suffix})
     return out
 
 
@@ -123,10 +122,11 @@ class PortCollection(Collection):
 
     def _finish(self, items: list[dict[str, Any]]) -> None:
         """What derives from the stored columns once fixed_ips are in."""
+        domain = self.dns_domain
         for item in items:
             if item["extra_dhcp_opts"] is None:
                 item["extra_dhcp_opts"] = []
-            item["dns_assignment"] = dns_assignment(item["dns_name"], item["fixed_ips"], self.dns_domain)
+            item["dns_assignment"] = dns_assignment(item["dns_name"], item["fixed_ips"], domain)
 
     def where(self, q: Any) -> list[Any]:
         groups = q.filters.get("security_groups")
@@ -169,18 +169,19 @@ class PortCollection(Collection):
             else:
                 (groups if kind == 2 else own_tags).append(value)
         item = super().to_dicts(conn, rows, {rows[0][0]: sorted(own_tags)}, complete=False)[0]
-        item["fixed_ips"] = sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))
+        item["fixed_ips"] = sorted(ips, key=_by_subnet_and_address)
         item["security_groups"] = sorted(groups)
         self._finish([item])
         return [item]
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         ids = [i["id"] for i in items]
-        ips = load_fixed_ips(conn, ids)
-        groups = load_port_groups(conn, ids)
+        ips_of = load_fixed_ips(conn, ids).get
+        groups_of = load_port_groups(conn, ids).get
         for item in items:
-            item["fixed_ips"] = ips.get(item["id"], [])
-            item["security_groups"] = groups.get(item["id"], [])
+            pid = item["id"]
+            item["fixed_ips"] = ips_of(pid) or []
+            item["security_groups"] = groups_of(pid) or []
         self._finish(items)
 
 
@@ -195,7 +196,8 @@ def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str
     for port_id, sg_id in rows:
         out[port_id].append(sg_id)
     for v in out.values():
-        v.sort()
+        if len(v) > 1:
+            v.sort()
     return out
 
 
@@ -209,8 +211,13 @@ def load_fixed_ips(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[
     for port_id, subnet_id, ip in rows:
         out[port_id].append({"subnet_id": subnet_id, "ip_address": ip})
     for v in out.values():
-        v.sort(key=lambda f: (f["subnet_id"], f["ip_address"]))
+        if len(v) > 1:  # (most ports have one)
+            v.sort(key=_by_subnet_and_address)
     return out
+
+
+def _by_subnet_and_address(f: dict[str, str]) -> tuple[str, str]:
+    return f["subnet_id"], f["ip_address"]
 
 
 class PortService:
@@ -291,7 +298,7 @@ class PortService:
             ips = [w.got for w in own if w.got is not None]
             # what the answer shows, known without reading it back
             rows.append({**row, "tags": sorted(set(item.get("tags") or [])), "security_groups": sorted(groups),
-                         "fixed_ips": sorted(ips, key=lambda f: (f["subnet_id"], f["ip_address"]))})
+                         "fixed_ips": sorted(ips, key=_by_subnet_and_address)})
             common.emit(conn, Hint("port", row["id"], 1, row["network_id"], row["binding_host_id"] or None))
             metrics.PORTS.created(row["id"])
         for project, count in common.count_by_project(items).items():
