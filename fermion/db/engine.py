@@ -112,11 +112,16 @@ def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A writer takes the write lock up front: upgrading a read lock later fails with SQLITE_BUSY
-        # without waiting on busy_timeout.
-        if conn.get_execution_options().get("fermion_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # without waiting on busy_timeout. Run on the driver's cursor (every request begins one): errors
+        # still arrive wrapped by SQLAlchemy ("database is locked" is retried).
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get("fermion_write") else "BEGIN"
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql)
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy's handler wraps or re-raises it
+            conn._handle_dbapi_exception(err, sql, (), cur, None)
+        finally:
+            cur.close()
 
 
 def lost_connection(err: BaseException) -> bool:
