@@ -115,6 +115,8 @@ def dns_assignment(dns_name: str, fixed_ips: list[dict[str, str]], domain: str) 
 
 
 class PortCollection(Collection):
+    COMPLETED = ("fixed_ips", "security_groups", "dns_assignment")
+
     def __init__(self, dns_domain: str = dns.DOMAIN_DEFAULT) -> None:
         super().__init__(PORT, m.ports)
         self.columns["binding:host_id"] = m.ports.c.binding_host_id

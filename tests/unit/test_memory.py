@@ -55,3 +55,22 @@ def test_pause_ends_when_the_body_raises() -> None:
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_release_later_frees_on_the_background_thread_with_the_collector_paused() -> None:
+    freed = threading.Event()
+    seen: dict[str, object] = {}
+
+    class Big:
+        def __del__(self) -> None:
+            seen["thread"] = threading.current_thread().name
+            seen["collector"] = gc.isenabled()
+            freed.set()
+
+    box = [{"items": [Big()]}]
+    memory.release_later(box)
+    assert freed.wait(5)
+    memory._releaser.submit(lambda: None).result(5)  # the release (one worker) has finished
+    assert str(seen["thread"]).startswith("fermion-free") and seen["collector"] is False
+    assert box == []
+    assert gc.isenabled()  # resumed once they were gone
