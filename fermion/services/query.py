@@ -237,6 +237,14 @@ class Collection:
                  complete: bool = True) -> list[dict[str, Any]]:
         if tags is None:
             tags = load_tags(conn, [r[0] for r in rows])
+        out = self.dicts(rows, tags, self.COMPLETED if complete else ())
+        if complete:
+            self.complete(conn, rows, out)
+        return out
+
+    def dicts(self, rows: Sequence[Any], tags: dict[str, list[str]], more: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The rows' plain attributes, timestamps and tags; each dict also has the keys `more` (None), which
+        the caller fills."""
         out: list[dict[str, Any]] = []
         index = self._index
         # the per-row work is the cost of a large list: a copy of a dict with every key, filled by one
@@ -246,7 +254,7 @@ class Collection:
         created, updated = index["created_at"], index["updated_at"]
         stamps: dict[datetime | None, str | None] = {}  # rows made together share their timestamps
         stamp, tag_of, append = stamps.get, tags.get, out.append
-        template = dict.fromkeys([*names, "created_at", "updated_at", "tags", *(self.COMPLETED if complete else ())])
+        template = dict.fromkeys([*names, "created_at", "updated_at", "tags", *more])
         new = template.copy
         for r in rows:
             d = new()
@@ -263,8 +271,6 @@ class Collection:
             d["updated_at"] = text
             d["tags"] = tag_of(r[0]) or []
             append(d)
-        if complete:
-            self.complete(conn, rows, out)
         return out
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
