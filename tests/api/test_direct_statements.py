@@ -122,3 +122,49 @@ def test_a_connection_without_begin_commits_like_sqlalchemy_autobegin(db: Databa
         INSERT_NETWORK.run(conn, _network("n2"))  # never committed: rolled back when returned to the pool
     with db.read() as conn:
         assert [r[0] for r in BY_IDS.rows(conn, {"b_ids": ["n1", "n2"]})] == ["n1"]
+
+
+def test_subnet_checks_and_revision_updates_on_every_backend(any_db_url: str, tmp_path: Path) -> None:
+    # a subnet create reads its network's MTU and subnets in one statement; bump() updates run prepared
+    with make_client(any_db_url, tmp_path) as client:
+        api = Api(client, "admin-project", "admin")
+        net = api.network(mtu=1200)
+        r = api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "fd10::/64", "ip_version": 6}})
+        assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "NetworkMTUSubnetConflict"
+        api.subnet(net["id"], cidr="10.8.0.0/24")
+        r = api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.8.0.128/25",
+                                                        "ip_version": 4}})
+        assert r.status_code == 400 and "overlaps" in r.json()["NeutronError"]["message"]
+        assert api.get(f"/v2.0/networks/{net['id']}").json()["network"]["revision_number"] == net["revision_number"] + 1
+        port = api.port(net["id"])
+        pairs = [{"ip_address": "10.8.0.99", "mac_address": "fa:16:3e:00:00:09"}]
+        stale = {"If-Match": f"revision_number={port['revision_number'] - 1}"}
+        r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"allowed_address_pairs": pairs}}, headers=stale)
+        assert r.status_code == 412
+        current = {"If-Match": f"revision_number={port['revision_number']}"}
+        r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"allowed_address_pairs": pairs, "name": "p"}},
+                    headers=current)
+        assert r.status_code == 200, r.text
+        shown = api.get(f"/v2.0/ports/{port['id']}").json()["port"]
+    assert shown["allowed_address_pairs"] == pairs and shown["name"] == "p"
+    assert shown["revision_number"] == port["revision_number"] + 1
+
+
+def test_large_and_small_port_pages_read_alike(api: Api) -> None:
+    # up to 500 ports a page reads addresses, groups and tags in one statement; larger ones read each apart
+    assert api.put("/v2.0/quotas/admin-project", json={"quota": {"port": -1}}).status_code == 200
+    net = api.network()
+    first = api.subnet(net["id"], cidr="10.7.0.0/22")
+    second = api.subnet(net["id"], cidr="10.7.8.0/24")
+    group = api.post("/v2.0/security-groups", json={"security_group": {"name": "g"}}).json()["security_group"]
+    special = api.port(net["id"], tags=["z", "a"], security_groups=[group["id"]],
+                       fixed_ips=[{"subnet_id": second["id"]}, {"subnet_id": first["id"]}, {"subnet_id": first["id"]}])
+    bulk = [{"network_id": net["id"], "device_id": f"d{i}"} for i in range(501)]
+    assert api.post("/v2.0/ports", json={"ports": bulk}).status_code == 201
+    large = api.get(f"/v2.0/ports?network_id={net['id']}").json()["ports"]
+    assert len(large) == 502
+    small = api.get(f"/v2.0/ports?network_id={net['id']}&limit=10").json()["ports"]
+    assert small == large[:10]
+    mine = api.get(f"/v2.0/ports?device_id={special['device_id']}&tags=a").json()["ports"]
+    assert mine == [p for p in large if p["id"] == special["id"]] == [special]
+    assert len(special["fixed_ips"]) == 3 and special["tags"] == ["a", "z"]
