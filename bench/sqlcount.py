@@ -12,6 +12,11 @@ statement and call counts are not, so two checkouts compare exactly.
     .venv/bin/python bench/sqlcount.py --sql port-create      # and the statements of one port create
     .venv/bin/python bench/sqlcount.py --profile port-create  # and a cProfile of the port creates
     .venv/bin/python bench/sqlcount.py --project demo --roles member   # as a member instead of the admin
+    .venv/bin/python bench/sqlcount.py --instructions --repeat 5 --ports 2000  # CPU instructions (valgrind)
+
+--instructions runs itself under valgrind's callgrind and counts the instructions the process executes
+for each operation (the in-process test client's share included, the same for every checkout): a CPU
+figure that other load on the machine does not change, unlike times. Slow (about 50 times).
 
 It only imports the application (fermion.runtime.embedded.build_app) and counts at the sqlite3 module, so
 the same file runs against an older checkout of Fermion (copy it there).
@@ -24,18 +29,22 @@ import asyncio
 import cProfile
 import gc
 import ipaddress
+import os
 import pstats
+import re
 import shutil
 import sqlite3
 import sqlite3.dbapi2
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+_UNDER_CALLGRIND = "FERMION_SQLCOUNT_CALLGRIND"  # set in the run under valgrind: where its dumps go
 
 
 class Statements:
@@ -136,6 +146,7 @@ class Op:
     app_cpu: list[float] = field(default_factory=list)  # the app's worker-thread part
     sql: list[str] = field(default_factory=list)  # the first request's
     profile: cProfile.Profile | None = None
+    instructions: int | None = None  # with --instructions: executed by the whole process for these requests
 
 
 class Bench:
@@ -157,14 +168,30 @@ class Bench:
                                         headers=headers, timeout=600)
         self.profiled = profiled
         self.ops: dict[str, Op] = {}
+        self.callgrind = os.environ.get(_UNDER_CALLGRIND, "")
+
+    @contextmanager
+    def measuring(self, op: str) -> Iterator[None]:
+        """A group of requests of one operation (under callgrind: their instructions are counted apart)."""
+        if self.callgrind:
+            _callgrind("-i", "on")
+            _callgrind("-z")
+        try:
+            yield
+        finally:
+            if self.callgrind:
+                _settle()
+                _callgrind("-d", op)
+                _callgrind("-i", "off")
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
         self.loop.close()
         self.app.services.db.dispose()
 
-    def call(self, method: str, path: str, body: Any = None, ok: int = 200, op: str | None = None) -> Any:
-        """One request (recorded under `op` when given); its decoded answer."""
+    def call(self, method: str, path: str, body: Any = None, ok: int = 200, op: str | None = None,
+             decode: bool = True) -> Any:
+        """One request (recorded under `op` when given); its decoded answer (when `decode`)."""
         rec = None if op is None else self.ops.setdefault(op, Op())
         if rec is not None and rec.profile is None and self.profiled(op or ""):
             rec.profile = cProfile.Profile()
@@ -183,7 +210,33 @@ class Bench:
             rec.cpu.append(cpu)
             rec.app_cpu.append(self.inline.cpu)
             rec.sql = rec.sql or statements
-        return r.json() if r.content else None
+        return r.json() if r.content and decode else None
+
+
+def _callgrind(*args: str) -> None:
+    """Control the callgrind instance this process runs under (waits for it to act)."""
+    subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False, timeout=600)
+
+
+def _settle() -> None:
+    """Let the app's background work of the requests finish (large lists are freed on a thread)."""
+    from fermion import memory
+
+    releaser = getattr(memory, "_releaser", None)
+    if releaser is not None:
+        releaser.submit(lambda: None).result(600)
+
+
+def _dumped(base: str) -> dict[str, int]:
+    """Instructions per dump of a callgrind run (op name -> count)."""
+    out = {}
+    for path in Path(base).parent.glob(Path(base).name + ".*"):
+        text = path.read_text(errors="replace")
+        name = re.search(r"^desc: Trigger: (?:Client Request: )?dump (.+)$", text, re.M)
+        total = re.search(r"^(?:totals|summary): (\d+)", text, re.M)
+        if name and total:
+            out[name.group(1).strip()] = int(total.group(1))
+    return out
 
 
 def cidr(i: int) -> str:
@@ -208,44 +261,80 @@ def run(b: Bench, n: int, ports: int, bulk: int) -> int:
     gc.collect()
     gc.freeze()
 
-    nets = [b.call("POST", "/v2.0/networks", {"network": {"name": f"net-{i}"}}, 201,
-                   "network-create")["network"]["id"] for i in range(n)]
-    subs = [b.call("POST", "/v2.0/subnets", {"subnet": {
-        "network_id": nets[i], "ip_version": 4, "cidr": cidr(i), "name": f"sub-{i}"}}, 201,
-        "subnet-create")["subnet"]["id"] for i in range(n)]
-    made = [b.call("POST", "/v2.0/ports", {"port": {
-        "network_id": nets[i % n], "name": f"port-{i}", "device_id": f"dev-{i:07d}-{uuid.uuid4().hex[:8]}"}},
-        201, "port-create")["port"]["id"] for i in range(n)]
-    for i in range(n):
-        b.call("GET", f"/v2.0/ports/{made[i]}", op="port-show")
-        b.call("GET", f"/v2.0/networks/{nets[i]}", op="network-show")
-        b.call("GET", f"/v2.0/subnets/{subs[i]}", op="subnet-show")
-    for i in range(n):
-        b.call("PUT", f"/v2.0/ports/{made[i]}", {"port": {"name": f"renamed-{i}"}}, op="port-update")
-    for i in range(max(1, ports // bulk)):
-        b.call("POST", "/v2.0/ports", {"ports": [
-            {"network_id": nets[(i * bulk + k) % n], "name": f"bulk-{i}-{k}", "device_id": f"bulk-{i:05d}-{k:03d}"}
-            for k in range(bulk)]}, 201, f"port-bulk-create-{bulk}")
-    listed = 0
-    for _ in range(min(n, 5)):
-        listed = len(b.call("GET", "/v2.0/ports", op="port-list")["ports"])
-    for i in range(n):
-        b.call("GET", f"/v2.0/ports?network_id={nets[i]}", op="port-list-network_id")
-        b.call("GET", f"/v2.0/ports?device_id=dev-{i:07d}", op="port-list-device_id")
-    for _ in range(min(n, 5)):
-        b.call("GET", "/v2.0/networks", op="network-list")
-        b.call("GET", "/v2.0/subnets", op="subnet-list")
-    for i in range(n):
-        b.call("DELETE", f"/v2.0/ports/{made[i]}", ok=204, op="port-delete")
-    return listed
+    with b.measuring("http-floor"):  # GET /: the versions document, no database
+        for _ in range(n):
+            b.call("GET", "/", op="http-floor", decode=False)
+    with b.measuring("network-create"):
+        nets = [b.call("POST", "/v2.0/networks", {"network": {"name": f"net-{i}"}}, 201,
+                       "network-create")["network"]["id"] for i in range(n)]
+    with b.measuring("subnet-create"):
+        subs = [b.call("POST", "/v2.0/subnets", {"subnet": {
+            "network_id": nets[i], "ip_version": 4, "cidr": cidr(i), "name": f"sub-{i}"}}, 201,
+            "subnet-create")["subnet"]["id"] for i in range(n)]
+    with b.measuring("port-create"):
+        made = [b.call("POST", "/v2.0/ports", {"port": {
+            "network_id": nets[i % n], "name": f"port-{i}", "device_id": f"dev-{i:07d}-{uuid.uuid4().hex[:8]}"}},
+            201, "port-create")["port"]["id"] for i in range(n)]
+    for name, path in (("port-show", "/v2.0/ports/{}"), ("network-show", "/v2.0/networks/{}"),
+                       ("subnet-show", "/v2.0/subnets/{}")):
+        ids = {"port-show": made, "network-show": nets, "subnet-show": subs}[name]
+        with b.measuring(name):
+            for i in range(n):
+                b.call("GET", path.format(ids[i]), op=name, decode=False)
+    with b.measuring("port-update"):
+        for i in range(n):
+            b.call("PUT", f"/v2.0/ports/{made[i]}", {"port": {"name": f"renamed-{i}"}}, op="port-update",
+                   decode=False)
+    with b.measuring(f"port-bulk-create-{bulk}"):
+        for i in range(max(1, ports // bulk)):
+            b.call("POST", "/v2.0/ports", {"ports": [
+                {"network_id": nets[(i * bulk + k) % n], "name": f"bulk-{i}-{k}", "device_id": f"bulk-{i:05d}-{k:03d}"}
+                for k in range(bulk)]}, 201, f"port-bulk-create-{bulk}", decode=False)
+    with b.measuring("port-list"):
+        for _ in range(min(n, 5)):
+            b.call("GET", "/v2.0/ports", op="port-list", decode=False)
+    with b.measuring("port-list-network_id"):
+        for i in range(n):
+            b.call("GET", f"/v2.0/ports?network_id={nets[i]}", op="port-list-network_id", decode=False)
+    with b.measuring("port-list-device_id"):
+        for i in range(n):
+            b.call("GET", f"/v2.0/ports?device_id=dev-{i:07d}", op="port-list-device_id", decode=False)
+    with b.measuring("network-list"):
+        for _ in range(min(n, 5)):
+            b.call("GET", "/v2.0/networks", op="network-list", decode=False)
+    with b.measuring("subnet-list"):
+        for _ in range(min(n, 5)):
+            b.call("GET", "/v2.0/subnets", op="subnet-list", decode=False)
+    with b.measuring("port-delete"):
+        for i in range(n):
+            b.call("DELETE", f"/v2.0/ports/{made[i]}", ok=204, op="port-delete")
+    return len(b.call("GET", "/v2.0/ports?fields=id")["ports"]) + n  # the ports listed above
+
+
+def under_callgrind(argv: list[str]) -> int:
+    """Run this script again under callgrind, instructions counted only inside the measured groups."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("--instructions needs valgrind (callgrind) installed", file=sys.stderr)
+        return 2
+    out = Path(tempfile.mkdtemp(prefix="fermion-sqlcount-cg-"))
+    try:
+        env = {**os.environ, _UNDER_CALLGRIND: str(out / "callgrind.out"), "PYTHONHASHSEED": "0"}
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out / 'callgrind.out'}",
+               f"--log-file={out / 'valgrind.log'}", sys.executable, str(Path(__file__).resolve()), *argv]
+        return subprocess.run(cmd, env=env, check=False).returncode
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=20, help="requests of each operation (lists: at most 5)")
     ap.add_argument("--ports", type=int, default=1000, help="ports made by bulk creates before the lists")
     ap.add_argument("--bulk", type=int, default=100, help="ports per bulk create")
     ap.add_argument("--calls", action="store_true", help="count the app's Python calls per request (cProfile)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count the CPU instructions per request under valgrind (deterministic, slow)")
     ap.add_argument("--sql", action="append", default=[], metavar="OP", help="print one request's statements")
     ap.add_argument("--profile", metavar="OP", help="print the cProfile of the requests of OP")
     ap.add_argument("--top", type=int, default=40, help="profile rows to print")
@@ -254,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--project", help="X-Project-Id (default: noauth's default project, as bench/api.py)")
     ap.add_argument("--roles", help="X-Roles (default: noauth's default, admin)")
     args = ap.parse_args(argv)
+    cg = os.environ.get(_UNDER_CALLGRIND, "")
+    if args.instructions and not cg:
+        return under_callgrind(argv)
     headers = {k: v for k, v in (("X-Project-Id", args.project), ("X-Roles", args.roles)) if v}
     tmp = Path(tempfile.mkdtemp(prefix="fermion-sqlcount-"))
     try:
@@ -264,20 +356,31 @@ def main(argv: list[str] | None = None) -> int:
             b.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if cg:
+        for name, count in _dumped(cg).items():
+            if name in b.ops:
+                b.ops[name].instructions = count
     print("statements: per request (median, min, max), as the app sent them to SQLite (BEGIN and COMMIT included)")
     if args.calls:
         print("calls: the app's Python function calls per request (mean; cProfile, which also slows the CPU figures)")
+    if cg:
+        print("instructions: per request (mean, thousands), of the whole process (the test client's part included:")
+        print("              see http-floor); CPU times are valgrind's, meaningless")
     print("CPU ms: median per request, of the whole request (the test client's part included) and of the app's")
     print("        worker-thread part (routing, policy, services, SQL, a list's JSON)")
     head = f"{'operation':28} | {'statements':>10} | {'min':>4} | {'max':>4}"
-    print(head + (f" | {'calls':>8}" if args.calls else "") + f" | {'CPU ms':>8} | {'app CPU ms':>10}")
+    head += f" | {'calls':>8}" if args.calls else ""
+    head += f" | {'instr. k':>10}" if cg else ""
+    print(head + f" | {'CPU ms':>8} | {'app CPU ms':>10}")
     for name, rec in b.ops.items():
         label = f"{name} @{listed}" if name == "port-list" else name
         line = (f"{label:28} | {statistics.median(rec.statements):>10g} | {min(rec.statements):>4} | "
                 f"{max(rec.statements):>4}")
-        if args.calls and rec.profile is not None:
-            calls = pstats.Stats(rec.profile).total_calls / len(rec.statements)  # type: ignore[attr-defined]
+        if args.calls:
+            calls = pstats.Stats(rec.profile).total_calls / len(rec.statements) if rec.profile else 0  # type: ignore[attr-defined]
             line += f" | {calls:>8.0f}"
+        if cg:
+            line += f" | {(rec.instructions or 0) / len(rec.statements) / 1000:>10,.0f}"
         print(line + f" | {statistics.median(rec.cpu) * 1000:>8.2f} | {statistics.median(rec.app_cpu) * 1000:>10.2f}")
     for name in args.sql:
         print(f"\n-- {name}: {len(b.ops[name].sql)} statements")
