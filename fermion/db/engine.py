@@ -19,7 +19,6 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
 IDLE_PING_SECONDS = 10.0
-SQLITE_MMAP_BYTES = 256 << 20  # address space only: what is mapped is the file's pages that are read
 
 
 class Reconnected(Exception):
@@ -106,10 +105,7 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
-        # mmap: reads of large tables (a list of 10k ports) use the OS page cache in place, shared by every
-        # connection, rather than copying pages into each connection's own 2 MB cache (a tenth faster)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000",
-                       f"mmap_size={SQLITE_MMAP_BYTES}"):
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
