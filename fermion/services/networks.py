@@ -7,7 +7,20 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, not_, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from fermion.context import Context
@@ -37,6 +50,21 @@ def mtu_conflict(network_id: str, mtu: int) -> Conflict:
 PROVIDER_KEYS = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
 _INSERT_NETWORK = Prepared(insert(m.networks))
+_s, _sp, _g, _t = m.subnets.c, m.subnetpools.c, m.network_segments.c, m.tags.c
+_d, _a = m.network_dhcp_agents.c, m.agents.c
+_ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+# what a page of up to 500 networks shows beyond its rows, in one round trip, told apart by the first column:
+# subnets (2: network, subnet, address scope, IP version, -, created_at), segments (1: network, type,
+# physical network, id, index), the zones of their DHCP agents (3: network, zone) and tags (0: network, tag)
+_NETWORKS_PARTS = Prepared(union_all(
+    select(literal(2), _s.network_id, _s.id, _sp.address_scope_id, _s.ip_version, null(), _s.created_at)
+    .select_from(m.subnets.outerjoin(m.subnetpools, _sp.id == _s.subnetpool_id)).where(_s.network_id.in_(_ids)),
+    select(literal(1), _g.network_id, _g.network_type, _g.physical_network, _g.segmentation_id, _g.segment_index,
+           null()).where(_g.network_id.in_(_ids)),
+    select(literal(3), _d.network_id, _a.availability_zone, null(), null(), null(), null())
+    .select_from(m.network_dhcp_agents.join(m.agents, _a.id == _d.dhcp_agent_id)).where(_d.network_id.in_(_ids)),
+    select(literal(0), _t.resource_id, _t.tag, null(), null(), null(), null()).where(_t.resource_id.in_(_ids))))
+_PARTS_AT_ONCE = 500
 
 
 class NetworkCollection(Collection):
@@ -83,6 +111,40 @@ class NetworkCollection(Collection):
             conds.append(m.networks.c.id.in_(select(s.network_id).where(col.in_(values))))
         return conds
 
+    def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
+                 complete: bool = True) -> list[dict[str, Any]]:
+        """A page of up to 500 networks (a show, a list) in one extra statement instead of four."""
+        if not rows or len(rows) > _PARTS_AT_ONCE or tags is not None or not complete:
+            return super().to_dicts(conn, rows, tags, complete)
+        own_tags: dict[str, list[str]] = defaultdict(list)
+        subnets: list[tuple[Any, ...]] = []
+        segments: list[tuple[Any, ...]] = []
+        hosted: dict[str, set[str]] = defaultdict(set)
+        for part in _NETWORKS_PARTS.rows(conn, {"b_ids": [r[0] for r in rows]}):
+            kind, net_id = part[0], part[1]
+            if kind == 0:
+                own_tags[net_id].append(part[2])
+            elif kind == 1:
+                segments.append(part)
+            elif kind == 2:
+                subnets.append(part)
+            elif part[2]:  # a DHCP agent's zone
+                hosted[net_id].add(part[2])
+        for found in own_tags.values():
+            found.sort()
+        items = self.dicts(rows, own_tags)
+        by_net: dict[str, list[str]] = defaultdict(list)
+        scopes: dict[tuple[str, int], str] = {}
+        for _, net_id, sub_id, scope, version, _, _ in sorted(subnets, key=lambda p: (p[6], p[2])):
+            by_net[net_id].append(sub_id)
+            if scope is not None:
+                scopes.setdefault((net_id, version), scope)
+        segs: dict[str, list[Segment]] = defaultdict(list)
+        for _, net_id, ntype, physnet, seg_id, _, _ in sorted(segments, key=lambda p: (p[1], p[5])):
+            segs[net_id].append(Segment(ntype, physnet, seg_id))
+        self._complete(rows, items, by_net, scopes, segs, {n: sorted(z) for n, z in hosted.items()})
+        return items
+
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         by_net: dict[str, list[str]] = defaultdict(list)
         scopes: dict[tuple[str, int], str] = {}
@@ -99,7 +161,11 @@ class NetworkCollection(Collection):
                 by_net[net_id].append(sub_id)
                 if scope is not None:
                     scopes.setdefault((net_id, version), scope)
-        hosted = zones.hosting_zones(conn, "network", ids)
+        self._complete(rows, items, by_net, scopes, segments, zones.hosting_zones(conn, "network", ids))
+
+    def _complete(self, rows: Sequence[Any], items: list[dict[str, Any]], by_net: dict[str, list[str]],
+                  scopes: dict[tuple[str, int], str], segments: dict[str, list[Segment]],
+                  hosted: dict[str, list[str]]) -> None:
         for row, item in zip(rows, items, strict=True):
             self._fill(item, row, by_net.get(item["id"], []), segments.get(item["id"], []))
             item["availability_zones"] = hosted.get(item["id"], [])

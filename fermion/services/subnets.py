@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, bindparam, delete, insert, literal, null, select, union_all
+from sqlalchemy import BindParameter, Connection, bindparam, delete, insert, literal, null, select, union_all
 
 from fermion.context import Context
 from fermion.db import models as m
@@ -35,6 +35,13 @@ _NETWORK_AND_SUBNETS = Prepared(union_all(
     select(literal(1), _s.id, _s.ip_version, _s.cidr, _s.subnetpool_id, _s.segment_id)
     .where(_s.network_id == bindparam("b_network"))))
 _INSERT_SUBNET = Prepared(insert(m.subnets))
+_t = m.tags.c
+_ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+# the tags (0) and service types (1) of a page of up to 500 subnets in one round trip
+_SUBNETS_PARTS = Prepared(union_all(
+    select(literal(1), _st.subnet_id, _st.service_type).where(_st.subnet_id.in_(_ids)),
+    select(literal(0), _t.resource_id, _t.tag).where(_t.resource_id.in_(_ids))))
+_PARTS_AT_ONCE = 500
 _ROUTER_INTERFACES = ("network:router_interface", "network:router_interface_distributed",
                       "network:ha_router_replicated_interface")
 
@@ -59,6 +66,22 @@ class SubnetCollection(Collection):
                        inserted: list[dict[str, Any]]) -> None:
         for item, values in zip(items, inserted, strict=True):  # SubnetService.create keeps what it stored
             item["service_types"] = values["service_types"]
+
+    def to_dicts(self, conn: Connection, rows: Sequence[Any], tags: dict[str, list[str]] | None = None,
+                 complete: bool = True) -> list[dict[str, Any]]:
+        """A page of up to 500 subnets (a show, a list) in one extra statement instead of two."""
+        if not rows or len(rows) > _PARTS_AT_ONCE or tags is not None or not complete:
+            return super().to_dicts(conn, rows, tags, complete)
+        parts: tuple[dict[str, list[str]], dict[str, list[str]]] = (defaultdict(list), defaultdict(list))
+        for kind, subnet_id, value in _SUBNETS_PARTS.rows(conn, {"b_ids": [r[0] for r in rows]}):
+            parts[kind][subnet_id].append(value)
+        for found in parts:
+            for values in found.values():
+                values.sort()
+        items = self.dicts(rows, parts[0], ("service_types",))
+        for item in items:
+            item["service_types"] = parts[1].get(item["id"]) or []
+        return items
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         types = load_service_types(conn, [i["id"] for i in items])

@@ -168,3 +168,33 @@ def test_large_and_small_port_pages_read_alike(api: Api) -> None:
     mine = api.get(f"/v2.0/ports?device_id={special['device_id']}&tags=a").json()["ports"]
     assert mine == [p for p in large if p["id"] == special["id"]] == [special]
     assert len(special["fixed_ips"]) == 3 and special["tags"] == ["a", "z"]
+
+
+def test_large_and_small_network_and_subnet_pages_read_alike(api: Api) -> None:
+    # up to 500 networks (subnets) a page reads subnets, segments, zones and tags (service types and tags) in
+    # one statement; larger ones read each apart
+    assert api.put("/v2.0/quotas/admin-project", json={"quota": {"network": -1, "subnet": -1}}).status_code == 200
+    scope = api.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4}}).json()
+    pool = api.post("/v2.0/subnetpools", json={"subnetpool": {
+        "name": "p", "prefixes": ["10.90.0.0/16"], "address_scope_id": scope["address_scope"]["id"]}}).json()
+    multi = api.network(tags=["y", "x"], segments=[{"provider:network_type": "vxlan"},
+                                                   {"provider:network_type": "vlan", "provider:physical_network":
+                                                    "physnet1"}])
+    api.create("subnets", network_id=multi["id"], ip_version=4, subnetpool_id=pool["subnetpool"]["id"],
+               prefixlen=24)
+    api.subnet(multi["id"], cidr="fd80:1::/64", tags=["t"], service_types=["network:dhcp", "compute:nova"])
+    api.subnet(multi["id"], cidr="fd80::/64")
+    bulk = [{"name": f"n{i}"} for i in range(501)]
+    assert api.post("/v2.0/networks", json={"networks": bulk}).status_code == 201
+    large = api.get("/v2.0/networks").json()["networks"]
+    assert len(large) > 500
+    shown = api.get(f"/v2.0/networks/{multi['id']}").json()["network"]
+    assert shown == next(n for n in large if n["id"] == multi["id"])
+    assert shown["tags"] == ["x", "y"] and len(shown["segments"]) == 2 and len(shown["subnets"]) == 3
+    assert shown["ipv4_address_scope"] == scope["address_scope"]["id"] and shown["ipv6_address_scope"] is None
+    assert api.get("/v2.0/networks?limit=20").json()["networks"] == large[:20]
+    subnets = api.get(f"/v2.0/subnets?network_id={multi['id']}").json()["subnets"]
+    assert sorted(s["id"] for s in subnets) == sorted(shown["subnets"])
+    first = next(s for s in subnets if s["cidr"] == "fd80:1::/64")
+    assert first["service_types"] == ["compute:nova", "network:dhcp"] and first["tags"] == ["t"]
+    assert api.get(f"/v2.0/subnets/{first['id']}").json()["subnet"] == first
