@@ -655,7 +655,8 @@ def measure_ip_availability(server: Server, st: State, cfg: Config, tag: str, m:
     checking that the used counts add up to the ports there are (DHCP ports included)."""
     rng = random.Random(11)
     with make_client(server) as c:
-        c.get(f"/v2.0/network-ip-availabilities/{st.network_ids[0]}")
+        if c.get(f"/v2.0/network-ip-availabilities/{st.network_ids[0]}").status_code == 404:
+            return  # a server without network-ip-availability (an older Fermion, for comparison): no rows
 
         def counted(r: Reply) -> None:
             nets = r.json()["network_ip_availabilities"]
