@@ -159,14 +159,14 @@ ports = Table(
     Column("dns_name", String(255), nullable=False, default="", server_default=""),
     Column("dns_domain", String(255), nullable=False, default="", server_default=""),
     # extra_dhcp_opt: [{opt_name, opt_value, ip_version}] in the order they were added; NULL: none
-    Column("extra_dhcp_opts", JSON, nullable=True),
+    Column("extra_dhcp_opts", JSON(none_as_null=True), nullable=True),
     # port extensions: plain columns, so a port is still one row (no join per port on lists)
     Column("propagate_uplink_status", Boolean, nullable=False, default=True, server_default=true()),
     Column("data_plane_status", String(16), nullable=True),
     Column("device_profile", String(255), nullable=True),
     Column("numa_affinity_policy", String(16), nullable=True),
     Column("trusted", Boolean, nullable=True),
-    Column("hints", JSON, nullable=True),
+    Column("hints", JSON(none_as_null=True), nullable=True),
     Column("hardware_offload_type", String(255), nullable=True),
     Column("ip_allocation", String(16), nullable=False, default="immediate", server_default="immediate"),
     UniqueConstraint("network_id", "mac_address"),
