@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Table
@@ -37,8 +38,22 @@ class _Plan:
     # per bound name: (caller key, list index or None) or a fixed value
     sources: tuple[tuple[str, int | None] | tuple[None, Any], ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    # when every value is a caller's key as given (no IN-list, no fixed value): one itemgetter picks them all
+    # (a wide INSERT's row: a loop per column costs more than the statement), then the processors run
+    pick: Callable[[Mapping[str, Any]], Any] | None = None
+    converts: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
     def args(self, params: Mapping[str, Any]) -> Any:
+        pick = self.pick
+        if pick is not None:
+            got = pick(params)
+            if len(self.names) == 1:
+                got = (got,)
+            if self.converts:
+                got = list(got)
+                for i, convert in self.converts:
+                    got[i] = convert(got[i])
+            return tuple(got) if self.positional else dict(zip(self.names, got, strict=True))
         values = []
         for (key, where), proc in zip(self.sources, self.processors, strict=True):
             if key is None:
@@ -162,7 +177,11 @@ def _build(stmt: Any, conn: Connection, params: Mapping[str, Any], lists: frozen
     # the compiled statement's processors (JSON, dates...), and those of the names an IN-list expanded to
     known = {**compiled._bind_processors, **state.processors}
     processors = tuple(known.get(name) for name in names)
-    return _Plan(state.statement, dialect.positional, names, tuple(sources), processors)
+    pick = None
+    if names and all(key is not None and where is None for key, where in sources):
+        pick = itemgetter(*(key for key, _ in sources))
+    converts = tuple((i, proc) for i, proc in enumerate(processors) if proc is not None)
+    return _Plan(state.statement, dialect.positional, names, tuple(sources), processors, pick, converts)
 
 
 def _default(table: Table | None, name: str) -> Any:

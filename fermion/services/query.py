@@ -228,7 +228,7 @@ class Collection:
     def fresh(self, conn: Connection, inserted: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """API dicts for rows this transaction just inserted, from their values (tags included)."""
         names = list(self.table.c.keys())
-        rows = [tuple(r.get(n) for n in names) for r in inserted]
+        rows = [tuple(map(r.get, names)) for r in inserted]
         items = self.to_dicts(conn, rows, tags={r["id"]: r["tags"] for r in inserted}, complete=False)
         self.complete_fresh(conn, rows, items, inserted)
         return items
