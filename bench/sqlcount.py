@@ -222,9 +222,9 @@ def _settle() -> None:
     """Let the app's background work of the requests finish (large lists are freed on a thread)."""
     from fermion import memory
 
-    releaser = getattr(memory, "_releaser", None)
-    if releaser is not None:
-        releaser.submit(lambda: None).result(600)
+    wait = getattr(memory, "wait_released", None)  # (an older checkout frees them at once)
+    if wait is not None:
+        wait(600)
 
 
 def _dumped(base: str) -> dict[str, int]:

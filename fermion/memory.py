@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -80,7 +81,23 @@ def _unpause() -> None:
             gc.enable()
 
 
-_releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fermion-free")
+_releaser: ThreadPoolExecutor | None = None
+_releaser_pid = 0
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The one thread that frees large responses, made on first use (and again in a forked child, which
+    has not the parent's threads)."""
+    global _releaser, _releaser_pid
+    if _releaser is None or _releaser_pid != os.getpid():
+        _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fermion-free")
+        _releaser_pid = os.getpid()
+    return _releaser
+
+
+def wait_released(timeout: float = 60) -> None:
+    """Wait until what release_later was given so far is freed."""
+    _executor().submit(lambda: None).result(timeout)
 
 
 def release_later(box: list[Any]) -> None:
@@ -90,7 +107,7 @@ def release_later(box: list[Any]) -> None:
     them is what the pause avoids), and the memory is then given back to the OS."""
     _pause()
     try:
-        _releaser.submit(_release, box)
+        _executor().submit(_release, box)
     except RuntimeError:  # the interpreter is shutting down: free them here
         _release(box)
 

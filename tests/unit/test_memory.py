@@ -70,7 +70,7 @@ def test_release_later_frees_on_the_background_thread_with_the_collector_paused(
     box = [{"items": [Big()]}]
     memory.release_later(box)
     assert freed.wait(5)
-    memory._releaser.submit(lambda: None).result(5)  # the release (one worker) has finished
+    memory.wait_released(5)
     assert str(seen["thread"]).startswith("fermion-free") and seen["collector"] is False
     assert box == []
     assert gc.isenabled()  # resumed once they were gone
