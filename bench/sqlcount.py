@@ -180,7 +180,6 @@ class Bench:
             yield
         finally:
             if self.callgrind:
-                _settle()
                 _callgrind("-d", op)
                 _callgrind("-i", "off")
 
@@ -216,15 +215,6 @@ class Bench:
 def _callgrind(*args: str) -> None:
     """Control the callgrind instance this process runs under (waits for it to act)."""
     subprocess.run(["callgrind_control", *args, str(os.getpid())], capture_output=True, check=False, timeout=600)
-
-
-def _settle() -> None:
-    """Let the app's background work of the requests finish (large lists are freed on a thread)."""
-    from fermion import memory
-
-    wait = getattr(memory, "wait_released", None)  # (an older checkout frees them at once)
-    if wait is not None:
-        wait(600)
 
 
 def _dumped(base: str) -> dict[str, int]:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 
 _M_ARENA_MAX = -8
 _libc: ctypes.CDLL | None = None
@@ -57,64 +54,16 @@ def gc_paused() -> Iterator[None]:
     """No cyclic collections while a large response is built. Its hundred thousand dicts and lists hold no
     cycles (reference counts free them), yet each collection walks them all: a fifth of the CPU of a
     10k-port list. Pauses from several threads nest; the collector resumes when the last one ends."""
-    _pause()
-    try:
-        yield
-    finally:
-        _unpause()
-
-
-def _pause() -> None:
     global _pauses, _resume
     with _pause_lock:
         if _pauses == 0:
             _resume = gc.isenabled()
             gc.disable()
         _pauses += 1
-
-
-def _unpause() -> None:
-    global _pauses
-    with _pause_lock:
-        _pauses -= 1
-        if _pauses == 0 and _resume:
-            gc.enable()
-
-
-_releaser: ThreadPoolExecutor | None = None
-_releaser_pid = 0
-
-
-def _executor() -> ThreadPoolExecutor:
-    """The one thread that frees large responses, made on first use (and again in a forked child, which
-    has not the parent's threads)."""
-    global _releaser, _releaser_pid
-    if _releaser is None or _releaser_pid != os.getpid():
-        _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fermion-free")
-        _releaser_pid = os.getpid()
-    return _releaser
-
-
-def wait_released(timeout: float = 60) -> None:
-    """Wait until what release_later was given so far is freed."""
-    _executor().submit(lambda: None).result(timeout)
-
-
-def release_later(box: list[Any]) -> None:
-    """Free what the list `box` holds (a large response's dicts) on a background thread, once the caller
-    has answered: freeing 10k ports' objects takes a tenth of the list's time, and need not delay the
-    answer. The caller holds no other reference to them. The collector stays paused until they are gone (walking
-    them is what the pause avoids), and the memory is then given back to the OS."""
-    _pause()
     try:
-        _executor().submit(_release, box)
-    except RuntimeError:  # the interpreter is shutting down: free them here
-        _release(box)
-
-
-def _release(box: list[Any]) -> None:
-    try:
-        box.clear()
+        yield
     finally:
-        _unpause()
-    trim()
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()

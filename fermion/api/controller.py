@@ -196,10 +196,7 @@ class Controller:
                 body[f"{self.res.collection}_links"] = params.links(req.base_url, self.res.path, req.query,
                                                                      items, q)
             payload = orjson.dumps(body)
-            # freed after the answer is on its way, before the collector resumes (it never walks them)
-            box = [body]
-            del body, items
-            memory.release_later(box)
+            del body, items  # freed before the collector resumes, so it never walks them
         return Response(200, payload=payload)
 
     def show(self, req: Request, ctx: Context, ident: str) -> Response:

@@ -55,22 +55,3 @@ def test_pause_ends_when_the_body_raises() -> None:
     except ValueError:
         pass
     assert gc.isenabled()
-
-
-def test_release_later_frees_on_the_background_thread_with_the_collector_paused() -> None:
-    freed = threading.Event()
-    seen: dict[str, object] = {}
-
-    class Big:
-        def __del__(self) -> None:
-            seen["thread"] = threading.current_thread().name
-            seen["collector"] = gc.isenabled()
-            freed.set()
-
-    box = [{"items": [Big()]}]
-    memory.release_later(box)
-    assert freed.wait(5)
-    memory.wait_released(5)
-    assert str(seen["thread"]).startswith("fermion-free") and seen["collector"] is False
-    assert box == []
-    assert gc.isenabled()  # resumed once they were gone
