@@ -178,16 +178,10 @@ class Collection:
                 conds.append(self._after(marker_row, sorts))
         if conds:
             stmt = stmt.where(and_(*conds))
-        # SQLite reads a whole table in id order through the id index, a lookup per row: read it as stored
-        # and sort here (the same order: SQLite compares text bytewise, as Python compares code points)
-        sort_here = not q.limit and len(sorts) == 1 and sorts[0][0] == "id" and conn.dialect.name == "sqlite"
-        if not sort_here:
-            stmt = stmt.order_by(*[(self.columns[n].asc() if asc else self.columns[n].desc()) for n, asc in sorts])
+        stmt = stmt.order_by(*[(self.columns[n].asc() if asc else self.columns[n].desc()) for n, asc in sorts])
         if q.limit and post_filter is None:
             stmt = stmt.limit(q.limit + 1)
         rows = conn.execute(stmt).all()
-        if sort_here:
-            rows = sorted(rows, key=itemgetter(self._index["id"]), reverse=not sorts[0][1])
         items = self.to_dicts(conn, rows)
         if post_filter is not None:
             items = [i for i in items if post_filter(i)]
