@@ -118,8 +118,6 @@ def dns_assignment(dns_name: str, fixed_ips: list[dict[str, str]], domain: str) 
 
 
 class PortCollection(Collection):
-    COMPLETED = ("fixed_ips", "security_groups", "dns_assignment")
-
     def __init__(self, dns_domain: str = dns.DOMAIN_DEFAULT) -> None:
         super().__init__(PORT, m.ports)
         self.columns["binding:host_id"] = m.ports.c.binding_host_id
@@ -177,7 +175,7 @@ class PortCollection(Collection):
             for v in found.values():
                 if len(v) > 1:
                     v.sort()
-        items = self.dicts(rows, own_tags, self.COMPLETED)
+        items = self.dicts(rows, own_tags)
         ips_of, groups_of = ips.get, groups.get
         for item in items:
             pid = item["id"]

@@ -56,10 +56,6 @@ def iso(ts: datetime | None) -> str | None:
 class Collection:
     """How one resource maps onto SQL. Subclasses add what is not a plain column."""
 
-    # the keys complete() adds to every item, in the order it adds them: the items are made with them from
-    # the start (a dict that grows past 42 keys is rebuilt, then freed slowly: a tenth of a large list)
-    COMPLETED: tuple[str, ...] = ()
-
     def __init__(self, resource: Resource, table: Table) -> None:
         self.resource = resource
         self.table = table
@@ -237,28 +233,23 @@ class Collection:
                  complete: bool = True) -> list[dict[str, Any]]:
         if tags is None:
             tags = load_tags(conn, [r[0] for r in rows])
-        out = self.dicts(rows, tags, self.COMPLETED if complete else ())
+        out = self.dicts(rows, tags)
         if complete:
             self.complete(conn, rows, out)
         return out
 
-    def dicts(self, rows: Sequence[Any], tags: dict[str, list[str]], more: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """The rows' plain attributes, timestamps and tags; each dict also has the keys `more` (None), which
-        the caller fills."""
+    def dicts(self, rows: Sequence[Any], tags: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """The rows' plain attributes, timestamps and tags."""
         out: list[dict[str, Any]] = []
         index = self._index
-        # the per-row work is the cost of a large list: a copy of a dict with every key, filled by one
-        # itemgetter and one zip (tenant_id included)
+        # the per-row work is the cost of a large list: one itemgetter and one zip (tenant_id included)
         names = [name for name, _ in self.plain] + ["tenant_id"]
         pick = itemgetter(*(index[col.name] for _, col in self.plain), index["project_id"])
         created, updated = index["created_at"], index["updated_at"]
         stamps: dict[datetime | None, str | None] = {}  # rows made together share their timestamps
         stamp, tag_of, append = stamps.get, tags.get, out.append
-        template = dict.fromkeys([*names, "created_at", "updated_at", "tags", *more])
-        new = template.copy
         for r in rows:
-            d = new()
-            d.update(zip(names, pick(r), strict=False))  # same length by construction
+            d = dict(zip(names, pick(r), strict=False))  # same length by construction
             ts = r[created]
             text = stamp(ts)
             if text is None:

@@ -78,7 +78,7 @@ class SubnetCollection(Collection):
         for found in parts:
             for values in found.values():
                 values.sort()
-        items = self.dicts(rows, parts[0], ("service_types",))
+        items = self.dicts(rows, parts[0])
         for item in items:
             item["service_types"] = parts[1].get(item["id"]) or []
         return items
