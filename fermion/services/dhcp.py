@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from fermion.db import models as m
+from fermion.db.direct import Prepared
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.ml2.binding import AgentInfo
@@ -47,6 +48,15 @@ def _pick(candidates: list[dict[str, Any]], zones_used: set[str], load: dict[str
     return (first + [a["id"] for a in ordered if a["id"] not in first])[:need]
 
 
+_a, _d = m.agents.c, m.network_dhcp_agents.c
+# every DHCP agent, once per network of b_ids it hosts (hosted_network), or once with none
+_DHCP_AGENTS_HOSTING = Prepared(
+    select(m.agents, _d.network_id.label("hosted_network"))
+    .select_from(m.agents.outerjoin(m.network_dhcp_agents, and_(
+        _d.dhcp_agent_id == _a.id, _d.network_id.in_(bindparam("b_ids", expanding=True)))))
+    .where(_a.agent_type == DHCP_AGENT))
+
+
 class DhcpService:
     def __init__(self, agents: AgentService, ports: PortService, agents_per_network: int = 1) -> None:
         self.agents = agents
@@ -54,10 +64,6 @@ class DhcpService:
         self.per_network = agents_per_network
 
     # ---------------------------------------------------------------- scheduling
-    def _dhcp_agents(self, conn: Connection) -> list[dict[str, Any]]:
-        rows = conn.execute(select(m.agents).where(m.agents.c.agent_type == DHCP_AGENT)).all()
-        return [dict(r._mapping) for r in rows]
-
     def schedule(self, conn: Connection, network_id: str) -> None:
         """Give the network DHCP agents up to agents_per_network, least loaded first; a routed network that
         many for each of its segments with DHCP subnets, from the agents whose host reaches the segment."""
@@ -77,17 +83,22 @@ class DhcpService:
 
     def _schedule(self, conn: Connection, network_ids: list[str]) -> None:
         d, n = m.network_dhcp_agents.c, m.networks.c
+        # the DHCP agents and which of the networks each hosts, in one read; without a live one (a cloud
+        # without DHCP agents) there is nothing more to read
         hosting: dict[str, set[str]] = defaultdict(set)
-        for network_id, agent_id in conn.execute(select(d.network_id, d.dhcp_agent_id)
-                                                 .where(d.network_id.in_(network_ids))):
-            hosting[network_id].add(agent_id)
+        agents: dict[str, dict[str, Any]] = {}
+        for row in _DHCP_AGENTS_HOSTING.dicts(conn, {"b_ids": network_ids}):
+            hosted = row.pop("hosted_network")
+            agents.setdefault(row["id"], row)
+            if hosted is not None:
+                hosting[hosted].add(row["id"])
+        everyone = list(agents.values())
+        alive = set(self.agents.ids_alive(everyone))
+        if not alive:
+            return
         segments = self._dhcp_segments(conn, network_ids)
         network_ids = [i for i in network_ids if i in segments or len(hosting[i]) < self.per_network]
         if not network_ids:
-            return
-        everyone = self._dhcp_agents(conn)
-        alive = set(self.agents.ids_alive(everyone))
-        if not alive:
             return
         network_ids = [i for i in network_ids if i in segments or alive - hosting[i]]
         if not network_ids:
