@@ -100,14 +100,11 @@ class Controller:
 
     def _target(self, conn: Connection, item: dict[str, Any], ctx: Context | None = None) -> dict[str, Any]:
         target = dict(item)
-        if "network_id" in item:
-            row = conn.execute(select(m.networks.c.project_id, m.networks.c.shared)
-                               .where(m.networks.c.id == item["network_id"])).first()
-            if row is not None:
-                target["network:project_id"] = target["network:tenant_id"] = row.project_id
-                shared = row.shared or (ctx is not None and bool(ctx.project_id) and rbac_access.has_access(
-                    conn, "network", item["network_id"], ctx.project_id))
-                target.setdefault("shared", shared)
+        if "network_id" in item:  # its network's owner, and sharing as the caller sees it, in one read
+            found = rbac_access.network_sharing(conn, item["network_id"], ctx.project_id if ctx is not None else None)
+            if found is not None:
+                target["network:project_id"] = target["network:tenant_id"] = found[0]
+                target.setdefault("shared", found[1])
         if "security_group_id" in item:  # a rule: its group's owner manages it (rule sg_owner)
             owner = conn.execute(select(m.securitygroups.c.project_id)
                                  .where(m.securitygroups.c.id == item["security_group_id"])).scalar()

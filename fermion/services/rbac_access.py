@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, not_, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, exists, not_, select
 
 from fermion.db import models as m
 from fermion.db.direct import Prepared
@@ -31,6 +31,13 @@ _TARGETED = Prepared(select(_r.object_id).where(
 _ALL_TARGETED = Prepared(select(_r.object_id).where(
     _r.object_type == bindparam("b_type"), _r.action == bindparam("b_action"),
     _r.target_project.in_(bindparam("b_targets", expanding=True))))
+
+
+_n = m.networks.c
+# a network's project, its shared flag and whether access_as_shared is granted to b_targets, in one read
+_NETWORK_SHARING = Prepared(select(_n.project_id, _n.shared, exists().where(
+    _r.object_type == "network", _r.object_id == _n.id, _r.action == SHARED,
+    _r.target_project.in_(bindparam("b_targets", expanding=True))).label("granted")).where(_n.id == bindparam("b_id")))
 
 
 def _targets(project_id: str | None) -> list[str]:
@@ -66,6 +73,16 @@ def has_access(conn: Connection, object_type: str, object_id: str, project_id: s
     found = _HAS_ACCESS.first(conn, {"b_type": object_type, "b_id": object_id, "b_actions": list(actions),
                                      "b_targets": _targets(project_id)})
     return found is not None
+
+
+def network_sharing(conn: Connection, network_id: str, project_id: str | None) -> tuple[str, bool] | None:
+    """A network's project and whether it is shared as the project sees it (with every project, or granted
+    to this one; without a project, the flag only), or None when there is no such network."""
+    row = _NETWORK_SHARING.first(conn, {"b_id": network_id, "b_targets": _targets(project_id)})
+    if row is None:
+        return None
+    owner, shared, granted = row
+    return owner, bool(shared) or (bool(project_id) and bool(granted))
 
 
 def shared_with(conn: Connection, object_type: str, ids: Sequence[str], project_id: str | None,
