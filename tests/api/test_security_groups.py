@@ -21,16 +21,6 @@ RULE_ATTRS = {"id", "project_id", "tenant_id", "security_group_id", "direction",
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-@pytest.fixture
-def alice(api: Api) -> Api:
-    return api.as_("alice", "member")
-
-
-@pytest.fixture
-def bob(api: Api) -> Api:
-    return api.as_("bob", "member")
-
-
 def _groups(who: Api, **filters: str) -> list[dict[str, Any]]:
     r = who.get("/v2.0/security-groups", params=filters)
     assert r.status_code == 200, r.text

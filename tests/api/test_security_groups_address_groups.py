@@ -21,16 +21,6 @@ GIVEN = ["10.10.10.3/32", "192.168.0.10/24", "2001:db8::f00/64"]
 NORMALIZED = ["10.10.10.3/32", "192.168.0.0/24", "2001:db8::/64"]
 
 
-@pytest.fixture
-def alice(api: Api) -> Api:
-    return api.as_("alice", "member")
-
-
-@pytest.fixture
-def bob(api: Api) -> Api:
-    return api.as_("bob", "member")
-
-
 def _ag(who: Api, **attrs: Any) -> dict[str, Any]:
     r = who.post("/v2.0/address-groups", json={"address_group": attrs})
     assert r.status_code == 201, r.text

@@ -13,16 +13,6 @@ from tests.support import servers
 from tests.support.neutron import assert_fault, ids
 
 
-@pytest.fixture
-def alice(api: Api) -> Api:
-    return api.as_("alice", "member")
-
-
-@pytest.fixture
-def bob(api: Api) -> Api:
-    return api.as_("bob", "member")
-
-
 def _net_ids(who: Api) -> set[str]:
     return set(ids(who.get("/v2.0/networks"), "networks"))
 
