@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.9"
+VERSION = "1.10"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -28,6 +28,8 @@ HISTORY = {
     "1.8": "Router.ha (HA routers: VRID, this host's HA port, VRRP state) and HaStateReport (VRRP transitions)",
     "1.9": "FloatingIp.id/revision/status and FloatingIpReport: floating IPs are ACTIVE (or ERROR) as the L3 agent "
            "serving them reports",
+    "1.10": "Router.distributed (DVR: this host's share of a distributed router, its SNAT ports and static "
+            "neighbours), L3View.dvr_mac and L3View.fip_gateways (the host's floating-IP namespaces)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -234,7 +236,39 @@ class Router:
     floating_ips: list[FloatingIp] = field(default_factory=list)
     routes: list[list[str]] = field(default_factory=list)  # [destination, nexthop]
     conntrack_helpers: list[ConntrackHelper] = field(default_factory=list)
-    ha: HaRouter | None = None  # None: a legacy router
+    ha: HaRouter | None = None  # None: a legacy router (a distributed router's: its SNAT part is HA)
+    distributed: DvrRouter | None = None  # None: a centralized router (legacy or HA)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class DvrRouter:
+    """This host's share of a distributed router. Router.interfaces are its qr- ports (the same addresses and
+    MACs on every host), Router.gateway its gateway port (qg-, in the SNAT namespace where central; on the
+    other hosts it names the external network), Router.floating_ips those of instances bound to this host."""
+
+    local: bool  # instances on the router's subnets are bound here: a qrouter copy routes for them
+    central: bool  # the router's SNAT part is scheduled here (a dvr_snat agent): snat-<router> namespace
+    # the router's SNAT ports (sg- in the SNAT namespace), one per interface; their addresses are the next hops
+    # of the local copies' default routes (matched to a qr- port by subnet)
+    snat_ports: list[RouterPort] = field(default_factory=list)
+    # every port with an address on the router's internal subnets: static neighbours in the local copy, which
+    # must not ARP across hosts (its gateway address and MAC exist on every host)
+    neighbors: list[Neighbor] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FipGateway:
+    """This host's floating-IP agent gateway port on an external network (fg- in fip-<network>)."""
+
+    network_id: str
+    port: RouterPort
+    gateway_ip: str | None  # the external subnet's gateway: the fip namespace's default route
 
 
 @dataclass(frozen=True)
@@ -242,6 +276,8 @@ class L3View:
     host: str
     routers: list[Router]
     partial: bool = False  # True when the request named routers: absent ones are to be removed
+    dvr_mac: str = ""  # this host's DVR MAC (frames its router copies send to other hosts carry it); "": none
+    fip_gateways: list[FipGateway] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -300,7 +336,8 @@ class DhcpView:
 MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segment, RemotePort, L2Network,
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
                               DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, ConntrackHelper,
-                              Router, L3View, HaRouter, HaStateReport, FloatingIpStatus, FloatingIpReport)
+                              Router, L3View, HaRouter, HaStateReport, FloatingIpStatus, FloatingIpReport, Neighbor,
+                              DvrRouter, FipGateway)
 
 
 # ---------------------------------------------------------------- codec

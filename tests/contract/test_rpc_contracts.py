@@ -23,6 +23,8 @@ from fermion.rpc.contracts import (
     DhcpOption,
     DhcpSubnet,
     DhcpView,
+    DvrRouter,
+    FipGateway,
     Firewall,
     FloatingIp,
     FloatingIpReport,
@@ -34,6 +36,7 @@ from fermion.rpc.contracts import (
     L2Port,
     L2View,
     L3View,
+    Neighbor,
     PortReport,
     PortSecurity,
     RemotePort,
@@ -433,6 +436,56 @@ RECORDED: dict[str, dict[str, str]] = {
         "FloatingIpStatus": "revision:int;status:str",
         "FloatingIpReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FloatingIpStatus]",
     },
+    "1.10": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];star"
+                       "t_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];remote_ports:list[f"
+                     "ermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | Non"
+                        "e;remote_ip_prefix:str | None;remote_group:str | None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];port_secur"
+                        "ity:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contracts.Secur"
+                    "ityGroup];members:dict[str, list[str]];address_groups:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc.contrac"
+                  "ts.L2Port];partial:bool;firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];host_ro"
+                      "utes:list[dict[str, str]];allocation_pools:list[dict[str, str]];ipv6_address_mode:str "
+                      "| None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;options:list[fermion.rp"
+                    "c.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];subnets:list[f"
+                       "ermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];dns_domain"
+                       ":str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scope:str | Non"
+                      "e;ipv6_address_scope:str | None",
+        "FloatingIp": "floating_ip:str;fixed_ip:str;id:str;revision:int;status:str",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPo"
+                  "rt];gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:"
+                  "bool;floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]];conntr"
+                  "ack_helpers:list[fermion.rpc.contracts.ConntrackHelper];ha:fermion.rpc.contracts.HaRou"
+                  "ter | None;distributed:fermion.rpc.contracts.DvrRouter | None",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool;dvr_mac:str;fip_gatew"
+                  "ays:list[fermion.rpc.contracts.FipGateway]",
+        "HaRouter": "vr_id:int;interface:RouterPort;state:str",
+        "HaStateReport": "host:str;states:dict[str, str]",
+        "FloatingIpStatus": "revision:int;status:str",
+        "FloatingIpReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FloatingIpStatus]",
+        "Neighbor": "ip:str;mac:str",
+        "DvrRouter": "local:bool;central:bool;snat_ports:list[fermion.rpc.contracts.RouterPort];neighbors:li"
+                     "st[fermion.rpc.contracts.Neighbor]",
+        "FipGateway": "network_id:str;port:RouterPort;gateway_ip:str | None",
+    },
 }
 
 
@@ -523,6 +576,13 @@ ROUTER = Router(id="router-1", revision=4, admin_state_up=True, interfaces=[RPOR
                 routes=[["10.9.0.0/24", "10.0.0.254"]], conntrack_helpers=[CTHELPER])
 HAROUTER = HaRouter(vr_id=1, interface=RouterPort(id="port-9", network_id="ha-net", mac="fa:16:3e:00:00:09",
                                                   mtu=1450, addresses=["169.254.192.3/18"]), state="standby")
+NEIGHBOR = Neighbor(ip="10.0.0.5", mac="fa:16:3e:00:00:01")
+DVR = DvrRouter(local=True, central=False, neighbors=[NEIGHBOR],
+                snat_ports=[RouterPort(id="port-10", network_id="net-1", mac="fa:16:3e:00:00:10", mtu=1450,
+                                       addresses=["10.0.0.3/24"])])
+FIPGW = FipGateway(network_id="ext", port=RouterPort(id="port-11", network_id="ext", mac="fa:16:3e:00:00:11",
+                                                     mtu=1500, addresses=["198.18.100.11/24"]),
+                   gateway_ip="198.18.100.1")
 
 SAMPLES: list[Any] = [
     CTHELPER,
@@ -565,6 +625,12 @@ SAMPLES: list[Any] = [
     FloatingIpStatus(revision=3, status="ACTIVE"),
     FloatingIpReport(host="network-1", statuses={"fip-1": FloatingIpStatus(3, "ACTIVE"),
                                                  "fip-2": FloatingIpStatus(1, "ERROR")}),
+    NEIGHBOR,
+    DVR,
+    dataclasses.replace(ROUTER, distributed=DVR, ha=HAROUTER),
+    FIPGW,
+    L3View(host="compute-1", routers=[dataclasses.replace(ROUTER, distributed=DVR)], dvr_mac="fa:16:3f:00:00:01",
+           fip_gateways=[FIPGW]),
 ]
 
 
