@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.10"
+VERSION = "1.11"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -30,6 +30,8 @@ HISTORY = {
            "serving them reports",
     "1.10": "Router.distributed (DVR: this host's share of a distributed router, its SNAT ports and static "
             "neighbours), L3View.dvr_mac and L3View.fip_gateways (the host's floating-IP namespaces)",
+    "1.11": "service plugins: QoS rules on L2Port, FloatingIp and Router.gateway_qos; Router.firewall_groups "
+            "(FWaaS v2) with FirewallReport; Router.metering_labels with MeteringReport; Router.port_forwardings",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -93,6 +95,37 @@ class FloatingIpReport:
 
 
 @dataclass(frozen=True)
+class FirewallStatus:
+    revision: int  # the group's revision the agent acted on (FirewallGroup.revision in its view)
+    status: str  # ACTIVE | INACTIVE (on none of this host's ports) | ERROR
+
+
+@dataclass(frozen=True)
+class FirewallReport:
+    """The firewall groups whose state on an L3 agent's host differs from the status the server sent."""
+
+    host: str
+    statuses: dict[str, FirewallStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeteringCounter:
+    router_id: str
+    label_id: str
+    packets: int
+    bytes: int
+    epoch: str  # changes whenever the counters restart from zero (a new namespace or table)
+
+
+@dataclass(frozen=True)
+class MeteringReport:
+    """Cumulative packet and byte counts per (router, label) on an L3 agent's host since each epoch."""
+
+    host: str
+    counters: list[MeteringCounter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class PortReport:
     """Ports the agent has realized (port id -> revision, device present and wired) and ports whose device
     is gone. A port becomes ACTIVE only from here."""
@@ -135,6 +168,25 @@ class L2Port:
     revision: int
     admin_state_up: bool
     device_owner: str
+    qos: QosRules | None = None  # the port's effective QoS policy (its own, else its network's); None: none
+
+
+@dataclass(frozen=True)
+class BandwidthLimit:
+    max_kbps: int
+    max_burst_kbps: int = 0  # 0: the backend's default burst
+
+
+@dataclass(frozen=True)
+class QosRules:
+    """What a port, floating IP or router gateway is held to: the rules of its effective QoS policy that this
+    backend enforces. Directions as Neutron's: egress leaves the instance (or goes out to the external network
+    through a floating IP or gateway), ingress comes towards it."""
+
+    policy_id: str
+    egress: BandwidthLimit | None = None
+    ingress: BandwidthLimit | None = None
+    dscp_mark: int | None = None  # DSCP value set on the egress packets
 
 
 @dataclass(frozen=True)
@@ -206,6 +258,7 @@ class FloatingIp:
     id: str = ""  # "" from a 1.8 server: the agent then reports nothing
     revision: int = 0
     status: str = ""  # what the server last heard: DOWN, ACTIVE or ERROR
+    qos: QosRules | None = None  # the floating IP's QoS policy (qos-fip)
 
 
 @dataclass(frozen=True)
@@ -238,6 +291,64 @@ class Router:
     conntrack_helpers: list[ConntrackHelper] = field(default_factory=list)
     ha: HaRouter | None = None  # None: a legacy router (a distributed router's: its SNAT part is HA)
     distributed: DvrRouter | None = None  # None: a centralized router (legacy or HA)
+    gateway_qos: QosRules | None = None  # the gateway's QoS policy (qos-gateway-ip)
+    firewall_groups: list[FirewallGroup] = field(default_factory=list)  # those on the router's ports
+    metering_labels: list[MeteringLabel] = field(default_factory=list)  # the labels of the router's project
+    port_forwardings: list[PortForwarding] = field(default_factory=list)  # of the router's floating IPs
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """An enabled rule of a firewall policy, in the policy's order (first match wins)."""
+
+    action: str  # allow | deny | reject
+    ip_version: int  # 4 | 6
+    protocol: int | None = None  # IANA number; None: any
+    source_ip: str | None = None  # CIDR
+    destination_ip: str | None = None
+    source_port: str | None = None  # "80" or "8000:8080"
+    destination_port: str | None = None
+
+
+@dataclass(frozen=True)
+class FirewallGroup:
+    """A firewall group on some of the router's ports. A direction without a policy is None; a policy's rules
+    are followed by FWaaS's implicit deny."""
+
+    id: str
+    revision: int
+    ports: list[str]  # ids of the router's ports it applies to
+    ingress: list[FirewallRule] | None = None  # traffic towards the router's networks through those ports
+    egress: list[FirewallRule] | None = None
+    admin_state_up: bool = True
+    status: str = ""  # what the server last heard
+
+
+@dataclass(frozen=True)
+class MeteringRule:
+    direction: str  # ingress | egress (as seen from the router's internal networks)
+    excluded: bool = False
+    remote_ip_prefix: str | None = None
+    source_ip_prefix: str | None = None
+    destination_ip_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class MeteringLabel:
+    id: str
+    rules: list[MeteringRule]
+
+
+@dataclass(frozen=True)
+class PortForwarding:
+    """DNAT of a floating IP's external port (range) to an internal address and port (range)."""
+
+    id: str
+    floating_ip: str
+    protocol: str  # tcp | udp
+    external_port: str  # "80" or "8000:8010"
+    internal_ip: str
+    internal_port: str  # a range of the same length as external_port's
 
 
 @dataclass(frozen=True)
@@ -337,7 +448,9 @@ MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segmen
                               L2Port, SecurityRule, SecurityGroup, PortSecurity, Firewall, L2View, DhcpSubnet,
                               DhcpOption, DhcpHost, DhcpNetwork, DhcpView, RouterPort, FloatingIp, ConntrackHelper,
                               Router, L3View, HaRouter, HaStateReport, FloatingIpStatus, FloatingIpReport, Neighbor,
-                              DvrRouter, FipGateway)
+                              DvrRouter, FipGateway, BandwidthLimit, QosRules, FirewallRule, FirewallGroup,
+                              FirewallStatus, FirewallReport, MeteringRule, MeteringLabel, MeteringCounter,
+                              MeteringReport, PortForwarding)
 
 
 # ---------------------------------------------------------------- codec

@@ -17,6 +17,7 @@ import pytest
 from fermion.rpc import contracts
 from fermion.rpc.contracts import (
     MESSAGES,
+    BandwidthLimit,
     ConntrackHelper,
     DhcpHost,
     DhcpNetwork,
@@ -26,6 +27,10 @@ from fermion.rpc.contracts import (
     DvrRouter,
     FipGateway,
     Firewall,
+    FirewallGroup,
+    FirewallReport,
+    FirewallRule,
+    FirewallStatus,
     FloatingIp,
     FloatingIpReport,
     FloatingIpStatus,
@@ -36,9 +41,15 @@ from fermion.rpc.contracts import (
     L2Port,
     L2View,
     L3View,
+    MeteringCounter,
+    MeteringLabel,
+    MeteringReport,
+    MeteringRule,
     Neighbor,
+    PortForwarding,
     PortReport,
     PortSecurity,
+    QosRules,
     RemotePort,
     Router,
     RouterPort,
@@ -486,6 +497,78 @@ RECORDED: dict[str, dict[str, str]] = {
                      "st[fermion.rpc.contracts.Neighbor]",
         "FipGateway": "network_id:str;port:RouterPort;gateway_ip:str | None",
     },
+    "1.11": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];star"
+                       "t_flag:bool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];remote_ports:list[f"
+                     "ermion.rpc.contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str;qos:fe"
+                  "rmion.rpc.contracts.QosRules | None",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | Non"
+                        "e;remote_ip_prefix:str | None;remote_group:str | None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];port_secur"
+                        "ity:bool;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contracts.Secur"
+                    "ityGroup];members:dict[str, list[str]];address_groups:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc.contrac"
+                  "ts.L2Port];partial:bool;firewall:fermion.rpc.contracts.Firewall | None",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];host_ro"
+                      "utes:list[dict[str, str]];allocation_pools:list[dict[str, str]];ipv6_address_mode:str "
+                      "| None;ipv6_ra_mode:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;options:list[fermion.rp"
+                    "c.contracts.DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];subnets:list[f"
+                       "ermion.rpc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];dns_domain"
+                       ":str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scope:str | Non"
+                      "e;ipv6_address_scope:str | None",
+        "FloatingIp": "floating_ip:str;fixed_ip:str;id:str;revision:int;status:str;qos:fermion.rpc.contracts."
+                      "QosRules | None",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPo"
+                  "rt];gateway:fermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:"
+                  "bool;floating_ips:list[fermion.rpc.contracts.FloatingIp];routes:list[list[str]];conntr"
+                  "ack_helpers:list[fermion.rpc.contracts.ConntrackHelper];ha:fermion.rpc.contracts.HaRou"
+                  "ter | None;distributed:fermion.rpc.contracts.DvrRouter | None;gateway_qos:fermion.rpc."
+                  "contracts.QosRules | None;firewall_groups:list[fermion.rpc.contracts.FirewallGroup];me"
+                  "tering_labels:list[fermion.rpc.contracts.MeteringLabel];port_forwardings:list[fermion."
+                  "rpc.contracts.PortForwarding]",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool;dvr_mac:str;fip_gatew"
+                  "ays:list[fermion.rpc.contracts.FipGateway]",
+        "HaRouter": "vr_id:int;interface:RouterPort;state:str",
+        "HaStateReport": "host:str;states:dict[str, str]",
+        "FloatingIpStatus": "revision:int;status:str",
+        "FloatingIpReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FloatingIpStatus]",
+        "Neighbor": "ip:str;mac:str",
+        "DvrRouter": "local:bool;central:bool;snat_ports:list[fermion.rpc.contracts.RouterPort];neighbors:li"
+                     "st[fermion.rpc.contracts.Neighbor]",
+        "FipGateway": "network_id:str;port:RouterPort;gateway_ip:str | None",
+        "BandwidthLimit": "max_kbps:int;max_burst_kbps:int",
+        "QosRules": "policy_id:str;egress:fermion.rpc.contracts.BandwidthLimit | None;ingress:fermion.rpc.c"
+                    "ontracts.BandwidthLimit | None;dscp_mark:int | None",
+        "FirewallRule": "action:str;ip_version:int;protocol:int | None;source_ip:str | None;destination_ip:str "
+                        "| None;source_port:str | None;destination_port:str | None",
+        "FirewallGroup": "id:str;revision:int;ports:list[str];ingress:list[fermion.rpc.contracts.FirewallRule] |"
+                         " None;egress:list[fermion.rpc.contracts.FirewallRule] | None;admin_state_up:bool;statu"
+                         "s:str",
+        "FirewallStatus": "revision:int;status:str",
+        "FirewallReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FirewallStatus]",
+        "MeteringRule": "direction:str;excluded:bool;remote_ip_prefix:str | None;source_ip_prefix:str | None;de"
+                        "stination_ip_prefix:str | None",
+        "MeteringLabel": "id:str;rules:list[fermion.rpc.contracts.MeteringRule]",
+        "MeteringCounter": "router_id:str;label_id:str;packets:int;bytes:int;epoch:str",
+        "MeteringReport": "host:str;counters:list[fermion.rpc.contracts.MeteringCounter]",
+        "PortForwarding": "id:str;floating_ip:str;protocol:str;external_port:str;internal_ip:str;internal_port:st"
+                          "r",
+    },
 }
 
 
@@ -583,6 +666,15 @@ DVR = DvrRouter(local=True, central=False, neighbors=[NEIGHBOR],
 FIPGW = FipGateway(network_id="ext", port=RouterPort(id="port-11", network_id="ext", mac="fa:16:3e:00:00:11",
                                                      mtu=1500, addresses=["198.18.100.11/24"]),
                    gateway_ip="198.18.100.1")
+QOS = QosRules(policy_id="qos-1", egress=BandwidthLimit(20000, 2000), ingress=BandwidthLimit(10000), dscp_mark=10)
+FWRULE = FirewallRule(action="deny", ip_version=4, protocol=6, source_ip="198.18.0.0/16", destination_port="80")
+FWGROUP = FirewallGroup(id="fwg-1", revision=2, ports=["port-7"], ingress=[FWRULE, FirewallRule("allow", 4)],
+                        egress=None, status="PENDING_CREATE")
+MRULE = MeteringRule(direction="ingress", remote_ip_prefix="198.18.0.0/16")
+MLABEL = MeteringLabel(id="label-1", rules=[MRULE, MeteringRule(direction="egress", excluded=True,
+                                                                 destination_ip_prefix="10.0.0.0/8")])
+PFWD = PortForwarding(id="pf-1", floating_ip="198.18.100.20", protocol="tcp", external_port="8022",
+                      internal_ip="10.0.0.5", internal_port="22")
 
 SAMPLES: list[Any] = [
     CTHELPER,
@@ -631,6 +723,21 @@ SAMPLES: list[Any] = [
     FIPGW,
     L3View(host="compute-1", routers=[dataclasses.replace(ROUTER, distributed=DVR)], dvr_mac="fa:16:3f:00:00:01",
            fip_gateways=[FIPGW]),
+    BandwidthLimit(max_kbps=20000),
+    QOS,
+    dataclasses.replace(L2PORT, qos=QOS),
+    dataclasses.replace(FIP, qos=QosRules(policy_id="qos-2", dscp_mark=26)),
+    FWRULE,
+    FWGROUP,
+    MRULE,
+    MLABEL,
+    PFWD,
+    dataclasses.replace(ROUTER, gateway_qos=QOS, firewall_groups=[FWGROUP], metering_labels=[MLABEL],
+                        port_forwardings=[PFWD]),
+    FirewallStatus(revision=2, status="ACTIVE"),
+    FirewallReport(host="network-1", statuses={"fwg-1": FirewallStatus(2, "ACTIVE")}),
+    MeteringCounter(router_id="router-1", label_id="label-1", packets=10, bytes=840, epoch="e1"),
+    MeteringReport(host="network-1", counters=[MeteringCounter("router-1", "label-1", 10, 840, "e1")]),
 ]
 
 
