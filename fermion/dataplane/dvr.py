@@ -387,8 +387,10 @@ class DvrManager:
         except NetlinkError as err:
             raise DataplaneError(f"floating-IP namespace {ns}: {err}") from err
         if ns not in self._fip_sysctls:
+            # proxy ARP answers at once (a broadcast request is otherwise answered after up to 0.8 s)
             _sysctl(ns, {"net.ipv4.ip_forward": "1", f"net.ipv4.conf.{fg.device}.proxy_arp": "1",
-                         "net.ipv4.conf.all.send_redirects": "0"}, changes, "forwarding and proxy ARP on")
+                         f"net.ipv4.neigh.{fg.device}.proxy_delay": "0", "net.ipv4.conf.all.send_redirects": "0"},
+                    changes, "forwarding and proxy ARP on")
             self._fip_sysctls.add(ns)
         return changes
 
