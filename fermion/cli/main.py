@@ -218,7 +218,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
                          parse_mappings(args.physical_interface_mappings or []))
     elif args.kind == "l3":
-        agent = l3_agent(settings, transport, args.host, args.netns)
+        agent = l3_agent(settings, transport, args.host, args.netns, agent_mode=args.agent_mode)
     else:
         agent = dhcp_agent(settings, transport, args.host, args.netns)
     done = threading.Event()
@@ -349,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--netns", help="namespace that plays the host's root (an emulated host)")
     p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
+    p.add_argument("--agent-mode", choices=["legacy", "dvr", "dvr_snat"],
+                   help="l3: legacy, dvr or dvr_snat (default: [l3] agent_mode)")
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")
     p.add_argument("--metrics-address", help="HOST:PORT to serve /metrics on (default: [agents] metrics_address)")
     p.add_argument("--availability-zone", help="the zone this host is in (default: [agents] availability_zone, "

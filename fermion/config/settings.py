@@ -132,6 +132,9 @@ class L3:
     # Neutron's allow_automatic_l3agent_failover (false there): the legacy routers of an L3 agent dead for
     # [agents] agent_down_time move to a live one; HA routers stay, keepalived moves their traffic
     allow_automatic_l3agent_failover: bool = True
+    # Neutron's agent_mode of an L3 agent: legacy (centralized routers), dvr (local copies of distributed
+    # routers and their floating IPs) or dvr_snat (that, plus distributed routers' central SNAT parts)
+    agent_mode: str = "legacy"
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ class Settings:
             check_ha(self.l3.max_l3_agents_per_router, self.l3.l3_ha_net_cidr)
         except ValueError as err:
             raise ConfigError(f"[l3] {err}") from None
+        if self.l3.agent_mode not in ("legacy", "dvr", "dvr_snat"):
+            raise ConfigError(f"l3.agent_mode must be legacy, dvr or dvr_snat, not {self.l3.agent_mode!r}")
         from fermion.ml2.manager import Ml2Config, build_drivers
 
         try:

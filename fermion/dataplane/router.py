@@ -46,7 +46,7 @@ KERNEL_HELPERS = {("amanda", "udp"): "amanda", ("ftp", "tcp"): "ftp", ("tftp", "
 SCOPE6_TABLE = "fermion_scope6"  # `table ip6 fermion_scope6`: IPv6 address scopes (no NAT in IPv6)
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
-DEVICE_PREFIXES = ("qr-", "qg-", "ha-")  # the only devices in the namespace that ensure() deletes
+DEVICE_PREFIXES = ("qr-", "qg-", "ha-", "sg-")  # the only devices in the namespace that ensure() deletes
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.promote_secondaries")
 # an HA router's devices get no IPv6 link-local address of their own: a standby must stay silent on its
 # networks, or the bridges there would learn the router's MAC (shared with the active instance) on it.
@@ -110,6 +110,9 @@ class Router:
     # devices are down, forwarding is off, no route is installed and an HA router's keepalived is stopped:
     # nothing is answered or forwarded
     enabled: bool = True
+    # a distributed router's local copy: it sees one direction of the flows routed by another host's copy
+    # (or sent to the SNAT namespace), which conntrack would call invalid, so those are not dropped
+    distributed: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,7 @@ def render_nat(router: Router) -> str:
         *_block("set scope_block { type ifname . ifname", (f'"{a}" . "{b}"' for a, b in scope_blocked(router))),
         "  chain filter_forward {",
         "    type filter hook forward priority filter; policy accept;",
-        "    ct state invalid drop",
+        *([] if router.distributed else ["    ct state invalid drop"]),
         "    ct status dnat accept",
         "    ct status snat accept",
         "    iifname . oifname @scope_block drop",
@@ -397,14 +400,16 @@ class RouterManager:
 
     def __init__(self, host_netns: str | None = None,
                  on_nat_applied: Callable[[float], None] | None = None, state_dir: Path | None = None,
-                 notify_socket: Path | None = None, sync_conntrack: bool | None = None) -> None:
+                 notify_socket: Path | None = None, sync_conntrack: bool | None = None,
+                 kind: str = "qrouter") -> None:
         self.host_netns = host_netns
+        self.kind = kind  # qrouter, or snat: the central parts of distributed routers
         self.on_nat_applied = on_nat_applied  # called with the seconds each NAT table replace took
         self.state_dir = state_dir  # HA routers: a keepalived workdir per router under it
         self.notify_socket = notify_socket  # where HA routers' keepalived announce transitions
         # HA routers share their connection tracking state (conntrackd); None: wherever conntrackd is installed
         self.sync_conntrack = shutil.which("conntrackd") is not None if sync_conntrack is None else sync_conntrack
-        self._prefix = naming.router_namespace("", host_netns)
+        self._prefix = naming.router_namespace("", host_netns, kind)
         self._nat: dict[str, str] = {}  # router id -> digest of the NAT table applied
         self._sysctl_ok: dict[str, bool] = {}  # router id -> the enabled state its sysctls were checked for
         self._silent: set[str] = set()  # HA routers whose namespace has HA_TABLE
@@ -412,7 +417,7 @@ class RouterManager:
         self._lock = threading.Lock()
 
     def namespace(self, router_id: str) -> str:
-        return naming.router_namespace(router_id, self.host_netns)
+        return naming.router_namespace(router_id, self.host_netns, self.kind)
 
     def present(self) -> set[str]:
         return {name[len(self._prefix):] for name in netns.names(self._prefix)}
@@ -482,7 +487,7 @@ class RouterManager:
             # stay un-NATed for as long as it lasts
             self._ensure_forwarding(ns, router, fresh, changes)
         for device, ip in announce:
-            self._garp(ns, device, ip)
+            self.garp(ns, device, ip)
         if ha is not None:
             self._ensure_keepalived(router, ns, ha, changes)
         if errors:
@@ -609,7 +614,7 @@ class RouterManager:
         changes.append("applied nat")
 
     # ------------------------------------------------------------------------------------------ gARP
-    def _garp(self, ns: str, device: str, ip: str) -> None:
+    def garp(self, ns: str, device: str, ip: str) -> None:
         """One gratuitous ARP in the background (Habets arping; rc 1 is normal: nobody answers)."""
         argv = ["ip", "netns", "exec", ns, "arping", "-q", "-U", "-i", device, "-S", ip, "-c", "1", "-w", "1", ip]
         try:

@@ -34,8 +34,10 @@ def dhcp_agent(settings: cfg.Settings, transport: Transport, host: str, netns: s
 
 
 def l3_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
-             zone: str | None = None, state_dir: Path | None = None) -> AgentRuntime:
-    return _runtime(settings, transport, host, L3Agent(host, netns, state_dir or cfg.state_dir()), zone)
+             zone: str | None = None, state_dir: Path | None = None, agent_mode: str | None = None) -> AgentRuntime:
+    """agent_mode: legacy | dvr | dvr_snat (default: [l3] agent_mode)."""
+    driver = L3Agent(host, netns, state_dir or cfg.state_dir(), agent_mode or settings.l3.agent_mode)
+    return _runtime(settings, transport, host, driver, zone)
 
 
 def parse_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -264,6 +264,27 @@ def tcp_listener(ns: str, port: int, bind: str = "0.0.0.0") -> Iterator[subproce
         proc.wait()
 
 
+@contextmanager
+def capture(ns: str, *expression: str, device: str = "eth0", link: bool = False) -> Iterator[list[str]]:
+    """tcpdump on a device in ns while the block runs (link: with link-level headers); the list receives
+    the captured lines afterwards."""
+    lines: list[str] = []
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", *(["-e"] if link else []), "-l", "-i",
+                             device, *expression], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        banner = ""
+        while "listening on" not in banner and proc.poll() is None:
+            banner = proc.stderr.readline()
+        assert "listening on" in banner, banner
+        yield lines
+        time.sleep(0.3)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=5)
+        lines.extend(out.splitlines())
+
+
 def next_peer(proc: subprocess.Popen[str], timeout: float = 5.0) -> str:
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)

@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import pytest
@@ -30,7 +30,7 @@ from fermion.dataplane.router import (
     scope_blocked,
 )
 from tests.dataplane.ftp import FTP_CLIENT, FTP_PORT, FTP_SERVER
-from tests.dataplane.lab import require_root
+from tests.dataplane.lab import capture, require_root
 
 TOOLS = ("ip", "nft", "arping", "ping", "tcpdump", "sysctl")
 GW = "198.18.200.10"
@@ -313,24 +313,8 @@ def _ns(mgr: RouterManager, router: Router) -> str:
     return mgr.namespace(router.id)
 
 
-@contextmanager
-def _capture(ns: str, *expression: str) -> Iterator[list[str]]:
-    """tcpdump in ns while the block runs; the list receives the captured lines afterwards."""
-    lines: list[str] = []
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-n", "-l", "-i", "eth0", *expression],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        banner = ""
-        while "listening on" not in banner and proc.poll() is None:
-            banner = proc.stderr.readline()
-        assert "listening on" in banner, banner
-        yield lines
-        time.sleep(0.3)
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=5)
-        lines.extend(out.splitlines())
+def _capture(ns: str, *expression: str) -> AbstractContextManager[list[str]]:
+    return capture(ns, *expression)
 
 
 # (a) + (f) + (h)

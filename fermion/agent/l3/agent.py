@@ -14,6 +14,7 @@ reported by its active instance only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l3 import dvr
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
-from fermion.rpc.contracts import FloatingIpStatus, Hint, L3View, Router, RouterPort, decode
+from fermion.dataplane.dvr import DvrManager
+from fermion.rpc.contracts import FipGateway, FloatingIpStatus, Hint, L3View, Router, RouterPort, decode
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "L3 agent"
@@ -58,15 +61,30 @@ class L3Agent:
     topic = "l3_agent"
     view_method = "get_l3_view"
 
-    def __init__(self, host: str, netns_name: str | None = None, state_dir: Path | None = None) -> None:
+    def __init__(self, host: str, netns_name: str | None = None, state_dir: Path | None = None,
+                 agent_mode: str = dvr.LEGACY) -> None:
+        if agent_mode not in dvr.MODES:
+            raise ValueError(f"agent_mode must be one of {', '.join(dvr.MODES)}, not {agent_mode!r}")
         self.host = host
         self.netns = netns_name
+        self.mode = agent_mode
         # HA routers' keepalived: a workdir each under state_dir/l3/<host>/ha, transitions on one socket
         ha_dir = state_dir / "l3" / host if state_dir is not None else None
         self.notifications = keepalived.Notifications(ha_dir / "ha.sock") if ha_dir is not None else None
         self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe,
                                         state_dir=ha_dir / "ha" if ha_dir is not None else None,
                                         notify_socket=self.notifications.path if self.notifications else None)
+        # distributed routers' central parts (a separate keepalived state directory: a dvr_snat host can hold
+        # a router's local copy and its SNAT part) and DVR parts
+        self.snat = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe,
+                                     state_dir=ha_dir / "snat" if ha_dir is not None else None,
+                                     notify_socket=self.notifications.path if self.notifications else None,
+                                     kind="snat")
+        self.dvr_manager = DvrManager(netns_name, garp=self.manager.garp)
+        self._local: dict[str, Router] = {}  # distributed routers with a local copy here, as last seen
+        self._fip_gateways: list[FipGateway] = []
+        self._dvr_mac = ""
+        self.last_changes: list[str] = []  # what the last sync changed (tests, logs)
         self.routers: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
@@ -76,7 +94,7 @@ class L3Agent:
         self._watcher: threading.Thread | None = None
 
     def configurations(self) -> dict[str, Any]:
-        return {"routers": len(self.routers), "agent_mode": "legacy", "netns": self.netns}
+        return {"routers": len(self.routers), "agent_mode": self.mode, "netns": self.netns}
 
     def relevant(self, hint: Hint) -> Iterable[str]:
         if hint.kind == "router" and (hint.host in (None, self.host) or hint.id in self.routers):
@@ -109,57 +127,158 @@ class L3Agent:
         if self.notifications is not None:
             self.notifications.close()
         self.manager.close()
+        self.snat.close()
 
     def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
         desired = decode(L3View, view)
         failed = False
         states: dict[str, str] = {}
         done: dict[str, str] = {}  # router id -> what its floating IPs are now here: ACTIVE, DOWN or ERROR
+        changes: list[str] = []
         with self._lock:
+            routers, local, central = self._split(desired.routers)
+            if self.mode != dvr.LEGACY:  # host-wide: every local copy known, this view's replacing its own
+                known = {} if scope is None else {k: v for k, v in self._local.items() if k not in scope}
+                self._local = known | {r.id: r for r in local}
+                self._fip_gateways, self._dvr_mac = list(desired.fip_gateways), desired.dvr_mac
+                failed |= self._each("fip namespace", dvr.fip_namespaces(self._fip_gateways, []),
+                                     lambda f: self.dvr_manager.ensure_fip(f), changes)
+            fip_networks = {g.network_id for g in self._fip_gateways}
             # admin-down routers too: their ports stay plugged (ACTIVE), the router disabled
-            wanted = {r.id for r in desired.routers}
-            for router in desired.routers:
-                try:
-                    changes = self.manager.ensure(to_dataplane(router))
-                except DataplaneError as err:
-                    LOG.warning("router %s on host %s not realized (its %d floating IPs are ERROR): %s", router.id,
-                                self.host, len(router.floating_ips), err)
-                    metrics.ROUTER_FAILURES.labels(self.host, "ensure").inc()
-                    failed = True
-                    done[router.id] = ERROR
-                    continue
-                done[router.id] = ACTIVE if router.admin_state_up else DOWN
-                if changes:
-                    LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
-                if not router.admin_state_up:
+            for router in routers:
+                ok = self._ensure(router, lambda r: self.manager.ensure(to_dataplane(r)), changes)
+                failed |= not ok
+                done[router.id] = (ACTIVE if router.admin_state_up else DOWN) if ok else ERROR
+                if ok and not router.admin_state_up:
                     self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
-                elif router.ha is not None:
+                elif ok and router.ha is not None:
                     state = self.manager.ha_state(router.id)
                     if self._tell(router.id, state, router.ha.state, asked=scope is not None):
                         states[router.id] = state
-            present = self.manager.present()
-            candidates = present if scope is None else present & scope
-            for router_id in sorted(candidates - wanted):
-                try:
-                    self.manager.remove(router_id)
-                    LOG.info("removed router %s from host %s", router_id, self.host)
-                except DataplaneError as err:
-                    LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
-                    metrics.ROUTER_FAILURES.labels(self.host, "remove").inc()
-                    failed = True
-                    if router_id in done:
-                        done[router_id] = ERROR
+            for router in local:
+                network = dvr.fip_network(router)
+                fip_ns = self.dvr_manager.fip_namespace(network) if network in fip_networks else None
+                ok = self._ensure(router, functools.partial(self._ensure_local, fip_ns=fip_ns), changes)
+                failed |= not ok
+                done[router.id] = (ACTIVE if router.admin_state_up else DOWN) if ok else ERROR
+                if ok and network is not None and fip_ns is None:
+                    LOG.warning("router %s on host %s: no floating-IP gateway on network %s (its %d floating IPs "
+                                "are ERROR)", router.id, self.host, network, len(router.floating_ips))
+                    done[router.id] = ERROR
+            for router in central:
+                ok = self._ensure(router, lambda r: self.snat.ensure(dvr.to_snat(r)), changes)
+                failed |= not ok
+                if ok and router.admin_state_up and router.ha is not None:
+                    state = self.snat.ha_state(router.id)
+                    if self._tell(router.id, state, router.ha.state, asked=scope is not None):
+                        states[router.id] = state
+            wanted = {r.id for r in [*routers, *local]}
+            failed |= self._remove_stale(self.manager, wanted, scope)
+            failed |= self._remove_stale(self.snat, {r.id for r in central}, scope, "SNAT part of router")
             if scope is None:  # keepalived of routers gone, or no longer HA, here
-                ha = {r.id for r in desired.routers if r.admin_state_up and r.ha is not None}
+                ha = {r.id for r in routers if r.admin_state_up and r.ha is not None}
                 for router_id in self.manager.cleanup_keepalived(keep=ha):
                     LOG.info("stopped keepalived of router %s on host %s", router_id, self.host)
-            self.routers = wanted if scope is None else (self.routers - scope) | wanted
+                ha = {r.id for r in central if r.admin_state_up and r.ha is not None}
+                for router_id in self.snat.cleanup_keepalived(keep=ha):
+                    LOG.info("stopped keepalived of the SNAT part of router %s on host %s", router_id, self.host)
+            if self.mode != dvr.LEGACY:
+                failed |= self._host_wide(changes)
+            every = {r.id for r in desired.routers}
+            self.routers = every if scope is None else (self.routers - scope) | every
             for gone in set(self._claimed) - self.routers:
                 del self._claimed[gone]
-        claims = {router_id: self.manager.last_transition(router_id) for router_id, s in states.items()
-                  if s == "active"}
+            self.last_changes = changes
+        claims = {router_id: self._manager_of(router_id).last_transition(router_id)
+                  for router_id, s in states.items() if s == "active"}
         return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
                           ha_reported=lambda: self._claim(claims))
+
+    def _split(self, routers: list[Router]) -> tuple[list[Router], list[Router], list[Router]]:
+        """(centralized routers, distributed ones with a local copy here, those whose SNAT part is here)."""
+        plain, local, central = [], [], []
+        for router in routers:
+            part = router.distributed
+            if part is None:
+                plain.append(router)
+            elif self.mode == dvr.LEGACY:
+                LOG.warning("router %s is distributed: the L3 agent on host %s is in legacy mode", router.id,
+                            self.host)
+            else:
+                if part.local:
+                    local.append(router)
+                if part.central and self.mode == dvr.DVR_SNAT:
+                    central.append(router)
+                elif part.central:
+                    LOG.warning("router %s: its SNAT part needs a dvr_snat agent, host %s is dvr", router.id,
+                                self.host)
+        return plain, local, central
+
+    def _ensure(self, router: Router, ensure: Callable[[Router], list[str]], changes: list[str]) -> bool:
+        try:
+            done = ensure(router)
+        except DataplaneError as err:
+            LOG.warning("router %s on host %s not realized (its %d floating IPs are ERROR): %s", router.id,
+                        self.host, len(router.floating_ips), err)
+            metrics.ROUTER_FAILURES.labels(self.host, "ensure").inc()
+            return False
+        if done:
+            LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(done))
+            changes += done
+        return True
+
+    def _ensure_local(self, router: Router, fip_ns: str | None) -> list[str]:
+        return [*self.manager.ensure(dvr.to_local(router)),
+                *self.dvr_manager.ensure_local(dvr.local_copy(router, fip_ns))]
+
+    def _each(self, what: str, items: Iterable[Any], ensure: Callable[[Any], list[str]], changes: list[str]) -> bool:
+        """ensure() of each item; True when one failed (logged)."""
+        failed = False
+        for item in items:
+            try:
+                done = ensure(item)
+            except DataplaneError as err:
+                LOG.warning("%s on host %s: %s", what, self.host, err)
+                metrics.ROUTER_FAILURES.labels(self.host, "ensure").inc()
+                failed = True
+                continue
+            if done:
+                LOG.info("%s on host %s: %s", what, self.host, "; ".join(done))
+                changes += done
+        return failed
+
+    def _remove_stale(self, manager: dp.RouterManager, wanted: set[str], scope: set[str] | None,
+                      what: str = "router") -> bool:
+        present = manager.present()
+        candidates = present if scope is None else present & scope
+        failed = False
+        for router_id in sorted(candidates - wanted):
+            try:
+                if manager is self.manager and self.mode != dvr.LEGACY:
+                    self.dvr_manager.unplug(router_id)
+                manager.remove(router_id)
+                LOG.info("removed %s %s from host %s", what, router_id, self.host)
+            except DataplaneError as err:
+                LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
+                metrics.ROUTER_FAILURES.labels(self.host, "remove").inc()
+                failed = True
+        return failed
+
+    def _host_wide(self, changes: list[str]) -> bool:
+        """The floating-IP namespaces' routes and the bridge filter, from every local copy known; floating-IP
+        namespaces no longer wanted removed."""
+        local = list(self._local.values())
+        fips = dvr.fip_namespaces(self._fip_gateways, local)
+        failed = self._each("floating IPs", fips, lambda f: self.dvr_manager.route_fips(f), changes)
+        for network_id in sorted(self.dvr_manager.present_fips() - {f.network_id for f in fips}):
+            failed |= self._each("floating-IP namespace", [network_id],
+                                 self.dvr_manager.remove_fip, changes)
+        failed |= self._each("bridge filter", [dvr.bridge_taps(local)],
+                             lambda taps: self.dvr_manager.ensure_bridge(taps, self._dvr_mac), changes)
+        return failed
+
+    def _manager_of(self, router_id: str) -> dp.RouterManager:
+        return self.snat if router_id in self.snat.present() else self.manager
 
     def _claim(self, claims: dict[str, float]) -> None:
         with self._lock:
@@ -191,9 +310,12 @@ def floating_ips(desired: L3View, done: dict[str, str], states: dict[str, str]) 
     out = {}
     for router in desired.routers:
         status = done.get(router.id)
-        if status is None or (router.ha is not None and states.get(router.id, router.ha.state) != "active"):
+        if router.distributed is not None:  # reported by the host with the local copy (the instances' host)
+            if status is None or not router.distributed.local:
+                continue
+        elif status is None or (router.ha is not None and states.get(router.id, router.ha.state) != "active"):
             continue
-        promoted = states.get(router.id) == "active"
+        promoted = router.distributed is None and states.get(router.id) == "active"
         for fip in router.floating_ips:
             if fip.id and (fip.status != status or promoted):
                 out[fip.id] = FloatingIpStatus(revision=fip.revision, status=status)

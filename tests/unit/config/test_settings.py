@@ -96,3 +96,12 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_text("[server]\nnope = 1\n")
     assert main(["check-config", "--config", str(bad)]) == 2
     assert "unknown key" in capsys.readouterr().err
+
+
+def test_l3_agent_mode_takes_neutron_s_names(tmp_path: Path) -> None:
+    f = tmp_path / "fermion.toml"
+    f.write_text('[l3]\nagent_mode = "dvr_snat"\n')
+    assert cfg.load(f, env={}).validate().l3.agent_mode == "dvr_snat"
+    assert cfg.Settings().l3.agent_mode == "legacy"
+    with pytest.raises(cfg.ConfigError, match="l3.agent_mode"):
+        cfg.Settings().replace("l3", agent_mode="distributed").validate()
