@@ -116,7 +116,7 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
     try:
         try:
             topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts),
-                           parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"))
+                           parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"), dvr=args.dvr)
         except ValueError as err:
             raise LabError(str(err)) from None
         topology.build_external(state)
@@ -148,6 +148,9 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
     if len(l3_hosts) > 1:
         print(f"  openstack router create --ha r2   # keepalived on {', '.join(l3_hosts)}; then "
               f"`fermion lab fail {l3_hosts[0]}`, `fermion lab heal {l3_hosts[0]}`")
+    if any(h.l3_mode == "dvr" for h in state.hosts.values()):
+        print("  openstack router create --distributed r3   # routed on each compute host, SNAT on "
+              f"{', '.join(l3_hosts)}")
     return 0
 
 

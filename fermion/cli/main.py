@@ -281,6 +281,9 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--physnets", default="", metavar="HOST=PHYSNET,...",
                    help="a physical network of its own on a host's eth1, e.g. racks of a routed network "
                         "(default: every host on physnet1)")
+    p.add_argument("--dvr", action="store_true",
+                   help="an L3 agent on every host for distributed routers: dvr_snat on the network nodes, dvr "
+                        "on the others")
     p.add_argument("--distributed", action="store_true",
                    help="agents as `fermion agent` processes over RabbitMQ ([rpc] of --config) instead of "
                         "threads of the all-in-one server")

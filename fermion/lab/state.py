@@ -32,10 +32,20 @@ class LabHost:
     physnet: str = ""  # the physical network on its eth1 ("": the lab's shared one, LabState.physnet)
     agents: list[AgentProcess] = field(default_factory=list)  # distributed mode
     failed: bool = False  # `fermion lab fail`: links cut, agents and router processes killed, until `heal`
+    # its L3 agent's mode: "" (legacy on network nodes, none elsewhere), or with `lab up --dvr` dvr_snat on
+    # network nodes and dvr on the others (distributed routers' local copies and floating IPs)
+    l3_mode: str = ""
 
     def kinds(self) -> list[str]:
-        """The agents this host runs: every host a Linux-bridge agent, the network node DHCP and L3 too."""
-        return ["l2", "dhcp", "l3"] if self.dhcp else ["l2"]
+        """The agents this host runs: every host a Linux-bridge agent, the network node DHCP and L3 too, a
+        DVR compute host an L3 agent."""
+        if self.dhcp:
+            return ["l2", "dhcp", "l3"]
+        return ["l2", "l3"] if self.l3_mode else ["l2"]
+
+    def agent_mode(self) -> str:
+        """Its L3 agent's agent_mode."""
+        return self.l3_mode or "legacy"
 
 
 @dataclass

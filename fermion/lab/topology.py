@@ -16,8 +16,9 @@ EXTERNAL_POOL = ("198.19.0.10", "198.19.0.250")
 
 
 def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[str, str] | None = None,
-          physnets: dict[str, str] | None = None) -> None:
-    """physnets: host -> the physical network on its eth1 (others: the lab's physnet1)."""
+          physnets: dict[str, str] | None = None, dvr: bool = False) -> None:
+    """physnets: host -> the physical network on its eth1 (others: the lab's physnet1). dvr: every host runs
+    an L3 agent, dvr_snat on the network nodes and dvr on the others (distributed routers)."""
     for physnet in (physnets or {}).values():
         if len(physnet) > 12 or not physnet.replace("-", "").isalnum():
             raise ValueError(f"physical network {physnet!r}: use at most 12 letters, digits or '-'")
@@ -48,7 +49,8 @@ def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[
         netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
         state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name in dhcp_hosts,
                                     zone=(zones or {}).get(name, "nova"),
-                                    physnet="" if physnet == state.physnet else physnet)
+                                    physnet="" if physnet == state.physnet else physnet,
+                                    l3_mode=("dvr_snat" if name in dhcp_hosts else "dvr") if dvr else "")
         taken.add(ip.split("/")[0])
 
 

@@ -62,7 +62,8 @@ def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: 
     if kind == "dhcp":
         return dhcp_agent(settings, transport, host.name, host.netns, state_dir, zone=_zone(host))
     if kind == "l3":
-        return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host), state_dir=state_dir)
+        return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host), state_dir=state_dir,
+                        agent_mode=host.agent_mode())
     return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(host),
                     zone=_zone(host))
 
@@ -170,6 +171,8 @@ def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
     if kind == "l2":
         mappings = ",".join(f"{k}:{v}" for k, v in state.mappings(host).items())
         argv += ["--local-ip", host.underlay_ip, "--physical-interface-mappings", mappings]
+    if kind == "l3":
+        argv += ["--agent-mode", host.agent_mode()]
     if _zone(host):
         argv += ["--availability-zone", host.zone]
     return argv

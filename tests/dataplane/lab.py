@@ -80,8 +80,8 @@ class Lab:
     def wait_agents(self, timeout: float = 30, since: datetime | None = None) -> None:
         """Every agent alive; with `since` (UTC), it has also reported at or after that time: a heartbeat
         from before a server restart still counts as alive for agent_down_time."""
-        wanted = {(h, "Linux bridge agent") for h in self.state.hosts} | {
-            (h.name, kind) for h in self.state.hosts.values() if h.dhcp for kind in ("DHCP agent", "L3 agent")}
+        types = {"l2": "Linux bridge agent", "dhcp": "DHCP agent", "l3": "L3 agent"}
+        wanted = {(h.name, types[kind]) for h in self.state.hosts.values() for kind in h.kinds()}
         floor = "" if since is None else since.strftime("%Y-%m-%d %H:%M:%S")
 
         def reported() -> set[tuple[str, str]]:
@@ -115,12 +115,12 @@ def dhcp_env(lab: Lab, vm: str, *options: str) -> dict[str, str]:
 @contextmanager
 def built_lab(endpoint: str, state_dir: Path, mode: str, hosts: list[str] | None = None,
               network_hosts: tuple[str, ...] = ("network1",), zones: dict[str, str] | None = None,
-              physnets: dict[str, str] | None = None) -> Iterator[Lab]:
+              physnets: dict[str, str] | None = None, dvr: bool = False) -> Iterator[Lab]:
     """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit."""
     prefix = "ft" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
     try:
-        topology.build(state, hosts or HOSTS, list(network_hosts), zones, physnets)
+        topology.build(state, hosts or HOSTS, list(network_hosts), zones, physnets, dvr=dvr)
         topology.build_external(state)
         state.save(state_path(state_dir))
         yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)

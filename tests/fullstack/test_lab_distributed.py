@@ -193,3 +193,57 @@ def test_losing_and_healing_the_active_host_of_an_ha_router(tmp_path: Path) -> N
         assert len(after) == len(before) and len(after - before) == 3  # three new processes
         lab.wait(lambda: hosting(lab, rid) == {lost: "standby", survivor: "active"}, 5, "one active instance")
         assert ping_ns(state.external, fip, count=2)
+
+
+def test_a_distributed_router_with_agent_processes(tmp_path: Path) -> None:
+    """`fermion lab up --distributed --dvr`: an L3 agent process on every host (dvr on compute1 and compute2,
+    dvr_snat on two network nodes); a distributed router whose SNAT part is HA routes between its subnets on
+    the instances' hosts, serves a floating IP from the instance's host and SNATs through the network nodes,
+    also after the active SNAT host is lost."""
+    with deployment(tmp_path, "a") as a:
+        up = a.lab("up", "--distributed", "--dvr", "--config", str(a.config), "--endpoint", a.server.endpoint,
+                   "--prefix", a.lab_prefix, "--hosts", "compute1,compute2", "--network-hosts", "2")
+        assert up.returncode == 0, up.stderr
+        assert "openstack router create --distributed" in up.stdout
+        api = Api(a.server.endpoint)
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab = Lab(api=api, state=state, state_dir=a.state_dir)
+        modes = {a["host"]: a["configurations"]["agent_mode"] for a in api.agents() if a["agent_type"] == L3}
+        assert modes == {"compute1": "dvr", "compute2": "dvr", "network1": "dvr_snat", "network2": "dvr_snat"}
+        public = api.network("public")
+        router = api.post("routers", {"name": "r-dvr", "distributed": True, "ha": True,
+                                      "external_gateway_info": {"network_id": public["id"]}})
+        rid = router["id"]
+        for name, cidr in (("red", "10.8.1.0/24"), ("green", "10.8.2.0/24")):
+            net = lab.network(name, cidr)
+            put(lab, f"/v2.0/routers/{rid}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+        allow_from_anywhere(lab, "icmp")
+        for name, net, host in (("vm1", "red", "compute1"), ("vm2", "green", "compute2")):
+            boot = a.lab("boot", "--network", net, "--host", host, name)
+            assert boot.returncode == 0, boot.stderr
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab.state = state
+        lab.wait(lambda: lab.ping("vm1", "vm2"), 30, "vm1 to reach vm2 through the distributed router")
+        lab.wait(lambda: snat_active(lab, rid) is not None, 30, "one SNAT instance active")
+        (port,) = api._ok(api.http.get("/v2.0/ports", params={"device_id": "vm2"}))["ports"]
+        fip = api.post("floatingips", {"floating_network_id": public["id"],
+                                       "port_id": port["id"]})["floating_ip_address"]
+        lab.wait(lambda: ping_ns(state.external, fip, count=1), 30, "the floating IP to answer")
+        lab.wait(lambda: lab.ping("vm1", "external"), 30, "vm1 to reach the outside through SNAT")
+
+        lost = snat_active(lab, rid)
+        assert lost is not None
+        failed = a.lab("fail", lost)
+        assert failed.returncode == 0, failed.stderr
+        lab.wait(lambda: lab.ping("vm1", "external", count=1), 20, "SNAT through the surviving network node")
+        assert ping_ns(state.external, fip, count=2)  # served by compute2 all along
+        assert lab.ping("vm1", "vm2")
+
+
+def snat_active(lab: Lab, router_id: str) -> str | None:
+    """The network node whose SNAT instance is active while the other is a standby."""
+    states = {h: s for h, s in hosting(lab, router_id).items() if h.startswith("network")}
+    active = [h for h, s in states.items() if s == "active"]
+    return active[0] if len(active) == 1 and sorted(states.values()) == ["active", "standby"] else None

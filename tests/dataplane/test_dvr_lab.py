@@ -1,0 +1,194 @@
+"""Distributed routers in the lab with real packets (issue 16 points 4-6): `fermion lab up --dvr` runs an L3
+agent on every host (dvr on the compute hosts, dvr_snat on the network node) and `[l3] router_distributed`
+makes routers distributed. Traffic between two subnets is routed on the sending instance's own host; a
+floating IP is served by its instance's host; traffic without one is SNATed on the network node."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fermion.dataplane import netns
+from fermion.lab import instances
+from fermion.lab.topology import EXTERNAL_GATEWAY
+from tests.dataplane.conftest import embedded_lab
+from tests.dataplane.lab import Lab, next_peer, ping_ns, tcp_connects, tcp_listener
+from tests.dataplane.test_l3 import allow_from_anywhere, put, subnet_of
+
+HOSTS = ["compute1", "compute2", "network1"]
+
+
+@pytest.fixture
+def dvr_lab(tmp_path: Path) -> Iterator[Lab]:
+    with embedded_lab(tmp_path, sections={"l3": {"router_distributed": True}}, hosts=HOSTS,
+                      network_hosts=("network1",), dvr=True) as lab:
+        yield lab
+
+
+def underlay_packets(lab: Lab, host: str) -> tuple[int, int]:
+    """(received, sent) VXLAN packets on the host's underlay interface."""
+    out = netns.run(["ip", "-n", lab.host_ns(host), "-s", "-j", "link", "show", "ul0"]).stdout
+    stats = json.loads(out)[0]["stats64"]
+    return stats["rx"]["packets"], stats["tx"]["packets"]
+
+
+def pings(ns: str, target: str, count: int) -> None:
+    proc = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.01", "-W", "1", "-q",
+                           target], capture_output=True, text=True, timeout=30, check=False)
+    assert f"{count} received" in proc.stdout, proc.stdout
+
+
+def fdb_ports(lab: Lab, host: str, mac: str) -> set[str]:
+    """The bridge ports where the host's bridges learned a MAC."""
+    out = netns.run(["bridge", "-n", lab.host_ns(host), "fdb", "show"]).stdout
+    return {line.split()[2] for line in out.splitlines() if line.startswith(mac.lower()) and " dev " in line}
+
+
+def distributed_pair(lab: Lab) -> dict[str, Any]:
+    """Two subnets behind a distributed router with a gateway: vm1 (net1) and vm2 (net2) on compute1,
+    vm3 (net2) on compute2."""
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net1 = lab.network("net1", "10.31.1.0/24")
+    net2 = lab.network("net2", "10.31.2.0/24")
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    assert router["distributed"] is True  # [l3] router_distributed
+    for net in (net1, net2):
+        put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    allow_from_anywhere(lab, "icmp")
+    vms = {"vm1": lab.boot("net1", "compute1", "vm1"), "vm2": lab.boot("net2", "compute1", "vm2"),
+           "vm3": lab.boot("net2", "compute2", "vm3")}
+    router = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router['id']}"))["router"]
+    return {"ext": ext, "router": router, "net1": net1, "net2": net2, **vms}
+
+
+def ports_of(lab: Lab, **filters: str) -> list[dict[str, Any]]:
+    return lab.api._ok(lab.api.http.get("/v2.0/ports", params=filters))["ports"]  # type: ignore[no-any-return]
+
+
+def test_distributed_router_routes_on_the_instances_host(dvr_lab: Lab) -> None:
+    lab = dvr_lab
+    t = distributed_pair(lab)
+    vm1, vm2, vm3 = t["vm1"], t["vm2"], t["vm3"]
+    lab.wait(lambda: lab.ping("vm1", "vm2") and lab.ping("vm1", "vm3"), 30, "vm1 to reach vm2 and vm3")
+    agents = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{t['router']['id']}/l3-agents"))["agents"]
+    assert {a["host"] for a in agents} == set(HOSTS)  # the copies on both compute hosts, SNAT on network1
+    modes = {a["host"]: a["configurations"]["agent_mode"] for a in agents}
+    assert modes == {"compute1": "dvr", "compute2": "dvr", "network1": "dvr_snat"}
+
+    # same host: routed in compute1's copy of the router, nothing on the underlay
+    before = {h: underlay_packets(lab, h) for h in HOSTS}
+    pings(vm1.netns, vm2.ip, 50)
+    after = {h: underlay_packets(lab, h) for h in HOSTS}
+    assert after["compute1"][1] - before["compute1"][1] < 5, (before, after)
+
+    # across hosts: each request crosses the underlay once, straight to compute2 (not through network1)
+    before = {h: underlay_packets(lab, h) for h in HOSTS}
+    pings(vm1.netns, vm3.ip, 50)
+    after = {h: underlay_packets(lab, h) for h in HOSTS}
+    sent = after["compute1"][1] - before["compute1"][1]
+    assert 50 <= sent < 60, (before, after)
+    assert after["compute2"][0] - before["compute2"][0] >= 50
+    assert after["network1"][0] - before["network1"][0] < 5, "routed traffic went through the network node"
+
+    # the gateway's address and MAC exist on every host: compute2's bridge must only know its own copy's
+    interface = next(p for p in ports_of(lab, device_id=t["router"]["id"], network_id=t["net2"]["id"])
+                     if p["device_owner"] == "network:router_interface_distributed")
+    learned = fdb_ports(lab, "compute2", interface["mac_address"])
+    assert learned and not any(port.startswith("vxlan-") for port in learned), learned
+    # and what vm3 sees as the routed source MAC is compute1's DVR MAC, not the gateway's
+    seen = capture_source_macs(vm3.netns, lambda: pings(vm1.netns, vm3.ip, 3), f"src host {vm1.ip}")
+    assert seen and interface["mac_address"].lower() not in seen, seen
+
+    # no floating IP: SNAT on network1, the outside sees the router's address
+    gateway_ip = t["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    with tcp_listener(lab.state.external, 8080) as listener:
+        lab.wait(lambda: tcp_connects(vm3.netns, EXTERNAL_GATEWAY, 8080), 20, "vm3 to reach the internet")
+        assert next_peer(listener) == gateway_ip
+
+    # a floating IP of vm3 is served by compute2's own floating-IP gateway port
+    allow_from_anywhere(lab, "tcp", 22)
+    fip = lab.api.post("floatingips", {"floating_network_id": t["ext"]["id"], "port_id": vm3.port_id})
+    address = fip["floating_ip_address"]
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
+    gateway = ports_of(lab, device_owner="network:floatingip_agent_gateway", network_id=t["ext"]["id"])
+    by_host = {p["binding:host_id"]: p["mac_address"].lower() for p in gateway}
+    assert "compute2" in by_host
+    assert neighbour_mac(lab.state.external, address) == by_host["compute2"]
+    with tcp_listener(vm3.netns, 22) as listener:
+        assert tcp_connects(lab.state.external, address, 22)
+        assert next_peer(listener) == EXTERNAL_GATEWAY  # DNAT keeps the client's address
+    with tcp_listener(lab.state.external, 8081) as listener:
+        assert tcp_connects(vm3.netns, EXTERNAL_GATEWAY, 8081)
+        assert next_peer(listener) == address  # vm3's own traffic leaves from its floating IP
+    lab.wait(lambda: lab.api._ok(lab.api.http.get(f"/v2.0/floatingips/{fip['id']}"))["floatingip"]["status"]
+             == "ACTIVE", 15, "the floating IP to be ACTIVE")
+
+    # the floating IP moves with its instance's port: dissociated, compute2 stops answering for it
+    put(lab, f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
+    lab.wait(lambda: not ping_ns(lab.state.external, address, count=1), 15, "the floating IP to stop answering")
+
+
+def test_security_groups_and_isolation_on_a_distributed_router(dvr_lab: Lab) -> None:
+    lab = dvr_lab
+    t = distributed_pair(lab)
+    vm1, vm3 = t["vm1"], t["vm3"]
+    lab.wait(lambda: lab.ping("vm1", "vm3"), 30, "vm1 to reach vm3")
+    # vm3 in a group that allows only ICMP: TCP from vm1, routed on compute1, is stopped at vm3's port
+    sg = lab.api.post("security-groups", {"name": "icmp-only"})
+    lab.api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
+                                          "protocol": "icmp"})
+    put(lab, f"/v2.0/ports/{vm3.port_id}", {"port": {"security_groups": [sg["id"]]}})
+    with tcp_listener(vm3.netns, 2222):
+        lab.wait(lambda: not tcp_connects(vm1.netns, vm3.ip, 2222, timeout=1), 15, "the group to apply")
+        assert lab.ping("vm1", "vm3")
+        lab.api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
+                                              "protocol": "tcp", "port_range_min": 2222, "port_range_max": 2222})
+        lab.wait(lambda: tcp_connects(vm1.netns, vm3.ip, 2222, timeout=1), 15, "the new rule to apply")
+
+    # anti-spoofing: vm1 sending from an address that is not its own reaches nobody
+    netns.run(["ip", "-n", vm1.netns, "addr", "add", "10.31.1.250/24", "dev", "eth0"])
+    spoofed = subprocess.run(["ip", "netns", "exec", vm1.netns, "ping", "-c", "2", "-W", "1", "-I", "10.31.1.250",
+                              vm3.ip], capture_output=True, timeout=15, check=False)
+    assert spoofed.returncode != 0
+
+    # isolation: another project's network behind its own distributed router on the same hosts
+    other = {"X-Project-Id": "other-project", "X-Roles": "member"}
+    net = lab.api._ok(lab.api.http.post("/v2.0/networks", json={"network": {"name": "b-net"}}, headers=other))
+    sub = lab.api._ok(lab.api.http.post("/v2.0/subnets", json={"subnet": {
+        "network_id": net["network"]["id"], "cidr": "10.31.9.0/24", "ip_version": 4}}, headers=other))
+    r2 = lab.api._ok(lab.api.http.post("/v2.0/routers", json={"router": {"name": "b-r"}}, headers=other))
+    lab.api._ok(lab.api.http.put(f"/v2.0/routers/{r2['router']['id']}/add_router_interface",
+                                 json={"subnet_id": sub["subnet"]["id"]}, headers=other))
+    intruder = instances.boot(lab.state, lab.api, lab.state_dir, net["network"]["id"], "compute1", "vmx",
+                              dhcp_timeout=20)
+    assert intruder.ip and intruder.ip.startswith("10.31.9.")
+    assert not ping_ns(intruder.netns, vm1.ip, count=2)
+    assert not ping_ns(intruder.netns, vm3.ip, count=2)
+
+
+def neighbour_mac(ns: str, ip: str) -> str:
+    out = netns.run(["ip", "-n", ns, "neigh", "show", ip]).stdout
+    found = re.search(r"lladdr ([0-9a-f:]{17})", out)
+    assert found, out
+    return found.group(1)
+
+
+def capture_source_macs(ns: str, action: Any, bpf: str) -> set[str]:
+    """The source MACs of the IPv4 packets matching bpf seen on the namespace's eth0 while action runs."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-e", "-i", "eth0", bpf],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.5)
+        action()
+        time.sleep(0.3)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    return {line.split()[1].lower() for line in out.splitlines() if len(line.split()) > 1}
