@@ -132,6 +132,8 @@ class L3:
     # Neutron's allow_automatic_l3agent_failover (false there): the legacy routers of an L3 agent dead for
     # [agents] agent_down_time move to a live one; HA routers stay, keepalived moves their traffic
     allow_automatic_l3agent_failover: bool = True
+    # Neutron's router_distributed: the default of a new router's `distributed` (dvr)
+    router_distributed: bool = False
 
 
 @dataclass(frozen=True)
