@@ -33,7 +33,7 @@ from fermion.validation import InvalidValue, dns
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
-SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip")
+SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip", dvr.SNAT_OWNER, dvr.FIP_GATEWAY_OWNER)
 ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
 SG_NEEDS_PORT_SECURITY = ("Port security must be enabled and port must have an IP address in order to use "
