@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from fermion.rpc.contracts import (
+    FloatingIpReport,
+    FloatingIpStatus,
     Hint,
     L2View,
     L3View,
@@ -381,3 +383,17 @@ def test_instances_moving_tell_the_hosts_that_carry_the_router(client: SyncClien
                        project_id="tenant-a")
     assert "compute1" in {h.host for h in sent if h.kind == "router" and h.id == rid}
     assert fip["status"] == "DOWN"
+
+
+def test_the_instances_host_makes_its_floating_ip_active(client: SyncClient, admin: Api, tenant: Api,
+                                                        cloud: dict[str, Any]) -> None:
+    fip = tenant.create("floatingips", floating_network_id=cloud["ext"]["network"], port_id=cloud["vm1"]["id"])
+    (seen,) = l3_view(client, "compute1").routers[0].floating_ips
+    report = {fip["id"]: FloatingIpStatus(seen.revision, "ACTIVE")}
+    client.app.transport.call("report_floatingip_statuses", encode(FloatingIpReport("network1", report)))
+    assert tenant.get(f"/v2.0/floatingips/{fip['id']}").json()["floatingip"]["status"] == "DOWN"  # SNAT host
+    client.app.transport.call("report_floatingip_statuses", encode(FloatingIpReport("compute1", report)))
+    assert tenant.get(f"/v2.0/floatingips/{fip['id']}").json()["floatingip"]["status"] == "ACTIVE"
+    r = admin.put(f"/v2.0/ports/{cloud['vm1']['id']}", json={"port": {"binding:host_id": "compute2"}})
+    assert r.status_code == 200, r.text
+    assert tenant.get(f"/v2.0/floatingips/{fip['id']}").json()["floatingip"]["status"] == "DOWN"  # moved
