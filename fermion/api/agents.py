@@ -133,7 +133,13 @@ class AgentController:
             return Response(200, {"agent": db.write(update)})
         if req.method == "DELETE":
             self._enforce("delete_agent", ctx)
-            db.write(lambda conn: self.agents.delete(conn, agent_id))
+
+            def remove(conn: Connection) -> None:
+                self.agents.get(conn, agent_id)
+                self.services.routers.agent_deleted(conn, agent_id)  # its floating-IP gateway ports (dvr)
+                self.agents.delete(conn, agent_id)
+
+            db.write(remove)
             return Response(204)
         raise NotFound("The resource could not be found.")
 
@@ -183,7 +189,7 @@ class AgentController:
         with self.services.db.read() as conn:
             if self.services.routers.collection.get(conn, router_id) is None:
                 raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
-            ids = self.services.routers.agent_ids(conn, router_id)
+            ids = self.services.routers.hosting_agent_ids(conn, router_id)
             states = self.services.routers.ha_states(conn, router_id)
             items = [self.agents.to_api(self.agents.get(conn, i)) for i in ids]
         for item in items:

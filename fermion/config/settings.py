@@ -135,6 +135,8 @@ class L3:
     # Neutron's agent_mode of an L3 agent: legacy (centralized routers), dvr (local copies of distributed
     # routers and their floating IPs) or dvr_snat (that, plus distributed routers' central SNAT parts)
     agent_mode: str = "legacy"
+    # Neutron's router_distributed: the default of a new router's `distributed` (dvr)
+    router_distributed: bool = False
 
 
 @dataclass(frozen=True)

@@ -325,6 +325,8 @@ routers = Table(
     # l3-ha: keepalived VRRP on every hosting agent; ha_vr_id is the router's VRID on its project's HA network
     Column("ha", Boolean, nullable=False, server_default=false()),
     Column("ha_vr_id", Integer, nullable=True),
+    # dvr: a copy on every host with instances on its subnets; the SNAT part scheduled like a router
+    Column("distributed", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.
@@ -359,6 +361,13 @@ ha_router_vrid_allocations = Table(
     "ha_router_vrid_allocations", metadata,
     Column("network_id", String(36), ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
     Column("vr_id", Integer, primary_key=True),
+)
+
+# dvr: the MAC a host's router copies send with to other hosts; unique, so concurrent allocations retry.
+dvr_host_macs = Table(
+    "dvr_host_macs", metadata,
+    Column("host", String(255), primary_key=True),
+    Column("mac_address", String(32), nullable=False, unique=True),
 )
 
 # The unique key makes associating two floating IPs with one fixed address impossible, even concurrently.

@@ -77,6 +77,11 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
     Extension("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
     Extension("l3-ha", "HA Router extension", "Adds HA capability to routers.", "2014-04-26T00:00:00-00:00"),
+    Extension("dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers.",
+              "2014-06-1T10:00:00-00:00"),
+    Extension("router-admin-state-down-before-update", "Enforce Router's Admin State Down Before Update Extension",
+              "Ensure that the admin state of a router is DOWN (admin_state_up=False) before updating the "
+              "distributed attribute", "2019-07-02T15:56:00"),
     FLOATINGIP_POOLS,
     Extension("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
     FLAVORS,

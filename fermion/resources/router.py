@@ -37,7 +37,9 @@ ROUTER = Resource(
                   schema={"type": ["object", "null"]}),
         Attribute("routes", ROUTES, default=[], put=True, filter=False, extension="extraroute",
                   schema={"type": "array", "items": {"type": "object"}}),
-        Attribute("distributed", read_policy=ADMIN_ONLY, filter=False, schema=BOOL),
+        # dvr: AUTO (or null) is [l3] router_distributed; changing it needs the router down first (services/dvr.py)
+        Attribute("distributed", v.nullable(v.boolean), default=AUTO, post=True, put=True, policy=ADMIN_ONLY,
+                  read_policy=ADMIN_ONLY, filter=False, extension="dvr", schema=BOOL),
         # l3-ha: AUTO is [l3] ha; changing it needs the router down first (services/l3_ha.py)
         Attribute("ha", v.boolean, default=AUTO, post=True, put=True, policy=ADMIN_ONLY, read_policy=ADMIN_ONLY,
                   filter=False, extension="l3-ha", schema=BOOL),

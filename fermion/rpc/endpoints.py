@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from fermion import metrics
 from fermion.db import models as m
@@ -26,6 +26,8 @@ from fermion.services import fip_status
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
+from fermion.services.dvr import DVR_INTERFACE_OWNER
+from fermion.services.dvr import NeedsWrite as NeedsDvrWrite
 from fermion.services.hostviews import l2_view
 from fermion.services.registry import Services
 from fermion.services.routers import L3_AGENT
@@ -95,7 +97,9 @@ class ServerEndpoints:
         def work(conn: Connection) -> tuple[int, list[str]]:
             changed = 0
             if report.up:
-                stmt = (update(m.ports).where(p.id == bindparam("pid"), p.binding_host_id == report.host,
+                # a distributed router's interface (bound to no host) is ACTIVE once a host with a copy has it
+                here = or_(p.binding_host_id == report.host, p.device_owner == DVR_INTERFACE_OWNER)
+                stmt = (update(m.ports).where(p.id == bindparam("pid"), here,
                                               p.revision_number <= bindparam("rev"), p.status != "ACTIVE")
                         .values(status="ACTIVE"))
                 changed += conn.execute(stmt, [{"pid": k, "rev": v} for k, v in report.up.items()]).rowcount or 0
@@ -126,9 +130,15 @@ class ServerEndpoints:
             return encode(view)
 
     def get_l3_view(self, body: dict[str, Any]) -> dict[str, Any]:
+        """On a host running distributed routers' copies, the view may first need its DVR MAC or floating-IP
+        gateway ports made or removed: then it is made again in a write transaction."""
         req = decode(ViewRequest, body)
-        with self.db.read() as conn:
-            return encode(l3_view(conn, self.services.routers, req.host, req.network_ids))
+        routers = self.services.routers
+        try:
+            with self.db.read() as conn:
+                return encode(l3_view(conn, routers, req.host, req.network_ids))
+        except NeedsDvrWrite:
+            return encode(self.db.write(lambda conn: l3_view(conn, routers, req.host, req.network_ids, write=True)))
 
     def get_dhcp_view(self, body: dict[str, Any]) -> dict[str, Any]:
         req = decode(ViewRequest, body)

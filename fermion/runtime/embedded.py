@@ -49,7 +49,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
                               conntrack_helpers=settings.l3.conntrack_helpers,
                               ha=HaSettings(default=settings.l3.ha, max_agents=settings.l3.max_l3_agents_per_router,
                                             cidr=settings.l3.l3_ha_net_cidr,
-                                            network_type=settings.l3.l3_ha_network_type))
+                                            network_type=settings.l3.l3_ha_network_type),
+                              router_distributed=settings.l3.router_distributed)
     if check_schema:
         migrate.require_current(db.engine, url)
         ranges = default_ranges(services.networks.types)

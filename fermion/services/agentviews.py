@@ -12,17 +12,20 @@ from sqlalchemy import Connection, select
 from fermion.db import models as m
 from fermion.rpc.contracts import (
     ConntrackHelper,
+    DvrRouter,
+    FipGateway,
     Firewall,
     FloatingIp,
     HaRouter,
     L3View,
+    Neighbor,
     PortSecurity,
     Router,
     RouterPort,
     SecurityGroup,
     SecurityRule,
 )
-from fermion.services import conntrack_helpers
+from fermion.services import conntrack_helpers, dvr
 from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
@@ -44,18 +47,34 @@ def protocol_number(protocol: str | None, ethertype: str) -> int | None:
 
 
 # ---------------------------------------------------------------- L3
-def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Sequence[str] | None) -> L3View:
+def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Sequence[str] | None,
+            write: bool = False) -> L3View:
+    """The routers bound to the host's L3 agent (centralized ones, and the SNAT parts of distributed ones)
+    and the distributed routers with a copy here. On a host running copies, its DVR MAC and floating-IP
+    gateway ports are made or removed as needed: dvr.NeedsWrite when that cannot be done (write False)."""
     a, b, r = m.agents.c, m.router_l3_agents.c, m.routers.c
     stmt = (select(m.routers, b.ha_port_id, b.ha_state).join(m.router_l3_agents, b.router_id == r.id)
             .join(m.agents, a.id == b.l3_agent_id).where(a.host == host, a.agent_type == L3_AGENT))
     if router_ids is not None:
         stmt = stmt.where(r.id.in_(list(router_ids)))
     rows = [dict(x._mapping) for x in conn.execute(stmt)]
+    central = {x["id"] for x in rows}
+    copies = bool(dvr.copy_agents(conn, [host]))
+    local = set(dvr.local_routers(conn, host)) if copies else set()
+    if router_ids is not None:
+        local &= set(router_ids)
+    if local - central:
+        rows += [{**x._mapping, "ha_port_id": None, "ha_state": None}
+                 for x in conn.execute(select(m.routers).where(r.id.in_(sorted(local - central))))]
     ids = [x["id"] for x in rows]
     interfaces = routers.interface_ports(conn, ids) if ids else {}
+    snat = _snat_ports(conn, [x["id"] for x in rows if x["distributed"]])
+    dvr_mac = dvr.host_mac(conn, host, write) if copies else ""
+    fip_gateways = routers.sync_fip_gateways(conn, host, write) if copies else {}
     gw_ids = [x["gw_port_id"] for x in rows if x["gw_port_id"]]
     ha_ids = [x["ha_port_id"] for x in rows if x["ha"] and x["ha_port_id"]]
-    port_ids = gw_ids + ha_ids + [p["id"] for ps in interfaces.values() for p in ps]
+    port_ids = gw_ids + ha_ids + [p["id"] for ps in interfaces.values() for p in ps] + \
+        [p for ps in snat.values() for p in ps] + list(fip_gateways.values())
     ips = load_fixed_ips(conn, port_ids)
     subnet_ids = {f["subnet_id"] for v in ips.values() for f in v}
     s, sp = m.subnets.c, m.subnetpools.c
@@ -67,15 +86,8 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
     ports = {x.id: x for x in conn.execute(select(p.id, p.network_id, p.mac_address, n.mtu)
                                            .join(m.networks, n.id == p.network_id)
                                            .where(p.id.in_(port_ids)))} if port_ids else {}
-    f = m.floatingips.c
-    fips: dict[str, list[FloatingIp]] = defaultdict(list)
-    if ids:
-        for fr in conn.execute(select(f.router_id, f.floating_ip_address, f.fixed_ip_address, f.id, f.revision_number,
-                                      f.status).where(f.router_id.in_(ids), f.fixed_port_id.is_not(None))
-                               .order_by(f.floating_ip_address)):
-            fips[fr.router_id].append(FloatingIp(floating_ip=fr.floating_ip_address, fixed_ip=fr.fixed_ip_address,
-                                                 id=fr.id, revision=fr.revision_number, status=fr.status))
-
+    fips = _floating_ips(conn, rows, host, local)
+    neighbors = _neighbors(conn, {x["id"]: interfaces.get(x["id"], []) for x in rows if x["distributed"]})
     helpers = conntrack_helpers.exposed(conn, ids)
 
     def router_port(port_id: str) -> RouterPort:
@@ -90,26 +102,91 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
                           addresses=addresses, ipv4_address_scope=scopes.get(False),
                           ipv6_address_scope=scopes.get(True))
 
+    def gateway_ip(port_id: str) -> str | None:
+        for x in ips.get(port_id, []):
+            sub = subnets.get(x["subnet_id"])
+            if sub is not None and sub.gateway_ip and netaddr.IPAddress(sub.gateway_ip).version == 4:
+                return str(sub.gateway_ip)
+        return None
+
     out = []
     for row in rows:
-        gateway, gateway_ip = None, None
+        gateway, gw_ip = None, None
         if row["gw_port_id"] in ports:
-            gateway = router_port(row["gw_port_id"])
-            for x in ips.get(row["gw_port_id"], []):
-                sub = subnets.get(x["subnet_id"])
-                if sub is not None and sub.gateway_ip and netaddr.IPAddress(sub.gateway_ip).version == 4:
-                    gateway_ip = sub.gateway_ip
-                    break
+            gateway, gw_ip = router_port(row["gw_port_id"]), gateway_ip(row["gw_port_id"])
+        shared = None
+        if row["distributed"]:
+            shared = DvrRouter(local=row["id"] in local, central=row["id"] in central,
+                               snat_ports=[router_port(x) for x in snat.get(row["id"], []) if x in ports],
+                               neighbors=neighbors.get(row["id"], []))
         out.append(Router(
             id=row["id"], revision=row["revision_number"], admin_state_up=row["admin_state_up"],
             interfaces=[router_port(x["id"]) for x in interfaces.get(row["id"], []) if x["id"] in ports],
-            gateway=gateway, gateway_ip=gateway_ip, enable_snat=row["enable_snat"],
+            gateway=gateway, gateway_ip=gw_ip, enable_snat=row["enable_snat"],
             floating_ips=fips.get(row["id"], []) if gateway is not None else [],
             routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []],
             conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])],
             ha=HaRouter(vr_id=row["ha_vr_id"], interface=router_port(row["ha_port_id"]), state=row["ha_state"])
-            if row["ha"] and row["ha_port_id"] in ports and row["ha_vr_id"] else None))
-    return L3View(host=host, routers=out, partial=router_ids is not None)
+            if row["ha"] and row["ha_port_id"] in ports and row["ha_vr_id"] else None,
+            distributed=shared))
+    gateways = [FipGateway(network_id=net, port=router_port(pid), gateway_ip=gateway_ip(pid))
+                for net, pid in sorted(fip_gateways.items()) if pid in ports]
+    return L3View(host=host, routers=out, partial=router_ids is not None, dvr_mac=dvr_mac, fip_gateways=gateways)
+
+
+def _snat_ports(conn: Connection, router_ids: list[str]) -> dict[str, list[str]]:
+    if not router_ids:
+        return {}
+    rp, p = m.router_ports.c, m.ports.c
+    out: dict[str, list[str]] = defaultdict(list)
+    for router_id, port_id in conn.execute(select(rp.router_id, rp.port_id).join(m.ports, p.id == rp.port_id)
+                                           .where(rp.router_id.in_(router_ids), rp.port_type == dvr.SNAT_OWNER)
+                                           .order_by(p.network_id, p.id)):
+        out[router_id].append(port_id)
+    return out
+
+
+def _floating_ips(conn: Connection, rows: list[dict[str, Any]], host: str, local: set[str]
+                  ) -> dict[str, list[FloatingIp]]:
+    """A centralized router's floating IPs; a distributed router's where its copy is here, of the instances
+    bound here."""
+    wanted = [x["id"] for x in rows if not x["distributed"] or x["id"] in local]
+    distributed = {x["id"] for x in rows if x["distributed"]}
+    fips: dict[str, list[FloatingIp]] = defaultdict(list)
+    if not wanted:
+        return fips
+    f, p = m.floatingips.c, m.ports.c
+    for fr in conn.execute(select(f.router_id, f.floating_ip_address, f.fixed_ip_address, f.id, f.revision_number,
+                                  f.status, p.binding_host_id).join(m.ports, p.id == f.fixed_port_id)
+                           .where(f.router_id.in_(wanted)).order_by(f.floating_ip_address)):
+        if fr.router_id in distributed and fr.binding_host_id != host:
+            continue
+        fips[fr.router_id].append(FloatingIp(floating_ip=fr.floating_ip_address, fixed_ip=fr.fixed_ip_address,
+                                             id=fr.id, revision=fr.revision_number, status=fr.status))
+    return fips
+
+
+def _neighbors(conn: Connection, interfaces: dict[str, list[dict[str, Any]]]) -> dict[str, list[Neighbor]]:
+    """Each distributed router's static neighbours: every port with an address on its interface subnets
+    (instances on every host, SNAT and DHCP ports), less its own interfaces."""
+    by_subnet: dict[str, set[str]] = defaultdict(set)
+    own: set[str] = set()
+    for router_id, ports in interfaces.items():
+        for port in ports:
+            own.add(port["id"])
+            for f in port["fixed_ips"]:
+                by_subnet[f["subnet_id"]].add(router_id)
+    out: dict[str, list[Neighbor]] = defaultdict(list)
+    if not by_subnet:
+        return out
+    a, p = m.ip_allocations.c, m.ports.c
+    for subnet_id, ip, mac, port_id in conn.execute(
+            select(a.subnet_id, a.ip_address, p.mac_address, p.id).join(m.ports, p.id == a.port_id)
+            .where(a.subnet_id.in_(sorted(by_subnet))).order_by(a.ip_address)):
+        if port_id not in own:
+            for router_id in by_subnet[subnet_id]:
+                out[router_id].append(Neighbor(ip=ip, mac=mac))
+    return out
 
 
 # ---------------------------------------------------------------- security groups

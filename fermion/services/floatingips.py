@@ -21,6 +21,7 @@ from fermion.services.routers import (
     FLOATINGIP_OWNER,
     GATEWAY_OWNER,
     INTERFACE_OWNER,
+    INTERFACE_TYPES,
     RouterService,
     caller_project,
     require_external,
@@ -225,7 +226,7 @@ class FloatingIpService:
         stmt = (select(r.id).join(m.ports, p.id == r.gw_port_id)
                 .where(p.network_id == network_id,
                        r.id.in_(select(rp.router_id).join(m.ip_allocations, a.port_id == rp.port_id)
-                                .where(rp.port_type == INTERFACE_OWNER, a.subnet_id == subnet_id)))
+                                .where(rp.port_type.in_(INTERFACE_TYPES), a.subnet_id == subnet_id)))
                 .order_by(r.created_at, r.id))
         row = conn.execute(stmt).first()
         return None if row is None else str(row[0])

@@ -13,7 +13,9 @@ from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import load_segments
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
 from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment
+from fermion.services import dvr
 from fermion.services.agents import AgentService
+from fermion.services.dvr import DVR_INTERFACE_OWNER
 from fermion.services.ports import load_fixed_ips
 
 TUNNEL_TYPES = ("vxlan", "gre", "geneve")
@@ -30,12 +32,16 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
     replicated = (select(*cols).join(m.router_ports, rp.port_id == p.id)
                   .join(m.router_l3_agents, b.router_id == rp.router_id).join(m.agents, a.id == b.l3_agent_id)
                   .where(a.host == host, b.ha_state.is_not(None), p.binding_host_id != host,
-                         p.binding_vif_type == "bridge"))
+                         p.binding_vif_type == "bridge", rp.port_type != DVR_INTERFACE_OWNER))
+    # a distributed router's interfaces are bound to no host: every host with a copy of it plugs them
+    copies = dvr.local_routers(conn, host)
+    distributed = (select(*cols).join(m.router_ports, rp.port_id == p.id)
+                   .where(rp.router_id.in_(copies), rp.port_type == DVR_INTERFACE_OWNER))
+    queries = [stmt, replicated] + ([distributed] if copies else [])
     if network_ids is not None:
-        stmt = stmt.where(p.network_id.in_(list(network_ids)))
-        replicated = replicated.where(p.network_id.in_(list(network_ids)))
+        queries = [q.where(p.network_id.in_(list(network_ids))) for q in queries]
     ports = [L2Port(id=r[0], network_id=r[1], mac=r[2], revision=r[3], admin_state_up=r[4], device_owner=r[5])
-             for q in (stmt, replicated) for r in conn.execute(q)]
+             for q in queries for r in conn.execute(q)]
     net_ids = sorted({port.network_id for port in ports})
     me = next((a for a in agents.on_host(conn, host) if a.agent_type == LINUXBRIDGE), None)
     if not net_ids or me is None:

@@ -15,6 +15,7 @@ from fermion import metrics
 from fermion.context import Context
 from fermion.db import models as m
 from fermion.db.direct import Prepared
+from fermion.db.engine import RetryRequest
 from fermion.db.writes import insert_if_absent, insert_many_if_absent
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.ml2.binding import UNBOUND, Binding, PortBinder
@@ -22,7 +23,7 @@ from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
-from fermion.services import common, ipam, routed
+from fermion.services import common, dvr, ipam, routed
 from fermion.services.agents import AgentService
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -32,7 +33,7 @@ from fermion.validation import InvalidValue, dns
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                  "network:ha_router_replicated_interface", "network:router_gateway")
-SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip")
+SERVICE_OWNERS = (*ROUTER_OWNERS, "network:floatingip", dvr.SNAT_OWNER, dvr.FIP_GATEWAY_OWNER)
 ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
 SG_NEEDS_PORT_SECURITY = ("Port security must be enabled and port must have an IP address in order to use "
@@ -316,6 +317,8 @@ class PortService:
                          "fixed_ips": sorted(ips, key=_by_subnet_and_address)})
             common.emit(conn, Hint("port", row["id"], 1, row["network_id"], row["binding_host_id"] or None))
             metrics.PORTS.created(row["id"])
+        dvr.ports_moved(conn, [(row["network_id"], row["device_owner"], [row["binding_host_id"]])
+                               for row in rows if row["fixed_ips"]])
         for project, count in common.count_by_project(items).items():
             self.quotas.charge(conn, project, "port", count)
         return rows
@@ -461,6 +464,8 @@ class PortService:
             self._set_mac(row, self._random_mac() if mac is AUTO else mac, pairs)
             if insert_if_absent(conn, m.ports, row):
                 return
+            if conn.execute(select(m.ports.c.id).where(m.ports.c.id == row["id"])).first() is not None:
+                raise RetryRequest(f"port {row['id']} was made concurrently")  # a port with a derived id
             if mac is not AUTO:
                 raise Conflict(f"Unable to complete operation for network {row['network_id']}. "
                                f"The mac address {mac} is in use.", type="MacAddressInUse")
@@ -573,6 +578,11 @@ class PortService:
         common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
         if orig["binding:host_id"] and host != orig["binding:host_id"]:
             common.emit(conn, Hint("port", pid, rev, orig["network_id"], orig["binding:host_id"]))
+        if host != orig["binding:host_id"] and orig["binding:host_id"]:
+            dvr.instance_moved(conn, pid)
+        if "fixed_ips" in changes or host != orig["binding:host_id"] or "device_owner" in changes:
+            dvr.ports_moved(conn, [(orig["network_id"], changes.get("device_owner", orig["device_owner"]),
+                                    [orig["binding:host_id"], host])])
 
     def _addresses_on_host(self, conn: Connection, orig: dict[str, Any], host: str, mac: str) -> bool:
         """The port gets a new host: a deferred port takes its addresses from the host's segment now, and
@@ -655,6 +665,8 @@ class PortService:
         emit_group_hints(conn, orig["security_groups"])
         common.emit(conn, Hint("port", pid, orig["revision_number"] + 1, orig["network_id"],
                                orig["binding:host_id"] or None))
+        if orig["fixed_ips"]:
+            dvr.ports_moved(conn, [(orig["network_id"], orig["device_owner"], [orig["binding:host_id"]])])
 
 
 def _plan_ips(orig: dict[str, Any], wanted: list[dict[str, str]]) -> tuple[set[tuple[str, str]], list[dict[str, str]]]:

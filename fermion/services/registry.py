@@ -80,7 +80,8 @@ class Services:
               agent_down_time: float = 30.0, dhcp_agents_per_network: int = 1,
               dns_domain: str = "openstacklocal.",
               conntrack_helpers: tuple[str, ...] = DEFAULT_HELPERS,
-              default_pools: DefaultPools | None = None, ha: HaSettings | None = None) -> Services:
+              default_pools: DefaultPools | None = None, ha: HaSettings | None = None,
+              router_distributed: bool = False) -> Services:
         quotas = QuotaService(quota_defaults)
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
@@ -90,7 +91,8 @@ class Services:
         flavors = FlavorService()
         pools = SubnetPoolService(quotas)
         networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
-        routers = RouterService(quotas, ports, agents, flavors, HaRouters(ha or HaSettings(), networks, subnets))
+        routers = RouterService(quotas, ports, agents, flavors, HaRouters(ha or HaSettings(), networks, subnets),
+                                router_distributed)
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
                    routers=routers, floatingips=FloatingIpService(quotas, routers),

@@ -19,8 +19,9 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common, conntrack_helpers, fip_status, l3_ha, zones
+from fermion.services import common, conntrack_helpers, dvr, fip_status, l3_ha, zones
 from fermion.services.agents import L3_AGENT, AgentService
+from fermion.services.dvr import DVR_INTERFACE_OWNER, SNAT_OWNER
 from fermion.services.flavors import FlavorService
 from fermion.services.l3_ha import HaRouters
 from fermion.services.ports import PortService, load_fixed_ips
@@ -32,6 +33,7 @@ from fermion.validation import InvalidValue, uuid_str
 INTERFACE_OWNER = "network:router_interface"
 GATEWAY_OWNER = "network:router_gateway"
 FLOATINGIP_OWNER = "network:floatingip"
+INTERFACE_TYPES = (INTERFACE_OWNER, DVR_INTERFACE_OWNER)  # a router's interfaces (not its SNAT ports)
 MAX_ROUTES = 30
 
 
@@ -82,7 +84,7 @@ class RouterCollection(Collection):
                 "network_id": nets.get(gw), "enable_snat": row[self._index["enable_snat"]],
                 "external_fixed_ips": ips.get(gw, [])}
             item["routes"] = list(row[self._index["routes"]] or [])
-            item["distributed"] = False
+            item["distributed"] = bool(row[self._index["distributed"]])
             item["ha"] = bool(row[self._index["ha"]])
         helpers = conntrack_helpers.exposed(conn, [item["id"] for item in items])
         for item in items:
@@ -92,13 +94,14 @@ class RouterCollection(Collection):
 class RouterService:
     def __init__(self, quotas: QuotaService, ports: PortService | None = None,
                  agents: AgentService | None = None, flavors: FlavorService | None = None,
-                 ha: HaRouters | None = None) -> None:
+                 ha: HaRouters | None = None, distributed_default: bool = False) -> None:
         self.collection = RouterCollection()
         self.flavors = flavors or FlavorService()
         self.quotas = quotas
         self.ports = ports or PortService(quotas)
         self.agents = agents or AgentService()
         self.ha = ha  # None: HA routers cannot be made (a service built without networks, in unit tests)
+        self.distributed_default = distributed_default  # [l3] router_distributed
 
     # ---------------------------------------------------------------- CRUD
     def create(self, conn: Connection, items: list[dict[str, Any]],
@@ -111,6 +114,7 @@ class RouterService:
             flavor = item.get("flavor_id")
             row.update(admin_state_up=item["admin_state_up"], status="ACTIVE", gw_port_id=None, enable_snat=True,
                        routes=[], availability_zone_hints=hints,
+                       distributed=self._wants_distributed(item.get("distributed", AUTO)),
                        flavor_id=self.flavors.router_flavor(conn, flavor) if flavor is not None else None)
             conn.execute(insert(m.routers).values(**row))
             common.set_tags(conn, row["id"], item.get("tags") or [], fresh=True)
@@ -121,6 +125,7 @@ class RouterService:
             self.schedule(conn, row["id"])
             if item.get("external_gateway_info"):
                 self._set_gateway(conn, row, item["external_gateway_info"], ctx)
+                self._sync_snat_ports(conn, row["id"])
                 row = dict(conn.execute(select(m.routers).where(m.routers.c.id == row["id"])).one()._mapping)
             rows.append({**row, "tags": sorted(set(item.get("tags") or []))})
             self.changed(conn, row["id"])
@@ -137,8 +142,16 @@ class RouterService:
         if "routes" in changes:
             values["routes"] = self._check_routes(conn, orig["id"], changes["routes"])
         common.bump(conn, m.routers, orig["id"], values, expect_revision)
-        if "ha" in changes and self._wants_ha(changes["ha"]) != orig["ha"]:
-            self._convert(conn, orig["id"], values.get("admin_state_up", orig["admin_state_up"]))
+        up = values.get("admin_state_up", orig["admin_state_up"])
+        ha = self._wants_ha(changes["ha"]) if "ha" in changes else orig["ha"]
+        distributed = changes.get("distributed")
+        distributed = orig["distributed"] if distributed is None else distributed
+        if distributed != orig["distributed"] and (orig["admin_state_up"] or up):
+            # router-admin-state-down-before-update: down before this request, and staying down
+            raise dvr.change_refused()
+        if ha != orig["ha"] or distributed != orig["distributed"]:
+            self._convert(conn, orig["id"], up, ha if ha != orig["ha"] else None,
+                          distributed if distributed != orig["distributed"] else None)
         if "external_gateway_info" in changes:
             row = dict(conn.execute(select(m.routers).where(m.routers.c.id == orig["id"])).one()._mapping)
             info = changes["external_gateway_info"]
@@ -146,6 +159,8 @@ class RouterService:
                 self._set_gateway(conn, row, info, ctx)
             else:
                 self._clear_gateway(conn, row)
+        if distributed or orig["distributed"]:
+            self._sync_snat_ports(conn, orig["id"])
         self.changed(conn, orig["id"])
 
     def delete(self, conn: Connection, orig: dict[str, Any], expect_revision: int | None,
@@ -154,12 +169,13 @@ class RouterService:
         if expect_revision is not None:
             common.bump(conn, m.routers, rid, {}, expect_revision)
         rp = m.router_ports.c
-        busy = conn.execute(select(rp.port_id).where(rp.router_id == rid, rp.port_type == INTERFACE_OWNER)
+        busy = conn.execute(select(rp.port_id).where(rp.router_id == rid, rp.port_type.in_(INTERFACE_TYPES))
                             .limit(1)).first()
         if busy is not None:
             raise Conflict(f"Router {rid} still has ports", type="RouterInUse")
         row = dict(conn.execute(select(m.routers).where(m.routers.c.id == rid)).one()._mapping)
         self._clear_gateway(conn, row)
+        self._sync_snat_ports(conn, rid)
         hosts = self.hosts_of(conn, rid)
         self._unbind_all(conn, rid)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == rid))
@@ -176,20 +192,29 @@ class RouterService:
             raise BadRequest("HA routers are not available", type="BadRequest")
         return bool(asked)
 
-    def _convert(self, conn: Connection, router_id: str, admin_state_up: bool) -> None:
-        """Legacy <-> HA, as Neutron: only while the router is down; it leaves its agents and is scheduled
-        again, the HA way or the legacy way."""
-        if admin_state_up:
+    def _wants_distributed(self, asked: Any) -> bool:
+        return self.distributed_default if asked is AUTO or asked is None else bool(asked)
+
+    def _convert(self, conn: Connection, router_id: str, admin_state_up: bool, ha: bool | None,
+                 distributed: bool | None) -> None:
+        """Legacy <-> HA and centralized <-> distributed (each given as the new value, None: unchanged), as
+        Neutron: only while the router is down; it leaves its agents and is scheduled again, its interfaces
+        change owner, its SNAT ports come or go (the caller syncs them)."""
+        if ha is not None and admin_state_up:
             raise l3_ha.change_refused()
-        assert self.ha is not None
         hosts = self.hosts_of(conn, router_id)
         self._unbind_all(conn, router_id)
         fip_status.reset(conn, [router_id])
         row = dict(conn.execute(select(m.routers).where(m.routers.c.id == router_id)).one()._mapping)
-        if row["ha"]:
-            self.ha.disable(conn, row)
-        else:
-            self.ha.enable(conn, row)
+        if ha is not None:
+            assert self.ha is not None
+            if ha:
+                self.ha.enable(conn, row)
+            else:
+                self.ha.disable(conn, row)
+        if distributed is not None:
+            conn.execute(update(m.routers).where(m.routers.c.id == router_id).values(distributed=distributed))
+            self._migrate_interfaces(conn, router_id, distributed)
         for host in hosts:  # the agents it leaves remove it
             common.emit(conn, Hint("router", router_id, 0, None, host))
         self.schedule(conn, router_id)
@@ -246,16 +271,19 @@ class RouterService:
         assert port is not None
         return port
 
-    def create_ports(self, conn: Connection, wanted: list[tuple[str, str, str, str, Any, str | None]]
-                     ) -> list[dict[str, Any]]:
+    def create_ports(self, conn: Connection, wanted: list[tuple[str, str, str, str, Any, str | None]],
+                     ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Ports the service owns, given (network, project, device id, owner, fixed IPs, host), created
-        together as one bulk; their rows as PortService.create returns them (fixed IPs included)."""
+        together as one bulk; their rows as PortService.create returns them (fixed IPs included). With ids,
+        the ports take those (a concurrent maker of the same id makes the transaction run again)."""
         items = [{"project_id": project, "name": "", "description": "", "tags": [], "network_id": network_id,
                   "admin_state_up": True, "device_id": device_id, "device_owner": owner,
                   "port_security_enabled": False, "allowed_address_pairs": [], "security_groups": [],
                   "binding:host_id": host or "", "binding:vnic_type": "normal", "binding:profile": {},
                   "mac_address": AUTO, "fixed_ips": fixed_ips}
                  for network_id, project, device_id, owner, fixed_ips, host in wanted]
+        for item, port_id in zip(items, ids or [], strict=False):
+            item["id"] = port_id
         networks = {i["network_id"]: {"id": i["network_id"], "port_security_enabled": False} for i in items}
         return self.ports.create(conn, items, networks)
 
@@ -263,6 +291,10 @@ class RouterService:
     def add_interface(self, conn: Connection, router: dict[str, Any], body: Any, ctx: Context) -> dict[str, Any]:
         subnet_id, port_id = _interface_args(body)
         rid = router["id"]
+        # a distributed router's interfaces are bound to no host: every host with a copy plugs them
+        distributed = bool(conn.execute(select(m.routers.c.distributed).where(m.routers.c.id == rid)).scalar())
+        owner = DVR_INTERFACE_OWNER if distributed else INTERFACE_OWNER
+        host = None if distributed else self.host_of(conn, rid)
         if port_id is not None:
             port = self._visible_port(conn, port_id, ctx)
             if port["device_owner"] or port["device_id"]:
@@ -273,9 +305,8 @@ class RouterService:
                 raise bad_router("Router port must have at least one fixed IP")
             for fip in port["fixed_ips"]:
                 self._check_overlap(conn, rid, fip["subnet_id"])
-            values = {"device_owner": INTERFACE_OWNER, "device_id": rid, "port_security_enabled": False,
+            values = {"device_owner": owner, "device_id": rid, "port_security_enabled": False,
                       "allowed_address_pairs": [], "security_groups": []}
-            host = self.host_of(conn, rid)
             if host:
                 values["binding:host_id"] = host
             conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == port_id))
@@ -288,12 +319,13 @@ class RouterService:
             if not subnet["gateway_ip"]:
                 raise bad_router("Subnet for router interface must have a gateway IP")
             self._check_overlap(conn, rid, subnet_id)
-            port = self.create_port(conn, subnet["network_id"], subnet["project_id"], rid, INTERFACE_OWNER,
-                                    [{"subnet_id": subnet_id, "ip_address": subnet["gateway_ip"]}],
-                                    self.host_of(conn, rid))
+            port = self.create_port(conn, subnet["network_id"], subnet["project_id"], rid, owner,
+                                    [{"subnet_id": subnet_id, "ip_address": subnet["gateway_ip"]}], host)
             port_id, subnet_ids, network_id = port["id"], [subnet_id], subnet["network_id"]
-        conn.execute(insert(m.router_ports).values(port_id=port_id, router_id=rid, port_type=INTERFACE_OWNER))
+        conn.execute(insert(m.router_ports).values(port_id=port_id, router_id=rid, port_type=owner))
         common.bump(conn, m.routers, rid, {})
+        if distributed:
+            self._sync_snat_ports(conn, rid)
         self.changed(conn, rid)
         return _interface_info(router, port_id, subnet_ids, network_id)
 
@@ -316,11 +348,14 @@ class RouterService:
         subnet_ids = [f["subnet_id"] for f in port["fixed_ips"]]
         self._check_interface_unused(conn, router, port, subnet_ids)
         conn.execute(delete(m.router_ports).where(m.router_ports.c.port_id == port["id"]))
+        hosts = self.hosts_of(conn, rid)  # a copy whose last subnet goes hears of it too
         full = self.ports.collection.get(conn, port["id"])
         if full is not None:
             self.ports.delete(conn, full, None)
         common.bump(conn, m.routers, rid, {})
-        self.changed(conn, rid)
+        self._sync_snat_ports(conn, rid)
+        emit_to(conn, sorted(set(hosts) | set(self.hosts_of(conn, rid))),
+                Hint("router", rid, router["revision_number"] + 1))
         return _interface_info(router, port["id"], subnet_ids, port["network_id"])
 
     def _check_interface_unused(self, conn: Connection, router: dict[str, Any], port: dict[str, Any],
@@ -371,7 +406,7 @@ class RouterService:
     def interface_ports(self, conn: Connection, router_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         rp = m.router_ports.c
         rows = conn.execute(select(rp.router_id, rp.port_id).where(rp.router_id.in_(list(router_ids)),
-                                                                   rp.port_type == INTERFACE_OWNER)).all()
+                                                                   rp.port_type.in_(INTERFACE_TYPES))).all()
         by_port = {r[1]: r[0] for r in rows}
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         if not by_port:
@@ -383,6 +418,80 @@ class RouterService:
             out[by_port[r.id]].append({"id": r.id, "network_id": r.network_id, "mac_address": r.mac_address,
                                        "project_id": r.project_id, "fixed_ips": ips.get(r.id, [])})
         return out
+
+    # ---------------------------------------------------------------- distributed routers
+    def _sync_snat_ports(self, conn: Connection, router_id: str) -> None:
+        """A distributed router with a gateway has one SNAT port per interface (project '', an address on
+        each of the interface's subnets), bound where its SNAT part is; none otherwise."""
+        row = conn.execute(select(m.routers.c.distributed, m.routers.c.gw_port_id)
+                           .where(m.routers.c.id == router_id)).one()
+        interfaces = self.interface_ports(conn, [router_id]).get(router_id, []) \
+            if row.distributed and row.gw_port_id else []
+        wanted = {dvr.snat_port_id(router_id, p["id"]): p for p in interfaces}
+        rp = m.router_ports.c
+        current = set(conn.scalars(select(rp.port_id).where(rp.router_id == router_id, rp.port_type == SNAT_OWNER)))
+        for port_id in sorted(current - set(wanted)):
+            port = self.ports.collection.get(conn, port_id)
+            if port is not None:
+                self.ports.delete(conn, port, None)
+        missing = sorted(set(wanted) - current)
+        if not missing:
+            return
+        host = self.host_of(conn, router_id)
+        self.create_ports(conn, [(wanted[i]["network_id"], "", router_id, SNAT_OWNER,
+                                  [{"subnet_id": s} for s in dict.fromkeys(
+                                      f["subnet_id"] for f in wanted[i]["fixed_ips"])], host)
+                                 for i in missing], ids=missing)
+        conn.execute(insert(m.router_ports), [{"port_id": i, "router_id": router_id, "port_type": SNAT_OWNER}
+                                              for i in missing])
+
+    def _migrate_interfaces(self, conn: Connection, router_id: str, distributed: bool) -> None:
+        """The interfaces change owner; a distributed router's are bound to no host (schedule() binds a
+        centralized router's to its host)."""
+        old, new = (INTERFACE_OWNER, DVR_INTERFACE_OWNER) if distributed else (DVR_INTERFACE_OWNER, INTERFACE_OWNER)
+        rp = m.router_ports.c
+        for port_id in conn.scalars(select(rp.port_id).where(rp.router_id == router_id, rp.port_type == old)).all():
+            port = self.ports.collection.get(conn, port_id)
+            if port is not None:
+                changes: dict[str, Any] = {"device_owner": new}
+                if distributed:
+                    changes["binding:host_id"] = ""
+                self.ports.update(conn, port, changes, None)
+        conn.execute(update(m.router_ports).where(rp.router_id == router_id, rp.port_type == old)
+                     .values(port_type=new))
+
+    def sync_fip_gateways(self, conn: Connection, host: str, write: bool) -> dict[str, str]:
+        """The host's floating-IP agent gateway ports (network id -> port id): one per external network of
+        the floating IPs of distributed routers whose instances are bound here, made or removed as that
+        changes. Raises dvr.NeedsWrite when something must change and `write` is False."""
+        agent_id = dvr.copy_agents(conn, [host]).get(host)
+        current = dvr.fip_gateway_ports(conn, agent_id) if agent_id else {}
+        wanted = dvr.fip_networks(conn, host) if agent_id else set()
+        if set(current) == wanted:
+            return current
+        if not write:
+            raise dvr.NeedsWrite(host)
+        assert agent_id is not None or not wanted
+        for net in sorted(set(current) - wanted):
+            port = self.ports.collection.get(conn, current.pop(net))
+            if port is not None:
+                self.ports.delete(conn, port, None)
+        missing = sorted(wanted - set(current))
+        if missing and agent_id is not None:
+            ids = [dvr.fip_gateway_id(agent_id, net) for net in missing]
+            self.create_ports(conn, [(net, "", agent_id, dvr.FIP_GATEWAY_OWNER, AUTO, host) for net in missing],
+                              ids=ids)
+            current.update(zip(missing, ids, strict=True))
+        return current
+
+    def agent_deleted(self, conn: Connection, agent_id: str) -> None:
+        """An L3 agent is being deleted: its floating-IP gateway ports go with it."""
+        p = m.ports.c
+        for port_id in conn.scalars(select(p.id).where(p.device_owner == dvr.FIP_GATEWAY_OWNER,
+                                                       p.device_id == agent_id)).all():
+            port = self.ports.collection.get(conn, port_id)
+            if port is not None:
+                self.ports.delete(conn, port, None)
 
     # ---------------------------------------------------------------- extra routes
     def _check_routes(self, conn: Connection, rid: str, routes: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -439,16 +548,20 @@ class RouterService:
         return l3_ha.serving_host(l3_ha.bindings(conn, [router_id]).get(router_id, []))
 
     def hosts_of(self, conn: Connection, router_id: str) -> list[str]:
-        return [b["host"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
+        """The hosts carrying the router: its agents', and those with a copy of a distributed router."""
+        bound = [b["host"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
+        return bound + [h for h in dvr.local_hosts(conn, [router_id]).get(router_id, []) if h not in bound]
 
     def schedule(self, conn: Connection, router_id: str) -> str | None:
         """Put the router on the least loaded live L3 agent unless it has one (an HA router: on as many as
         [l3] max_l3_agents_per_router asks, adding agents as they come); returns the primary host."""
-        router = conn.execute(select(m.routers.c.availability_zone_hints, m.routers.c.ha, m.routers.c.project_id)
-                              .where(m.routers.c.id == router_id)).one()
+        r = m.routers.c
+        router = conn.execute(select(r.availability_zone_hints, r.ha, r.project_id, r.distributed)
+                              .where(r.id == router_id)).one()
         current = l3_ha.bindings(conn, [router_id]).get(router_id, [])
-        agents = zones.in_hinted_zones([a for a in self._l3_agents(conn) if a["admin_state_up"]],
-                                       router.availability_zone_hints)
+        # a centralized router on legacy or dvr_snat agents, a distributed router's SNAT part on dvr_snat ones
+        agents = zones.in_hinted_zones([a for a in self._l3_agents(conn) if a["admin_state_up"] and dvr.can_host(
+            dvr.agent_mode(a["configurations"]), router.distributed)], router.availability_zone_hints)
         live = set(self.agents.ids_alive(agents))
         alive = [a for a in agents if a["id"] in live]
         wanted = self.ha.wanted_agents(len(alive)) if router.ha and self.ha is not None else 1
@@ -550,7 +663,8 @@ class RouterService:
     def _rebind(self, conn: Connection, router_id: str, host: str) -> None:
         """Bind the router's ports to the host that carries it (the L2 agent there plugs their taps)."""
         rp = m.router_ports.c
-        for (pid,) in conn.execute(select(rp.port_id).where(rp.router_id == router_id)).all():
+        for (pid,) in conn.execute(select(rp.port_id).where(rp.router_id == router_id,
+                                                            rp.port_type != DVR_INTERFACE_OWNER)).all():
             port = self.ports.collection.get(conn, pid)
             if port is not None and port["binding:host_id"] != host:
                 self.ports.update(conn, port, {"binding:host_id": host}, None)
@@ -559,10 +673,11 @@ class RouterService:
         agent = self.agents.get(conn, agent_id)
         if agent["agent_type"] != L3_AGENT or not agent["admin_state_up"]:
             raise BadRequest(f"Agent {agent_id} is not a L3 Agent or has been disabled", type="InvalidL3Agent")
-        router = conn.execute(select(m.routers.c.ha, m.routers.c.project_id)
+        router = conn.execute(select(m.routers.c.ha, m.routers.c.project_id, m.routers.c.distributed)
                               .where(m.routers.c.id == router_id)).first()
         if router is None:
             raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
+        dvr.check_agent(agent, router_id, router.distributed)
         current = l3_ha.bindings(conn, [router_id]).get(router_id, [])
         if agent_id in {b["agent_id"] for b in current}:
             raise Conflict(f"The router {router_id} has been already hosted by the L3 Agent {agent_id}.",
@@ -620,11 +735,23 @@ class RouterService:
                 fip_status.reset(conn, [router_id])
 
     def router_ids(self, conn: Connection, agent_id: str) -> list[str]:
+        """The routers the agent hosts: bound to it, and the distributed ones with a copy on its host."""
         r = m.router_l3_agents.c
-        return [x[0] for x in conn.execute(select(r.router_id).where(r.l3_agent_id == agent_id))]
+        bound = [x[0] for x in conn.execute(select(r.router_id).where(r.l3_agent_id == agent_id))]
+        host = conn.execute(select(m.agents.c.host).where(m.agents.c.id == agent_id)).scalar()
+        local = dvr.local_routers(conn, host) if host is not None else []
+        return bound + [x for x in local if x not in bound]
 
     def agent_ids(self, conn: Connection, router_id: str) -> list[str]:
+        """The agents the router is bound to (a distributed router's: those of its SNAT part)."""
         return [b["agent_id"] for b in l3_ha.bindings(conn, [router_id]).get(router_id, [])]
+
+    def hosting_agent_ids(self, conn: Connection, router_id: str) -> list[str]:
+        """What GET /routers/{id}/l3-agents lists: the bound agents, then those of the hosts with a copy."""
+        bound = self.agent_ids(conn, router_id)
+        local = dvr.local_hosts(conn, [router_id]).get(router_id, [])
+        agents = dvr.copy_agents(conn, local)
+        return bound + [agents[h] for h in local if agents[h] not in bound]
 
     def ha_states(self, conn: Connection, router_id: str) -> dict[str, str]:
         """An HA router's VRRP state per hosting agent id ({} for a legacy router)."""
