@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l3.metering import Metering
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
@@ -67,6 +68,7 @@ class L3Agent:
         self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe,
                                         state_dir=ha_dir / "ha" if ha_dir is not None else None,
                                         notify_socket=self.notifications.path if self.notifications else None)
+        self.metering = Metering(host, netns_name)
         self.routers: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
@@ -129,6 +131,11 @@ class L3Agent:
                     done[router.id] = ERROR
                     continue
                 done[router.id] = ACTIVE if router.admin_state_up else DOWN
+                try:
+                    changes += self.metering.ensure(router)
+                except DataplaneError as err:  # the router works: only its counting failed (retried)
+                    LOG.warning("metering of router %s on host %s: %s", router.id, self.host, err)
+                    failed = True
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
                 if not router.admin_state_up:
@@ -141,6 +148,7 @@ class L3Agent:
             candidates = present if scope is None else present & scope
             for router_id in sorted(candidates - wanted):
                 try:
+                    self.metering.forget(router_id)
                     self.manager.remove(router_id)
                     LOG.info("removed router %s from host %s", router_id, self.host)
                 except DataplaneError as err:
@@ -160,6 +168,11 @@ class L3Agent:
                   if s == "active"}
         return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
                           ha_reported=lambda: self._claim(claims))
+
+    def reports(self) -> list[tuple[str, Any]]:
+        """Sent with every heartbeat: the metering counters."""
+        report = self.metering.report()
+        return [("report_metering", report)] if report is not None else []
 
     def _claim(self, claims: dict[str, float]) -> None:
         with self._lock:
