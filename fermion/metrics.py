@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, start_http_server
 
 LOG = logging.getLogger(__name__)
@@ -140,6 +140,30 @@ class ServerCollector:
             age.add_metric([s.agent_type, s.host], s.heartbeat_age)
         yield alive
         yield age
+
+
+class MeteringCollector:
+    """Metering labels' counts per router, read when scraped (one grouped query): what the L3 agents have
+    reported, summed over hosts and counter restarts (services.metering)."""
+
+    def __init__(self, counters: Callable[[], list[tuple[str, str, int, int]]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            rows = self.counters()
+        except Exception as err:  # noqa: BLE001 - a scrape must answer even when the database does not
+            LOG.warning("metrics: cannot read the metering counters: %s", err)
+            return
+        packets = CounterMetricFamily("fermion_metering_label_packets", "Packets a metering label counted on a "
+                                      "router", labels=["label_id", "router_id"])
+        nbytes = CounterMetricFamily("fermion_metering_label_bytes", "Bytes a metering label counted on a router",
+                                     labels=["label_id", "router_id"])
+        for label_id, router_id, p, b in rows:
+            packets.add_metric([label_id, router_id], p)
+            nbytes.add_metric([label_id, router_id], b)
+        yield packets
+        yield nbytes
 
 
 POOL_HELP = {

@@ -130,6 +130,7 @@ class AgentRuntime:
             try:
                 self.transport.call("report_state", encode(report), timeout=self.call_timeout)
                 start_flag = False
+                self._periodic_reports()
                 if lost:
                     LOG.info("server reachable again: full resync")
                     self.queue.add_full()
@@ -138,6 +139,19 @@ class AgentRuntime:
                 LOG.warning("state report failed: %s", err)
                 lost = True
             self._stop.wait(self.report_interval if not lost else min(1.0, self.report_interval))
+
+    def _periodic_reports(self) -> None:
+        """What the driver reports with every heartbeat (the L3 agent's metering counters), if anything."""
+        reports = getattr(self.driver, "reports", None)
+        if reports is None:
+            return
+        try:
+            pending = reports()
+        except Exception:  # noqa: BLE001 - a driver bug must not stop the heartbeat
+            LOG.exception("%s on %s: periodic reports failed", self.driver.binary, self.host)
+            return
+        for method, message in pending:
+            self.transport.call(method, encode(message), timeout=self.call_timeout)
 
     # ---------------------------------------------------------------- worker
     def _work(self) -> None:

@@ -30,6 +30,7 @@ from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
 from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.ip_availability import IpAvailabilityController
+from fermion.api.metering import MeteringController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -51,7 +52,7 @@ POOL_ACTIONS = ("add_prefixes", "remove_prefixes", "onboard_network_subnets")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "service_profiles",
-             "next_providers", "bindings", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
+             "next_providers", "bindings", "counters", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -81,7 +82,8 @@ class FermionApp:
         self.max_body = max_body
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         for res in RESOURCES.values():  # Neutron answers both spellings (network_segment_ranges, tempest's hyphens)
-            self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
+            if "/" not in res.path:  # (those under a prefix have their own route)
+                self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
@@ -89,6 +91,8 @@ class FermionApp:
         self.flavors = FlavorController(services, enforcer)
         self.auto_allocate = AutoAllocateController(services, enforcer)
         self.bindings = BindingController(self.controllers["ports"])
+        self.metering = MeteringController(services, self.controllers["metering/metering-labels"],
+                                           self.controllers["metering/metering-label-rules"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -98,7 +102,7 @@ class FermionApp:
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", "network-ip-availabilities", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", "metering", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -174,6 +178,9 @@ class FermionApp:
         if len(parts) == 2:
             return "v2.0"
         head = parts[2]
+        if head == "metering" and len(parts) >= 4:  # /v2.0/metering/metering-labels/{id}/counters
+            parts = ["", "v2.0", f"metering/{parts[3]}", *parts[4:]]
+            head = parts[2]
         if head == "ports" and len(parts) >= 5 and parts[4] == "bindings":
             return {5: "ports/{id}/bindings", 6: "ports/{id}/bindings/{host}"}.get(
                 len(parts), "ports/{id}/bindings/{host}/activate" if parts[6:] == ["activate"] else "unknown")
@@ -281,6 +288,8 @@ class FermionApp:
             if len(rest) == 2:
                 return discovery.extension(req, rest[1])
             raise NotFound("The resource could not be found.")
+        if head == "metering" and len(rest) >= 2:
+            return self.metering.handle(req, ctx, rest[1:])
         if head == "quotas":
             return self.quotas.handle(req, ctx, rest[1:])
         if head == "agents":

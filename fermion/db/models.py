@@ -501,3 +501,44 @@ port_bindings = Table(
     Column("vif_details", JSON, nullable=False),
     PrimaryKeyConstraint("port_id", "host"),
 )
+
+# Metering (metering, metering_source_and_destination_fields): labels apply to the routers of their project (all
+# routers when shared); a rule's project is its label's (kept for policy targets, never shown).
+meteringlabels = Table(
+    "meteringlabels", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("description", String(1024), nullable=False, default=""),
+    Column("shared", Boolean, nullable=False, default=False, index=True),
+)
+
+meteringlabelrules = Table(
+    "meteringlabelrules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("metering_label_id", String(36), ForeignKey("meteringlabels.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("project_id", String(255), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("remote_ip_prefix", String(64), nullable=True),
+    Column("source_ip_prefix", String(64), nullable=True),
+    Column("destination_ip_prefix", String(64), nullable=True),
+    Column("excluded", Boolean, nullable=False, default=False),
+)
+
+# What the L3 agents counted per (label, router, host): the counters of the current epoch (a table instance
+# in the router's namespace) plus what earlier epochs had counted (base_*). No foreign key to routers: a
+# label keeps what a deleted router counted.
+meteringcounters = Table(
+    "meteringcounters", metadata,
+    Column("label_id", String(36), ForeignKey("meteringlabels.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", String(36), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("epoch", String(64), nullable=False),
+    Column("packets", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("base_packets", BigInteger, nullable=False, default=0),
+    Column("base_bytes", BigInteger, nullable=False, default=0),
+    Column("updated_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("label_id", "router_id", "host"),
+)

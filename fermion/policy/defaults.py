@@ -322,7 +322,14 @@ AGENTS: dict[str, str] = {
     "get_availability_zone": ADMIN_OR_PROJECT_READER,
 }
 
+# Metering is the operator's (Neutron: admin only); a label's counters are read as the label is.
+METERING: dict[str, str] = {
+    f"{verb}_{member}": ADMIN
+    for member in ("metering_label", "metering_label_rule")
+    for verb in ("create", "get", "delete")
+} | {"update_metering_label_rule": ADMIN}
+
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
-                              **ADDRESSING}
+                              **ADDRESSING, **METERING}

@@ -12,6 +12,12 @@ from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CO
 from fermion.resources.flavor import FLAVOR, FLAVORS, L3_FLAVORS, SERVICE_PROFILE, SERVICE_TYPE
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
+from fermion.resources.metering import (
+    METERING,
+    METERING_LABEL,
+    METERING_LABEL_RULE,
+    METERING_SOURCE_AND_DESTINATION,
+)
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.rbac_policy import RBAC_POLICY
@@ -25,7 +31,8 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
-                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL)}
+                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL, METERING_LABEL,
+                                                           METERING_LABEL_RULE)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -185,6 +192,8 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("port-hardware-offload-type", "Port hardware offload", "Expose port hardware offload extension",
               "2023-05-09T10:00:00-00:00"),
     Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
+    METERING,
+    METERING_SOURCE_AND_DESTINATION,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -15,6 +15,7 @@ from fermion.rpc.contracts import (
     Firewall,
     FloatingIpReport,
     HaStateReport,
+    MeteringReport,
     PortReport,
     StateReport,
     ViewRequest,
@@ -22,7 +23,7 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.transport import CALLER_VERSION, Handler
-from fermion.services import fip_status
+from fermion.services import fip_status, metering
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
@@ -42,7 +43,8 @@ class ServerEndpoints:
         return {"report_state": self.report_state, "report_ports": self.report_ports,
                 "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view,
                 "get_l3_view": self.get_l3_view, "report_ha_states": self.report_ha_states,
-                "report_floatingip_statuses": self.report_floatingip_statuses}
+                "report_floatingip_statuses": self.report_floatingip_statuses,
+                "report_metering": self.report_metering}
 
     def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
         report = decode(StateReport, body)
@@ -86,6 +88,11 @@ class ServerEndpoints:
             return changed
 
         return {"changed": self.db.write(work)}
+
+    def report_metering(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An L3 agent's cumulative metering counters (services.metering.apply_report)."""
+        report = decode(MeteringReport, body)
+        return {"changed": self.db.write(lambda conn: metering.apply_report(conn, report.host, report.counters))}
 
     def report_ports(self, body: dict[str, Any]) -> dict[str, Any]:
         """ACTIVE for ports the host's agent realized at (at least) their current revision, DOWN for those

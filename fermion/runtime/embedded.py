@@ -22,6 +22,7 @@ from fermion.runtime.periodic import Periodic
 from fermion.runtime.transport import transport_for
 from fermion.services.failover import AgentFailover, FailoverSettings
 from fermion.services.l3_ha import HaSettings
+from fermion.services.metering import all_counters
 from fermion.services.registry import Services
 from fermion.services.segments import default_ranges
 
@@ -81,7 +82,12 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
         with db.read() as conn:
             return services.agents.liveness(conn)
 
-    app.metrics = metrics.scrape_registry(metrics.ServerCollector(db.pool_status, agents))
+    def metering() -> list[tuple[str, str, int, int]]:
+        with db.read() as conn:
+            return all_counters(conn)
+
+    app.metrics = metrics.scrape_registry(metrics.ServerCollector(db.pool_status, agents),
+                                          metrics.MeteringCollector(metering))
     if keystone is not None:
         app.on_startup.append(keystone.start)
         app.on_shutdown.append(keystone.close)

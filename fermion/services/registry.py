@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -22,6 +22,7 @@ from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
 from fermion.services.l3_ha import HaRouters, HaSettings
+from fermion.services.metering import MeteringLabelService, MeteringRuleService
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
@@ -73,6 +74,8 @@ class Services:
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
+    metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
+    metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -113,5 +116,6 @@ class Services:
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
             "service_profiles": self.service_profiles, "rbac_policies": self.rbac,
-            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools}
+            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools,
+            "metering_labels": self.metering_labels, "metering_label_rules": self.metering_label_rules}
         return table[collection]

@@ -17,8 +17,9 @@ def test_every_resource_has_the_standard_attributes() -> None:
                # not a standard-attribute resource in Neutron: ids and projects only
                "rbac_policies": {"name", "description", "tags", "created_at", "updated_at", "revision_number"}}
     for res in RESOURCES.values():
-        if not res.standard:  # Neutron's flavors and service profiles have none
-            assert res.collection in ("flavors", "service_profiles") and "id" in res.by_name
+        if not res.standard:  # Neutron's flavors, service profiles and metering have none
+            assert res.collection in ("flavors", "service_profiles", "metering_labels", "metering_label_rules")
+            assert "id" in res.by_name
             continue
         assert standard - unnamed.get(res.collection, set()) <= set(res.by_name), res.collection
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from fermion import metrics
 from fermion.agent.l3 import dvr
+from fermion.agent.l3.metering import Metering
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
@@ -85,6 +86,7 @@ class L3Agent:
         self._fip_gateways: list[FipGateway] = []
         self._dvr_mac = ""
         self.last_changes: list[str] = []  # what the last sync changed (tests, logs)
+        self.metering = Metering(host, netns_name)
         self.routers: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
@@ -148,6 +150,8 @@ class L3Agent:
             for router in routers:
                 ok = self._ensure(router, lambda r: self.manager.ensure(to_dataplane(r)), changes)
                 failed |= not ok
+                if ok:
+                    failed |= self._meter(router, changes)
                 done[router.id] = (ACTIVE if router.admin_state_up else DOWN) if ok else ERROR
                 if ok and not router.admin_state_up:
                     self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
@@ -227,6 +231,20 @@ class L3Agent:
             changes += done
         return True
 
+    def _meter(self, router: Router, changes: list[str]) -> bool:
+        """The router's metering counters; True when that failed (the router works: retried)."""
+        try:
+            changes += self.metering.ensure(router)
+        except DataplaneError as err:
+            LOG.warning("metering of router %s on host %s: %s", router.id, self.host, err)
+            return True
+        return False
+
+    def reports(self) -> list[tuple[str, Any]]:
+        """Sent with every heartbeat: the metering counters."""
+        report = self.metering.report()
+        return [("report_metering", report)] if report is not None else []
+
     def _ensure_local(self, router: Router, fip_ns: str | None) -> list[str]:
         return [*self.manager.ensure(dvr.to_local(router)),
                 *self.dvr_manager.ensure_local(dvr.local_copy(router, fip_ns))]
@@ -254,6 +272,8 @@ class L3Agent:
         failed = False
         for router_id in sorted(candidates - wanted):
             try:
+                if manager is self.manager:
+                    self.metering.forget(router_id)
                 if manager is self.manager and self.mode != dvr.LEGACY:
                     self.dvr_manager.unplug(router_id)
                 manager.remove(router_id)
