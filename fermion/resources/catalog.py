@@ -12,6 +12,7 @@ from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CO
 from fermion.resources.flavor import FLAVOR, FLAVORS, L3_FLAVORS, SERVICE_PROFILE, SERVICE_TYPE
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
+from fermion.resources.fwaas import FIREWALL_GROUP, FIREWALL_POLICY, FIREWALL_RULE, FWAAS_V2
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
 from fermion.resources.rbac_policy import RBAC_POLICY
@@ -25,7 +26,8 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
-                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL)}
+                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL,
+                                                           FIREWALL_RULE, FIREWALL_POLICY, FIREWALL_GROUP)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -180,6 +182,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("port-hardware-offload-type", "Port hardware offload", "Expose port hardware offload extension",
               "2023-05-09T10:00:00-00:00"),
     Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
+    FWAAS_V2,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

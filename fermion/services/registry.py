@@ -21,6 +21,7 @@ from fermion.services.default_security_group_rules import DefaultSecurityGroupRu
 from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
+from fermion.services.fwaas import FirewallService
 from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
@@ -73,6 +74,7 @@ class Services:
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
+    fwaas: FirewallService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -101,7 +103,7 @@ class Services:
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
-                   port_bindings=PortBindingService(ports))
+                   port_bindings=PortBindingService(ports), fwaas=FirewallService(routers))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -111,5 +113,7 @@ class Services:
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
             "service_profiles": self.service_profiles, "rbac_policies": self.rbac,
-            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools}
+            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools,
+            "firewall_rules": self.fwaas.rules, "firewall_policies": self.fwaas.policies,
+            "firewall_groups": self.fwaas.groups}
         return table[collection]
