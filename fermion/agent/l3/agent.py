@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l3.fwaas import FwaasPart
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
@@ -67,6 +68,7 @@ class L3Agent:
         self.manager = dp.RouterManager(netns_name, metrics.NAT_APPLY.labels(host).observe,
                                         state_dir=ha_dir / "ha" if ha_dir is not None else None,
                                         notify_socket=self.notifications.path if self.notifications else None)
+        self.fwaas = FwaasPart(host)
         self.routers: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
@@ -115,6 +117,7 @@ class L3Agent:
         failed = False
         states: dict[str, str] = {}
         done: dict[str, str] = {}  # router id -> what its floating IPs are now here: ACTIVE, DOWN or ERROR
+        firewalls: dict[str, dict[str, str]] = {}  # router id -> its firewall groups' state here
         with self._lock:
             # admin-down routers too: their ports stay plugged (ACTIVE), the router disabled
             wanted = {r.id for r in desired.routers}
@@ -129,6 +132,8 @@ class L3Agent:
                     done[router.id] = ERROR
                     continue
                 done[router.id] = ACTIVE if router.admin_state_up else DOWN
+                firewalls[router.id] = self.fwaas.ensure(self.manager.namespace(router.id), router)
+                failed = failed or ERROR in firewalls[router.id].values()  # retried with backoff
                 if changes:
                     LOG.info("router %s on host %s: %s", router.id, self.host, "; ".join(changes))
                 if not router.admin_state_up:
@@ -142,6 +147,7 @@ class L3Agent:
             for router_id in sorted(candidates - wanted):
                 try:
                     self.manager.remove(router_id)
+                    self.fwaas.forget(self.manager.namespace(router_id))
                     LOG.info("removed router %s from host %s", router_id, self.host)
                 except DataplaneError as err:
                     LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
@@ -159,6 +165,7 @@ class L3Agent:
         claims = {router_id: self.manager.last_transition(router_id) for router_id, s in states.items()
                   if s == "active"}
         return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
+                          firewall_groups=self.fwaas.report(desired, firewalls, states),
                           ha_reported=lambda: self._claim(claims))
 
     def _claim(self, claims: dict[str, float]) -> None:
