@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from fermion import metrics
 from fermion.agent.workqueue import WorkQueue
 from fermion.rpc.contracts import (
+    FirewallReport,
+    FirewallStatus,
     FloatingIpReport,
     FloatingIpStatus,
     HaStateReport,
@@ -38,6 +40,7 @@ class SyncResult:
     failed: bool = False  # something could not be applied: retry with backoff
     ha_states: dict[str, str] = field(default_factory=dict)  # HA router -> active|standby, where the server differs
     floating_ips: dict[str, FloatingIpStatus] = field(default_factory=dict)  # where the server's status differs
+    firewall_groups: dict[str, FirewallStatus] = field(default_factory=dict)  # FWaaS: where the server's differs
     ha_reported: Callable[[], None] | None = None  # called once the server has taken ha_states
 
 
@@ -200,6 +203,10 @@ class AgentRuntime:
             if result.floating_ips:  # after the HA states: the server heeds the host it now knows as active
                 self.transport.call("report_floatingip_statuses",
                                     encode(FloatingIpReport(host=self.host, statuses=result.floating_ips)),
+                                    timeout=self.call_timeout)
+            if result.firewall_groups:
+                self.transport.call("report_firewall_statuses",
+                                    encode(FirewallReport(host=self.host, statuses=result.firewall_groups)),
                                     timeout=self.call_timeout)
             phases = {"view": t1 - t0, "apply": t2 - t1, "report": time.perf_counter() - t2}
             for phase, seconds in phases.items():

@@ -29,6 +29,7 @@ from fermion.api.conntrack_helpers import ConntrackHelperController
 from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
 from fermion.api.floatingip_pools import FloatingIpPoolController
+from fermion.api.fwaas import FwaasController
 from fermion.api.ip_availability import IpAvailabilityController
 from fermion.api.metering import MeteringController
 from fermion.api.quotas import QuotaController
@@ -82,8 +83,9 @@ class FermionApp:
         self.max_body = max_body
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         for res in RESOURCES.values():  # Neutron answers both spellings (network_segment_ranges, tempest's hyphens)
-            if "/" not in res.path:  # (those under a prefix have their own route)
+            if "/" not in res.path:  # not those under a prefix (/fwaas/...)
                 self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
+        self.fwaas = FwaasController(services, self.controllers)
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
@@ -102,7 +104,7 @@ class FermionApp:
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", "network-ip-availabilities", "metering", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -304,6 +306,8 @@ class FermionApp:
             return self.flavors.providers(req, ctx, rest[1:])
         if head == "flavors" and len(rest) >= 3:
             return self.flavors.handle(req, ctx, rest[1], rest[2:])
+        if head == "fwaas":
+            return self.fwaas.handle(req, ctx, rest[1:])
         if head == "network-ip-availabilities":
             return self.ip_availability.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":

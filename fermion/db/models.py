@@ -397,6 +397,66 @@ address_group_addresses = Table(
     PrimaryKeyConstraint("address_group_id", "address"),
 )
 
+# Firewall-as-a-service v2: rules, policies (an ordered rule list each), groups (router ports, a policy per
+# direction) and the default group of each project (the primary key admits one, race-free).
+firewall_rules_v2 = Table(
+    "firewall_rules_v2", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("protocol", String(40), nullable=True),
+    Column("ip_version", Integer, nullable=False, default=4),
+    Column("source_ip_address", String(64), nullable=True),
+    Column("destination_ip_address", String(64), nullable=True),
+    Column("source_port_range_min", Integer, nullable=True),
+    Column("source_port_range_max", Integer, nullable=True),
+    Column("destination_port_range_min", Integer, nullable=True),
+    Column("destination_port_range_max", Integer, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+)
+
+firewall_policies_v2 = Table(
+    "firewall_policies_v2", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("audited", Boolean, nullable=False, default=False),
+)
+
+# no ON DELETE on the rule: a rule in a policy cannot be deleted (FirewallRuleInUse)
+firewall_policy_rules_v2 = Table(
+    "firewall_policy_rules_v2", metadata,
+    Column("firewall_policy_id", String(36), ForeignKey("firewall_policies_v2.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("firewall_rule_id", String(36), ForeignKey("firewall_rules_v2.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    PrimaryKeyConstraint("firewall_policy_id", "firewall_rule_id"),
+)
+
+# no ON DELETE on the policies: a policy a group uses cannot be deleted (FirewallPolicyInUse)
+firewall_groups_v2 = Table(
+    "firewall_groups_v2", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False),
+    Column("ingress_firewall_policy_id", String(36), ForeignKey("firewall_policies_v2.id"), nullable=True,
+           index=True),
+    Column("egress_firewall_policy_id", String(36), ForeignKey("firewall_policies_v2.id"), nullable=True,
+           index=True),
+)
+
+# a port is in at most one group (the port_id key); a deleted port leaves its group
+firewall_group_ports_v2 = Table(
+    "firewall_group_ports_v2", metadata,
+    Column("firewall_group_id", String(36), ForeignKey("firewall_groups_v2.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+)
+
+default_firewall_groups = Table(
+    "default_firewall_groups", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("firewall_group_id", String(36), ForeignKey("firewall_groups_v2.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+)
+
 # Templates of the rules new security groups start with (admin-managed). remote_group_id may be "PARENT":
 # the group being created. A template duplicates another when their normalized content is equal and they share
 # a use: the digest of the content is kept once per use (NULL: not used there), each unique.

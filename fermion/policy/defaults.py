@@ -13,6 +13,8 @@ The values are the rule strings an operator sees in Neutron's generated policy r
 
 from __future__ import annotations
 
+from fermion.policy.fwaas import FWAAS
+
 
 def _any(*checks: str) -> str:
     return " or ".join(checks)
@@ -332,4 +334,4 @@ METERING: dict[str, str] = {
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
-                              **ADDRESSING, **METERING}
+                              **ADDRESSING, **METERING, **FWAAS}

@@ -12,6 +12,7 @@ from fermion.resources.conntrack_helper import EXPOSE_L3_CONNTRACK_HELPER, L3_CO
 from fermion.resources.flavor import FLAVOR, FLAVORS, L3_FLAVORS, SERVICE_PROFILE, SERVICE_TYPE
 from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
+from fermion.resources.fwaas import FIREWALL_GROUP, FIREWALL_POLICY, FIREWALL_RULE, FWAAS_V2
 from fermion.resources.metering import (
     METERING,
     METERING_LABEL,
@@ -32,7 +33,8 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
                                                            RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL, METERING_LABEL,
-                                                           METERING_LABEL_RULE)}
+                                                           METERING_LABEL_RULE, FIREWALL_RULE,
+                                                           FIREWALL_POLICY, FIREWALL_GROUP)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -194,6 +196,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
     METERING,
     METERING_SOURCE_AND_DESTINATION,
+    FWAAS_V2,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -13,6 +13,7 @@ from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
 from fermion.rpc.contracts import (
     FIREWALL_KEY,
     Firewall,
+    FirewallReport,
     FloatingIpReport,
     HaStateReport,
     MeteringReport,
@@ -23,7 +24,7 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.transport import CALLER_VERSION, Handler
-from fermion.services import fip_status, metering
+from fermion.services import fip_status, fwaas_views, metering
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
@@ -44,7 +45,8 @@ class ServerEndpoints:
                 "get_l2_view": self.get_l2_view, "get_dhcp_view": self.get_dhcp_view,
                 "get_l3_view": self.get_l3_view, "report_ha_states": self.report_ha_states,
                 "report_floatingip_statuses": self.report_floatingip_statuses,
-                "report_metering": self.report_metering}
+                "report_metering": self.report_metering,
+                "report_firewall_statuses": self.report_firewall_statuses}
 
     def report_state(self, body: dict[str, Any]) -> dict[str, Any]:
         report = decode(StateReport, body)
@@ -93,6 +95,19 @@ class ServerEndpoints:
         """An L3 agent's cumulative metering counters (services.metering.apply_report)."""
         report = decode(MeteringReport, body)
         return {"changed": self.db.write(lambda conn: metering.apply_report(conn, report.host, report.counters))}
+
+    def report_firewall_statuses(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An L3 agent's firewall groups (fwaas_views.apply); those reported from an older revision get their
+        routers hinted, so the agent reports them again from a fresh view."""
+        report = decode(FirewallReport, body)
+        fwaas = self.services.fwaas
+
+        def work(conn: Connection) -> int:
+            changed, stale_ports = fwaas_views.apply(conn, report.statuses)
+            fwaas.hint_routers(conn, stale_ports)
+            return changed
+
+        return {"changed": self.db.write(work)}
 
     def report_ports(self, body: dict[str, Any]) -> dict[str, Any]:
         """ACTIVE for ports the host's agent realized at (at least) their current revision, DOWN for those

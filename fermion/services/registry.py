@@ -21,6 +21,7 @@ from fermion.services.default_security_group_rules import DefaultSecurityGroupRu
 from fermion.services.dhcp import DhcpService
 from fermion.services.flavors import FlavorService, ServiceProfileService
 from fermion.services.floatingips import FloatingIpService
+from fermion.services.fwaas import FirewallService
 from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.metering import MeteringLabelService, MeteringRuleService
 from fermion.services.networks import NetworkService
@@ -74,6 +75,7 @@ class Services:
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
+    fwaas: FirewallService
     metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
     metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
@@ -106,7 +108,7 @@ class Services:
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
-                   port_bindings=PortBindingService(ports))
+                   port_bindings=PortBindingService(ports), fwaas=FirewallService(routers))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -117,5 +119,7 @@ class Services:
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
             "service_profiles": self.service_profiles, "rbac_policies": self.rbac,
             "address_scopes": self.address_scopes, "subnetpools": self.subnetpools,
-            "metering_labels": self.metering_labels, "metering_label_rules": self.metering_label_rules}
+            "metering_labels": self.metering_labels, "metering_label_rules": self.metering_label_rules,
+            "firewall_rules": self.fwaas.rules, "firewall_policies": self.fwaas.policies,
+            "firewall_groups": self.fwaas.groups}
         return table[collection]

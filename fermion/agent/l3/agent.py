@@ -24,6 +24,7 @@ from typing import Any
 
 from fermion import metrics
 from fermion.agent.l3 import dvr
+from fermion.agent.l3.fwaas import FwaasPart
 from fermion.agent.l3.metering import Metering
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
@@ -87,6 +88,7 @@ class L3Agent:
         self._dvr_mac = ""
         self.last_changes: list[str] = []  # what the last sync changed (tests, logs)
         self.metering = Metering(host, netns_name)
+        self.fwaas = FwaasPart(host)
         self.routers: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
@@ -137,6 +139,7 @@ class L3Agent:
         states: dict[str, str] = {}
         done: dict[str, str] = {}  # router id -> what its floating IPs are now here: ACTIVE, DOWN or ERROR
         changes: list[str] = []
+        firewalls: dict[str, dict[str, str]] = {}  # router id -> its firewall groups' state here
         with self._lock:
             routers, local, central = self._split(desired.routers)
             if self.mode != dvr.LEGACY:  # host-wide: every local copy known, this view's replacing its own
@@ -152,6 +155,8 @@ class L3Agent:
                 failed |= not ok
                 if ok:
                     failed |= self._meter(router, changes)
+                    firewalls[router.id] = self.fwaas.ensure(self.manager.namespace(router.id), router)
+                    failed |= ERROR in firewalls[router.id].values()  # retried with backoff
                 done[router.id] = (ACTIVE if router.admin_state_up else DOWN) if ok else ERROR
                 if ok and not router.admin_state_up:
                     self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
@@ -196,6 +201,7 @@ class L3Agent:
         claims = {router_id: self._manager_of(router_id).last_transition(router_id)
                   for router_id, s in states.items() if s == "active"}
         return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
+                          firewall_groups=self.fwaas.report(desired, firewalls, states),
                           ha_reported=lambda: self._claim(claims))
 
     def _split(self, routers: list[Router]) -> tuple[list[Router], list[Router], list[Router]]:
@@ -274,6 +280,7 @@ class L3Agent:
             try:
                 if manager is self.manager:
                     self.metering.forget(router_id)
+                    self.fwaas.forget(manager.namespace(router_id))
                 if manager is self.manager and self.mode != dvr.LEGACY:
                     self.dvr_manager.unplug(router_id)
                 manager.remove(router_id)
