@@ -56,6 +56,9 @@ class Routers:
     def last_transition(self, router_id: str) -> float:
         return 0.0
 
+    def namespace(self, router_id: str) -> str:
+        return f"qrouter-{router_id}"
+
     def present(self) -> set[str]:
         return set(self.built)
 

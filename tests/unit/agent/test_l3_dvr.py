@@ -60,6 +60,9 @@ class Routers:
         self.built[r.id] = r
         return []
 
+    def namespace(self, router_id: str) -> str:
+        return f"qrouter-{router_id}"
+
     def present(self) -> set[str]:
         return set(self.built)
 
