@@ -30,6 +30,7 @@ from fermion.api.controller import Controller
 from fermion.api.flavors import FlavorController
 from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.ip_availability import IpAvailabilityController
+from fermion.api.qos import QosController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -81,7 +82,8 @@ class FermionApp:
         self.max_body = max_body
         self.controllers = {res.path: Controller(res, services, enforcer) for res in RESOURCES.values()}
         for res in RESOURCES.values():  # Neutron answers both spellings (network_segment_ranges, tempest's hyphens)
-            self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
+            if "/" not in res.path:  # qos/policies is answered under /qos only
+                self.controllers.setdefault(res.collection.replace("_", "-"), self.controllers[res.path])
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
@@ -89,6 +91,7 @@ class FermionApp:
         self.flavors = FlavorController(services, enforcer)
         self.auto_allocate = AutoAllocateController(services, enforcer)
         self.bindings = BindingController(self.controllers["ports"])
+        self.qos = QosController(services, enforcer, self.controllers["qos/policies"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -98,7 +101,7 @@ class FermionApp:
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", "network-ip-availabilities", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", "qos", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -297,6 +300,8 @@ class FermionApp:
             return self.flavors.handle(req, ctx, rest[1], rest[2:])
         if head == "network-ip-availabilities":
             return self.ip_availability.handle(req, ctx, rest[1:])
+        if head == "qos":
+            return self.qos.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":

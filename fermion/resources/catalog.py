@@ -14,6 +14,8 @@ from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.qos import EXTENSIONS as QOS_EXTENSIONS
+from fermion.resources.qos import QOS_POLICY
 from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
@@ -25,7 +27,7 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
                                                            NETWORK_SEGMENT_RANGE, ADDRESS_GROUP,
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
-                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL)}
+                                                           RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL, QOS_POLICY)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -180,6 +182,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("port-hardware-offload-type", "Port hardware offload", "Expose port hardware offload extension",
               "2023-05-09T10:00:00-00:00"),
     Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
+    *QOS_EXTENSIONS,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -22,7 +22,7 @@ from fermion.rpc.contracts import (
     SecurityGroup,
     SecurityRule,
 )
-from fermion.services import conntrack_helpers
+from fermion.services import conntrack_helpers, qos_views
 from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
@@ -109,7 +109,7 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
             conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])],
             ha=HaRouter(vr_id=row["ha_vr_id"], interface=router_port(row["ha_port_id"]), state=row["ha_state"])
             if row["ha"] and row["ha_port_id"] in ports and row["ha_vr_id"] else None))
-    return L3View(host=host, routers=out, partial=router_ids is not None)
+    return L3View(host=host, routers=qos_views.l3_routers(conn, out), partial=router_ids is not None)
 
 
 # ---------------------------------------------------------------- security groups

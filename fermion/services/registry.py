@@ -25,6 +25,7 @@ from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
+from fermion.services.qos import QosService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.rbac import RbacService
@@ -73,6 +74,7 @@ class Services:
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
+    qos: QosService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -101,7 +103,7 @@ class Services:
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
-                   port_bindings=PortBindingService(ports))
+                   port_bindings=PortBindingService(ports), qos=QosService(quotas))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -111,5 +113,5 @@ class Services:
             "network_segment_ranges": self.segment_ranges, "address_groups": self.address_groups,
             "default_security_group_rules": self.default_security_group_rules, "flavors": self.flavors,
             "service_profiles": self.service_profiles, "rbac_policies": self.rbac,
-            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools}
+            "address_scopes": self.address_scopes, "subnetpools": self.subnetpools, "policies": self.qos}
         return table[collection]

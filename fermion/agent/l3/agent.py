@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l3.qos import RouterQos
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
@@ -68,6 +69,7 @@ class L3Agent:
                                         state_dir=ha_dir / "ha" if ha_dir is not None else None,
                                         notify_socket=self.notifications.path if self.notifications else None)
         self.routers: set[str] = set()
+        self.qos = RouterQos(netns_name)
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
         self._claimed: dict[str, tuple[float, float]] = {}
@@ -121,6 +123,8 @@ class L3Agent:
             for router in desired.routers:
                 try:
                     changes = self.manager.ensure(to_dataplane(router))
+                    if self.qos.ensure(router, full=scope is None):
+                        changes = [*changes, "qos"]
                 except DataplaneError as err:
                     LOG.warning("router %s on host %s not realized (its %d floating IPs are ERROR): %s", router.id,
                                 self.host, len(router.floating_ips), err)
@@ -142,6 +146,7 @@ class L3Agent:
             for router_id in sorted(candidates - wanted):
                 try:
                     self.manager.remove(router_id)
+                    self.qos.remove(router_id)
                     LOG.info("removed router %s from host %s", router_id, self.host)
                 except DataplaneError as err:
                     LOG.warning("removing router %s on host %s: %s", router_id, self.host, err)
