@@ -26,10 +26,10 @@ from fermion.resources.qos import (
     RuleType,
 )
 from fermion.services import common, rbac_access
-from fermion.services.qos_bindings import in_use, policy_changed
+from fermion.services.qos_bindings import in_use, policy_changed, rbac_in_use
 from fermion.services.query import Collection, ListQuery, chunks
 from fermion.services.quotas import QuotaService
-from fermion.services.rbac import OBJECT_TYPES, count_unlimited, generic_in_use, in_use_error, revoke_all
+from fermion.services.rbac import count_unlimited, in_use_error, revoke_all
 from fermion.services.rbac_shared import RbacSharedCollection
 
 TABLES: dict[str, Table] = {"bandwidth_limit": m.qos_bandwidth_limit_rules, "dscp_marking": m.qos_dscp_marking_rules,
@@ -161,7 +161,7 @@ class QosService:
             return
         policy = {"id": grant.id, "object_type": "qos_policy", "object_id": orig["id"],
                   "action": rbac_access.SHARED, "target_tenant": rbac_access.WILDCARD}
-        reason = generic_in_use(OBJECT_TYPES["qos_policy"], conn, policy, frozenset())
+        reason = rbac_in_use(conn, policy)
         if reason is not None:
             raise in_use_error(orig["id"], reason)
         revoke_all(conn, self.quotas, "qos_policy", orig["id"], [rbac_access.SHARED], rbac_access.WILDCARD)

@@ -69,6 +69,25 @@ def bound_projects(conn: Connection, policy_id: str) -> set[str]:
     return out
 
 
+def rbac_in_use(conn: Connection, grant: dict[str, Any], keeps: frozenset[str] = frozenset()) -> str | None:
+    """Neutron's check for a QoS policy's sharing grant going (or being retargeted: the new target does not
+    count): a project target still used by that project, unless a wildcard grant stays; the wildcard, when
+    a project using the policy (its owner too) has no grant of its own."""
+    if grant["action"] != rbac_access.SHARED:
+        return None
+    pid, target = grant["object_id"], grant["target_tenant"]
+    if conn.execute(select(_q.project_id).where(_q.id == pid)).scalar() == target:
+        return None
+    r = m.rbac_policies.c
+    others = set(conn.execute(select(r.target_project).where(
+        r.object_type == "qos_policy", r.object_id == pid, r.action == rbac_access.SHARED,
+        r.id != grant["id"])).scalars())
+    bound = bound_projects(conn, pid)
+    if target != rbac_access.WILDCARD:
+        return f"project_id={target}" if rbac_access.WILDCARD not in others and target in bound else None
+    return None if bound <= others else f"project_id={target}"
+
+
 def policy_changed(conn: Connection, policy_id: str) -> None:
     """Hint the agents enforcing the policy: one hint per network whose ports use it (their own or the
     network's), one per router whose gateway or floating IPs use it."""

@@ -204,7 +204,7 @@ OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
                changed=_sync_shared_flag(m.subnetpools, "subnetpool"), refusal=pool_scope_refusal),
     ObjectType("address_group", m.address_groups, (SHARED,), "address group",
                bound_projects=_address_group_bound_projects),
-    ObjectType("qos_policy", m.qos_policies, (SHARED,), "QoS policy", bound_projects=qos_bindings.bound_projects,
+    ObjectType("qos_policy", m.qos_policies, (SHARED,), "QoS policy", in_use=qos_bindings.rbac_in_use,
                changed=_sync_shared_flag(m.qos_policies, "qos_policy")),
 )}
 
