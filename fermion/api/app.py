@@ -32,6 +32,7 @@ from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.fwaas import FwaasController
 from fermion.api.ip_availability import IpAvailabilityController
 from fermion.api.metering import MeteringController
+from fermion.api.qos import QosController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
@@ -95,6 +96,7 @@ class FermionApp:
         self.bindings = BindingController(self.controllers["ports"])
         self.metering = MeteringController(services, self.controllers["metering/metering-labels"],
                                            self.controllers["metering/metering-label-rules"])
+        self.qos = QosController(services, enforcer, self.controllers["qos/policies"])
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -104,7 +106,7 @@ class FermionApp:
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", "qos", *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -310,6 +312,8 @@ class FermionApp:
             return self.fwaas.handle(req, ctx, rest[1:])
         if head == "network-ip-availabilities":
             return self.ip_availability.handle(req, ctx, rest[1:])
+        if head == "qos":
+            return self.qos.handle(req, ctx, rest[1:])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":

@@ -84,6 +84,7 @@ networks = Table(
     # auto-allocated-topology: True on the one default external network, NULL elsewhere (the unique key
     # keeps a second default out, even concurrently)
     Column("is_default", Boolean, nullable=True, unique=True),
+    Column("qos_policy_id", String(36), nullable=True, index=True),  # qos: the ports' policy unless their own
 )
 
 address_scopes = Table(
@@ -169,6 +170,7 @@ ports = Table(
     Column("hints", JSON(none_as_null=True), nullable=True),
     Column("hardware_offload_type", String(255), nullable=True),
     Column("ip_allocation", String(16), nullable=False, default="immediate", server_default="immediate"),
+    Column("qos_policy_id", String(36), nullable=True, index=True),  # qos: the port's own policy
     UniqueConstraint("network_id", "mac_address"),
     Index("ix_ports_network_id_device_owner", "network_id", "device_owner"),
 )
@@ -327,6 +329,7 @@ routers = Table(
     Column("ha_vr_id", Integer, nullable=True),
     # dvr: a copy on every host with instances on its subnets; the SNAT part scheduled like a router
     Column("distributed", Boolean, nullable=False, server_default=false()),
+    Column("gw_qos_policy_id", String(36), nullable=True, index=True),  # qos-gateway-ip
 )
 
 # One row per router port; the port row itself carries device_owner/device_id as in Neutron.
@@ -380,6 +383,7 @@ floatingips = Table(
     Column("fixed_ip_address", String(64), nullable=True),
     Column("router_id", String(36), ForeignKey("routers.id"), nullable=True, index=True),
     Column("status", String(16), nullable=False),
+    Column("qos_policy_id", String(36), nullable=True, index=True),  # qos-fip
     UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),
 )
 
@@ -601,4 +605,47 @@ meteringcounters = Table(
     Column("base_bytes", BigInteger, nullable=False, default=0),
     Column("updated_at", DateTime, nullable=False),
     PrimaryKeyConstraint("label_id", "router_id", "host"),
+)
+
+# QoS (qos, qos-default): policies shared through RBAC like networks (the flag is the wildcard grant), their
+# rules (one bandwidth limit per direction, one DSCP mark, one minimum bandwidth per direction: unique keys),
+# and each project's default policy (the key makes a second default impossible). The policy a port, network,
+# floating IP or router gateway uses is a column of that row (no join on lists).
+qos_policies = Table(
+    "qos_policies", metadata, *_standard(),
+    Column("shared", Boolean, nullable=False, default=False),
+)
+
+qos_policies_default = Table(
+    "qos_policies_default", metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+)
+
+qos_bandwidth_limit_rules = Table(
+    "qos_bandwidth_limit_rules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id", ondelete="CASCADE"), nullable=False),
+    Column("max_kbps", BigInteger, nullable=False),
+    Column("max_burst_kbps", BigInteger, nullable=False, default=0),
+    Column("direction", String(16), nullable=False, default="egress"),
+    UniqueConstraint("qos_policy_id", "direction"),
+)
+
+qos_dscp_marking_rules = Table(
+    "qos_dscp_marking_rules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("dscp_mark", Integer, nullable=False),
+)
+
+qos_minimum_bandwidth_rules = Table(
+    "qos_minimum_bandwidth_rules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("qos_policy_id", String(36), ForeignKey("qos_policies.id", ondelete="CASCADE"), nullable=False),
+    Column("min_kbps", BigInteger, nullable=False),
+    Column("direction", String(16), nullable=False, default="egress"),
+    UniqueConstraint("qos_policy_id", "direction"),
 )

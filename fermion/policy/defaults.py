@@ -260,6 +260,23 @@ CONNTRACK_HELPERS: dict[str, str] = {
     "delete_router_conntrack_helper": ADMIN_OR_PARENT_OWNER_MEMBER,
 }
 
+# QoS: policies are the operator's to write; a project reads its own and those shared with it; a rule's
+# parent is its policy (ext_parent:project_id). Rule types are listed to admins only (others get none).
+QOS: dict[str, str] = {
+    "shared_qos_policy": "field:policies:shared=True",
+    "get_policy": _any(ADMIN_OR_PROJECT_READER, "rule:shared_qos_policy"),
+    "create_policy": ADMIN,
+    "update_policy": ADMIN,
+    "delete_policy": ADMIN,
+    "get_rule_type": "role:admin",
+    **{f"get_policy_{rule}_rule": _any(ADMIN_OR_PARENT_OWNER_READER, "role:reader and rule:shared_qos_policy")
+       for rule in ("bandwidth_limit", "dscp_marking", "minimum_bandwidth")},
+    **{f"{verb}_policy_{rule}_rule": ADMIN for verb in ("create", "update", "delete")
+       for rule in ("bandwidth_limit", "dscp_marking", "minimum_bandwidth")},
+    **{f"{verb}_policies_tags": ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN
+       for verb in ("get", "create", "update", "delete")},
+}
+
 # Flavors are listed by anyone; profiles, bindings and all writes are admin business.
 FLAVORS: dict[str, str] = {
     "create_flavor": ADMIN,
@@ -334,4 +351,4 @@ METERING: dict[str, str] = {
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
-                              **ADDRESSING, **METERING, **FWAAS}
+                              **ADDRESSING, **METERING, **FWAAS, **QOS}

@@ -21,6 +21,8 @@ from fermion.resources.metering import (
 )
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.qos import EXTENSIONS as QOS_EXTENSIONS
+from fermion.resources.qos import QOS_POLICY
 from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
@@ -34,7 +36,7 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
                                                            RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL, METERING_LABEL,
                                                            METERING_LABEL_RULE, FIREWALL_RULE,
-                                                           FIREWALL_POLICY, FIREWALL_GROUP)}
+                                                           FIREWALL_POLICY, FIREWALL_GROUP, QOS_POLICY)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -197,6 +199,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     METERING,
     METERING_SOURCE_AND_DESTINATION,
     FWAAS_V2,
+    *QOS_EXTENSIONS,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -1,5 +1,6 @@
 from fermion import validation as v
 from fermion.resources.base import AUTO, Attribute, Resource, standard_attributes
+from fermion.resources.qos import FIP_QOS_POLICY_ID
 from fermion.validation import dns
 
 _uuid = {"type": "string", "format": "uuid"}
@@ -28,5 +29,6 @@ FLOATINGIP = Resource(
         # without an external DNS service Neutron accepts these and keeps nothing (they read back empty)
         Attribute("dns_name", dns.fip_dns_name, default="", post=True, filter=False, extension="dns-integration"),
         Attribute("dns_domain", dns.dns_domain, default="", post=True, filter=False, extension="dns-integration"),
+        FIP_QOS_POLICY_ID,
     ),
 )

@@ -1,6 +1,7 @@
 from fermion import validation as v
 from fermion.resources.availability_zone import zone_attributes
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+from fermion.resources.qos import QOS_POLICY_ID
 from fermion.validation import dns
 
 _segment = v.dict_of({
@@ -46,5 +47,6 @@ NETWORK = Resource(
                   schema={"type": "array", "items": {"type": "object"}}),
         Attribute("dns_domain", dns.dns_domain, default="", post=True, put=True, filter=False,
                   extension="dns-integration"),
+        QOS_POLICY_ID,
     ) + zone_attributes("network_availability_zone"),
 )

@@ -2,6 +2,7 @@ from typing import Any
 
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
+from fermion.resources.qos import QOS_POLICY_ID
 from fermion.validation import dns
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
@@ -93,5 +94,6 @@ PORT = Resource(
                   extension="port-hardware-offload-type", schema={"type": ["string", "null"]}),
         Attribute("ip_allocation", sort=True, extension="ip_allocation",
                   schema={"type": "string", "enum": list(IP_ALLOCATIONS)}),
+        QOS_POLICY_ID,
     ),
 )

@@ -10,6 +10,7 @@ _GATEWAY = v.dict_of({
     "network_id": (v.uuid_str, True),
     "enable_snat": (v.boolean, False),
     "external_fixed_ips": (v.list_of(_fixed_ip, max_items=10), False),
+    "qos_policy_id": (v.nullable_uuid, False),  # qos-gateway-ip
 }, "external_gateway_info")
 
 

@@ -25,7 +25,7 @@ from fermion.rpc.contracts import (
     SecurityGroup,
     SecurityRule,
 )
-from fermion.services import conntrack_helpers, dvr, fwaas_views, metering
+from fermion.services import conntrack_helpers, dvr, fwaas_views, metering, qos_views
 from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
@@ -133,6 +133,7 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
                 for net, pid in sorted(fip_gateways.items()) if pid in ports]
     out = metering.with_labels(conn, out, {x["id"]: x["project_id"] for x in rows})
     out = fwaas_views.fill(conn, out)
+    out = qos_views.l3_routers(conn, out)
     return L3View(host=host, routers=out, partial=router_ids is not None, dvr_mac=dvr_mac, fip_gateways=gateways)
 
 

@@ -13,7 +13,7 @@ from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.floatingip import FLOATINGIP
-from fermion.services import common
+from fermion.services import common, qos_bindings
 from fermion.services.ports import service_subnets
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -65,6 +65,7 @@ class FloatingIpService:
         """Insert the floating IPs; their ports (and addresses) are made as one bulk (see PortService.create)."""
         fips = []
         for item in items:
+            qos_bindings.usable(conn, item.get("qos_policy_id"), ctx)
             row = common.standard_row(item)
             row.pop("name")
             fips.append((item, row, self._address_wanted(conn, item, ctx)))
@@ -74,7 +75,8 @@ class FloatingIpService:
         for (item, row, _), port in zip(fips, ports, strict=True):
             row.update(floating_ip_address=port["fixed_ips"][0]["ip_address"],
                        floating_network_id=item["floating_network_id"], floating_port_id=port["id"],
-                       fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+                       fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
+                       qos_policy_id=item.get("qos_policy_id"))
             rows.append(row)
         conn.execute(insert(m.floatingips), rows)
         common.add_tags(conn, [(row["id"], item.get("tags") or []) for item, row, _ in fips])
@@ -115,6 +117,7 @@ class FloatingIpService:
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values = {k: changes[k] for k in ("description",) if k in changes}
         common.bump(conn, m.floatingips, orig["id"], values, expect_revision)
+        qos_bindings.fip_updated(conn, orig, changes, ctx)
         if changes and not {"port_id", "fixed_ip_address", "router_id"} & set(changes):
             return  # a description alone leaves the association as it is
         row = dict(conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()._mapping)

@@ -13,7 +13,7 @@ from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import load_segments
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
 from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment
-from fermion.services import dvr
+from fermion.services import dvr, qos_views
 from fermion.services.agents import AgentService
 from fermion.services.dvr import DVR_INTERFACE_OWNER
 from fermion.services.ports import load_fixed_ips
@@ -60,8 +60,8 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
         networks.append(L2Network(id=net_id, mtu=mtu, admin_state_up=admin_up,
                                   segment=Segment(seg.network_type, seg.physical_network, seg.segmentation_id),
                                   vteps=sorted({r.vtep for r in rports}), remote_ports=rports))
-    return L2View(host=host, networks=networks, ports=[x for x in ports if x.network_id in carried],
-                  partial=network_ids is not None)
+    ports = qos_views.l2_ports(conn, [x for x in ports if x.network_id in carried])
+    return L2View(host=host, networks=networks, ports=ports, partial=network_ids is not None)
 
 
 def _remote_ports(conn: Connection, agents: AgentService, host: str,

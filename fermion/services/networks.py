@@ -32,7 +32,7 @@ from fermion.ml2.segments import Segment
 from fermion.resources.base import AUTO
 from fermion.resources.network import NETWORK
 from fermion.rpc.contracts import Hint
-from fermion.services import common, rbac_access, zones
+from fermion.services import common, qos_bindings, rbac_access, zones
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.rbac import count_unlimited, revoke_all
@@ -266,6 +266,7 @@ class NetworkService:
                 port_security_enabled=item["port_security_enabled"],
                 dns_domain=item.get("dns_domain", ""),
                 is_default=None,
+                qos_policy_id=qos_bindings.for_new_network(conn, item, ctx),
             )
             _INSERT_NETWORK.run(conn, row)
             if item.get("is_default") and item["router:external"]:
@@ -287,6 +288,7 @@ class NetworkService:
                expect_revision: int | None, ctx: Context | None = None) -> None:
         values: dict[str, Any] = {}
         external = changes.get("router:external", orig["router:external"])
+        qos_bindings.check_change(conn, changes, ctx)
         if "is_default" in changes or (orig["is_default"] and not external):
             set_default(conn, orig["id"], bool(changes.get("is_default", orig["is_default"]) and external))
         for key, val in changes.items():

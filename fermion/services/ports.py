@@ -23,7 +23,7 @@ from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
-from fermion.services import common, dvr, ipam, routed
+from fermion.services import common, dvr, ipam, qos_bindings, routed
 from fermion.services.agents import AgentService
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -284,6 +284,7 @@ class PortService:
         defaults: dict[str, tuple[str, int]] = {}
         ports = []
         for item in items:
+            qos_bindings.usable(conn, item.get("qos_policy_id"), ctx)
             row = self._new_row(conn, item, networks[item["network_id"]])
             ports.append((item, row, self._groups_on_create(conn, row, item.get("security_groups", AUTO), defaults)))
         subnets = {net_id: self._subnets(conn, net_id) for net_id in sorted({row["network_id"] for _, row, _ in ports})}
@@ -355,6 +356,7 @@ class PortService:
             propagate_uplink_status=item.get("propagate_uplink_status", True), data_plane_status=None,
             device_profile=item.get("device_profile"), numa_affinity_policy=item.get("numa_affinity_policy"),
             hints=item.get("hints"), trusted=None, hardware_offload_type=None,
+            qos_policy_id=item.get("qos_policy_id"),
             # [] asked explicitly: an unaddressed port (Neutron's "none"); "deferred" is for routed networks
             ip_allocation="none" if item["fixed_ips"] == [] else "immediate",
         )
@@ -528,6 +530,7 @@ class PortService:
             mac = changes.get("mac_address", orig["mac_address"])
             changes["allowed_address_pairs"] = [{**p, "mac_address": p.get("mac_address", mac)} for p in pairs]
         hinted = self._groups_on_update(conn, orig, changes, pse)
+        qos_bindings.check_change(conn, changes, ctx)
         values.update(self._dns_values(changes))
         if changes.get("extra_dhcp_opts") is not None:
             values["extra_dhcp_opts"] = dns.merge_opts(orig["extra_dhcp_opts"], changes["extra_dhcp_opts"]) or None

@@ -18,7 +18,7 @@ from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, InvalidInput
 from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, qos_bindings
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.rbac_access import EXTERNAL, SHARED, WILDCARD, grant, has_access, revoke
@@ -204,6 +204,8 @@ OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
                changed=_sync_shared_flag(m.subnetpools, "subnetpool"), refusal=pool_scope_refusal),
     ObjectType("address_group", m.address_groups, (SHARED,), "address group",
                bound_projects=_address_group_bound_projects),
+    ObjectType("qos_policy", m.qos_policies, (SHARED,), "QoS policy", in_use=qos_bindings.rbac_in_use,
+               changed=_sync_shared_flag(m.qos_policies, "qos_policy")),
 )}
 
 

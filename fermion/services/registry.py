@@ -27,6 +27,7 @@ from fermion.services.metering import MeteringLabelService, MeteringRuleService
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
 from fermion.services.ports import PortService
+from fermion.services.qos import QosService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
 from fermion.services.rbac import RbacService
@@ -76,6 +77,7 @@ class Services:
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
     fwaas: FirewallService
+    qos: QosService
     metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
     metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
@@ -108,7 +110,8 @@ class Services:
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
-                   port_bindings=PortBindingService(ports), fwaas=FirewallService(routers))
+                   port_bindings=PortBindingService(ports), fwaas=FirewallService(routers),
+                   qos=QosService(quotas))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -121,5 +124,5 @@ class Services:
             "address_scopes": self.address_scopes, "subnetpools": self.subnetpools,
             "metering_labels": self.metering_labels, "metering_label_rules": self.metering_label_rules,
             "firewall_rules": self.fwaas.rules, "firewall_policies": self.fwaas.policies,
-            "firewall_groups": self.fwaas.groups}
+            "firewall_groups": self.fwaas.groups, "policies": self.qos}
         return table[collection]

@@ -19,7 +19,7 @@ from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.router import ROUTER, ROUTES
 from fermion.rpc.contracts import Hint
-from fermion.services import common, conntrack_helpers, dvr, fip_status, l3_ha, zones
+from fermion.services import common, conntrack_helpers, dvr, fip_status, l3_ha, qos_bindings, zones
 from fermion.services.agents import L3_AGENT, AgentService
 from fermion.services.dvr import DVR_INTERFACE_OWNER, SNAT_OWNER
 from fermion.services.flavors import FlavorService
@@ -82,7 +82,7 @@ class RouterCollection(Collection):
             gw = row[self._index["gw_port_id"]]
             item["external_gateway_info"] = None if gw is None else {
                 "network_id": nets.get(gw), "enable_snat": row[self._index["enable_snat"]],
-                "external_fixed_ips": ips.get(gw, [])}
+                "external_fixed_ips": ips.get(gw, []), "qos_policy_id": row[self._index["gw_qos_policy_id"]]}
             item["routes"] = list(row[self._index["routes"]] or [])
             item["distributed"] = bool(row[self._index["distributed"]])
             item["ha"] = bool(row[self._index["ha"]])
@@ -242,6 +242,7 @@ class RouterService:
             if fixed is not None and _fixed_set(fixed) != _fixed_set(current["fixed_ips"]):
                 self.ports.update(conn, current, {"fixed_ips": fixed}, None)
         conn.execute(update(m.routers).where(m.routers.c.id == rid).values(gw_port_id=gw_port_id, enable_snat=snat))
+        qos_bindings.gateway_policy(conn, router, info, ctx)
 
     def _clear_gateway(self, conn: Connection, router: dict[str, Any]) -> None:
         port = self._gateway_port(conn, router)
@@ -254,7 +255,8 @@ class RouterService:
             raise Conflict(f"Gateway cannot be updated for router {router['id']}, since a gateway to external "
                            f"network {port['network_id']} is required by one or more floating IPs.",
                            type="RouterExternalGatewayInUseByFloatingIp")
-        conn.execute(update(m.routers).where(m.routers.c.id == router["id"]).values(gw_port_id=None))
+        conn.execute(update(m.routers).where(m.routers.c.id == router["id"]).values(gw_port_id=None,
+                                                                                  gw_qos_policy_id=None))
         conn.execute(delete(m.router_ports).where(m.router_ports.c.port_id == port["id"]))
         self.ports.delete(conn, port, None)
 

@@ -55,8 +55,8 @@ def test_extensions_list_and_show(api: Api) -> None:
 
 def test_unimplemented_extensions_are_not_advertised(api: Api) -> None:
     aliases = {e["alias"] for e in api.get("/v2.0/extensions").json()["extensions"]}
-    assert "qos" not in aliases and "trunk" not in aliases
-    assert_fault(api.get("/v2.0/extensions/qos"), 404)
+    assert "trunk" not in aliases and "qos-pps" not in aliases
+    assert_fault(api.get("/v2.0/extensions/trunk"), 404)
     assert_fault(api.get("/v2.0/extensions/no-such-thing"), 404)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l2.qos import PortQosManager
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, linkwatch, naming
@@ -33,6 +34,7 @@ class LinuxBridgeAgent:
         self.netns = netns
         self.executor = executor or LinuxHost(netns)
         self.firewall = firewall or fw.Firewall(netns)
+        self.qos = PortQosManager(netns)
         self.networks: set[str] = set()
         self.watched: dict[str, str] = {}
         self.devices = 0
@@ -99,6 +101,8 @@ class LinuxBridgeAgent:
             phases["plan"] = time.perf_counter() - t0 - sum(phases.values())
             failed = self.executor.apply(result.ops) if result.ops else []
             phases["links"] = time.perf_counter() - t0 - sum(phases.values())
+            qos_failed = self._qos(desired, scope)
+            phases["qos"] = time.perf_counter() - t0 - sum(phases.values())
             present = {n.id for n in desired.networks}
             self.networks = present if scope is None else (self.networks - scope) | present
             self.devices = len(desired.ports)
@@ -111,7 +115,18 @@ class LinuxBridgeAgent:
         up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
         if firewall_failed:  # not realized until its filters are: report nothing up, retry
             up = {}
-        return SyncResult(up=up, down=result.down, failed=bool(failed) or firewall_failed)
+        return SyncResult(up=up, down=result.down, failed=bool(failed) or firewall_failed or qos_failed)
+
+    def _qos(self, desired: L2View, scope: set[str] | None) -> bool:
+        """The ports' QoS (agent/l2/qos.py); True when it failed (the sync is retried)."""
+        try:
+            changed = self.qos.sync(desired, scope)
+        except DataplaneError as err:
+            LOG.warning("host %s: qos: %s", self.host, err)
+            return True
+        if changed:
+            LOG.info("host %s: qos updated (%d commands)", self.host, changed)
+        return False
 
     # ---------------------------------------------------------------- device monitor
     def start(self, wake: Callable[[Iterable[str]], None]) -> None:

@@ -26,6 +26,7 @@ from fermion import metrics
 from fermion.agent.l3 import dvr
 from fermion.agent.l3.fwaas import FwaasPart
 from fermion.agent.l3.metering import Metering
+from fermion.agent.l3.qos import RouterQos
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import router as dp
@@ -90,6 +91,7 @@ class L3Agent:
         self.metering = Metering(host, netns_name)
         self.fwaas = FwaasPart(host)
         self.routers: set[str] = set()
+        self.qos = RouterQos(netns_name)
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
         self._claimed: dict[str, tuple[float, float]] = {}
@@ -151,7 +153,7 @@ class L3Agent:
             fip_networks = {g.network_id for g in self._fip_gateways}
             # admin-down routers too: their ports stay plugged (ACTIVE), the router disabled
             for router in routers:
-                ok = self._ensure(router, lambda r: self.manager.ensure(to_dataplane(r)), changes)
+                ok = self._ensure(router, functools.partial(self._ensure_router, full=scope is None), changes)
                 failed |= not ok
                 if ok:
                     failed |= self._meter(router, changes)
@@ -237,6 +239,11 @@ class L3Agent:
             changes += done
         return True
 
+    def _ensure_router(self, router: Router, full: bool) -> list[str]:
+        """A centralized router, then its floating IPs' and gateway's QoS limits (on qg-)."""
+        changes = self.manager.ensure(to_dataplane(router))
+        return [*changes, "qos"] if self.qos.ensure(router, full=full) else changes
+
     def _meter(self, router: Router, changes: list[str]) -> bool:
         """The router's metering counters; True when that failed (the router works: retried)."""
         try:
@@ -280,6 +287,7 @@ class L3Agent:
             try:
                 if manager is self.manager:
                     self.metering.forget(router_id)
+                    self.qos.remove(router_id)
                     self.fwaas.forget(manager.namespace(router_id))
                 if manager is self.manager and self.mode != dvr.LEGACY:
                     self.dvr_manager.unplug(router_id)
