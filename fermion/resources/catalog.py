@@ -14,6 +14,7 @@ from fermion.resources.floatingip import FLOATINGIP
 from fermion.resources.floatingip_pool import FLOATINGIP_POOLS
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.port_forwarding import EXTENSIONS as PORT_FORWARDING_EXTENSIONS
 from fermion.resources.rbac_policy import RBAC_POLICY
 from fermion.resources.router import ROUTER
 from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
@@ -180,6 +181,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("port-hardware-offload-type", "Port hardware offload", "Expose port hardware offload extension",
               "2023-05-09T10:00:00-00:00"),
     Extension("ip_allocation", "IP Allocation", "IP allocation extension.", "2016-06-10T23:00:00-00:00"),
+    *PORT_FORWARDING_EXTENSIONS,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

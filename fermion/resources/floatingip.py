@@ -28,5 +28,7 @@ FLOATINGIP = Resource(
         # without an external DNS service Neutron accepts these and keeps nothing (they read back empty)
         Attribute("dns_name", dns.fip_dns_name, default="", post=True, filter=False, extension="dns-integration"),
         Attribute("dns_domain", dns.dns_domain, default="", post=True, filter=False, extension="dns-integration"),
+        Attribute("port_forwardings", filter=False, extension="expose-port-forwarding-in-fip",
+                  schema={"type": "array", "items": {"type": "object"}}),
     ),
 )

@@ -24,6 +24,7 @@ from fermion.services.floatingips import FloatingIpService
 from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
+from fermion.services.port_forwardings import PortForwardingService
 from fermion.services.ports import PortService
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -73,6 +74,7 @@ class Services:
     address_scopes: AddressScopeService
     subnetpools: SubnetPoolService
     port_bindings: PortBindingService
+    port_forwardings: PortForwardingService
 
     @classmethod
     def build(cls, db: Database, *, quota_defaults: dict[str, int] | None = None, default_mtu: int = 1500,
@@ -91,9 +93,10 @@ class Services:
         pools = SubnetPoolService(quotas)
         networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
         routers = RouterService(quotas, ports, agents, flavors, HaRouters(ha or HaSettings(), networks, subnets))
+        floatingips = FloatingIpService(quotas, routers)
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
-                   routers=routers, floatingips=FloatingIpService(quotas, routers),
+                   routers=routers, floatingips=floatingips,
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
                    address_groups=AddressGroupService(quotas),
                    default_security_group_rules=DefaultSecurityGroupRuleService(),
@@ -101,7 +104,8 @@ class Services:
                    service_profiles=ServiceProfileService(),
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
-                   port_bindings=PortBindingService(ports))
+                   port_bindings=PortBindingService(ports),
+                   port_forwardings=PortForwardingService(floatingips._router_for, routers.changed))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
