@@ -12,11 +12,11 @@ from sqlalchemy import Connection
 
 from fermion.api import body as bodies
 from fermion.api import params
-from fermion.api.conntrack_helpers import NeutronMethodNotAllowed
 from fermion.api.controller import Controller
+from fermion.api.subresource import SubResourceController
 from fermion.api.wire import Request, Response
 from fermion.context import Context
-from fermion.errors import BadRequest, NotFound
+from fermion.errors import NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.resources.port_forwarding import PORT_FORWARDING as RES
 from fermion.services.floatingips import _sees_port
@@ -26,7 +26,9 @@ VISIBLE = ("id", "internal_port_id", "internal_ip_address", "internal_port", "ex
            "external_port_range", "protocol", "description")
 
 
-class PortForwardingController:
+class PortForwardingController(SubResourceController):
+    member, collection, visible = "port_forwarding", "port_forwardings", VISIBLE
+
     def __init__(self, services: Services, enforcer: Enforcer, floatingips: Controller) -> None:
         self.services = services
         self.service = services.port_forwardings
@@ -35,10 +37,7 @@ class PortForwardingController:
         self.db = services.db
 
     def _fip(self, conn: Connection, ctx: Context, fip_id: str, for_update: bool) -> dict[str, Any]:
-        visible, pred = self.floatingips._visible(ctx)
-        fip = self.floatingips.coll.get(conn, fip_id, visible, for_update=for_update)
-        if fip is not None and visible is None and not pred.evaluate(fip, ctx.credentials()):
-            fip = None
+        fip = self._parent(self.floatingips, conn, ctx, fip_id, for_update)
         if fip is None:
             raise NotFound(f"Floating IP {fip_id} could not be found.", type="FloatingIPNotFound")
         return fip
@@ -55,28 +54,8 @@ class PortForwardingController:
         target["project_id"] = target["tenant_id"] = fip["project_id"]
         return self.enforcer.check(action, target, ctx)
 
-    @staticmethod
-    def _shape(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-        keys = [k for k in fields if k in VISIBLE] if fields else VISIBLE
-        return {k: item[k] for k in keys}
-
     def _not_found(self, ident: str) -> NotFound:
         return NotFound(f"Port Forwarding {ident} could not be found.", type="PortForwardingNotFound")
-
-    def handle(self, req: Request, ctx: Context, fip_id: str, rest: list[str]) -> Response:
-        if len(rest) > 1:
-            raise NotFound("The resource could not be found.")
-        ident = rest[0] if rest else None
-        method = req.method
-        if ident is None and method == "GET":
-            return self._list(req, ctx, fip_id)
-        if ident is None and method == "POST":
-            return self._create(req, ctx, fip_id)
-        if ident is not None and method == "GET":
-            return self._show(req, ctx, fip_id, ident)
-        if ident is not None and method in ("PUT", "DELETE"):
-            return self._write(req, ctx, fip_id, ident)
-        raise NeutronMethodNotAllowed(f"The method {method} is not allowed on port_forwardings")
 
     def _list(self, req: Request, ctx: Context, fip_id: str) -> Response:
         q = params.parse_list(RES, req.query, tags=False)
@@ -101,7 +80,7 @@ class PortForwardingController:
         return Response(200, {"port_forwarding": self._shape(item, params.parse_fields(req.query))})
 
     def _create(self, req: Request, ctx: Context, fip_id: str) -> Response:
-        item = bodies.for_create(RES, _member(req.json()), ctx)
+        item = bodies.for_create(RES, self._member(req.json()), ctx)
 
         def work(conn: Connection) -> dict[str, Any]:
             fip = self._fip(conn, ctx, fip_id, True)
@@ -112,7 +91,7 @@ class PortForwardingController:
         return Response(201, {"port_forwarding": self._shape(self.db.write(work), None)})
 
     def _write(self, req: Request, ctx: Context, fip_id: str, ident: str) -> Response:
-        changes = bodies.for_update(RES, _member(req.json())) if req.method == "PUT" else {}
+        changes = bodies.for_update(RES, self._member(req.json())) if req.method == "PUT" else {}
         action = "update_floatingip_port_forwarding" if req.method == "PUT" else "delete_floatingip_port_forwarding"
 
         def work(conn: Connection) -> dict[str, Any] | None:
@@ -132,9 +111,3 @@ class PortForwardingController:
         if out is None:
             return Response(204)
         return Response(200, {"port_forwarding": self._shape(out, None)})
-
-
-def _member(body: Any) -> Any:
-    if not isinstance(body, dict) or "port_forwarding" not in body:
-        raise BadRequest("Unable to find 'port_forwarding' in request body")
-    return body["port_forwarding"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fermion.lab.topology import EXTERNAL_GATEWAY
-from tests.dataplane.lab import Lab, next_peer, tcp_connects, tcp_listener
+from tests.dataplane.lab import Lab, next_peer, serving, tcp_connects, tcp_listener
 from tests.dataplane.test_l3 import allow_from_anywhere, routed_pair
 
 UDP_ECHO = """
@@ -31,16 +30,8 @@ print(s.recvfrom(2048)[0].decode())
 """
 
 
-@contextmanager
-def udp_echo(ns: str, port: int, name: str) -> Iterator[None]:
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", UDP_ECHO, str(port), name],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield
-    finally:
-        proc.kill()
-        proc.wait()
+def udp_echo(ns: str, port: int, name: str) -> AbstractContextManager[None]:
+    return serving(ns, UDP_ECHO, str(port), name)
 
 
 def udp_answer(ns: str, ip: str, port: int) -> str:
