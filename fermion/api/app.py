@@ -32,6 +32,7 @@ from fermion.api.floatingip_pools import FloatingIpPoolController
 from fermion.api.fwaas import FwaasController
 from fermion.api.ip_availability import IpAvailabilityController
 from fermion.api.metering import MeteringController
+from fermion.api.port_forwardings import PortForwardingController
 from fermion.api.qos import QosController
 from fermion.api.quotas import QuotaController
 from fermion.api.wire import Request, Response, fault
@@ -53,8 +54,9 @@ ROUTER_ACTIONS = ("add_router_interface", "remove_router_interface", "add_extrar
 POOL_ACTIONS = ("add_prefixes", "remove_prefixes", "onboard_network_subnets")
 ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
-SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "service_profiles",
-             "next_providers", "bindings", "counters", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS, *POOL_ACTIONS}
+SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "port_forwardings",
+             "service_profiles", "next_providers", "bindings", "counters", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS,
+             *POOL_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -90,6 +92,7 @@ class FermionApp:
         self.quotas = QuotaController(services, enforcer)
         self.agents = AgentController(services, enforcer)
         self.conntrack_helpers = ConntrackHelperController(services, enforcer, self.controllers["routers"])
+        self.port_forwardings = PortForwardingController(services, enforcer, self.controllers["floatingips"])
         self.floatingip_pools = FloatingIpPoolController(services, enforcer)
         self.flavors = FlavorController(services, enforcer)
         self.auto_allocate = AutoAllocateController(services, enforcer)
@@ -318,6 +321,8 @@ class FermionApp:
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":
             return self.conntrack_helpers.handle(req, ctx, rest[1], rest[3:])
+        if head == "floatingips" and len(rest) >= 3 and rest[2] == "port_forwardings":
+            return self.port_forwardings.handle(req, ctx, rest[1], rest[3:])
         if head == "routers" and len(rest) == 3 and rest[2] == "l3-agents":
             return self.agents.router_agents(req, ctx, rest[1])
         ctl = self.controllers.get(head)

@@ -12,9 +12,10 @@ from sqlalchemy import Connection
 from fermion.api import body as bodies
 from fermion.api import params
 from fermion.api.controller import Controller
+from fermion.api.subresource import SubResourceController
 from fermion.api.wire import Request, Response
 from fermion.context import Context
-from fermion.errors import BadRequest, NotFound
+from fermion.errors import NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.resources.conntrack_helper import CONNTRACK_HELPER as RES
 from fermion.services.registry import Services
@@ -22,7 +23,9 @@ from fermion.services.registry import Services
 VISIBLE = ("id", "protocol", "port", "helper")
 
 
-class ConntrackHelperController:
+class ConntrackHelperController(SubResourceController):
+    member, collection, visible = "conntrack_helper", "conntrack_helpers", VISIBLE
+
     def __init__(self, services: Services, enforcer: Enforcer, routers: Controller) -> None:
         self.services = services
         self.service = services.conntrack_helpers
@@ -31,10 +34,7 @@ class ConntrackHelperController:
         self.db = services.db
 
     def _router(self, conn: Connection, ctx: Context, router_id: str, for_update: bool) -> dict[str, Any]:
-        visible, pred = self.routers._visible(ctx)
-        router = self.routers.coll.get(conn, router_id, visible, for_update=for_update)
-        if router is not None and visible is None and not pred.evaluate(router, ctx.credentials()):
-            router = None
+        router = self._parent(self.routers, conn, ctx, router_id, for_update)
         if router is None:
             raise NotFound(f"Router {router_id} could not be found.", type="RouterNotFound")
         return router
@@ -45,26 +45,6 @@ class ConntrackHelperController:
         target.setdefault("project_id", router["project_id"])
         target.setdefault("tenant_id", target["project_id"])
         return self.enforcer.check(action, target, ctx)
-
-    @staticmethod
-    def _shape(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-        keys = [k for k in fields if k in VISIBLE] if fields else VISIBLE
-        return {k: item[k] for k in keys}
-
-    def handle(self, req: Request, ctx: Context, router_id: str, rest: list[str]) -> Response:
-        if len(rest) > 1:
-            raise NotFound("The resource could not be found.")
-        ident = rest[0] if rest else None
-        method = req.method
-        if ident is None and method == "GET":
-            return self._list(req, ctx, router_id)
-        if ident is None and method == "POST":
-            return self._create(req, ctx, router_id)
-        if ident is not None and method == "GET":
-            return self._show(req, ctx, router_id, ident)
-        if ident is not None and method in ("PUT", "DELETE"):
-            return self._write(req, ctx, router_id, ident)
-        raise NeutronMethodNotAllowed(f"The method {method} is not allowed on conntrack_helpers")
 
     def _list(self, req: Request, ctx: Context, router_id: str) -> Response:
         q = params.parse_list(RES, req.query, tags=False)
@@ -90,7 +70,7 @@ class ConntrackHelperController:
         return Response(200, {"conntrack_helper": self._shape(item, params.parse_fields(req.query))})
 
     def _create(self, req: Request, ctx: Context, router_id: str) -> Response:
-        raw = _member(req.json())
+        raw = self._member(req.json())
         item = bodies.for_create(RES, raw, ctx)
 
         def work(conn: Connection) -> dict[str, Any]:
@@ -102,7 +82,7 @@ class ConntrackHelperController:
         return Response(201, {"conntrack_helper": self._shape(self.db.write(work), None)})
 
     def _write(self, req: Request, ctx: Context, router_id: str, ident: str) -> Response:
-        changes = bodies.for_update(RES, _member(req.json())) if req.method == "PUT" else {}
+        changes = bodies.for_update(RES, self._member(req.json())) if req.method == "PUT" else {}
         action = "update_router_conntrack_helper" if req.method == "PUT" else "delete_router_conntrack_helper"
 
         def work(conn: Connection) -> dict[str, Any] | None:
@@ -121,14 +101,3 @@ class ConntrackHelperController:
         if out is None:
             return Response(204)
         return Response(200, {"conntrack_helper": self._shape(out, None)})
-
-
-class NeutronMethodNotAllowed(BadRequest):
-    status = 405
-    type = "HTTPMethodNotAllowed"
-
-
-def _member(body: Any) -> Any:
-    if not isinstance(body, dict) or "conntrack_helper" not in body:
-        raise BadRequest("Unable to find 'conntrack_helper' in request body")
-    return body["conntrack_helper"]

@@ -31,6 +31,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from fermion.dataplane import DataplaneError, conntrackd, keepalived, naming, netns, veth
+from fermion.dataplane import port_forwarding as pfwd
 
 LOG = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Router:
     floating_ips: tuple[FloatingIp, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # extra routes (destination CIDR, nexthop)
     conntrack_helpers: tuple[tuple[str, int, str], ...] = ()  # (protocol, port, helper), Neutron's names
+    port_forwardings: tuple[pfwd.Forward, ...] = ()  # of floating IPs that have no port (DNAT by port)
     ha: Ha | None = None
     # admin_state_up False: the ports stay plugged (so they are ACTIVE, as in Neutron with OVN) but their
     # devices are down, forwarding is off, no route is installed and an HA router's keepalived is stopped:
@@ -168,7 +170,8 @@ def desired_addresses(router: Router) -> dict[str, frozenset[str]]:
     out = {i.device: frozenset(_cidr(a) for a in i.addresses) for i in router.interfaces}
     if router.gateway is not None:
         fips = {f"{f.floating_ip}/32" for f in floating_ips(router)}
-        out[router.gateway.device] = frozenset(_cidr(a) for a in router.gateway.addresses) | fips
+        out[router.gateway.device] = (frozenset(_cidr(a) for a in router.gateway.addresses) | fips
+                                      | pfwd.addresses(router.port_forwardings))
     return out
 
 
@@ -326,7 +329,7 @@ def render_nat(router: Router) -> str:
         "  }",
         "}",
     ]
-    helpers = render_helpers(router)
+    helpers = render_helpers(router) + pfwd.render(router.port_forwardings)
     # one digest for the tables: they are replaced together, in one transaction
     digest = hashlib.sha256("\n".join([*body, *scope6, *helpers]).encode()).hexdigest()[:16]
     head = [f"table ip {NAT_TABLE} {{", f'  comment "fermion router {router.id[:8]} sha256={digest}"']
@@ -605,7 +608,8 @@ class RouterManager:
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
         script = (f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
                   f"table ip6 {SCOPE6_TABLE}\ndelete table ip6 {SCOPE6_TABLE}\n"
-                  f"table inet {HELPER_TABLE}\ndelete table inet {HELPER_TABLE}\n{text}")
+                  f"table inet {HELPER_TABLE}\ndelete table inet {HELPER_TABLE}\n"
+                  f"table ip {pfwd.TABLE}\ndelete table ip {pfwd.TABLE}\n{text}")
         started = time.monotonic()
         _exec(ns, ["nft", "-f", "-"], stdin=script)
         if self.on_nat_applied is not None:

@@ -540,6 +540,29 @@ router_conntrack_helpers = Table(
     UniqueConstraint("router_id", "protocol", "port", "helper"),
 )
 
+# Floating IP port forwardings: DNAT of a floating IP's port (range) to a fixed IP's port (range). A single port
+# is a range of one; the unique keys reject the same external ports twice on a floating IP, or the same
+# internal socket twice, even concurrently (overlaps are checked by the service).
+port_forwardings = Table(
+    "port_forwardings", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("floatingip_id", String(36), ForeignKey("floatingips.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("internal_port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("internal_ip_address", String(64), nullable=False),
+    Column("protocol", String(40), nullable=False),
+    Column("external_port_start", Integer, nullable=False),
+    Column("external_port_end", Integer, nullable=False),
+    Column("internal_port_start", Integer, nullable=False),
+    Column("internal_port_end", Integer, nullable=False),
+    Column("description", String(1024), nullable=False, default=""),
+    # named: the convention's names would pass MySQL's 64 characters
+    UniqueConstraint("floatingip_id", "protocol", "external_port_start", "external_port_end",
+                     name="uq_port_forwardings_external"),
+    UniqueConstraint("protocol", "internal_port_id", "internal_ip_address", "internal_port_start",
+                     "internal_port_end", name="uq_port_forwardings_internal"),
+)
+
 # RBAC: who else may use an object (networks, security groups, ...) and how. One table for every object type;
 # the unique key rejects duplicate policies, even concurrently.
 rbac_policies = Table(

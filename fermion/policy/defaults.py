@@ -277,6 +277,14 @@ QOS: dict[str, str] = {
        for verb in ("get", "create", "update", "delete")},
 }
 
+# Floating IP port forwardings: the floating IP is the parent (target ext_parent:project_id).
+PORT_FORWARDINGS: dict[str, str] = {
+    "create_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "get_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_READER,
+    "update_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
+    "delete_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
+}
+
 # Flavors are listed by anyone; profiles, bindings and all writes are admin business.
 FLAVORS: dict[str, str] = {
     "create_flavor": ADMIN,
@@ -351,4 +359,4 @@ METERING: dict[str, str] = {
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
-                              **ADDRESSING, **METERING, **FWAAS, **QOS}
+                              **ADDRESSING, **METERING, **FWAAS, **QOS, **PORT_FORWARDINGS}

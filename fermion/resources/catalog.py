@@ -21,6 +21,7 @@ from fermion.resources.metering import (
 )
 from fermion.resources.network import NETWORK
 from fermion.resources.port import PORT
+from fermion.resources.port_forwarding import EXTENSIONS as PORT_FORWARDING_EXTENSIONS
 from fermion.resources.qos import EXTENSIONS as QOS_EXTENSIONS
 from fermion.resources.qos import QOS_POLICY
 from fermion.resources.rbac_policy import RBAC_POLICY
@@ -200,6 +201,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     METERING_SOURCE_AND_DESTINATION,
     FWAAS_V2,
     *QOS_EXTENSIONS,
+    *PORT_FORWARDING_EXTENSIONS,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

@@ -30,5 +30,7 @@ FLOATINGIP = Resource(
         Attribute("dns_name", dns.fip_dns_name, default="", post=True, filter=False, extension="dns-integration"),
         Attribute("dns_domain", dns.dns_domain, default="", post=True, filter=False, extension="dns-integration"),
         FIP_QOS_POLICY_ID,
+        Attribute("port_forwardings", filter=False, extension="expose-port-forwarding-in-fip",
+                  schema={"type": "array", "items": {"type": "object"}}),
     ),
 )

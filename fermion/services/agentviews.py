@@ -25,7 +25,7 @@ from fermion.rpc.contracts import (
     SecurityGroup,
     SecurityRule,
 )
-from fermion.services import conntrack_helpers, dvr, fwaas_views, metering, qos_views
+from fermion.services import conntrack_helpers, dvr, fwaas_views, metering, port_forwardings, qos_views
 from fermion.services.address_groups import load_addresses
 from fermion.services.ports import load_fixed_ips, load_port_groups
 from fermion.services.routers import L3_AGENT, RouterService
@@ -89,6 +89,7 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
     fips = _floating_ips(conn, rows, host, local)
     neighbors = _neighbors(conn, {x["id"]: interfaces.get(x["id"], []) for x in rows if x["distributed"]})
     helpers = conntrack_helpers.exposed(conn, ids)
+    forwardings = port_forwardings.router_view(conn, ids)
 
     def router_port(port_id: str) -> RouterPort:
         row = ports[port_id]
@@ -126,6 +127,7 @@ def l3_view(conn: Connection, routers: RouterService, host: str, router_ids: Seq
             floating_ips=fips.get(row["id"], []) if gateway is not None else [],
             routes=[[x["destination"], x["nexthop"]] for x in row["routes"] or []],
             conntrack_helpers=[ConntrackHelper(**h) for h in helpers.get(row["id"], [])],
+            port_forwardings=forwardings.get(row["id"], []) if gateway is not None else [],
             ha=HaRouter(vr_id=row["ha_vr_id"], interface=router_port(row["ha_port_id"]), state=row["ha_state"])
             if row["ha"] and row["ha_port_id"] in ports and row["ha_vr_id"] else None,
             distributed=shared))

@@ -13,7 +13,7 @@ from fermion.db import models as m
 from fermion.errors import BadRequest, Conflict, NotFound
 from fermion.resources.base import AUTO
 from fermion.resources.floatingip import FLOATINGIP
-from fermion.services import common, qos_bindings
+from fermion.services import common, port_forwardings, qos_bindings
 from fermion.services.ports import service_subnets
 from fermion.services.query import Collection
 from fermion.services.quotas import QuotaService
@@ -41,10 +41,12 @@ class FloatingIpCollection(Collection):
         p = m.ports.c
         details = {r.id: {k: getattr(r, k) for k in DETAIL_KEYS} for r in conn.execute(
             select(p.id, *(p[k] for k in DETAIL_KEYS)).where(p.id.in_(list(fixed))))} if fixed else {}
+        forwardings = port_forwardings.exposed(conn, [item["id"] for item in items])
         for row, item in zip(rows, items, strict=True):
             port_id = row[idx["fixed_port_id"]]
             item["port_id"] = port_id
             item["port_details"] = details.get(port_id)
+            item["port_forwardings"] = forwardings.get(item["id"], [])
             # dns-integration: kept only for an external DNS service, which Fermion has not
             item["dns_name"] = item["dns_domain"] = ""
 
@@ -148,6 +150,7 @@ class FloatingIpService:
         if expect_revision is not None:
             common.bump(conn, m.floatingips, orig["id"], {}, expect_revision)
         row = conn.execute(select(m.floatingips).where(m.floatingips.c.id == orig["id"])).one()
+        port_forwardings.check_unused(conn, orig)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == orig["id"]))
         conn.execute(delete(m.floatingips).where(m.floatingips.c.id == orig["id"]))
         port = self.ports.collection.get(conn, row.floating_port_id)
@@ -161,6 +164,7 @@ class FloatingIpService:
                    ctx: Context | None, router_id: str | None = None) -> None:
         """Associate the port's fixed IP; the hosting router is `router_id` when the client names one
         (floating-ip-router-writable: not checked for a path to the port), else the one on the port's subnet."""
+        port_forwardings.check_unused(conn, fip)
         port = self.ports.collection.get(conn, port_id)
         if port is None or (ctx is not None and not ctx.is_admin and not _sees_port(conn, port, ctx)):
             raise NotFound(f"Port {port_id} could not be found.", type="PortNotFound")

@@ -23,7 +23,7 @@ from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
-from fermion.services import common, dvr, ipam, qos_bindings, routed
+from fermion.services import common, dvr, ipam, port_forwardings, qos_bindings, routed
 from fermion.services.agents import AgentService
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -643,6 +643,10 @@ class PortService:
         for subnet_id, ip in removed:
             conn.execute(delete(m.ip_allocations).where(a.port_id == orig["id"], a.ip_address == ip,
                                                         a.subnet_id == subnet_id))
+        if removed:  # forwardings to a removed address go (Neutron)
+            kept = {f["ip_address"] for f in orig["fixed_ips"]} - {ip for _, ip in removed}
+            for router_id in port_forwardings.forget_port(conn, orig["id"], kept):
+                common.emit(conn, Hint("router", router_id, 0))
         if new:
             port = {"id": orig["id"], "network_id": orig["network_id"], "device_owner": orig["device_owner"],
                     "mac_address": orig["mac_address"]}
@@ -658,7 +662,7 @@ class PortService:
                            f"{orig['device_owner']}.", type="ServicePortInUse")
         if expect_revision is not None:
             common.bump(conn, m.ports, pid, {}, expect_revision)
-        for router_id in disassociate_floating_ips(conn, pid):
+        for router_id in disassociate_floating_ips(conn, pid) + port_forwardings.forget_port(conn, pid):
             common.emit(conn, Hint("router", router_id, 0))
         conn.execute(delete(m.ip_allocations).where(m.ip_allocations.c.port_id == pid))
         conn.execute(delete(m.port_security_groups).where(m.port_security_groups.c.port_id == pid))

@@ -26,6 +26,7 @@ from fermion.services.l3_ha import HaRouters, HaSettings
 from fermion.services.metering import MeteringLabelService, MeteringRuleService
 from fermion.services.networks import NetworkService
 from fermion.services.port_bindings import PortBindingService
+from fermion.services.port_forwardings import PortForwardingService
 from fermion.services.ports import PortService
 from fermion.services.qos import QosService
 from fermion.services.query import Collection
@@ -78,6 +79,7 @@ class Services:
     port_bindings: PortBindingService
     fwaas: FirewallService
     qos: QosService
+    port_forwardings: PortForwardingService
     metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
     metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
@@ -100,9 +102,10 @@ class Services:
         networks, subnets = NetworkService(quotas, types), SubnetService(quotas, dhcp.schedule, pools)
         routers = RouterService(quotas, ports, agents, flavors, HaRouters(ha or HaSettings(), networks, subnets),
                                 router_distributed)
+        floatingips = FloatingIpService(quotas, routers)
         return cls(db=db, quotas=quotas, networks=networks, subnets=subnets, ports=ports, agents=agents, dhcp=dhcp,
                    segments=SegmentService(types), segment_ranges=SegmentRangeService(types),
-                   routers=routers, floatingips=FloatingIpService(quotas, routers),
+                   routers=routers, floatingips=floatingips,
                    security_groups=SecurityGroupService(quotas), security_group_rules=SecurityGroupRuleService(quotas),
                    address_groups=AddressGroupService(quotas),
                    default_security_group_rules=DefaultSecurityGroupRuleService(),
@@ -111,7 +114,8 @@ class Services:
                    auto_allocator=AutoAllocator(networks, subnets, routers, default_pools or pools),
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
                    port_bindings=PortBindingService(ports), fwaas=FirewallService(routers),
-                   qos=QosService(quotas))
+                   qos=QosService(quotas),
+                   port_forwardings=PortForwardingService(floatingips._router_for, routers.changed))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {

@@ -29,6 +29,7 @@ from fermion.agent.l3.metering import Metering
 from fermion.agent.l3.qos import RouterQos
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, keepalived, naming
+from fermion.dataplane import port_forwarding as pfwd
 from fermion.dataplane import router as dp
 from fermion.dataplane.dvr import DvrManager
 from fermion.rpc.contracts import FipGateway, FloatingIpStatus, Hint, L3View, Router, RouterPort, decode
@@ -54,6 +55,8 @@ def to_dataplane(router: Router) -> dp.Router:
         floating_ips=tuple(dp.FloatingIp(f.floating_ip, f.fixed_ip) for f in router.floating_ips),
         routes=tuple((r[0], r[1]) for r in router.routes),
         conntrack_helpers=tuple(sorted({(h.protocol, h.port, h.helper) for h in router.conntrack_helpers})),
+        port_forwardings=tuple(pfwd.Forward(p.floating_ip, p.protocol, pfwd.ports(p.external_port), p.internal_ip,
+                                            pfwd.ports(p.internal_port)) for p in router.port_forwardings),
         ha=dp.Ha(router.ha.vr_id, iface(router.ha.interface, naming.ha_device(router.ha.interface.id)))
         if router.ha is not None else None, enabled=router.admin_state_up)
 
