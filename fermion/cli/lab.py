@@ -272,6 +272,8 @@ def _teardown(state: LabState, state_dir: Path, delete_ports: bool) -> None:
     if state.mode == "embedded":
         _wait_supervisor(state, state_dir)
     gone = topology.destroy(state)
+    if delete_ports:
+        _forget_agents(state)
     for name in state.hosts:
         shutil.rmtree(state_dir / "dhcp" / name, ignore_errors=True)
     for leftover in (state_dir / "dhcp", restart_dir(state_dir)):
@@ -280,6 +282,19 @@ def _teardown(state: LabState, state_dir: Path, delete_ports: bool) -> None:
     (state_dir / instances.UDHCPC_SCRIPT_NAME).unlink(missing_ok=True)
     if delete_ports:
         print(f"lab down: removed {len(gone)} namespaces")
+
+
+def _forget_agents(state: LabState) -> None:
+    """The lab's hosts are gone, and so are their agents: deleted from the server (as an operator removes a
+    decommissioned host's), so that a new lab's networks and routers are not scheduled onto agents that only
+    look alive until agent_down_time passes, and the new agents take over what the old ones hosted."""
+    try:
+        api = Api(state.endpoint)
+        for agent in api.agents():
+            if agent["host"] in state.hosts:
+                api.delete_agent(agent["id"])
+    except Exception as err:  # noqa: BLE001 - the server may be gone; nothing else to clean then
+        print(f"fermion lab: could not delete the lab's agents from the server: {err}", file=sys.stderr)
 
 
 def _wait_supervisor(state: LabState, state_dir: Path, timeout: float = 15.0) -> None:

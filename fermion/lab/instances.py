@@ -91,6 +91,11 @@ class Api:
     def agents(self) -> list[dict[str, Any]]:
         return self._ok(self.http.get("/v2.0/agents"))["agents"]
 
+    def delete_agent(self, agent_id: str) -> None:
+        resp = self.http.delete(f"/v2.0/agents/{agent_id}")
+        if resp.status_code not in (204, 404):
+            self._ok(resp)
+
     def post(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         member = collection[:-1].replace("-", "_")
         return self._ok(self.http.post(f"/v2.0/{collection}", json={member: body}))[member]
