@@ -132,7 +132,10 @@ def test_every_console_block_of_the_readme_runs_as_written(all_in_one: tuple[dic
         steps: list[Step] = readme_steps(REPO / "README.md")
         for step in steps:
             command = local(step.command)
-            status, output = shell.run(command)
+            try:
+                status, output = shell.run(command)
+            except AssertionError as err:
+                raise AssertionError(f"README.md line {step.line}: $ {step.command}\n{err}") from None
             where = f"README.md line {step.line}: $ {step.command}\n--- output (exit {status}):\n{output}"
             if step.expect_failure:
                 assert status != 0, f"the README shows this failing, it succeeded: {where}"
