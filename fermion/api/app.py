@@ -317,6 +317,8 @@ class FermionApp:
             return self.ip_availability.handle(req, ctx, rest[1:])
         if head == "qos":
             return self.qos.handle(req, ctx, rest[1:])
+        if head == "policies" and len(rest) in (3, 4) and rest[2] == "tags":  # Neutron's tag path of QoS policies
+            return self.qos.handle(req, ctx, ["policies", *rest[1:]])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":
             return self.agents.network_agents(req, ctx, rest[1])
         if head == "routers" and len(rest) >= 3 and rest[2] == "conntrack_helpers":

@@ -70,7 +70,10 @@ def test_upstream_api_tests(tmp_path: Path) -> None:
             details[name] = test["detail"]
     known = known_failures()
     new = sorted(name for name, st in status.items() if st == "fail" and name not in known)
-    fixed = sorted(name for name in known if status.get(name) != "fail")
+    # with a regex of one's own (FERMION_TEMPEST_REGEX) the listed tests it does not select are not run: only
+    # those that ran and passed are reported
+    selected_all = "FERMION_TEMPEST_REGEX" not in os.environ
+    fixed = sorted(name for name in known if status.get(name) != "fail" and (selected_all or name in status))
     report = []
     for name in new:
         report.append(f"FAILED {name}\n    {cause(details[name])}")

@@ -189,3 +189,18 @@ def test_policies_page_sort_and_tag(admin: Api) -> None:
     assert admin.put(f"{POLICIES}/{made[0]}/tags/gold").status_code == 201
     assert ids(admin.get(POLICIES, params={"tags": "gold"}), "policies") == [made[0]]
     assert admin.get("/v2.0/policies").status_code == 404
+
+
+def test_tags_on_neutrons_policies_path(admin: Api) -> None:
+    """Neutron's tagging extension names QoS policies `policies` at the top: /v2.0/policies/{id}/tags."""
+    p = policy(admin)
+    assert admin.put(f"/v2.0/policies/{p['id']}/tags/gold").status_code == 201
+    r = admin.put(f"/v2.0/policies/{p['id']}/tags", json={"tags": ["red", "blue"]})
+    assert r.status_code == 200 and sorted(r.json()["tags"]) == ["blue", "red"]
+    assert sorted(admin.get(f"/v2.0/policies/{p['id']}/tags").json()["tags"]) == ["blue", "red"]
+    assert admin.get(f"/v2.0/policies/{p['id']}/tags/red").status_code == 204
+    found = admin.get(POLICIES, params={"tags": "red"}).json()["policies"]
+    assert [x["id"] for x in found] == [p["id"]]
+    assert admin.delete(f"/v2.0/policies/{p['id']}/tags").status_code == 204
+    assert admin.get(f"{POLICIES}/{p['id']}").json()["policy"]["tags"] == []
+    assert_fault(admin.get("/v2.0/policies"), 404)
