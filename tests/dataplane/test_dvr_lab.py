@@ -84,6 +84,26 @@ def distributed_pair(lab: Lab) -> dict[str, Any]:
     return {"ext": ext, "router": router, "net1": net1, "net2": net2, **vms}
 
 
+def reach(lab: Lab, t: dict[str, Any], pairs: list[tuple[str, str]], timeout: float = 45.0) -> None:
+    """Wait until each pair pings; if not, fail with what the hosts hold for the router (to tell why)."""
+    try:
+        lab.wait(lambda: all(lab.ping(a, b) for a, b in pairs), timeout, f"pings {pairs}")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{router_state(lab, t['router']['id'])}") from None
+
+
+def router_state(lab: Lab, router_id: str) -> str:
+    out = []
+    for host in HOSTS:
+        ns = f"{lab.host_ns(host)}-qrouter-{router_id}"
+        for argv in (["ip", "-n", ns, "-br", "addr"], ["ip", "-n", ns, "neigh"], ["ip", "-n", ns, "rule"],
+                     ["bridge", "-n", lab.host_ns(host), "fdb", "show"],
+                     ["ip", "netns", "exec", lab.host_ns(host), "nft", "list", "table", "bridge", "fermion_dvr"]):
+            done = netns.run(argv, check=False)
+            out.append(f"--- {host}: {' '.join(argv[-3:])}\n{done.stdout}{done.stderr}")
+    return "\n".join(out)
+
+
 def ports_of(lab: Lab, **filters: str) -> list[dict[str, Any]]:
     return lab.api._ok(lab.api.http.get("/v2.0/ports", params=filters))["ports"]  # type: ignore[no-any-return]
 
@@ -92,7 +112,7 @@ def test_distributed_router_routes_on_the_instances_host(dvr_lab: Lab) -> None:
     lab = dvr_lab
     t = distributed_pair(lab)
     vm1, vm2, vm3 = t["vm1"], t["vm2"], t["vm3"]
-    lab.wait(lambda: lab.ping("vm1", "vm2") and lab.ping("vm1", "vm3"), 30, "vm1 to reach vm2 and vm3")
+    reach(lab, t, [("vm1", "vm2"), ("vm1", "vm3")])
     agents = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{t['router']['id']}/l3-agents"))["agents"]
     assert {a["host"] for a in agents} == set(HOSTS)  # the copies on both compute hosts, SNAT on network1
     modes = {a["host"]: a["configurations"]["agent_mode"] for a in agents}
@@ -149,7 +169,7 @@ def test_security_groups_and_isolation_on_a_distributed_router(dvr_lab: Lab) -> 
     lab = dvr_lab
     t = distributed_pair(lab)
     vm1, vm3 = t["vm1"], t["vm3"]
-    lab.wait(lambda: lab.ping("vm1", "vm3"), 30, "vm1 to reach vm3")
+    reach(lab, t, [("vm1", "vm3")])
     # vm3 in a group that allows only ICMP: TCP from vm1, routed on compute1, is stopped at vm3's port
     sg = lab.api.post("security-groups", {"name": "icmp-only"})
     lab.api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
