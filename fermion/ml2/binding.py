@@ -46,6 +46,7 @@ class MechanismDriver(Protocol):
     name: str
     agent_type: str
     vif_type: str
+    filters_ports: bool  # applies security groups; False: ports with port security are not bound by it
 
     def check_segment(self, segment: Segment, agent: AgentInfo) -> str | None:
         """None when the agent can carry the segment on its host, else the reason it cannot."""
@@ -60,7 +61,7 @@ class PortBinder:
         self.drivers = list(drivers)
 
     def bind(self, host: str, vnic_type: str, segments: Sequence[Segment],
-             agents: Sequence[AgentInfo]) -> Binding:
+             agents: Sequence[AgentInfo], port_security: bool = True) -> Binding:
         if not host:
             return Binding(UNBOUND, {})
         reasons: list[str] = []
@@ -68,19 +69,27 @@ class PortBinder:
             reasons.append(f"vnic_type {vnic_type} is not supported")
         elif not segments:
             reasons.append("the network has no segment")
+        absent: list[str] = []  # drivers with no agent on the host: named only when no driver has one
         for driver in self.drivers if not reasons else []:
             candidates = [a for a in agents if a.agent_type == driver.agent_type]
             agent = next((a for a in candidates if a.alive and a.admin_state_up), None)
             if agent is None:
-                state = "not alive or disabled" if candidates else "not running"
-                reasons.append(f"{driver.name}: the {driver.agent_type} on host {host} is {state}")
+                whose = f"{driver.name}: the {driver.agent_type} on host {host} is "
+                if candidates:
+                    reasons.append(whose + "not alive or disabled")
+                else:
+                    absent.append(whose + "not running")
+                continue
+            if port_security and not driver.filters_ports:  # never bound silently unfiltered
+                reasons.append(f"{driver.name}: the {driver.agent_type} cannot filter ports yet (no security "
+                               "group firewall); disable port security on the port to bind it there")
                 continue
             for segment in segments:
                 why = driver.check_segment(segment, agent)
                 if why is None:
                     return Binding(driver.vif_type, driver.vif_details(segment), segment)
                 reasons.append(f"{driver.name}: {why}")
-        error = "; ".join(reasons) or "no mechanism driver configured"
+        error = "; ".join(reasons or absent) or "no mechanism driver configured"
         LOG.warning("binding failed on host %s: %s", host, error)
         return Binding(FAILED, {"error": error})
 

@@ -12,6 +12,7 @@ from fermion.db import models as m
 from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import load_segments
 from fermion.ml2.mech_drivers.linuxbridge import AGENT_TYPE as LINUXBRIDGE
+from fermion.ml2.mech_drivers.openvswitch import AGENT_TYPE as OPENVSWITCH
 from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment
 from fermion.services import dvr, qos_views
 from fermion.services.agents import AgentService
@@ -19,20 +20,22 @@ from fermion.services.dvr import DVR_INTERFACE_OWNER
 from fermion.services.ports import load_fixed_ips
 
 TUNNEL_TYPES = ("vxlan", "gre", "geneve")
+L2_AGENTS = (LINUXBRIDGE, OPENVSWITCH)
+VIF_TYPES = ("bridge", "ovs")  # the ports an L2 agent plugs (Linux bridge or Open vSwitch)
 
 
 def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: str,
             network_ids: Sequence[str] | None = None) -> L2View:
     p = m.ports.c
     cols = (p.id, p.network_id, p.mac_address, p.revision_number, p.admin_state_up, p.device_owner)
-    stmt = select(*cols).where(p.binding_host_id == host, p.binding_vif_type == "bridge")
+    stmt = select(*cols).where(p.binding_host_id == host, p.binding_vif_type.in_(VIF_TYPES))
     # an HA router's ports are bound to its active host, but every host carrying the router plugs them (the
     # standby keeps them down until keepalived makes it active)
     rp, b, a = m.router_ports.c, m.router_l3_agents.c, m.agents.c
     replicated = (select(*cols).join(m.router_ports, rp.port_id == p.id)
                   .join(m.router_l3_agents, b.router_id == rp.router_id).join(m.agents, a.id == b.l3_agent_id)
                   .where(a.host == host, b.ha_state.is_not(None), p.binding_host_id != host,
-                         p.binding_vif_type == "bridge", rp.port_type != DVR_INTERFACE_OWNER))
+                         p.binding_vif_type.in_(VIF_TYPES), rp.port_type != DVR_INTERFACE_OWNER))
     # a distributed router's interfaces are bound to no host: every host with a copy of it plugs them
     copies = dvr.local_routers(conn, host)
     distributed = (select(*cols).join(m.router_ports, rp.port_id == p.id)
@@ -43,13 +46,13 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
     ports = [L2Port(id=r[0], network_id=r[1], mac=r[2], revision=r[3], admin_state_up=r[4], device_owner=r[5])
              for q in queries for r in conn.execute(q)]
     net_ids = sorted({port.network_id for port in ports})
-    me = next((a for a in agents.on_host(conn, host) if a.agent_type == LINUXBRIDGE), None)
+    me = next((a for a in agents.on_host(conn, host) if a.agent_type in L2_AGENTS), None)
     if not net_ids or me is None:
         return L2View(host=host, networks=[], ports=[], partial=network_ids is not None)
     n = m.networks.c
     nets = conn.execute(select(n.id, n.mtu, n.admin_state_up).where(n.id.in_(net_ids))).all()
     segments = load_segments(conn, net_ids)
-    remote = _remote_ports(conn, agents, host, net_ids)
+    remote = _remote_ports(conn, agents, host, net_ids, me.configurations.get("tunnel_types") or [])
     networks, carried = [], set()
     for net_id, mtu, admin_up in nets:
         seg = binder.segment_for(segments.get(net_id, []), me)
@@ -64,18 +67,21 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
     return L2View(host=host, networks=networks, ports=ports, partial=network_ids is not None)
 
 
-def _remote_ports(conn: Connection, agents: AgentService, host: str,
-                  net_ids: list[str]) -> dict[str, list[RemotePort]]:
+def _remote_ports(conn: Connection, agents: AgentService, host: str, net_ids: list[str],
+                  tunnel_types: list[str]) -> dict[str, list[RemotePort]]:
+    """Per network, the ports bound elsewhere, on hosts whose agent shares a tunnel type with this host's
+    (a VXLAN network spans Linux-bridge and OVS hosts)."""
     a = m.agents.c
     vteps: dict[str, str] = {}
-    for row in conn.execute(select(m.agents).where(a.agent_type == LINUXBRIDGE, a.host != host)):
-        ip = (row.configurations or {}).get("tunneling_ip")
-        if ip:
+    for row in conn.execute(select(m.agents).where(a.agent_type.in_(L2_AGENTS), a.host != host)):
+        conf = row.configurations or {}
+        ip = conf.get("tunneling_ip")
+        if ip and set(conf.get("tunnel_types") or []) & set(tunnel_types):
             vteps[row.host] = ip
     p = m.ports.c
     rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.binding_host_id, p.allowed_address_pairs).where(
         p.network_id.in_(net_ids), p.binding_host_id != host, p.binding_host_id != "",
-        p.binding_vif_type == "bridge")).all()
+        p.binding_vif_type.in_(VIF_TYPES))).all()
     rows = [r for r in rows if r[3] in vteps]
     ips = load_fixed_ips(conn, [r[0] for r in rows])
     out: dict[str, list[RemotePort]] = defaultdict(list)

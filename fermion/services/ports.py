@@ -264,11 +264,12 @@ class PortService:
                 subnet["service_types"].append(service_type)
         return list(out.values())
 
-    def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str) -> Binding:
+    def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str,
+             port_security: bool = True) -> Binding:
         if not host:
             return Binding(UNBOUND, {})
         segments = load_segments(conn, [network_id]).get(network_id, [])
-        return self.binder.bind(host, vnic_type, segments, self.agents.on_host(conn, host))
+        return self.binder.bind(host, vnic_type, segments, self.agents.on_host(conn, host), port_security)
 
     def _random_mac(self) -> str:
         octets = self.base_mac[:3] + [self.rng.randint(0, 255) for _ in range(3)]
@@ -372,7 +373,8 @@ class PortService:
             if offload not in capabilities:
                 capabilities.append(offload)
             row["binding_profile"] = {**profile, "capabilities": capabilities}
-        binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"])
+        binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"],
+                            bool(row["port_security_enabled"]))
         row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
         if row["allowed_address_pairs"] and not row["port_security_enabled"]:
             raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
@@ -566,9 +568,10 @@ class PortService:
                 hinted |= set(orig["security_groups"])  # the members' addresses changed
         rebind = host != orig["binding:host_id"] or (
             "binding:host_id" in changes and orig["binding:vif_type"] != "bridge")
-        if rebind or "binding:vnic_type" in changes:
+        # port security decides whether a driver without a firewall (openvswitch) may bind the port
+        if rebind or "binding:vnic_type" in changes or "port_security_enabled" in changes:
             binding = self.bind(conn, orig["network_id"], host,
-                                changes.get("binding:vnic_type", orig["binding:vnic_type"]))
+                                changes.get("binding:vnic_type", orig["binding:vnic_type"]), bool(pse))
             values.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
             if host != orig["binding:host_id"]:
                 values["status"] = "DOWN"
@@ -625,11 +628,12 @@ class PortService:
         """Retry binding the host's failed ports (its agent just appeared or came back). Returns how many
         got bound."""
         p = m.ports.c
-        rows = conn.execute(select(p.id, p.network_id, p.binding_vnic_type, p.revision_number).where(
+        rows = conn.execute(select(p.id, p.network_id, p.binding_vnic_type, p.revision_number,
+                                   p.port_security_enabled).where(
             p.binding_host_id == host, p.binding_vif_type == "binding_failed")).all()
         bound = 0
-        for pid, network_id, vnic_type, revision in rows:
-            binding = self.bind(conn, network_id, host, vnic_type)
+        for pid, network_id, vnic_type, revision, pse in rows:
+            binding = self.bind(conn, network_id, host, vnic_type, bool(pse))
             if binding.bound:
                 common.bump(conn, m.ports, pid, {"binding_vif_type": binding.vif_type,
                                                  "binding_vif_details": binding.vif_details})

@@ -12,6 +12,7 @@ from fermion.db.engine import Database
 from fermion.ml2.binding import PortBinder
 from fermion.ml2.manager import Ml2Config, TypeManager, build_drivers
 from fermion.ml2.mech_drivers.linuxbridge import LinuxBridgeDriver
+from fermion.ml2.mech_drivers.openvswitch import OpenvswitchDriver
 from fermion.services.address_groups import AddressGroupService
 from fermion.services.address_scopes import AddressScopeService
 from fermion.services.agents import AgentService
@@ -95,7 +96,8 @@ class Services:
         ml2 = ml2 or Ml2Config()
         types = TypeManager(build_drivers(ml2), ml2.tenant_network_types, default_mtu)
         agents = AgentService(agent_down_time)
-        ports = PortService(quotas, base_mac, PortBinder([LinuxBridgeDriver()]), agents, dns_domain)
+        binder = PortBinder([LinuxBridgeDriver(), OpenvswitchDriver()])
+        ports = PortService(quotas, base_mac, binder, agents, dns_domain)
         dhcp = DhcpService(agents, ports, dhcp_agents_per_network)
         flavors = FlavorService()
         pools = SubnetPoolService(quotas)

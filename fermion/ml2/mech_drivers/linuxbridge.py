@@ -16,6 +16,7 @@ class LinuxBridgeDriver:
     name = "linuxbridge"
     agent_type = AGENT_TYPE
     vif_type = "bridge"
+    filters_ports = True
 
     def check_segment(self, segment: Segment, agent: AgentInfo) -> str | None:
         conf = agent.configurations
