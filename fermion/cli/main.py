@@ -194,7 +194,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     import threading
 
     from fermion import metrics
-    from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, parse_mappings
+    from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, ovs_agent, parse_mappings
     from fermion.runtime.transport import transport_for
 
     settings = _load(args).replace("rpc", transport_url=args.transport_url)
@@ -217,6 +217,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.kind == "l2":
         agent = l2_agent(settings, transport, args.host, args.netns, args.local_ip,
                          parse_mappings(args.physical_interface_mappings or []))
+    elif args.kind == "ovs":
+        agent = ovs_agent(settings, transport, args.host, args.netns, args.local_ip,
+                          parse_mappings(args.bridge_mappings or []), args.tunnel_types or "", args.ovs_rundir)
     elif args.kind == "l3":
         agent = l3_agent(settings, transport, args.host, args.netns, agent_mode=args.agent_mode)
     else:
@@ -347,11 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("agent", help="run an agent for a host (distributed mode)")
     _common(p)
-    p.add_argument("kind", choices=["l2", "dhcp", "l3"])
+    p.add_argument("kind", choices=["l2", "ovs", "dhcp", "l3"])
     p.add_argument("--host", required=True, help="the host name ports are bound to (binding:host_id)")
     p.add_argument("--netns", help="namespace that plays the host's root (an emulated host)")
     p.add_argument("--local-ip", help="l2: VXLAN tunnel address on this host")
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
+    p.add_argument("--bridge-mappings", action="append", help="ovs: physnet:bridge[,...]")
+    p.add_argument("--tunnel-types", help="ovs: vxlan,gre,geneve (those this host terminates)")
+    p.add_argument("--ovs-rundir", help="ovs: the run directory of this host's ovsdb-server and ovs-vswitchd "
+                                        "(started there when not running; default: <state dir>/ovs-<host>)")
     p.add_argument("--agent-mode", choices=["legacy", "dvr", "dvr_snat"],
                    help="l3: legacy, dvr or dvr_snat (default: [l3] agent_mode)")
     p.add_argument("--transport-url", help="amqp:// URL (default: [rpc] transport_url)")

@@ -10,6 +10,8 @@ from fermion.agent.dhcp.agent import DhcpAgent
 from fermion.agent.l2.agent import LinuxBridgeAgent
 from fermion.agent.l2.reconciler import L2Config
 from fermion.agent.l3.agent import L3Agent
+from fermion.agent.ovs.agent import OvsAgent
+from fermion.agent.ovs.planner import OvsConfig
 from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
 from fermion.rpc.transport import Transport
@@ -25,6 +27,20 @@ def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str
              local_ip: str | None = None, interface_mappings: dict[str, str] | None = None,
              zone: str | None = None) -> AgentRuntime:
     driver = LinuxBridgeAgent(host, L2Config(local_ip=local_ip, interface_mappings=interface_mappings or {}), netns)
+    return _runtime(settings, transport, host, driver, zone)
+
+
+def ovs_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
+              local_ip: str | None = None, bridge_mappings: dict[str, str] | None = None,
+              tunnel_types: str = "", run: str | Path | None = None, zone: str | None = None) -> AgentRuntime:
+    """The OVS agent; its host's OVS daemons are started in run (default <state dir>/ovs-<host>) if not running."""
+    from fermion.dataplane import ovs
+
+    rundir = Path(run) if run else ovs.rundir(cfg.state_dir(), host)
+    ovs.start_daemons(rundir, netns)
+    ovs.wait_ready(rundir)
+    kinds = tuple(t for t in (x.strip() for x in tunnel_types.split(",")) if t)
+    driver = OvsAgent(host, OvsConfig(local_ip, bridge_mappings or {}, kinds), rundir, netns)
     return _runtime(settings, transport, host, driver, zone)
 
 

@@ -1,0 +1,1 @@
+"""The Open vSwitch L2 agent."""

@@ -1,0 +1,189 @@
+"""Functional core of the OVS agent: (desired L2 view, observed OVS state) -> ops. No I/O.
+
+Bridges as Neutron's OVS agent builds them: br-int (instance taps as access ports tagged with their network's
+host-local VLAN), br-tun (patch-tun/patch-int; table 0 classifies, 2 splits unicast from flood, 3/4/6 map GRE/
+VXLAN/Geneve tunnel IDs to local VLANs, 20 unicast to the host holding a MAC (L2 population), 21 ARP
+responder, 22 floods to the hosts with ports on the network only), and br-<physnet> per bridge mapping
+(int-br-X/phy-br-X patches, local VLAN <-> provider VLAN, or untagged for flat). Tunnel ports are named
+<type>-<remote IP in hex>. Flows are compared by cookie (dataplane/ovs.py), so an unchanged view gives no op."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from fermion.dataplane import naming
+from fermion.dataplane import ovs as o
+from fermion.rpc.contracts import L2Network, L2View
+
+INT, TUN = "br-int", "br-tun"
+DEAD_VLAN = 4095
+TUN_TABLE = {"gre": 3, "vxlan": 4, "geneve": 6}
+TUNNEL_TYPES = tuple(TUN_TABLE)
+
+
+@dataclass(frozen=True)
+class OvsConfig:
+    local_ip: str | None = None
+    bridge_mappings: dict[str, str] = field(default_factory=dict)  # physnet -> bridge
+    tunnel_types: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    ops: list[o.Op] = field(default_factory=list)
+    up: dict[str, int] = field(default_factory=dict)
+    down: list[str] = field(default_factory=list)
+
+
+def tunnel_port(kind: str, remote_ip: str) -> str:
+    return f"{kind}-{int(ipaddress.ip_address(remote_ip)):08x}"
+
+
+def patch_names(bridge: str) -> tuple[str, str]:
+    """(the br-int end, the physical bridge's end), as Neutron names them."""
+    return f"int-{bridge}"[:15], f"phy-{bridge}"[:15]
+
+
+def local_vlans(view: L2View, observed: o.OvsState) -> dict[str, int]:
+    """Kept for networks that have one; the lowest free VLAN for new ones (sorted: deterministic)."""
+    wanted = sorted(n.id for n in view.networks)
+    out = {n: observed.local_vlans[n] for n in wanted if n in observed.local_vlans}
+    used = set(out.values())
+    free = (v for v in range(1, 4095) if v not in used)
+    for n in wanted:
+        if n not in out:
+            out[n] = next(free)
+    return out
+
+
+def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
+    out = Plan()
+    lvm = local_vlans(view, observed)
+    bridges = [INT, TUN, *sorted(set(cfg.bridge_mappings.values()))]
+    out.ops += [o.AddBridge(b) for b in bridges if b not in observed.bridges]
+    ports: dict[str, tuple[o.Port, bool]] = {  # name -> (wanted, kernel device)
+        "patch-tun": (o.Port(INT, None, "patch", (("peer", "patch-int"),)), False),
+        "patch-int": (o.Port(TUN, None, "patch", (("peer", "patch-tun"),)), False)}
+    for bridge in sorted(set(cfg.bridge_mappings.values())):
+        int_end, phy_end = patch_names(bridge)
+        ports[int_end] = (o.Port(INT, None, "patch", (("peer", phy_end),)), False)
+        ports[phy_end] = (o.Port(bridge, None, "patch", (("peer", int_end),)), False)
+    flows: dict[str, list[str]] = {b: [] for b in bridges}
+    flows[INT].append("table=0,priority=0,actions=NORMAL")
+    flows[TUN] += ["table=0,priority=1,in_port=patch-int,actions=resubmit(,2)", "table=0,priority=0,actions=drop",
+                   "table=2,priority=0,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,20)",
+                   "table=2,priority=0,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,22)",
+                   "table=2,priority=1,arp,dl_dst=ff:ff:ff:ff:ff:ff,actions=resubmit(,21)",
+                   "table=20,priority=0,actions=resubmit(,22)", "table=21,priority=0,actions=resubmit(,22)",
+                   "table=22,priority=0,actions=drop"]
+    for bridge in sorted(set(cfg.bridge_mappings.values())):
+        int_end, phy_end = patch_names(bridge)
+        flows[bridge] += ["table=0,priority=0,actions=NORMAL", f"table=0,priority=2,in_port={phy_end},actions=drop"]
+        flows[INT].append(f"table=0,priority=2,in_port={int_end},actions=drop")
+    tunnels: dict[str, str] = {}
+    for net in view.networks:
+        _network(net, lvm[net.id], cfg, flows, tunnels)
+    remotes = _remotes(view, cfg)
+    for name, kind in sorted(tunnels.items()):
+        remote = remotes[name]
+        ports[name] = (o.Port(TUN, None, kind, (("in_key", "flow"), ("local_ip", cfg.local_ip or ""),
+                                                ("out_key", "flow"), ("remote_ip", remote))), False)
+        flows[TUN].append(f"table=0,priority=1,in_port={name},actions=resubmit(,{TUN_TABLE[kind]})")
+    nets = {n.id: n for n in view.networks}
+    for port in view.ports:
+        tap = naming.tap(port.id)
+        pnet = nets.get(port.network_id)
+        if tap not in observed.links:
+            out.down.append(port.id)
+            continue
+        up = pnet is not None and port.admin_state_up and pnet.admin_state_up
+        ports[tap] = (o.Port(INT, lvm[port.network_id] if up else DEAD_VLAN), True)
+        if up:
+            out.up[port.id] = port.revision
+        else:
+            out.down.append(port.id)
+    # ports: ours (patches, tunnels, taps on br-int) that are not wanted go; wanted ones missing or changed come
+    for name, have in sorted(observed.ports.items()):
+        if name not in ports and have.bridge in bridges and _ours(name, have):
+            out.ops.append(o.DelPort(name))
+    for name, (want, kernel) in sorted(ports.items()):
+        if observed.ports.get(name) != want:
+            out.ops.append(o.AddPort(name, want, kernel))
+    stale = tuple(sorted(set(observed.local_vlans) - set(lvm)))
+    changed = tuple(sorted((n, v) for n, v in lvm.items() if observed.local_vlans.get(n) != v))
+    if stale or changed:
+        out.ops.append(o.SetLocalVlans(changed, stale))
+    # flows: new ones first, then the stale ones (a replaced flow already carries its new cookie)
+    for bridge in bridges:
+        by_cookie = {o.cookie(bridge, f): f for f in flows[bridge]}
+        present = observed.flows.get(bridge, set())
+        new = tuple(f for k, f in sorted(by_cookie.items()) if k not in present)
+        if new:
+            out.ops.append(o.AddFlows(bridge, new))
+    for bridge in sorted(observed.flows):
+        want_cookies = {o.cookie(bridge, f) for f in flows.get(bridge, [])}
+        gone = tuple(sorted(observed.flows[bridge] - want_cookies))
+        if gone:
+            out.ops.append(o.DelFlows(bridge, gone))
+    return out
+
+
+def _ours(name: str, port: o.Port) -> bool:
+    return name.startswith(("tap", "patch-", "int-br-", "phy-br-")) or (
+        port.type in TUNNEL_TYPES and name.startswith(TUNNEL_TYPES))
+
+
+def _remotes(view: L2View, cfg: OvsConfig) -> dict[str, str]:
+    out = {}
+    for net in view.networks:
+        if net.segment.network_type in cfg.tunnel_types:
+            for vtep in net.vteps:
+                out[tunnel_port(net.segment.network_type, vtep)] = vtep
+    return out
+
+
+def _network(net: L2Network, lv: int, cfg: OvsConfig, flows: dict[str, list[str]], tunnels: dict[str, str]) -> None:
+    seg = net.segment
+    kind = seg.network_type
+    if kind in ("flat", "vlan"):
+        bridge = cfg.bridge_mappings.get(seg.physical_network or "")
+        if bridge is None:
+            return
+        int_end, phy_end = patch_names(bridge)
+        if kind == "vlan":
+            flows[bridge].append(f"table=0,priority=4,in_port={phy_end},dl_vlan={lv},"
+                                 f"actions=mod_vlan_vid:{seg.segmentation_id},NORMAL")
+            flows[INT].append(f"table=0,priority=3,in_port={int_end},dl_vlan={seg.segmentation_id},"
+                              f"actions=mod_vlan_vid:{lv},NORMAL")
+        else:
+            flows[bridge].append(f"table=0,priority=4,in_port={phy_end},dl_vlan={lv},actions=strip_vlan,NORMAL")
+            flows[INT].append(f"table=0,priority=3,in_port={int_end},vlan_tci=0x0000/0x1fff,"
+                              f"actions=mod_vlan_vid:{lv},NORMAL")
+        return
+    if kind not in TUN_TABLE or kind not in cfg.tunnel_types or not cfg.local_ip:
+        return
+    vni = seg.segmentation_id
+    flows[TUN].append(f"table={TUN_TABLE[kind]},priority=1,tun_id={vni:#x},"
+                      f"actions=mod_vlan_vid:{lv},output:patch-int")
+    outs = []
+    for vtep in net.vteps:
+        name = tunnel_port(kind, vtep)
+        tunnels[name] = kind
+        outs.append(f"output:{name}")
+    if outs:
+        flows[TUN].append(f"table=22,priority=1,dl_vlan={lv},actions=strip_vlan,set_tunnel:{vni:#x},{','.join(outs)}")
+    for r in net.remote_ports:
+        name = tunnel_port(kind, r.vtep)
+        flows[TUN].append(f"table=20,priority=2,dl_vlan={lv},dl_dst={r.mac},"
+                          f"actions=strip_vlan,set_tunnel:{vni:#x},output:{name}")
+        mac_hex = "0x" + r.mac.replace(":", "")
+        for ip in r.ips:
+            if ":" in ip:
+                continue  # the ARP responder is IPv4 only (Neutron's too)
+            ip_hex = f"{int(ipaddress.ip_address(ip)):#x}"
+            flows[TUN].append(
+                f"table=21,priority=1,arp,dl_vlan={lv},arp_tpa={ip},actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
+                f"mod_dl_src:{r.mac},load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+                f"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:{mac_hex}->NXM_NX_ARP_SHA[],"
+                f"load:{ip_hex}->NXM_OF_ARP_SPA[],in_port")
