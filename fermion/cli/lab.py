@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from fermion.config import settings as cfg
+from fermion.dataplane import ovs
 from fermion.lab import instances, topology
 from fermion.lab.instances import Api, LabError
 from fermion.lab.state import AgentProcess, LabHost, LabState, log_dir, state_path
@@ -112,11 +113,13 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
         env = {k: v for k, v in os.environ.items() if k.startswith("FERMION_") and k != "FERMION_CONFIG"}
         state.agent_env = {**env, "FERMION_STATE_DIR": str(state_dir)}
     started: list[AgentProcess] = []
-    hosts, network_hosts = host_names(args.hosts, args.dhcp_host, args.network_hosts)
+    switches = host_switches(args.hosts, args.agent)
+    hosts, network_hosts = host_names(",".join(switches), args.dhcp_host, args.network_hosts)
     try:
         try:
             topology.build(state, hosts, network_hosts, parse_zones(args.zones, hosts),
-                           parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"), dvr=args.dvr)
+                           parse_zones(args.physnets, hosts, "--physnets", "PHYSNET"), dvr=args.dvr,
+                           switches={h: switches.get(h, args.agent) for h in hosts}, state_dir=state_dir)
         except ValueError as err:
             raise LabError(str(err)) from None
         topology.build_external(state)
@@ -152,6 +155,20 @@ def _up(args: argparse.Namespace, state: LabState | None, state_dir: Path) -> in
         print("  openstack router create --distributed r3   # routed on each compute host, SNAT on "
               f"{', '.join(l3_hosts)}")
     return 0
+
+
+SWITCHES = {"linuxbridge": "linuxbridge", "lb": "linuxbridge", "ovs": "ovs", "openvswitch": "ovs"}
+
+
+def host_switches(hosts_arg: str, default: str) -> dict[str, str]:
+    """--hosts compute1:ovs,compute2:linuxbridge,network1 -> each host's L2 agent (default: --agent's)."""
+    out: dict[str, str] = {}
+    for item in filter(None, (v.strip() for v in hosts_arg.split(","))):
+        name, _, kind = item.partition(":")
+        if kind and kind not in SWITCHES:
+            raise LabError(f"--hosts: {item!r}: the agent after ':' is linuxbridge or ovs")
+        out[name] = SWITCHES[kind or default]
+    return out
 
 
 def host_names(hosts_arg: str, dhcp_host: str | None, network_hosts: int | None) -> tuple[list[str], list[str]]:
@@ -271,11 +288,12 @@ def _teardown(state: LabState, state_dir: Path, delete_ports: bool) -> None:
     state_path(state_dir).unlink(missing_ok=True)  # embedded: the server's supervisor stops the agents
     if state.mode == "embedded":
         _wait_supervisor(state, state_dir)
-    gone = topology.destroy(state)
+    gone = topology.destroy(state, state_dir)
     if delete_ports:
         _forget_agents(state)
     for name in state.hosts:
         shutil.rmtree(state_dir / "dhcp" / name, ignore_errors=True)
+        shutil.rmtree(ovs.rundir(state_dir, name), ignore_errors=True)
     for leftover in (state_dir / "dhcp", restart_dir(state_dir)):
         if leftover.is_dir() and not any(leftover.iterdir()):
             leftover.rmdir()

@@ -273,7 +273,11 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = verb("up", "create emulated hosts and start their agents")
-    p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS), help="comma-separated host names")
+    p.add_argument("--hosts", default=",".join(DEFAULT_HOSTS),
+                   help="comma-separated host names, each optionally with its L2 agent: "
+                        "compute1:ovs,compute2:linuxbridge")
+    p.add_argument("--agent", choices=["linuxbridge", "ovs"], default="linuxbridge",
+                   help="the L2 agent of hosts --hosts names without one: linuxbridge (default) or ovs (Open vSwitch)")
     p.add_argument("--dhcp-host", default=None,
                    help="host (or comma-separated hosts) that run the DHCP and L3 agents (default: network1)")
     p.add_argument("--network-hosts", type=int, metavar="N",
@@ -314,7 +318,7 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p = verb("restart-agent", "restart a host's agents (all, or one kind); the kernel state stays")
     p.add_argument("host")
-    p.add_argument("kind", nargs="?", choices=["l2", "dhcp", "l3"])
+    p.add_argument("kind", nargs="?", choices=["l2", "ovs", "dhcp", "l3"])
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the agents to report")
     p = verb("fail", "lose a host: stop its agents, cut its links, kill its routers' keepalived")
     p.add_argument("host")

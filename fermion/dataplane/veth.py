@@ -1,8 +1,13 @@
 """Plugging a namespace into a host the way a hypervisor plugs a VM: a veth pair whose host end is the
-port's tap (which the L2 agent attaches) and whose inner end carries the port's MAC."""
+port's tap (which the L2 agent attaches) and whose inner end carries the port's MAC.
+
+On an Open vSwitch host (its namespace has br-int) both ends get checksum offload off: OVS's userspace
+datapath forwards a veth's packets without completing their checksums (PLATFORM.md §2), so TCP and UDP from
+DHCP servers, routers and instances would arrive with bad ones."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 
 from pyroute2 import IPRoute
@@ -30,6 +35,9 @@ def plug(host_netns: str | None, host_name: str, inner_netns: str, inner_name: s
                     host.link("add", ifname=host_name, kind="veth",
                               peer={"ifname": inner_name, "net_ns_fd": inner_netns})
                     host.link("set", index=host.link_lookup(ifname=host_name)[0], mtu=mtu, state="up")
+                    if host.link_lookup(ifname="br-int"):
+                        no_tx_offload(host_netns, host_name)
+                        no_tx_offload(inner_netns, inner_name)
                 found = inner.link_lookup(ifname=inner_name)
             index = found[0]
             inner.link("set", index=index, address=mac, mtu=mtu, state="up" if up else "down")
@@ -43,6 +51,11 @@ def plug(host_netns: str | None, host_name: str, inner_netns: str, inner_name: s
                     inner.addr("add", index=index, address=ip, prefixlen=plen)
     except NetlinkError as err:
         raise DataplaneError(f"plugging {inner_name} into {inner_netns}: {err}") from err
+
+
+def no_tx_offload(netns: str | None, name: str) -> None:
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    subprocess.run([*prefix, "ethtool", "-K", name, "tx", "off"], capture_output=True, timeout=30, check=False)
 
 
 def other_devices(netns: str, keep: str) -> list[str]:

@@ -17,7 +17,7 @@ DEFAULT_HOSTS = ("compute1", "compute2", "network1")
 class AgentProcess:
     """A `fermion agent` process the lab started (distributed mode)."""
 
-    kind: str  # l2 | dhcp | l3
+    kind: str  # l2 | ovs | dhcp | l3
     pid: int
     start: int = 0  # start time from /proc/PID/stat: tells our process from a later one with the same PID
 
@@ -35,13 +35,19 @@ class LabHost:
     # its L3 agent's mode: "" (legacy on network nodes, none elsewhere), or with `lab up --dvr` dvr_snat on
     # network nodes and dvr on the others (distributed routers' local copies and floating IPs)
     l3_mode: str = ""
+    switch: str = "linuxbridge"  # linuxbridge | ovs: its L2 agent (and how DHCP and routers are plugged)
 
     def kinds(self) -> list[str]:
-        """The agents this host runs: every host a Linux-bridge agent, the network node DHCP and L3 too, a
-        DVR compute host an L3 agent."""
+        """The agents this host runs: every host an L2 agent (Linux bridge, or Open vSwitch: "ovs"), the
+        network node DHCP and L3 too, a DVR compute host an L3 agent."""
+        l2 = "ovs" if self.switch == "ovs" else "l2"
         if self.dhcp:
-            return ["l2", "dhcp", "l3"]
-        return ["l2", "l3"] if self.l3_mode else ["l2"]
+            return [l2, "dhcp", "l3"]
+        return [l2, "l3"] if self.l3_mode else [l2]
+
+    def interface_driver(self) -> str:
+        """How its DHCP and L3 agents plug their ports (Neutron's interface_driver)."""
+        return "openvswitch" if self.switch == "ovs" else "linuxbridge"
 
     def agent_mode(self) -> str:
         """Its L3 agent's agent_mode."""
@@ -80,6 +86,11 @@ class LabState:
         """The host's physical networks and their interfaces (its L2 agent's interface mappings)."""
         return {host.physnet or self.physnet: self.physical_interface, self.external_physnet: self.external_interface}
 
+    def bridge_mappings(self, host: LabHost) -> dict[str, str]:
+        """An OVS host's physical networks and their bridges (br-eth1, br-ex), each holding the interface."""
+        return {physnet: bridge_of(physnet, iface, self.external_physnet)
+                for physnet, iface in self.mappings(host).items()}
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -106,6 +117,11 @@ def _host(data: dict[str, Any]) -> LabHost:
     # written before agents were recorded with their kind and start time: identified by command line
     agents += [AgentProcess(kind="", pid=pid) for pid in data.pop("pids", [])]
     return LabHost(**data, agents=agents)
+
+
+def bridge_of(physnet: str, iface: str, external_physnet: str) -> str:
+    """The OVS bridge of a physical network on a lab host: br-ex for the external one, br-<interface> else."""
+    return "br-ex" if physnet == external_physnet else f"br-{iface}"
 
 
 def state_path(state_dir: Path) -> Path:

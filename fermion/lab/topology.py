@@ -2,11 +2,17 @@
 namespace), a provider wire for flat networks (physnet1 on each host's eth1; a host given a physical network
 of its own has its eth1 on that network's wire instead, as racks of a routed network), and the external
 network's wire (physnet "external" on each host's eth2) shared with an "external" namespace that plays the
-internet (198.19.0.1/24). Nothing touches the root namespace."""
+internet (198.19.0.1/24). Nothing touches the root namespace.
+
+An Open vSwitch host runs its own ovsdb-server and ovs-vswitchd (netdev datapath) in its namespace, with its
+wires on OVS bridges as an operator would set them up: the underlay address on br-ul (userspace tunnels route
+through OVS), eth1 on br-eth1 and eth2 on br-ex (the agent's bridge mappings)."""
 
 from __future__ import annotations
 
-from fermion.dataplane import netns
+from pathlib import Path
+
+from fermion.dataplane import netns, ovs, veth
 from fermion.lab.state import LabHost, LabState
 
 UNDERLAY = "198.18.0.{}/24"
@@ -16,9 +22,11 @@ EXTERNAL_POOL = ("198.19.0.10", "198.19.0.250")
 
 
 def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[str, str] | None = None,
-          physnets: dict[str, str] | None = None, dvr: bool = False) -> None:
+          physnets: dict[str, str] | None = None, dvr: bool = False, switches: dict[str, str] | None = None,
+          state_dir: Path | None = None) -> None:
     """physnets: host -> the physical network on its eth1 (others: the lab's physnet1). dvr: every host runs
-    an L3 agent, dvr_snat on the network nodes and dvr on the others (distributed routers)."""
+    an L3 agent, dvr_snat on the network nodes and dvr on the others (distributed routers). switches: host ->
+    "ovs" for Open vSwitch hosts (their OVS daemons run from <state_dir>/ovs-<host>)."""
     for physnet in (physnets or {}).values():
         if len(physnet) > 12 or not physnet.replace("-", "").isalnum():
             raise ValueError(f"physical network {physnet!r}: use at most 12 letters, digits or '-'")
@@ -46,12 +54,37 @@ def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[
         physnet = (physnets or {}).get(name, state.physnet)
         _wire(ns, state.physical_interface, ul, f"pv-{name}", _physnet_bridge(ul, state, physnet))
         _wire(ns, state.external_interface, ul, f"ex-{name}", "br-ext")
-        netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
-        state.hosts[name] = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name in dhcp_hosts,
-                                    zone=(zones or {}).get(name, "nova"),
-                                    physnet="" if physnet == state.physnet else physnet,
-                                    l3_mode=("dvr_snat" if name in dhcp_hosts else "dvr") if dvr else "")
+        host = LabHost(name=name, netns=ns, underlay_ip=ip.split("/")[0], dhcp=name in dhcp_hosts,
+                       zone=(zones or {}).get(name, "nova"), physnet="" if physnet == state.physnet else physnet,
+                       l3_mode=("dvr_snat" if name in dhcp_hosts else "dvr") if dvr else "",
+                       switch=(switches or {}).get(name, "linuxbridge"))
+        if host.switch == "ovs":
+            _ovs_host(state, host, ip, ovs.rundir(state_dir or Path("."), name))
+        else:
+            netns.run(["ip", "-n", ns, "addr", "replace", ip, "dev", "ul0"])
+        state.hosts[name] = host
         taken.add(ip.split("/")[0])
+
+
+def _ovs_host(state: LabState, host: LabHost, ip: str, run: Path) -> None:
+    """OVS daemons in the host's namespace; ul0 on br-ul with the underlay address, eth1/eth2 on the bridges of
+    their physical networks. Checksum offload off on every veth OVS touches (netdev datapath: PLATFORM.md §2)."""
+    ovs.start_daemons(run, host.netns)
+    ovs.wait_ready(run)
+    client = ovs.Client(run)
+    ifaces: dict[str, str | None] = {"br-ul": "ul0", "br-int": None}  # br-int now: plugs see an OVS host
+    ifaces |= dict(zip(state.bridge_mappings(host).values(), state.mappings(host).values(), strict=True))
+    for bridge, iface in ifaces.items():
+        secure = [] if bridge == "br-ul" else ["fail_mode=secure", "other-config:disable-in-band=true"]
+        port = ["--", "--may-exist", "add-port", bridge, iface] if iface else []
+        client.vsctl("--may-exist", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
+                     *secure, *port)
+        if iface:
+            veth.no_tx_offload(host.netns, iface)
+        netns.run(["ip", "-n", host.netns, "link", "set", bridge, "up"])
+    for outer in wires(host.name):
+        veth.no_tx_offload(state.underlay, outer)
+    netns.run(["ip", "-n", host.netns, "addr", "replace", ip, "dev", "br-ul"])
 
 
 def _physnet_bridge(ul: str, state: LabState, physnet: str) -> str:
@@ -95,8 +128,12 @@ def set_wires(state: LabState, host: str, up: bool) -> None:
         netns.run(["ip", "-n", state.underlay, "link", "set", wire, "up" if up else "down"])
 
 
-def destroy(state: LabState) -> list[str]:
-    """Delete every namespace of the lab (instances, qdhcp, hosts, underlay). Returns their names."""
+def destroy(state: LabState, state_dir: Path | None = None) -> list[str]:
+    """Stop the OVS hosts' daemons, delete every namespace of the lab (instances, qdhcp, hosts, underlay).
+    Returns the namespaces' names."""
+    for host in state.hosts.values():
+        if host.switch == "ovs":
+            ovs.stop_daemons(ovs.rundir(state_dir or Path("."), host.name))
     gone = []
     for ns in netns.names(f"{state.prefix}-"):
         netns.delete(ns)

@@ -16,6 +16,8 @@ from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
 from fermion.rpc.transport import Transport
 
+TUNNEL_TYPES = "vxlan,gre,geneve"  # what an OVS agent terminates unless told otherwise
+
 
 def _runtime(settings: cfg.Settings, transport: Transport, host: str, driver: Any, zone: str | None) -> AgentRuntime:
     a = settings.agents

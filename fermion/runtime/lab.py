@@ -15,15 +15,16 @@ from pathlib import Path
 from fermion.agent.dhcp.agent import AGENT_TYPE as DHCP_AGENT
 from fermion.agent.l2.agent import AGENT_TYPE as L2_AGENT
 from fermion.agent.l3.agent import AGENT_TYPE as L3_AGENT
+from fermion.agent.ovs.agent import AGENT_TYPE as OVS_AGENT
 from fermion.agent.runtime import AgentRuntime
 from fermion.config import settings as cfg
-from fermion.dataplane import netns
+from fermion.dataplane import netns, ovs
 from fermion.lab.state import AgentProcess, LabHost, LabState
 from fermion.rpc.transport import Transport
-from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent
+from fermion.runtime.agents import TUNNEL_TYPES, dhcp_agent, l2_agent, l3_agent, ovs_agent
 
 LOG = logging.getLogger(__name__)
-AGENT_TYPES = {"l2": L2_AGENT, "dhcp": DHCP_AGENT, "l3": L3_AGENT}
+AGENT_TYPES = {"l2": L2_AGENT, "ovs": OVS_AGENT, "dhcp": DHCP_AGENT, "l3": L3_AGENT}
 
 
 def restart_dir(state_dir: Path) -> Path:
@@ -64,6 +65,9 @@ def build_agent(kind: str, settings: cfg.Settings, transport: Transport, state: 
     if kind == "l3":
         return l3_agent(settings, transport, host.name, host.netns, zone=_zone(host), state_dir=state_dir,
                         agent_mode=host.agent_mode())
+    if kind == "ovs":
+        return ovs_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.bridge_mappings(host),
+                         TUNNEL_TYPES, ovs.rundir(state_dir, host.name), zone=_zone(host))
     return l2_agent(settings, transport, host.name, host.netns, host.underlay_ip, state.mappings(host),
                     zone=_zone(host))
 
@@ -171,6 +175,10 @@ def agent_argv(state: LabState, host: LabHost, kind: str) -> list[str]:
     if kind == "l2":
         mappings = ",".join(f"{k}:{v}" for k, v in state.mappings(host).items())
         argv += ["--local-ip", host.underlay_ip, "--physical-interface-mappings", mappings]
+    if kind == "ovs":
+        mappings = ",".join(f"{k}:{v}" for k, v in state.bridge_mappings(host).items())
+        # its OVS daemons: in <state dir>/ovs-<host>, the agent's default (the lab gives it FERMION_STATE_DIR)
+        argv += ["--local-ip", host.underlay_ip, "--bridge-mappings", mappings, "--tunnel-types", TUNNEL_TYPES]
     if kind == "l3":
         argv += ["--agent-mode", host.agent_mode()]
     if _zone(host):

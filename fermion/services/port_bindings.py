@@ -82,7 +82,8 @@ class PortBindingService:
         if host == port["binding:host_id"] or self._inactive_rows(conn, pid, host):
             raise Conflict(f"Binding for port {pid} on host {host} already exists.", type="PortBindingAlreadyExists")
         binding = self.ports.bind(conn, port["network_id"], host, vnic_type,
-                                      bool(port.get("port_security_enabled", True)))
+                                      bool(port.get("port_security_enabled", True)),
+                                      port.get("device_owner") or "")
         if not binding.bound:
             raise _binding_error(pid, host)
         row = {"port_id": pid, "host": host, "vnic_type": vnic_type, "profile": profile,
@@ -118,7 +119,8 @@ class PortBindingService:
         vnic_type = vnic_type or rows[0].vnic_type
         profile = rows[0].profile or {} if profile is None else profile
         binding = self.ports.bind(conn, port["network_id"], host, vnic_type,
-                                      bool(port.get("port_security_enabled", True)))
+                                      bool(port.get("port_security_enabled", True)),
+                                      port.get("device_owner") or "")
         if not binding.bound:
             raise _binding_error(pid, host)
         b = m.port_bindings.c
@@ -141,7 +143,8 @@ class PortBindingService:
             raise _not_found(pid, host)
         wanted = rows[0]
         binding = self.ports.bind(conn, port["network_id"], host, wanted.vnic_type,
-                                      bool(port.get("port_security_enabled", True)))  # the host may have changed
+                                      bool(port.get("port_security_enabled", True)),
+                                      port.get("device_owner") or "")  # the host may have changed
         if not binding.bound:
             raise _binding_error(pid, host)
         b = m.port_bindings.c

@@ -265,11 +265,13 @@ class PortService:
         return list(out.values())
 
     def bind(self, conn: Connection, network_id: str, host: str, vnic_type: str,
-             port_security: bool = True) -> Binding:
+             port_security: bool = True, device_owner: str = "") -> Binding:
         if not host:
             return Binding(UNBOUND, {})
         segments = load_segments(conn, [network_id]).get(network_id, [])
-        return self.binder.bind(host, vnic_type, segments, self.agents.on_host(conn, host), port_security)
+        # ports the network itself owns (DHCP, routers) are never filtered, as in Neutron
+        filtered = port_security and not device_owner.startswith("network:")
+        return self.binder.bind(host, vnic_type, segments, self.agents.on_host(conn, host), filtered)
 
     def _random_mac(self) -> str:
         octets = self.base_mac[:3] + [self.rng.randint(0, 255) for _ in range(3)]
@@ -374,7 +376,7 @@ class PortService:
                 capabilities.append(offload)
             row["binding_profile"] = {**profile, "capabilities": capabilities}
         binding = self.bind(conn, net["id"], row["binding_host_id"], row["binding_vnic_type"],
-                            bool(row["port_security_enabled"]))
+                            bool(row["port_security_enabled"]), row["device_owner"])
         row.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
         if row["allowed_address_pairs"] and not row["port_security_enabled"]:
             raise Conflict("Port Security must be enabled in order to have allowed address pairs on a "
@@ -571,7 +573,8 @@ class PortService:
         # port security decides whether a driver without a firewall (openvswitch) may bind the port
         if rebind or "binding:vnic_type" in changes or "port_security_enabled" in changes:
             binding = self.bind(conn, orig["network_id"], host,
-                                changes.get("binding:vnic_type", orig["binding:vnic_type"]), bool(pse))
+                                changes.get("binding:vnic_type", orig["binding:vnic_type"]), bool(pse),
+                                changes.get("device_owner", orig["device_owner"]))
             values.update(binding_vif_type=binding.vif_type, binding_vif_details=binding.vif_details)
             if host != orig["binding:host_id"]:
                 values["status"] = "DOWN"
@@ -629,11 +632,11 @@ class PortService:
         got bound."""
         p = m.ports.c
         rows = conn.execute(select(p.id, p.network_id, p.binding_vnic_type, p.revision_number,
-                                   p.port_security_enabled).where(
+                                   p.port_security_enabled, p.device_owner).where(
             p.binding_host_id == host, p.binding_vif_type == "binding_failed")).all()
         bound = 0
-        for pid, network_id, vnic_type, revision, pse in rows:
-            binding = self.bind(conn, network_id, host, vnic_type, bool(pse))
+        for pid, network_id, vnic_type, revision, pse, owner in rows:
+            binding = self.bind(conn, network_id, host, vnic_type, bool(pse), owner or "")
             if binding.bound:
                 common.bump(conn, m.ports, pid, {"binding_vif_type": binding.vif_type,
                                                  "binding_vif_details": binding.vif_details})

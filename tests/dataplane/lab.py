@@ -58,8 +58,9 @@ class Lab:
             "network_id": net["network"]["id"], "cidr": cidr, "ip_version": 4}}))
         return net["network"]  # type: ignore[no-any-return]
 
-    def boot(self, network: str, host: str, name: str) -> LabInstance:
-        return instances.boot(self.state, self.api, self.state_dir, network, host, name, dhcp_timeout=20)
+    def boot(self, network: str, host: str, name: str, **options: Any) -> LabInstance:
+        return instances.boot(self.state, self.api, self.state_dir, network, host, name, dhcp_timeout=20,
+                              **options)
 
     def ping(self, src: str, dst: str, count: int = 2) -> bool:
         return instances.ping(self.state, src, dst, count).returncode == 0
@@ -80,7 +81,7 @@ class Lab:
     def wait_agents(self, timeout: float = 30, since: datetime | None = None) -> None:
         """Every agent alive; with `since` (UTC), it has also reported at or after that time: a heartbeat
         from before a server restart still counts as alive for agent_down_time."""
-        types = {"l2": "Linux bridge agent", "dhcp": "DHCP agent", "l3": "L3 agent"}
+        types = {"l2": "Linux bridge agent", "ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agent"}
         wanted = {(h.name, types[kind]) for h in self.state.hosts.values() for kind in h.kinds()}
         floor = "" if since is None else since.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -115,17 +116,20 @@ def dhcp_env(lab: Lab, vm: str, *options: str) -> dict[str, str]:
 @contextmanager
 def built_lab(endpoint: str, state_dir: Path, mode: str, hosts: list[str] | None = None,
               network_hosts: tuple[str, ...] = ("network1",), zones: dict[str, str] | None = None,
-              physnets: dict[str, str] | None = None, dvr: bool = False) -> Iterator[Lab]:
-    """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit."""
+              physnets: dict[str, str] | None = None, dvr: bool = False,
+              switches: dict[str, str] | None = None) -> Iterator[Lab]:
+    """Hosts on an underlay, their state file; the caller starts agents. Everything is removed at exit.
+    switches: host -> "ovs" for Open vSwitch hosts."""
     prefix = "ft" + uuid.uuid4().hex[:6]
     state = LabState(prefix=prefix, mode=mode, endpoint=endpoint)
     try:
-        topology.build(state, hosts or HOSTS, list(network_hosts), zones, physnets, dvr=dvr)
+        topology.build(state, hosts or HOSTS, list(network_hosts), zones, physnets, dvr=dvr, switches=switches,
+                       state_dir=state_dir)
         topology.build_external(state)
         state.save(state_path(state_dir))
         yield Lab(api=Api(endpoint), state=state, state_dir=state_dir)
     finally:
-        topology.destroy(state)
+        topology.destroy(state, state_dir)
         leftovers = netns.names(prefix)
         assert not leftovers, f"namespaces left behind: {leftovers}"
 

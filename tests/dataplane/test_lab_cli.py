@@ -85,6 +85,7 @@ def test_boot_options_exec_lease_release_ls_and_down(lab: Lab) -> None:
     vlan = fermion_lab(lab, "boot", "--network", "vnet", "--host", "compute1", "vmv")
     assert vlan.returncode == 1 and "802.1Q" in vlan.stderr
     assert "carries local, flat (physical networks external, physnet1) and vxlan segments" in vlan.stderr
+    assert "Open vSwitch hosts carry vlan" in vlan.stderr and "--hosts NAME:ovs" in vlan.stderr
 
     down = fermion_lab(lab, "down")
     assert down.returncode == 0 and "lab down: removed" in down.stdout, down.stderr

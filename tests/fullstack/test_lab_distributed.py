@@ -27,7 +27,7 @@ from tests.support.servers import (
     temporary_database,
 )
 
-L2, DHCP, L3 = "Linux bridge agent", "DHCP agent", "L3 agent"
+L2, OVS, DHCP, L3 = "Linux bridge agent", "Open vSwitch agent", "DHCP agent", "L3 agent"
 
 
 @dataclass
@@ -247,3 +247,35 @@ def snat_active(lab: Lab, router_id: str) -> str | None:
     states = {h: s for h, s in hosting(lab, router_id).items() if h.startswith("network")}
     active = [h for h, s in states.items() if s == "active"]
     return active[0] if len(active) == 1 and sorted(states.values()) == ["active", "standby"] else None
+
+
+def test_ovs_and_linux_bridge_hosts_with_agent_processes(tmp_path: Path) -> None:
+    """`fermion lab up --distributed --hosts compute1:ovs,compute2 --agent ...`: an `fermion agent ovs` process
+    per OVS host (its OVS daemons in the lab's state directory), DHCP and the router on an OVS network node;
+    a VXLAN network spans the two kinds of host, a Geneve network runs between the OVS hosts; `lab down`
+    stops the OVS daemons too."""
+    with deployment(tmp_path, "a") as a:
+        up = a.lab("up", "--distributed", "--config", str(a.config), "--endpoint", a.server.endpoint,
+                   "--prefix", a.lab_prefix, "--hosts", "compute1:ovs,compute2:linuxbridge,network1:ovs")
+        assert up.returncode == 0, up.stderr
+        assert {("compute1", OVS), ("network1", OVS), ("compute2", L2), ("network1", DHCP)} <= a.agents()
+        api = Api(a.server.endpoint)
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab = Lab(api=api, state=state, state_dir=a.state_dir)
+        lab.network("mixed", "10.9.1.0/24")
+        lab.network("gen", "10.9.2.0/24", **{"provider:network_type": "geneve", "provider:segmentation_id": 99})
+        for name, net, host in (("vm1", "mixed", "compute1"), ("vm2", "mixed", "compute2"),
+                                ("vm3", "gen", "compute1"), ("vm4", "gen", "network1")):
+            boot = a.lab("boot", "--network", net, "--host", host, "--no-port-security", name)
+            assert boot.returncode == 0, boot.stderr
+        state = LabState.load(state_path(a.state_dir))
+        assert state is not None
+        lab.state = state
+        lab.wait(lambda: lab.ping("vm1", "vm2"), 30, "vm1 (OVS host) to reach vm2 (Linux-bridge host)")
+        lab.wait(lambda: lab.ping("vm3", "vm4"), 30, "vm3 to reach vm4 over Geneve")
+        pidfiles = [a.state_dir / f"ovs-{h}" / "ovs-vswitchd.pid" for h in ("compute1", "network1")]
+        pids = [int(p.read_text()) for p in pidfiles]
+        assert all(netns.alive(pid) for pid in pids)
+        assert a.lab("down").returncode == 0
+        assert not any(netns.alive(pid) for pid in pids)

@@ -37,7 +37,8 @@ class LinuxBridgeDriver:
             why = "VLAN segments need 802.1Q devices or bridge vlan_filtering, which this kernel lacks"
         else:
             why = f"{kind} tunnels are not available in this kernel for Linux bridges"
-        return f"{why}; the {AGENT_TYPE} on host {agent.host} carries {_carried(conf)} segments"
+        return (f"{why}; the {AGENT_TYPE} on host {agent.host} carries {_carried(conf)} segments; "
+                f"Open vSwitch hosts carry {kind} (`fermion agent ovs`; in the lab `--hosts NAME:ovs`)")
 
     def vif_details(self, segment: Segment) -> dict[str, Any]:
         return {"port_filter": True, "connectivity": "l2"}
