@@ -120,3 +120,35 @@ def test_ovs_host_plugs_dhcp_and_router_ports_into_br_int(lab: Lab) -> None:
         assert port["binding:vif_type"] == "ovs"
         assert naming.tap(port["id"]) in on_br_int
         lab.wait(lambda p=port: (lab.api.port(p["id"]) or {}).get("status") == "ACTIVE", 10, "the port ACTIVE")
+
+
+@pytest.fixture(scope="module")
+def ha_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    hosts = ["compute1", "network1", "network2"]
+    with embedded_lab(tmp_path_factory.mktemp("ovsha"), sections={"l3": {"ha": True}}, hosts=hosts,
+                      network_hosts=("network1", "network2"), switches=dict.fromkeys(hosts, "ovs")) as lab:
+        yield lab
+
+
+def test_an_ha_router_on_ovs_network_nodes_moves_when_its_host_is_lost(ha_lab: Lab) -> None:
+    from tests.dataplane.test_l3_ha import active_host, cut, hosting
+
+    lab = ha_lab
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    net = lab.network("hanet", "10.76.0.0/24")
+    subnet = lab.api._ok(lab.api.http.get("/v2.0/subnets", params={"network_id": net["id"]}))["subnets"][0]
+    router = lab.api.post("routers", {"name": "ovs-ha", "external_gateway_info": {"network_id": ext["id"]}})
+    rid = router["id"]
+    put(lab, f"/v2.0/routers/{rid}/add_router_interface", {"subnet_id": subnet["id"]})
+    vm = boot(lab, "hanet", "compute1", "ha1")
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm.port_id})
+    address = fip["floating_ip_address"]
+    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance active, the other standby")
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
+    old = active_host(lab, rid)
+    assert old is not None
+    (new,) = {"network1", "network2"} - {old}
+    cut(lab, old)
+    lab.wait(lambda: hosting(lab, rid).get(new) == "active", 15, f"{new} to report itself active")
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 15, "the floating IP to answer from the other host")
+    lab.wait(lambda: ping_ns(vm.netns, EXTERNAL_GATEWAY, count=1), 15, "the instance to reach the outside again")

@@ -33,7 +33,8 @@ class Step:
     @property
     def expect_failure(self) -> bool:
         """The README shows this command failing: all its pings lost, or an error."""
-        return any("100% packet loss" in s or s.lower().startswith(("error", "fermion: ")) for s in self.shown)
+        failed = ("error", "fermion: ", "fermion lab: ")
+        return any("100% packet loss" in s or s.lower().startswith(failed) for s in self.shown)
 
 
 def _strip_comment(line: str) -> str:
