@@ -22,6 +22,7 @@ from fermion.dataplane import DataplaneError, netns
 COOKIE_BASE = 0xFE5E0000 << 32  # the agent's cookie (high bits) on every flow it installs
 COOKIE_MASK = 0xFFFFFFFF << 32
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+IFINDEX_KEY = "fermion-ifindex"  # Interface external_ids: the kernel ifindex of the device when it was added
 LV_KEY = "fermion-lv-"  # br-int external_ids: fermion-lv-<network id> = the network's local VLAN
 
 
@@ -36,6 +37,9 @@ class Port:
     tag: int | None = None
     type: str = ""
     options: tuple[tuple[str, str], ...] = ()
+    # OVS holds the device it opened: False when a tap was deleted and made again under the same name (OVS's
+    # netdev datapath keeps reading the old one; found by the ifindex recorded when the port was added)
+    ok: bool = True
 
 
 @dataclass
@@ -191,17 +195,21 @@ class OvsHost:
             if br["name"] == "br-int":
                 state.local_vlans = {k[len(LV_KEY):]: int(v) for k, v in br["external_ids"].items()
                                      if k.startswith(LV_KEY)}
-        ifaces = {i["name"]: i for i in c.table("Interface", "name,type,options")}
+        links = netns.run(["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show"]).stdout
+        ifindex = {line.split(": ")[1].split("@")[0]: line.split(": ")[0] for line in links.splitlines()
+                   if ": " in line}
+        state.links = set(ifindex)
+        ifaces = {i["name"]: i for i in c.table("Interface", "name,type,options,external_ids")}
         for port in c.table("Port", "_uuid,name,tag"):
             iface = ifaces.get(port["name"], {})
             tag = port["tag"] if isinstance(port["tag"], int) else None
             opts = tuple(sorted((iface.get("options") or {}).items()))
-            state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts)
+            plugged = (iface.get("external_ids") or {}).get(IFINDEX_KEY)
+            ok = plugged is None or plugged == ifindex.get(port["name"])
+            state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts, ok)
         for name in state.bridges:
             dump = c.ofctl("dump-flows", name, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}")
             state.flows[name] = {int(x, 16) for x in _COOKIE.findall(dump)}
-        links = netns.run(["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show"]).stdout
-        state.links = {line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line}
         return state
 
     def apply(self, ops: list[Op]) -> list[tuple[Op, str]]:
@@ -228,6 +236,8 @@ class OvsHost:
             args = ["--may-exist", "add-port", op.port.bridge, op.name]
             if op.port.tag is not None:
                 args.append(f"tag={op.port.tag}")
+            if op.kernel:
+                args += ["--", "set", "interface", op.name, f"external_ids:{IFINDEX_KEY}={self._ifindex(op.name)}"]
             if op.port.type:
                 args += ["--", "set", "interface", op.name, f"type={op.port.type}"]
                 args += [f"options:{k}={v}" for k, v in op.port.options]
@@ -246,6 +256,10 @@ class OvsHost:
                 c.vsctl("set", "bridge", *args)
             for net in op.stale:
                 c.vsctl("remove", "bridge", "br-int", "external_ids", f"{LV_KEY}{net}")
+
+    def _ifindex(self, name: str) -> str:
+        out = netns.run(["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show", name]).stdout
+        return out.split(":")[0]
 
     def _ip(self, *args: str) -> None:
         netns.run(["ip", *(["-n", self.ns] if self.ns else []), *args])

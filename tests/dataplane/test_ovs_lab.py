@@ -152,3 +152,70 @@ def test_an_ha_router_on_ovs_network_nodes_moves_when_its_host_is_lost(ha_lab: L
     lab.wait(lambda: hosting(lab, rid).get(new) == "active", 15, f"{new} to report itself active")
     lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 15, "the floating IP to answer from the other host")
     lab.wait(lambda: ping_ns(vm.netns, EXTERNAL_GATEWAY, count=1), 15, "the instance to reach the outside again")
+
+
+def test_ovs_same_cidr_networks_are_isolated_and_a_port_delete_stops_traffic(lab: Lab) -> None:
+    lab.network("iso-a", "10.77.0.0/24")
+    lab.network("iso-b", "10.77.0.0/24")
+    a1 = boot(lab, "iso-a", "compute1", "iso-a1")
+    a2 = boot(lab, "iso-a", "network1", "iso-a2")
+    boot(lab, "iso-b", "compute1", "iso-b1")
+    lab.wait(lambda: lab.ping("iso-a1", "iso-a2"), 20, "a1 to reach a2")
+    assert not lab.ping("iso-b1", a2.ip or "", count=2)  # same addresses, other network: nothing answers
+    assert not lab.ping("iso-b1", a1.ip or "", count=2)  # not even on the same host
+    lab.api.delete_port(a2.port_id)
+    tap = naming.tap(a2.port_id)
+    c = o.Client(o.rundir(lab.state_dir, "network1"))
+    lab.wait(lambda: tap not in c.vsctl("list-ports", "br-int").split(), 15, "the tap off br-int")
+    assert not lab.ping("iso-a1", a2.ip or "", count=2)
+
+
+def test_ovs_agent_restart_keeps_traffic_and_a_replugged_tap_works(lab: Lab) -> None:
+    from fermion.dataplane import veth
+    from tests.dataplane.lab import loss_of, ping_loss
+
+    lab.network("rs", "10.78.0.0/24")
+    boot(lab, "rs", "compute1", "rs1")
+    vm2 = boot(lab, "rs", "compute2", "rs2")
+    lab.wait(lambda: lab.ping("rs1", "rs2"), 20, "rs1 to reach rs2")
+    supervisor = lab.extra["supervisor"]
+    pinger = ping_loss(lab, "rs1", "rs2", seconds=4)
+    for agent in supervisor.running.pop("compute1"):
+        agent.stop()
+    supervisor.reconcile()  # a fresh OVS agent: it finds its flows by cookie and changes nothing
+    assert all(a.synced.wait(10) for a in supervisor.running["compute1"])
+    out, _ = pinger.communicate(timeout=30)
+    sent, received = loss_of(out)
+    assert sent > 100 and received == sent, out
+    # the instance's tap goes away and comes back (a reboot): OVS must use the new device
+    vm1 = lab.state.instances["rs1"]
+    port = lab.api.port(vm1.port_id)
+    assert port is not None
+    veth.delete(lab.host_ns("compute1"), naming.tap(vm1.port_id))
+    veth.plug(lab.host_ns("compute1"), naming.tap(vm1.port_id), vm1.netns, "eth0", vm1.mac, 1450,
+              [f"{vm1.ip}/24"])
+    lab.wait(lambda: lab.ping("rs1", vm2.ip or "", count=1), 20, "traffic through the re-plugged tap")
+
+
+def test_ovs_flows_deleted_by_hand_come_back(lab: Lab) -> None:
+    lab.network("hand", "10.79.0.0/24")
+    boot(lab, "hand", "compute1", "hd1")
+    boot(lab, "hand", "network1", "hd2")
+    lab.wait(lambda: lab.ping("hd1", "hd2"), 20, "hd1 to reach hd2")
+    o.Client(o.rundir(lab.state_dir, "compute1")).ofctl("del-flows", "br-tun")
+    assert not lab.ping("hd1", "hd2", count=1)
+    lab.wait(lambda: lab.ping("hd1", "hd2", count=1), 20, "the periodic resync to restore br-tun's flows")
+
+
+def test_deleting_a_network_removes_its_local_vlan_and_flows(lab: Lab) -> None:
+    net = lab.network("gone", "10.80.0.0/24")
+    vm = boot(lab, "gone", "compute1", "gn1")
+    c = o.Client(o.rundir(lab.state_dir, "compute1"))
+    key = f"{o.LV_KEY}{net['id']}"
+    lab.wait(lambda: key in c.vsctl("get", "bridge", "br-int", "external_ids"), 15, "a local VLAN for the network")
+    vni = lab.api._ok(lab.api.http.get(f"/v2.0/networks/{net['id']}"))["network"]["provider:segmentation_id"]
+    lab.wait(lambda: f"tun_id={vni:#x}" in flows(lab, "compute1", "br-tun"), 15, "the network's tunnel flows")
+    instances.remove(lab.state, lab.api, vm.name)
+    lab.api._ok(lab.api.http.delete(f"/v2.0/networks/{net['id']}"))
+    lab.wait(lambda: key not in c.vsctl("get", "bridge", "br-int", "external_ids"), 15, "the local VLAN freed")
+    lab.wait(lambda: f"tun_id={vni:#x}" not in flows(lab, "compute1", "br-tun"), 15, "the tunnel flows gone")
