@@ -2,8 +2,10 @@
 with its own run directory, datapath netdev (this kernel has no OVS module, PLATFORM.md §2).
 
 OvsHost observes the bridges, ports and our flows' cookies and applies plan ops (fermion/agent/ovs/planner.py).
-A flow is known by its cookie: the agent's 32 high bits and a hash of the flow's text, so observing needs no
-parsing of OVS's rendering of a match, and a restarted agent finds its flows unchanged."""
+A flow is known by its cookie: the agent's 32 high bits and a hash of the flow's text and of the OpenFlow port
+numbers of the ports it names, so observing needs no parsing of OVS's rendering of a match, a restarted agent
+finds its flows unchanged, and a flow naming a port that was made again with another number (OVS resolves
+names when a flow is installed) is installed again."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import re
 import subprocess
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,15 @@ IFINDEX_KEY = "fermion-ifindex"  # Interface external_ids: the kernel ifindex of
 LV_KEY = "fermion-lv-"  # br-int external_ids: fermion-lv-<network id> = the network's local VLAN
 
 
-def cookie(bridge: str, flow: str) -> int:
-    return COOKIE_BASE | zlib.crc32(f"{bridge} {flow}".encode())
+_TOKEN = re.compile(r"[,=:()\s]+")
+
+
+def cookie(bridge: str, flow: str, ofports: Mapping[str, int] | None = None) -> int:
+    """ofports: the bridge's port names -> their numbers; those the flow names are part of its identity."""
+    key = f"{bridge} {flow}"
+    if ofports:
+        key += "".join(f" {t}={ofports[t]}" for t in sorted(set(_TOKEN.split(flow)) & ofports.keys()))
+    return COOKIE_BASE | zlib.crc32(key.encode())
 
 
 # ---------------------------------------------------------------- observed state and ops
@@ -49,6 +59,7 @@ class OvsState:
     flows: dict[str, set[int]] = field(default_factory=dict)  # bridge -> cookies of our flows
     local_vlans: dict[str, int] = field(default_factory=dict)  # network id -> local VLAN (br-int)
     links: set[str] = field(default_factory=set)  # kernel interfaces of the host (instance taps)
+    ofports: dict[str, int] = field(default_factory=dict)  # interface -> its OpenFlow port number (when it has one)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class AddPort:
     name: str
     port: Port
     kernel: bool = False  # a kernel veth (tap): checksum offload off, link up (netdev datapath)
+    ofport: int | None = None  # asked for (ofport_request): flows can name it before it exists, and keep it
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class DelPort:
 class AddFlows:
     bridge: str
     flows: tuple[str, ...]  # ovs-ofctl flow texts, without cookie
+    cookies: tuple[int, ...] = ()  # one per flow (cookie() with the port numbers); () = cookie() of the text
 
 
 @dataclass(frozen=True)
@@ -199,7 +212,11 @@ class OvsHost:
         ifindex = {line.split(": ")[1].split("@")[0]: line.split(": ")[0] for line in links.splitlines()
                    if ": " in line}
         state.links = set(ifindex)
-        ifaces = {i["name"]: i for i in c.table("Interface", "name,type,options,external_ids")}
+        ifaces = {i["name"]: i for i in c.table("Interface", "name,type,options,ofport,ofport_request,external_ids")}
+        for name, i in ifaces.items():  # the number it has, else the one it asked for (its device is away)
+            number = next((x for x in (i["ofport"], i["ofport_request"]) if isinstance(x, int) and x > 0), None)
+            if number is not None:
+                state.ofports[name] = number
         for port in c.table("Port", "_uuid,name,tag"):
             iface = ifaces.get(port["name"], {})
             tag = port["tag"] if isinstance(port["tag"], int) else None
@@ -238,14 +255,17 @@ class OvsHost:
                 args.append(f"tag={op.port.tag}")
             if op.kernel:
                 args += ["--", "set", "interface", op.name, f"external_ids:{IFINDEX_KEY}={self._ifindex(op.name)}"]
-            if op.port.type:
-                args += ["--", "set", "interface", op.name, f"type={op.port.type}"]
+            if op.port.type or op.ofport:
+                args += ["--", "set", "interface", op.name]
+                args += [f"type={op.port.type}"] if op.port.type else []
+                args += [f"ofport_request={op.ofport}"] if op.ofport else []
                 args += [f"options:{k}={v}" for k, v in op.port.options]
             c.vsctl(*args)
         elif isinstance(op, DelPort):
             c.vsctl("--if-exists", "del-port", op.name)
         elif isinstance(op, AddFlows):
-            text = "".join(f"cookie={cookie(op.bridge, f):#x},{f}\n" for f in op.flows)
+            cookies = op.cookies or tuple(cookie(op.bridge, f) for f in op.flows)
+            text = "".join(f"cookie={k:#x},{f}\n" for k, f in zip(cookies, op.flows, strict=True))
             c.ofctl("--bundle", "add-flows", op.bridge, "-", stdin=text)
         elif isinstance(op, DelFlows):
             text = "".join(f"cookie={k:#x}/-1\n" for k in op.cookies)

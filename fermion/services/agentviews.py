@@ -198,7 +198,8 @@ def _neighbors(conn: Connection, interfaces: dict[str, list[dict[str, Any]]]) ->
 def firewall_view(conn: Connection, host: str) -> Firewall:
     p = m.ports.c
     rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs,
-                               p.device_owner).where(p.binding_host_id == host, p.binding_vif_type == "bridge")
+                               p.device_owner)
+                        .where(p.binding_host_id == host, p.binding_vif_type.in_(("bridge", "ovs")))
                         .order_by(p.id)).all()
     ids = [x.id for x in rows]
     ips = load_fixed_ips(conn, ids)

@@ -570,7 +570,7 @@ class PortService:
                 hinted |= set(orig["security_groups"])  # the members' addresses changed
         rebind = host != orig["binding:host_id"] or (
             "binding:host_id" in changes and orig["binding:vif_type"] != "bridge")
-        # port security decides whether a driver without a firewall (openvswitch) may bind the port
+        # port security decides whether a driver that does not filter ports may bind the port
         if rebind or "binding:vnic_type" in changes or "port_security_enabled" in changes:
             binding = self.bind(conn, orig["network_id"], host,
                                 changes.get("binding:vnic_type", orig["binding:vnic_type"]), bool(pse),

@@ -1,5 +1,6 @@
 """Port binding with the openvswitch mechanism driver: vif_type ovs on hosts whose Open vSwitch agent carries
-the segment, ports with port security refused there (no OpenFlow firewall yet), and the L2 views of a VXLAN
+the segment, ports with port security bound there and in the host's firewall view (the agent's OpenFlow
+firewall filters them), and the L2 views of a VXLAN
 network spanning a Linux-bridge host and an OVS host (L2 population both ways)."""
 
 from __future__ import annotations
@@ -38,21 +39,27 @@ def test_ovs_host_binds_gre_geneve_and_vlan_without_port_security(client: SyncCl
         assert got["binding:vif_details"]["datapath_type"] == "netdev"
 
 
-def test_port_security_is_not_bound_unfiltered_on_an_ovs_host(client: SyncClient, api: Api) -> None:
+def test_port_security_binds_on_an_ovs_host_and_is_in_its_firewall_view(client: SyncClient, api: Api) -> None:
     report_ovs(client, "ovs-1")
     net = api.network(name="n")
     api.subnet(net["id"])
     port = api.port(net["id"], **{"binding:host_id": "ovs-1"})
     got = show(api, port["id"])
-    assert got["binding:vif_type"] == "binding_failed"
-    assert "port security" in got["binding:vif_details"]["error"]
+    assert got["binding:vif_type"] == "ovs", got["binding:vif_details"]
+    assert got["binding:vif_details"]["port_filter"] is True
+    fw = view(client, "ovs-1", OVS).firewall
+    assert fw is not None
+    [entry] = [p for p in fw.ports if p.id == port["id"]]
+    assert entry.port_security and entry.groups == got["security_groups"] and entry.network_id == net["id"]
+    assert {g.id for g in fw.groups} == set(got["security_groups"])
     r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"port_security_enabled": False,
                                                            "security_groups": []}})
     assert r.status_code == 200, r.text
     assert show(api, port["id"])["binding:vif_type"] == "ovs"
-    r = api.put(f"/v2.0/ports/{port['id']}", json={"port": {"port_security_enabled": True}})
-    assert r.status_code == 200, r.text
-    assert show(api, port["id"])["binding:vif_type"] == "binding_failed"
+    fw = view(client, "ovs-1", OVS).firewall
+    assert fw is not None
+    [entry] = [p for p in fw.ports if p.id == port["id"]]
+    assert not entry.port_security and not entry.groups
 
 
 def test_a_vxlan_network_spans_linuxbridge_and_ovs_hosts(client: SyncClient, api: Api) -> None:
@@ -61,7 +68,7 @@ def test_a_vxlan_network_spans_linuxbridge_and_ovs_hosts(client: SyncClient, api
     net = api.network(name="mixed", **{"provider:network_type": "vxlan"})
     api.subnet(net["id"], cidr="10.9.0.0/24")
     lb = api.port(net["id"], **{"binding:host_id": "lb-1"})
-    ov = api.port(net["id"], port_security_enabled=False, **{"binding:host_id": "ovs-1"})
+    ov = api.port(net["id"], **{"binding:host_id": "ovs-1"})
     assert show(api, lb["id"])["binding:vif_type"] == "bridge"
     assert show(api, ov["id"])["binding:vif_type"] == "ovs"
     on_lb, on_ovs = view(client, "lb-1", "Linux bridge agent"), view(client, "ovs-1", OVS)

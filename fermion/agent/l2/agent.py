@@ -12,10 +12,11 @@ from fermion import metrics
 from fermion.agent.l2.qos import PortQosManager
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
+from fermion.agent.secgroups import firewall_state
 from fermion.dataplane import DataplaneError, linkwatch, naming
 from fermion.dataplane import firewall as fw
 from fermion.dataplane.linux import LinuxHost
-from fermion.rpc.contracts import FIREWALL_KEY, Firewall, Hint, L2View, decode
+from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, decode
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "Linux bridge agent"
@@ -162,19 +163,3 @@ class LinuxBridgeAgent:
                     wake(dirty)
         finally:
             sock.close()
-
-
-
-def firewall_state(view: Firewall, tunnel_ip: str | None = None) -> fw.FirewallState:
-    return fw.FirewallState(
-        ports=tuple(fw.PortFilter(id=p.id, device=naming.tap(p.id), mac=p.mac, ips=tuple(p.ips),
-                                  allowed_pairs=tuple((a[0], a[1]) for a in p.allowed_pairs),
-                                  groups=tuple(p.groups), port_security=p.port_security, network=p.network_id)
-                    for p in view.ports),
-        groups=tuple(fw.Group(id=g.id, stateful=g.stateful, rules=tuple(
-            fw.Rule(direction=r.direction, ethertype=r.ethertype, protocol=r.protocol, port_min=r.port_min,
-                    port_max=r.port_max, remote_ip_prefix=r.remote_ip_prefix, remote_group=r.remote_group,
-                    remote_address_group=r.remote_address_group)
-            for r in g.rules)) for g in view.groups),
-        members={k: tuple(v) for k, v in view.members.items()},
-        address_groups={k: tuple(v) for k, v in view.address_groups.items()}, tunnel_ip=tunnel_ip)

@@ -2,7 +2,9 @@
 
 Partial views (hints for some networks) are merged into the last full one, so the planner always sees the
 whole host: its output for an unchanged host is empty whatever the order of hints (tested against a full
-recompute). Instance taps appear without the server knowing: a periodic look for new taps wakes the sync."""
+recompute). Instance taps appear without the server knowing: a periodic look for new taps wakes the sync.
+Security groups come as the view's firewall (with full views, and when FIREWALL_KEY is asked for, as the
+Linux-bridge agent asks for it) and are flows on br-int (agent/ovs/firewall.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, linkwatch, naming
 from fermion.dataplane import ovs as o
 from fermion.ml2.mech_drivers.openvswitch import AGENT_TYPE
-from fermion.rpc.contracts import Hint, L2View, decode
+from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, decode
 
 LOG = logging.getLogger(__name__)
 
@@ -51,9 +53,14 @@ class OvsAgent:
                 "devices": self.devices, "netns": self.netns}
 
     def relevant(self, hint: Hint) -> Iterable[str]:
+        if hint.kind == "security_group":  # rules or members changed: this host's filters may follow
+            return [FIREWALL_KEY]
+        keys = []
         if hint.network_id and (hint.network_id in self.networks or hint.host == self.host):
-            return [hint.network_id]
-        return []
+            keys.append(hint.network_id)
+        if hint.kind == "port" and hint.host == self.host:
+            keys.append(FIREWALL_KEY)
+        return keys
 
     def sync(self, view: dict[str, Any], scope: set[str] | None) -> SyncResult:
         got = decode(L2View, view)
@@ -114,7 +121,9 @@ class OvsAgent:
 
 
 def _merge(full: L2View, part: L2View, scope: set[str]) -> L2View:
-    """The last full view with the networks in scope replaced by what the partial view says of them."""
+    """The last full view with the networks in scope replaced by what the partial view says of them, and its
+    firewall by the partial view's when that has one."""
     return L2View(host=full.host,
                   networks=[n for n in full.networks if n.id not in scope] + list(part.networks),
-                  ports=[p for p in full.ports if p.network_id not in scope] + list(part.ports))
+                  ports=[p for p in full.ports if p.network_id not in scope] + list(part.ports),
+                  firewall=part.firewall if part.firewall is not None else full.firewall)

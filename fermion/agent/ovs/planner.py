@@ -5,13 +5,22 @@ host-local VLAN), br-tun (patch-tun/patch-int; table 0 classifies, 2 splits unic
 VXLAN/Geneve tunnel IDs to local VLANs, 20 unicast to the host holding a MAC (L2 population), 21 ARP
 responder, 22 floods to the hosts with ports on the network only), and br-<physnet> per bridge mapping
 (int-br-X/phy-br-X patches, local VLAN <-> provider VLAN, or untagged for flat). Tunnel ports are named
-<type>-<remote IP in hex>. Flows are compared by cookie (dataplane/ovs.py), so an unchanged view gives no op."""
+<type>-<remote IP in hex>. Flows are compared by cookie (dataplane/ovs.py), so an unchanged view gives no op.
+
+Security groups (the view's firewall) are flows on br-int too (agent/ovs/firewall.py): traffic from the taps,
+patch-tun and int-br-X goes through table 60, where what is for a filtered port takes its ingress rules.
+Every port we add asks for its OpenFlow number (the one it had, else the lowest free on its bridge), so the
+firewall's flows name taps by number, are installed before the tap is plugged (no unfiltered first packet)
+and stay right when a tap is made again."""
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass, field
 
+from fermion.agent.ovs import firewall as fw
+from fermion.agent.secgroups import firewall_state
 from fermion.dataplane import naming
 from fermion.dataplane import ovs as o
 from fermion.rpc.contracts import L2Network, L2View
@@ -81,6 +90,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         int_end, phy_end = patch_names(bridge)
         flows[bridge] += ["table=0,priority=0,actions=NORMAL", f"table=0,priority=2,in_port={phy_end},actions=drop"]
         flows[INT].append(f"table=0,priority=2,in_port={int_end},actions=drop")
+    flows[INT].append(f"table={fw.TRANSIENT},priority=0,actions=NORMAL")
     tunnels: dict[str, str] = {}
     for net in view.networks:
         _network(net, lvm[net.id], cfg, flows, tunnels)
@@ -91,6 +101,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
                                                 ("out_key", "flow"), ("remote_ip", remote))), False)
         flows[TUN].append(f"table=0,priority=1,in_port={name},actions=resubmit(,{TUN_TABLE[kind]})")
     nets = {n.id: n for n in view.networks}
+    attached: dict[str, tuple[str, int, str]] = {}  # port id -> (tap, local VLAN, MAC), for the ports up here
     for port in view.ports:
         tap = naming.tap(port.id)
         pnet = nets.get(port.network_id)
@@ -101,32 +112,65 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         ports[tap] = (o.Port(INT, lvm[port.network_id] if up else DEAD_VLAN), True)
         if up:
             out.up[port.id] = port.revision
+            attached[port.id] = (tap, lvm[port.network_id], port.mac)
         else:
             out.down.append(port.id)
+    numbers = ofports(ports, observed)
+    state = None if view.firewall is None else firewall_state(view.firewall)
+    firewall = fw.flows(state, {pid: fw.Attached(numbers[tap], lv, mac) for pid, (tap, lv, mac) in attached.items()})
+    cookies = {b: _cookies(b, flows[b] + (firewall if b == INT else []), ports, numbers) for b in bridges}
+    # the firewall's flows name taps by number: in place before a tap is plugged
+    early = tuple(f for k, f in cookies[INT].items() if f in firewall and k not in observed.flows.get(INT, set()))
+    if early:
+        out.ops.append(o.AddFlows(INT, early, tuple(k for k, f in cookies[INT].items() if f in early)))
     # ports: ours (patches, tunnels, taps on br-int) that are not wanted go; wanted ones missing or changed come
     for name, have in sorted(observed.ports.items()):
         if name not in ports and have.bridge in bridges and _ours(name, have):
             out.ops.append(o.DelPort(name))
     for name, (want, kernel) in sorted(ports.items()):
         if observed.ports.get(name) != want:
-            out.ops.append(o.AddPort(name, want, kernel))
+            out.ops.append(o.AddPort(name, want, kernel, numbers[name]))
     stale = tuple(sorted(set(observed.local_vlans) - set(lvm)))
     changed = tuple(sorted((n, v) for n, v in lvm.items() if observed.local_vlans.get(n) != v))
     if stale or changed:
         out.ops.append(o.SetLocalVlans(changed, stale))
     # flows: new ones first, then the stale ones (a replaced flow already carries its new cookie)
     for bridge in bridges:
-        by_cookie = {o.cookie(bridge, f): f for f in flows[bridge]}
         present = observed.flows.get(bridge, set())
-        new = tuple(f for k, f in sorted(by_cookie.items()) if k not in present)
+        new = {k: f for k, f in cookies[bridge].items() if k not in present and not (bridge == INT and f in early)}
         if new:
-            out.ops.append(o.AddFlows(bridge, new))
+            out.ops.append(o.AddFlows(bridge, tuple(new.values()), tuple(new)))
     for bridge in sorted(observed.flows):
-        want_cookies = {o.cookie(bridge, f) for f in flows.get(bridge, [])}
-        gone = tuple(sorted(observed.flows[bridge] - want_cookies))
+        gone = tuple(sorted(observed.flows[bridge] - set(cookies.get(bridge, {}))))
         if gone:
             out.ops.append(o.DelFlows(bridge, gone))
     return out
+
+
+def ofports(ports: dict[str, tuple[o.Port, bool]], observed: o.OvsState) -> dict[str, int]:
+    """The OpenFlow number of each wanted port: the one it has on its bridge, else the lowest free there."""
+    used: dict[str, set[int]] = {}
+    for name, have in observed.ports.items():
+        if name in observed.ofports:
+            used.setdefault(have.bridge, set()).add(observed.ofports[name])
+    out = {}
+    for name, (want, _) in sorted(ports.items()):
+        seen = observed.ports.get(name)
+        if name in observed.ofports and seen is not None and seen.bridge == want.bridge:
+            out[name] = observed.ofports[name]
+    for name, (want, _) in sorted(ports.items()):
+        if name not in out:
+            taken = used.setdefault(want.bridge, set())
+            out[name] = next(n for n in itertools.count(1) if n not in taken)
+            taken.add(out[name])
+    return out
+
+
+def _cookies(bridge: str, flows: list[str], ports: dict[str, tuple[o.Port, bool]],
+             numbers: dict[str, int]) -> dict[int, str]:
+    """cookie -> flow, sorted by cookie; the numbers of the ports a flow names are part of its cookie."""
+    mine = {name: numbers[name] for name, (want, _) in ports.items() if want.bridge == bridge}
+    return dict(sorted((o.cookie(bridge, f, mine), f) for f in flows))
 
 
 def _ours(name: str, port: o.Port) -> bool:
@@ -155,15 +199,16 @@ def _network(net: L2Network, lv: int, cfg: OvsConfig, flows: dict[str, list[str]
             flows[bridge].append(f"table=0,priority=4,in_port={phy_end},dl_vlan={lv},"
                                  f"actions=mod_vlan_vid:{seg.segmentation_id},NORMAL")
             flows[INT].append(f"table=0,priority=3,in_port={int_end},dl_vlan={seg.segmentation_id},"
-                              f"actions=mod_vlan_vid:{lv},NORMAL")
+                              f"actions=mod_vlan_vid:{lv},{_to_transient(lv)}")
         else:
             flows[bridge].append(f"table=0,priority=4,in_port={phy_end},dl_vlan={lv},actions=strip_vlan,NORMAL")
             flows[INT].append(f"table=0,priority=3,in_port={int_end},vlan_tci=0x0000/0x1fff,"
-                              f"actions=mod_vlan_vid:{lv},NORMAL")
+                              f"actions=mod_vlan_vid:{lv},{_to_transient(lv)}")
         return
     if kind not in TUN_TABLE or kind not in cfg.tunnel_types or not cfg.local_ip:
         return
     vni = seg.segmentation_id
+    flows[INT].append(f"table=0,priority=3,in_port=patch-tun,dl_vlan={lv},actions={_to_transient(lv)}")
     flows[TUN].append(f"table={TUN_TABLE[kind]},priority=1,tun_id={vni:#x},"
                       f"actions=mod_vlan_vid:{lv},output:patch-int")
     outs = []
@@ -187,3 +232,8 @@ def _network(net: L2Network, lv: int, cfg: OvsConfig, flows: dict[str, list[str]
                 f"mod_dl_src:{r.mac},load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
                 f"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:{mac_hex}->NXM_NX_ARP_SHA[],"
                 f"load:{ip_hex}->NXM_OF_ARP_SPA[],in_port")
+
+
+def _to_transient(lv: int) -> str:
+    """The firewall's table 60 (for a filtered port: its ingress rules; else NORMAL), with the network in reg6."""
+    return f"set_field:{lv}->reg6,resubmit(,{fw.TRANSIENT})"

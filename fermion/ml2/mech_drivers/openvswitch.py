@@ -2,8 +2,8 @@
 Geneve tunnels, br-<physnet> bridges for flat and VLAN provider networks (docs/ovs.md). OVS runs its
 userspace (netdev) datapath here, so it carries the segment types this kernel cannot (802.1Q, GRE, Geneve).
 
-There is no OpenFlow security-group firewall yet: a port with port security enabled is not bound to an OVS
-host (binding_failed, the reason says why) rather than bound there unfiltered."""
+Security groups are enforced by the agent's OpenFlow firewall on br-int (conntrack zones per network, as
+Neutron's "openvswitch" firewall driver; fermion/agent/ovs/firewall.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class OpenvswitchDriver:
     name = "openvswitch"
     agent_type = AGENT_TYPE
     vif_type = "ovs"
-    filters_ports = False  # no OpenFlow firewall yet
+    filters_ports = True  # the OpenFlow firewall on br-int
 
     def check_segment(self, segment: Segment, agent: AgentInfo) -> str | None:
         conf = agent.configurations
@@ -40,6 +40,6 @@ class OpenvswitchDriver:
         return f"segment type {kind} is not supported by the {AGENT_TYPE}"
 
     def vif_details(self, segment: Segment) -> dict[str, Any]:
-        # as Neutron's for a netdev datapath without the OpenFlow firewall (no hybrid plugging)
-        return {"port_filter": False, "ovs_hybrid_plug": False, "datapath_type": "netdev",
+        # as Neutron's for a netdev datapath with its OpenFlow firewall (no hybrid plugging)
+        return {"port_filter": True, "ovs_hybrid_plug": False, "datapath_type": "netdev",
                 "bridge_name": "br-int", "connectivity": "l2"}

@@ -28,10 +28,13 @@ def apply(state: o.OvsState, ops: list[o.Op]) -> o.OvsState:
             s.bridges.add(op.name)
         elif isinstance(op, o.AddPort):
             s.ports[op.name] = op.port
+            if op.ofport:
+                s.ofports[op.name] = op.ofport
         elif isinstance(op, o.DelPort):
             s.ports.pop(op.name, None)
+            s.ofports.pop(op.name, None)
         elif isinstance(op, o.AddFlows):
-            s.flows.setdefault(op.bridge, set()).update(o.cookie(op.bridge, f) for f in op.flows)
+            s.flows.setdefault(op.bridge, set()).update(op.cookies or (o.cookie(op.bridge, f) for f in op.flows))
         elif isinstance(op, o.DelFlows):
             s.flows[op.bridge] -= set(op.cookies)
         elif isinstance(op, o.SetLocalVlans):
