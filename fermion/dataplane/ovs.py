@@ -9,6 +9,7 @@ names when a flow is installed) is installed again."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,30 @@ class SetLocalVlans:
 
 
 Op = AddBridge | AddPort | DelPort | AddFlows | DelFlows | SetLocalVlans
+
+
+def applied(state: OvsState, ops: list[Op]) -> OvsState:
+    """The state ops leave when they all succeed (in memory; unit tests, and the agent between full syncs)."""
+    s = copy.deepcopy(state)
+    for op in ops:
+        if isinstance(op, AddBridge):
+            s.bridges.add(op.name)
+        elif isinstance(op, AddPort):
+            s.ports[op.name] = op.port
+            if op.ofport:
+                s.ofports[op.name] = op.ofport
+        elif isinstance(op, DelPort):
+            s.ports.pop(op.name, None)
+            s.ofports.pop(op.name, None)
+        elif isinstance(op, AddFlows):
+            s.flows.setdefault(op.bridge, set()).update(op.cookies or (cookie(op.bridge, f) for f in op.flows))
+        elif isinstance(op, DelFlows):
+            s.flows[op.bridge] -= set(op.cookies)
+        elif isinstance(op, SetLocalVlans):
+            s.local_vlans.update(dict(op.vlans))
+            for net in op.stale:
+                s.local_vlans.pop(net, None)
+    return s
 
 
 # ---------------------------------------------------------------- daemons
@@ -198,35 +224,42 @@ class OvsHost:
         self.ns = ns
 
     def observe(self) -> OvsState:
+        """One look at OVS and the host's links; the commands run side by side (each is a process)."""
         c = self.client
         state = OvsState()
-        bridge_of: dict[str, str] = {}
-        for br in c.table("Bridge", "name,ports,external_ids"):
-            state.bridges.add(br["name"])
-            ports = br["ports"] if isinstance(br["ports"], list) else [br["ports"]]
-            bridge_of.update(dict.fromkeys(ports, br["name"]))
-            if br["name"] == "br-int":
-                state.local_vlans = {k[len(LV_KEY):]: int(v) for k, v in br["external_ids"].items()
-                                     if k.startswith(LV_KEY)}
-        links = netns.run(["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show"]).stdout
-        ifindex = {line.split(": ")[1].split("@")[0]: line.split(": ")[0] for line in links.splitlines()
-                   if ": " in line}
-        state.links = set(ifindex)
-        ifaces = {i["name"]: i for i in c.table("Interface", "name,type,options,ofport,ofport_request,external_ids")}
-        for name, i in ifaces.items():  # the number it has, else the one it asked for (its device is away)
-            number = next((x for x in (i["ofport"], i["ofport_request"]) if isinstance(x, int) and x > 0), None)
-            if number is not None:
-                state.ofports[name] = number
-        for port in c.table("Port", "_uuid,name,tag"):
-            iface = ifaces.get(port["name"], {})
-            tag = port["tag"] if isinstance(port["tag"], int) else None
-            opts = tuple(sorted((iface.get("options") or {}).items()))
-            plugged = (iface.get("external_ids") or {}).get(IFINDEX_KEY)
-            ok = plugged is None or plugged == ifindex.get(port["name"])
-            state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts, ok)
-        for name in state.bridges:
-            dump = c.ofctl("dump-flows", name, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}")
-            state.flows[name] = {int(x, 16) for x in _COOKIE.findall(dump)}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            bridges = pool.submit(c.table, "Bridge", "name,ports,external_ids")
+            links = pool.submit(netns.run, ["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show"])
+            interfaces = pool.submit(c.table, "Interface", "name,type,options,ofport,ofport_request,external_ids")
+            port_rows = pool.submit(c.table, "Port", "_uuid,name,tag")
+            bridge_of: dict[str, str] = {}
+            for br in bridges.result():
+                state.bridges.add(br["name"])
+                ports = br["ports"] if isinstance(br["ports"], list) else [br["ports"]]
+                bridge_of.update(dict.fromkeys(ports, br["name"]))
+                if br["name"] == "br-int":
+                    state.local_vlans = {k[len(LV_KEY):]: int(v) for k, v in br["external_ids"].items()
+                                         if k.startswith(LV_KEY)}
+            dumps = {name: pool.submit(c.ofctl, "dump-flows", name, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}")
+                     for name in state.bridges}
+            ifindex = {line.split(": ")[1].split("@")[0]: line.split(": ")[0]
+                       for line in links.result().stdout.splitlines() if ": " in line}
+            state.links = set(ifindex)
+            ifaces = {i["name"]: i for i in interfaces.result()}
+            for name, i in ifaces.items():  # the number it has, else the one it asked for (its device is away)
+                number = next((x for x in (i["ofport"], i["ofport_request"]) if isinstance(x, int) and x > 0), None)
+                if number is not None:
+                    state.ofports[name] = number
+            for port in port_rows.result():
+                iface = ifaces.get(port["name"], {})
+                tag = port["tag"] if isinstance(port["tag"], int) else None
+                opts = tuple(sorted((iface.get("options") or {}).items()))
+                plugged = (iface.get("external_ids") or {}).get(IFINDEX_KEY)
+                ok = plugged is None or plugged == ifindex.get(port["name"])
+                state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts,
+                                                 ok)
+            for name, dump in dumps.items():
+                state.flows[name] = {int(x, 16) for x in _COOKIE.findall(dump.result())}
         return state
 
     def apply(self, ops: list[Op]) -> list[tuple[Op, str]]:

@@ -41,7 +41,8 @@ def put(lab: Lab, path: str, body: dict[str, Any]) -> Any:
 
 
 def boot(lab: Lab, network: str, host: str, name: str) -> Any:
-    # OVS hosts filter no ports yet (no OpenFlow firewall): instances there go without port security
+    # without port security, so that these L2/L3 tests need no rules (security groups on OVS hosts:
+    # test_security.py runs on a lab of OVS hosts too, test_ovs_firewall.py on a bare rig)
     return lab.boot(network, host, name, port_security=False)
 
 

@@ -38,6 +38,7 @@ class OvsAgent:
         self.netns = netns
         self.executor = executor or o.OvsHost(run, netns)
         self.view: L2View | None = None
+        self._state: o.OvsState | None = None  # OVS as the last sync left it
         self.networks: set[str] = set()
         self.taps: dict[str, str] = {}
         self.devices = 0
@@ -71,9 +72,15 @@ class OvsAgent:
                 desired = got
             else:
                 desired = _merge(self.view, got, scope)
-            observed = self.executor.observe()
+            # a firewall change alone plans against what the last sync left (kept in memory): no look at OVS, so
+            # a revoked rule cuts its connections sooner; every other sync looks at OVS again
+            if scope == {FIREWALL_KEY} and self._state is not None:
+                observed = self._state
+            else:
+                observed = self.executor.observe()
             result = plan(desired, observed, self.config)
             failed = self.executor.apply(result.ops) if result.ops else []
+            self._state = None if failed else o.applied(observed, result.ops)
             self.view = desired
             self.networks = {n.id for n in desired.networks}
             self.taps = {naming.tap(p.id): p.network_id for p in desired.ports}

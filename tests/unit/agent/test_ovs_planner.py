@@ -3,8 +3,6 @@ CHECK_NO_CHANGE_AFTER_RECOMPUTE idea), and the same bridges, ports and flows as 
 
 from __future__ import annotations
 
-import copy
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,26 +20,7 @@ VTEPS = ["198.18.0.12", "198.18.0.13", "198.18.0.14"]
 
 def apply(state: o.OvsState, ops: list[o.Op]) -> o.OvsState:
     """What OvsHost.apply does to a host, in memory."""
-    s = copy.deepcopy(state)
-    for op in ops:
-        if isinstance(op, o.AddBridge):
-            s.bridges.add(op.name)
-        elif isinstance(op, o.AddPort):
-            s.ports[op.name] = op.port
-            if op.ofport:
-                s.ofports[op.name] = op.ofport
-        elif isinstance(op, o.DelPort):
-            s.ports.pop(op.name, None)
-            s.ofports.pop(op.name, None)
-        elif isinstance(op, o.AddFlows):
-            s.flows.setdefault(op.bridge, set()).update(op.cookies or (o.cookie(op.bridge, f) for f in op.flows))
-        elif isinstance(op, o.DelFlows):
-            s.flows[op.bridge] -= set(op.cookies)
-        elif isinstance(op, o.SetLocalVlans):
-            s.local_vlans.update(dict(op.vlans))
-            for net in op.stale:
-                s.local_vlans.pop(net, None)
-    return s
+    return o.applied(state, ops)
 
 
 @st.composite
