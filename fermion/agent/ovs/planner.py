@@ -120,9 +120,10 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
     firewall = fw.flows(state, {pid: fw.Attached(numbers[tap], lv, mac) for pid, (tap, lv, mac) in attached.items()})
     cookies = {b: _cookies(b, flows[b] + (firewall if b == INT else []), ports, numbers) for b in bridges}
     # the firewall's flows name taps by number: in place before a tap is plugged
-    early = tuple(f for k, f in cookies[INT].items() if f in firewall and k not in observed.flows.get(INT, set()))
+    ours, present_int = set(firewall), observed.flows.get(INT, set())
+    early = {k: f for k, f in cookies[INT].items() if f in ours and k not in present_int}
     if early:
-        out.ops.append(o.AddFlows(INT, early, tuple(k for k, f in cookies[INT].items() if f in early)))
+        out.ops.append(o.AddFlows(INT, tuple(early.values()), tuple(early)))
     # ports: ours (patches, tunnels, taps on br-int) that are not wanted go; wanted ones missing or changed come
     for name, have in sorted(observed.ports.items()):
         if name not in ports and have.bridge in bridges and _ours(name, have):
@@ -137,7 +138,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
     # flows: new ones first, then the stale ones (a replaced flow already carries its new cookie)
     for bridge in bridges:
         present = observed.flows.get(bridge, set())
-        new = {k: f for k, f in cookies[bridge].items() if k not in present and not (bridge == INT and f in early)}
+        new = {k: f for k, f in cookies[bridge].items() if k not in present and not (bridge == INT and k in early)}
         if new:
             out.ops.append(o.AddFlows(bridge, tuple(new.values()), tuple(new)))
     for bridge in sorted(observed.flows):
