@@ -34,9 +34,13 @@ def details(conn: Connection, port_ids: Sequence[str]) -> dict[str, dict[str, An
     """trunk_details of those ports that are trunk parents: {"trunk_id", "sub_ports": [{port_id,
     segmentation_type, segmentation_id, mac_address}]}."""
     parents: dict[str, str] = {}
-    for part in chunks(list(port_ids)):
-        for trunk_id, port_id in conn.execute(select(_t.id, _t.port_id).where(_t.port_id.in_(part))):
-            parents[trunk_id] = port_id
+    if len(port_ids) > 500:  # large pages: one scan of the (few) trunks beats statements of 500 ids each
+        wanted = set(port_ids)
+        parents = {t: p for t, p in conn.execute(select(_t.id, _t.port_id)) if p in wanted}
+    else:
+        for part in chunks(list(port_ids)):
+            for trunk_id, port_id in conn.execute(select(_t.id, _t.port_id).where(_t.port_id.in_(part))):
+                parents[trunk_id] = port_id
     return details_of(conn, parents)
 
 
@@ -69,13 +73,11 @@ def load_subports(conn: Connection, trunk_ids: Sequence[str], with_mac: bool = F
 
 def refuse_delete(conn: Connection, port_id: str) -> None:
     """A port that is a trunk's parent or subport is not deleted (Neutron's PortInUseAs...)."""
-    trunk_id = conn.execute(select(_s.trunk_id).where(_s.port_id == port_id)).scalar()
-    if trunk_id is not None:
+    for trunk_id, is_parent in trunks_of(conn, [port_id]).items():
+        if is_parent:
+            raise Conflict(f"Port {port_id} is currently a parent port for trunk {trunk_id}.",
+                           type="PortInUseAsTrunkParent")
         raise Conflict(f"Port {port_id} is currently a subport for trunk {trunk_id}.", type="PortInUseAsSubPort")
-    trunk_id = conn.execute(select(_t.id).where(_t.port_id == port_id)).scalar()
-    if trunk_id is not None:
-        raise Conflict(f"Port {port_id} is currently a parent port for trunk {trunk_id}.",
-                       type="PortInUseAsTrunkParent")
 
 
 def trunks_of(conn: Connection, port_ids: Iterable[str]) -> dict[str, bool]:
