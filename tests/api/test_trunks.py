@@ -318,3 +318,22 @@ def test_bound_parents_need_a_trunk_driver_on_their_host(client: SyncClient, adm
     assert err["message"] == f"Trunk {made['id']} is currently in use."
     admin.put(f"/v2.0/ports/{parent['id']}", json={"port": {"binding:host_id": ""}})
     assert admin.delete(f"/v2.0/trunks/{made['id']}").status_code == 204
+
+
+def test_subports_follow_a_live_migrated_parent(client: SyncClient, admin: Api) -> None:
+    report_ovs(client, "ovs-1")
+    report_ovs(client, "ovs-2")
+    net = admin.network()
+    admin.subnet(net["id"])
+    parent = admin.port(net["id"], port_security_enabled=False, device_owner="compute:nova", device_id="vm-9",
+                        **{"binding:host_id": "ovs-1"})
+    sub = admin.port(net["id"], port_security_enabled=False)
+    trunk(admin, parent, [vlan(sub, 10)])
+    assert port(admin, sub["id"])["binding:host_id"] == "ovs-1"
+    r = admin.post(f"/v2.0/ports/{parent['id']}/bindings", json={"binding": {"host": "ovs-2"}})
+    assert r.status_code == 201, r.text
+    assert port(admin, sub["id"])["binding:host_id"] == "ovs-1"  # an inactive binding moves nothing
+    r = admin.put(f"/v2.0/ports/{parent['id']}/bindings/ovs-2/activate")
+    assert r.status_code == 200, r.text
+    shown = port(admin, sub["id"])
+    assert (shown["binding:host_id"], shown["binding:vif_type"]) == ("ovs-2", "ovs")
