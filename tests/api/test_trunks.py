@@ -274,8 +274,8 @@ def test_other_projects(alice: Api, bob: Api) -> None:
 
 
 def test_status_follows_the_parent_port(client: SyncClient, admin: Api) -> None:
-    report_ovs(client, "ovs-1")
-    net = admin.network()
+    report_ovs(client, "ovs-1")  # it maps physnet1 only
+    net = admin.network(**{"provider:network_type": "flat", "provider:physical_network": "physnet1"})
     admin.subnet(net["id"])
     parent = admin.port(net["id"], port_security_enabled=False)
     sub = admin.port(net["id"], port_security_enabled=False)
@@ -288,8 +288,9 @@ def test_status_follows_the_parent_port(client: SyncClient, admin: Api) -> None:
     report_ports(client, "ovs-1", up={parent["id"]: port(admin, parent["id"])["revision_number"]})
     assert port(admin, parent["id"])["status"] == "ACTIVE"
     assert show(admin, made["id"])["status"] == "ACTIVE"
-    # a subport whose binding fails (port security on an OVS host) puts the trunk in ERROR
-    bad = admin.port(net["id"])
+    # a subport whose binding fails (its network's physnet is not mapped on the host) puts the trunk in ERROR
+    elsewhere = admin.network(**{"provider:network_type": "flat", "provider:physical_network": "physnet9"})
+    bad = admin.port(elsewhere["id"], port_security_enabled=False)
     assert action(admin, made["id"], "add_subports", [vlan(bad, 11)]).json()["status"] == "ERROR"
     assert port(admin, bad["id"])["binding:vif_type"] == "binding_failed"
     assert_fault(action(admin, made["id"], "add_subports", [vlan(admin.port(net["id"]), 12)]), 409,
