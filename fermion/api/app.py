@@ -42,6 +42,7 @@ from fermion.errors import NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.resources.address_group import ACTIONS as ADDRESS_GROUP_ACTIONS
 from fermion.resources.catalog import RESOURCES, openapi_document
+from fermion.resources.trunk import ACTIONS as TRUNK_ACTIONS
 from fermion.services.registry import Services
 
 LOG = logging.getLogger("fermion.api")
@@ -56,7 +57,7 @@ ALLOWED = {"list": ("GET", "POST"), "member": ("GET", "PUT", "DELETE")}
 POOLS = ("floatingip_pools", "floatingip-pools")  # Neutron's path, and the hyphenated one other collections use
 SUBROUTES = {"tags", "dhcp-agents", "l3-agents", "default", "details", "conntrack_helpers", "port_forwardings",
              "service_profiles", "next_providers", "bindings", "counters", *ROUTER_ACTIONS, *ADDRESS_GROUP_ACTIONS,
-             *POOL_ACTIONS}
+             *POOL_ACTIONS, *TRUNK_ACTIONS}
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -349,7 +350,12 @@ class FermionApp:
             return self.bindings.handle(req, ctx, ident, rest[3:])
         if rest[2] == "tags" and len(rest) <= 4 and ctl.res.tags:
             return ctl.tags(req, ctx, ident, rest[3] if len(rest) == 4 else None)
+        if len(rest) == 3 and head == "trunks" and rest[2] == "get_subports":
+            if method != "GET":
+                raise MethodNotAllowed(f"The method {method} is not allowed on {rest[2]}")
+            return ctl.get_subports(req, ctx, ident)
         if len(rest) == 3 and ((head == "routers" and rest[2] in ROUTER_ACTIONS)
+                               or (head == "trunks" and rest[2] in TRUNK_ACTIONS)
                                or (head == "address-groups" and rest[2] in ADDRESS_GROUP_ACTIONS)
                                or (head == "subnetpools" and rest[2] in POOL_ACTIONS)):
             if method != "PUT":

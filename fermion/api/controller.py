@@ -290,7 +290,8 @@ class Controller:
 
     def action(self, req: Request, ctx: Context, ident: str, name: str) -> Response:
         """Member actions: routers' add/remove_router_interface and add/remove_extraroutes, address groups'
-        add/remove_addresses, subnet pools' add/remove_prefixes and onboard_network_subnets."""
+        add/remove_addresses, subnet pools' add/remove_prefixes and onboard_network_subnets, trunks'
+        add/remove_subports (answered with the trunk itself, as Neutron)."""
         body = req.json()
         routers = self.services.routers
         pools = self.services.subnetpools
@@ -298,6 +299,8 @@ class Controller:
         def work(conn: Connection) -> Any:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(name, self._target(conn, orig, ctx), ctx)
+            if self.res.member == "trunk":
+                return getattr(self.services.trunks, name)(conn, orig, body, ctx)
             if self.res.member == "address_group":
                 getattr(self.services.address_groups, name)(conn, orig, body)
                 return {"address_group": self.coll.get(conn, ident)}
@@ -316,6 +319,18 @@ class Controller:
         if isinstance(out, dict) and self.res.member in out:
             out = {self.res.member: self.shape([out[self.res.member]], ctx, None)[0]}
         return Response(200, out)
+
+    def get_subports(self, req: Request, ctx: Context, ident: str) -> Response:
+        """GET /trunks/{id}/get_subports: the trunk's subports, read as the trunk is (then get_subports)."""
+        visible, pred = self._visible(ctx)
+        with self.db.read() as conn:
+            item = self.coll.get(conn, ident, visible)
+            if item is not None and visible is None and not pred.evaluate(item, ctx.credentials()):
+                item = None
+        if item is None:
+            raise self._not_found(ident)
+        self._enforce("get_subports", item, ctx)
+        return Response(200, {"sub_ports": item["sub_ports"]})
 
     def _load_for_write(self, conn: Connection, ctx: Context, ident: str) -> dict[str, Any]:
         visible, pred = self._visible(ctx)

@@ -672,3 +672,22 @@ qos_minimum_bandwidth_rules = Table(
     Column("direction", String(16), nullable=False, default="egress"),
     UniqueConstraint("qos_policy_id", "direction"),
 )
+
+# Trunks (trunk, trunk-details): a parent port carrying VLAN subports. A port is the parent of at most one trunk
+# (unique) and a subport of at most one (primary key); a segmentation (type, id) appears once per trunk (unique
+# key: two concurrent adds of the same VLAN cannot both succeed).
+trunks = Table(
+    "trunks", metadata, *_standard(),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, unique=True),
+)
+
+subports = Table(
+    "subports", metadata,
+    Column("port_id", String(36), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column("trunk_id", String(36), ForeignKey("trunks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("segmentation_type", String(32), nullable=False),
+    Column("segmentation_id", Integer, nullable=False),
+    UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id"),
+)

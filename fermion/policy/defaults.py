@@ -248,7 +248,7 @@ TAGS: dict[str, str] = {
         ADMIN_OR_PARENT_OWNER_READER if verb == "get" else ADMIN_OR_PARENT_OWNER_MEMBER
     )
     for collection in ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "segments",
-                       "network_segment_ranges", "address_groups", "address_scopes", "subnetpools")
+                       "network_segment_ranges", "address_groups", "address_scopes", "subnetpools", "trunks")
     for verb in ("get", "create", "update", "delete")
 }
 
@@ -283,6 +283,17 @@ PORT_FORWARDINGS: dict[str, str] = {
     "get_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_READER,
     "update_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
     "delete_floatingip_port_forwarding": ADMIN_OR_PARENT_OWNER_MEMBER,
+}
+
+# Trunks: the owner's (or an admin's); subports are read and changed as the trunk is.
+TRUNKS: dict[str, str] = {
+    "create_trunk": ADMIN_OR_PROJECT_MEMBER,
+    "get_trunk": ADMIN_OR_PROJECT_READER,
+    "update_trunk": ADMIN_OR_PROJECT_MEMBER,
+    "delete_trunk": ADMIN_OR_PROJECT_MEMBER,
+    "get_subports": ADMIN_OR_PROJECT_READER,
+    "add_subports": ADMIN_OR_PROJECT_MEMBER,
+    "remove_subports": ADMIN_OR_PROJECT_MEMBER,
 }
 
 # Flavors are listed by anyone; profiles, bindings and all writes are admin business.
@@ -359,4 +370,5 @@ METERING: dict[str, str] = {
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
-                              **ADDRESSING, **METERING, **FWAAS, **QOS, **PORT_FORWARDINGS}
+                              **ADDRESSING, **METERING, **FWAAS, **QOS, **PORT_FORWARDINGS,
+                              **TRUNKS}

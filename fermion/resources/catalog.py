@@ -30,6 +30,8 @@ from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURI
 from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
 from fermion.resources.subnet import SUBNET
 from fermion.resources.subnetpool import SUBNETPOOL
+from fermion.resources.trunk import EXTENSIONS as TRUNK_EXTENSIONS
+from fermion.resources.trunk import TRUNK
 
 RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP,
                                                            SECURITY_GROUP, SECURITY_GROUP_RULE, SEGMENT,
@@ -37,7 +39,8 @@ RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, POR
                                                            DEFAULT_SECURITY_GROUP_RULE, FLAVOR, SERVICE_PROFILE,
                                                            RBAC_POLICY, ADDRESS_SCOPE, SUBNETPOOL, METERING_LABEL,
                                                            METERING_LABEL_RULE, FIREWALL_RULE,
-                                                           FIREWALL_POLICY, FIREWALL_GROUP, QOS_POLICY)}
+                                                           FIREWALL_POLICY, FIREWALL_GROUP, QOS_POLICY,
+                                                           TRUNK)}
 
 # Advertised only when fully implemented (DESIGN 3.1).
 EXTENSIONS: tuple[Extension, ...] = (
@@ -202,6 +205,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     FWAAS_V2,
     *QOS_EXTENSIONS,
     *PORT_FORWARDING_EXTENSIONS,
+    *TRUNK_EXTENSIONS,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 

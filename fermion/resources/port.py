@@ -3,6 +3,7 @@ from typing import Any
 from fermion import validation as v
 from fermion.resources.base import ADMIN_ONLY, AUTO, BOOL, Attribute, Resource, standard_attributes
 from fermion.resources.qos import QOS_POLICY_ID
+from fermion.resources.trunk import TRUNK_DETAILS_ATTR
 from fermion.validation import dns
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
@@ -95,5 +96,6 @@ PORT = Resource(
         Attribute("ip_allocation", sort=True, extension="ip_allocation",
                   schema={"type": "string", "enum": list(IP_ALLOCATIONS)}),
         QOS_POLICY_ID,
+        TRUNK_DETAILS_ATTR,
     ),
 )

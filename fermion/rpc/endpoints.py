@@ -24,7 +24,7 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.transport import CALLER_VERSION, Handler
-from fermion.services import fip_status, fwaas_views, metering
+from fermion.services import fip_status, fwaas_views, metering, trunk_ports
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
 from fermion.services.dhcp import NeedsWrite
@@ -129,6 +129,8 @@ class ServerEndpoints:
                 stmt = (update(m.ports).where(p.id.in_(report.down), p.binding_host_id == report.host,
                                               p.status != "DOWN").values(status="DOWN"))
                 changed += conn.execute(stmt).rowcount or 0
+            if changed:  # the trunks whose parents these are follow them (services.trunk_ports)
+                trunk_ports.refresh_for_ports(conn, [*report.up, *report.down])
             active = []
             if awaited:
                 active = list(conn.scalars(select(p.id).where(p.id.in_(awaited), p.status == "ACTIVE")))

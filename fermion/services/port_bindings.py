@@ -16,7 +16,7 @@ from fermion.db import models as m
 from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, NeutronError, NotFound
 from fermion.rpc.contracts import Hint
-from fermion.services import common
+from fermion.services import common, trunk_ports
 from fermion.services.ports import PortService
 
 ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"
@@ -156,6 +156,7 @@ class PortBindingService:
         common.bump(conn, m.ports, pid, {
             "binding_host_id": host, "binding_vnic_type": wanted.vnic_type, "binding_profile": wanted.profile or {},
             "binding_vif_type": binding.vif_type, "binding_vif_details": binding.vif_details, "status": "DOWN"})
+        trunk_ports.port_changed(conn, self.ports, pid, host)  # a trunk parent takes its subports along
         self._hint_hosts(conn, port, host, old_host)
         return {"host": host, "vif_type": binding.vif_type, "vnic_type": wanted.vnic_type, "status": ACTIVE,
                 "profile": wanted.profile or {}, "vif_details": binding.vif_details}
@@ -167,6 +168,7 @@ class PortBindingService:
             # the active binding: the port is left unbound (its agent removes it)
             common.bump(conn, m.ports, pid, {"binding_host_id": "", "binding_vif_type": "unbound",
                                              "binding_vif_details": {}, "status": "DOWN"})
+            trunk_ports.port_changed(conn, self.ports, pid, "")
             self._hint_hosts(conn, port, None, host)
             return
         b = m.port_bindings.c

@@ -23,7 +23,7 @@ from fermion.ml2.manager import load_segments
 from fermion.resources.base import AUTO
 from fermion.resources.port import PORT
 from fermion.rpc.contracts import Hint
-from fermion.services import common, dvr, ipam, port_forwardings, qos_bindings, routed
+from fermion.services import common, dvr, ipam, port_forwardings, qos_bindings, routed, trunk_ports
 from fermion.services.agents import AgentService
 from fermion.services.query import Collection, chunks
 from fermion.services.quotas import QuotaService
@@ -93,13 +93,15 @@ _GROUPS_OF_PORTS = Prepared(_groups.where(_b.port_id.in_(bindparam("b_ids", expa
 _p = m.ports.c
 _MACS_OF_PORTS = select(_p.id, _p.mac_address).where(_p.id.in_(bindparam("b_ids", expanding=True)))
 _t = m.tags.c
-# the addresses, groups and tags of a few ports (a show, a filtered list) in one round trip, told apart by
-# the first column
+_tr = m.trunks.c
+# the addresses, groups, tags and trunks (of parents) of a few ports (a show, a filtered list) in one round trip,
+# told apart by the first column
 _ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
 _PORTS_PARTS = Prepared(union_all(
     select(literal(1), _a.port_id, _a.subnet_id, _a.ip_address).where(_a.port_id.in_(_ids)),
     select(literal(2), _b.port_id, _b.security_group_id, null()).where(_b.port_id.in_(_ids)),
-    select(literal(3), _t.resource_id, _t.tag, null()).where(_t.resource_id.in_(_ids))))
+    select(literal(3), _t.resource_id, _t.tag, null()).where(_t.resource_id.in_(_ids)),
+    select(literal(4), _tr.port_id, _tr.id, null()).where(_tr.port_id.in_(_ids))))
 _PARTS_AT_ONCE = 500  # ports per statement; larger pages read each kind apart (full scans past 2000)
 
 
@@ -167,9 +169,12 @@ class PortCollection(Collection):
         ips: dict[str, list[dict[str, str]]] = defaultdict(list)
         groups: dict[str, list[str]] = defaultdict(list)
         own_tags: dict[str, list[str]] = defaultdict(list)
+        parents: dict[str, str] = {}
         for kind, pid, value, ip in _PORTS_PARTS.rows(conn, {"b_ids": [r[0] for r in rows]}):
             if kind == 1:
                 ips[pid].append({"subnet_id": value, "ip_address": ip})
+            elif kind == 4:
+                parents[value] = pid
             else:
                 (groups if kind == 2 else own_tags)[pid].append(value)
         for found in (groups, own_tags):
@@ -188,7 +193,17 @@ class PortCollection(Collection):
             item["fixed_ips"] = fixed
             item["security_groups"] = groups_of(pid) or []
         self._finish(items)
+        if parents:
+            self._trunk_details(items, trunk_ports.details_of(conn, parents))
         return items
+
+    @staticmethod
+    def _trunk_details(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> None:
+        """trunk-details: shown on trunk parents only, as Neutron."""
+        for item in items:
+            got = found.get(item["id"])
+            if got is not None:
+                item["trunk_details"] = got
 
     def complete(self, conn: Connection, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
         ids = [i["id"] for i in items]
@@ -199,6 +214,7 @@ class PortCollection(Collection):
             item["fixed_ips"] = ips_of(pid) or []
             item["security_groups"] = groups_of(pid) or []
         self._finish(items)
+        self._trunk_details(items, trunk_ports.details(conn, ids))
 
 
 def load_port_groups(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -582,6 +598,8 @@ class PortService:
                 b = m.port_bindings.c
                 conn.execute(delete(m.port_bindings).where(b.port_id == pid, b.host == host))
         common.bump(conn, m.ports, pid, values, expect_revision)
+        if "status" in values or "binding_vif_type" in values:  # a trunk's parent or subport: the trunk follows
+            trunk_ports.port_changed(conn, self, pid, host)
         emit_group_hints(conn, hinted)
         rev = orig["revision_number"] + 1
         common.emit(conn, Hint("port", pid, rev, orig["network_id"], host or None))
@@ -642,6 +660,7 @@ class PortService:
                                                  "binding_vif_details": binding.vif_details})
                 common.emit(conn, Hint("port", pid, revision + 1, network_id, host))
                 bound += 1
+                trunk_ports.refresh_for_ports(conn, [pid])
         return bound
 
     def _replace_ips(self, conn: Connection, orig: dict[str, Any], wanted: list[dict[str, str]]) -> None:
@@ -667,6 +686,7 @@ class PortService:
         if ctx is not None and orig["device_owner"] in SERVICE_OWNERS:
             raise Conflict(f"Port {pid} cannot be deleted directly via the port API: has device owner "
                            f"{orig['device_owner']}.", type="ServicePortInUse")
+        trunk_ports.refuse_delete(conn, pid)
         if expect_revision is not None:
             common.bump(conn, m.ports, pid, {}, expect_revision)
         for router_id in disassociate_floating_ips(conn, pid) + port_forwardings.forget_port(conn, pid):

@@ -39,6 +39,7 @@ from fermion.services.security_groups import SecurityGroupService
 from fermion.services.segments import SegmentRangeService, SegmentService
 from fermion.services.subnetpools import SubnetPoolService
 from fermion.services.subnets import SubnetService
+from fermion.services.trunks import TrunkService
 
 
 class ResourceService(Protocol):
@@ -81,6 +82,7 @@ class Services:
     fwaas: FirewallService
     qos: QosService
     port_forwardings: PortForwardingService
+    trunks: TrunkService
     metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
     metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
@@ -117,7 +119,8 @@ class Services:
                    rbac=RbacService(quotas), address_scopes=AddressScopeService(quotas), subnetpools=pools,
                    port_bindings=PortBindingService(ports), fwaas=FirewallService(routers),
                    qos=QosService(quotas),
-                   port_forwardings=PortForwardingService(floatingips._router_for, routers.changed))
+                   port_forwardings=PortForwardingService(floatingips._router_for, routers.changed),
+                   trunks=TrunkService(ports, agents))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
@@ -130,5 +133,5 @@ class Services:
             "address_scopes": self.address_scopes, "subnetpools": self.subnetpools,
             "metering_labels": self.metering_labels, "metering_label_rules": self.metering_label_rules,
             "firewall_rules": self.fwaas.rules, "firewall_policies": self.fwaas.policies,
-            "firewall_groups": self.fwaas.groups, "policies": self.qos}
+            "firewall_groups": self.fwaas.groups, "policies": self.qos, "trunks": self.trunks}
         return table[collection]

@@ -55,8 +55,8 @@ def test_extensions_list_and_show(api: Api) -> None:
 
 def test_unimplemented_extensions_are_not_advertised(api: Api) -> None:
     aliases = {e["alias"] for e in api.get("/v2.0/extensions").json()["extensions"]}
-    assert "trunk" not in aliases and "qos-pps" not in aliases
-    assert_fault(api.get("/v2.0/extensions/trunk"), 404)
+    assert "bgpvpn" not in aliases and "qos-pps" not in aliases
+    assert_fault(api.get("/v2.0/extensions/bgpvpn"), 404)
     assert_fault(api.get("/v2.0/extensions/no-such-thing"), 404)
 
 
@@ -96,7 +96,7 @@ def test_request_id_and_content_type_on_every_response(api: Api, client: Any) ->
 
 
 def test_unknown_paths_are_404_neutron_errors(api: Api) -> None:
-    assert_fault(api.get("/v2.0/trunks"), 404)
+    assert_fault(api.get("/v2.0/bgpvpn/bgpvpns"), 404)
     assert_fault(api.get("/v3/networks"), 404)
     net = api.network()
     assert_fault(api.get(f"/v2.0/networks/{net['id']}/bogus"), 404)

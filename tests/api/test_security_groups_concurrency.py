@@ -4,33 +4,20 @@ group), and the same rule added by many clients at once (one rule, the others to
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.support import servers
+from tests.support import races
 
 MEMBER = {"X-Project-Id": "sg-race", "X-Roles": "member"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with servers.temporary_database(request.param, tmp_path) as url, servers.live_server(url) as ep:
-        yield ep
+endpoint = races.endpoint  # the fixture: a live server on each database
 
 
 def _in_parallel(endpoint: str, n: int, call: Any) -> list[httpx.Response]:
-    def worker(i: int) -> httpx.Response:
-        with httpx.Client(base_url=endpoint, headers=MEMBER, timeout=120) as c:
-            return call(c, i)  # type: ignore[no-any-return]
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(worker, range(n)))
+    return races.in_parallel(endpoint, MEMBER, n, call)
 
 
 def test_first_use_from_many_clients_makes_one_default_group(endpoint: str) -> None:
