@@ -59,8 +59,10 @@ def test_agents_report_their_kind(lab: Lab) -> None:
 def test_vxlan_network_spans_ovs_and_linux_bridge_hosts(lab: Lab) -> None:
     lab.network("mixed", "10.71.0.0/24")
     # both get their address from dnsmasq on network1, an OVS host
-    vm1 = boot(lab, "mixed", "compute1", "mx1")
-    vm2 = boot(lab, "mixed", "compute2", "mx2")
+    # in the default group, whose members reach each other: OpenFlow on one side and nftables on the
+    # other agree on the membership
+    vm1 = lab.boot("mixed", "compute1", "mx1")
+    vm2 = lab.boot("mixed", "compute2", "mx2")
     lab.wait(lambda: lab.ping("mx1", "mx2"), 20, "the OVS host's instance to reach the Linux-bridge host's")
     assert lab.ping("mx2", "mx1")
     port1 = lab.api.port(vm1.port_id)

@@ -267,7 +267,7 @@ def test_ovs_and_linux_bridge_hosts_with_agent_processes(tmp_path: Path) -> None
         lab.network("gen", "10.9.2.0/24", **{"provider:network_type": "geneve", "provider:segmentation_id": 99})
         for name, net, host in (("vm1", "mixed", "compute1"), ("vm2", "mixed", "compute2"),
                                 ("vm3", "gen", "compute1"), ("vm4", "gen", "network1")):
-            boot = a.lab("boot", "--network", net, "--host", host, "--no-port-security", name)
+            boot = a.lab("boot", "--network", net, "--host", host, name)  # default group: members meet
             assert boot.returncode == 0, boot.stderr
         state = LabState.load(state_path(a.state_dir))
         assert state is not None
