@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.11"
+VERSION = "1.12"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -32,6 +32,7 @@ HISTORY = {
             "neighbours), L3View.dvr_mac and L3View.fip_gateways (the host's floating-IP namespaces)",
     "1.11": "service plugins: QoS rules on L2Port, FloatingIp and Router.gateway_qos; Router.firewall_groups "
             "(FWaaS v2) with FirewallReport; Router.metering_labels with MeteringReport; Router.port_forwardings",
+    "1.12": "trunks: L2Port.trunk_id on a trunk's parent, L2Port.parent_id and segmentation_id on its subports",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -169,6 +170,9 @@ class L2Port:
     admin_state_up: bool
     device_owner: str
     qos: QosRules | None = None  # the port's effective QoS policy (its own, else its network's); None: none
+    trunk_id: str = ""  # the trunk this port is the parent of ("": none)
+    parent_id: str = ""  # a trunk's subport: the trunk's parent port, whose tap carries it tagged
+    segmentation_id: int = 0  # a subport: its VLAN on the parent's tap
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import Connection, select
 
@@ -63,8 +64,24 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
         networks.append(L2Network(id=net_id, mtu=mtu, admin_state_up=admin_up,
                                   segment=Segment(seg.network_type, seg.physical_network, seg.segmentation_id),
                                   vteps=sorted({r.vtep for r in rports}), remote_ports=rports))
-    ports = qos_views.l2_ports(conn, [x for x in ports if x.network_id in carried])
+    ports = _trunks(conn, qos_views.l2_ports(conn, [x for x in ports if x.network_id in carried]))
     return L2View(host=host, networks=networks, ports=ports, partial=network_ids is not None)
+
+
+def _trunks(conn: Connection, ports: list[L2Port]) -> list[L2Port]:
+    """Trunk parents carry their trunk's id, subports their parent and VLAN (the OVS agent's trunk bridges)."""
+    ids = [x.id for x in ports]
+    if not ids:
+        return ports
+    t, sp = m.trunks.c, m.subports.c
+    parents = dict(conn.execute(select(t.port_id, t.id).where(t.port_id.in_(ids))).all())
+    subs = {r[0]: (r[1], r[2]) for r in conn.execute(
+        select(sp.port_id, t.port_id, sp.segmentation_id).join(m.trunks, t.id == sp.trunk_id)
+        .where(sp.port_id.in_(ids)))}
+    if not parents and not subs:
+        return ports
+    return [replace(x, trunk_id=parents.get(x.id, ""), parent_id=subs.get(x.id, ("", 0))[0],
+                    segmentation_id=subs.get(x.id, ("", 0))[1]) for x in ports]
 
 
 def _remote_ports(conn: Connection, agents: AgentService, host: str, net_ids: list[str],

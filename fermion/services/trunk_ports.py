@@ -1,9 +1,10 @@
 """What trunks mean for ports: a parent's trunk_details, the ports a trunk keeps from being deleted, subports
 that follow their parent's host, and the trunk status derived from the ports.
 
-Status (until OVS hosts realize trunks, see docs/trunks.md): ERROR when a subport's binding failed, ACTIVE when
-the parent port is ACTIVE and every subport is bound, DOWN otherwise. It is recomputed whenever one of its ports
-changes status or binding, and stored (so lists filter and sort on it); a change bumps the trunk's revision.
+Status (docs/trunks.md): ERROR when a subport's binding failed; DOWN while the parent port is not ACTIVE or a
+subport is unbound; BUILD while the parent is ACTIVE and its host's agent has not yet reported every subport
+wired (OVS hosts: the trunk bridge's patch ports); ACTIVE then. It is recomputed whenever one of its ports changes
+status or binding, and stored (so lists filter and sort on it); a change bumps the trunk's revision.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 _t = m.trunks.c
 _s = m.subports.c
 _p = m.ports.c
-ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"
+ACTIVE, BUILD, DOWN, ERROR = "ACTIVE", "BUILD", "DOWN", "ERROR"
 
 
 def details(conn: Connection, port_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -124,13 +125,15 @@ def set_ports(conn: Connection, ports: PortService, port_ids: Sequence[str], wan
             ports.update(conn, orig, changes, None)
 
 
-def status_of(parent_status: str, subport_vif_types: Iterable[str]) -> str:
-    vifs = list(subport_vif_types)
-    if FAILED in vifs:
+def status_of(parent_status: str, subports: Iterable[tuple[str, str]]) -> str:
+    """From the parent port's status and each subport's (binding vif type, status)."""
+    subs = list(subports)
+    if any(vif == FAILED for vif, _ in subs):
         return ERROR
-    if parent_status == ACTIVE and all(vif not in (UNBOUND, FAILED) for vif in vifs):
-        return ACTIVE
-    return DOWN
+    if parent_status != ACTIVE or any(vif == UNBOUND for vif, _ in subs):
+        return DOWN
+    # the parent is wired; its subports are once the host's agent reports them (their trunk bridge patches)
+    return ACTIVE if all(status == ACTIVE for _, status in subs) else BUILD
 
 
 def statuses(conn: Connection, trunk_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -139,10 +142,11 @@ def statuses(conn: Connection, trunk_ids: Sequence[str]) -> dict[str, tuple[str,
     for part in chunks(sorted(set(trunk_ids))):
         rows = conn.execute(select(_t.id, _t.status, _p.status.label("parent_status"))
                             .join(m.ports, _p.id == _t.port_id).where(_t.id.in_(part))).all()
-        vifs: dict[str, list[str]] = defaultdict(list)
-        for trunk_id, vif in conn.execute(select(_s.trunk_id, _p.binding_vif_type)
-                                          .join(m.ports, _p.id == _s.port_id).where(_s.trunk_id.in_(part))):
-            vifs[trunk_id].append(vif)
+        vifs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for trunk_id, vif, status in conn.execute(select(_s.trunk_id, _p.binding_vif_type, _p.status)
+                                                  .join(m.ports, _p.id == _s.port_id)
+                                                  .where(_s.trunk_id.in_(part))):
+            vifs[trunk_id].append((vif, status))
         for trunk_id, current, parent_status in rows:
             out[trunk_id] = (current, status_of(parent_status, vifs.get(trunk_id, [])))
     return out

@@ -19,6 +19,7 @@ from fermion.db.writes import insert_if_absent
 from fermion.errors import BadRequest, Conflict, InvalidInput, NotFound
 from fermion.ml2.mech_drivers.openvswitch import AGENT_TYPE as OVS_AGENT
 from fermion.resources.trunk import INHERIT, TRUNK, subports_problem
+from fermion.rpc.contracts import Hint
 from fermion.services import common, trunk_ports
 from fermion.services.agents import AgentService
 from fermion.services.ports import PortService
@@ -189,6 +190,7 @@ class TrunkService:
             _, status = trunk_ports.statuses(conn, [row["id"]])[row["id"]]
             if status != row["status"]:  # a new trunk's first status is no change: revision 1
                 conn.execute(update(m.trunks).where(_t.id == row["id"]).values(status=status))
+            _hint_parent(conn, item["port_id"])
             out.append(self._row(conn, row["id"]))
         return out
 
@@ -217,6 +219,7 @@ class TrunkService:
         trunk_ports.release(conn, self.ports, ids)
         conn.execute(delete(m.tags).where(m.tags.c.resource_id == tid))
         conn.execute(delete(m.trunks).where(_t.id == tid))
+        _hint_parent(conn, orig["port_id"])
 
     def add_subports(self, conn: Connection, orig: dict[str, Any], body: Any, ctx: Context | None = None
                      ) -> dict[str, Any]:
@@ -259,6 +262,14 @@ class TrunkService:
         item = self.collection.get(conn, tid)
         assert item is not None
         return item
+
+
+def _hint_parent(conn: Connection, port_id: str) -> None:
+    """The parent's host builds (or takes down) the trunk bridge: its agent hears of the parent."""
+    p = m.ports.c
+    row = conn.execute(select(p.network_id, p.binding_host_id, p.revision_number).where(p.id == port_id)).first()
+    if row is not None and row.binding_host_id:
+        common.emit(conn, Hint("port", port_id, row.revision_number, row.network_id, row.binding_host_id))
 
 
 def _requested(body: Any) -> list[dict[str, Any]]:

@@ -287,6 +287,8 @@ def test_status_follows_the_parent_port(client: SyncClient, admin: Api) -> None:
     assert show(admin, made["id"])["status"] == "DOWN"  # the parent is not ACTIVE yet
     report_ports(client, "ovs-1", up={parent["id"]: port(admin, parent["id"])["revision_number"]})
     assert port(admin, parent["id"])["status"] == "ACTIVE"
+    assert show(admin, made["id"])["status"] == "BUILD"  # the parent is wired, its subport not yet
+    report_ports(client, "ovs-1", up={sub["id"]: port(admin, sub["id"])["revision_number"]})
     assert show(admin, made["id"])["status"] == "ACTIVE"
     # a subport whose binding fails (its network's physnet is not mapped on the host) puts the trunk in ERROR
     elsewhere = admin.network(**{"provider:network_type": "flat", "provider:physical_network": "physnet9"})
