@@ -102,7 +102,7 @@ def port_extra(api: Api, network_id: str) -> dict[str, Any]:
     return {"port_security_enabled": False}
 
 
-def bench_activation(api: Api, state: LabState, n: int) -> dict[str, list[float]]:
+def bench_activation(api: Api, state: LabState, n: int, patience: float = 10) -> dict[str, list[float]]:
     net = api._ok(api.http.post("/v2.0/networks", json={"network": {"name": "bench"}}))["network"]
     api._ok(api.http.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.60.0.0/20",
                                                               "ip_version": 4, "enable_dhcp": False}}))
@@ -125,12 +125,12 @@ def bench_activation(api: Api, state: LabState, n: int) -> dict[str, list[float]
             if got and got["status"] == "ACTIVE":
                 active.append(time.perf_counter() - t0)
                 break
-            if time.perf_counter() - t0 > 10:
-                raise RuntimeError(f"port {port['id']} not ACTIVE after 10 s")
+            if time.perf_counter() - t0 > patience:
+                raise RuntimeError(f"port {port['id']} not ACTIVE after {patience:.0f} s")
             time.sleep(0.005)
         # like Nova, the guest starts once the port is ACTIVE (network-vif-plugged)
         pinger = subprocess.run(["ip", "netns", "exec", ns_name, "ping", "-n", "-q", "-c", "1", "-i", "0.01", "-w",
-                                 "10", peer_ip], stdout=subprocess.DEVNULL, check=False)
+                                 str(int(patience)), peer_ip], stdout=subprocess.DEVNULL, check=False)
         if pinger.returncode != 0:
             raise RuntimeError(f"no ping reply from instance b{i}")
         first_reply.append(time.perf_counter() - t0)
@@ -345,7 +345,10 @@ def main() -> int:
                     raise RuntimeError("agents did not report")
                 time.sleep(0.1)
             if parts & {"activation", "throughput"}:  # the throughput instances come from this part
-                act = bench_activation(api, state, args.ports if "activation" in parts else 2)
+                # OVS hosts: each port added costs vswitchd more the more ports it has (netdev datapath), so
+                # a slow port is waited for and counted rather than ending the run
+                act = bench_activation(api, state, args.ports if "activation" in parts else 2,
+                                       60 if args.agent == "ovs" else 10)
             if "activation" in parts:
                 rows.append((f"port create -> ACTIVE ({args.ports} ports, 1 host)",
                              f"p50 {ms(pct(act['active'], .5))} / p99 {ms(pct(act['active'], .99))}", "p99 <= 1 s"))
