@@ -10,11 +10,17 @@ process, SQLite) with emulated hosts in namespaces, and prints a table:
   * instance-to-instance TCP throughput over VXLAN (iperf3) compared, in the same run, with a bare
     veth + bridge + vxlan path built by hand between two other namespaces (the kernel's limit here)
 
+With --agent ovs the hosts are Open vSwitch hosts (their own ovsdb-server/ovs-vswitchd, netdev datapath) run by
+the OVS agent: cold resync starts from an OVS without the agent's bridges and flows (br-int, br-tun gone), and
+the hand-built path is two OVS netdev hosts with a br-int-like bridge and a userspace VXLAN port. Ports are
+created with port security off when OVS hosts refuse to bind them with it (no OpenFlow firewall yet).
+
 Everything lives in namespaces named fb<random>-*, addresses are 198.18.0.0/15 (underlay) and 10.x inside
 namespaces, and everything is removed at the end, even on errors.
 
     sudo .venv/bin/python bench/dataplane.py            # defaults: 200 ports, 1000 for resync
     sudo .venv/bin/python bench/dataplane.py --quick    # 40 ports, 200 for resync
+    sudo .venv/bin/python bench/dataplane.py --agent ovs
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fermion.config import settings as cfg  # noqa: E402
 from fermion.dataplane import firewall as fw  # noqa: E402
-from fermion.dataplane import naming, netns, veth  # noqa: E402
+from fermion.dataplane import naming, netns, ovs, veth  # noqa: E402
 from fermion.db import migrate  # noqa: E402
 from fermion.db.engine import Database  # noqa: E402
 from fermion.lab import instances, topology  # noqa: E402
@@ -84,11 +90,25 @@ def plug_static(ns_name: str, host_ns: str, port: dict, mtu: int, prefixlen: int
     veth.plug(host_ns, naming.tap(port["id"]), ns_name, "eth0", port["mac_address"], mtu, [f"{ip}/{prefixlen}"])
 
 
-def bench_activation(api: Api, state: LabState, n: int) -> dict[str, list[float]]:
+def port_extra(api: Api, network_id: str) -> dict[str, Any]:
+    """What the benchmark's ports need to bind on these hosts: port security off where a host refuses ports
+    with it (OVS hosts without an OpenFlow firewall), judged from a probe port's binding."""
+    probe = api.create_port({"network_id": network_id, "binding:host_id": "compute1", "device_owner": "compute:nova",
+                             "device_id": "bench-probe"})
+    api.delete_port(probe["id"])
+    if probe["binding:vif_type"] != "binding_failed":
+        return {}
+    print("ports are bound with port security off (the hosts refuse it)", file=sys.stderr)
+    return {"port_security_enabled": False}
+
+
+def bench_activation(api: Api, state: LabState, n: int, patience: float = 10) -> dict[str, list[float]]:
     net = api._ok(api.http.post("/v2.0/networks", json={"network": {"name": "bench"}}))["network"]
     api._ok(api.http.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.60.0.0/20",
                                                               "ip_version": 4, "enable_dhcp": False}}))
-    peer = api.create_port({"network_id": net["id"], "binding:host_id": "compute2", "device_owner": "compute:nova"})
+    extra = port_extra(api, net["id"])
+    peer = api.create_port({"network_id": net["id"], "binding:host_id": "compute2", "device_owner": "compute:nova",
+                            **extra})
     peer_ns = f"{state.prefix}-vm-peer"
     plug_static(peer_ns, state.hosts["compute2"].netns, peer, net["mtu"], 20)
     instances.wait_port_status(api, peer["id"], "ACTIVE")
@@ -97,7 +117,7 @@ def bench_activation(api: Api, state: LabState, n: int) -> dict[str, list[float]
     for i in range(n):
         t0 = time.perf_counter()
         port = api.create_port({"network_id": net["id"], "binding:host_id": "compute1",
-                                "device_owner": "compute:nova", "device_id": f"bench-{i}"})
+                                "device_owner": "compute:nova", "device_id": f"bench-{i}", **extra})
         ns_name = f"{state.prefix}-vm-b{i}"
         plug_static(ns_name, state.hosts["compute1"].netns, port, net["mtu"], 20)
         while True:
@@ -105,12 +125,12 @@ def bench_activation(api: Api, state: LabState, n: int) -> dict[str, list[float]
             if got and got["status"] == "ACTIVE":
                 active.append(time.perf_counter() - t0)
                 break
-            if time.perf_counter() - t0 > 10:
-                raise RuntimeError(f"port {port['id']} not ACTIVE after 10 s")
+            if time.perf_counter() - t0 > patience:
+                raise RuntimeError(f"port {port['id']} not ACTIVE after {patience:.0f} s")
             time.sleep(0.005)
         # like Nova, the guest starts once the port is ACTIVE (network-vif-plugged)
         pinger = subprocess.run(["ip", "netns", "exec", ns_name, "ping", "-n", "-q", "-c", "1", "-i", "0.01", "-w",
-                                 "10", peer_ip], stdout=subprocess.DEVNULL, check=False)
+                                 str(int(patience)), peer_ip], stdout=subprocess.DEVNULL, check=False)
         if pinger.returncode != 0:
             raise RuntimeError(f"no ping reply from instance b{i}")
         first_reply.append(time.perf_counter() - t0)
@@ -128,10 +148,11 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
     for agent in binder:
         agent.start()
     binder[0].synced.wait(30)
+    extra = port_extra(api, net["id"])
     ids = []
     for start in range(0, n, 100):
         body = {"ports": [{"network_id": net["id"], "binding:host_id": "compute1", "device_owner": "compute:nova",
-                           "device_id": f"r{j}"} for j in range(start, min(n, start + 100))]}
+                           "device_id": f"r{j}", **extra} for j in range(start, min(n, start + 100))]}
         ids += [p["id"] for p in api._ok(api.http.post("/v2.0/ports", json=body))["ports"]]
     for agent in binder:
         agent.stop()
@@ -144,7 +165,9 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
             ipr.link("set", index=ipr.link_lookup(ifname=naming.tap(pid))[0], state="up")
     out = {}
     for label in ("cold", "warm"):
-        if label == "cold":
+        if label == "cold" and host.switch == "ovs":
+            ovs_fresh(ovs.rundir(state_dir, host.name))
+        elif label == "cold":
             netns.run(["ip", "-n", host.netns, "link", "del", naming.bridge(net["id"])], check=False)
             for family, table in (("bridge", fw.TABLE), ("inet", fw.TABLE), ("inet", fw.STAMP_TABLE)):
                 netns.run(["ip", "netns", "exec", host.netns, "nft", "delete", "table", family, table], check=False)
@@ -165,11 +188,40 @@ def bench_resync(api: Api, state: LabState, settings: cfg.Settings, app: object,
             time.sleep(0.05)
         out[label] = time.perf_counter() - t0
         out[f"{label}_sync"] = l2.last_sync_seconds
-        phases = {**l2.last_sync_phases, **l2.driver.last_phases}
+        phases = {**l2.last_sync_phases, **getattr(l2.driver, "last_phases", {})}
         print(f"{label} resync phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()), file=sys.stderr)
         for agent in agents:
             agent.stop()
     return out
+
+
+def ovs_fresh(run: Path) -> None:
+    """The host's OVS as before any agent ran: no br-int or br-tun, none of the agent's flows or patch ports on
+    the operator's bridges (br-ul with the underlay address, the physical networks' bridges stay)."""
+    client = ovs.Client(run)
+    client.vsctl("--if-exists", "del-br", "br-int", "--", "--if-exists", "del-br", "br-tun")
+    for bridge in client.vsctl("list-br").split():
+        for port in client.vsctl("list-ports", bridge).split():
+            if port.startswith("phy-br-"):
+                client.vsctl("del-port", bridge, port)
+        client.ofctl("del-flows", bridge, f"cookie={ovs.COOKIE_BASE:#x}/{ovs.COOKIE_MASK:#x}")
+
+
+def only_two_instances(api: Api, state: LabState, state_dir: Path) -> None:
+    """OVS hosts: every netdev port costs vswitchd's main thread a poll on each pass (40 idle instances on a host
+    took a third off the throughput), so the throughput is measured, like the hand-built path's, with the two
+    instances alone: the others are deleted (ports and taps) and the agent takes them out of br-int."""
+    ports = api._ok(api.http.get("/v2.0/ports", params={"device_owner": "compute:nova"}))["ports"]
+    gone = [p for p in ports if p["device_id"].startswith("bench-") and p["device_id"] != "bench-0"]
+    for port in gone:
+        api.delete_port(port["id"])
+        netns.delete(f"{state.prefix}-vm-b{port['device_id'].split('-')[1]}")
+    client, taps = ovs.Client(ovs.rundir(state_dir, "compute1")), {naming.tap(p["id"]) for p in gone}
+    deadline = time.monotonic() + 60
+    while taps & set(client.vsctl("list-ports", "br-int").split()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the OVS agent did not unplug the deleted instances")
+        time.sleep(0.1)
 
 
 def iperf(client_ns: str, server_ns: str, server_ip: str, seconds: int) -> float:
@@ -217,6 +269,47 @@ def hand_built(prefix: str) -> tuple[str, str, str]:
     return i1, i2, "10.99.0.2"
 
 
+def hand_built_ovs(prefix: str, base: Path, mtu: int) -> tuple[str, str, str]:
+    """Two OVS netdev hosts (own ovsdb-server/ovs-vswitchd each, run dirs base/ovs-hb-h1, -h2) and two
+    instances, as PLATFORM.md section 2: the underlay address on br-phy (ul0 a port of it), br-int with the
+    instance's veth and a userspace VXLAN port, tx checksum offload off on every veth."""
+    ul, h1, h2, i1, i2 = (f"{prefix}-hb-{x}" for x in ("ul", "h1", "h2", "i1", "i2"))
+    for ns_name in (ul, h1, h2, i1, i2):
+        netns.create(ns_name)
+    netns.run(["ip", "-n", ul, "link", "add", "br-ul", "type", "bridge"])
+    netns.run(["ip", "-n", ul, "link", "set", "br-ul", "up"])
+    for h, ip, peer in ((h1, "198.18.1.1", "198.18.1.2"), (h2, "198.18.1.2", "198.18.1.1")):
+        short = h[-2:]
+        run = ovs.rundir(base, f"hb-{short}")
+        netns.run(["ip", "link", "add", "ul0", "netns", h, "type", "veth", "peer", "name", f"ul-{short}",
+                   "netns", ul])
+        netns.run(["ip", "-n", ul, "link", "set", f"ul-{short}", "master", "br-ul", "up"])
+        netns.run(["ip", "-n", h, "link", "set", "ul0", "up"])
+        veth.no_tx_offload(h, "ul0")
+        veth.no_tx_offload(ul, f"ul-{short}")
+        ovs.start_daemons(run, h)
+        ovs.wait_ready(run)
+        vs = ovs.Client(run).vsctl
+        vs("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev", "--", "add-port", "br-phy",
+           "ul0")
+        vs("add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev")
+        netns.run(["ip", "-n", h, "link", "set", "br-phy", "up"])
+        netns.run(["ip", "-n", h, "addr", "add", f"{ip}/24", "dev", "br-phy"])
+        vs("add-port", "br-int", "vx0", "--", "set", "interface", "vx0", "type=vxlan", f"options:remote_ip={peer}",
+           f"options:local_ip={ip}", "options:key=42")
+    for inst, h, ip in ((i1, h1, "10.99.0.1"), (i2, h2, "10.99.0.2")):
+        netns.run(["ip", "link", "add", "eth0", "netns", inst, "type", "veth", "peer", "name", "tapx", "netns", h])
+        netns.run(["ip", "-n", h, "link", "set", "tapx", "mtu", str(mtu), "up"])
+        netns.run(["ip", "-n", inst, "link", "set", "eth0", "mtu", str(mtu), "up"])
+        netns.run(["ip", "-n", inst, "addr", "add", f"{ip}/24", "dev", "eth0"])
+        veth.no_tx_offload(h, "tapx")
+        veth.no_tx_offload(inst, "eth0")
+        ovs.Client(ovs.rundir(base, f"hb-{h[-2:]}")).vsctl("add-port", "br-int", "tapx")
+    subprocess.run(["ip", "netns", "exec", i1, "ping", "-c", "3", "-i", "0.2", "-w", "10", "10.99.0.2"], check=True,
+                   capture_output=True)
+    return i1, i2, "10.99.0.2"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ports", type=int, default=200)
@@ -224,6 +317,8 @@ def main() -> int:
     ap.add_argument("--iperf-seconds", type=int, default=5)
     ap.add_argument("--iperf-runs", type=int, default=4, help="iperf runs of each path, alternating")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--agent", choices=["linuxbridge", "ovs"], default="linuxbridge",
+                    help="the emulated hosts' L2: Linux bridge or Open vSwitch (netdev datapath)")
     ap.add_argument("--only", choices=["activation", "throughput", "resync"], action="append",
                     help="run only these parts (repeatable)")
     args = ap.parse_args()
@@ -237,7 +332,9 @@ def main() -> int:
     try:
         with serve_in_thread(app) as endpoint:
             state.endpoint = endpoint
-            topology.build(state, ["compute1", "compute2"], "compute2")
+            hosts = ["compute1", "compute2"]
+            switches = dict.fromkeys(hosts, "ovs") if args.agent == "ovs" else None
+            topology.build(state, hosts, ["compute2"], switches=switches, state_dir=tmp)
             state.save(state_path(tmp))
             supervisor = LabSupervisor(settings, app.transport, state_path(tmp), poll=0.2)
             supervisor.start()
@@ -248,17 +345,23 @@ def main() -> int:
                     raise RuntimeError("agents did not report")
                 time.sleep(0.1)
             if parts & {"activation", "throughput"}:  # the throughput instances come from this part
-                act = bench_activation(api, state, args.ports if "activation" in parts else 2)
+                # OVS hosts: each port added costs vswitchd more the more ports it has (netdev datapath), so
+                # a slow port is waited for and counted rather than ending the run
+                act = bench_activation(api, state, args.ports if "activation" in parts else 2,
+                                       60 if args.agent == "ovs" else 10)
             if "activation" in parts:
                 rows.append((f"port create -> ACTIVE ({args.ports} ports, 1 host)",
                              f"p50 {ms(pct(act['active'], .5))} / p99 {ms(pct(act['active'], .99))}", "p99 <= 1 s"))
                 rows.append(("port create -> first ping reply (guest starts at ACTIVE)",
                              f"p50 {ms(pct(act['reply'], .5))} / p99 {ms(pct(act['reply'], .99))}", ""))
+            if "throughput" in parts and args.agent == "ovs":
+                only_two_instances(api, state, tmp)
             supervisor.stop()  # from here the benchmark drives agents itself; the kernel state stays
             if "throughput" in parts:
                 client_ns, server_ns = f"{prefix}-vm-b0", f"{prefix}-vm-peer"
                 server_ip = instances.address(server_ns) or ""
-                hb = hand_built(prefix)
+                mtu = int(netns.run(["ip", "netns", "exec", client_ns, "cat", "/sys/class/net/eth0/mtu"]).stdout)
+                hb = hand_built_ovs(prefix, tmp, mtu) if args.agent == "ovs" else hand_built(prefix)
                 ours, bare = [], []
                 for _ in range(args.iperf_runs):  # alternating, so a burst of other load hits both alike
                     ours.append(iperf(client_ns, server_ns, server_ip, args.iperf_seconds))
@@ -266,19 +369,23 @@ def main() -> int:
                 ratio = statistics.median(ours) / statistics.median(bare)
                 rows.append(("TCP over VXLAN, instance to instance (Fermion)",
                              " / ".join(f"{x:.2f}" for x in ours) + " Gbit/s", ""))
-                rows.append(("TCP over VXLAN, bare veth+bridge+vxlan by hand",
+                rows.append(("TCP over VXLAN, OVS netdev br-int+vxlan by hand" if args.agent == "ovs" else
+                             "TCP over VXLAN, bare veth+bridge+vxlan by hand",
                              " / ".join(f"{x:.2f}" for x in bare) + " Gbit/s", ""))
                 rows.append(("Fermion / hand-built (medians)", f"{ratio:.0%}", ">= 90%"))
             for n in netns.names(f"{prefix}-vm-"):
                 netns.delete(n)
             if "resync" in parts:
                 rs = bench_resync(api, state, settings, app, tmp, args.resync_ports)
-                rows.append((f"L2 agent resync, {args.resync_ports} ports, cold (to all ACTIVE)",
+                agent = "OVS agent" if args.agent == "ovs" else "L2 agent"
+                rows.append((f"{agent} resync, {args.resync_ports} ports, cold (to all ACTIVE)",
                              f"{rs['cold']:.2f} s (agent sync {rs['cold_sync']:.2f} s)", "<= 5 s"))
-                rows.append((f"L2 agent resync, {args.resync_ports} ports, warm restart",
+                rows.append((f"{agent} resync, {args.resync_ports} ports, warm restart",
                              f"{rs['warm']:.2f} s (agent sync {rs['warm_sync']:.2f} s)", "<= 5 s"))
     finally:
-        topology.destroy(state)
+        for side in ("hb-h1", "hb-h2"):  # the hand-built OVS hosts' daemons (nothing when not started)
+            ovs.stop_daemons(ovs.rundir(tmp, side))
+        topology.destroy(state, tmp)
     print_table(rows, 34)
     return 0
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fermion.dataplane import DataplaneError, netns
+from fermion.dataplane import DataplaneError, netns, rtnl
 
 COOKIE_BASE = 0xFE5E0000 << 32  # the agent's cookie (high bits) on every flow it installs
 COOKIE_MASK = 0xFFFFFFFF << 32
@@ -126,6 +127,41 @@ def applied(state: OvsState, ops: list[Op]) -> OvsState:
             for net in op.stale:
                 s.local_vlans.pop(net, None)
     return s
+def _cookies(op: AddFlows) -> tuple[int, ...]:
+    return op.cookies or tuple(cookie(op.bridge, f) for f in op.flows)
+
+
+def _kind(op: Op) -> str:
+    """Ops of one kind in a row are applied together: "db" (OVSDB) or one of the flow ops (per bridge)."""
+    return type(op).__name__ if isinstance(op, AddFlows | DelFlows) else "db"
+
+
+def _vsctl_args(op: Op, ifindex: Mapping[str, int]) -> list[str]:
+    """The op as ovs-vsctl clauses of one transaction (ifindex: the kernel taps' indexes, recorded so that a
+    tap made again is noticed)."""
+    if isinstance(op, AddBridge):
+        return ["--", "--may-exist", "add-br", op.name, "--", "set", "bridge", op.name, "datapath_type=netdev",
+                "fail_mode=secure", "other-config:disable-in-band=true"]
+    if isinstance(op, DelPort):
+        return ["--", "--if-exists", "del-port", op.name]
+    if isinstance(op, AddPort):
+        args = ["--", "--may-exist", "add-port", op.port.bridge, op.name]  # its old self went first (_db)
+        if op.port.tag is not None:
+            args.append(f"tag={op.port.tag}")
+        iface = [f"type={op.port.type}"] if op.port.type else []
+        iface += [f"ofport_request={op.ofport}"] if op.ofport else []
+        iface += [f"options:{k}={v}" for k, v in op.port.options]
+        iface += [f"external_ids:{IFINDEX_KEY}={ifindex[op.name]}"] if op.name in ifindex else []
+        if iface:
+            args += ["--", "set", "interface", op.name, *iface]
+        return args
+    if isinstance(op, SetLocalVlans):
+        args = ["--", "set", "bridge", "br-int", *[f"external_ids:{LV_KEY}{n}={v}" for n, v in op.vlans]]
+        args = args if op.vlans else []
+        for net in op.stale:
+            args += ["--", "remove", "bridge", "br-int", "external_ids", f"{LV_KEY}{net}"]
+        return args
+    return []
 
 
 # ---------------------------------------------------------------- daemons
@@ -190,16 +226,20 @@ class Client:
             raise DataplaneError(f"{' '.join(argv[:4])}: {proc.stderr.strip() or proc.returncode}")
         return proc.stdout
 
-    def vsctl(self, *args: str) -> str:
-        return self._cmd(["ovs-vsctl", f"--db=unix:{self.run}/db.sock", "--timeout=10", *args])
+    def vsctl(self, *args: str, timeout: int = 10) -> str:
+        return self._cmd(["ovs-vsctl", f"--db=unix:{self.run}/db.sock", f"--timeout={timeout}", *args])
 
     def ofctl(self, *args: str, stdin: str | None = None) -> str:
         return self._cmd(["ovs-ofctl", "-O", "OpenFlow15", *args], stdin)
 
     def table(self, table: str, columns: str) -> list[dict[str, Any]]:
-        out = json.loads(self.vsctl("--format=json", "--data=json", f"--columns={columns}", "list", table))
-        heads = out["headings"]
-        return [{h: _value(v) for h, v in zip(heads, row, strict=True)} for row in out["data"]]
+        return self.tables((table, columns))[0]
+
+    def tables(self, *wanted: tuple[str, str]) -> list[list[dict[str, Any]]]:
+        """The rows of each (table, columns), read in one ovs-vsctl (one JSON document a line)."""
+        args = [a for table, columns in wanted for a in ("--", f"--columns={columns}", "list", table)]
+        out = [json.loads(line) for line in self.vsctl("--format=json", "--data=json", *args).splitlines() if line]
+        return [[{h: _value(v) for h, v in zip(o["headings"], row, strict=True)} for row in o["data"]] for o in out]
 
 
 def _value(v: Any) -> Any:
@@ -221,104 +261,153 @@ class OvsHost:
 
     def __init__(self, run: Path, ns: str | None) -> None:
         self.client = Client(run)
+        self.run = run
         self.ns = ns
+        # our flows as last dumped and changed since, per bridge (by its OVSDB uuid) and vswitchd process:
+        # a partial sync trusts them (an ovs-ofctl per bridge costs 0.1 s or more on a busy vswitchd)
+        self._cached: dict[str, set[int]] = {}
+        self._flows_of: tuple[int | None, dict[str, str]] | None = None  # (vswitchd PID, bridge -> uuid)
+        self._rtnl: rtnl.Rtnl | None = None
+        self._rtnl_lock = threading.Lock()  # observe() may come from another thread than the agent's
 
-    def observe(self) -> OvsState:
-        """One look at OVS and the host's links; the commands run side by side (each is a process)."""
+    def kernel(self) -> rtnl.Rtnl:
+        """The host namespace's rtnetlink socket (made on first use: the namespace may come later)."""
+        if self._rtnl is None:
+            self._rtnl = rtnl.Rtnl(self.ns)
+        return self._rtnl
+
+    def observe(self, fresh: bool = True) -> OvsState:
+        """fresh False: our flows as this host last dumped and changed them, unless vswitchd or a bridge is
+        not the same as then (the agent's partial syncs; full ones look again)."""
         c = self.client
         state = OvsState()
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            bridges = pool.submit(c.table, "Bridge", "name,ports,external_ids")
-            links = pool.submit(netns.run, ["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show"])
-            interfaces = pool.submit(c.table, "Interface", "name,type,options,ofport,ofport_request,external_ids")
-            port_rows = pool.submit(c.table, "Port", "_uuid,name,tag")
-            bridge_of: dict[str, str] = {}
-            for br in bridges.result():
-                state.bridges.add(br["name"])
-                ports = br["ports"] if isinstance(br["ports"], list) else [br["ports"]]
-                bridge_of.update(dict.fromkeys(ports, br["name"]))
-                if br["name"] == "br-int":
-                    state.local_vlans = {k[len(LV_KEY):]: int(v) for k, v in br["external_ids"].items()
-                                         if k.startswith(LV_KEY)}
-            dumps = {name: pool.submit(c.ofctl, "dump-flows", name, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}")
-                     for name in state.bridges}
-            ifindex = {line.split(": ")[1].split("@")[0]: line.split(": ")[0]
-                       for line in links.result().stdout.splitlines() if ": " in line}
-            state.links = set(ifindex)
-            ifaces = {i["name"]: i for i in interfaces.result()}
-            for name, i in ifaces.items():  # the number it has, else the one it asked for (its device is away)
-                number = next((x for x in (i["ofport"], i["ofport_request"]) if isinstance(x, int) and x > 0), None)
-                if number is not None:
-                    state.ofports[name] = number
-            for port in port_rows.result():
-                iface = ifaces.get(port["name"], {})
-                tag = port["tag"] if isinstance(port["tag"], int) else None
-                opts = tuple(sorted((iface.get("options") or {}).items()))
-                plugged = (iface.get("external_ids") or {}).get(IFINDEX_KEY)
-                ok = plugged is None or plugged == ifindex.get(port["name"])
-                state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts,
-                                                 ok)
-            for name, dump in dumps.items():
-                state.flows[name] = {int(x, 16) for x in _COOKIE.findall(dump.result())}
+        bridge_of: dict[str, str] = {}
+        bridges, interfaces, ports = c.tables(("Bridge", "_uuid,name,ports,external_ids"),
+                                              ("Interface", "name,type,options,ofport,ofport_request,external_ids"),
+                                              ("Port", "_uuid,name,tag"))
+        with self._rtnl_lock:
+            ifindex = {link.name: str(link.index) for link in self.kernel().links()}
+        state.links = set(ifindex)
+        for br in bridges:
+            state.bridges.add(br["name"])
+            members = br["ports"] if isinstance(br["ports"], list) else [br["ports"]]
+            bridge_of.update(dict.fromkeys(members, br["name"]))
+            if br["name"] == "br-int":
+                state.local_vlans = {k[len(LV_KEY):]: int(v) for k, v in br["external_ids"].items()
+                                     if k.startswith(LV_KEY)}
+        ifaces = {i["name"]: i for i in interfaces}
+        for name, i in ifaces.items():  # the number it has, else the one it asked for (its device is away)
+            number = next((x for x in (i["ofport"], i["ofport_request"]) if isinstance(x, int) and x > 0), None)
+            if number is not None:
+                state.ofports[name] = number
+        for port in ports:
+            iface = ifaces.get(port["name"], {})
+            tag = port["tag"] if isinstance(port["tag"], int) else None
+            opts = tuple(sorted((iface.get("options") or {}).items()))
+            plugged = (iface.get("external_ids") or {}).get(IFINDEX_KEY)
+            ok = plugged is None or plugged == ifindex.get(port["name"])
+            state.ports[port["name"]] = Port(bridge_of.get(port["_uuid"], ""), tag, iface.get("type", ""), opts, ok)
+        identity = (_pid(self.run / "ovs-vswitchd.pid"), {br["name"]: br["_uuid"] for br in bridges})
+        if fresh or identity != self._flows_of:
+            # one ovs-ofctl per bridge, side by side: each waits on vswitchd's main loop, slow with many ports
+            names = sorted(state.bridges)
+            with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+                dumps = pool.map(lambda b: c.ofctl("dump-flows", b, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}"),
+                                 names)
+                self._cached = {b: {int(x, 16) for x in _COOKIE.findall(d)} for b, d in zip(names, dumps, strict=True)}
+            self._flows_of = identity
+        state.flows = {b: set(f) for b, f in self._cached.items()}
         return state
 
     def apply(self, ops: list[Op]) -> list[tuple[Op, str]]:
+        """In order, with each run of OVSDB ops (bridges, ports, local VLANs) one transaction, so a host's
+        resync adds its 1000 ports with one ovs-vsctl and one vswitchd reconfiguration instead of 1000, and
+        each run of flow ops one ovs-ofctl bundle per bridge, the bridges side by side."""
         failed: list[tuple[Op, str]] = []
-        for op in ops:
-            try:
-                self._apply(op)
-            except DataplaneError as err:
-                failed.append((op, str(err)))
+        run: list[Op] = []
+        for op in [*ops, None]:
+            if run and (op is None or _kind(op) != _kind(run[0])):
+                failed += self._db(run) if _kind(run[0]) == "db" else self._flows(run)
+                run = []
+            if op is not None:
+                run.append(op)
         return failed
 
-    def _apply(self, op: Op) -> None:
-        c = self.client
-        if isinstance(op, AddBridge):
-            c.vsctl("--may-exist", "add-br", op.name, "--", "set", "bridge", op.name, "datapath_type=netdev",
-                    "fail_mode=secure", "other-config:disable-in-band=true")
-            self._ip("link", "set", op.name, "up")
-        elif isinstance(op, AddPort):
-            c.vsctl("--if-exists", "del-port", op.name)  # moved, retagged or retyped: made again
-            if op.kernel:
-                self._ip("link", "set", op.name, "up")
-                prefix = ["ip", "netns", "exec", self.ns] if self.ns else []
-                netns.run([*prefix, "ethtool", "-K", op.name, "tx", "off"], check=False)
-            args = ["--may-exist", "add-port", op.port.bridge, op.name]
-            if op.port.tag is not None:
-                args.append(f"tag={op.port.tag}")
-            if op.kernel:
-                args += ["--", "set", "interface", op.name, f"external_ids:{IFINDEX_KEY}={self._ifindex(op.name)}"]
-            if op.port.type or op.ofport:
-                args += ["--", "set", "interface", op.name]
-                args += [f"type={op.port.type}"] if op.port.type else []
-                args += [f"ofport_request={op.ofport}"] if op.ofport else []
-                args += [f"options:{k}={v}" for k, v in op.port.options]
-            c.vsctl(*args)
-        elif isinstance(op, DelPort):
-            c.vsctl("--if-exists", "del-port", op.name)
-        elif isinstance(op, AddFlows):
-            cookies = op.cookies or tuple(cookie(op.bridge, f) for f in op.flows)
-            text = "".join(f"cookie={k:#x},{f}\n" for k, f in zip(cookies, op.flows, strict=True))
-            c.ofctl("--bundle", "add-flows", op.bridge, "-", stdin=text)
-        elif isinstance(op, DelFlows):
-            text = "".join(f"cookie={k:#x}/-1\n" for k in op.cookies)
-            c.ofctl("--bundle", "del-flows", op.bridge, "-", stdin=text)
-        elif isinstance(op, SetLocalVlans):
-            args = ["br-int", *[f"external_ids:{LV_KEY}{n}={v}" for n, v in op.vlans]]
-            if op.vlans:
-                c.vsctl("set", "bridge", *args)
-            for net in op.stale:
-                c.vsctl("remove", "bridge", "br-int", "external_ids", f"{LV_KEY}{net}")
+    def _db(self, ops: list[Op]) -> list[tuple[Op, str]]:
+        """Kernel taps up with checksum offload off (netdev datapath), then one transaction; if that fails,
+        op by op to tell which did."""
+        failed, ifindex = self._kernel_up(ops)
+        todo = [op for op in ops if all(op is not f for f, _ in failed)]
+        args = [arg for op in todo for arg in _vsctl_args(op, ifindex)]
+        if not args:
+            return failed
+        # a port moved, retagged, retyped or whose tap was made again goes in a transaction of its own first:
+        # deleted and added in one, vswitchd would see the same port and keep reading the old device
+        gone = [a for op in todo if isinstance(op, AddPort) for a in ("--", "--if-exists", "del-port", op.name)]
+        try:
+            if gone:
+                self.client.vsctl(*gone, timeout=10 + len(todo) // 20)
+            self.client.vsctl(*args, timeout=10 + len(todo) // 20)
+        except DataplaneError as err:
+            if len(todo) == 1:
+                return [*failed, (todo[0], str(err))]
+            return failed + [f for op in todo for f in self._db([op])]
+        for op in todo:
+            if isinstance(op, AddBridge):
+                self._flows_of = None  # a new bridge: the next observation dumps
+                try:
+                    self._ip("link", "set", op.name, "up")
+                except DataplaneError as err:
+                    failed.append((op, str(err)))
+        return failed
 
-    def _ifindex(self, name: str) -> str:
-        out = netns.run(["ip", *(["-n", self.ns] if self.ns else []), "-o", "link", "show", name]).stdout
-        return out.split(":")[0]
+    def _kernel_up(self, ops: list[Op]) -> tuple[list[tuple[Op, str]], dict[str, int]]:
+        """Failures, and the kernel index of each tap brought up."""
+        taps = [op for op in ops if isinstance(op, AddPort) and op.kernel]
+        if not taps:
+            return [], {}
+        with self._rtnl_lock:
+            k = self.kernel()
+            found = {link.name: link for link in k.links()}  # a dump: find() of 1000 names overflows the socket
+            there = [op for op in taps if op.name in found]
+            errors = k.set_links([rtnl.LinkChange(found[op.name].index, up=True) for op in there])
+            errors = [code or k.tx_checksum_off(op.name) for op, code in zip(there, errors, strict=True)]
+        failed: list[tuple[Op, str]] = [(op, f"{op.name}: no such device") for op in taps if op.name not in found]
+        failed += [(op, f"{op.name}: {os.strerror(code)}") for op, code in zip(there, errors, strict=True) if code]
+        return failed, {op.name: found[op.name].index for op in there}
+
+    def _flows(self, ops: list[Op]) -> list[tuple[Op, str]]:
+        def one(op: Op) -> tuple[Op, str] | None:
+            try:
+                if isinstance(op, AddFlows):
+                    text = "".join(f"cookie={k:#x},{f}\n" for k, f in zip(_cookies(op), op.flows, strict=True))
+                    self.client.ofctl("--bundle", "add-flows", op.bridge, "-", stdin=text)
+                elif isinstance(op, DelFlows):
+                    text = "".join(f"cookie={k:#x}/-1\n" for k in op.cookies)
+                    self.client.ofctl("--bundle", "del-flows", op.bridge, "-", stdin=text)
+            except DataplaneError as err:
+                return op, str(err)
+            return None
+
+        with ThreadPoolExecutor(max_workers=len(ops)) as pool:
+            failed = [f for f in pool.map(one, ops) if f is not None]
+        for op in ops:
+            if any(op is f for f, _ in failed):
+                self._flows_of = None  # not known what happened: the next observation dumps
+            elif isinstance(op, AddFlows):
+                self._cached.setdefault(op.bridge, set()).update(_cookies(op))
+            elif isinstance(op, DelFlows):
+                self._cached.setdefault(op.bridge, set()).difference_update(op.cookies)
+        return failed
 
     def _ip(self, *args: str) -> None:
         netns.run(["ip", *(["-n", self.ns] if self.ns else []), *args])
 
     def close(self) -> None:
-        pass
+        with self._rtnl_lock:
+            if self._rtnl is not None:
+                self._rtnl.close()
+                self._rtnl = None
 
 
 def wait_ready(run: Path, timeout: float = 10.0) -> None:

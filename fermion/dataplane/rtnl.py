@@ -5,6 +5,7 @@ pipelined in one datagram, one ack each).  pyroute2 stays in charge of everythin
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import socket
 import struct
@@ -27,6 +28,7 @@ IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, chan
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 ERR = struct.Struct("=i")
+SIOCETHTOOL, ETHTOOL_STXCSUM = 0x8946, 0x17
 _BATCH = 256  # requests per datagram: their acks fit the receive buffer many times over
 
 
@@ -217,3 +219,15 @@ class Rtnl:
                     if mtype == NLMSG_ERROR and seq in pending:
                         results[pending.pop(seq)] = -ERR.unpack_from(data, offset + HDR.size)[0]
         return results
+
+    def tx_checksum_off(self, name: str) -> int:
+        """`ethtool -K NAME tx off` (the legacy ioctl, which drops TSO with it) without a process per device;
+        an rtnetlink socket takes device ioctls for its namespace. Returns the errno (0: done)."""
+        value = ctypes.create_string_buffer(struct.pack("=II", ETHTOOL_STXCSUM, 0))
+        ifreq = bytearray(struct.pack("16sP", name.encode()[:15], ctypes.addressof(value)).ljust(40, b"\0"))
+        try:
+            fcntl.ioctl(self._sock.fileno(), SIOCETHTOOL, ifreq)
+        except OSError as err:
+            return err.errno or -1
+        return 0
+

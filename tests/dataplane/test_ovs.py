@@ -149,3 +149,23 @@ def test_agent_restart_keeps_the_data_plane(rig: Rig) -> None:
     rig.sync(Segment("vxlan", None, 1061))
     out, _ = pinger.communicate(timeout=30)
     assert " 0% packet loss" in out, out
+
+
+def test_port_ops_in_one_transaction_fail_alone(rig: Rig) -> None:
+    """A run of port ops is one ovs-vsctl; a tap that is missing fails on its own, the others are plugged."""
+    host, executor = rig.ns("h1"), rig.agents["h1"].executor
+    names = [f"tapbatch{i}" for i in range(3)]
+    for name in names:
+        sh("ip", "-n", host, "link", "add", name, "type", "veth", "peer", "name", f"p{name}")
+    try:
+        ops: list[o.Op] = [o.AddPort(n, o.Port("br-int", 7), True) for n in [*names, "tapmissing0"]]
+        failed = executor.apply(ops)
+        assert [op.name for op, _ in failed] == ["tapmissing0"]  # type: ignore[union-attr]
+        observed = executor.observe()
+        assert all(observed.ports[n] == o.Port("br-int", 7) for n in names)
+        assert "tapmissing0" not in observed.ports
+    finally:
+        executor.apply([o.DelPort(n) for n in names])
+        for name in names:
+            sh("ip", "-n", host, "link", "del", name)
+    assert not set(names) & set(executor.observe().ports)

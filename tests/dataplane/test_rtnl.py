@@ -83,3 +83,21 @@ def test_the_executor_attaches_a_run_of_taps_and_reports_only_the_missing_one(ns
         host.close()
     assert all(state.links[f"tap{i}"].master == "brq-z" and state.links[f"tap{i}"].mtu == 1450 for i in range(taps))
     assert state.links["brq-z"].ours and state.links["brq-z"].up
+
+
+def test_tx_checksum_off_is_what_ethtool_shows(ns: str) -> None:
+    ip(ns, "link add tap-c type veth peer name peer-c\n")
+
+    def tx() -> str:
+        out = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-k", "tap-c"], capture_output=True, text=True,
+                             check=True).stdout
+        return next(line for line in out.splitlines() if line.startswith("tx-checksumming:"))
+
+    assert tx() == "tx-checksumming: on"
+    lean = rtnl.Rtnl(ns)
+    try:
+        assert lean.tx_checksum_off("tap-c") == 0
+        assert lean.tx_checksum_off("no-such-dev") == errno.ENODEV
+    finally:
+        lean.close()
+    assert tx() == "tx-checksumming: off"

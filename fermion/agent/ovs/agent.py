@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,10 @@ class OvsAgent:
         self.view: L2View | None = None
         self._state: o.OvsState | None = None  # OVS as the last sync left it
         self.networks: set[str] = set()
-        self.taps: dict[str, str] = {}
+        self.taps: dict[str, str] = {}  # instance tap -> network: their link events wake the network
+        self.plugged: set[str] = set()  # taps on br-int after the last sync (their own events wake nothing)
         self.devices = 0
+        self.last_phases: dict[str, float] = {}  # seconds per step of the last full sync (benchmarks, logs)
         self._monitor: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -72,24 +75,32 @@ class OvsAgent:
                 desired = got
             else:
                 desired = _merge(self.view, got, scope)
+            # the taps to watch are published *before* observing: a tap appearing after the observation is
+            # then seen by the monitor, one appearing before it by the observation
+            self.taps = {naming.tap(p.id): p.network_id for p in desired.ports}
+            t0 = time.perf_counter()
             # a firewall change alone plans against what the last sync left (kept in memory): no look at OVS, so
             # a revoked rule cuts its connections sooner; every other sync looks at OVS again
             if scope == {FIREWALL_KEY} and self._state is not None:
                 observed = self._state
             else:
-                observed = self.executor.observe()
+                observed = self.executor.observe(fresh=scope is None)
+            t1 = time.perf_counter()
             result = plan(desired, observed, self.config)
+            t2 = time.perf_counter()
             failed = self.executor.apply(result.ops) if result.ops else []
             self._state = None if failed else o.applied(observed, result.ops)
+            if scope is None:
+                self.last_phases = {"observe": t1 - t0, "plan": t2 - t1, "ovs": time.perf_counter() - t2}
             self.view = desired
             self.networks = {n.id for n in desired.networks}
-            self.taps = {naming.tap(p.id): p.network_id for p in desired.ports}
+            bad = {getattr(op, "name", None) for op, _ in failed}
+            self.plugged = {t for t in self.taps if t in observed.links and t not in bad}
             self.devices = len(desired.ports)
         if result.ops:
             LOG.info("host %s: applied %d OVS operations (%d failed)", self.host, len(result.ops), len(failed))
         for op, err in failed:
             LOG.warning("host %s: %s: %s", self.host, op, err)
-        bad = {getattr(op, "name", None) for op, _ in failed}
         up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
         return SyncResult(up=up if not failed else {}, down=result.down, failed=bool(failed))
 
@@ -120,7 +131,9 @@ class OvsAgent:
                 except OSError:
                     wake(set(self.taps.values()))
                     continue
-                dirty = {self.taps[e.name] for e in events if e.name in self.taps}
+                # a new or deleted tap; not the events of plugging one (link up, offloads off)
+                dirty = {self.taps[e.name] for e in events
+                         if e.name in self.taps and (e.deleted or e.name not in self.plugged)}
                 if dirty:
                     wake(dirty)
         finally:
