@@ -71,6 +71,11 @@ class AddBridge:
 
 
 @dataclass(frozen=True)
+class DelBridge:
+    name: str
+
+
+@dataclass(frozen=True)
 class AddPort:
     name: str
     port: Port
@@ -102,7 +107,7 @@ class SetLocalVlans:
     stale: tuple[str, ...]
 
 
-Op = AddBridge | AddPort | DelPort | AddFlows | DelFlows | SetLocalVlans
+Op = AddBridge | DelBridge | AddPort | DelPort | AddFlows | DelFlows | SetLocalVlans
 
 
 def applied(state: OvsState, ops: list[Op]) -> OvsState:
@@ -111,6 +116,12 @@ def applied(state: OvsState, ops: list[Op]) -> OvsState:
     for op in ops:
         if isinstance(op, AddBridge):
             s.bridges.add(op.name)
+        elif isinstance(op, DelBridge):
+            s.bridges.discard(op.name)
+            s.flows.pop(op.name, None)
+            for name in [n for n, port in s.ports.items() if port.bridge == op.name]:
+                s.ports.pop(name)
+                s.ofports.pop(name, None)
         elif isinstance(op, AddPort):
             s.ports[op.name] = op.port
             if op.ofport:
@@ -142,6 +153,8 @@ def _vsctl_args(op: Op, ifindex: Mapping[str, int]) -> list[str]:
     if isinstance(op, AddBridge):
         return ["--", "--may-exist", "add-br", op.name, "--", "set", "bridge", op.name, "datapath_type=netdev",
                 "fail_mode=secure", "other-config:disable-in-band=true"]
+    if isinstance(op, DelBridge):
+        return ["--", "--if-exists", "del-br", op.name]
     if isinstance(op, DelPort):
         return ["--", "--if-exists", "del-port", op.name]
     if isinstance(op, AddPort):
@@ -359,6 +372,8 @@ class OvsHost:
                     self._ip("link", "set", op.name, "up")
                 except DataplaneError as err:
                     failed.append((op, str(err)))
+            elif isinstance(op, DelBridge):
+                self._cached.pop(op.name, None)
         return failed
 
     def _kernel_up(self, ops: list[Op]) -> tuple[list[tuple[Op, str]], dict[str, int]]:

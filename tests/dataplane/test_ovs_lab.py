@@ -6,6 +6,7 @@ hosts, and a Linux-bridge host refuses them with the reason."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,41 @@ def test_deleting_a_network_removes_its_local_vlan_and_flows(lab: Lab) -> None:
     lab.api._ok(lab.api.http.delete(f"/v2.0/networks/{net['id']}"))
     lab.wait(lambda: key not in c.vsctl("get", "bridge", "br-int", "external_ids"), 15, "the local VLAN freed")
     lab.wait(lambda: f"tun_id={vni:#x}" not in flows(lab, "compute1", "br-tun"), 15, "the tunnel flows gone")
+
+
+def vlan_probe(lab: Lab, vm: Any, vid: int, src_ip: str, dst_ip: str) -> subprocess.CompletedProcess[str]:
+    """Tagged ARP and ICMP from inside the instance (raw sockets: this kernel makes no VLAN devices)."""
+    script = Path(__file__).with_name("vlan_probe.py")
+    return subprocess.run(["ip", "netns", "exec", vm.netns, sys.executable, str(script), "eth0", str(vid), vm.mac,
+                           src_ip, dst_ip], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_a_trunk_carries_its_subports_vlans_on_the_instance_tap(lab: Lab) -> None:
+    lab.network("tr-parent", "10.81.0.0/24")
+    sub_net = lab.network("tr-sub", "10.82.0.0/24")
+    vm = boot(lab, "tr-parent", "compute1", "tr1")
+    peer = boot(lab, "tr-sub", "network1", "tr2")  # on the subport's network, another OVS host
+    boot(lab, "tr-parent", "compute2", "tr3")  # on the parent's, a Linux-bridge host
+    sub = lab.api.post("ports", {"network_id": sub_net["id"], "mac_address": vm.mac, "port_security_enabled": False})
+    sub_ip = sub["fixed_ips"][0]["ip_address"]
+    trunk = lab.api.post("trunks", {"port_id": vm.port_id, "sub_ports": [
+        {"port_id": sub["id"], "segmentation_type": "vlan", "segmentation_id": 101}]})
+    show = f"/v2.0/trunks/{trunk['id']}"
+    lab.wait(lambda: lab.api._ok(lab.api.http.get(show))["trunk"]["status"] == "ACTIVE", 20, "the trunk ACTIVE")
+    assert (lab.api.port(sub["id"]) or {})["status"] == "ACTIVE"
+    c = o.Client(o.rundir(lab.state_dir, "compute1"))
+    assert naming.tap(vm.port_id) in c.vsctl("list-ports", f"tbr-{trunk['id'][:11]}").split()
+    # untagged: the parent's network as before; tagged 101: the subport's network
+    lab.wait(lambda: lab.ping("tr1", "tr3", count=1), 15, "untagged traffic on the parent's network")
+    probe = vlan_probe(lab, vm, 101, sub_ip, peer.ip or "")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert f"arp {peer.mac}" in probe.stdout and "icmp" in probe.stdout
+    assert vlan_probe(lab, vm, 102, sub_ip, peer.ip or "").returncode == 1  # another VLAN goes nowhere
+    # the subport removed: its VLAN stops
+    put(lab, f"{show}/remove_subports", {"sub_ports": [{"port_id": sub["id"]}]})
+    lab.wait(lambda: vlan_probe(lab, vm, 101, sub_ip, peer.ip or "").returncode == 1, 15, "VLAN 101 to stop")
+    # the trunk deleted: its bridge goes, the tap is back on br-int and the parent's network still works
+    lab.api._ok(lab.api.http.delete(show))
+    lab.wait(lambda: f"tbr-{trunk['id'][:11]}" not in c.vsctl("list-br").split(), 15, "the trunk bridge gone")
+    assert naming.tap(vm.port_id) in c.vsctl("list-ports", "br-int").split()
+    lab.wait(lambda: lab.ping("tr1", "tr3", count=1), 15, "the parent's network without the trunk")

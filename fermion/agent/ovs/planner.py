@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fermion.agent.ovs import firewall as fw
 from fermion.agent.secgroups import firewall_state
 from fermion.dataplane import naming
 from fermion.dataplane import ovs as o
-from fermion.rpc.contracts import L2Network, L2View
+from fermion.rpc.contracts import L2Network, L2Port, L2View
 
 INT, TUN = "br-int", "br-tun"
 DEAD_VLAN = 4095
@@ -101,20 +101,53 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
                                                 ("out_key", "flow"), ("remote_ip", remote))), False)
         flows[TUN].append(f"table=0,priority=1,in_port={name},actions=resubmit(,{TUN_TABLE[kind]})")
     nets = {n.id: n for n in view.networks}
-    attached: dict[str, tuple[str, int, str]] = {}  # port id -> (tap, local VLAN, MAC), for the ports up here
+    attached: dict[str, tuple[str, int, str]] = {}  # port id -> (its br-int port, local VLAN, MAC), ports up here
+    subports: dict[str, list[L2Port]] = {}
+    for port in view.ports:
+        if port.parent_id:
+            subports.setdefault(port.parent_id, []).append(port)
+
+    def wire(port: L2Port, name: str, bridge_port: o.Port, kernel: bool) -> None:
+        """The port's end on br-int (its tap, or a trunk's patch) tagged with its network's local VLAN."""
+        pnet = nets.get(port.network_id)
+        up = pnet is not None and port.admin_state_up and pnet.admin_state_up
+        ports[name] = (replace(bridge_port, tag=lvm[port.network_id] if up else DEAD_VLAN), kernel)
+        if up:
+            out.up[port.id] = port.revision
+            attached[port.id] = (name, lvm[port.network_id], port.mac)
+        else:
+            out.down.append(port.id)
+
+    trunk_bridges = []
     for port in view.ports:
         tap = naming.tap(port.id)
-        pnet = nets.get(port.network_id)
+        if port.parent_id:
+            if port.parent_id not in {p.id for p in view.ports} or naming.tap(port.parent_id) not in observed.links:
+                out.down.append(port.id)
+            continue
         if tap not in observed.links:
             out.down.append(port.id)
             continue
-        up = pnet is not None and port.admin_state_up and pnet.admin_state_up
-        ports[tap] = (o.Port(INT, lvm[port.network_id] if up else DEAD_VLAN), True)
-        if up:
-            out.up[port.id] = port.revision
-            attached[port.id] = (tap, lvm[port.network_id], port.mac)
-        else:
-            out.down.append(port.id)
+        if not port.trunk_id:
+            wire(port, tap, o.Port(INT), True)
+            continue
+        # a trunk's parent, as Neutron's trunk bridges: its tap on tbr- carrying every VLAN; untagged frames
+        # reach br-int through the tpt-/tpi- patch, each subport's VLAN through its spt- (access port of that
+        # VLAN) and spi- (tagged with the subport network's local VLAN) patch
+        tbr = trunk_bridge(port.trunk_id)
+        trunk_bridges.append(tbr)
+        flows[tbr] = ["table=0,priority=0,actions=NORMAL"]
+        ports[tap] = (o.Port(tbr), True)
+        tpt, tpi = f"tpt-{port.id[:11]}", f"tpi-{port.id[:11]}"
+        ports[tpt] = (o.Port(tbr, 0, "patch", (("peer", tpi),)), False)
+        wire(port, tpi, o.Port(INT, None, "patch", (("peer", tpt),)), False)
+        for sub in subports.get(port.id, []):
+            spt, spi = f"spt-{sub.id[:11]}", f"spi-{sub.id[:11]}"
+            ports[spt] = (o.Port(tbr, sub.segmentation_id, "patch", (("peer", spi),)), False)
+            wire(sub, spi, o.Port(INT, None, "patch", (("peer", spt),)), False)
+    out.ops += [o.AddBridge(b) for b in trunk_bridges if b not in observed.bridges]
+    bridges += trunk_bridges
+    stale_trunks = sorted(b for b in observed.bridges if b.startswith("tbr-") and b not in trunk_bridges)
     numbers = ofports(ports, observed)
     state = None if view.firewall is None else firewall_state(view.firewall)
     firewall = fw.flows(state, {pid: fw.Attached(numbers[tap], lv, mac) for pid, (tap, lv, mac) in attached.items()})
@@ -131,6 +164,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
     for name, (want, kernel) in sorted(ports.items()):
         if observed.ports.get(name) != want:
             out.ops.append(o.AddPort(name, want, kernel, numbers[name]))
+    out.ops += [o.DelBridge(b) for b in stale_trunks]  # after their taps moved back to br-int
     stale = tuple(sorted(set(observed.local_vlans) - set(lvm)))
     changed = tuple(sorted((n, v) for n, v in lvm.items() if observed.local_vlans.get(n) != v))
     if stale or changed:
@@ -141,7 +175,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         new = {k: f for k, f in cookies[bridge].items() if k not in present and not (bridge == INT and k in early)}
         if new:
             out.ops.append(o.AddFlows(bridge, tuple(new.values()), tuple(new)))
-    for bridge in sorted(observed.flows):
+    for bridge in sorted(set(observed.flows) - set(stale_trunks)):
         gone = tuple(sorted(observed.flows[bridge] - set(cookies.get(bridge, {}))))
         if gone:
             out.ops.append(o.DelFlows(bridge, gone))
@@ -174,8 +208,12 @@ def _cookies(bridge: str, flows: list[str], ports: dict[str, tuple[o.Port, bool]
     return dict(sorted((o.cookie(bridge, f, mine), f) for f in flows))
 
 
+def trunk_bridge(trunk_id: str) -> str:
+    return f"tbr-{trunk_id[:11]}"
+
+
 def _ours(name: str, port: o.Port) -> bool:
-    return name.startswith(("tap", "patch-", "int-br-", "phy-br-")) or (
+    return name.startswith(("tap", "patch-", "int-br-", "phy-br-", "tpt-", "tpi-", "spt-", "spi-")) or (
         port.type in TUNNEL_TYPES and name.startswith(TUNNEL_TYPES))
 
 

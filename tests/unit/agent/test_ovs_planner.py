@@ -3,6 +3,8 @@ CHECK_NO_CHANGE_AFTER_RECOMPUTE idea), and the same bridges, ports and flows as 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ NETS = [(f"00000000-0000-4000-8000-00000000000{i}", seg) for i, seg in enumerate
     Segment("vxlan", None, 100), Segment("gre", None, 200), Segment("geneve", None, 300),
     Segment("vlan", "physnet1", 101), Segment("flat", "physnet1", None), Segment("local", None, None)])]
 VTEPS = ["198.18.0.12", "198.18.0.13", "198.18.0.14"]
+TRUNKS = ["7a0c1e2d-1111-4000-8000-000000000001", "7a0c1e2d-2222-4000-8000-000000000002"]
 
 
 def apply(state: o.OvsState, ops: list[o.Op]) -> o.OvsState:
@@ -35,6 +38,11 @@ def views(draw: st.DrawFn) -> tuple[L2View, set[str]]:
             ports.append(L2Port(pid, net_id, "fa:16:3e:11:11:11", draw(st.integers(1, 3)), draw(st.booleans()), ""))
             if draw(st.booleans()):
                 taps.add(naming.tap(pid))
+    if ports and draw(st.booleans()):  # a trunk: the first port its parent, some ports of other networks subports
+        parent = replace(ports[0], trunk_id=draw(st.sampled_from(TRUNKS)))
+        vlans = iter(draw(st.lists(st.integers(1, 4094), unique=True, min_size=len(ports), max_size=len(ports))))
+        ports = [parent] + [replace(x, parent_id=parent.id, segmentation_id=next(vlans))
+                            if x.network_id != parent.network_id and draw(st.booleans()) else x for x in ports[1:]]
     return L2View(host="h", networks=nets, ports=ports), taps
 
 
@@ -83,3 +91,25 @@ def test_port_down_gets_the_dead_vlan_and_is_reported_down() -> None:
     result = plan(view, o.OvsState(links={naming.tap("p1")}), CFG)
     ports = {op.name: op.port for op in result.ops if isinstance(op, o.AddPort)}
     assert ports[naming.tap("p1")].tag == DEAD_VLAN and result.down == ["p1"] and not result.up
+
+
+def test_a_trunk_parent_is_on_its_trunk_bridge_and_subports_are_patches() -> None:
+    (net_a, seg_a), (net_b, seg_b) = NETS[0], NETS[3]
+    view = L2View("h", [L2Network(net_a, 1450, True, seg_a), L2Network(net_b, 1500, True, seg_b)],
+                  [L2Port("parent-port-1", net_a, "fa:16:3e:00:00:01", 2, True, "", trunk_id=TRUNKS[0]),
+                   L2Port("sub-port-0001", net_b, "fa:16:3e:00:00:01", 3, True, "trunk:subport",
+                          parent_id="parent-port-1", segmentation_id=101)])
+    result = plan(view, o.OvsState(links={naming.tap("parent-port-1")}), CFG)
+    state = apply(o.OvsState(links={naming.tap("parent-port-1")}), result.ops)
+    tbr = "tbr-" + TRUNKS[0][:11]
+    assert state.ports[naming.tap("parent-port-1")] == o.Port(tbr)  # every VLAN
+    assert state.ports["tpt-parent-port"].bridge == tbr and state.ports["tpt-parent-port"].tag == 0
+    assert state.ports["tpi-parent-port"].tag == state.local_vlans[net_a]
+    assert state.ports["spt-sub-port-00"].tag == 101 and state.ports["spt-sub-port-00"].bridge == tbr
+    assert state.ports["spi-sub-port-00"].tag == state.local_vlans[net_b]
+    assert result.up == {"parent-port-1": 2, "sub-port-0001": 3}
+    # the trunk deleted: its bridge goes, the tap is back on br-int, the subport is just a port without a tap
+    plain = L2View("h", view.networks, [replace(view.ports[0], trunk_id=""), replace(view.ports[1], parent_id="")])
+    state = apply(state, plan(plain, state, CFG).ops)
+    assert tbr not in state.bridges and state.ports[naming.tap("parent-port-1")].bridge == "br-int"
+    assert not any(name.startswith(("tpt-", "tpi-", "spt-", "spi-")) for name in state.ports)
