@@ -15,8 +15,14 @@ from fermion.runtime.embedded import build_app
 from tests.support import servers
 from tests.support.asgi import SyncClient as TestClient
 
+# the longest single tests (minutes each): started first, so that the other workers share the rest meanwhile
+# instead of one worker finishing them alone at the end
+FIRST = ("tests/fullstack/test_readme.py", "tests/acceptance/test_tempest.py",
+         "tests/fullstack/test_lab_distributed.py")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: next((i for i, f in enumerate(FIRST) if item.nodeid.startswith(f)), len(FIRST)))
     for item in items:
         if "postgres" in item.keywords and not servers.postgres_available():
             item.add_marker(pytest.mark.skip(reason="PostgreSQL is not reachable at 127.0.0.1:5432"))

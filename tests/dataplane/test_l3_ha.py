@@ -84,7 +84,7 @@ def ha_router(lab: Lab) -> dict[str, Any]:
     allow_from_anywhere(lab, "tcp", 22)
     fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
     address, rid = fip["floating_ip_address"], router["id"]
-    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
+    lab.wait(lambda: active_host(lab, rid) is not None, 40, "one instance to be active, the other standby")
     lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
     return {"router": router, "rid": rid, "vm1": vm1, "fip": address, "fip_id": fip["id"]}
 
@@ -159,7 +159,7 @@ def test_an_ha_router_taken_down_leaves_no_process_behind(ha_lab: Lab) -> None:
         pytest.skip("conntrackd is missing (scripts/bootstrap installs it)")
     lab = ha_lab
     rid = ha_router(lab)["router"]["id"]
-    lab.wait(lambda: active_host(lab, rid) is not None, 20, "one instance to be active, the other standby")
+    lab.wait(lambda: active_host(lab, rid) is not None, 40, "one instance to be active, the other standby")
     running = {host: keepalived.instances(workdir(lab, host, rid).parent).get(rid, []) for host in NETWORK_HOSTS}
     for host in NETWORK_HOSTS:
         assert conntrackd.Conntrackd(workdir(lab, host, rid)).pid() in running[host]

@@ -18,7 +18,10 @@ from tests.support.servers import free_port
 @contextmanager
 def serve_in_thread(app: Any) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
+    # keep-alive as `fermion serve` has it: with uvicorn's 5 s, a lab test idle that long (an instance taking
+    # its DHCP lease) could reuse a connection the server was closing: "connection reset by peer"
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none",
+                            timeout_keep_alive=75)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fermion-test-server", daemon=True)
     thread.start()
