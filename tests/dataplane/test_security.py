@@ -33,11 +33,17 @@ from tests.dataplane.lab import (
     tcp_listener,
 )
 
+# the tests marked BOTH run on an all-Linux-bridge and an all-OVS lab; the others on Linux bridges only (their
+# OVS counterparts, timing- and conntrack-bound, run on the lighter two-host rig of test_ovs_firewall.py: a
+# three-host OVS lab per test costs the suite minutes of CPU on two cores)
+BOTH = pytest.mark.parametrize("lab", ["linuxbridge", "ovs"], indirect=True)
 
-@pytest.fixture(params=["linuxbridge", "ovs"])
+
+@pytest.fixture
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
     """A lab whose hosts are all Linux-bridge hosts, or all Open vSwitch hosts."""
-    with embedded_lab(tmp_path, switches=dict.fromkeys(HOSTS, request.param)) as lab:
+    kind = getattr(request, "param", "linuxbridge")
+    with embedded_lab(tmp_path, switches=dict.fromkeys(HOSTS, kind)) as lab:
         yield lab
 
 
@@ -80,6 +86,7 @@ def eventually(lab: Lab, check: Any, what: str, timeout: float = 10.0) -> None:
     lab.wait(check, timeout, what)
 
 
+@BOTH
 def test_a_rule_opens_tcp_22_and_only_tcp_22(lab: Lab) -> None:
     lab.network("net1", "10.1.0.0/24")
     server = lab.boot("net1", "compute1", "server")
@@ -106,6 +113,7 @@ def test_a_rule_opens_tcp_22_and_only_tcp_22(lab: Lab) -> None:
     assert "dport=4789 " not in tracked
 
 
+@BOTH
 def test_remote_group_rule_follows_membership(lab: Lab) -> None:
     remote_group_scenario(lab, "net1")
 
@@ -134,6 +142,7 @@ def _ns(inst: LabInstance, *argv: str) -> None:
     subprocess.run(["ip", "netns", "exec", inst.netns, *argv], check=True, capture_output=True)
 
 
+@BOTH
 def test_spoofed_addresses_are_dropped_unless_allowed(lab: Lab) -> None:
     spoofing_scenario(lab, "net1", "10.1.0.0/24")
 
@@ -179,6 +188,7 @@ def _tenant(lab: Lab, project: str, name: str, ext: dict[str, Any]) -> tuple[Lab
     return inst, get(lab, f"/v2.0/routers/{router['id']}")["router"]
 
 
+@BOTH
 def test_tenant_routers_with_the_same_cidr_are_isolated(lab: Lab) -> None:
     ext = instances.ensure_external_network(lab.state, lab.api)
     red, red_router = _tenant(lab, "tenant-red", "red", ext)
