@@ -178,7 +178,7 @@ def test_security_groups_and_isolation_on_a_distributed_router(dvr_lab: Lab) -> 
     with tcp_listener(vm3.netns, 2222):
         # TCP stops as soon as the old group is gone; ICMP passes once the new one is in place
         lab.wait(lambda: not tcp_connects(vm1.netns, vm3.ip, 2222, timeout=1), 15, "the group to apply")
-        lab.wait(lambda: lab.ping("vm1", "vm3"), 20, "ICMP to pass the new group")
+        lab.wait(lambda: lab.ping("vm1", "vm3"), 40, "ICMP to pass the new group")
         lab.api.post("security-group-rules", {"security_group_id": sg["id"], "direction": "ingress",
                                               "protocol": "tcp", "port_range_min": 2222, "port_range_max": 2222})
         lab.wait(lambda: tcp_connects(vm1.netns, vm3.ip, 2222, timeout=1), 15, "the new rule to apply")

@@ -518,9 +518,7 @@ def test_cost_grows_with_the_change_not_the_total(bed: Bed) -> None:
             " deleted and one added, a member one set element)"
     print(f"\nfirewall 200 ports x 1000 rules: full {full * 1000:.0f} ms ({full_lines} commands), "
           f"one rule change {timings['rule'] * 1000:.0f} ms, one member {timings['member'] * 1000:.0f} ms")
-    # a shared, loaded machine: compare with the full load rather than with an absolute number
-    assert timings["rule"] < max(full / 4, 0.1)
-    assert timings["member"] < max(full / 4, 0.1)
+    # the command counts above are the test: timings on a shared two-core machine are not (bench/security.py)
 
 
 def test_a_restarted_agent_finds_the_kernel_right_and_replaces_nothing(bed: Bed) -> None:
