@@ -271,7 +271,7 @@ def hand_built(prefix: str) -> tuple[str, str, str]:
 
 def hand_built_ovs(prefix: str, base: Path, mtu: int) -> tuple[str, str, str]:
     """Two OVS netdev hosts (own ovsdb-server/ovs-vswitchd each, run dirs base/ovs-hb-h1, -h2) and two
-    instances, as PLATFORM.md section 2: the underlay address on br-phy (ul0 a port of it), br-int with the
+    instances, as docs/kernel.md: the underlay address on br-phy (ul0 a port of it), br-int with the
     instance's veth and a userspace VXLAN port, tx checksum offload off on every veth."""
     ul, h1, h2, i1, i2 = (f"{prefix}-hb-{x}" for x in ("ul", "h1", "h2", "i1", "i2"))
     for ns_name in (ul, h1, h2, i1, i2):

@@ -1,5 +1,5 @@
 """Open vSwitch through its command-line clients: one ovsdb-server and ovs-vswitchd per (emulated) host, each
-with its own run directory, datapath netdev (this kernel has no OVS module, PLATFORM.md §2).
+with its own run directory, datapath netdev (this kernel has no OVS module, docs/kernel.md).
 
 OvsHost observes the bridges, ports and our flows' cookies and applies plan ops (fermion/agent/ovs/planner.py).
 A flow is known by its cookie: the agent's 32 high bits and a hash of the flow's text and of the OpenFlow port

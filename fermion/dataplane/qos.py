@@ -1,6 +1,6 @@
 """QoS in the kernel: bandwidth limits with tc, DSCP marking with nftables.
 
-This kernel has tbf and htb but no police action (docs: PLATFORM.md §7), so traffic a device *receives* is
+This kernel has tbf and htb but no police action (docs/kernel.md), so traffic a device *receives* is
 redirected (u32 match-all + mirred) to an ifb device and shaped on its way out of that.
 
 Instance taps (the L2 agent): what leaves the instance arrives on its tap (tap ingress -> ifb<port> -> tbf),

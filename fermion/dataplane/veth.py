@@ -2,7 +2,7 @@
 port's tap (which the L2 agent attaches) and whose inner end carries the port's MAC.
 
 On an Open vSwitch host (its namespace has br-int) both ends get checksum offload off: OVS's userspace
-datapath forwards a veth's packets without completing their checksums (PLATFORM.md §2), so TCP and UDP from
+datapath forwards a veth's packets without completing their checksums (docs/kernel.md), so TCP and UDP from
 DHCP servers, routers and instances would arrive with bad ones."""
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[
 
 def _ovs_host(state: LabState, host: LabHost, ip: str, run: Path) -> None:
     """OVS daemons in the host's namespace; ul0 on br-ul with the underlay address, eth1/eth2 on the bridges of
-    their physical networks. Checksum offload off on every veth OVS touches (netdev datapath: PLATFORM.md §2)."""
+    their physical networks. Checksum offload off on every veth OVS touches (netdev datapath: docs/kernel.md)."""
     ovs.start_daemons(run, host.netns)
     ovs.wait_ready(run)
     client = ovs.Client(run)

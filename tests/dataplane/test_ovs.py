@@ -51,7 +51,7 @@ class Rig:
                 sh("ip", "-n", host, "link", "set", inner, "up")
                 sh("ip", "netns", "exec", host, "ethtool", "-K", inner, "tx", "off")
                 sh("ip", "netns", "exec", self.ul, "ethtool", "-K", outer, "tx", "off")
-            # userspace tunnels: the underlay address on an OVS bridge (PLATFORM.md §2); eth1 on br-eth1
+            # userspace tunnels: the underlay address on an OVS bridge (docs/kernel.md); eth1 on br-eth1
             for br, port in (("br-ul", "ul0"), ("br-eth1", "eth1")):
                 c.vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
                         *(["fail_mode=secure", "other-config:disable-in-band=true"] if br == "br-eth1" else []),

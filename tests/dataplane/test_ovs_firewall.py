@@ -172,7 +172,7 @@ def sh(*argv: str) -> None:
 
 
 def veth(ns: str, name: str, peer_ns: str, peer: str, mac: str | None = None) -> None:
-    """A veth pair, checksum offload off on both ends (OVS netdev, PLATFORM.md §2), both up."""
+    """A veth pair, checksum offload off on both ends (OVS netdev, docs/kernel.md), both up."""
     sh("ip", "link", "add", name, "netns", ns, *(["address", mac] if mac else []), "type", "veth", "peer", "name",
        peer, "netns", peer_ns)
     for where, dev in ((ns, name), (peer_ns, peer)):
