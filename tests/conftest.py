@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,12 +81,33 @@ class Api:
         return self.create("ports", network_id=network_id, **attrs)
 
 
-def make_client(url: str, tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None,
-                **auth: Any) -> TestClient:
-    """An in-process API on a migrated database; `sections` replace settings, e.g. {"agents": {...}}."""
+_SQLITE_TEMPLATE: list[Path] = []  # this worker's migrated empty SQLite database, made once
+
+
+def migrated(url: str) -> None:
+    """Bring the database at `url` to the latest schema. A new SQLite file is a copy of one migrated at the
+    start (0.4 s saved per test); tests/contract/test_migrations.py tests the migrations themselves."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not Path(url[len(prefix):]).exists():
+        if not _SQLITE_TEMPLATE:
+            folder = tempfile.mkdtemp(prefix="fermion-template-")
+            atexit.register(shutil.rmtree, folder, True)
+            template = Path(folder) / "migrated.sqlite"
+            db = Database(prefix + str(template))
+            migrate.upgrade(db.engine)
+            db.dispose()
+            _SQLITE_TEMPLATE.append(template)
+        shutil.copyfile(_SQLITE_TEMPLATE[0], url[len(prefix):])
+        return
     db = Database(url)
     migrate.upgrade(db.engine)
     db.dispose()
+
+
+def make_client(url: str, tmp_path: Path, sections: dict[str, dict[str, Any]] | None = None,
+                **auth: Any) -> TestClient:
+    """An in-process API on a migrated database; `sections` replace settings, e.g. {"agents": {...}}."""
+    migrated(url)
     settings = cfg.Settings().replace("database", url=url)
     if auth:
         settings = settings.replace("auth", **auth)

@@ -1,4 +1,5 @@
-"""The `openstack` command line client against a live server (each call is a 1-2 s subprocess)."""
+"""The `openstack` command line client against a live server. The first workflow runs the `openstack` script
+itself (a 1-2 s subprocess per call); the others go through the client worker of tests/compat/conftest.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tests.support import servers
 pytestmark = pytest.mark.compat
 
 
-def test_network_subnet_port_workflow(cli: Cli) -> None:
+def test_network_subnet_port_workflow(os_env: dict[str, str]) -> None:
+    cli = Cli(os_env, script=True)
     net_name = f"cli-{uuid.uuid4().hex[:8]}"
     net = cli.json("network", "create", "--description", "made by the cli", net_name)
     assert net["name"] == net_name and net["status"] == "ACTIVE" and net["project_id"] == "fermion-default"

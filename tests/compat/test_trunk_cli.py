@@ -33,7 +33,8 @@ def test_trunk_with_the_cli(os_env: dict[str, str], endpoint: str) -> None:
     cli.run("network", "trunk", "set", "--subport", f"port={sub2['id']},segmentation-type=vlan,segmentation-id=200",
             f"tr-{tag}")
     listed = cli.json("network", "subport", "list", "--trunk", f"tr-{tag}")
-    assert sorted((s["Port"], s["Segmentation ID"]) for s in listed) == [(sub1["id"], 100), (sub2["id"], 200)]
+    want = sorted([(sub1["id"], 100), (sub2["id"], 200)])
+    assert sorted((s["Port"], s["Segmentation ID"]) for s in listed) == want
     clash = cli.run("network", "trunk", "set", "--subport",
                     f"port={parent['id']},segmentation-type=vlan,segmentation-id=300", f"tr-{tag}", check=False)
     assert clash.returncode != 0 and "not eligible for use as a parent port" in clash.stderr, clash.stderr

@@ -84,7 +84,10 @@ def ha_router(lab: Lab) -> dict[str, Any]:
     allow_from_anywhere(lab, "tcp", 22)
     fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
     address, rid = fip["floating_ip_address"], router["id"]
-    lab.wait(lambda: active_host(lab, rid) is not None, 40, "one instance to be active, the other standby")
+    try:
+        lab.wait(lambda: active_host(lab, rid) is not None, 40, "one instance to be active, the other standby")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: the server says {hosting(lab, rid)}, keepalived {vrrp_states(lab, rid)}") from e
     lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
     return {"router": router, "rid": rid, "vm1": vm1, "fip": address, "fip_id": fip["id"]}
 

@@ -29,6 +29,7 @@ class Rig:
         self.ul = f"{self.prefix}-ul"
         self.ports = {h: str(uuid.uuid4()) for h in HOSTS}
         self.agents: dict[str, OvsAgent] = {}
+        self.segment: Segment | None = None
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -85,6 +86,17 @@ class Rig:
         for h, agent in self.agents.items():
             result = agent.sync(self.view(h, seg), None)
             assert not result.failed and self.ports[h] in result.up
+        if seg != self.segment:
+            self.forget()
+        self.segment = seg
+
+    def forget(self) -> None:
+        """The tests move one network from segment type to segment type, which a real network never does: the
+        instances' ARP entries and br-int's learned MACs still point the old way (the physnet patch port stays
+        when the network becomes a tunnel), so forget them as a fresh network would not have them."""
+        for h in HOSTS:
+            sh("ip", "-n", self.ns(f"vm{h}"), "neigh", "flush", "all")
+            sh("ovs-appctl", "-t", str(o.rundir(self.tmp, h) / "ovs-vswitchd.ctl"), "fdb/flush", "br-int")
 
     def ping(self, count: int = 2, deadline: int = 8) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", self.ns("vmh1"), "ping", "-c", str(count), "-W", "1", "-w",

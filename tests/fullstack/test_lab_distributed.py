@@ -50,14 +50,18 @@ class Deployment:
 
     def agent_pids(self) -> set[int]:
         """The agent processes running for this lab's hosts, as `ps` shows them (looked at, never killed)."""
-        found = set()
+        return set(self.agent_commands())
+
+    def agent_commands(self) -> dict[int, str]:
+        """The same, with their command lines."""
+        found = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
             if b"agent" in argv and any(a.startswith(f"{self.lab_prefix}-".encode()) for a in argv):
-                found.add(int(pid))
+                found[int(pid)] = b" ".join(argv).decode(errors="replace")
         return found
 
 
@@ -177,12 +181,17 @@ def test_losing_and_healing_the_active_host_of_an_ha_router(tmp_path: Path) -> N
         lost = active_host(lab, rid)
         assert lost is not None
         survivor = "network2" if lost == "network1" else "network1"
-        before = a.agent_pids()
+        commands = a.agent_commands()
+        before = set(commands)
+        lost_ns = f"{a.lab_prefix}-{lost}"
+        on_lost = {pid for pid, cmd in commands.items() if f" {lost_ns} " in f"{cmd} "}
+        assert len(on_lost) == 3, commands  # its l2, dhcp and l3 agents
 
         failed = a.lab("fail", lost)
         assert failed.returncode == 0, failed.stderr
         assert f"host {lost} failed: agent processes killed, links cut" in failed.stdout
-        assert len(a.agent_pids()) == len(before) - 3  # its l2, dhcp and l3 agents
+        left = a.agent_commands()
+        assert set(left) == before - on_lost, f"before: {commands}\nafter: {left}"
         lab.wait(lambda: ping_ns(state.external, fip, count=1), 15, "the floating IP to answer from the survivor")
         lab.wait(lambda: hosting(lab, rid) == {lost: "standby", survivor: "active"}, 15, "the survivor active")
 
