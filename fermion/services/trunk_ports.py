@@ -1,9 +1,10 @@
 """What trunks mean for ports: a parent's trunk_details, the ports a trunk keeps from being deleted, subports
 that follow their parent's host, and the trunk status derived from the ports.
 
-Status (docs/trunks.md): ERROR when a subport's binding failed; DOWN while the parent port is not ACTIVE or a
-subport is unbound; BUILD while the parent is ACTIVE and its host's agent has not yet reported every subport
-wired (OVS hosts: the trunk bridge's patch ports); ACTIVE then. It is recomputed whenever one of its ports changes
+Status (docs/trunks.md): ERROR when the parent's binding failed; DOWN while the parent
+port is not ACTIVE or a subport is unbound; BUILD while the parent is ACTIVE and its host's agent has not yet
+reported every subport wired (OVS hosts: the trunk bridge's patch ports); then DEGRADED when some subports'
+bindings failed (the others carry traffic), else ACTIVE. It is recomputed whenever one of its ports changes
 status or binding, and stored (so lists filter and sort on it); a change bumps the trunk's revision.
 """
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 _t = m.trunks.c
 _s = m.subports.c
 _p = m.ports.c
-ACTIVE, BUILD, DOWN, ERROR = "ACTIVE", "BUILD", "DOWN", "ERROR"
+ACTIVE, BUILD, DEGRADED, DOWN, ERROR = "ACTIVE", "BUILD", "DEGRADED", "DOWN", "ERROR"
 
 
 def details(conn: Connection, port_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -125,30 +126,34 @@ def set_ports(conn: Connection, ports: PortService, port_ids: Sequence[str], wan
             ports.update(conn, orig, changes, None)
 
 
-def status_of(parent_status: str, subports: Iterable[tuple[str, str]]) -> str:
-    """From the parent port's status and each subport's (binding vif type, status)."""
+def status_of(parent: tuple[str, str], subports: Iterable[tuple[str, str]]) -> str:
+    """From the parent port's and each subport's (binding vif type, status)."""
+    parent_vif, parent_status = parent
     subs = list(subports)
-    if any(vif == FAILED for vif, _ in subs):
+    failed = [vif == FAILED for vif, _ in subs]
+    if parent_vif == FAILED:
         return ERROR
     if parent_status != ACTIVE or any(vif == UNBOUND for vif, _ in subs):
         return DOWN
     # the parent is wired; its subports are once the host's agent reports them (their trunk bridge patches)
-    return ACTIVE if all(status == ACTIVE for _, status in subs) else BUILD
+    if not all(status == ACTIVE for (vif, status) in subs if vif != FAILED):
+        return BUILD
+    return DEGRADED if any(failed) else ACTIVE
 
 
 def statuses(conn: Connection, trunk_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """(stored, as its ports make it) status of each trunk."""
     out: dict[str, tuple[str, str]] = {}
     for part in chunks(sorted(set(trunk_ids))):
-        rows = conn.execute(select(_t.id, _t.status, _p.status.label("parent_status"))
+        rows = conn.execute(select(_t.id, _t.status, _p.binding_vif_type, _p.status)
                             .join(m.ports, _p.id == _t.port_id).where(_t.id.in_(part))).all()
         vifs: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for trunk_id, vif, status in conn.execute(select(_s.trunk_id, _p.binding_vif_type, _p.status)
                                                   .join(m.ports, _p.id == _s.port_id)
                                                   .where(_s.trunk_id.in_(part))):
             vifs[trunk_id].append((vif, status))
-        for trunk_id, current, parent_status in rows:
-            out[trunk_id] = (current, status_of(parent_status, vifs.get(trunk_id, [])))
+        for trunk_id, current, parent_vif, parent_status in rows:
+            out[trunk_id] = (current, status_of((parent_vif, parent_status), vifs.get(trunk_id, [])))
     return out
 
 

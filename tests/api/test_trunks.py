@@ -290,15 +290,26 @@ def test_status_follows_the_parent_port(client: SyncClient, admin: Api) -> None:
     assert show(admin, made["id"])["status"] == "BUILD"  # the parent is wired, its subport not yet
     report_ports(client, "ovs-1", up={sub["id"]: port(admin, sub["id"])["revision_number"]})
     assert show(admin, made["id"])["status"] == "ACTIVE"
-    # a subport whose binding fails (its network's physnet is not mapped on the host) puts the trunk in ERROR
+    # a subport whose binding fails (its network's physnet is not mapped on the host) degrades the trunk: the
+    # others still carry their VLANs, and more may be added
     elsewhere = admin.network(**{"provider:network_type": "flat", "provider:physical_network": "physnet9"})
     bad = admin.port(elsewhere["id"], port_security_enabled=False)
-    assert action(admin, made["id"], "add_subports", [vlan(bad, 11)]).json()["status"] == "ERROR"
+    assert action(admin, made["id"], "add_subports", [vlan(bad, 11)]).json()["status"] == "DEGRADED"
     assert port(admin, bad["id"])["binding:vif_type"] == "binding_failed"
-    assert_fault(action(admin, made["id"], "add_subports", [vlan(admin.port(net["id"]), 12)]), 409,
-                 "TrunkInErrorState")
+    more = admin.port(net["id"], port_security_enabled=False)
+    assert action(admin, made["id"], "add_subports", [vlan(more, 12)]).json()["status"] == "BUILD"
+    report_ports(client, "ovs-1", up={more["id"]: port(admin, more["id"])["revision_number"]})
+    assert show(admin, made["id"])["status"] == "DEGRADED"
     assert action(admin, made["id"], "remove_subports", [{"port_id": bad["id"]}]).json()["status"] == "ACTIVE"
     assert port(admin, bad["id"])["binding:host_id"] == ""
+    # a parent whose binding fails puts its trunk in ERROR, which refuses new subports
+    lost = admin.port(elsewhere["id"], port_security_enabled=False)
+    broken = trunk(admin, lost)
+    admin.put(f"/v2.0/ports/{lost['id']}", json={"port": {"binding:host_id": "ovs-1"}})
+    assert port(admin, lost["id"])["binding:vif_type"] == "binding_failed"
+    assert show(admin, broken["id"])["status"] == "ERROR"
+    assert_fault(action(admin, broken["id"], "add_subports", [vlan(admin.port(net["id"]), 13)]), 409,
+                 "TrunkInErrorState")
     report_ports(client, "ovs-1", down=[parent["id"]])
     assert show(admin, made["id"])["status"] == "DOWN"
     # bound on an OVS host, the trunk may go; subports are freed from the host
