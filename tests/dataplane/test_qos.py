@@ -98,8 +98,9 @@ def test_port_limits_both_ways_and_dscp_on_the_wire(lab: Lab) -> None:
 
         # a port update leaves the tap's qdiscs in place (no flow dropped), the policy going restores full speed
         put(lab, f"/v2.0/ports/{vm1.port_id}", {"port": {"qos_policy_id": None}})
-        lab.wait(lambda: "tbf" not in qdiscs(host), 5, "the limits to go")
-        assert dq.TABLE not in netns.run(["ip", "netns", "exec", host, "nft", "list", "tables"]).stdout
+        lab.wait(lambda: "tbf" not in qdiscs(host)
+                 and dq.TABLE not in netns.run(["ip", "netns", "exec", host, "nft", "list", "tables"]).stdout,
+                 5, "the limits and the marking table to go")
         again = mbits(vm1.netns, vm2.ip or "")
         assert again > 3 * LIMIT_KBPS / 1000, f"{again:.0f} Mbit/s after the policy went"
 
