@@ -14,13 +14,20 @@ from fermion.db.engine import Database
 from fermion.lab.state import state_path
 from fermion.runtime.embedded import build_app
 from fermion.runtime.lab import LabSupervisor
-from tests.dataplane.lab import Lab, built_lab, fast_settings, require_root
+from tests.dataplane.lab import HOSTS, Lab, built_lab, fast_settings, require_root
 from tests.support.inproc_server import serve_in_thread
+
+# host kinds a test marked HOST_KINDS runs on: every host a Linux-bridge host, every host an Open vSwitch host,
+# or a mixed lab (compute1 and network1 OVS, compute2 Linux bridge: one network spans both kinds)
+KINDS = {"linuxbridge": dict.fromkeys(HOSTS, "linuxbridge"), "ovs": dict.fromkeys(HOSTS, "ovs"),
+         "mixed": {"compute1": "ovs", "compute2": "linuxbridge", "network1": "ovs"}}
+HOST_KINDS = pytest.mark.parametrize("lab", list(KINDS), indirect=True)
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    with embedded_lab(tmp_path) as lab:
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+    """compute1, compute2 and network1; Linux-bridge hosts unless the test is parametrized (HOST_KINDS)."""
+    with embedded_lab(tmp_path, switches=KINDS[getattr(request, "param", "linuxbridge")]) as lab:
         yield lab
 
 

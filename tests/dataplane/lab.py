@@ -484,3 +484,23 @@ class Stream:
         self.proc.kill()
         self.proc.wait()
         self._reader.join(timeout=5)
+
+
+def on_ovs(lab: Lab, host: str) -> bool:
+    """Whether the lab host is an Open vSwitch host (else a Linux-bridge host)."""
+    return lab.state.hosts[host].switch == "ovs"
+
+
+def ovs_flows(lab: Lab, host: str, bridge: str) -> str:
+    from fermion.dataplane import ovs
+
+    return ovs.Client(ovs.rundir(lab.state_dir, host)).ofctl("dump-flows", bridge)
+
+
+def plugged(lab: Lab, host: str, device: str) -> bool:
+    """Whether the host has the device on its switch: a port of br-int (OVS) or of a Linux bridge."""
+    if on_ovs(lab, host):
+        from fermion.dataplane import ovs
+
+        return device in ovs.Client(ovs.rundir(lab.state_dir, host)).vsctl("list-ports", "br-int").split()
+    return re.search(rf"{device}@\S+ .*master", lab.links(host)) is not None

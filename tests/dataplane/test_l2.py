@@ -1,14 +1,16 @@
 """Real packets between emulated hosts (embedded mode): VXLAN with L2 population, DHCP, isolation, flat
-networks, convergence after agent restarts, hand-made damage and lost hints."""
+networks, convergence after agent restarts, hand-made damage and lost hints. The tests marked HOST_KINDS run on
+Linux-bridge hosts, Open vSwitch hosts and a mixed lab (tests/dataplane/conftest.py)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 
-from fermion.dataplane import naming, netns
+from fermion.dataplane import naming, netns, ovs
 from fermion.lab import instances
-from tests.dataplane.lab import Lab, loss_of, ping_loss
+from tests.dataplane.conftest import HOST_KINDS
+from tests.dataplane.lab import Lab, loss_of, on_ovs, ovs_flows, ping_loss, plugged
 
 
 def _port(lab: Lab, name: str) -> dict:
@@ -17,28 +19,38 @@ def _port(lab: Lab, name: str) -> dict:
     return port
 
 
+@HOST_KINDS
 def test_instances_on_two_hosts_get_their_port_address_by_dhcp_and_ping_over_vxlan(lab: Lab) -> None:
     net = lab.network("blue", "10.20.0.0/24")
     vm1 = lab.boot("blue", "compute1", "vm1")
     vm2 = lab.boot("blue", "compute2", "vm2")
-    for vm in (vm1, vm2):
+    for vm, host in ((vm1, "compute1"), (vm2, "compute2")):
         port = _port(lab, vm.name)
         assert vm.ip == port["fixed_ips"][0]["ip_address"]  # the lease is the port's address
-        assert port["binding:vif_type"] == "bridge"
+        assert port["binding:vif_type"] == ("ovs" if on_ovs(lab, host) else "bridge")
         instances.wait_port_status(lab.api, vm.port_id, "ACTIVE")
     assert lab.ping("vm1", "vm2") and lab.ping("vm2", "vm1")
     # the instance took the network MTU from DHCP; the hosts carry the network's VNI
     assert "mtu 1450" in netns.run(["ip", "-n", vm1.netns, "link", "show", "eth0"]).stdout
     vni = lab.api._ok(lab.api.http.get(f"/v2.0/networks/{net['id']}"))["network"]["provider:segmentation_id"]
     for host in ("compute1", "compute2"):
-        assert f"vxlan id {vni}" in lab.links(host)
-    # L2 population: compute1 knows where vm2's MAC lives and answers ARP for it locally
-    fdb = netns.run(["bridge", "-n", lab.host_ns("compute1"), "fdb", "show", "dev", naming.vxlan(vni)]).stdout
-    assert f"{vm2.mac} dst {lab.state.hosts['compute2'].underlay_ip}" in fdb
-    neigh = netns.run(["ip", "-n", lab.host_ns("compute1"), "neigh", "show", "dev", naming.vxlan(vni)]).stdout
-    assert vm2.ip in neigh and vm2.mac in neigh
+        if on_ovs(lab, host):  # br-tun maps the VNI to the network's local VLAN
+            assert f"tun_id={vni:#x}" in ovs_flows(lab, host, "br-tun")
+        else:
+            assert f"vxlan id {vni}" in lab.links(host)
+    # L2 population: each host knows where the other's instance MAC lives and answers ARP for it locally
+    for here, there, vm in (("compute1", "compute2", vm2), ("compute2", "compute1", vm1)):
+        if on_ovs(lab, here):
+            tun = ovs_flows(lab, here, "br-tun")
+            assert f"dl_dst={vm.mac}" in tun and f"arp_tpa={vm.ip}" in tun
+            continue
+        fdb = netns.run(["bridge", "-n", lab.host_ns(here), "fdb", "show", "dev", naming.vxlan(vni)]).stdout
+        assert f"{vm.mac} dst {lab.state.hosts[there].underlay_ip}" in fdb
+        neigh = netns.run(["ip", "-n", lab.host_ns(here), "neigh", "show", "dev", naming.vxlan(vni)]).stdout
+        assert vm.ip in neigh and vm.mac in neigh
 
 
+@HOST_KINDS
 def test_networks_with_the_same_cidr_are_isolated(lab: Lab) -> None:
     lab.network("red", "10.30.0.0/24")
     lab.network("green", "10.30.0.0/24")
@@ -62,6 +74,7 @@ def test_networks_with_the_same_cidr_are_isolated(lab: Lab) -> None:
     assert green_dhcp["mac_address"] in _arping(g1.netns, green_dhcp["fixed_ips"][0]["ip_address"]).lower()
 
 
+@HOST_KINDS
 def test_flat_network_reaches_another_host_through_the_physical_bridge(lab: Lab) -> None:
     net = lab.network("flat1", "10.40.0.0/24", **{"provider:network_type": "flat",
                                                      "provider:physical_network": "physnet1"})
@@ -71,11 +84,16 @@ def test_flat_network_reaches_another_host_through_the_physical_bridge(lab: Lab)
     assert lab.ping("f1", "f2")
     bridge = naming.bridge(net["id"])
     for host in ("compute1", "compute2"):
+        if on_ovs(lab, host):  # eth1 is a port of br-eth1, patched to br-int; the network has a local VLAN there
+            assert "eth1" in ovs.Client(ovs.rundir(lab.state_dir, host)).vsctl("list-ports", "br-eth1").split()
+            assert "dl_vlan=" in ovs_flows(lab, host, "br-eth1")
+            continue
         links = lab.links(host)
         assert re.search(rf"eth1@\S+ .*master {bridge}", links), links
         assert "vxlan" not in links
 
 
+@HOST_KINDS
 def test_port_delete_stops_traffic(lab: Lab) -> None:
     lab.network("blue", "10.21.0.0/24")
     lab.boot("blue", "compute1", "vm1")
@@ -83,7 +101,7 @@ def test_port_delete_stops_traffic(lab: Lab) -> None:
     assert lab.ping("vm1", "vm2")
     lab.api.delete_port(vm2.port_id)
     tap = naming.tap(vm2.port_id)
-    lab.wait(lambda: not re.search(rf"{tap}@\S+ .*master", lab.links("compute2")), what="tap detached")
+    lab.wait(lambda: not plugged(lab, "compute2", tap), what="tap detached")
     assert not lab.ping("vm1", "vm2", count=2)
 
 

@@ -1,5 +1,6 @@
 """Routers, SNAT and floating IPs with real packets, in embedded mode: instances on emulated hosts, the
-router on the network node, and the lab's "external" namespace playing the internet."""
+router on the network node, and the lab's "external" namespace playing the internet. The tests marked
+HOST_KINDS run on Linux-bridge hosts, Open vSwitch hosts and a mixed lab (tests/dataplane/conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from fermion.dataplane import naming, netns
 from fermion.dataplane.router import NAT_TABLE
 from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
+from tests.dataplane.conftest import HOST_KINDS
 from tests.dataplane.ftp import FTP_PORT, ftp_download, ftp_server
 from tests.dataplane.lab import Lab, next_peer, ping_ns, tcp_connects, tcp_listener
 
@@ -55,6 +57,7 @@ def allow_from_anywhere(lab: Lab, protocol: str, port: int | None = None) -> dic
     return lab.api.post("security-group-rules", body)
 
 
+@HOST_KINDS
 def test_routing_snat_and_floating_ip(lab: Lab) -> None:
     t = routed_pair(lab)
     vm1, vm2 = t["vm1"], t["vm2"]
@@ -87,6 +90,7 @@ def test_routing_snat_and_floating_ip(lab: Lab) -> None:
     lab.wait(lambda: not ping_ns(ext_ns, address, count=1), 10, "the floating IP to stop answering")
 
 
+@HOST_KINDS
 def test_an_admin_down_router_keeps_its_ports_active_and_routes_nothing(lab: Lab) -> None:
     """As in Neutron with OVN: the ports of a router set admin-down stay ACTIVE (plugged), the router stops
     routing, and routes again once set up."""

@@ -158,22 +158,6 @@ def test_an_ha_router_on_ovs_network_nodes_moves_when_its_host_is_lost(ha_lab: L
     lab.wait(lambda: ping_ns(vm.netns, EXTERNAL_GATEWAY, count=1), 15, "the instance to reach the outside again")
 
 
-def test_ovs_same_cidr_networks_are_isolated_and_a_port_delete_stops_traffic(lab: Lab) -> None:
-    lab.network("iso-a", "10.77.0.0/24")
-    lab.network("iso-b", "10.77.0.0/24")
-    a1 = boot(lab, "iso-a", "compute1", "iso-a1")
-    a2 = boot(lab, "iso-a", "network1", "iso-a2")
-    boot(lab, "iso-b", "compute1", "iso-b1")
-    lab.wait(lambda: lab.ping("iso-a1", "iso-a2"), 20, "a1 to reach a2")
-    assert not lab.ping("iso-b1", a2.ip or "", count=2)  # same addresses, other network: nothing answers
-    assert not lab.ping("iso-b1", a1.ip or "", count=2)  # not even on the same host
-    lab.api.delete_port(a2.port_id)
-    tap = naming.tap(a2.port_id)
-    c = o.Client(o.rundir(lab.state_dir, "network1"))
-    lab.wait(lambda: tap not in c.vsctl("list-ports", "br-int").split(), 15, "the tap off br-int")
-    assert not lab.ping("iso-a1", a2.ip or "", count=2)
-
-
 def test_ovs_agent_restart_keeps_traffic_and_a_replugged_tap_works(lab: Lab) -> None:
     from fermion.dataplane import veth
     from tests.dataplane.lab import loss_of, ping_loss

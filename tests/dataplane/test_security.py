@@ -8,24 +8,20 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from fermion.dataplane import ovs as o
 from fermion.dataplane.conntrack import Conntrack
 from fermion.lab import instances
 from fermion.lab.state import LabInstance
 from fermion.lab.topology import EXTERNAL_GATEWAY
-from tests.dataplane.conftest import embedded_lab
+from tests.dataplane.conftest import HOST_KINDS
 from tests.dataplane.lab import (
-    HOSTS,
     Lab,
     Session,
     echo_server,
     next_peer,
+    on_ovs,
     ping_ns,
     pinger,
     reply_times,
@@ -33,22 +29,10 @@ from tests.dataplane.lab import (
     tcp_listener,
 )
 
-# the tests marked BOTH run on an all-Linux-bridge and an all-OVS lab; the others on Linux bridges only (their
-# OVS counterparts, timing- and conntrack-bound, run on the lighter two-host rig of test_ovs_firewall.py: a
-# three-host OVS lab per test costs the suite minutes of CPU on two cores)
-BOTH = pytest.mark.parametrize("lab", ["linuxbridge", "ovs"], indirect=True)
-
-
-@pytest.fixture
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
-    """A lab whose hosts are all Linux-bridge hosts, or all Open vSwitch hosts."""
-    kind = getattr(request, "param", "linuxbridge")
-    with embedded_lab(tmp_path, switches=dict.fromkeys(HOSTS, kind)) as lab:
-        yield lab
-
-
-def on_ovs(lab: Lab, host: str) -> bool:
-    return lab.state.hosts[host].switch == "ovs"
+# the tests marked BOTH run on an all-Linux-bridge, an all-OVS and a mixed lab (tests/dataplane/conftest.py);
+# the others on Linux bridges only (their OVS counterparts, timing- and conntrack-bound, run on the lighter
+# two-host rig of test_ovs_firewall.py: a three-host OVS lab per test costs the suite minutes of CPU on two cores)
+BOTH = HOST_KINDS
 
 
 def ovs_conntrack(lab: Lab, host: str) -> str:
