@@ -1,5 +1,7 @@
-"""Distributed virtual routing (Neutron's DVR) on Linux-bridge hosts: what a DVR host adds around the router
-namespaces RouterManager builds.
+"""Distributed virtual routing (Neutron's DVR): what a DVR host adds around the router namespaces RouterManager
+builds. The same on Linux-bridge and Open vSwitch hosts, except for the bridge table below: on an OVS host the
+qr- taps are on br-int, where the OVS agent's flows do its work (fermion/agent/ovs/dvr.py) and the table sees
+nothing.
 
 - A local copy (qrouter-<router>, built by RouterManager without gateway) gets static neighbours for every
   port on its subnets (its gateway addresses and MACs exist on every host: it must never ARP across hosts),

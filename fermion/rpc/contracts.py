@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.12"
+VERSION = "1.13"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -33,6 +33,8 @@ HISTORY = {
     "1.11": "service plugins: QoS rules on L2Port, FloatingIp and Router.gateway_qos; Router.firewall_groups "
             "(FWaaS v2) with FirewallReport; Router.metering_labels with MeteringReport; Router.port_forwardings",
     "1.12": "trunks: L2Port.trunk_id on a trunk's parent, L2Port.parent_id and segmentation_id on its subports",
+    "1.13": "DVR on Open vSwitch hosts: L2View.dvr_mac (the host's DVR MAC) and L2Port.ips (the addresses of "
+            "distributed router interfaces), for the OVS agent's DVR flows",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -173,6 +175,9 @@ class L2Port:
     trunk_id: str = ""  # the trunk this port is the parent of ("": none)
     parent_id: str = ""  # a trunk's subport: the trunk's parent port, whose tap carries it tagged
     segmentation_id: int = 0  # a subport: its VLAN on the parent's tap
+    # a distributed router's interface: its addresses (no prefix length), whose ARP and neighbour discovery
+    # the OVS agent keeps off the fabric; empty for other ports
+    ips: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,9 @@ class L2View:
     ports: list[L2Port]
     partial: bool = False  # True when the request named networks: absent ones are to be removed
     firewall: Firewall | None = None  # present when asked for (FIREWALL_KEY) and in full views
+    # this host's DVR MAC when it runs copies of distributed routers ("": none, or a server before 1.13): the
+    # OVS agent's flows give it to the frames those copies send to other hosts
+    dvr_mac: str = ""
 
 
 @dataclass(frozen=True)

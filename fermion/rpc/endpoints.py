@@ -141,17 +141,24 @@ class ServerEndpoints:
         return {"changed": changed}
 
     def get_l2_view(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The firewall comes with full views and when the request names FIREWALL_KEY among the keys."""
+        """The firewall comes with full views and when the request names FIREWALL_KEY among the keys. On a host
+        running distributed routers' copies, the view may first need the host's DVR MAC made (dvr.host_mac)."""
         req = decode(ViewRequest, body)
         s = self.services
         keys = req.network_ids
         with_firewall = keys is None or FIREWALL_KEY in keys
         networks = None if keys is None else [k for k in keys if k != FIREWALL_KEY]
-        with self.db.read() as conn:
-            view = l2_view(conn, s.agents, s.ports.binder, req.host, networks)
+        def work(conn: Connection, write: bool = False) -> dict[str, Any]:
+            view = l2_view(conn, s.agents, s.ports.binder, req.host, networks, write)
             if with_firewall:
                 view = dataclasses.replace(view, firewall=for_caller(firewall_view(conn, req.host)))
             return encode(view)
+
+        try:  # a host's first distributed router copy: its DVR MAC is made in a write transaction
+            with self.db.read() as conn:
+                return work(conn)
+        except NeedsDvrWrite:
+            return self.db.write(lambda conn: work(conn, write=True))
 
     def get_l3_view(self, body: dict[str, Any]) -> dict[str, Any]:
         """On a host running distributed routers' copies, the view may first need its DVR MAC or floating-IP

@@ -196,11 +196,17 @@ def _neighbors(conn: Connection, interfaces: dict[str, list[dict[str, Any]]]) ->
 
 # ---------------------------------------------------------------- security groups
 def firewall_view(conn: Connection, host: str) -> Firewall:
-    p = m.ports.c
-    rows = conn.execute(select(p.id, p.network_id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs,
-                               p.device_owner)
-                        .where(p.binding_host_id == host, p.binding_vif_type.in_(("bridge", "ovs")))
-                        .order_by(p.id)).all()
+    """The ports bound to the host, and the interfaces of the distributed routers with a copy here (bound to no
+    host, plugged on every host with a copy; the OVS firewall isolates a plugged port it is not told about)."""
+    p, rp = m.ports.c, m.router_ports.c
+    cols = (p.id, p.network_id, p.mac_address, p.port_security_enabled, p.allowed_address_pairs, p.device_owner)
+    rows = list(conn.execute(select(*cols).where(p.binding_host_id == host,
+                                                 p.binding_vif_type.in_(("bridge", "ovs")))))
+    copies = dvr.local_routers(conn, host)
+    if copies:
+        rows += conn.execute(select(*cols).join(m.router_ports, rp.port_id == p.id).where(
+            rp.router_id.in_(copies), rp.port_type == dvr.DVR_INTERFACE_OWNER))
+    rows.sort(key=lambda x: x.id)
     ids = [x.id for x in rows]
     ips = load_fixed_ips(conn, ids)
     groups = load_port_groups(conn, ids)

@@ -26,7 +26,9 @@ VIF_TYPES = ("bridge", "ovs")  # the ports an L2 agent plugs (Linux bridge or Op
 
 
 def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: str,
-            network_ids: Sequence[str] | None = None) -> L2View:
+            network_ids: Sequence[str] | None = None, write: bool = False) -> L2View:
+    """On a host running distributed routers' copies the view carries the host's DVR MAC (made on first need:
+    dvr.NeedsWrite when that cannot be done, write False) and the copies' interface addresses."""
     p = m.ports.c
     cols = (p.id, p.network_id, p.mac_address, p.revision_number, p.admin_state_up, p.device_owner)
     stmt = select(*cols).where(p.binding_host_id == host, p.binding_vif_type.in_(VIF_TYPES))
@@ -48,8 +50,9 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
              for q in queries for r in conn.execute(q)]
     net_ids = sorted({port.network_id for port in ports})
     me = next((a for a in agents.on_host(conn, host) if a.agent_type in L2_AGENTS), None)
+    dvr_mac = dvr.host_mac(conn, host, write) if copies else ""  # host-wide: in partial views too
     if not net_ids or me is None:
-        return L2View(host=host, networks=[], ports=[], partial=network_ids is not None)
+        return L2View(host=host, networks=[], ports=[], partial=network_ids is not None, dvr_mac=dvr_mac)
     n = m.networks.c
     nets = conn.execute(select(n.id, n.mtu, n.admin_state_up).where(n.id.in_(net_ids))).all()
     segments = load_segments(conn, net_ids)
@@ -65,7 +68,16 @@ def l2_view(conn: Connection, agents: AgentService, binder: PortBinder, host: st
                                   segment=Segment(seg.network_type, seg.physical_network, seg.segmentation_id),
                                   vteps=sorted({r.vtep for r in rports}), remote_ports=rports))
     ports = _trunks(conn, qos_views.l2_ports(conn, [x for x in ports if x.network_id in carried]))
-    return L2View(host=host, networks=networks, ports=ports, partial=network_ids is not None)
+    if copies:
+        ports = _router_addresses(conn, ports)
+    return L2View(host=host, networks=networks, ports=ports, partial=network_ids is not None, dvr_mac=dvr_mac)
+
+
+def _router_addresses(conn: Connection, ports: list[L2Port]) -> list[L2Port]:
+    """Distributed router interfaces carry their addresses (the OVS agent keeps their ARP off the fabric)."""
+    ids = [x.id for x in ports if x.device_owner == DVR_INTERFACE_OWNER]
+    ips = load_fixed_ips(conn, ids) if ids else {}
+    return [replace(x, ips=[f["ip_address"] for f in ips[x.id]]) if x.id in ips else x for x in ports]
 
 
 def _trunks(conn: Connection, ports: list[L2Port]) -> list[L2Port]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fermion.rpc.contracts import (
+    FIREWALL_KEY,
     FloatingIpReport,
     FloatingIpStatus,
     Hint,
@@ -327,6 +328,26 @@ def test_each_host_gets_its_share_of_the_router(client: SyncClient, admin: Api, 
     assert r.status_code == 200, r.text
     assert l3_view(client, "compute1").fip_gateways == []
     assert ports(admin, device_owner=FIP_GW) == []
+
+
+def test_the_l2_view_carries_what_an_ovs_host_needs_for_its_copies(client: SyncClient, admin: Api,
+                                                                  cloud: dict[str, Any]) -> None:
+    """An OVS host gives its copies' frames the host's DVR MAC and keeps ARP for their addresses home: its L2
+    view carries both, whichever of its agents asks first; the copies' interfaces are in its firewall view,
+    unfiltered (the OVS firewall isolates a plugged port it is not told about)."""
+    c1 = l2_view(client, "compute1")  # before compute1's L3 agent ever asked: the MAC is made now
+    assert c1.dvr_mac.startswith("fa:16:3f:") and c1.dvr_mac == l3_view(client, "compute1").dvr_mac
+    addresses = {p["id"]: [f["ip_address"] for f in p["fixed_ips"]] for p in ports(admin, device_owner=DVR_IF)}
+    assert {p.id: p.ips for p in c1.ports if p.device_owner == DVR_IF} == addresses
+    assert all(p.ips == [] for p in c1.ports if p.device_owner != DVR_IF)
+    assert l2_view(client, "compute2").dvr_mac == ""  # no copy there
+    assert decode(L2View, client.app.transport.call("get_l2_view", encode(ViewRequest(
+        "compute1", LB, [FIREWALL_KEY])))).dvr_mac == c1.dvr_mac  # partial views too
+    firewall = decode(L2View, client.app.transport.call("get_l2_view", encode(ViewRequest("compute1", LB)))).firewall
+    assert firewall is not None
+    secured = {p.id: p.port_security for p in firewall.ports}
+    assert {k: secured.get(k) for k in cloud["interfaces"]} == dict.fromkeys(cloud["interfaces"], False)
+    assert secured[cloud["vm1"]["id"]] is True
 
 
 def test_interfaces_are_active_once_a_host_realized_them(client: SyncClient, admin: Api, cloud: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ floating IP is served by its instance's host; traffic without one is SNATed on t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fermion.dataplane import netns
+from fermion.dataplane import netns, ovs
 from fermion.lab import instances
 from fermion.lab.topology import EXTERNAL_GATEWAY
 from tests.dataplane.conftest import embedded_lab
@@ -34,18 +35,25 @@ def dvr_lab(tmp_path: Path) -> Iterator[Lab]:
 def count_underlay_icmp(lab: Lab) -> None:
     """Counters in the underlay's bridge for the VXLAN packets carrying ICMP that each host sends ("i-HOST")
     and receives ("o-HOST"); other traffic (IPv6 neighbour discovery right after set-up) is not counted."""
-    rules = "".join(f'    {way}ifname "ul-{h}" udp dport 4789 @th,312,8 1 counter comment "{way}-{h}"\n'
-                    for h in HOSTS for way in ("i", "o"))
-    table = ("table bridge icmp_count {\n  chain forward {\n    type filter hook forward priority 0;\n"
-             f"{rules}  }}\n}}\n")
-    subprocess.run(["ip", "netns", "exec", lab.state.underlay, "nft", "-f", "-"], input=table, text=True,
-                   check=True)
+    count_in_underlay(lab, "icmp_count", {f"{way}-{h}": f'{way}ifname "ul-{h}" udp dport 4789 @th,312,8 1'
+                                          for h in HOSTS for way in ("i", "o")})
 
 
 def underlay_icmp(lab: Lab) -> dict[str, int]:
-    listed = netns.run(["ip", "netns", "exec", lab.state.underlay, "nft", "list", "table", "bridge",
-                        "icmp_count"]).stdout
-    return {m[1]: int(m[0]) for m in re.findall(r'counter packets (\d+) bytes \d+ comment "([io]-\w+)"', listed)}
+    return underlay_counts(lab, "icmp_count")
+
+
+def count_in_underlay(lab: Lab, table: str, matches: dict[str, str]) -> None:
+    """A table of counters (name -> nft match) in the underlay's bridge."""
+    rules = "".join(f'    {match} counter comment "{name}"\n' for name, match in matches.items())
+    text = f"table bridge {table} {{\n  chain forward {{\n    type filter hook forward priority 0;\n{rules}  }}\n}}\n"
+    subprocess.run(["ip", "netns", "exec", lab.state.underlay, "nft", "-f", "-"], input=text, text=True,
+                   check=True)
+
+
+def underlay_counts(lab: Lab, table: str) -> dict[str, int]:
+    listed = netns.run(["ip", "netns", "exec", lab.state.underlay, "nft", "list", "table", "bridge", table]).stdout
+    return {m[1]: int(m[0]) for m in re.findall(r'counter packets (\d+) bytes \d+ comment "([\w-]+)"', listed)}
 
 
 def crossed(lab: Lab, action: Any) -> dict[str, int]:
@@ -223,3 +231,94 @@ def capture_source_macs(ns: str, action: Any, bpf: str) -> set[str]:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     return {line.split()[1].lower() for line in out.splitlines() if len(line.split()) > 1}
+
+
+@pytest.fixture
+def ovs_dvr_lab(tmp_path: Path) -> Iterator[Lab]:
+    with embedded_lab(tmp_path, sections={"l3": {"router_distributed": True}}, hosts=HOSTS,
+                      network_hosts=("network1",), dvr=True, switches=dict.fromkeys(HOSTS, "ovs")) as lab:
+        yield lab
+
+
+def count_inner(lab: Lab, macs: dict[str, str], addresses: dict[str, str]) -> None:
+    """Counters in the underlay's bridge for VXLAN frames whose inner source ("src-NAME") or destination
+    ("dst-NAME") MAC is one of macs, and for inner ARP asking for one of addresses ("arp-NAME")."""
+    def mac(value: str) -> str:
+        return "0x" + value.replace(":", "").lower()
+
+    def ip(value: str) -> str:
+        return f"{int(ipaddress.IPv4Address(value)):#010x}"
+
+    # after the UDP (8 bytes) and VXLAN (8) headers: inner destination MAC, source MAC, type; ARP's target IP
+    matches = {f"src-{k}": f"udp dport 4789 @th,176,48 {mac(v)}" for k, v in macs.items()}
+    matches |= {f"dst-{k}": f"udp dport 4789 @th,128,48 {mac(v)}" for k, v in macs.items()}
+    matches |= {f"arp-{k}": f"udp dport 4789 @th,224,16 0x0806 @th,432,32 {ip(v)}" for k, v in addresses.items()}
+    count_in_underlay(lab, "inner_count", matches)
+
+
+def dvr_mac_of(lab: Lab, host: str) -> str:
+    """The host's DVR MAC, from its br-tun flow that gives it to its router copies' frames."""
+    flows = ovs_flows(lab, host, "br-tun")
+    found = re.search(r"set_field:([0-9a-f:]{17})->eth_src", flows)  # mod_dl_src as OpenFlow 1.5 shows it
+    assert found, f"no DVR flow on {host}:\n{flows}"
+    return found.group(1)
+
+
+def ovs_flows(lab: Lab, host: str, bridge: str) -> str:
+    return ovs.Client(ovs.rundir(lab.state_dir, host)).ofctl("dump-flows", bridge)
+
+
+def test_distributed_router_on_ovs_hosts(ovs_dvr_lab: Lab) -> None:
+    """DVR with Open vSwitch compute hosts (the DVR MAC given by OpenFlow on br-tun): east-west routed on the
+    sending host, straight across the underlay; no frame with a gateway MAC, and no ARP for a gateway address,
+    crosses it; SNAT on the network node; a floating IP answered by its instance's host."""
+    lab = ovs_dvr_lab
+    ext = instances.ensure_external_network(lab.state, lab.api)
+    nets = [lab.network("net1", "10.32.1.0/24"), lab.network("net2", "10.32.2.0/24")]
+    router = lab.api.post("routers", {"name": "r1", "external_gateway_info": {"network_id": ext["id"]}})
+    for net in nets:
+        put(lab, f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": subnet_of(lab, net["id"])})
+    allow_from_anywhere(lab, "icmp")
+    allow_from_anywhere(lab, "tcp", 22)
+    vm1, vm3 = lab.boot("net1", "compute1", "vm1"), lab.boot("net2", "compute2", "vm3")
+    reach(lab, {"router": router}, [("vm1", "vm3")])
+    gateways = {p["fixed_ips"][0]["ip_address"]: p["mac_address"] for p in ports_of(lab, device_id=router["id"])
+                if p["device_owner"] == "network:router_interface_distributed"}
+    assert len(gateways) == 2
+    macs = {f"gw{i}": mac for i, mac in enumerate(gateways.values())}
+    macs |= {h: dvr_mac_of(lab, h) for h in ("compute1", "compute2")}
+    count_inner(lab, macs, {f"gw{i}": ip for i, ip in enumerate(gateways)})
+    count_underlay_icmp(lab)
+
+    # across hosts, each packet crosses the underlay once, straight between the compute hosts, with the
+    # sending host's DVR MAC as source; the instances ask their own host's copy for the gateway (neighbours
+    # flushed), so no ARP for a gateway address and no frame from or to a gateway MAC crosses
+    for vm in (vm1, vm3):
+        netns.run(["ip", "-n", vm.netns, "neigh", "flush", "all"])
+    before = underlay_counts(lab, "inner_count")
+    assert crossed(lab, lambda: pings(vm1.netns, vm3.ip, 50)) == {"i-compute1": 50, "o-compute2": 50,
+                                                                  "i-compute2": 50, "o-compute1": 50}
+    moved = {k: v - before[k] for k, v in underlay_counts(lab, "inner_count").items() if v != before[k]}
+    assert moved.get("src-compute1", 0) >= 50 and moved.get("src-compute2", 0) >= 50, moved
+    assert not any(k.endswith(("gw0", "gw1")) for k in moved), moved
+    assert not any(k.startswith("dst-compute") for k in moved), moved
+
+    # no floating IP: SNAT on network1, the outside sees the router's address
+    router = lab.api._ok(lab.api.http.get(f"/v2.0/routers/{router['id']}"))["router"]
+    gateway_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    with tcp_listener(lab.state.external, 8080) as listener:
+        lab.wait(lambda: tcp_connects(vm1.netns, EXTERNAL_GATEWAY, 8080), 20, "vm1 to reach the internet")
+        assert next_peer(listener) == gateway_ip
+
+    # a floating IP of vm3 is answered by compute2's own floating-IP gateway port
+    fip = lab.api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm3.port_id})
+    address = fip["floating_ip_address"]
+    lab.wait(lambda: ping_ns(lab.state.external, address, count=1), 20, "the floating IP to answer")
+    gateway = ports_of(lab, device_owner="network:floatingip_agent_gateway", network_id=ext["id"])
+    assert neighbour_mac(lab.state.external, address) == {
+        p["binding:host_id"]: p["mac_address"].lower() for p in gateway}["compute2"]
+    with tcp_listener(vm3.netns, 22) as listener:
+        assert tcp_connects(lab.state.external, address, 22)
+        assert next_peer(listener) == EXTERNAL_GATEWAY
+    after = underlay_counts(lab, "inner_count")  # nor while SNAT and the floating IP were used
+    assert not any(k.endswith(("gw0", "gw1")) and v != before[k] for k, v in after.items()), after

@@ -12,14 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from fermion.agent.ovs import dvr
 from fermion.agent.ovs.agent import OvsAgent
 from fermion.agent.ovs.planner import OvsConfig
 from fermion.dataplane import naming, netns
 from fermion.dataplane import ovs as o
 from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment, encode
-from tests.dataplane.lab import require_root
+from tests.dataplane.lab import capture, require_root
 
 HOSTS = {"h1": ("198.18.4.1", "10.61.0.1", "fa:16:3e:61:00:01"), "h2": ("198.18.4.2", "10.61.0.2", "fa:16:3e:61:00:02")}
+# a distributed router's interface: the same address and MAC in its copy on each host; the hosts' DVR MACs
+ROUTER_PORT, GATEWAY, GATEWAY_MAC = "6b0c2c39-0000-4000-8000-0000000000fe", "10.61.0.254", "fa:16:3e:61:00:fe"
+DVR_MACS = {"h1": "fa:16:3f:61:00:01", "h2": "fa:16:3f:61:00:02"}
 
 
 class Rig:
@@ -73,18 +77,21 @@ class Rig:
         cfg = OvsConfig(HOSTS[h][0], {"physnet1": "br-eth1"}, ("vxlan", "gre", "geneve"))
         return OvsAgent(h, cfg, o.rundir(self.tmp, h), self.ns(h))
 
-    def view(self, h: str, seg: Segment) -> dict[str, object]:
+    def view(self, h: str, seg: Segment, router: bool = False) -> dict[str, object]:
+        """router: with a copy of a distributed router on the network (its port, the host's DVR MAC)."""
         other = next(x for x in HOSTS if x != h)
         net = "6b0c2c39-0000-4000-8000-000000000001"
         remote = [RemotePort(HOSTS[other][2], [HOSTS[other][1]], HOSTS[other][0])]
         tunnel = seg.network_type in ("vxlan", "gre", "geneve")
+        copy = [L2Port(ROUTER_PORT, net, GATEWAY_MAC, 1, True, dvr.INTERFACE_OWNER, ips=[GATEWAY])] if router else []
         return encode(L2View(host=h, networks=[L2Network(
             net, 1400, True, seg, vteps=[HOSTS[other][0]] if tunnel else [], remote_ports=remote if tunnel else [])],
-            ports=[L2Port(self.ports[h], net, HOSTS[h][2], 1, True, "compute:nova")]))
+            ports=[L2Port(self.ports[h], net, HOSTS[h][2], 1, True, "compute:nova"), *copy],
+            dvr_mac=DVR_MACS[h] if router else ""))
 
-    def sync(self, seg: Segment) -> None:
+    def sync(self, seg: Segment, router: bool = False) -> None:
         for h, agent in self.agents.items():
-            result = agent.sync(self.view(h, seg), None)
+            result = agent.sync(self.view(h, seg, router), None)
             assert not result.failed and self.ports[h] in result.up
         if seg != self.segment:
             self.forget()
@@ -143,6 +150,39 @@ def test_provider_vlan_is_tagged_on_the_wire(rig: Rig) -> None:
     rig.ping()
     out, _ = cap.communicate(timeout=10)
     assert "vlan 161" in out
+
+
+@pytest.mark.parametrize("seg", [Segment("vlan", "physnet1", 161), Segment("flat", "physnet1", None)],
+                         ids=lambda s: s.network_type)
+def test_router_copies_reach_the_provider_wire_with_their_hosts_dvr_mac(rig: Rig, seg: Segment) -> None:
+    """A distributed router's copy on each host (a namespace holding the shared gateway address and MAC): what
+    h1's copy routes to h2's instance crosses the provider wire with h1's DVR MAC as source, and h1's instance
+    asking for the gateway is answered by its own host's copy without its ARP reaching the wire."""
+    copies = {h: rig.ns(f"qr{h}") for h in HOSTS}
+    try:
+        for h, ns in copies.items():
+            netns.create(ns)
+            sh("ip", "link", "add", "eth0", "netns", ns, "address", GATEWAY_MAC, "type", "veth", "peer", "name",
+               naming.tap(ROUTER_PORT), "netns", rig.ns(h))
+            sh("ip", "-n", ns, "addr", "add", f"{GATEWAY}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "mtu", "1400", "up")
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+        sh("ip", "-n", copies["h1"], "neigh", "replace", HOSTS["h2"][1], "lladdr", HOSTS["h2"][2], "dev", "eth0",
+           "nud", "permanent")  # a copy's static neighbour
+        rig.sync(seg, router=True)
+        with capture(rig.ul, "icmp", "or", "arp", device="pv-h1", link=True) as seen:
+            subprocess.run(["ip", "netns", "exec", copies["h1"], "ping", "-c", "3", "-i", "0.2", "-W", "1",
+                            HOSTS["h2"][1]], capture_output=True, check=False)  # h2's own copy gets the replies
+            answered = subprocess.run(["ip", "netns", "exec", rig.ns("vmh1"), "arping", "-c", "1", "-w", "2", "-I",
+                                       "eth0", GATEWAY], capture_output=True, text=True, check=False)
+        assert GATEWAY_MAC in answered.stdout.lower(), answered.stdout
+        routed = [line for line in seen if "ICMP echo request" in line]
+        assert len(routed) == 3 and all(line.split()[1] == DVR_MACS["h1"] for line in routed), seen
+        assert not any(GATEWAY_MAC in line or ("ARP" in line and GATEWAY in line) for line in seen), seen
+    finally:
+        for h, ns in copies.items():  # the pair goes with its tap at once (not when the namespace is freed)
+            netns.run(["ip", "-n", rig.ns(h), "link", "del", naming.tap(ROUTER_PORT)], check=False)
+            netns.delete(ns)
 
 
 def test_agent_restart_keeps_the_data_plane(rig: Rig) -> None:

@@ -141,9 +141,11 @@ class OvsAgent:
 
 
 def _merge(full: L2View, part: L2View, scope: set[str]) -> L2View:
-    """The last full view with the networks in scope replaced by what the partial view says of them, and its
-    firewall by the partial view's when that has one."""
+    """The last full view with the networks in scope replaced by what the partial view says of them, its
+    firewall by the partial view's when that has one, and the host's DVR MAC as the partial view has it (every
+    view carries it)."""
     return L2View(host=full.host,
                   networks=[n for n in full.networks if n.id not in scope] + list(part.networks),
                   ports=[p for p in full.ports if p.network_id not in scope] + list(part.ports),
-                  firewall=part.firewall if part.firewall is not None else full.firewall)
+                  firewall=part.firewall if part.firewall is not None else full.firewall,
+                  dvr_mac=part.dvr_mac)

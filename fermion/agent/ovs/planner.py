@@ -4,7 +4,9 @@ Bridges as Neutron's OVS agent builds them: br-int (instance taps as access port
 host-local VLAN), br-tun (patch-tun/patch-int; table 0 classifies, 2 splits unicast from flood, 3/4/6 map GRE/
 VXLAN/Geneve tunnel IDs to local VLANs, 20 unicast to the host holding a MAC (L2 population), 21 ARP
 responder, 22 floods to the hosts with ports on the network only), and br-<physnet> per bridge mapping
-(int-br-X/phy-br-X patches, local VLAN <-> provider VLAN, or untagged for flat). Tunnel ports are named
+(int-br-X/phy-br-X patches, local VLAN <-> provider VLAN, or untagged for flat). Frames from br-int pass br-tun's
+table 1 first, where distributed routers' copies get the host's DVR MAC (agent/ovs/dvr.py; on br-<physnet> at
+higher priorities of table 0). Tunnel ports are named
 <type>-<remote IP in hex>. Flows are compared by cookie (dataplane/ovs.py), so an unchanged view gives no op.
 
 Security groups (the view's firewall) are flows on br-int too (agent/ovs/firewall.py): traffic from the taps,
@@ -19,6 +21,7 @@ import ipaddress
 import itertools
 from dataclasses import dataclass, field, replace
 
+from fermion.agent.ovs import dvr
 from fermion.agent.ovs import firewall as fw
 from fermion.agent.secgroups import firewall_state
 from fermion.dataplane import naming
@@ -80,7 +83,8 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         ports[phy_end] = (o.Port(bridge, None, "patch", (("peer", int_end),)), False)
     flows: dict[str, list[str]] = {b: [] for b in bridges}
     flows[INT].append("table=0,priority=0,actions=NORMAL")
-    flows[TUN] += ["table=0,priority=1,in_port=patch-int,actions=resubmit(,2)", "table=0,priority=0,actions=drop",
+    flows[TUN] += [f"table=0,priority=1,in_port=patch-int,actions=resubmit(,{dvr.PROCESS})",
+                   f"table={dvr.PROCESS},priority=0,actions=resubmit(,2)", "table=0,priority=0,actions=drop",
                    "table=2,priority=0,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,20)",
                    "table=2,priority=0,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,22)",
                    "table=2,priority=1,arp,dl_dst=ff:ff:ff:ff:ff:ff,actions=resubmit(,21)",
@@ -92,8 +96,11 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         flows[INT].append(f"table=0,priority=2,in_port={int_end},actions=drop")
     flows[INT].append(f"table={fw.TRANSIENT},priority=0,actions=NORMAL")
     tunnels: dict[str, str] = {}
+    routers = dvr.interfaces(view)
     for net in view.networks:
         _network(net, lvm[net.id], cfg, flows, tunnels)
+        if net.id in routers:
+            _dvr(routers[net.id], net, lvm[net.id], cfg, flows, view.dvr_mac)
     remotes = _remotes(view, cfg)
     for name, kind in sorted(tunnels.items()):
         remote = remotes[name]
@@ -271,6 +278,18 @@ def _network(net: L2Network, lv: int, cfg: OvsConfig, flows: dict[str, list[str]
                 f"mod_dl_src:{r.mac},load:0x2->NXM_OF_ARP_OP[],move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
                 f"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:{mac_hex}->NXM_NX_ARP_SHA[],"
                 f"load:{ip_hex}->NXM_OF_ARP_SPA[],in_port")
+
+
+def _dvr(ports: list[L2Port], net: L2Network, lv: int, cfg: OvsConfig, flows: dict[str, list[str]],
+         dvr_mac: str) -> None:
+    """The DVR flows of the local router copies' ports on a network, on the bridge that carries it out."""
+    kind = net.segment.network_type
+    if kind in ("flat", "vlan"):
+        bridge = cfg.bridge_mappings.get(net.segment.physical_network or "")
+        if bridge is not None:
+            flows[bridge] += dvr.physical_flows(ports, net, lv, patch_names(bridge)[1], dvr_mac)
+    elif kind in TUN_TABLE and kind in cfg.tunnel_types and cfg.local_ip:
+        flows[TUN] += dvr.tunnel_flows(ports, net, lv, TUN_TABLE[kind], dvr_mac)
 
 
 def _to_transient(lv: int) -> str:
