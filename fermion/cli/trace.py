@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 Post = Callable[[str, dict[str, Any], dict[str, str]], tuple[int, Any]]  # (path, body, headers) -> (status, json)
-MARK = {"pass": "pass", "block": "BLOCK", "not_routable": "NO ROUTE"}
+MARK = {"pass": "pass", "block": "BLOCK", "not_routable": "NO PATH"}
 
 
 def add_parser(sub: argparse._SubParsersAction, endpoint: str) -> None:

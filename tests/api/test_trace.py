@@ -508,7 +508,7 @@ def test_fermion_trace_prints_each_hop_and_exits_by_the_verdict(cloud: Cloud, ca
     assert code == 1 and "  5. BLOCK    ingress security groups" in out
     assert out.splitlines()[-1].startswith("verdict: blocked at hop 5 (ingress security groups)")
     code, out, _ = run("vm1", "external")  # icmp when no port is given
-    assert code == 1 and "icmp echo" in out.splitlines()[0] and "NO ROUTE" in out
+    assert code == 1 and "icmp echo" in out.splitlines()[0] and "NO PATH" in out
     code, _, err = run("vm1", "nowhere", "--port", "22")
     assert code == 2 and err.startswith("fermion trace: 404 PortNotFound: ")
 

@@ -11,6 +11,7 @@ stateless. Hops after the first failure still say what would happen next, as far
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fermion.services.trace.match import (
     ICMP,
@@ -70,12 +71,12 @@ class _Walk:
         self.m = model
         self.q = query
         self.hops: list[Hop] = []
+        self.outside: str | None = None  # the address `external` stands for, once known
 
     # ------------------------------------------------------------ driver
     def run(self) -> Trace:
         q = self.q
         version, src_ip, dst_ip = self._addresses()
-        self.outside: str | None = None  # the address `external` stands for, once known
         if q.source.external:
             assert q.destination.port_id is not None
             self._from_external(self.m.ports[q.destination.port_id], dst_ip, version)
@@ -112,8 +113,10 @@ class _Walk:
         self.hops.append(hop)
         return hop
 
-    def stop(self, name: str, kind: str, reason: str, **extra: object) -> None:
-        self.add(Hop(name, kind, NOT_ROUTABLE, reason, **extra))  # type: ignore[arg-type]
+    def stop(self, name: str, kind: str, reason: str, resource: dict[str, str] | None = None,
+             attribute: str | None = None, realized: dict[str, Any] | None = None) -> None:
+        """A hop with no way on."""
+        self.add(Hop(name, kind, NOT_ROUTABLE, reason, resource=resource, attribute=attribute, realized=realized))
 
     # ------------------------------------------------------------ from a port
     def _from_port(self, src: Port, src_ip: str | None, dst_ip: str | None, version: int) -> None:
