@@ -35,6 +35,7 @@ from fermion.api.metering import MeteringController
 from fermion.api.port_forwardings import PortForwardingController
 from fermion.api.qos import QosController
 from fermion.api.quotas import QuotaController
+from fermion.api.trace import TraceController
 from fermion.api.wire import Request, Response, fault
 from fermion.context import Context
 from fermion.db.engine import lost_connection
@@ -101,6 +102,7 @@ class FermionApp:
         self.metering = MeteringController(services, self.controllers["metering/metering-labels"],
                                            self.controllers["metering/metering-label-rules"])
         self.qos = QosController(services, enforcer, self.controllers["qos/policies"])
+        self.traces = TraceController(services, enforcer)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fermion-api")
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
@@ -110,7 +112,8 @@ class FermionApp:
         self.metrics_public = True
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
-                       "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", "qos", *POOLS}
+                       "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", "qos", "traces",
+                       *POOLS}
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -318,6 +321,8 @@ class FermionApp:
             return self.ip_availability.handle(req, ctx, rest[1:])
         if head == "qos":
             return self.qos.handle(req, ctx, rest[1:])
+        if head == "traces":
+            return self.traces.handle(req, ctx, rest[1:])
         if head == "policies" and len(rest) in (3, 4) and rest[2] == "tags":  # Neutron's tag path of QoS policies
             return self.qos.handle(req, ctx, ["policies", *rest[1:]])
         if head == "networks" and len(rest) == 3 and rest[2] == "dhcp-agents":

@@ -253,12 +253,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return lab.run(args)
 
 
+def _endpoint() -> str:
+    """The server the openstack CLI is pointed at, unless told otherwise."""
+    return (os.environ.get("FERMION_ENDPOINT") or os.environ.get("OS_NETWORK_ENDPOINT_OVERRIDE")
+            or "http://127.0.0.1:9696")
+
+
 def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     from fermion.lab.state import DEFAULT_HOSTS
 
-    # the server the openstack CLI is pointed at, unless told otherwise
-    endpoint = (os.environ.get("FERMION_ENDPOINT") or os.environ.get("OS_NETWORK_ENDPOINT_OVERRIDE")
-                or "http://127.0.0.1:9696")
+    endpoint = _endpoint()
     p_lab = sub.add_parser("lab", help="emulated hosts and instances (needs root)")
     p_lab.add_argument("--endpoint", default=endpoint, help="the Fermion server (default: $FERMION_ENDPOINT, "
                        f"$OS_NETWORK_ENDPOINT_OVERRIDE or http://127.0.0.1:9696; now {endpoint})")
@@ -373,6 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=cmd_agent)
 
     _add_lab_parser(sub)
+
+    from fermion.cli import trace  # small: the HTTP client is imported when a trace runs
+
+    trace.add_parser(sub, _endpoint())
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     _common(p)

@@ -367,8 +367,14 @@ METERING: dict[str, str] = {
     for verb in ("create", "get", "delete")
 } | {"update_metering_label_rule": ADMIN}
 
+# Trace (fermion-trace): a project traces between its own ports (and the external network), an admin anything.
+# The target is each endpoint port's project (the caller's own for `external`).
+TRACE: dict[str, str] = {
+    "create_trace": ADMIN_OR_PROJECT_READER,
+}
+
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,
                               **SECURITY_GROUPS, **ADDRESS_GROUPS, **DEFAULT_SECURITY_GROUP_RULES, **RBAC, **TAGS,
                               **QUOTAS, **AGENTS, **SEGMENTS, **CONNTRACK_HELPERS, **FLAVORS, **AUTO_ALLOCATED_TOPOLOGY,
                               **ADDRESSING, **METERING, **FWAAS, **QOS, **PORT_FORWARDINGS,
-                              **TRUNKS}
+                              **TRUNKS, **TRACE}

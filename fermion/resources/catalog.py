@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fermion.resources import port_binding
+from fermion.resources import port_binding, trace
 from fermion.resources.address_group import ADDRESS_GROUP
 from fermion.resources.address_scope import ADDRESS_SCOPE
 from fermion.resources.base import Extension, Resource
@@ -30,6 +30,7 @@ from fermion.resources.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURI
 from fermion.resources.segment import NETWORK_SEGMENT_RANGE, SEGMENT
 from fermion.resources.subnet import SUBNET
 from fermion.resources.subnetpool import SUBNETPOOL
+from fermion.resources.trace import TRACE
 from fermion.resources.trunk import EXTENSIONS as TRUNK_EXTENSIONS
 from fermion.resources.trunk import TRUNK
 
@@ -206,6 +207,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     *QOS_EXTENSIONS,
     *PORT_FORWARDING_EXTENSIONS,
     *TRUNK_EXTENSIONS,
+    TRACE,
 )
 EXTENSIONS_BY_ALIAS = {e.alias: e for e in EXTENSIONS}
 
@@ -289,6 +291,7 @@ def openapi_document() -> dict[str, Any]:
                        "responses": {"204": {"description": "Deleted"}, **errors}},
         }
     _binding_paths(paths, schemas)
+    trace.openapi(paths, schemas)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Fermion (Neutron v2.0 API)", "version": "2.0"},

@@ -220,30 +220,37 @@ def firewall_view(conn: Connection, host: str) -> Firewall:
             groups=groups.get(row.id, []) if secured else [], port_security=secured, network_id=row.network_id))
     wanted = sorted({g for x in ports for g in x.groups})
     rules = _groups(conn, wanted)
-    return Firewall(ports=ports, groups=rules, members=_members(conn, wanted),
-                    address_groups=_address_groups(conn, rules))
+    return Firewall(ports=ports, groups=rules, members=remote_members(conn, wanted),
+                    address_groups=address_group_cidrs(conn, rules))
 
 
 def _groups(conn: Connection, wanted: list[str]) -> list[SecurityGroup]:
+    stateful, rules = security_rules(conn, wanted)
+    return [SecurityGroup(id=sg, stateful=stateful[sg], rules=[rule for _, rule in rules.get(sg, [])])
+            for sg in wanted if sg in stateful]
+
+
+def security_rules(conn: Connection, wanted: Sequence[str]
+                   ) -> tuple[dict[str, bool], dict[str, list[tuple[str, SecurityRule]]]]:
+    """(group -> stateful, group -> [(rule id, rule as the agents get it)]) of the existing groups among wanted."""
     if not wanted:
-        return []
+        return {}, {}
     g, r = m.securitygroups.c, m.securitygrouprules.c
-    stateful = dict(conn.execute(select(g.id, g.stateful).where(g.id.in_(wanted))).all())
-    rules: dict[str, list[SecurityRule]] = defaultdict(list)
-    for x in conn.execute(select(r.security_group_id, r.direction, r.ethertype, r.protocol, r.port_range_min,
+    stateful = {k: bool(v) for k, v in conn.execute(select(g.id, g.stateful).where(g.id.in_(list(wanted)))).all()}
+    rules: dict[str, list[tuple[str, SecurityRule]]] = defaultdict(list)
+    for x in conn.execute(select(r.id, r.security_group_id, r.direction, r.ethertype, r.protocol, r.port_range_min,
                                  r.port_range_max, r.remote_ip_prefix, r.remote_group_id,
                                  r.remote_address_group_id)
-                          .where(r.security_group_id.in_(wanted)).order_by(r.id)):
+                          .where(r.security_group_id.in_(list(wanted))).order_by(r.id)):
         prefix = str(netaddr.IPNetwork(x.remote_ip_prefix).cidr) if x.remote_ip_prefix else None
-        rules[x.security_group_id].append(SecurityRule(
+        rules[x.security_group_id].append((x.id, SecurityRule(
             direction=x.direction, ethertype=x.ethertype, protocol=protocol_number(x.protocol, x.ethertype),
             port_min=x.port_range_min, port_max=x.port_range_max, remote_ip_prefix=prefix,
-            remote_group=x.remote_group_id, remote_address_group=x.remote_address_group_id))
-    return [SecurityGroup(id=sg, stateful=bool(stateful[sg]), rules=rules.get(sg, [])) for sg in wanted
-            if sg in stateful]
+            remote_group=x.remote_group_id, remote_address_group=x.remote_address_group_id)))
+    return stateful, rules
 
 
-def _address_groups(conn: Connection, groups: list[SecurityGroup]) -> dict[str, list[str]]:
+def address_group_cidrs(conn: Connection, groups: Sequence[SecurityGroup]) -> dict[str, list[str]]:
     """The CIDRs of each address group the rules name as remote (empty groups included)."""
     wanted = sorted({r.remote_address_group for g in groups for r in g.rules if r.remote_address_group})
     if not wanted:
@@ -252,7 +259,7 @@ def _address_groups(conn: Connection, groups: list[SecurityGroup]) -> dict[str, 
     return {ag: found.get(ag, []) for ag in wanted}
 
 
-def _members(conn: Connection, groups: list[str]) -> dict[str, list[str]]:
+def remote_members(conn: Connection, groups: list[str]) -> dict[str, list[str]]:
     """Addresses of the ports in each group that the given groups' rules name as remote."""
     if not groups:
         return {}

@@ -25,7 +25,8 @@ IANA = {"tcp": 6, "udp": 17, "icmp": 1}
 REPORTED = ("ACTIVE", "INACTIVE", "DOWN", "ERROR")  # what an agent may set (anything else reads ERROR)
 
 
-def _rule(row: dict[str, Any]) -> FirewallRule:
+def rule_view(row: dict[str, Any]) -> FirewallRule:
+    """A firewall rule row as the L3 agents get it."""
     proto = IANA[str(row["protocol"])] if row["protocol"] else None
     if proto == 1 and row["ip_version"] == 6:
         proto = 58  # icmp in an IPv6 rule means ICMPv6
@@ -70,7 +71,7 @@ def fill(conn: Connection, routers: Sequence[Router]) -> list[Router]:
     rules: dict[str, FirewallRule] = {}
     for part in chunks(rule_ids):
         for row in conn.execute(select(m.firewall_rules_v2).where(fr.id.in_(part), fr.enabled.is_(True))):
-            rules[row.id] = _rule(dict(row._mapping))
+            rules[row.id] = rule_view(dict(row._mapping))
 
     def direction(policy_id: str | None) -> list[FirewallRule] | None:
         if not policy_id:

@@ -39,6 +39,7 @@ from fermion.services.security_groups import SecurityGroupService
 from fermion.services.segments import SegmentRangeService, SegmentService
 from fermion.services.subnetpools import SubnetPoolService
 from fermion.services.subnets import SubnetService
+from fermion.services.trace import TraceService
 from fermion.services.trunks import TrunkService
 
 
@@ -83,6 +84,7 @@ class Services:
     qos: QosService
     port_forwardings: PortForwardingService
     trunks: TrunkService
+    trace: TraceService
     metering_labels: MeteringLabelService = field(default_factory=MeteringLabelService)
     metering_label_rules: MeteringRuleService = field(default_factory=MeteringRuleService)
 
@@ -120,7 +122,7 @@ class Services:
                    port_bindings=PortBindingService(ports), fwaas=FirewallService(routers),
                    qos=QosService(quotas),
                    port_forwardings=PortForwardingService(floatingips._router_for, routers.changed),
-                   trunks=TrunkService(ports, agents))
+                   trunks=TrunkService(ports, agents), trace=TraceService(agents))
 
     def by_collection(self, collection: str) -> Any:
         table: dict[str, Any] = {
