@@ -32,8 +32,9 @@ class Step:
 
     @property
     def expect_failure(self) -> bool:
-        """The README shows this command failing: all its pings lost, or an error."""
-        failed = ("error", "fermion: ", "fermion lab: ")
+        """The README shows this command failing: all its pings lost, an error, or a trace that does not reach
+        (`fermion trace` exits 1 then)."""
+        failed = ("error", "fermion: ", "fermion lab: ", "verdict: blocked", "verdict: not routable")
         return any("100% packet loss" in s or s.lower().startswith(failed) for s in self.shown)
 
 
