@@ -339,6 +339,14 @@ def test_to_and_from_the_external_network(cloud: Cloud) -> None:
     assert result["reachable"], result["reason"]
     assert result["hops"][1]["name"] == "floating IP" and result["hops"][1]["realized"] == {"status": "ACTIVE"}
     assert f"DNAT {fip['floating_ip_address']} -> {vm1['fixed_ips'][0]['ip_address']}" in result["hops"][1]["reason"]
+    # the floating IP itself names the instance behind it
+    by_address = trace(cloud.tenant, "external", fip["floating_ip_address"])
+    assert by_address["reachable"] and by_address["destination"]["port_id"] == vm1["id"]
+    assert by_address["destination"]["address"] == vm1["fixed_ips"][0]["ip_address"]
+    loose = cloud.fip(ext)
+    r = cloud.tenant.post("/v2.0/traces", json={"trace": {"source": "external", "protocol": "icmp",
+                                                          "destination": loose["floating_ip_address"]}})
+    assert r.status_code == 404 and "is associated with no port" in r.json()["NeutronError"]["message"]
     # outbound now leaves with the floating IP
     assert trace(cloud.tenant, "vm1", "external")["hops"][-2]["reason"].endswith(fip["floating_ip_address"])
     # no SNAT and no floating IP: no way back

@@ -64,8 +64,8 @@ def to_api(result: Trace) -> dict[str, Any]:
 
 
 def resolve(conn: Connection, text: str, visible: Visible, project: str | None, what: str) -> Endpoint:
-    """A port id, an address (a fixed IP, else an allowed address pair, of a port the caller may trace), a lab
-    instance's name (its port's device_id or name), or `external`."""
+    """A port id, an address (a floating IP: its port; else a fixed IP, else an allowed address pair, of a port
+    the caller may trace), a lab instance's name (its port's device_id or name), or `external`."""
     given = text.strip()
     if given.lower() == EXTERNAL:
         return Endpoint(given=given)
@@ -81,6 +81,9 @@ def resolve(conn: Connection, text: str, visible: Visible, project: str | None, 
     except ValueError:
         address = None
     if address is not None:
+        fip = _floating(conn, address, visible, project, what)
+        if fip is not None:  # a floating IP stands for the port it is associated with
+            return Endpoint(given=given, port_id=fip[0], address=fip[1])
         return Endpoint(given=given, port_id=_by_address(conn, address, visible, project, what), address=address)
     stmt = select(p.id, p.project_id, p.device_owner).where((p.device_id == given) | (p.name == given))
     if project is not None:
@@ -88,6 +91,22 @@ def resolve(conn: Connection, text: str, visible: Visible, project: str | None, 
     rows = [r for r in conn.execute(stmt) if visible(r.project_id) and not r.device_owner.startswith("network:")]
     return Endpoint(given=given, port_id=_one(rows, f"No port, address or instance named {given!r} for the {what}.",
                                               f"{given!r} names", what))
+
+
+def _floating(conn: Connection, address: str, visible: Visible, project: str | None, what: str
+              ) -> tuple[str, str] | None:
+    """(port, fixed address) behind a floating IP the caller may trace; None when the address is no floating IP."""
+    f = m.floatingips.c
+    stmt = select(f.id, f.project_id, f.fixed_port_id, f.fixed_ip_address).where(f.floating_ip_address == address)
+    if project is not None:
+        stmt = stmt.where(f.project_id == project)
+    rows = [r for r in conn.execute(stmt) if visible(r.project_id)]
+    if not rows:
+        return None
+    if rows[0].fixed_port_id is None:
+        raise NotFound(f"Floating IP {address} ({rows[0].id}) is associated with no port (the {what}).",
+                       type="PortNotFound")
+    return str(rows[0].fixed_port_id), str(rows[0].fixed_ip_address)
 
 
 def _instance(device_owner: str, port_id: str, what: str) -> None:
