@@ -12,8 +12,9 @@ process, SQLite) with emulated hosts in namespaces, and prints a table:
 
 With --agent ovs the hosts are Open vSwitch hosts (their own ovsdb-server/ovs-vswitchd, netdev datapath) run by
 the OVS agent: cold resync starts from an OVS without the agent's bridges and flows (br-int, br-tun gone), and
-the hand-built path is two OVS netdev hosts with a br-int-like bridge and a userspace VXLAN port. Ports are
-created with port security off when OVS hosts refuse to bind them with it (no OpenFlow firewall yet).
+the hand-built path is two OVS netdev hosts with a br-int-like bridge and a userspace VXLAN port. Ports keep
+port security (the OpenFlow firewall filters them); it is turned off only for hosts that refuse to bind such
+ports (an older agent), judged from a probe port.
 
 Everything lives in namespaces named fb<random>-*, addresses are 198.18.0.0/15 (underlay) and 10.x inside
 namespaces, and everything is removed at the end, even on errors.
@@ -92,7 +93,7 @@ def plug_static(ns_name: str, host_ns: str, port: dict, mtu: int, prefixlen: int
 
 def port_extra(api: Api, network_id: str) -> dict[str, Any]:
     """What the benchmark's ports need to bind on these hosts: port security off where a host refuses ports
-    with it (OVS hosts without an OpenFlow firewall), judged from a probe port's binding."""
+    with it (an agent without a firewall), judged from a probe port's binding."""
     probe = api.create_port({"network_id": network_id, "binding:host_id": "compute1", "device_owner": "compute:nova",
                              "device_id": "bench-probe"})
     api.delete_port(probe["id"])
