@@ -181,6 +181,14 @@ function logout(message) {
   state.path = null;
   state.trace = null;
   state.selected = null;
+  state.renders = 0;
+  state.drawnAt = null;
+  const svg = $("#topology");
+  svg.innerHTML = ""; // nothing of the last identity's stays on the page
+  svg.dataset.rendered = "0";
+  $("#details").innerHTML = "";
+  $("#trace-result").innerHTML = "";
+  $("#trace-panel").hidden = true;
   showLogin(message);
 }
 
@@ -594,7 +602,7 @@ $("#trace-form").addEventListener("submit", async (e) => {
     const fail = new Set();
     t.hops.forEach((h, i) => {
       if (!h.resource || !h.resource.id) return;
-      if (t.failed_hop === i + 1) fail.add(h.resource.id); else ids.add(h.resource.id);
+      if (h.decision !== "pass") fail.add(h.resource.id); else ids.add(h.resource.id);
     });
     if (t.source.external || t.destination.external) for (const n of externals()) ids.add(n.id);
     state.path = { ids, fail };

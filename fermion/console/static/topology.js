@@ -66,13 +66,13 @@ export function layout(model, expanded) {
 function statusBits(o) { return `data-status="${esc(o.status)}" data-state="${esc(o.state)}"`; }
 
 function drawExt(e) {
-  const fips = e.fipCount ? ` · ${e.fipCount} floating IP${e.fipCount > 1 ? "s" : ""}` : "";
+  const fips = e.fipCount ? `${e.fipCount} floating IP${e.fipCount > 1 ? "s" : ""}` : "";
   return `<g class="ext" data-kind="network" data-id="${esc(e.id)}" data-external="true" ${statusBits(e)}>` +
     `<title>external network ${esc(e.name)}</title>` +
     `<rect class="body" x="${e.x}" y="${e.y}" width="${e.w}" height="${EXT_H}" rx="6"/>` +
     `<rect class="st-${e.state}" x="${e.x}" y="${e.y}" width="6" height="${EXT_H}" rx="2"/>` +
     `<text x="${e.x + 14}" y="${e.y + 15}"><tspan font-weight="600">${esc(e.name)}</tspan> (external)</text>` +
-    `<text class="small" x="${e.x + 14}" y="${e.y + 28}">${esc(e.subnets.map((s) => s.cidr).join("  "))}${esc(fips)}</text></g>`;
+    `<text class="small" x="${e.x + 14}" y="${e.y + 28}">${esc([...e.subnets.map((s) => s.cidr), fips].filter(Boolean).join(" · "))}</text></g>`;
 }
 
 function drawRouter(r) {
@@ -180,7 +180,8 @@ export function mark(svg, path, selected) {
     else if (path.ids.has(id)) el.classList.add("on-path");
   }
   for (const el of svg.querySelectorAll("path.link")) {
-    if (path.ids.has(el.dataset.a) && path.ids.has(el.dataset.b)) el.classList.add("on-path");
+    const on = (id) => path.ids.has(id) || path.fail.has(id);
+    if (on(el.dataset.a) && on(el.dataset.b)) el.classList.add("on-path");
   }
 }
 
