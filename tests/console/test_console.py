@@ -145,3 +145,25 @@ def test_a_trace_shows_its_verdict_on_the_topology(browser: Browser, endpoint: s
                                    ".getAttribute('class')")
     assert browser.js("return document.querySelectorAll('path.link.on-path').length") >= 1
     browser.screenshot(tmp_path, "console-trace")
+
+
+def test_security_group_rules_are_edited_in_the_console(browser: Browser, endpoint: str, demo: dict[str, str],
+                                                        cli: Cli, tmp_path: Path) -> None:
+    browser.open(endpoint, "demo", "member")
+    browser.click("nav a[data-view=security-groups]")
+    browser.wait(lambda: browser.js("return !!document.querySelector('#sg-rules')"), what="the default group")
+    rows = "return document.querySelectorAll('#sg-rules tr[data-id]').length"
+    before = browser.js(rows)
+    browser.click("#sg-detail [data-action=add-rule]")
+    browser.choose("#dialog-fields select[name=protocol]", "tcp")
+    browser.fill("#dialog-fields input[name=min]", "22")
+    browser.fill("#dialog-fields input[name=prefix]", "198.19.0.0/24")
+    browser.click("#dialog-ok")
+    browser.wait(lambda: browser.js(rows) == before + 1, what="the new rule")
+    group = Rest(endpoint).as_("demo").call("GET", "/v2.0/security-groups?name=default")["security_groups"][0]
+    rules = cli.json("security", "group", "rule", "list", group["id"])
+    added = [r for r in rules if r["IP Range"] == "198.19.0.0/24"]
+    assert len(added) == 1 and added[0]["IP Protocol"] == "tcp" and added[0]["Port Range"] == "22:22"
+    browser.screenshot(tmp_path, "console-security-group")
+    browser.click(f"#sg-rules tr[data-id='{added[0]['ID']}'] [data-action=delete-rule]")
+    browser.wait(lambda: browser.js(rows) == before, what="the rule deleted")
