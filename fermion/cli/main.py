@@ -184,6 +184,7 @@ Fermion all-in-one is up.
   endpoint : {endpoint}  (OpenStack Neutron v2.0 API, noauth: you act as project
              '{settings.auth.default_project_id}' with roles {', '.join(settings.auth.default_roles)})
   database : {db.engine.url.render_as_string(hide_password=True)}  (kept across restarts)
+  console  : {endpoint}/ui  (the web console: live topology, trace, agents, quotas)
 
 Try it from another shell:
   export OS_AUTH_TYPE=none OS_NETWORK_ENDPOINT_OVERRIDE={endpoint}

@@ -11,19 +11,13 @@ import pytest
 
 from tests.console.conftest import Browser
 from tests.support import servers
-from tests.support.fake_keystone import FakeKeystone
+from tests.support.fake_keystone import FakeKeystone, sample_cloud
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKeystone, str]]:
     tmp = tmp_path_factory.mktemp("console-keystone")
-    ks = FakeKeystone()
-    ks.add_project("service", id="service-project")
-    ks.add_project("demo", id="demo-project")
-    ks.add_project("other", id="other-project")
-    ks.add_user("neutron", "neutron-pw", roles={"service": ["service", "admin"]}, id="neutron-user")
-    ks.add_user("alice", "alice-pw", roles={"demo": ["member"]}, id="alice-user")
-    ks.add_user("bob", "bob-pw", roles={"other": ["member"]}, id="bob-user")
+    ks = sample_cloud()
     with ks.serve() as ks_url:
         config = tmp / "fermion.toml"
         config.write_text(f'[auth]\nstrategy = "keystone"\n\n[keystone]\nauth_url = "{ks_url}/v3"\n'

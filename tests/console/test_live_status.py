@@ -26,7 +26,8 @@ from tests.conftest import migrated
 from tests.console.conftest import Browser, Rest
 from tests.support.inproc_server import serve_in_thread
 
-LB = ("Linux bridge agent", "neutron-linuxbridge-agent", "N/A", {"tunnel_types": ["vxlan"]})
+LB = ("Linux bridge agent", "neutron-linuxbridge-agent", "N/A",
+      {"tunnel_types": ["vxlan"], "tunneling_ip": "198.18.0.11"})
 L3 = ("L3 agent", "neutron-l3-agent", "l3_agent", {"agent_mode": "legacy"})
 
 
