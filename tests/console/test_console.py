@@ -57,6 +57,8 @@ def test_topology_shows_what_the_api_holds(browser: Browser, endpoint: str, demo
     drawn = browser.js("return [...document.querySelectorAll('#topology [data-kind=port]')].map(e => e.dataset.id)")
     ports = Rest(endpoint).call("GET", "/v2.0/ports?device_owner=compute:nova")["ports"]
     assert sorted(drawn) == sorted(p["id"] for p in ports)
+    # nothing failed to load, nothing was refused by the page's content security policy
+    assert [e["message"] for e in browser.driver.get_log("browser") if e["level"] == "SEVERE"] == []
     browser.screenshot(tmp_path, "console-topology")
 
 

@@ -164,25 +164,31 @@ def test_status_colours_follow_the_agents_live(browser: Browser, cloud: tuple[An
 
 def test_the_agents_and_quotas_pages(browser: Browser, cloud: tuple[Any, str], tmp_path: Path) -> None:
     app, endpoint = cloud
+    rest = Rest(endpoint)
+    for host in ("net-3", "net-4"):
+        agent(app, host)
+        agent(app, host, L3)
     dead = agent(app, "compute-9")
     silence(app, dead)
+    router = rest.create("routers", name="served-router", ha=True, project_id="quota-proj")
+    rest.as_("quota-proj").create("networks", name="counted")
     browser.open(endpoint, "admin-project", "admin")
     browser.click("nav a[data-view=agents]")
     browser.wait(lambda: browser.js("return !!document.querySelector('#agents-table')"), what="the agents")
     rows = browser.js("""return Object.fromEntries([...document.querySelectorAll('#agents-table tr[data-id]')]
         .map(tr => [tr.dataset.id, [tr.dataset.alive, tr.textContent]]))""")
-    agents = Rest(endpoint).call("GET", "/v2.0/agents")["agents"]
+    agents = rest.call("GET", "/v2.0/agents")["agents"]
     assert set(rows) == {a["id"] for a in agents}
     assert rows[dead][0] == "false"
-    l3 = [a for a in agents if a["agent_type"] == "L3 agent"]
-    assert l3 and all("ha-router" in rows[a["id"]][1] for a in l3)  # what each serves
+    hosting = rest.call("GET", f"/v2.0/routers/{router['id']}/l3-agents")["agents"]
+    assert hosting and all("served-router" in rows[a["id"]][1] for a in hosting)  # what each serves
     hosts = browser.js("return [...document.querySelectorAll('#agents-table tr.host')].map(tr => tr.dataset.host)")
     assert sorted(hosts) == sorted({a["host"] for a in agents})
     browser.screenshot(tmp_path, "console-agents")
     browser.click("nav a[data-view=quotas]")
     browser.wait(lambda: browser.js("return !!document.querySelector('#quota-table')"), what="the quotas")
-    browser.choose("#quota-project", "live")
+    browser.choose("#quota-project", "quota-proj")
     used = ("return document.querySelector('#quota-table tr[data-resource=network] td:nth-child(2)')"
             "?.textContent")
-    browser.wait(lambda: browser.js(used) == "1", what="project live's quota usage")
+    browser.wait(lambda: browser.js(used) == "1", what="the project's quota usage")
     browser.screenshot(tmp_path, "console-quotas")
