@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import update
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,41 +49,27 @@ from fermion.db.engine import Database  # noqa: E402
 from fermion.rpc.contracts import HaStateReport, PortReport, StateReport, encode  # noqa: E402
 from fermion.runtime.embedded import build_app  # noqa: E402
 from fermion.services.common import now  # noqa: E402
+from tests.support.browser import Browser  # noqa: E402
+from tests.support.inproc_server import serve_in_thread  # noqa: E402
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,850")
 ADMIN = {"X-Project-Id": "admin-project", "X-Roles": "admin"}
 DEMO = {"X-Project-Id": "demo", "X-Roles": "member"}
 
 
 @contextmanager
 def server(tmp: Path) -> Iterator[tuple[Any, str]]:
+    """The application on a fresh SQLite database (no quotas in the way), under uvicorn in a thread."""
     url = f"sqlite:///{tmp / 'console.sqlite'}"
     db = Database(url)
     migrate.upgrade(db.engine)
     db.dispose()
     app = build_app(cfg.Settings().replace("database", url=url).replace(
         "quotas", network=-1, subnet=-1, port=-1, floatingip=-1, router=-1))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none",
-                                       lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline:
-            raise SystemExit("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield app, endpoint
-    finally:
-        app.console.feed.close()
-        srv.should_exit = True
-        thread.join(15)
+    with serve_in_thread(app) as endpoint:
+        try:
+            yield app, endpoint
+        finally:
+            app.console.feed.close()  # open event streams end now: the server stops at once
 
 
 class Rest:
@@ -117,34 +101,16 @@ class Rest:
         return out
 
 
-class Browser:
-    def __init__(self, profile: str) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+def until(browser: Browser, script: str, timeout: float = 60) -> None:
+    browser.wait(lambda: browser.js(script), timeout=timeout, what=script)
 
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(shutil.which("chromium"))
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={profile}")
-        self.driver = webdriver.Chrome(options=options, service=Service(str(shutil.which("chromedriver"))))
 
-    def js(self, script: str) -> Any:
-        return self.driver.execute_script(script)
-
-    def until(self, script: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.js(script):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"timed out waiting for: {script}")
-            time.sleep(0.01)
-
-    def load(self, endpoint: str, project: str = "admin-project", roles: str = "admin") -> tuple[float, float]:
-        """(load -> drawn, draw) in ms."""
-        self.driver.get(f"{endpoint}/ui/?project={project}&roles={roles}")
-        self.until("return document.querySelector('#topology').dataset.drawnAt")
-        svg = "document.querySelector('#topology').dataset"
-        return float(self.js(f"return {svg}.drawnAt")), float(self.js(f"return {svg}.drawMs"))
+def load(browser: Browser, endpoint: str) -> tuple[float, float]:
+    """The page as an admin: (load -> drawn, draw) in ms."""
+    browser.open(endpoint, "admin-project", "admin")
+    svg = "document.querySelector('#topology').dataset"
+    until(browser, f"return {svg}.drawnAt")
+    return float(browser.js(f"return {svg}.drawnAt")), float(browser.js(f"return {svg}.drawMs"))
 
 
 def fill(rest: Rest, total: int, networks: int, made: dict[str, Any]) -> None:
@@ -175,35 +141,36 @@ def measure(args: argparse.Namespace) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="fermion-bench-console-") as tmp, server(Path(tmp)) as (_, endpoint):
         rest = Rest(endpoint)
-        browser = Browser(str(Path(tmp) / "profile"))
+        browser = Browser(Path(tmp) / "profile")
         made: dict[str, Any] = {}
         try:
             for size in sizes:
                 fill(rest, size, args.networks, made)
-                browser.load(endpoint)  # warm: the browser's cache of the page's own files
+                load(browser, endpoint)  # warm: the browser's cache of the page's own files
                 loads, draws, changes = [], [], []
                 for run in range(args.runs):
-                    loaded, drawn = browser.load(endpoint)
+                    loaded, drawn = load(browser, endpoint)
                     loads.append(loaded)
                     draws.append(drawn)
                     before = int(browser.js("return document.querySelector('#topology').dataset.rendered"))
-                    browser.until("return document.querySelector('#live').dataset.live === '1'")
+                    until(browser, "return document.querySelector('#live').dataset.live === '1'")
                     name = f"probe-{size}-{run}"
                     rest.create("networks", name=name)
                     started = time.perf_counter()
-                    browser.until(f"return !!document.querySelector('#topology [data-name=\"{name}\"]')")
+                    until(browser, f"return !!document.querySelector('#topology [data-name=\"{name}\"]')")
                     changes.append((time.perf_counter() - started) * 1000)
                     assert int(browser.js("return document.querySelector('#topology').dataset.rendered")) > before
                 ports = browser.js("return document.querySelectorAll('#topology [data-kind=port]').length")
+                browser.driver.get("about:blank")  # no page reloading on every change while the cloud grows
                 rows.append((size, ports, statistics.median(loads), statistics.median(draws),
                              statistics.median(changes)))
         finally:
-            browser.driver.quit()
+            browser.quit()
     print(f"console topology in headless Chromium ({args.networks} networks, a floating IP on every tenth port, "
           f"median of {args.runs})")
     print(f"{'ports':>6} {'drawn':>6} {'load -> drawn':>14} {'draw':>8} {'change -> redrawn':>18}")
-    for size, ports, load, draw, change in rows:
-        print(f"{size:>6} {ports:>6} {load:>11.0f} ms {draw:>5.0f} ms {change:>15.0f} ms")
+    for size, ports, loaded, draw, change in rows:
+        print(f"{size:>6} {ports:>6} {loaded:>11.0f} ms {draw:>5.0f} ms {change:>15.0f} ms")
 
 
 def agent(app: Any, host: str, kind: str = "lb", vtep: str = "") -> str:
@@ -253,25 +220,21 @@ def screenshot(path: Path) -> None:
         old = now() - timedelta(hours=1)  # compute-3's agent fell silent
         app.services.db.write(lambda conn: conn.execute(
             update(m.agents).where(m.agents.c.id == lbs["compute-3"]).values(heartbeat_timestamp=old)))
-        browser = Browser(str(Path(tmp) / "profile"))
+        browser = Browser(Path(tmp) / "profile")
         try:
-            browser.load(endpoint)
-            browser.driver.find_element("css selector", "[data-action=trace]").click()
-            from selenium.webdriver.support.ui import Select
-
-            Select(browser.driver.find_element("css selector", "#trace-form select[name=source]")).select_by_value(
-                ports["web2"]["id"])
-            Select(browser.driver.find_element("css selector", "#trace-form select[name=destination]")
-                   ).select_by_value(ports["db1"]["id"])
-            browser.driver.find_element("css selector", "#trace-form button[type=submit]").click()
-            browser.until("return !!document.querySelector('#trace-verdict')")
+            load(browser, endpoint)
+            browser.click("[data-action=trace]")
+            browser.choose("#trace-form select[name=source]", ports["web2"]["id"])
+            browser.choose("#trace-form select[name=destination]", ports["db1"]["id"])
+            browser.click("#trace-form button[type=submit]")
+            until(browser, "return !!document.querySelector('#trace-verdict')")
             verdict = browser.js("return document.querySelector('#trace-verdict').dataset.verdict")
             time.sleep(0.3)
             path.parent.mkdir(parents=True, exist_ok=True)
             browser.driver.save_screenshot(str(path))
             print(f"saved {path} (trace web2 -> db1 tcp 22: {verdict})")
         finally:
-            browser.driver.quit()
+            browser.quit()
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.compat.conftest import WORKERS, Cli, client_env
-from tests.console.conftest import Browser, Rest, demo_topology
+from tests.console.conftest import Rest, demo_topology
 from tests.support import servers
+from tests.support.browser import Browser
 
 
 @pytest.fixture(scope="module")

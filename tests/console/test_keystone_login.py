@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.console.conftest import Browser
 from tests.support import servers
+from tests.support.browser import Browser
 from tests.support.fake_keystone import FakeKeystone, sample_cloud
 
 

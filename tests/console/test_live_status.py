@@ -23,7 +23,8 @@ from fermion.rpc.contracts import HaStateReport, PortReport, StateReport, encode
 from fermion.runtime.embedded import build_app
 from fermion.services.common import now
 from tests.conftest import migrated
-from tests.console.conftest import Browser, Rest
+from tests.console.conftest import Rest
+from tests.support.browser import Browser
 from tests.support.inproc_server import serve_in_thread
 
 LB = ("Linux bridge agent", "neutron-linuxbridge-agent", "N/A",

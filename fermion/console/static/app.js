@@ -718,4 +718,11 @@ async function loadQuotas() {
 
 $("#quota-project").addEventListener("change", (e) => { state.quotaProject = e.target.value; reload(); });
 
+// a page left (or put in the back/forward cache) gives its event stream's connection back at once: browsers
+// allow six connections to one server, and a stream holds one
+window.addEventListener("pagehide", () => { if (state.stop) state.stop(); state.stop = null; });
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted && session.current && !state.stop) { state.stop = listen(onChanges, onLive); reload(); }
+});
+
 boot().catch(failed);
