@@ -180,7 +180,7 @@ def test_the_agents_and_quotas_pages(browser: Browser, cloud: tuple[Any, str], t
         .map(tr => [tr.dataset.id, [tr.dataset.alive, tr.textContent]]))""")
     agents = rest.call("GET", "/v2.0/agents")["agents"]
     assert set(rows) == {a["id"] for a in agents}
-    assert rows[dead][0] == "false" and "last full sync seconds 0.42" in rows[dead][1]
+    assert rows[dead][0] == "false" and "full sync 0.42 s" in rows[dead][1]
     hosting = rest.call("GET", f"/v2.0/routers/{router['id']}/l3-agents")["agents"]
     assert hosting and all("served-router" in rows[a["id"]][1] for a in hosting)  # what each serves
     hosts = browser.js("return [...document.querySelectorAll('#agents-table tr.host')].map(tr => tr.dataset.host)")

@@ -667,12 +667,12 @@ async function loadAgents() {
       const ns = (await api("GET", `/v2.0/agents/${a.id}/dhcp-networks`)).networks;
       what.push(`${ns.length} network${ns.length === 1 ? "" : "s"}${ns.length ? ": " + ns.map((n) => names.get(n.id) || n.name).join(", ") : ""}`);
     } else {
-      if (c.devices !== undefined) what.push(`${c.devices} devices`);
+      if (c.devices !== undefined) what.push(`${c.devices} device${c.devices === 1 ? "" : "s"}`);
       if (c.tunneling_ip) what.push(`tunnel ${c.tunneling_ip}`);
       const maps = c.interface_mappings || c.bridge_mappings;
       if (maps && Object.keys(maps).length) what.push(Object.entries(maps).map(([k, v]) => `${k}:${v}`).join(" "));
     }
-    const syncs = Object.entries(c).filter(([k]) => /sync/.test(k)).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`);
+    const syncs = c.last_full_sync_seconds === undefined ? [] : [`full sync ${c.last_full_sync_seconds} s`];
     serves[a.id] = { what: what.join(" · "), syncs: syncs.join(" · ") };
   }));
   const hosts = new Map();
