@@ -128,7 +128,7 @@ class AgentRuntime:
         start_flag, lost = True, False
         while not self._stop.is_set():
             report = StateReport(host=self.host, agent_type=self.driver.agent_type, binary=self.driver.binary,
-                                 topic=self.driver.topic, configurations=self.driver.configurations(),
+                                 topic=self.driver.topic, configurations=self._configurations(),
                                  start_flag=start_flag, availability_zone=self.availability_zone)
             try:
                 self.transport.call("report_state", encode(report), timeout=self.call_timeout)
@@ -142,6 +142,13 @@ class AgentRuntime:
                 LOG.warning("state report failed: %s", err)
                 lost = True
             self._stop.wait(self.report_interval if not lost else min(1.0, self.report_interval))
+
+    def _configurations(self) -> dict[str, Any]:
+        """The driver's, with how long the last full sync took (GET /v2.0/agents shows it, as does the console)."""
+        out = dict(self.driver.configurations())
+        if self.last_sync_seconds:
+            out["last_full_sync_seconds"] = round(self.last_sync_seconds, 3)
+        return out
 
     def _periodic_reports(self) -> None:
         """What the driver reports with every heartbeat (the L3 agent's metering counters), if anything."""

@@ -110,6 +110,7 @@ class FermionApp:
         self.failover: Any = None  # the dead-agent check (services.failover), wired by runtime/
         self.metrics: CollectorRegistry | None = None  # scrape-time gauges (pool, agents), wired by runtime/
         self.metrics_public = True
+        self.console: Any = None  # the web console's ASGI handler of /ui (fermion.console), wired by runtime/
         self.ip_availability = IpAvailabilityController(services, enforcer)
         self.routes = {*self.controllers, "extensions", "quotas", "agents", "availability_zones", "service-providers",
                        "auto-allocated-topology", "network-ip-availabilities", "metering", "fwaas", "qos", "traces",
@@ -121,6 +122,10 @@ class FermionApp:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if self.console is not None and (path == "/ui" or path.startswith("/ui/")):
+            await self.console(scope, receive, send)
             return
         started = time.perf_counter()
         request_id = f"req-{uuid.uuid4()}"

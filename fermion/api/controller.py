@@ -20,6 +20,7 @@ from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.policy import predicates as p
 from fermion.resources.base import AUTO, UNSET, Resource
 from fermion.services import common, rbac_access
+from fermion.services.changes import Changed
 from fermion.services.registry import Services
 from fermion.validation import InvalidValue, tag_value
 
@@ -44,6 +45,11 @@ class Controller:
         self.enforcer = enforcer
         self.db = services.db
         self._hidden: dict[frozenset[str], tuple[frozenset[str], dict[str, p.Pred]]] = {}
+
+    def _changed(self, conn: Connection, item: dict[str, Any]) -> None:
+        """Tell the console's live feed (services.changes) once this write commits."""
+        if "id" in item:
+            common.emit(conn, Changed(self.res.member, item["id"], item.get("project_id")))
 
     # ---------------------------------------------------------------- policy helpers
     def _not_found(self, ident: str) -> NotFound:
@@ -237,7 +243,10 @@ class Controller:
             else:
                 rows = self.service.create(conn, items, ctx)
             # (no for_caller: nothing is shared with anyone but by the create's own flags yet)
-            return self.coll.fresh(conn, rows)
+            fresh = self.coll.fresh(conn, rows)
+            for row in fresh:
+                self._changed(conn, row)
+            return fresh
 
         created = self.db.write(work)
         shaped = self.shape(created, ctx, None)
@@ -271,6 +280,7 @@ class Controller:
                 self.service.update(conn, orig, dict(changes), expect, ctx)
             item = self.coll.get(conn, ident)
             self.coll.for_caller(conn, [item], ctx.project_id)
+            self._changed(conn, item)
             return item
 
         item = self.db.write(work)
@@ -284,6 +294,7 @@ class Controller:
             self._enforce(f"delete_{self.res.member}", self._target(conn, orig, ctx), ctx)
             _check_revision(orig, expect)
             self.service.delete(conn, orig, expect, ctx)
+            self._changed(conn, orig)
 
         self.db.write(work)
         return Response(204)
@@ -299,6 +310,7 @@ class Controller:
         def work(conn: Connection) -> Any:
             orig = self._load_for_write(conn, ctx, ident)
             self._enforce(name, self._target(conn, orig, ctx), ctx)
+            self._changed(conn, orig)
             if self.res.member == "trunk":
                 return getattr(self.services.trunks, name)(conn, orig, body, ctx)
             if self.res.member == "address_group":

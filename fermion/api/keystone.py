@@ -213,6 +213,28 @@ class KeystoneAuthenticator:
         identity = await asyncio.shield(task)
         return self._verdict(identity, request_id)
 
+    async def password_token(self, username: str, password: str, project_name: str,
+                             domain_name: str = "Default") -> tuple[str, dict[str, Any]]:
+        """A user's project-scoped token from their password (the console's log-in): the token and Keystone's
+        token document. Raises Unauthorized for wrong credentials, KeystoneUnavailable when Keystone fails."""
+        domain = {"name": domain_name}
+        body = {"auth": {"identity": {"methods": ["password"], "password": {
+                    "user": {"name": username, "domain": domain, "password": password}}},
+                "scope": {"project": {"name": project_name, "domain": domain}}}}
+        response = await self._send("POST", "/auth/tokens", params={"nocatalog": "1"}, json=body)
+        if response.status_code in (400, 401, 403, 404):
+            raise Unauthorized("the user name, password or project is not right")
+        if response.status_code not in (200, 201):
+            raise KeystoneUnavailable(f"Keystone authentication answered HTTP {response.status_code}")
+        token = response.headers.get("X-Subject-Token")
+        try:
+            document = response.json()["token"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeystoneUnavailable(f"Keystone returned an unusable token document: {exc}") from exc
+        if not token or not isinstance(document, dict):
+            raise KeystoneUnavailable("Keystone issued a token without an X-Subject-Token header")
+        return token, document
+
     # -- internals -----------------------------------------------------------
 
     @staticmethod

@@ -97,8 +97,7 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False, 
     options: dict[str, Any] = {"host": s.host, "port": s.port, "log_level": log_level, "log_config": None,
                                "access_log": False, "timeout_keep_alive": 75, "ws": "none", "lifespan": "on"}
     if s.workers == 1:
-        uvicorn.run(app, **options)
-        return 0
+        return _run_one(app, options)
     # the workers are new interpreters: they read their settings from the environment
     app.services.db.dispose()
     os.environ.update(FERMION_SERVE_DATABASE_URL=settings.database_url, FERMION_LOG_LEVEL=log_level,
@@ -108,6 +107,23 @@ def serve(settings: cfg.Settings, banner: str | None = None, lab: bool = False, 
     with _multiprocess_metrics():
         uvicorn.run("fermion.runtime.embedded:app_from_env", factory=True, workers=s.workers, **options)
     return 0
+
+
+def _run_one(app: Any, options: dict[str, Any]) -> int:
+    """uvicorn.run for one process, telling the console's open event streams to end as soon as the server
+    stops (uvicorn waits for open responses before it shuts the application down)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if app.console is not None:
+                app.console.feed.close()
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn.Config(app, **options))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # 3: uvicorn's "could not start" (e.g. the port is taken)
 
 
 def _port_taken(settings: cfg.Settings) -> bool:
@@ -168,6 +184,7 @@ Fermion all-in-one is up.
   endpoint : {endpoint}  (OpenStack Neutron v2.0 API, noauth: you act as project
              '{settings.auth.default_project_id}' with roles {', '.join(settings.auth.default_roles)})
   database : {db.engine.url.render_as_string(hide_password=True)}  (kept across restarts)
+  console  : {endpoint}/ui  (the web console: live topology, trace, agents, quotas)
 
 Try it from another shell:
   export OS_AUTH_TYPE=none OS_NETWORK_ENDPOINT_OVERRIDE={endpoint}

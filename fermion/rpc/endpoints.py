@@ -24,9 +24,10 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.transport import CALLER_VERSION, Handler
-from fermion.services import fip_status, fwaas_views, metering, trunk_ports
+from fermion.services import common, fip_status, fwaas_views, metering, trunk_ports
 from fermion.services.agents import DHCP_AGENT
 from fermion.services.agentviews import firewall_view, l3_view
+from fermion.services.changes import Changed
 from fermion.services.dhcp import NeedsWrite
 from fermion.services.dvr import DVR_INTERFACE_OWNER
 from fermion.services.dvr import NeedsWrite as NeedsDvrWrite
@@ -67,6 +68,8 @@ class ServerEndpoints:
                     for router_id in s.routers.router_ids(conn, row["id"]):
                         s.routers.changed(conn, router_id)
             fip_status.sweep(conn, s.agents.cutoff())  # routers of agents that died: DOWN
+            if revived:
+                common.emit(conn, Changed("agent", row["id"]))
             return {"agent_id": row["id"], "revived": revived}
 
         return self.db.write(work)
@@ -74,7 +77,12 @@ class ServerEndpoints:
     def report_ha_states(self, body: dict[str, Any]) -> dict[str, Any]:
         """An L3 agent's VRRP transitions (l3-ha): GET /routers/{id}/l3-agents shows them as ha_state."""
         report = decode(HaStateReport, body)
-        self.db.write(lambda conn: self.services.routers.set_ha_states(conn, report.host, report.states))
+
+        def work(conn: Connection) -> None:
+            self.services.routers.set_ha_states(conn, report.host, report.states)
+            announce(conn, m.routers, "router", list(report.states))
+
+        self.db.write(work)
         return {}
 
     def report_floatingip_statuses(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +95,8 @@ class ServerEndpoints:
             changed, stale = fip_status.apply(conn, report.host, report.statuses)
             for router_id in stale:
                 routers.changed(conn, router_id)
+            if changed:
+                announce(conn, m.floatingips, "floatingip", list(report.statuses))
             return changed
 
         return {"changed": self.db.write(work)}
@@ -131,6 +141,7 @@ class ServerEndpoints:
                 changed += conn.execute(stmt).rowcount or 0
             if changed:  # the trunks whose parents these are follow them (services.trunk_ports)
                 trunk_ports.refresh_for_ports(conn, [*report.up, *report.down])
+                announce(conn, m.ports, "port", [*report.up, *report.down])
             active = []
             if awaited:
                 active = list(conn.scalars(select(p.id).where(p.id.in_(awaited), p.status == "ACTIVE")))
@@ -179,6 +190,14 @@ class ServerEndpoints:
                 return encode(dhcp.sync(conn, req.host, req.network_ids, write=False))
         except NeedsWrite:
             return encode(self.db.write(lambda conn: dhcp.sync(conn, req.host, req.network_ids)))
+
+
+def announce(conn: Connection, table: Any, kind: str, ids: list[str]) -> None:
+    """Tell the console's live feed that these rows' status may have changed (services.changes)."""
+    if ids:
+        c = table.c
+        for ident, project_id in conn.execute(select(c.id, c.project_id).where(c.id.in_(ids))):
+            common.emit(conn, Changed(kind, ident, project_id))
 
 
 ADDRESS_GROUPS_SINCE = (1, 5)

@@ -10,6 +10,8 @@ from fermion import logs, memory, metrics
 from fermion.api.app import FermionApp
 from fermion.api.auth import Authenticator, KeystoneAuth, NoAuth
 from fermion.config import settings as cfg
+from fermion.console.feed import ChangeFeed
+from fermion.console.handlers import AuthInfo, Console
 from fermion.db import migrate
 from fermion.db.engine import Database
 from fermion.ml2.manager import Ml2Config
@@ -59,7 +61,14 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     # RPC: hints go out after each commit; agents' calls are answered by the endpoints
     transport = transport or transport_for(settings)
     endpoints = ServerEndpoints(services)
-    db.on_commit = Notifier(transport)
+    notifier = Notifier(transport)
+    feed = ChangeFeed(lambda: agents_alive(db, services))
+
+    def after_commit(events: list[object]) -> None:
+        notifier(events)  # the agents' hints first: the console can wait
+        feed(events)
+
+    db.on_commit = after_commit
     authenticate: Authenticator
     keystone = None
     if settings.auth.strategy == "keystone":
@@ -76,6 +85,8 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     app = FermionApp(services, build_enforcer(settings), authenticate,
                      max_body=settings.server.max_request_body_size, threads=settings.server.threads)
     app.transport = transport
+    auth_info = AuthInfo(settings.auth.strategy, settings.auth.default_project_id, settings.auth.default_roles)
+    app.console = Console(feed, authenticate, auth_info, keystone)
     app.metrics_public = settings.server.metrics_public
 
     def agents() -> list[metrics.AgentSample]:
@@ -121,6 +132,12 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
 
     app.on_shutdown.append(_dispose)
     return app
+
+
+def agents_alive(db: Database, services: Services) -> dict[str, bool]:
+    """{agent id: alive} now, for the console's feed."""
+    with db.read() as conn:
+        return {row["id"]: row["alive"] for row in services.agents.list_agents(conn, {})}
 
 
 def app_from_env() -> FermionApp:

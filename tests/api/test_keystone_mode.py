@@ -9,18 +9,12 @@ import httpx
 import pytest
 
 from tests.support import servers
-from tests.support.fake_keystone import FakeKeystone
+from tests.support.fake_keystone import FakeKeystone, sample_cloud
 
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[tuple[FakeKeystone, str]]:
-    ks = FakeKeystone()
-    ks.add_project("service", id="service-project")
-    ks.add_project("demo", id="demo-project")
-    ks.add_project("other", id="other-project")
-    ks.add_user("neutron", "neutron-pw", roles={"service": ["service", "admin"]}, id="neutron-user")
-    ks.add_user("alice", "alice-pw", roles={"demo": ["member"]}, id="alice-user")
-    ks.add_user("bob", "bob-pw", roles={"other": ["reader"]}, id="bob-user")
+    ks = sample_cloud()
     with ks.serve() as ks_url:
         config = tmp_path / "fermion.toml"
         config.write_text(f"""

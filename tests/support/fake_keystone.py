@@ -444,3 +444,16 @@ class FakeKeystone:
             return self._find_project(spec["name"], domain_id)
         except KeyError:
             return None
+
+
+def sample_cloud() -> FakeKeystone:
+    """The identities the keystone-mode tests share: Fermion's service user `neutron` (service and admin in
+    project service), alice (member of demo) and bob (reader of other), with fixed ids."""
+    ks = FakeKeystone()
+    ks.add_project("service", id="service-project")
+    ks.add_project("demo", id="demo-project")
+    ks.add_project("other", id="other-project")
+    ks.add_user("neutron", "neutron-pw", roles={"service": ["service", "admin"]}, id="neutron-user")
+    ks.add_user("alice", "alice-pw", roles={"demo": ["member"]}, id="alice-user")
+    ks.add_user("bob", "bob-pw", roles={"other": ["reader"]}, id="bob-user")
+    return ks
