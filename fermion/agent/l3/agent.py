@@ -95,6 +95,9 @@ class L3Agent:
         self.fwaas = FwaasPart(host)
         self.routers: set[str] = set()
         self.qos = RouterQos(netns_name)
+        # routers the server hinted about whose hints a full sync absorbed (the runtime sets it before such a
+        # sync): they count as asked, as in a partial sync
+        self.hinted: set[str] = set()
         # HA router -> (keepalived's last transition, monotonic time) when the server took this host's claim
         # to be its active instance
         self._claimed: dict[str, tuple[float, float]] = {}
@@ -167,7 +170,7 @@ class L3Agent:
                     self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
                 elif ok and router.ha is not None:
                     state = self.manager.ha_state(router.id)
-                    if self._tell(router.id, state, router.ha.state, asked=scope is not None):
+                    if self._tell(router.id, state, router.ha.state, asked=scope is not None or router.id in self.hinted):
                         states[router.id] = state
             for router in local:
                 network = dvr.fip_network(router)
@@ -184,7 +187,7 @@ class L3Agent:
                 failed |= not ok
                 if ok and router.admin_state_up and router.ha is not None:
                     state = self.snat.ha_state(router.id)
-                    if self._tell(router.id, state, router.ha.state, asked=scope is not None):
+                    if self._tell(router.id, state, router.ha.state, asked=scope is not None or router.id in self.hinted):
                         states[router.id] = state
             wanted = {r.id for r in [*routers, *local]}
             failed |= self._remove_stale(self.manager, wanted, scope)
