@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{inst.name}: host {inst.host}, port {inst.port_id}, mac {inst.mac}, ip {inst.ip} (DHCP)")
             return 0
         if args.verb == "ping":
-            proc = instances.ping(state, args.src, args.dst, args.count)
+            proc = instances.ping(state, args.src, args.dst, args.count, args.deadline or None)
             print(proc.stdout.strip() or proc.stderr.strip())
             return proc.returncode
         if args.verb == "exec":

@@ -331,6 +331,9 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("-c", "--count", type=int, default=3)
+    p.add_argument("-w", "--deadline", type=float, default=5.0,
+                   help="seconds to keep pinging until COUNT replies came (a new path may need a moment; "
+                        "default 5, 0: COUNT pings and stop)")
     p = verb("exec", "run a command in an instance's namespace (or 'external', or a host's)")
     p.add_argument("name")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command and its arguments")

@@ -181,8 +181,10 @@ def address(ns: str) -> str | None:
     return found.group(1) if found else None
 
 
-def ping(state: LabState, src: str, dst: str, count: int = 3) -> subprocess.CompletedProcess[str]:
-    """src: an instance or "external" (the lab's internet); dst: an instance, "external" or an address."""
+def ping(state: LabState, src: str, dst: str, count: int = 3,
+         deadline: float | None = None) -> subprocess.CompletedProcess[str]:
+    """src: an instance or "external" (the lab's internet); dst: an instance, "external" or an address.
+    With a deadline, ping goes on until `count` replies came or the deadline passed (ping -w)."""
     source = namespace_of(state, src)
     if dst == "external":
         target: str | None = EXTERNAL_GATEWAY
@@ -190,8 +192,9 @@ def ping(state: LabState, src: str, dst: str, count: int = 3) -> subprocess.Comp
         target = state.instances[dst].ip if dst in state.instances else dst
     if not target:
         raise LabError(f"{dst} has no address")
-    return subprocess.run(["ip", "netns", "exec", source, "ping", "-c", str(count), "-i", "0.2", "-W", "1", target],
-                          capture_output=True, text=True, timeout=count + 10, check=False)
+    wait = ["-w", str(max(1, round(deadline)))] if deadline else []
+    return subprocess.run(["ip", "netns", "exec", source, "ping", "-c", str(count), "-i", "0.2", "-W", "1", *wait,
+                           target], capture_output=True, text=True, timeout=count + 10 + (deadline or 0), check=False)
 
 
 def remove(state: LabState, api: Api, name: str) -> None:

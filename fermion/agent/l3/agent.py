@@ -170,7 +170,8 @@ class L3Agent:
                     self._claimed.pop(router.id, None)  # disabled: its keepalived is gone, and its claims
                 elif ok and router.ha is not None:
                     state = self.manager.ha_state(router.id)
-                    if self._tell(router.id, state, router.ha.state, asked=scope is not None or router.id in self.hinted):
+                    asked = scope is not None or router.id in self.hinted
+                    if self._tell(router.id, state, router.ha.state, asked=asked):
                         states[router.id] = state
             for router in local:
                 network = dvr.fip_network(router)
@@ -187,7 +188,8 @@ class L3Agent:
                 failed |= not ok
                 if ok and router.admin_state_up and router.ha is not None:
                     state = self.snat.ha_state(router.id)
-                    if self._tell(router.id, state, router.ha.state, asked=scope is not None or router.id in self.hinted):
+                    asked = scope is not None or router.id in self.hinted
+                    if self._tell(router.id, state, router.ha.state, asked=asked):
                         states[router.id] = state
             wanted = {r.id for r in [*routers, *local]}
             failed |= self._remove_stale(self.manager, wanted, scope)
