@@ -403,6 +403,18 @@ class Keepalived:
             return "backup"  # started, its first transition (to BACKUP) not recorded yet
         return state if state in STATES else "backup"
 
+    def primary(self) -> tuple[str, str] | None:
+        """(address, device) of the instance's first virtual address, from its configuration (None: no file)."""
+        try:
+            lines = self.conf.read_text().splitlines()
+        except OSError:
+            return None
+        for i, line in enumerate(lines[:-1]):
+            if line.strip() == "virtual_ipaddress {":
+                address, _, device = lines[i + 1].split()[:3]
+                return address.split("/")[0], device
+        return None
+
     def transitions(self) -> list[Transition]:
         try:
             return parse_transitions((self.workdir / "transitions").read_text())

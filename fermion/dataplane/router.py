@@ -542,8 +542,21 @@ class RouterManager:
         return keepalived.Keepalived(self.state_dir / router_id, self.notify_socket)
 
     def ha_state(self, router_id: str) -> str:
-        """An HA router's state here, as Neutron's ha_state: active or standby."""
-        return keepalived.HA_STATE[self.keepalived(router_id).state()]
+        """An HA router's state here, as Neutron's ha_state: active or standby. keepalived's notify script
+        records its transitions; one it missed (seen: both instances standby for good) must not hide a master,
+        so a running instance that holds its primary virtual address is active whatever the record says."""
+        k = self.keepalived(router_id)
+        state = k.state()
+        if state == "backup":
+            primary = k.primary()
+            if primary is not None and self._holds(router_id, *primary):
+                return "active"
+        return keepalived.HA_STATE[state]
+
+    def _holds(self, router_id: str, address: str, device: str) -> bool:
+        out = netns.run(["ip", "-n", self.namespace(router_id), "-br", "addr", "show", "dev", device],
+                        check=False).stdout
+        return any(a.split("/")[0] == address for line in out.splitlines() for a in line.split()[2:])
 
     def last_transition(self, router_id: str) -> float:
         """When keepalived last changed the HA router's state here (unix time; 0.0: never)."""
