@@ -4,6 +4,8 @@ Names, all under a prefix so deployments can share a broker:
 - {prefix}.rpc: the servers' work queue (default exchange, non-durable, auto-delete; servers compete for it);
 - {prefix}.reply.<uuid>: one exclusive reply queue per caller connection;
 - {prefix}.hints: fanout exchange; every listener binds its own exclusive queue {prefix}.hints.<uuid>.
+- {prefix}.agent.<target>: an agent's request queue (serve_agent: fermion trace --probe), answered on the
+  caller's reply queue like any call (one reply queue per server process, as oslo.messaging does).
 
 kombu connections are not thread-safe, so each consumer (server, replies, every listener) owns a connection
 driven by one thread, and all publishing goes through one confirm-mode connection behind a lock.
@@ -25,7 +27,7 @@ import kombu
 import orjson
 
 from fermion import metrics
-from fermion.rpc.transport import Handler, RpcError, RpcUnavailable, dispatch, envelope, unwrap
+from fermion.rpc.transport import Handler, RpcError, RpcUnavailable, dispatch, envelope, unanswered, unwrap
 
 LOG = logging.getLogger(__name__)
 
@@ -238,11 +240,17 @@ class AmqpTransport:
 
     def _handle(self, message: Any) -> None:
         try:
+            self._answer(self._handlers, message)
+        finally:
+            self._acks.put(message)
+
+    def _answer(self, handlers: Mapping[str, Handler], message: Any) -> None:
+        try:
             try:
                 request = orjson.loads(message.body)
                 if not isinstance(request, dict):
                     raise ValueError("an RPC message must be an object")
-                reply = orjson.dumps(dispatch(self._handlers, request))
+                reply = orjson.dumps(dispatch(handlers, request))
             except ValueError as err:  # orjson.JSONDecodeError is one
                 reply = orjson.dumps({"error": {"type": "InvalidMessage", "message": str(err)}})
             except Exception as err:  # noqa: BLE001 - answer now rather than let the caller time out
@@ -254,8 +262,6 @@ class AmqpTransport:
                               correlation_id=message.properties.get("correlation_id"))
         except Exception:  # noqa: BLE001 - a lost reply is a timeout on the caller's side
             LOG.exception("could not answer an RPC request")
-        finally:
-            self._acks.put(message)
 
     def _flush_acks(self) -> None:
         while True:
@@ -281,24 +287,31 @@ class AmqpTransport:
         metrics.rpc_sent(method)
         return unwrap(self._request(envelope(method, payload), timeout))
 
-    def _request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send an envelope to a server and return its reply envelope."""
+    def call_agent(self, target: str, method: str, payload: dict[str, Any], timeout: float = 5.0) -> Any:
+        metrics.rpc_sent(method)
+        return unwrap(self._request(envelope(method, payload), timeout, target))
+
+    def _request(self, message: dict[str, Any], timeout: float, target: str | None = None) -> dict[str, Any]:
+        """Send an envelope to a server (target None) or to an agent, and return its reply envelope."""
         deadline = time.monotonic() + timeout
         replies = self._reply_queue(deadline)
         correlation_id = uuid.uuid4().hex
         future = replies.register(correlation_id)
         try:
             try:
-                routed = self._publish(orjson.dumps(message), exchange="", routing_key=self.rpc_queue,
+                routing_key = self.rpc_queue if target is None else self._agent_queue(target)
+                routed = self._publish(orjson.dumps(message), exchange="", routing_key=routing_key,
                                        deadline=deadline, mandatory=True, reply_to=replies.queue,
                                        correlation_id=correlation_id, expiration=timeout)
             except Exception as exc:  # noqa: BLE001 - whatever the broker trouble, the caller sees one error
                 raise RpcUnavailable(f"cannot reach the message broker: {exc or type(exc).__name__}") from exc
             if not routed:
-                raise RpcUnavailable("no server is serving RPC")
+                raise RpcUnavailable("no server is serving RPC") if target is None else unanswered(target, timeout)
             try:
                 reply = future.result(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
+                if target is not None:
+                    raise unanswered(target, timeout) from None
                 raise RpcUnavailable(f"no answer to {message.get('method')!r} within {timeout}s") from None
         finally:
             replies.forget(correlation_id)
@@ -343,6 +356,32 @@ class AmqpTransport:
             return [_consume(conn, queue, on_message, no_ack=True)]
 
         worker = _Worker(self, "hints", setup, forever=True, on_connect=on_connect)
+        self._start(worker)
+
+        def stop() -> None:
+            worker.stop()
+            with self._lock:
+                self._workers.discard(worker)
+
+        return stop
+
+    def _agent_queue(self, target: str) -> str:
+        return f"{self.prefix}.agent.{target}"
+
+    def serve_agent(self, target: str, handlers: Mapping[str, Handler]) -> Callable[[], None]:
+        # not exclusive: an agent restarting while its old connection lingers shares the queue for a moment
+        queue = kombu.Queue(self._agent_queue(target), durable=False, auto_delete=True)
+
+        def on_message(message: Any) -> None:
+            # answered off the consumer thread, which must keep up with heartbeats; unacknowledged requests are
+            # not worth keeping: a lost one is a timeout for its caller
+            threading.Thread(target=self._answer, args=(handlers, message), daemon=True,
+                             name=f"fermion-amqp[{self.prefix}]-answer-{target}").start()
+
+        def setup(conn: Any) -> list[Any]:
+            return [_consume(conn, queue, on_message, no_ack=True)]
+
+        worker = _Worker(self, f"agent-{target}", setup, forever=True)
         self._start(worker)
 
         def stop() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-VERSION = "1.13"
+VERSION = "1.14"
 HISTORY = {
     "1.0": "hints, host views (l2, dhcp), state reports with realized port revisions, dhcp port requests",
     "1.1": "router and security_group hints, L3 view, the L2 view's firewall (security groups)",
@@ -35,6 +35,8 @@ HISTORY = {
     "1.12": "trunks: L2Port.trunk_id on a trunk's parent, L2Port.parent_id and segmentation_id on its subports",
     "1.13": "DVR on Open vSwitch hosts: L2View.dvr_mac (the host's DVR MAC) and L2Port.ips (the addresses of "
             "distributed router interfaces), for the OVS agent's DVR flows",
+    "1.14": "server -> agent requests: ProbeRequest answered by a ProbeReply (fermion trace --probe: the kernel "
+            "objects behind ports, their filters and routers, compared with the host view)",
 }
 FIREWALL_KEY = "security-groups"  # the L2 agent's work-queue key for its host's firewall
 
@@ -51,6 +53,33 @@ class Hint:
     revision: int
     network_id: str | None = None
     host: str | None = None  # the host the object is bound to, when it has one
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """Server -> one agent (a request with a reply): look at the kernel objects behind these model objects and
+    say what differs from this host's view. Only what the agent's kind handles is looked at."""
+
+    host: str
+    ports: list[str] = field(default_factory=list)  # port ids: the device, its bridge, its network's forwarding
+    filters: list[str] = field(default_factory=list)  # port ids: their security-group chains and set elements
+    routers: list[str] = field(default_factory=list)  # router ids: namespace, devices, addresses, routes, NAT
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probed object ("port <id>", "filters <id>", "router <id>") has on the host, against its view."""
+
+    checked: list[str] = field(default_factory=list)  # the kernel objects looked at
+    missing: list[str] = field(default_factory=list)  # wanted by the view, absent (or different) in the kernel
+    extra: list[str] = field(default_factory=list)  # in the kernel, not wanted
+
+
+@dataclass(frozen=True)
+class ProbeReply:
+    host: str
+    agent_type: str
+    results: dict[str, ProbeResult] = field(default_factory=dict)  # "port <id>" | "filters <id>" | "router <id>"
 
 
 # ---------------------------------------------------------------- agents -> server
@@ -462,7 +491,7 @@ MESSAGES: tuple[type, ...] = (Hint, ViewRequest, StateReport, PortReport, Segmen
                               Router, L3View, HaRouter, HaStateReport, FloatingIpStatus, FloatingIpReport, Neighbor,
                               DvrRouter, FipGateway, BandwidthLimit, QosRules, FirewallRule, FirewallGroup,
                               FirewallStatus, FirewallReport, MeteringRule, MeteringLabel, MeteringCounter,
-                              MeteringReport, PortForwarding)
+                              MeteringReport, PortForwarding, ProbeRequest, ProbeResult, ProbeReply)
 
 
 # ---------------------------------------------------------------- codec

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
 
 from fermion import metrics
-from fermion.rpc.transport import Handler, RpcUnavailable, dispatch, envelope, unwrap
+from fermion.rpc.transport import Handler, RpcUnavailable, dispatch, envelope, unanswered, unwrap
 
 LOG = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ class InProcTransport:
     def __init__(self) -> None:
         self._handlers: Mapping[str, Handler] | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._agents: dict[str, Mapping[str, Handler]] = {}
         self._lock = threading.Lock()
 
     def serve(self, handlers: Mapping[str, Handler]) -> None:
@@ -64,6 +66,40 @@ class InProcTransport:
 
         return stop
 
+    def serve_agent(self, target: str, handlers: Mapping[str, Handler]) -> Callable[[], None]:
+        with self._lock:
+            self._agents[target] = handlers
+
+        def stop() -> None:
+            with self._lock:
+                if self._agents.get(target) is handlers:
+                    del self._agents[target]
+
+        return stop
+
+    def call_agent(self, target: str, method: str, payload: dict[str, Any], timeout: float = 5.0) -> Any:
+        with self._lock:
+            handlers = self._agents.get(target)
+        if handlers is None:
+            raise unanswered(target, timeout)
+        metrics.rpc_sent(method)
+        message = orjson.loads(orjson.dumps(envelope(method, payload)))
+        reply: Future[bytes] = Future()
+
+        def answer() -> None:
+            try:
+                reply.set_result(orjson.dumps(dispatch(handlers, message)))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                reply.set_exception(err)
+
+        # a thread of its own, as an agent answers on its own: a stuck agent costs the caller only the timeout
+        threading.Thread(target=answer, name=f"fermion-inproc-answer-{target}", daemon=True).start()
+        try:
+            return unwrap(orjson.loads(reply.result(timeout)))
+        except TimeoutError:
+            raise unanswered(target, timeout) from None
+
     def close(self) -> None:
         with self._lock:
             self._listeners.clear()
+            self._agents.clear()

@@ -9,6 +9,9 @@ Semantics every implementation keeps:
 - notify(): server -> every listening agent, best effort. Losing a hint is harmless by design.
 - listen(): an agent's subscription to hints. on_connect runs every time the subscription is (re)established,
   so the agent can resync whatever hints it may have missed while disconnected.
+- serve_agent() / call_agent(): the one server -> agent request with a reply (fermion trace --probe). An agent
+  answers what is addressed to its target (agent_target: its kind and host); a caller gets RpcUnavailable
+  ("not answered in N s") when no such agent listens or it does not answer in time, never a hang.
 """
 
 from __future__ import annotations
@@ -49,7 +52,22 @@ class Transport(Protocol):
         """Start receiving hints; returns a function that stops the subscription."""
         ...
 
+    def serve_agent(self, target: str, handlers: Mapping[str, Handler]) -> Callable[[], None]:
+        """Answer requests addressed to target; returns a function that stops answering."""
+        ...
+
+    def call_agent(self, target: str, method: str, payload: dict[str, Any], timeout: float = 5.0) -> Any: ...
+
     def close(self) -> None: ...
+
+
+def agent_target(agent_type: str, host: str) -> str:
+    """Where requests for one agent go: its kind and host ("linux-bridge-agent.compute1")."""
+    return f"{agent_type.lower().replace(' ', '-')}.{host}"
+
+
+def unanswered(target: str, timeout: float) -> RpcUnavailable:
+    return RpcUnavailable(f"{target} not answered in {timeout:g} s")
 
 
 def envelope(method: str, payload: dict[str, Any]) -> dict[str, Any]:

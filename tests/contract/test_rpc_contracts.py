@@ -49,6 +49,9 @@ from fermion.rpc.contracts import (
     PortForwarding,
     PortReport,
     PortSecurity,
+    ProbeReply,
+    ProbeRequest,
+    ProbeResult,
     QosRules,
     RemotePort,
     Router,
@@ -705,6 +708,77 @@ RECORDED: dict[str, dict[str, str]] = {
         "MeteringReport": "host:str;counters:list[fermion.rpc.contracts.MeteringCounter]",
         "PortForwarding": "id:str;floating_ip:str;protocol:str;external_port:str;internal_ip:str;internal_port:str",
     },
+    "1.14": {
+        "Hint": "kind:str;id:str;revision:int;network_id:str | None;host:str | None",
+        "ViewRequest": "host:str;agent_type:str;network_ids:list[str] | None",
+        "StateReport": "host:str;agent_type:str;binary:str;topic:str;configurations:dict[str, typing.Any];start_flag:b"
+                       "ool;availability_zone:str",
+        "PortReport": "host:str;up:dict[str, int];down:list[str]",
+        "Segment": "network_type:str;physical_network:str | None;segmentation_id:int | None",
+        "RemotePort": "mac:str;ips:list[str];vtep:str",
+        "L2Network": "id:str;mtu:int;admin_state_up:bool;segment:Segment;vteps:list[str];remote_ports:list[fermion.rpc"
+                     ".contracts.RemotePort]",
+        "L2Port": "id:str;network_id:str;mac:str;revision:int;admin_state_up:bool;device_owner:str;qos:fermion.rpc.con"
+                  "tracts.QosRules | None;trunk_id:str;parent_id:str;segmentation_id:int;ips:list[str]",
+        "SecurityRule": "direction:str;ethertype:str;protocol:int | None;port_min:int | None;port_max:int | None;remot"
+                        "e_ip_prefix:str | None;remote_group:str | None;remote_address_group:str | None",
+        "SecurityGroup": "id:str;stateful:bool;rules:list[fermion.rpc.contracts.SecurityRule]",
+        "PortSecurity": "id:str;mac:str;ips:list[str];allowed_pairs:list[list[str]];groups:list[str];port_security:boo"
+                        "l;network_id:str",
+        "Firewall": "ports:list[fermion.rpc.contracts.PortSecurity];groups:list[fermion.rpc.contracts.SecurityGroup];m"
+                    "embers:dict[str, list[str]];address_groups:dict[str, list[str]]",
+        "L2View": "host:str;networks:list[fermion.rpc.contracts.L2Network];ports:list[fermion.rpc.contracts.L2Port];pa"
+                  "rtial:bool;firewall:fermion.rpc.contracts.Firewall | None;dvr_mac:str",
+        "DhcpSubnet": "id:str;cidr:str;ip_version:int;gateway_ip:str | None;dns_nameservers:list[str];host_routes:list"
+                      "[dict[str, str]];allocation_pools:list[dict[str, str]];ipv6_address_mode:str | None;ipv6_ra_mod"
+                      "e:str | None",
+        "DhcpOption": "name:str;value:str;ip_version:int",
+        "DhcpHost": "port_id:str;mac:str;ip:str;subnet_id:str;hostname:str;fqdn:str;options:list[fermion.rpc.contracts"
+                    ".DhcpOption]",
+        "DhcpNetwork": "id:str;mtu:int;revision:int;port_id:str;port_mac:str;port_ips:list[str];subnets:list[fermion.r"
+                       "pc.contracts.DhcpSubnet];hosts:list[fermion.rpc.contracts.DhcpHost];dns_domain:str",
+        "DhcpView": "host:str;networks:list[fermion.rpc.contracts.DhcpNetwork];partial:bool",
+        "RouterPort": "id:str;network_id:str;mac:str;mtu:int;addresses:list[str];ipv4_address_scope:str | None;ipv6_ad"
+                      "dress_scope:str | None",
+        "FloatingIp": "floating_ip:str;fixed_ip:str;id:str;revision:int;status:str;qos:fermion.rpc.contracts.QosRules "
+                      "| None",
+        "ConntrackHelper": "protocol:str;port:int;helper:str",
+        "Router": "id:str;revision:int;admin_state_up:bool;interfaces:list[fermion.rpc.contracts.RouterPort];gateway:f"
+                  "ermion.rpc.contracts.RouterPort | None;gateway_ip:str | None;enable_snat:bool;floating_ips:list[fer"
+                  "mion.rpc.contracts.FloatingIp];routes:list[list[str]];conntrack_helpers:list[fermion.rpc.contracts."
+                  "ConntrackHelper];ha:fermion.rpc.contracts.HaRouter | None;distributed:fermion.rpc.contracts.DvrRout"
+                  "er | None;gateway_qos:fermion.rpc.contracts.QosRules | None;firewall_groups:list[fermion.rpc.contra"
+                  "cts.FirewallGroup];metering_labels:list[fermion.rpc.contracts.MeteringLabel];port_forwardings:list["
+                  "fermion.rpc.contracts.PortForwarding]",
+        "L3View": "host:str;routers:list[fermion.rpc.contracts.Router];partial:bool;dvr_mac:str;fip_gateways:list[ferm"
+                  "ion.rpc.contracts.FipGateway]",
+        "HaRouter": "vr_id:int;interface:RouterPort;state:str",
+        "HaStateReport": "host:str;states:dict[str, str]",
+        "FloatingIpStatus": "revision:int;status:str",
+        "FloatingIpReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FloatingIpStatus]",
+        "Neighbor": "ip:str;mac:str",
+        "DvrRouter": "local:bool;central:bool;snat_ports:list[fermion.rpc.contracts.RouterPort];neighbors:list[fermion"
+                     ".rpc.contracts.Neighbor]",
+        "FipGateway": "network_id:str;port:RouterPort;gateway_ip:str | None",
+        "BandwidthLimit": "max_kbps:int;max_burst_kbps:int",
+        "QosRules": "policy_id:str;egress:fermion.rpc.contracts.BandwidthLimit | None;ingress:fermion.rpc.contracts.Ba"
+                    "ndwidthLimit | None;dscp_mark:int | None",
+        "FirewallRule": "action:str;ip_version:int;protocol:int | None;source_ip:str | None;destination_ip:str | None;"
+                        "source_port:str | None;destination_port:str | None",
+        "FirewallGroup": "id:str;revision:int;ports:list[str];ingress:list[fermion.rpc.contracts.FirewallRule] | None;"
+                         "egress:list[fermion.rpc.contracts.FirewallRule] | None;admin_state_up:bool;status:str",
+        "FirewallStatus": "revision:int;status:str",
+        "FirewallReport": "host:str;statuses:dict[str, fermion.rpc.contracts.FirewallStatus]",
+        "MeteringRule": "direction:str;excluded:bool;remote_ip_prefix:str | None;source_ip_prefix:str | None;destinati"
+                        "on_ip_prefix:str | None",
+        "MeteringLabel": "id:str;rules:list[fermion.rpc.contracts.MeteringRule]",
+        "MeteringCounter": "router_id:str;label_id:str;packets:int;bytes:int;epoch:str",
+        "MeteringReport": "host:str;counters:list[fermion.rpc.contracts.MeteringCounter]",
+        "PortForwarding": "id:str;floating_ip:str;protocol:str;external_port:str;internal_ip:str;internal_port:str",
+        "ProbeRequest": "host:str;ports:list[str];filters:list[str];routers:list[str]",
+        "ProbeResult": "checked:list[str];missing:list[str];extra:list[str]",
+        "ProbeReply": "host:str;agent_type:str;results:dict[str, fermion.rpc.contracts.ProbeResult]",
+    },
 }
 
 
@@ -816,6 +890,10 @@ SAMPLES: list[Any] = [
     CTHELPER,
     Hint(kind="port", id="port-1", revision=4, network_id="net-1", host="compute-1"),
     Hint(kind="agent", id="agent-1", revision=0),
+    ProbeRequest(host="compute-1", ports=["port-1"], filters=["port-1"], routers=["router-1"]),
+    ProbeResult(),
+    ProbeReply(host="compute-1", agent_type="Linux bridge agent", results={
+        "port port-1": ProbeResult(checked=["tap port-1"], missing=["fdb fa:16:3e:00:00:02 dst 198.18.0.12"])}),
     ViewRequest(host="compute-1", agent_type="Linux bridge agent", network_ids=["net-1", "net-2"]),
     ViewRequest(host="compute-1", agent_type="DHCP agent"),
     StateReport(host="compute-1", agent_type="Linux bridge agent", binary="fermion-linuxbridge-agent", topic="N/A",

@@ -22,6 +22,9 @@ from fermion.rpc.contracts import (
     L2Port,
     L2View,
     PortReport,
+    ProbeReply,
+    ProbeRequest,
+    ProbeResult,
     RemotePort,
     Segment,
     ViewRequest,
@@ -29,7 +32,7 @@ from fermion.rpc.contracts import (
     encode,
 )
 from fermion.rpc.inproc import InProcTransport
-from fermion.rpc.transport import RpcError, RpcUnavailable, Transport, dispatch, unwrap
+from fermion.rpc.transport import RpcError, RpcUnavailable, Transport, agent_target, dispatch, unwrap
 from tests.support.tcpproxy import TcpProxy
 
 AMQP_URL = os.environ.get("FERMION_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
@@ -232,6 +235,65 @@ def test_concurrent_calls_get_their_own_answers(pair: Pair) -> None:
         t.join(30)
     assert not errors
     assert results == {n: [{"caller": n, "i": i} for i in range(10)] for n in range(16)}
+
+
+# ---------------------------------------------------------------- server -> agent requests (trace --probe)
+def _probe_handlers(host: str, release: threading.Event) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    def probe(body: dict[str, Any]) -> dict[str, Any]:
+        request = decode(ProbeRequest, body)
+        return encode(ProbeReply(host=host, agent_type="Linux bridge agent", results={
+            f"port {p}": ProbeResult(checked=[f"tap on {host}"]) for p in request.ports}))
+
+    return {"probe": probe, "block": lambda body: release.wait(5),
+            "refuse": lambda body: Pair._refuse(body)}
+
+
+def test_the_server_asks_each_agent_and_gets_its_own_reply(pair: Pair) -> None:
+    stops = [pair.agent.serve_agent(agent_target("Linux bridge agent", host), _probe_handlers(host, pair.release))
+             for host in ("compute1", "compute2")]
+    try:
+        for host in ("compute1", "compute2"):
+            reply = pair.server.call_agent(agent_target("Linux bridge agent", host), "probe",
+                                           encode(ProbeRequest(host=host, ports=["port-1"])), timeout=5)
+            assert decode(ProbeReply, reply).results == {"port port-1": ProbeResult(checked=[f"tap on {host}"])}
+        with pytest.raises(RpcError, match="port p-9 not found") as err:
+            pair.server.call_agent(agent_target("Linux bridge agent", "compute1"), "refuse", {"port_id": "p-9"})
+        assert err.value.type == "PortNotFound"
+    finally:
+        for stop in stops:
+            stop()
+
+
+def test_a_request_to_no_agent_is_unanswered_at_once(pair: Pair) -> None:
+    target = agent_target("L3 agent", "nowhere")
+    started = time.monotonic()
+    with pytest.raises(RpcUnavailable, match=r"l3-agent.nowhere not answered in 2 s"):
+        pair.server.call_agent(target, "probe", encode(ProbeRequest(host="nowhere")), timeout=2)
+    assert time.monotonic() - started < 1.5  # nobody listens: no need to wait for the timeout
+
+
+def test_a_silent_agent_is_unanswered_after_the_timeout(pair: Pair) -> None:
+    target = agent_target("Linux bridge agent", "compute1")
+    stop = pair.agent.serve_agent(target, _probe_handlers("compute1", pair.release))
+    try:
+        started = time.monotonic()
+        with pytest.raises(RpcUnavailable, match=r"linux-bridge-agent.compute1 not answered in 0.5 s"):
+            pair.server.call_agent(target, "block", {}, timeout=0.5)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        pair.release.set()
+        wait_for(lambda: not [t for t in threading.enumerate() if t.name.endswith(f"answer-{target}")])
+        stop()
+
+
+def test_a_stopped_agent_no_longer_answers(pair: Pair) -> None:
+    target = agent_target("Linux bridge agent", "compute1")
+    stop = pair.agent.serve_agent(target, _probe_handlers("compute1", pair.release))
+    assert pair.server.call_agent(target, "probe", encode(ProbeRequest(host="compute1")), timeout=5)["host"] == \
+        "compute1"
+    stop()
+    with pytest.raises(RpcUnavailable, match="not answered"):
+        pair.server.call_agent(target, "probe", encode(ProbeRequest(host="compute1")), timeout=1)
 
 
 # ---------------------------------------------------------------- RabbitMQ only
