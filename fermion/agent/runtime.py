@@ -23,12 +23,14 @@ from fermion.rpc.contracts import (
     HaStateReport,
     Hint,
     PortReport,
+    ProbeReply,
+    ProbeRequest,
     StateReport,
     ViewRequest,
     decode,
     encode,
 )
-from fermion.rpc.transport import RpcError, RpcUnavailable, Transport
+from fermion.rpc.transport import RpcError, RpcUnavailable, Transport, agent_target
 
 LOG = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class AgentRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._unlisten: Any = None
+        self._unserve: Any = None
         self._reported: dict[str, int | None] = {}
         self._inflight: set[str] = set()
         self._inflight_full = False
@@ -94,6 +97,9 @@ class AgentRuntime:
         self.queue.add_full()
         self._unlisten = self.transport.listen(self._on_hint, on_connect=self.queue.add_full)
         self.driver.start(self.queue.add)
+        if hasattr(self.driver, "probe"):
+            self._unserve = self.transport.serve_agent(agent_target(self.driver.agent_type, self.host),
+                                                       {"probe": self._probe})
         for name, target in (("heartbeat", self._heartbeat), ("worker", self._work)):
             t = threading.Thread(target=target, name=f"fermion-{self.driver.binary}-{name}-{self.host}", daemon=True)
             t.start()
@@ -104,6 +110,8 @@ class AgentRuntime:
         self.queue.close()
         if self._unlisten is not None:
             self._unlisten()
+        if self._unserve is not None:
+            self._unserve()
         for t in self._threads:
             t.join(timeout=10)
         self.driver.stop()
@@ -122,6 +130,17 @@ class AgentRuntime:
         LOG.debug("%s on %s: hint %s %s (network %s, host %s) -> %s", self.driver.binary, self.host, hint.kind,
                   hint.id, hint.network_id, hint.host, keys or "ignored")
         self.queue.add(keys)
+
+    # ---------------------------------------------------------------- fermion trace --probe
+    def _probe(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The server asks what the kernel holds for some objects: pull their desired view as a sync would and
+        let the driver compare it with the kernel, changing nothing."""
+        request = decode(ProbeRequest, body)
+        keys = self.driver.probe_keys(request)  # type: ignore[attr-defined]
+        view = self.transport.call(self.driver.view_method, encode(ViewRequest(
+            host=self.host, agent_type=self.driver.agent_type, network_ids=keys)), timeout=self.call_timeout)
+        results = self.driver.probe(view, request)  # type: ignore[attr-defined]
+        return encode(ProbeReply(host=self.host, agent_type=self.driver.agent_type, results=results))
 
     # ---------------------------------------------------------------- heartbeat
     def _heartbeat(self) -> None:

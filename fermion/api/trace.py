@@ -1,5 +1,6 @@
 """POST /v2.0/traces (fermion-trace): {"trace": {"source", "destination", "protocol", "port"}} -> 200 with the hops
-and the verdict (docs/trace.md). Policy create_trace, checked on the caller's project and on each endpoint port's:
+and the verdict (docs/trace.md); with "probe": true each hop also says what its hosts' agents find in their kernels
+(policy create_trace:probe). Policy create_trace, checked on the caller's project and on each endpoint port's:
 a port the caller may not trace is not found (404), as Neutron hides what a project cannot see."""
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from fermion.errors import BadRequest, NeutronError, NotFound
 from fermion.policy import Enforcer, PolicyNotAuthorized
 from fermion.resources.trace import FIELDS, PROTOCOLS
 from fermion.services.registry import Services
+from fermion.services.trace import to_api
 from fermion.validation import InvalidValue, integer, string
 
 ACTION = "create_trace"
+PROBE = "create_trace:probe"  # probe: true (admin by default: the answers describe hosts)
 
 
 class TraceController:
@@ -28,18 +31,31 @@ class TraceController:
         if req.method != "POST":
             raise NeutronError(f"The method {req.method} is not allowed on traces", type="HTTPMethodNotAllowed",
                                status=405)
-        source, destination, protocol, port = parse(req.json())
+        body = req.json()
+        source, destination, protocol, port = parse(body)
+        probing = probe_asked(body)
         own = {"project_id": ctx.project_id, "tenant_id": ctx.project_id}
         if not self.enforcer.check(ACTION, own, ctx):
             raise PolicyNotAuthorized(ACTION)
+        if probing and not self.enforcer.check(PROBE, own, ctx):
+            raise PolicyNotAuthorized(PROBE)
 
         def visible(project: str) -> bool:
             return self.enforcer.check(ACTION, {"project_id": project, "tenant_id": project}, ctx)
 
         with self.services.db.read() as conn:
-            result = self.services.trace.run(conn, source, destination, protocol, port, visible,
-                                             None if ctx.is_admin else ctx.project_id)
+            model, walked = self.services.trace.walk(conn, source, destination, protocol, port, visible,
+                                                     None if ctx.is_admin else ctx.project_id)
+        result = self.services.trace.probe(model, walked) if probing else to_api(walked)
         return Response(200, {"trace": result})
+
+
+def probe_asked(body: dict[str, Any]) -> bool:
+    """The body's probe flag (parse() has checked the body's shape)."""
+    value = body["trace"].get("probe", False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"Invalid input for probe. Reason: '{value}' is not a boolean.")
+    return value
 
 
 def parse(body: Any) -> tuple[str, str, str, int | None]:

@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from fermion.dataplane import DataplaneError, netns
+from fermion.dataplane import DataplaneError, netns, nftlist
 from fermion.dataplane.conntrack import Conntrack
 from fermion.dataplane.revoke import changed_ports, doomed
 from fermion.dataplane.secgroups import (
@@ -730,6 +730,67 @@ class Firewall:
             return None
         found = re.search(r'comment "([^"]*)"', out)
         return _stamp(found.group(1))[-1] if found else None
+
+    def probe(self, state: FirewallState, device: str) -> tuple[list[str], list[str], list[str]]:
+        """(checked, missing, extra) for one port's filters: what state renders for it (its set and map
+        elements, its profile's and groups' chains, the remote and address sets they use) against what the
+        kernel's two tables hold. Chains are compared by name only (the kernel rewrites rules' text)."""
+        with self._lock:
+            model = render(state, allocate_marks(profiles(state), self._marks), allocate_zones(state, self._zones))
+        kernel = {t.family: self._listing(t.family) for t in model.tables()}
+        key = f'"{device}"'
+        value = model.bridge.sets["port_profile"].elements.get(key)
+        jump = model.bridge.sets["to_port"].elements.get(key)
+        if value is None or jump is None:  # no filters for it (port security off, or not on this host)
+            return [f"filters of {device}: none wanted"], [], []
+        mark = int(jump.rsplit("-p", 1)[1])
+        chains = {"bridge": [f"to-p{mark}"], "inet": [f"out-p{mark}", f"in-p{mark}"]}
+        chains["inet"] += sorted({r.split()[1] for c in chains["inet"] for r in model.inet.chains.get(c, ())
+                                  if r.startswith("jump sg-")})
+        used = {n for c in chains["inet"] for r in model.inet.chains.get(c, ()) for n in re.findall(r"@([\w.-]+)", r)}
+        ingress = f"{int(value, 16) << 16:#x}"
+        wanted: list[tuple[str, str, set[str]]] = []  # (family, set, elements)
+        for name, nft_set in model.bridge.sets.items():
+            items = {k if v is None else f"{k} : {v}" for k, v in nft_set.elements.items() if k.startswith(f"{key} ")
+                     or k == key}
+            wanted.append(("bridge", name, {nftlist.normalize(i) for i in items}))
+        for name, nft_set in model.inet.sets.items():
+            if name in used:
+                items = {k if v is None else f"{k} : {v}" for k, v in nft_set.elements.items()}
+            elif name in ("egress", "ingress"):
+                mine = value if name == "egress" else ingress
+                items = {f"{k} : {v}" for k, v in nft_set.elements.items() if k == mine}
+            else:
+                continue
+            wanted.append(("inet", name, {nftlist.normalize(i) for i in items}))
+        checked, missing, extra = [], [], []
+        for family, names in chains.items():
+            listing = kernel[family]
+            have_chains = listing[0] if listing is not None else set()
+            for name in names:
+                checked.append(f"chain {family} {TABLE} {name}")
+                if name not in have_chains:
+                    missing.append(f"chain {family} {TABLE} {name}")
+        for family, name, want in wanted:
+            what = f"set {family} {TABLE} {name}"
+            checked.append(what)
+            table = kernel[family]
+            have = None if table is None else table[1].get(name)
+            if have is not None:
+                # shared sets: only this port's elements count (the port's own or the remote members)
+                have = {e for e in have if e.startswith(f"{key} ") or e == key} if family == "bridge" else \
+                    {e for e in have if name not in ("egress", "ingress") or e.split(" : ")[0] in
+                     (value if name == "egress" else ingress,)}
+            lost, more = nftlist.compare(what, want, have)
+            missing += lost
+            extra += more
+        return checked, missing, extra
+
+    def _listing(self, family: str) -> tuple[set[str], dict[str, set[str]]] | None:
+        try:
+            return nftlist.parse(self._run(["nft", "list", "table", family, TABLE], None).stdout)
+        except DataplaneError:
+            return None
 
     def observe(self) -> bool:
         """Whether both of our tables exist in the kernel."""

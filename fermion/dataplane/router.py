@@ -30,7 +30,7 @@ import netaddr
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fermion.dataplane import DataplaneError, conntrackd, keepalived, naming, netns, veth
+from fermion.dataplane import DataplaneError, conntrackd, keepalived, naming, netns, nftlist, veth
 from fermion.dataplane import port_forwarding as pfwd
 
 LOG = logging.getLogger(__name__)
@@ -700,6 +700,50 @@ class RouterManager:
         listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
         return Observed(namespace=ns, devices=devices, routes=routes, forwarding=_forwarding(ns),
                         nat_digest=nat_digest(listed.stdout) if listed.returncode == 0 else None)
+
+    def probe(self, router: Router, addresses: bool = True) -> tuple[list[str], list[str], list[str]]:
+        """(checked, missing, extra): the namespace, its devices, their addresses and our routes (addresses
+        False: an HA router's standby instance, which carries none), then the NAT table's sets and maps (SNAT
+        networks, floating-IP DNAT and SNAT maps) and the SNAT rule, against what router renders."""
+        ns = self.namespace(router.id)
+        observed = self.observe(router.id)
+        if observed is None:
+            return [f"namespace {ns}"], [f"namespace {ns}"], []
+        checked, missing, extra = [f"namespace {ns}"], [], []
+        for device, want in sorted(desired_addresses(router).items()):
+            checked.append(f"{device} in {ns}")
+            have = observed.devices.get(device)
+            if have is None:
+                missing.append(f"{device} in {ns}")
+            elif addresses:
+                missing += [f"address {a} on {device}" for a in sorted(want - have.addresses)]
+                extra += [f"address {a} on {device}" for a in sorted(have.addresses - want)]
+        extra += [f"{d} in {ns}" for d in sorted(set(observed.devices) - set(desired_addresses(router)))
+                  if not d.startswith("ha-")]
+        if addresses:
+            checked.append(f"routes in {ns}")
+            want_routes, have_routes = desired_routes(router), observed.routes
+            missing += [f"route {d} via {','.join(h)}" for d, h in sorted(want_routes.items())
+                        if have_routes.get(d) != h]
+            extra += [f"route {d} via {','.join(h)}" for d, h in sorted(have_routes.items())
+                      if d not in want_routes]
+        rendered = render_nat(router)
+        listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
+        what = f"table ip {NAT_TABLE}"
+        checked.append(f"{what} in {ns}")
+        if listed.returncode != 0:
+            return checked, [*missing, f"{what} in {ns}"], extra
+        want_chains, want_sets = nftlist.parse(rendered)
+        have_chains, have_sets = nftlist.parse(listed.stdout)
+        missing += [f"chain {c} of {what}" for c in sorted(want_chains - have_chains)]
+        for name in ("snat_nets", "fip_dnat", "fip_snat"):
+            lost, more = nftlist.compare(f"{name} of {what}", want_sets.get(name, set()), have_sets.get(name))
+            missing += lost
+            extra += more
+        source = snat_address(router)
+        if router.enable_snat and source and router.gateway is not None and f"snat to {source}" not in listed.stdout:
+            missing.append(f"SNAT rule to {source} in {what}")
+        return checked, missing, extra
 
     def _forget(self, router_id: str) -> None:
         self._nat.pop(router_id, None)

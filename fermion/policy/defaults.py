@@ -369,8 +369,11 @@ METERING: dict[str, str] = {
 
 # Trace (fermion-trace): a project traces between its own ports (and the external network), an admin anything.
 # The target is each endpoint port's project (the caller's own for `external`).
+# Probing (`probe: true`) asks the hosts' agents and answers with host names, kernel devices, underlay addresses
+# and the entries of shared networks and sets: the operator's, as binding:host_id is in Neutron.
 TRACE: dict[str, str] = {
     "create_trace": ADMIN_OR_PROJECT_READER,
+    "create_trace:probe": ADMIN,
 }
 
 BASE_RULES: dict[str, str] = {**BASE, **NETWORKS, **SUBNETS, **PORTS, **ROUTERS, **FLOATINGIPS,

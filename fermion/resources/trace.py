@@ -8,7 +8,7 @@ from typing import Any
 from fermion.resources.base import Extension
 
 PROTOCOLS = ("tcp", "udp", "icmp")
-FIELDS = ("source", "destination", "protocol", "port")
+FIELDS = ("source", "destination", "protocol", "port", "probe")
 TRACE = Extension("fermion-trace", "Fermion trace",
                   "Explains whether a port (or the external network) reaches another on a protocol and port: each "
                   "hop's decision and the rule or attribute behind it, then a verdict.",
@@ -22,7 +22,9 @@ def openapi(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
     body = {"type": "object", "required": ["source", "destination"], "additionalProperties": False,
             "properties": {"source": endpoint, "destination": endpoint,
                            "protocol": {"type": "string", "enum": list(PROTOCOLS), "default": "tcp"},
-                           "port": {"type": "integer", "minimum": 1, "maximum": 65535}}}
+                           "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                           "probe": {"type": "boolean", "default": False,
+                                     "description": "ask the hosts' agents what their kernels hold (admin)"}}}
     schemas["TraceCreate"] = {"type": "object", "required": ["trace"], "additionalProperties": False,
                               "properties": {"trace": body}}
     hop = {"type": "object", "properties": {k: {"type": "string"} for k in ("name", "kind", "decision", "reason",

@@ -61,6 +61,7 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     # RPC: hints go out after each commit; agents' calls are answered by the endpoints
     transport = transport or transport_for(settings)
     endpoints = ServerEndpoints(services)
+    services.trace.transport = transport  # trace --probe asks the agents
     notifier = Notifier(transport)
     feed = ChangeFeed(lambda: agents_alive(db, services))
 

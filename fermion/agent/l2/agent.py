@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fermion import metrics
+from fermion.agent.l2 import probe
 from fermion.agent.l2.qos import PortQosManager
 from fermion.agent.l2.reconciler import L2Config, plan
 from fermion.agent.runtime import SyncResult
@@ -16,7 +17,7 @@ from fermion.agent.secgroups import firewall_state
 from fermion.dataplane import DataplaneError, linkwatch, naming
 from fermion.dataplane import firewall as fw
 from fermion.dataplane.linux import LinuxHost
-from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, decode
+from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, ProbeRequest, ProbeResult, decode
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "Linux bridge agent"
@@ -128,6 +129,19 @@ class LinuxBridgeAgent:
         if changed:
             LOG.info("host %s: qos updated (%d commands)", self.host, changed)
         return False
+
+    # ---------------------------------------------------------------- fermion trace --probe
+    def probe_keys(self, request: ProbeRequest) -> list[str] | None:
+        return None  # the whole host view: the ports' networks are not known before it
+
+    def probe(self, view: dict[str, Any], request: ProbeRequest) -> dict[str, ProbeResult]:
+        desired = decode(L2View, view)
+        with self._lock:  # never half-way through a sync's changes
+            observed = self.executor.observe()
+        out = {f"port {pid}": probe.probe_port(desired, observed, self.config, pid) for pid in request.ports}
+        out |= {f"filters {pid}": probe.probe_filters(desired, self.firewall, self.config, pid)
+                for pid in request.filters}
+        return out
 
     # ---------------------------------------------------------------- device monitor
     def start(self, wake: Callable[[Iterable[str]], None]) -> None:

@@ -32,7 +32,17 @@ from fermion.dataplane import DataplaneError, keepalived, naming
 from fermion.dataplane import port_forwarding as pfwd
 from fermion.dataplane import router as dp
 from fermion.dataplane.dvr import DvrManager
-from fermion.rpc.contracts import FipGateway, FloatingIpStatus, Hint, L3View, Router, RouterPort, decode
+from fermion.rpc.contracts import (
+    FipGateway,
+    FloatingIpStatus,
+    Hint,
+    L3View,
+    ProbeRequest,
+    ProbeResult,
+    Router,
+    RouterPort,
+    decode,
+)
 
 LOG = logging.getLogger(__name__)
 AGENT_TYPE = "L3 agent"
@@ -213,6 +223,32 @@ class L3Agent:
         return SyncResult(failed=failed, ha_states=states, floating_ips=floating_ips(desired, done, states),
                           firewall_groups=self.fwaas.report(desired, firewalls, states),
                           ha_reported=lambda: self._claim(claims))
+
+    # ---------------------------------------------------------------- fermion trace --probe
+    def probe_keys(self, request: ProbeRequest) -> list[str] | None:
+        return sorted(request.routers)
+
+    def probe(self, view: dict[str, Any], request: ProbeRequest) -> dict[str, ProbeResult]:
+        desired = {r.id: r for r in decode(L3View, view).routers}
+        out = {}
+        with self._lock:  # never half-way through a sync's changes
+            for router_id in request.routers:
+                router = desired.get(router_id)
+                if router is None:
+                    out[f"router {router_id}"] = ProbeResult(missing=[f"router {router_id} in this host's view"])
+                    continue
+                if router.distributed is not None:  # its copies span hosts and namespaces: not compared yet
+                    out[f"router {router_id}"] = ProbeResult(checked=["distributed routers are not probed"])
+                    continue
+                standby = router.ha is not None and self.manager.ha_state(router_id) != "active"
+                try:
+                    checked, missing, extra = self.manager.probe(to_dataplane(router), addresses=not standby)
+                except DataplaneError as err:
+                    checked, missing, extra = [], [f"(could not read the kernel: {err})"], []
+                if standby:
+                    checked.append("standby HA instance: addresses and routes are keepalived's")
+                out[f"router {router_id}"] = ProbeResult(checked=checked, missing=missing, extra=extra)
+        return out
 
     def _split(self, routers: list[Router]) -> tuple[list[Router], list[Router], list[Router]]:
         """(centralized routers, distributed ones with a local copy here, those whose SNAT part is here)."""

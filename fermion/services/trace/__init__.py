@@ -12,9 +12,11 @@ from sqlalchemy import Connection, select
 
 from fermion.db import models as m
 from fermion.errors import BadRequest, NotFound
+from fermion.rpc.transport import Transport
 from fermion.services.agents import AgentService
+from fermion.services.trace import probe as probing
 from fermion.services.trace.load import load
-from fermion.services.trace.model import EXTERNAL, Endpoint, Query, Trace
+from fermion.services.trace.model import EXTERNAL, Endpoint, Model, Query, Trace
 from fermion.services.trace.walk import trace
 
 __all__ = ["TraceService", "Endpoint", "Query", "Trace"]
@@ -26,11 +28,25 @@ Visible = Callable[[str], bool]  # may the caller trace a port of this project?
 class TraceService:
     def __init__(self, agents: AgentService) -> None:
         self.agents = agents
+        self.transport: Transport | None = None  # for probes; set where the server is wired (runtime/)
+        self.probe_timeout = 5.0  # seconds an agent has to answer a probe
 
     def run(self, conn: Connection, source: str, destination: str, protocol: str, port: int | None,
             visible: Visible, project: str | None) -> dict[str, Any]:
         """The trace as the API shows it. project: narrows the look-ups by address or name to a project's
         ports (None: every project's, for admins); visible has the last word."""
+        return to_api(self.walk(conn, source, destination, protocol, port, visible, project)[1])
+
+    def probe(self, model: Model, result: Trace) -> dict[str, Any]:
+        """The trace as the API shows it, each hop with what its hosts' agents find in their kernels (outside
+        any database transaction: the agents pull their views from the server meanwhile)."""
+        out = to_api(result)
+        out["probe"] = probing.probe(self.transport, model, result, out["hops"], self.probe_timeout)
+        return out
+
+    def walk(self, conn: Connection, source: str, destination: str, protocol: str, port: int | None,
+             visible: Visible, project: str | None) -> tuple[Model, Trace]:
+        """The model read and the path walked (see run)."""
         src = resolve(conn, source, visible, project, "source")
         dst = resolve(conn, destination, visible, project, "destination")
         if src.external and dst.external:
@@ -44,8 +60,7 @@ class TraceService:
             raise BadRequest("Invalid input for operation: source and destination addresses are of different IP "
                              "versions.", type="InvalidInput")
         model = load(conn, self.agents, [p for p in (src.port_id, dst.port_id) if p])
-        result = trace(model, Query(src, dst, protocol, port))
-        return to_api(result)
+        return model, trace(model, Query(src, dst, protocol, port))
 
 
 def to_api(result: Trace) -> dict[str, Any]:
@@ -60,7 +75,7 @@ def to_api(result: Trace) -> dict[str, Any]:
             "protocol": q.protocol, "port": q.port, "ip_version": result.ip_version,
             "verdict": result.verdict, "reachable": failed is None,
             "failed_hop": None if failed is None else failed + 1, "reason": result.summary,
-            "hops": [h.to_dict() for h in result.hops]}
+            "hops": [h.to_dict() for h in result.hops]}  # with a probe: each hop's "probe", and one overall
 
 
 def resolve(conn: Connection, text: str, visible: Visible, project: str | None, what: str) -> Endpoint:
