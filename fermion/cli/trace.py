@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction, endpoint: str) -> None:
     p.add_argument("--protocol", choices=["tcp", "udp", "icmp"],
                    help="default: tcp with --port, icmp (echo) without")
     p.add_argument("--port", type=int, help="tcp/udp destination port, as the source connects to it")
+    p.add_argument("--probe", action="store_true",
+                   help="also ask each hop's agents what their kernels hold, and show drift (admin)")
     p.add_argument("--endpoint", default=endpoint, help="the Fermion server (default: $FERMION_ENDPOINT, "
                    f"$OS_NETWORK_ENDPOINT_OVERRIDE or http://127.0.0.1:9696; now {endpoint})")
     p.add_argument("--project", help="noauth: act as this project (X-Project-Id; default: the server's default)")
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace, post: Post | None = None) -> int:
     body: dict[str, Any] = {"source": args.src, "destination": args.dst, "protocol": protocol}
     if args.port is not None:
         body["port"] = args.port
+    if getattr(args, "probe", False):
+        body["probe"] = True
     headers = {}
     if args.project:
         headers.update({"X-Project-Id": args.project, "X-Roles": args.roles or "member"})
@@ -70,8 +74,28 @@ def render(result: dict[str, Any]) -> str:
     width = max((len(h["name"]) for h in result["hops"]), default=0)
     for i, hop in enumerate(result["hops"], 1):
         lines.append(f"{i:>3}. {MARK.get(hop['decision'], hop['decision']):<8} {hop['name']:<{width}}  {hop['reason']}")
+        lines += _probe_lines(hop.get("probe"))
     lines.append(f"verdict: {result['reason']}")
+    if "probe" in result:
+        lines.append(f"probe: {result['probe']}")
     return "\n".join(lines)
+
+
+def _probe_lines(found: dict[str, Any] | None) -> list[str]:
+    """A probed hop's result under it: ok, or each host's drift (missing, extra) or why it did not answer."""
+    if found is None:
+        return []
+    pad = " " * 14
+    if found["result"] == "ok":
+        hosts = ", ".join(sorted({h["host"] for h in found["hosts"]}))
+        return [f"{pad}probe: ok on {hosts}"]
+    out = [f"{pad}probe: {found['result']}"]
+    for host in found["hosts"]:
+        if host["result"] == "unanswered":
+            out.append(f"{pad}  {host['host']} ({host['agent']}): {host['reason']}")
+        out += [f"{pad}  {host['host']} missing: {m}" for m in host.get("missing", ())]
+        out += [f"{pad}  {host['host']} extra: {e}" for e in host.get("extra", ())]
+    return out
 
 
 def _error(status: int, answer: Any) -> str:

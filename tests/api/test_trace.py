@@ -17,7 +17,19 @@ from fermion.cli import trace as cli
 from fermion.dataplane.conntrack import Flow
 from fermion.dataplane.revoke import rule_allows
 from fermion.dataplane.secgroups import Rule
-from fermion.rpc.contracts import FloatingIpReport, FloatingIpStatus, PortReport, SecurityRule, StateReport, encode
+from fermion.rpc.contracts import (
+    FloatingIpReport,
+    FloatingIpStatus,
+    PortReport,
+    ProbeReply,
+    ProbeRequest,
+    ProbeResult,
+    SecurityRule,
+    StateReport,
+    decode,
+    encode,
+)
+from fermion.rpc.transport import agent_target
 from fermion.services.trace.match import Packet, sg_rule_matches
 from tests.api.test_agents import age_heartbeat
 from tests.conftest import Api
@@ -396,6 +408,73 @@ def test_ports_down_admin_down_or_with_a_dead_agent_are_not_routable(cloud: Clou
     assert result["verdict"] == "not_routable" and hop["name"] == "destination port"
     assert hop["reason"] == "the Linux bridge agent on host compute2 is dead"
     assert hop["realized"]["agent_alive"] is False
+
+
+# ---------------------------------------------------------------- probe (the agents are played here too)
+def test_probe_asks_each_hops_agents_and_shows_ok_drift_or_unanswered(cloud: Cloud, client: SyncClient,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    net, _ = cloud.net("n1", "10.1.0.0/24")
+    vm1 = cloud.boot(net, "vm1")
+    cloud.boot(net, "vm2", host="compute2")
+    transport = client.app.transport
+    client.app.services.trace.probe_timeout = 0.5
+    asked: list[ProbeRequest] = []
+
+    def compute1(body: dict[str, Any]) -> dict[str, Any]:
+        request = decode(ProbeRequest, body)
+        asked.append(request)
+        results = {f"port {p}": ProbeResult(checked=[f"tap{p[:11]} on brq"]) for p in request.ports}
+        results |= {f"filters {p}": ProbeResult(checked=["chain inet fermion_sg out-p1"],
+                                                missing=["element 10.1.0.9 of set inet fermion_sg rg-x-v4"])
+                    for p in request.filters}
+        return encode(ProbeReply(host="compute1", agent_type=LB, results=results))
+
+    stop = transport.serve_agent(agent_target(LB, "compute1"), {"probe": compute1})
+    try:
+        body = {"source": "vm1", "destination": "vm2", "protocol": "icmp", "probe": True}
+        r = cloud.admin.post("/v2.0/traces", json={"trace": body})
+        assert r.status_code == 200, r.text
+        result = r.json()["trace"]
+        hops = {h["name"]: h for h in result["hops"]}
+        # one request to compute1's agent for everything it hosts on the path
+        assert asked == [ProbeRequest(host="compute1", ports=[vm1["id"]], filters=[vm1["id"]])]
+        assert hops["source port"]["probe"]["result"] == "ok"
+        assert hops["source port"]["probe"]["hosts"] == [{"host": "compute1", "agent": LB, "result": "ok",
+                                                          "checked": [f"tap{vm1['id'][:11]} on brq"], "missing": [],
+                                                          "extra": []}]
+        assert hops["egress security groups"]["probe"]["result"] == "drift"
+        assert hops["egress security groups"]["probe"]["missing"] == [
+            "compute1: element 10.1.0.9 of set inet fermion_sg rg-x-v4"]
+        # compute2's agent does not listen: unanswered, in the time given, not an error
+        silent = hops["destination port"]["probe"]
+        assert silent["result"] == "unanswered"
+        assert silent["hosts"][0]["reason"] == "linux-bridge-agent.compute2 not answered in 0.5 s"
+        assert hops["network n1"]["probe"]["result"] == "unanswered"  # both ends' agents: one is silent
+        assert result["probe"] == "drift" and result["verdict"] == "reachable"  # the model's verdict stands
+        # the CLI shows it under each hop
+        args = argparse.Namespace(src="vm1", dst="vm2", protocol="icmp", port=None, probe=True, json=False,
+                                  endpoint="-", project=None, roles=None, token=None)
+        assert cli.run(args, post=lambda path, b, headers: (200, cloud.admin.post(path, json=b).json())) == 0
+        out = capsys.readouterr().out
+        assert "probe: ok on compute1" in out
+        assert "compute1 missing: element 10.1.0.9 of set inet fermion_sg rg-x-v4" in out
+        assert "compute2 (Linux bridge agent): linux-bridge-agent.compute2 not answered in 0.5 s" in out
+        assert out.rstrip().endswith("probe: drift")
+    finally:
+        stop()
+    # without probe: no agent is asked
+    assert "probe" not in trace(cloud.admin, "vm1", "vm2", "icmp", None)
+    assert len(asked) == 2  # the API call and the CLI's
+
+
+def test_probe_is_for_admins_and_a_boolean(cloud: Cloud) -> None:
+    net, _ = cloud.net("n1", "10.1.0.0/24")
+    cloud.boot(net, "vm1")
+    body = {"source": "vm1", "destination": "external", "protocol": "icmp", "probe": True}
+    err = assert_fault(cloud.tenant.post("/v2.0/traces", json={"trace": body}), 403, "PolicyNotAuthorized")
+    assert "create_trace:probe" in err["message"]
+    assert_fault(cloud.admin.post("/v2.0/traces", json={"trace": {**body, "probe": "yes"}}), 400, "HTTPBadRequest")
+    assert trace(cloud.tenant, "vm1", "external", "icmp", None)["verdict"] == "not_routable"  # tracing still works
 
 
 # ---------------------------------------------------------------- policy and input

@@ -190,6 +190,7 @@ class Hop:
     group: str | None = None  # the security or firewall group (its name, else its id)
     attribute: str | None = None  # the attribute that decided
     realized: dict[str, Any] | None = None
+    port_id: str | None = None  # security groups, anti-spoofing: the port filtered (a probe asks its host)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "decision": self.decision, "reason": self.reason,

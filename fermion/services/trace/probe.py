@@ -46,6 +46,8 @@ def probe(transport: Transport | None, model: Model, result: Trace, hops: list[d
     endpoints = [p for p in (result.query.source.port_id, result.query.destination.port_id) if p]
     for index, hop in enumerate(result.hops):
         resource = hop.resource or {}
+        if hop.port_id is not None:  # a filtering hop: its port's filters
+            resource = {"type": "port", "id": hop.port_id}
         for host, agent_type, kind, ident in _targets(model, hop.kind, resource, endpoints):
             ask(host, agent_type, index, kind, ident)
     answers = _call_all(transport, list(asks.values()), timeout)

@@ -10,6 +10,8 @@ stateless. Hops after the first failure still say what would happen next, as far
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,20 @@ class Arrival:
     packet: Packet
     external: bool = False
     switched: bool = False  # on the source's own network: its hop said so
+
+
+def _filtering(method: Callable[..., None]) -> Callable[..., None]:
+    """The hops a filtering step adds name the port filtered (a probe asks its host about its filters)."""
+    @functools.wraps(method)
+    def wrapper(self: Any, port: Port, *args: Any) -> None:
+        first = len(self.hops)
+        try:
+            method(self, port, *args)
+        finally:
+            for hop in self.hops[first:]:
+                hop.port_id = port.id
+
+    return wrapper
 
 
 def trace(model: Model, query: Query) -> Trace:
@@ -532,6 +548,7 @@ class _Walk:
         self.add(Hop(name, "port", decision, text, resource=_label("port", port.id, port.name), attribute=attribute,
                      realized=realized))
 
+    @_filtering
     def _antispoof(self, port: Port, address: str) -> None:
         pname = _named(port.name, port.id)
         res = _label("port", port.id, port.name)
@@ -555,6 +572,7 @@ class _Walk:
     def _stateful(self, port: Port) -> bool:
         return all(g.stateful for g in (self.m.groups.get(gid) for gid in port.groups) if g is not None)
 
+    @_filtering
     def _sg_hop(self, port: Port, direction: str, packet: Packet, remote: str, name: str) -> None:
         pname = _named(port.name, port.id)
         res = _label("port", port.id, port.name)
