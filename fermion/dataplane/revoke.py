@@ -11,33 +11,20 @@ ones nothing, so neither needs an entry removed.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from functools import lru_cache
 
+from fermion import rules
 from fermion.dataplane.conntrack import Flow
-from fermion.dataplane.secgroups import ICMP, ICMPV6, SRC_PORT_PROTOCOLS, FirewallState, Group, PortFilter, Rule
+from fermion.dataplane.secgroups import ICMPV6, FirewallState, Group, PortFilter, Rule
+from fermion.rules import IpNet
+from fermion.rules import ip as _ip
+from fermion.rules import net as _net
+from fermion.rules import within as _in
 
 _EGRESS_ICMPV6 = frozenset({130, 131, 132, 133, 135, 136, 143})  # as firewall.ICMPV6_EGRESS_TYPES
 _INGRESS_ICMPV6 = frozenset(range(130, 137))  # as firewall.ICMPV6_INGRESS_TYPES
-IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=65536)
-def _net(value: str) -> IpNet:
-    return ipaddress.ip_network(value, strict=False)
-
-
-@lru_cache(maxsize=65536)
-def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(value)
-
-
-def _in(address: str, values: Iterable[str]) -> bool:
-    ip = _ip(address)
-    return any(ip in _net(v) for v in values)
 
 
 def always_allowed(direction: str, flow: Flow) -> bool:
@@ -55,33 +42,9 @@ def rule_allows(rule: Rule, flow: Flow, remote: str, members: Mapping[str, Itera
                 address_groups: Mapping[str, Iterable[str]] | None = None) -> bool:
     """Whether the rule matches the connection's first packet (remote: the other side's address; members:
     the remote groups' addresses, address_groups: the address groups' CIDRs)."""
-    v6 = rule.ethertype == "IPv6"
-    if (flow.version == 6) != v6:
-        return False
-    proto = ICMPV6 if v6 and rule.protocol == ICMP else rule.protocol
-    if proto is not None:
-        if flow.protocol != proto:
-            return False
-        if proto == (ICMPV6 if v6 else ICMP):
-            if rule.port_min is not None:
-                if flow.icmp_type != rule.port_min:
-                    return False
-                if rule.port_max is not None and flow.icmp_code != rule.port_max:
-                    return False
-        elif proto in SRC_PORT_PROTOCOLS and (rule.port_min is not None or rule.port_max is not None):
-            low = rule.port_min if rule.port_min is not None else 0
-            high = rule.port_max if rule.port_max is not None else 65535
-            if flow.dport is None or not low <= flow.dport <= high:
-                return False
-    if rule.remote_ip_prefix:
-        net = _net(rule.remote_ip_prefix)
-        if net.version != flow.version or (net.prefixlen and _ip(remote) not in net):
-            return False
-    if rule.remote_group and not _in(remote, members.get(rule.remote_group, ())):
-        return False
-    if rule.remote_address_group and not _in(remote, (address_groups or {}).get(rule.remote_address_group, ())):
-        return False
-    return True
+    dport = (flow.dport, flow.dport) if flow.dport is not None else None
+    return rules.admits(rule, flow.version, flow.protocol, dport, flow.icmp_type, flow.icmp_code, remote,
+                        members, address_groups or {})
 
 
 def _addresses(port: PortFilter) -> list[str]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fermion.dataplane import naming
+from fermion.rules import ICMP as ICMP  # re-exported for the firewalls
+from fermion.rules import ICMPV6 as ICMPV6
+from fermion.rules import PORT_PROTOCOLS
 
-SRC_PORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})  # tcp, udp, dccp, sctp, udplite: port ranges apply
-ICMP, ICMPV6 = 1, 58
+SRC_PORT_PROTOCOLS = PORT_PROTOCOLS  # tcp, udp, dccp, sctp, udplite: port ranges apply
 
 
 @dataclass(frozen=True)

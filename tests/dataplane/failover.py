@@ -78,15 +78,18 @@ def agent_id(lab: Lab, host: str, agent_type: str) -> str:
 
 
 def dhcp_on(lab: Lab, network_id: str, host: str) -> None:
-    """The network's DHCP served from that host only (by hand, as an operator does it)."""
+    """The network's DHCP served from that host only (by hand, as an operator does it). The host is added
+    before the others are removed: a network left without a DHCP agent for a moment is scheduled again by the
+    next agent heartbeat, maybe to a host being removed, and would end up with two."""
+    if host not in dhcp_hosts(lab, network_id):
+        r = lab.api.http.post(f"/v2.0/agents/{agent_id(lab, host, 'DHCP agent')}/dhcp-networks",
+                              json={"network_id": network_id})
+        assert r.status_code == 201, r.text
     for current in dhcp_hosts(lab, network_id):
         if current != host:
             lab.api._ok(lab.api.http.delete(
                 f"/v2.0/agents/{agent_id(lab, current, 'DHCP agent')}/dhcp-networks/{network_id}"))
-    if dhcp_hosts(lab, network_id) != [host]:
-        r = lab.api.http.post(f"/v2.0/agents/{agent_id(lab, host, 'DHCP agent')}/dhcp-networks",
-                              json={"network_id": network_id})
-        assert r.status_code == 201, r.text
+    assert dhcp_hosts(lab, network_id) == [host]
 
 
 def legacy_router(lab: Lab) -> dict[str, Any]:

@@ -1,35 +1,22 @@
 """Packet matching as the data plane does it: security-group rules as the nftables firewall and the Open vSwitch
-firewall match them (dataplane/firewall.py, agent/ovs/firewall.py; the same test as dataplane/revoke.py's
-rule_allows, which tests/api/test_trace.py checks this against), FWaaS rules as dataplane/fwaas.py renders them
-(first match wins), and longest-prefix route lookups. Pure."""
+firewall match them (fermion/rules.py, which the data plane uses too), FWaaS rules as dataplane/fwaas.py renders
+them (first match wins), and longest-prefix route lookups. Pure."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import TypeVar
 
+from fermion import rules
 from fermion.rpc.contracts import FirewallRule, SecurityRule
+from fermion.rules import ICMP, ICMPV6, ip, net
 
-ICMP, ICMPV6, TCP, UDP = 1, 58, 6, 17
-PORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})  # tcp, udp, dccp, sctp, udplite: port ranges apply
+TCP, UDP = 6, 17
 PROTOCOLS = {"tcp": TCP, "udp": UDP, "icmp": ICMP}
 EPHEMERAL = (32768, 60999)  # Linux's default local port range: the client side of a connection
 ECHO = {4: (8, 0), 6: (128, 129)}  # (request, reply) ICMP types
-IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 T = TypeVar("T")
-
-
-@lru_cache(maxsize=4096)
-def net(value: str) -> IpNet:
-    return ipaddress.ip_network(value, strict=False)
-
-
-@lru_cache(maxsize=4096)
-def ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(value)
 
 
 def contains(cidr: str, address: str) -> bool:
@@ -72,40 +59,11 @@ class Packet:
         return replace(self, dport=(port, port))
 
 
-def _within(address: str, cidrs: Iterable[str]) -> bool:
-    return any(contains(c, address) for c in cidrs)
-
-
 def sg_rule_matches(rule: SecurityRule, packet: Packet, remote: str, members: Mapping[str, Sequence[str]],
                     address_groups: Mapping[str, Sequence[str]]) -> bool:
     """Whether a security-group rule admits the packet (remote: the other side's address)."""
-    v6 = rule.ethertype == "IPv6"
-    if (packet.version == 6) != v6:
-        return False
-    proto = ICMPV6 if v6 and rule.protocol == ICMP else rule.protocol  # "icmp" in an IPv6 rule is ICMPv6
-    if proto is not None:
-        if packet.protocol != proto:
-            return False
-        if proto == (ICMPV6 if v6 else ICMP):
-            if rule.port_min is not None:
-                if packet.icmp_type != rule.port_min:
-                    return False
-                if rule.port_max is not None and packet.icmp_code != rule.port_max:
-                    return False
-        elif proto in PORT_PROTOCOLS and (rule.port_min is not None or rule.port_max is not None):
-            low = rule.port_min if rule.port_min is not None else 0
-            high = rule.port_max if rule.port_max is not None else 65535
-            if packet.dport is None or not (low <= packet.dport[0] and packet.dport[1] <= high):
-                return False
-    if rule.remote_ip_prefix:
-        prefix = net(rule.remote_ip_prefix)
-        if prefix.version != packet.version or (prefix.prefixlen and ip(remote) not in prefix):
-            return False
-    if rule.remote_group and not _within(remote, members.get(rule.remote_group, ())):
-        return False
-    if rule.remote_address_group and not _within(remote, address_groups.get(rule.remote_address_group, ())):
-        return False
-    return True
+    return rules.admits(rule, packet.version, packet.protocol, packet.dport, packet.icmp_type, packet.icmp_code,
+                        remote, members, address_groups)
 
 
 def _range(text: str) -> tuple[int, int]:

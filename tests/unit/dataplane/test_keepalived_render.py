@@ -197,3 +197,11 @@ def test_keepalived_accepts_what_is_rendered(tmp_path: Path) -> None:
     proc = subprocess.run(["keepalived", "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30,
                           check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_instance_reads_its_primary_vip_back_from_its_configuration(tmp_path: Path) -> None:
+    # the L3 agent counts an instance holding this address as active even when a notify was missed
+    instance = ka.Keepalived(tmp_path)
+    assert instance.primary() is None
+    instance.conf.write_text(ka.render(_cfg(), tmp_path))
+    assert instance.primary() == ("169.254.0.7", "ha-0123456789a")
