@@ -462,20 +462,50 @@ def _elements(items: Iterable[tuple[str, str | None]]) -> str:
 
 def full_commands(model: Model) -> list[str]:
     """Replace both tables in one transaction (conntrack entries are not touched)."""
+    return [line for t in model.tables() for line in table_commands(t)]
+
+
+def table_commands(t: Table) -> list[str]:
+    """Replace one table (or make it)."""
+    ref = f"{t.family} {TABLE}"
+    lines = [f"add table {ref}", f"delete table {ref}", f"add table {ref}"]
+    for name in t.chains:
+        hook = t.hooks.get(name)
+        lines.append(f"add chain {ref} {name} {{ {hook} }}" if hook else f"add chain {ref} {name}")
+    for name, s in t.sets.items():
+        lines.append(f"add {s.kind} {ref} {name} {{ {s.spec} }}")
+    for name, s in t.sets.items():
+        if s.elements:
+            lines.append(f"add element {ref} {name} {{ {_elements(s.elements.items())} }}")
+    for name, rules in t.chains.items():
+        lines += [f"add rule {ref} {name} {r}" for r in rules]
+    return lines
+
+
+def listing(t: Table) -> nftlist.Listing:
+    """A table of the model as its listing reads back (nftlist.read of `nft list table`)."""
+    return nftlist.Listing(
+        chains=dict(t.chains), hooks=dict(t.hooks), specs={n: (s.kind, f"{s.spec} ") for n, s in t.sets.items()},
+        sets={n: {nftlist.normalize(k if v is None else f"{k} : {v}") for k, v in s.elements.items()}
+              for n, s in t.sets.items()})
+
+
+def drifts(model: Model, kernel: Mapping[str, nftlist.Listing | None]) -> dict[str, nftlist.Drift]:
+    """family -> how the kernel's table (kernel: family -> its listing read back, None: none) differs from
+    the model's."""
+    return {t.family: nftlist.drift(listing(t), kernel.get(t.family)) for t in model.tables()}
+
+
+def repair_commands(model: Model, found: Mapping[str, nftlist.Drift]) -> list[str]:
+    """The commands that put back what drifted (one transaction): a missing table whole, in a table that is
+    there only what differs (elements, chains refilled), so established connections see nothing."""
     lines: list[str] = []
     for t in model.tables():
-        ref = f"{t.family} {TABLE}"
-        lines += [f"add table {ref}", f"delete table {ref}", f"add table {ref}"]
-        for name in t.chains:
-            hook = t.hooks.get(name)
-            lines.append(f"add chain {ref} {name} {{ {hook} }}" if hook else f"add chain {ref} {name}")
-        for name, s in t.sets.items():
-            lines.append(f"add {s.kind} {ref} {name} {{ {s.spec} }}")
-        for name, s in t.sets.items():
-            if s.elements:
-                lines.append(f"add element {ref} {name} {{ {_elements(s.elements.items())} }}")
-        for name, rules in t.chains.items():
-            lines += [f"add rule {ref} {name} {r}" for r in rules]
+        drift = found[t.family]
+        if drift.table:
+            lines += table_commands(t)
+        elif drift:
+            lines += nftlist.repair(f"{t.family} {TABLE}", listing(t), drift)
     return lines
 
 
@@ -616,10 +646,12 @@ class Firewall:
         self._lock = threading.Lock()
         self.revoked = 0  # connections deleted so far (tests, logs)
 
-    def apply(self, state: FirewallState, full: bool = False, audit: bool = False) -> int:
+    def apply(self, state: FirewallState, full: bool = False, audit: bool = False, repair: bool = False) -> int:
         """Make the kernel enforce state; return the number of nft commands run (0: nothing changed).
         audit: check every tracked connection in our zones against the rules, not only those a change
         concerns (full resyncs: a change made while the agent was away is caught too).
+        repair: then read our two tables back from the kernel (one listing each) and put back what differs
+        from the model, such as an element or a chain deleted by hand (full resyncs).
 
         The digest of what is applied is kept in a tiny table beside ours, so an agent that restarts finds
         the kernel already right and replaces nothing (and established traffic sees no change at all)."""
@@ -640,9 +672,13 @@ class Firewall:
             if not full and self._model is not None:
                 self._learn_handles(self._model, model)
                 lines = diff(self._model, model, self._handles, after)
+            replaced = False
             if lines is None or lines:
                 lines, incremental = self._commit(model, lines, full, first)
                 self._handles = after if incremental else {}
+                replaced = bool(lines) and not incremental
+            if repair and not replaced:
+                lines = lines + self._repair(model)
             old_state, old_zones = self._state, self._zones
             self._purge |= set(old_zones.values())
             self._model, self._marks, self._zones, self._state = model, marks, zones, state
@@ -671,6 +707,34 @@ class Firewall:
         everything = full_commands(model)  # only when the tables are replaced: an incremental apply needs none
         self._nft(everything + stamp)
         return everything, False
+
+    def _repair(self, model: Model) -> list[str]:
+        """Put back what the kernel's tables lost or gained behind our back; return the commands run."""
+        found = drifts(model, {t.family: self._listing(t.family) for t in model.tables()})
+        if not any(found.values()):
+            return []
+        missing: list[str] = []
+        extra: list[str] = []
+        for family, drift in found.items():
+            lost, more = nftlist.describe(drift, f"chain {family} {TABLE} {{}}", f"set {family} {TABLE} {{}}")
+            missing += [f"table {family} {TABLE}"] if drift.table else lost
+            extra += more
+        LOG.warning("%s: firewall drifted from what was applied (missing: %s; extra: %s): repairing",
+                    self.netns or "root namespace", "; ".join(missing[:10]) or "none", "; ".join(extra[:10]) or "none")
+        if any(d.table for d in found.values()):
+            self._enable_br_netfilter()
+        lines = repair_commands(model, found)
+        stamp = _stamp(_digest(full_commands(canonical(model))))
+        self._handles = {}  # refilled chains have new handles
+        try:
+            self._nft(lines + stamp)
+            return lines
+        except DataplaneError as err:  # e.g. a chain of ours someone else's rule jumps to
+            LOG.warning("repairing the firewall in %s failed (%s); replacing the tables",
+                        self.netns or "root namespace", err)
+        everything = full_commands(model)
+        self._nft(everything + stamp)
+        return everything
 
     def _learn_handles(self, old: Model, new: Model) -> None:
         """Read the handles of the group chains that are to lose rules whose handles we do not know (after
@@ -734,63 +798,56 @@ class Firewall:
     def probe(self, state: FirewallState, device: str) -> tuple[list[str], list[str], list[str]]:
         """(checked, missing, extra) for one port's filters: what state renders for it (its set and map
         elements, its profile's and groups' chains, the remote and address sets they use) against what the
-        kernel's two tables hold. Chains are compared by name only (the kernel rewrites rules' text)."""
+        kernel's two tables hold: the part of what the next full resync would repair (_repair) that
+        concerns the port."""
         with self._lock:
             model = render(state, allocate_marks(profiles(state), self._marks), allocate_zones(state, self._zones))
-        kernel = {t.family: self._listing(t.family) for t in model.tables()}
         key = f'"{device}"'
         value = model.bridge.sets["port_profile"].elements.get(key)
         jump = model.bridge.sets["to_port"].elements.get(key)
         if value is None or jump is None:  # no filters for it (port security off, or not on this host)
             return [f"filters of {device}: none wanted"], [], []
+        found = drifts(model, {t.family: self._listing(t.family) for t in model.tables()})
         mark = int(jump.rsplit("-p", 1)[1])
         chains = {"bridge": [f"to-p{mark}"], "inet": [f"out-p{mark}", f"in-p{mark}"]}
         chains["inet"] += sorted({r.split()[1] for c in chains["inet"] for r in model.inet.chains.get(c, ())
                                   if r.startswith("jump sg-")})
         used = {n for c in chains["inet"] for r in model.inet.chains.get(c, ()) for n in re.findall(r"@([\w.-]+)", r)}
-        ingress = f"{int(value, 16) << 16:#x}"
-        wanted: list[tuple[str, str, set[str]]] = []  # (family, set, elements)
-        for name, nft_set in model.bridge.sets.items():
-            items = {k if v is None else f"{k} : {v}" for k, v in nft_set.elements.items() if k.startswith(f"{key} ")
-                     or k == key}
-            wanted.append(("bridge", name, {nftlist.normalize(i) for i in items}))
-        for name, nft_set in model.inet.sets.items():
-            if name in used:
-                items = {k if v is None else f"{k} : {v}" for k, v in nft_set.elements.items()}
-            elif name in ("egress", "ingress"):
-                mine = value if name == "egress" else ingress
-                items = {f"{k} : {v}" for k, v in nft_set.elements.items() if k == mine}
-            else:
+        marks = {"egress": value, "ingress": f"{int(value, 16) << 16:#x}"}
+        sets = {"bridge": set(model.bridge.sets), "inet": used | set(marks)}
+
+        def mine(family: str, kind: str, name: str, element: str | None) -> bool:
+            if kind == "chain":
+                return name in chains[family]
+            if name not in sets[family] or element is None:
+                return name in sets[family]
+            if family == "bridge":  # shared sets: only this port's elements count
+                return element.startswith(f"{key} ") or element == key
+            return name not in marks or element.split(" : ")[0] == marks[name]
+
+        checked = [f"chain {family} {TABLE} {name}" for family, names in chains.items() for name in names]
+        checked += [f"set {family} {TABLE} {name}" for family, names in sets.items() for name in sorted(names)
+                    if name in getattr(model, family).sets]
+        missing: list[str] = []
+        extra: list[str] = []
+        for family, drift in found.items():
+            if drift.table:
+                missing.append(f"table {family} {TABLE}")
                 continue
-            wanted.append(("inet", name, {nftlist.normalize(i) for i in items}))
-        checked, missing, extra = [], [], []
-        for family, names in chains.items():
-            listing = kernel[family]
-            have_chains = listing[0] if listing is not None else set()
-            for name in names:
-                checked.append(f"chain {family} {TABLE} {name}")
-                if name not in have_chains:
-                    missing.append(f"chain {family} {TABLE} {name}")
-        for family, name, want in wanted:
-            what = f"set {family} {TABLE} {name}"
-            checked.append(what)
-            table = kernel[family]
-            have = None if table is None else table[1].get(name)
-            if have is not None:
-                # shared sets: only this port's elements count (the port's own or the remote members)
-                have = {e for e in have if e.startswith(f"{key} ") or e == key} if family == "bridge" else \
-                    {e for e in have if name not in ("egress", "ingress") or e.split(" : ")[0] in
-                     (value if name == "egress" else ingress,)}
-            lost, more = nftlist.compare(what, want, have)
+            lost, more = nftlist.describe(drift, f"chain {family} {TABLE} {{}}", f"set {family} {TABLE} {{}}",
+                                          functools.partial(mine, family))
             missing += lost
             extra += more
         return checked, missing, extra
 
-    def _listing(self, family: str) -> tuple[set[str], dict[str, set[str]]] | None:
+    def _listing(self, family: str) -> nftlist.Listing | None:
+        """Our table of that family as the kernel holds it; None when there is none."""
         try:
-            return nftlist.parse(self._run(["nft", "list", "table", family, TABLE], None).stdout)
-        except DataplaneError:
-            return None
+            return nftlist.read(self._run(["nft", "list", "table", family, TABLE], None).stdout)
+        except DataplaneError as err:
+            if "No such file or directory" in str(err):
+                return None
+            raise
 
     def observe(self) -> bool:
         """Whether both of our tables exist in the kernel."""

@@ -11,12 +11,15 @@ drops everything on its ports (neutron-fwaas's default policy)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import subprocess
 import threading
 from dataclasses import dataclass
 
-from fermion.dataplane import DataplaneError
+from fermion.dataplane import DataplaneError, nftlist
+
+LOG = logging.getLogger(__name__)
 
 TABLE = "fermion_fwaas"
 _DIGEST = re.compile(r"sha256=([0-9a-f]{16})")
@@ -118,8 +121,10 @@ class Firewalls:
         self._applied: dict[str, str] = {}  # namespace -> digest ("" : no table)
         self._lock = threading.Lock()
 
-    def ensure(self, namespace: str, groups: list[Group]) -> bool:
-        """Make the namespace's table match; True when something changed."""
+    def ensure(self, namespace: str, groups: list[Group], repair: bool = False) -> bool:
+        """Make the namespace's table match; True when something changed. repair (full syncs): when the
+        digest says it is applied, read the table back and put back what drifted (a chain flushed, the table
+        deleted by hand), touching nothing else."""
         text = render(groups)
         found = _DIGEST.search(text)
         digest = found.group(1) if found else ""
@@ -132,7 +137,7 @@ class Firewalls:
         if known == digest:
             with self._lock:
                 self._applied[namespace] = digest
-            return False
+            return repair and self._repair(namespace, text)
         # declare (a no-op when present), delete and recreate in ONE transaction
         script = f"table inet {TABLE}\ndelete table inet {TABLE}\n{text}"
         proc = _nft(namespace, ["-f", "-"], stdin=script)
@@ -140,6 +145,19 @@ class Firewalls:
             raise DataplaneError(f"fwaas table in {namespace}: {proc.stderr.strip() or proc.returncode}")
         with self._lock:
             self._applied[namespace] = digest
+        return True
+
+    def _repair(self, namespace: str, text: str) -> bool:
+        listed = _nft(namespace, ["list", "table", "inet", TABLE])
+        lines, found = nftlist.reconcile(text, listed.stdout if listed.returncode == 0 else "", [("inet", TABLE)])
+        if not lines:
+            return False
+        missing, extra = nftlist.described(found)
+        LOG.warning("%s: FWaaS table drifted (missing: %s; extra: %s): repairing", namespace,
+                    "; ".join(missing[:10]) or "none", "; ".join(extra[:10]) or "none")
+        proc = _nft(namespace, ["-f", "-"], stdin="\n".join(lines) + "\n")
+        if proc.returncode != 0:
+            raise DataplaneError(f"repairing the fwaas table in {namespace}: {proc.stderr.strip() or proc.returncode}")
         return True
 
     def forget(self, namespace: str) -> None:

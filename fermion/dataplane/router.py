@@ -45,6 +45,8 @@ KERNEL_HELPERS = {("amanda", "udp"): "amanda", ("ftp", "tcp"): "ftp", ("tftp", "
                   ("sip", "tcp"): "sip", ("sip", "udp"): "sip", ("snmp", "udp"): "snmp",
                   ("h323", "tcp"): "Q.931", ("h323", "udp"): "RAS"}
 SCOPE6_TABLE = "fermion_scope6"  # `table ip6 fermion_scope6`: IPv6 address scopes (no NAT in IPv6)
+# the tables render_nat writes, replaced together (the helper and port-forwarding tables only when used)
+NAT_TABLES = (("ip", NAT_TABLE), ("ip6", SCOPE6_TABLE), ("inet", HELPER_TABLE), ("ip", pfwd.TABLE))
 ROUTE_PROTO = 77  # rtm_protocol of our routes: kernel (2) and anyone else's routes are left alone
 MAIN_TABLE = 254
 DEVICE_PREFIXES = ("qr-", "qg-", "ha-", "sg-")  # the only devices in the namespace that ensure() deletes
@@ -426,8 +428,9 @@ class RouterManager:
         return {name[len(self._prefix):] for name in netns.names(self._prefix)}
 
     # ------------------------------------------------------------------------------------------ ensure
-    def ensure(self, router: Router) -> list[str]:
+    def ensure(self, router: Router, repair: bool = False) -> list[str]:
         """Make the kernel match router; returns what changed (empty: nothing). Raises DataplaneError.
+        repair (full resyncs): also read the NAT tables back and put back what drifted from what was applied.
         Route failures (e.g. an unreachable nexthop) do not stop the rest: NAT and gratuitous ARPs are still
         applied, then the route errors are raised together. Any other failure raises at once; calling
         ensure() again continues from whatever the kernel then holds."""
@@ -483,7 +486,7 @@ class RouterManager:
                 self._ensure_routes(ipr, router, changes, errors)
         except NetlinkError as err:
             raise DataplaneError(f"router {router.id} in {ns}: {err}") from err
-        self._ensure_nat(ns, router, fresh, changes)
+        self._ensure_nat(ns, router, fresh, changes, repair)
         if router.enabled:
             # forwarding last: a packet forwarded before the NAT table is in place would leave its connection
             # tracked without SNAT, and a flow that keeps going (a ping, a router moved under traffic) would
@@ -606,17 +609,21 @@ class RouterManager:
             except NetlinkError as err:
                 errors.append(f"route {dst} via {','.join(hops)}: {err}")
 
-    def _ensure_nat(self, ns: str, router: Router, fresh: bool, changes: list[str]) -> None:
+    def _ensure_nat(self, ns: str, router: Router, fresh: bool, changes: list[str], repair: bool) -> None:
         text = render_nat(router)
         digest = nat_digest(text)
         assert digest is not None
         if self._nat.get(router.id) == digest:
+            if repair:
+                self._repair_nat(ns, text, changes)
             return
         if not fresh and router.id not in self._nat:  # first look after a start: the kernel may have it
             listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
             has6 = _exec(ns, ["nft", "list", "table", "ip6", SCOPE6_TABLE], check=False).returncode == 0
             if listed.returncode == 0 and has6 and nat_digest(listed.stdout) == digest:
                 self._nat[router.id] = digest
+                if repair:
+                    self._repair_nat(ns, text, changes)
                 return
         # declare (no-op if present), delete and recreate in ONE transaction: atomic, conntrack untouched
         script = (f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n"
@@ -629,6 +636,18 @@ class RouterManager:
             self.on_nat_applied(time.monotonic() - started)
         self._nat[router.id] = digest
         changes.append("applied nat")
+
+    def _repair_nat(self, ns: str, text: str, changes: list[str]) -> None:
+        """Full resyncs: the NAT tables read back (one listing of the namespace's ruleset) and what drifted
+        from text put back, in one transaction that touches nothing else (conntrack's NAT bindings stay)."""
+        lines, found = nftlist.reconcile(text, _exec(ns, ["nft", "list", "ruleset"]).stdout, NAT_TABLES)
+        if not lines:
+            return
+        missing, extra = nftlist.described(found)
+        LOG.warning("%s: NAT tables drifted (missing: %s; extra: %s): repairing", ns, "; ".join(missing[:10]) or "none",
+                    "; ".join(extra[:10]) or "none")
+        _exec(ns, ["nft", "-f", "-"], stdin="\n".join(lines) + "\n")
+        changes.append(f"repaired nat ({len(missing)} missing, {len(extra)} extra)")
 
     # ------------------------------------------------------------------------------------------ gARP
     def garp(self, ns: str, device: str, ip: str) -> None:
@@ -703,8 +722,9 @@ class RouterManager:
 
     def probe(self, router: Router, addresses: bool = True) -> tuple[list[str], list[str], list[str]]:
         """(checked, missing, extra): the namespace, its devices, their addresses and our routes (addresses
-        False: an HA router's standby instance, which carries none), then the NAT table's sets and maps (SNAT
-        networks, floating-IP DNAT and SNAT maps) and the SNAT rule, against what router renders."""
+        False: an HA router's standby instance, which carries none), then the NAT tables' chains (their
+        number of rules), sets and maps (SNAT networks, floating-IP DNAT and SNAT maps, address scopes, port
+        forwardings) against what router renders: what the next full sync's repair would change."""
         ns = self.namespace(router.id)
         observed = self.observe(router.id)
         if observed is None:
@@ -728,22 +748,10 @@ class RouterManager:
             extra += [f"route {d} via {','.join(h)}" for d, h in sorted(have_routes.items())
                       if d not in want_routes]
         rendered = render_nat(router)
-        listed = _exec(ns, ["nft", "list", "table", "ip", NAT_TABLE], check=False)
-        what = f"table ip {NAT_TABLE}"
-        checked.append(f"{what} in {ns}")
-        if listed.returncode != 0:
-            return checked, [*missing, f"{what} in {ns}"], extra
-        want_chains, want_sets = nftlist.parse(rendered)
-        have_chains, have_sets = nftlist.parse(listed.stdout)
-        missing += [f"chain {c} of {what}" for c in sorted(want_chains - have_chains)]
-        for name in ("snat_nets", "fip_dnat", "fip_snat"):
-            lost, more = nftlist.compare(f"{name} of {what}", want_sets.get(name, set()), have_sets.get(name))
-            missing += lost
-            extra += more
-        source = snat_address(router)
-        if router.enable_snat and source and router.gateway is not None and f"snat to {source}" not in listed.stdout:
-            missing.append(f"SNAT rule to {source} in {what}")
-        return checked, missing, extra
+        _, found = nftlist.reconcile(rendered, _exec(ns, ["nft", "list", "ruleset"]).stdout, NAT_TABLES)
+        checked += [f"{table.split(' {')[0]} in {ns}" for table in nftlist.tables(rendered).values()]
+        lost, more = nftlist.described(found)
+        return checked, missing + lost, extra + more
 
     def _forget(self, router_id: str) -> None:
         self._nat.pop(router_id, None)

@@ -68,12 +68,13 @@ class LinuxBridgeAgent:
         if desired.firewall is not None:
             # filters first: a tap the L2 plan attaches is filtered from its first packet
             try:
-                # incremental even on full syncs: a missing table is detected and rebuilt, and after a
-                # restart the applied digest spares a full replace; a full sync also checks every tracked
-                # connection against the rules (a change missed while away is cut too)
+                # incremental even on full syncs: after a restart the applied digest spares a full replace;
+                # a full sync also reads our tables back and repairs what drifted from the view (an element
+                # or chain deleted by hand), and checks every tracked connection against the rules (a
+                # change missed while away is cut too)
                 started = time.perf_counter()
                 changed = self.firewall.apply(firewall_state(desired.firewall, self.config.local_ip),
-                                              audit=scope is None)
+                                              audit=scope is None, repair=scope is None)
                 if changed:
                     metrics.FIREWALL_APPLY.labels(self.host).observe(time.perf_counter() - started)
                     LOG.info("host %s: firewall updated (%d nft commands)", self.host, changed)

@@ -173,7 +173,8 @@ class L3Agent:
                 failed |= not ok
                 if ok:
                     failed |= self._meter(router, changes)
-                    firewalls[router.id] = self.fwaas.ensure(self.manager.namespace(router.id), router)
+                    firewalls[router.id] = self.fwaas.ensure(self.manager.namespace(router.id), router,
+                                                             repair=scope is None)
                     failed |= ERROR in firewalls[router.id].values()  # retried with backoff
                 done[router.id] = (ACTIVE if router.admin_state_up else DOWN) if ok else ERROR
                 if ok and not router.admin_state_up:
@@ -285,7 +286,7 @@ class L3Agent:
 
     def _ensure_router(self, router: Router, full: bool) -> list[str]:
         """A centralized router, then its floating IPs' and gateway's QoS limits (on qg-)."""
-        changes = self.manager.ensure(to_dataplane(router))
+        changes = self.manager.ensure(to_dataplane(router), repair=full)  # full syncs repair the NAT tables
         return [*changes, "qos"] if self.qos.ensure(router, full=full) else changes
 
     def _meter(self, router: Router, changes: list[str]) -> bool:

@@ -32,10 +32,11 @@ class FwaasPart:
         self.host = host
         self.firewalls = dp.Firewalls()
 
-    def ensure(self, namespace: str, router: Router) -> dict[str, str]:
-        """Apply the router's groups; their state here (group id -> ACTIVE, DOWN or ERROR)."""
+    def ensure(self, namespace: str, router: Router, repair: bool = False) -> dict[str, str]:
+        """Apply the router's groups (repair: full syncs, what drifted in the kernel is put back too); their
+        state here (group id -> ACTIVE, DOWN or ERROR)."""
         try:
-            if self.firewalls.ensure(namespace, [to_dataplane(g) for g in router.firewall_groups]):
+            if self.firewalls.ensure(namespace, [to_dataplane(g) for g in router.firewall_groups], repair):
                 LOG.info("router %s on host %s: applied firewall groups %s", router.id, self.host,
                          [g.id for g in router.firewall_groups])
         except DataplaneError as err:
