@@ -73,7 +73,7 @@ class Drift:
     changed_chains: list[str] = field(default_factory=list)
     extra_chains: list[str] = field(default_factory=list)
     missing_sets: list[str] = field(default_factory=list)
-    extra_sets: list[str] = field(default_factory=list)
+    extra_sets: dict[str, str] = field(default_factory=dict)  # name -> "set" | "map"
     missing_elements: dict[str, list[str]] = field(default_factory=dict)
     extra_elements: dict[str, list[str]] = field(default_factory=dict)
 
@@ -102,7 +102,7 @@ def drift(want: Listing, have: Listing | None) -> Drift:
             out.missing_elements[name] = lost
         if more := sorted(found - elements):
             out.extra_elements[name] = more
-    out.extra_sets = [name for name in have.sets if name not in want.sets]
+    out.extra_sets = {name: have.specs[name][0] for name in have.sets if name not in want.sets}
     return out
 
 
@@ -120,7 +120,7 @@ def repair(ref: str, want: Listing, found: Drift) -> list[str]:
               for r in want.chains[n]]
     adds = [f"add element {ref} {n} {{ {', '.join(items)} }}" for n, items in found.missing_elements.items()]
     tails = [f"delete chain {ref} {n}" for n in found.extra_chains]
-    tails += [f"delete {'map' if n not in want.specs else want.specs[n][0]} {ref} {n}" for n in found.extra_sets]
+    tails += [f"delete {kind} {ref} {n}" for n, kind in found.extra_sets.items()]
     return heads + drops + fills + adds + tails
 
 
