@@ -34,7 +34,9 @@ carries no profile for that side and is not filtered there.
 commands that change only what differs (a group's rules: the rules added appended, the rules taken away
 deleted by handle; membership and ports: set and map elements; a new group combination: its profile
 chains); ``Firewall`` keeps the last applied model, runs one ``nft -f`` transaction per apply and then cuts
-the tracked connections the change no longer allows (revoke.py).
+the tracked connections the change no longer allows (revoke.py). On full resyncs (``repair``) it also reads
+both tables back and puts back what drifted from the model (``drifts``, ``repair_commands``; the probe
+reports the same comparison).
 """
 
 from __future__ import annotations

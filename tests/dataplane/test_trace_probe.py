@@ -3,9 +3,7 @@ then kernel objects are removed by hand in the lab's namespaces (a remote group'
 VXLAN forwarding entry, a floating IP's DNAT map element) and the probe names each one as missing.
 
 Deterministic: the agents' periodic full resync is set to 10 minutes here, and nothing the test does sends them
-a hint, so the L2 agent does not put the forwarding entry back before the probe looks. The set element and the
-DNAT element would stay missing anyway: the firewall and the router's NAT are diffed against what the agent
-last applied, not against the kernel, so a full sync does not see them go (the probe does; docs/trace.md)."""
+a hint, so no agent puts back what was removed before the probe looks (a full resync would: test_repair.py)."""
 
 from __future__ import annotations
 

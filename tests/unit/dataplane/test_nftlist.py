@@ -1,5 +1,6 @@
-"""Reading `nft list table` back (trace --probe, full resyncs' repair): the kernel's layout (wrapped elements, zero-padded marks) and
-the text our renderers write compare equal element by element."""
+"""Reading `nft list table` back (trace --probe, full resyncs' repair): the kernel's layout (wrapped elements,
+zero-padded marks) and the text our renderers write compare equal element by element; what drifted and the
+commands that repair it."""
 
 from __future__ import annotations
 
