@@ -14,11 +14,10 @@ import pytest
 
 from fermion.dataplane import naming, netns
 from fermion.dataplane.firewall import Firewall, Group, Rule, group_chain, remote_set
-from fermion.lab import instances
 from tests.dataplane.lab import Lab, Session, echo_server, tcp_connects, tcp_listener
-from tests.dataplane.test_firewall import CLIENT, EGRESS_ANY, PING_IN, Bed, bed, scale_state, state
+from tests.dataplane.test_firewall import EGRESS_ANY, PING_IN, Bed, bed, scale_state, state
 from tests.dataplane.test_trace import settle
-from tests.dataplane.test_trace_probe import in_ns, probed, quiet_lab
+from tests.dataplane.test_trace_probe import in_ns, probed, quiet_lab, two_instances_and_a_router
 
 __all__ = ["bed", "quiet_lab"]  # fixtures
 LB = "Linux bridge agent"
@@ -52,16 +51,9 @@ def test_elements_chains_and_tables_removed_by_hand_come_back(served: tuple[Bed,
     b, fw, desired = served
     before = b.ruleset()
     assert b.ping("i2", b["i1"].ip)
-    client = b.spawn("i2", CLIENT, b["i1"].ip, "22")
-    assert client.stdin is not None and client.stdout is not None
-    assert client.stdout.readline().strip() == "connected"
-
-    def echo(word: str) -> str:
-        assert client.stdin is not None and client.stdout is not None
-        client.stdin.write(word + "\n")
-        client.stdin.flush()
-        return client.stdout.readline().strip()
-
+    client = Session(b["i2"].ns, b["i1"].ip, 22)
+    b.procs.append(client.proc)
+    echo = client.say
     assert echo("one") == "one"
     # 1. i2's address out of group a's remote set: i1 admits no new connection from it
     nft(b, "delete", "element", "inet", "fermion_sg", remote_set("a", False), f"{{ {b['i2'].ip} }}")
@@ -138,13 +130,7 @@ def full_sync(lab: Lab, host: str, agent_type: str) -> None:
 
 def test_a_full_resync_repairs_what_was_removed_by_hand_in_the_lab(quiet_lab: Lab) -> None:
     lab, api = quiet_lab, quiet_lab.api
-    ext = instances.ensure_external_network(lab.state, api)
-    net = lab.network("rnet", "10.44.1.0/24")
-    vm1 = lab.boot("rnet", "compute1", "vm1")
-    vm2 = lab.boot("rnet", "compute2", "vm2")
-    router = api.post("routers", {"name": "repair-r", "external_gateway_info": {"network_id": ext["id"]}})
-    subnet = api._ok(api.http.get("/v2.0/subnets", params={"network_id": net["id"]}))["subnets"][0]
-    api._ok(api.http.put(f"/v2.0/routers/{router['id']}/add_router_interface", json={"subnet_id": subnet["id"]}))
+    ext, vm1, vm2, router = two_instances_and_a_router(lab, "rnet", "10.44.1.0/24")
     group = api._ok(api.http.get(f"/v2.0/ports/{vm2.port_id}"))["port"]["security_groups"][0]
     outside = api._ok(api.http.get("/v2.0/subnets", params={"network_id": ext["id"]}))["subnets"][0]["cidr"]
     api.post("security-group-rules", {"security_group_id": group, "direction": "ingress", "protocol": "tcp",

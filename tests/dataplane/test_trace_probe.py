@@ -18,6 +18,7 @@ from fermion.cli.trace import render
 from fermion.dataplane import naming
 from fermion.dataplane.firewall import remote_set
 from fermion.lab import instances
+from fermion.lab.state import LabInstance
 from tests.dataplane.conftest import embedded_lab
 from tests.dataplane.lab import Lab
 from tests.dataplane.test_trace import settle
@@ -44,15 +45,23 @@ def in_ns(ns: str, *argv: str) -> None:
     subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True, text=True)
 
 
-def test_probe_is_ok_on_a_working_path_and_names_what_was_removed_by_hand(quiet_lab: Lab) -> None:
-    lab, api = quiet_lab, quiet_lab.api
+def two_instances_and_a_router(lab: Lab, network: str, cidr: str) -> tuple[dict[str, Any], LabInstance,
+                                                                             LabInstance, dict[str, Any]]:
+    """(the external network, vm1 on compute1, vm2 on compute2, a router from their network to the outside)."""
+    api = lab.api
     ext = instances.ensure_external_network(lab.state, api)
-    net = lab.network("pnet", "10.43.1.0/24")
-    vm1 = lab.boot("pnet", "compute1", "vm1")
-    vm2 = lab.boot("pnet", "compute2", "vm2")
-    router = api.post("routers", {"name": "probe-r", "external_gateway_info": {"network_id": ext["id"]}})
+    net = lab.network(network, cidr)
+    vm1 = lab.boot(network, "compute1", "vm1")
+    vm2 = lab.boot(network, "compute2", "vm2")
+    router = api.post("routers", {"name": f"{network}-r", "external_gateway_info": {"network_id": ext["id"]}})
     subnet = api._ok(api.http.get("/v2.0/subnets", params={"network_id": net["id"]}))["subnets"][0]
     api._ok(api.http.put(f"/v2.0/routers/{router['id']}/add_router_interface", json={"subnet_id": subnet["id"]}))
+    return ext, vm1, vm2, router
+
+
+def test_probe_is_ok_on_a_working_path_and_names_what_was_removed_by_hand(quiet_lab: Lab) -> None:
+    lab, api = quiet_lab, quiet_lab.api
+    ext, vm1, vm2, router = two_instances_and_a_router(lab, "pnet", "10.43.1.0/24")
     fip = api.post("floatingips", {"floating_network_id": ext["id"], "port_id": vm1.port_id})
     settle(lab, router["id"], fip, None)
     assert lab.ping("vm1", "vm2")
@@ -75,7 +84,7 @@ def test_probe_is_ok_on_a_working_path_and_names_what_was_removed_by_hand(quiet_
     members = remote_set(group, False)
     in_ns(lab.host_ns("compute2"), "nft", "delete", "element", "inet", "fermion_sg", members, f"{{ {vm1.ip} }}")
     # 2. compute1's forwarding entry for vm2's MAC taken off the network's VXLAN device
-    vni = api._ok(api.http.get(f"/v2.0/networks/{net['id']}"))["network"]["provider:segmentation_id"]
+    vni = api._ok(api.http.get(f"/v2.0/networks/{vm1.network_id}"))["network"]["provider:segmentation_id"]
     vtep = lab.state.hosts["compute2"].underlay_ip
     in_ns(lab.host_ns("compute1"), "bridge", "fdb", "del", vm2.mac, "dev", naming.vxlan(vni), "dst", vtep)
     # 3. the floating IP's DNAT element taken out of the router's NAT map on network1
