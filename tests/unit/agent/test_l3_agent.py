@@ -44,7 +44,7 @@ class Routers:
         self.ha = ha or {}
         self.built: list[str] = []
 
-    def ensure(self, router: dp.Router) -> list[str]:
+    def ensure(self, router: dp.Router, repair: bool = False) -> list[str]:
         if router.id in self.failing:
             raise DataplaneError(self.failing[router.id])
         self.built.append(router.id)

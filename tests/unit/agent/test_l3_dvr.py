@@ -54,7 +54,7 @@ class Routers:
         self.failing = failing or set()
         self.ha = ha
 
-    def ensure(self, r: dp.Router) -> list[str]:
+    def ensure(self, r: dp.Router, repair: bool = False) -> list[str]:
         if r.id in self.failing:
             raise DataplaneError("no")
         self.built[r.id] = r
