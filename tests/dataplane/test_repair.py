@@ -2,7 +2,7 @@
 means for repair"): elements, chains and whole tables changed by hand come back, with a transaction that
 touches only what differs (an established connection through a refilled chain goes on), and a kernel that
 did not drift costs one listing per table and no command. Needs root, nft and nsenter (tests/dataplane/
-test_firewall.py's bed: one emulated host, four instances)."""
+test_firewall.py's bed: one emulated host, four instances; and the lab)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fermion.dataplane import naming, netns
+from fermion.dataplane import fwaas, naming, netns
 from fermion.dataplane.firewall import Firewall, Group, Rule, group_chain, remote_set
 from tests.dataplane.lab import Lab, Session, echo_server, tcp_connects, tcp_listener
 from tests.dataplane.test_firewall import EGRESS_ANY, PING_IN, Bed, bed, scale_state, state
@@ -111,6 +111,21 @@ def test_repair_costs_a_listing_per_table_not_per_port(bed: Bed) -> None:
     nft(bed, "delete", "element", "bridge", "fermion_sg", "port_profile",
         f'{{ "{desired.ports[7].device}" }}')
     assert fw.apply(desired, audit=True, repair=True) == 1
+
+
+def test_a_routers_fwaas_table_is_repaired_chain_by_chain_or_whole(bed: Bed) -> None:
+    firewalls = fwaas.Firewalls()
+    group = fwaas.Group(id="g1", devices=("qr-a", "qr-b"), ingress=(fwaas.Rule("allow", 4, 6, destination_port="22"),),
+                        egress=(), enabled=True)
+    assert firewalls.ensure(bed.host, [group])
+    assert not firewalls.ensure(bed.host, [group], repair=True), "nothing drifted: nothing done"
+    before = bed.ruleset()
+    nft(bed, "flush", "chain", "inet", fwaas.TABLE, "g0_in")
+    assert not firewalls.ensure(bed.host, [group]), "an incremental update does not look"
+    assert firewalls.ensure(bed.host, [group], repair=True) and bed.ruleset() == before
+    nft(bed, "delete", "table", "inet", fwaas.TABLE)
+    assert firewalls.ensure(bed.host, [group], repair=True) and bed.ruleset() == before
+    assert not firewalls.ensure(bed.host, [group], repair=True)
 
 
 # ------------------------------------------------------------------------------------------------ the lab
