@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from fermion.agent.ovs import probe
 from fermion.agent.ovs.planner import OvsConfig, plan
 from fermion.agent.runtime import SyncResult
 from fermion.dataplane import DataplaneError, linkwatch, naming
 from fermion.dataplane import ovs as o
 from fermion.ml2.mech_drivers.openvswitch import AGENT_TYPE
-from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, decode
+from fermion.rpc.contracts import FIREWALL_KEY, Hint, L2View, ProbeRequest, ProbeResult, decode
 
 LOG = logging.getLogger(__name__)
 
@@ -103,6 +104,16 @@ class OvsAgent:
             LOG.warning("host %s: %s: %s", self.host, op, err)
         up = {pid: rev for pid, rev in result.up.items() if naming.tap(pid) not in bad}
         return SyncResult(up=up if not failed else {}, down=result.down, failed=bool(failed))
+
+    # ---------------------------------------------------------------- fermion trace --probe
+    def probe_keys(self, request: ProbeRequest) -> list[str] | None:
+        return None  # the whole host view: the planner plans the whole host
+
+    def probe(self, view: dict[str, Any], request: ProbeRequest) -> dict[str, ProbeResult]:
+        with self._lock:  # never half-way through a sync's changes
+            observed = self.executor.observe(fresh=True)
+            return probe.probe(decode(L2View, view), observed, self.config, request.ports, request.filters,
+                               probe.dumper(self.executor.client))
 
     # ---------------------------------------------------------------- device monitor
     def start(self, wake: Callable[[Iterable[str]], None]) -> None:
