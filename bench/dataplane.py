@@ -286,7 +286,7 @@ def hand_built_ovs(prefix: str, base: Path, mtu: int) -> tuple[str, str, str]:
                    "netns", ul])
         netns.run(["ip", "-n", ul, "link", "set", f"ul-{short}", "master", "br-ul", "up"])
         netns.run(["ip", "-n", h, "link", "set", "ul0", "up"])
-        veth.no_tx_offload(h, "ul0")
+        ovs.uplink(h, "ul0")
         veth.no_tx_offload(ul, f"ul-{short}")
         ovs.start_daemons(run, h)
         ovs.wait_ready(run)

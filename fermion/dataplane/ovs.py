@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fermion.dataplane import DataplaneError, netns, rtnl
+from fermion.dataplane import DataplaneError, netns, rtnl, veth
 
 COOKIE_BASE = 0xFE5E0000 << 32  # the agent's cookie (high bits) on every flow it installs
 COOKIE_MASK = 0xFFFFFFFF << 32
@@ -224,6 +224,20 @@ def _pid(path: Path) -> int | None:
 def _alive(path: Path) -> bool:
     pid = _pid(path)
     return pid is not None and netns.alive(pid)
+
+
+def uplink(ns: str | None, name: str) -> None:
+    """A kernel interface an OVS bridge takes as its wire (the underlay's ul0 on br-ul, eth1 on br-eth1): tx
+    checksum offload off (netdev datapath) and no ARP replies from the kernel on it (arp_ignore 8).
+
+    The kernel still receives what the wire brings (OVS reads it beside the kernel, through AF_PACKET) and
+    answers ARP for the host's addresses on any interface: an ARP request for the underlay address got two
+    replies, br-ul's and one with this interface's MAC. OVS's tunnel neighbour table keeps the MAC of the reply
+    it looked at last (later ones match a cached datapath flow and are not looked at), so when that was the
+    wrong one, every tunnel packet to that host went to a MAC only its kernel takes (UDP port unreachable):
+    all tunnels to the host dark for minutes (the "200 ports" runs of bench/dataplane.py, docs/ovs.md)."""
+    veth.no_tx_offload(ns, name)
+    netns.run([*(["ip", "netns", "exec", ns] if ns else []), "sysctl", "-qw", f"net.ipv4.conf.{name}.arp_ignore=8"])
 
 
 # ---------------------------------------------------------------- clients
