@@ -170,7 +170,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
             out.ops.append(o.DelPort(name))
     for name, (want, kernel) in sorted(ports.items()):
         if observed.ports.get(name) != want:
-            out.ops.append(o.AddPort(name, want, kernel, numbers[name]))
+            out.ops.append(o.AddPort(name, want, kernel, numbers[name], name in observed.ports))
     out.ops += [o.DelBridge(b) for b in stale_trunks]  # after their taps moved back to br-int
     stale = tuple(sorted(set(observed.local_vlans) - set(lvm)))
     changed = tuple(sorted((n, v) for n, v in lvm.items() if observed.local_vlans.get(n) != v))
