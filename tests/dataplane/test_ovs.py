@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -199,10 +200,27 @@ def test_tunnels_to_a_host_survive_its_arp_replies(rig: Rig) -> None:
             sh(*appctl, "tnl/neigh/flush")
             sh(*appctl, "dpctl/del-flows")  # the cached ARP flows too: else replies are not looked at again
             assert rig.ping().returncode == 0
-        replies = [line for line in seen if "Reply" in line]
+        replies = [line for line in seen if f"Reply {HOSTS['h2'][0]} is-at" in line]
         assert replies and all(line.split()[1] == br_ul_mac for line in replies), seen
         assert ul0_mac not in netns.run(appctl + ["tnl/arp/show"]).stdout
     assert rig.ping(count=5).returncode == 0
+
+
+def test_afxdp_taps_carry_traffic(rig: Rig) -> None:
+    """The agent's --afxdp option: instance taps as afxdp-nonpmd ports (XDP on the veth), and back."""
+    seg = Segment("vxlan", None, 1061)
+    try:
+        for h in HOSTS:
+            rig.agents[h].config = replace(rig.agents[h].config, tap_type="afxdp-nonpmd")
+        rig.sync(seg)
+        tap = naming.tap(rig.ports["h1"])
+        assert o.Client(o.rundir(rig.tmp, "h1")).vsctl("get", "interface", tap, "type").strip() == "afxdp-nonpmd"
+        assert rig.ping(count=3).returncode == 0
+    finally:
+        for h in HOSTS:
+            rig.agents[h].config = replace(rig.agents[h].config, tap_type="")
+        rig.sync(seg)
+    assert rig.ping().returncode == 0
 
 
 def test_agent_restart_keeps_the_data_plane(rig: Rig) -> None:
