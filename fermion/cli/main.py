@@ -236,7 +236,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
                          parse_mappings(args.physical_interface_mappings or []))
     elif args.kind == "ovs":
         agent = ovs_agent(settings, transport, args.host, args.netns, args.local_ip,
-                          parse_mappings(args.bridge_mappings or []), args.tunnel_types or "", args.ovs_rundir)
+                          parse_mappings(args.bridge_mappings or []), args.tunnel_types or "", args.ovs_rundir,
+                          tap_type="afxdp-nonpmd" if args.afxdp else "")
     elif args.kind == "l3":
         agent = l3_agent(settings, transport, args.host, args.netns, agent_mode=args.agent_mode)
     else:
@@ -385,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--physical-interface-mappings", action="append", help="l2: physnet:interface[,...]")
     p.add_argument("--bridge-mappings", action="append", help="ovs: physnet:bridge[,...]")
     p.add_argument("--tunnel-types", help="ovs: vxlan,gre,geneve (those this host terminates)")
+    p.add_argument("--afxdp", action="store_true",
+                   help="ovs: instance taps as afxdp-nonpmd ports (faster, but about 70 MiB of vswitchd memory each)")
     p.add_argument("--ovs-rundir", help="ovs: the run directory of this host's ovsdb-server and ovs-vswitchd "
                                         "(started there when not running; default: <state dir>/ovs-<host>)")
     p.add_argument("--agent-mode", choices=["legacy", "dvr", "dvr_snat"],

@@ -10,6 +10,7 @@ names when a flow is installed) is installed again."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fermion.dataplane import DataplaneError, netns, rtnl
+from fermion.dataplane import DataplaneError, netns, rtnl, veth
 
 COOKIE_BASE = 0xFE5E0000 << 32  # the agent's cookie (high bits) on every flow it installs
 COOKIE_MASK = 0xFFFFFFFF << 32
@@ -39,8 +40,14 @@ def cookie(bridge: str, flow: str, ofports: Mapping[str, int] | None = None) -> 
     """ofports: the bridge's port names -> their numbers; those the flow names are part of its identity."""
     key = f"{bridge} {flow}"
     if ofports:
-        key += "".join(f" {t}={ofports[t]}" for t in sorted(set(_TOKEN.split(flow)) & ofports.keys()))
+        key += "".join(f" {t}={ofports[t]}" for t in sorted(_tokens(flow) & ofports.keys()))
     return COOKIE_BASE | zlib.crc32(key.encode())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tokens(flow: str) -> frozenset[str]:
+    """The words of a flow (every sync computes the cookies of all the host's flows, thousands at 200 ports)."""
+    return frozenset(_TOKEN.split(flow))
 
 
 # ---------------------------------------------------------------- observed state and ops
@@ -81,6 +88,7 @@ class AddPort:
     port: Port
     kernel: bool = False  # a kernel veth (tap): checksum offload off, link up (netdev datapath)
     ofport: int | None = None  # asked for (ofport_request): flows can name it before it exists, and keep it
+    replaces: bool = True  # OVSDB has a port of that name now (deleted in a transaction of its own first)
 
 
 @dataclass(frozen=True)
@@ -143,8 +151,8 @@ def _cookies(op: AddFlows) -> tuple[int, ...]:
 
 
 def _kind(op: Op) -> str:
-    """Ops of one kind in a row are applied together: "db" (OVSDB) or one of the flow ops (per bridge)."""
-    return type(op).__name__ if isinstance(op, AddFlows | DelFlows) else "db"
+    """Ops of one kind in a row are applied together: "db" (OVSDB) or "flows" (one bundle per bridge)."""
+    return "flows" if isinstance(op, AddFlows | DelFlows) else "db"
 
 
 def _vsctl_args(op: Op, ifindex: Mapping[str, int]) -> list[str]:
@@ -224,6 +232,20 @@ def _pid(path: Path) -> int | None:
 def _alive(path: Path) -> bool:
     pid = _pid(path)
     return pid is not None and netns.alive(pid)
+
+
+def uplink(ns: str | None, name: str) -> None:
+    """A kernel interface an OVS bridge takes as its wire (the underlay's ul0 on br-ul, eth1 on br-eth1): tx
+    checksum offload off (netdev datapath) and no ARP replies from the kernel on it (arp_ignore 8).
+
+    The kernel still receives what the wire brings (OVS reads it beside the kernel, through AF_PACKET) and
+    answers ARP for the host's addresses on any interface: an ARP request for the underlay address got two
+    replies, br-ul's and one with this interface's MAC. OVS's tunnel neighbour table keeps the MAC of the reply
+    it looked at last (later ones match a cached datapath flow and are not looked at), so when that was the
+    wrong one, every tunnel packet to that host went to a MAC only its kernel takes (UDP port unreachable):
+    all tunnels to the host dark for minutes (the "200 ports" runs of bench/dataplane.py, docs/ovs.md)."""
+    veth.no_tx_offload(ns, name)
+    netns.run([*(["ip", "netns", "exec", ns] if ns else []), "sysctl", "-qw", f"net.ipv4.conf.{name}.arp_ignore=8"])
 
 
 # ---------------------------------------------------------------- clients
@@ -356,7 +378,9 @@ class OvsHost:
             return failed
         # a port moved, retagged, retyped or whose tap was made again goes in a transaction of its own first:
         # deleted and added in one, vswitchd would see the same port and keep reading the old device
-        gone = [a for op in todo if isinstance(op, AddPort) for a in ("--", "--if-exists", "del-port", op.name)]
+        # (only those that exist: each ovs-vsctl waits for a vswitchd reconfiguration, 0.1-0.4 s with 200 ports)
+        gone = [a for op in todo if isinstance(op, AddPort) and op.replaces
+                for a in ("--", "--if-exists", "del-port", op.name)]
         try:
             if gone:
                 self.client.vsctl(*gone, timeout=10 + len(todo) // 20)
@@ -392,27 +416,37 @@ class OvsHost:
         return failed, {op.name: found[op.name].index for op in there}
 
     def _flows(self, ops: list[Op]) -> list[tuple[Op, str]]:
-        def one(op: Op) -> tuple[Op, str] | None:
+        """One atomic ovs-ofctl bundle per bridge with its adds and deletes, the bridges side by side: a flow
+        replaced by another is never missing in between, and each ovs-ofctl waits on vswitchd's main loop
+        (0.1-0.3 s with 200 ports), so one call per bridge rather than one per op."""
+        by_bridge: dict[str, list[AddFlows | DelFlows]] = {}
+        for op in ops:
+            if isinstance(op, AddFlows | DelFlows):
+                by_bridge.setdefault(op.bridge, []).append(op)
+
+        def one(bridge: str) -> str | None:
+            text = "".join(
+                "".join(f"add cookie={k:#x},{f}\n" for k, f in zip(_cookies(op), op.flows, strict=True))
+                if isinstance(op, AddFlows) else "".join(f"delete cookie={k:#x}/-1\n" for k in op.cookies)
+                for op in by_bridge[bridge])
             try:
-                if isinstance(op, AddFlows):
-                    text = "".join(f"cookie={k:#x},{f}\n" for k, f in zip(_cookies(op), op.flows, strict=True))
-                    self.client.ofctl("--bundle", "add-flows", op.bridge, "-", stdin=text)
-                elif isinstance(op, DelFlows):
-                    text = "".join(f"cookie={k:#x}/-1\n" for k in op.cookies)
-                    self.client.ofctl("--bundle", "del-flows", op.bridge, "-", stdin=text)
+                self.client.ofctl("--bundle", "add-flows", bridge, "-", stdin=text)
             except DataplaneError as err:
-                return op, str(err)
+                return str(err)
             return None
 
-        with ThreadPoolExecutor(max_workers=len(ops)) as pool:
-            failed = [f for f in pool.map(one, ops) if f is not None]
-        for op in ops:
-            if any(op is f for f, _ in failed):
-                self._flows_of = None  # not known what happened: the next observation dumps
-            elif isinstance(op, AddFlows):
-                self._cached.setdefault(op.bridge, set()).update(_cookies(op))
-            elif isinstance(op, DelFlows):
-                self._cached.setdefault(op.bridge, set()).difference_update(op.cookies)
+        with ThreadPoolExecutor(max_workers=len(by_bridge)) as pool:
+            errors = dict(zip(by_bridge, pool.map(one, by_bridge), strict=True))
+        failed: list[tuple[Op, str]] = []
+        for bridge, bridge_ops in by_bridge.items():
+            for op in bridge_ops:
+                if errors[bridge] is not None:
+                    failed.append((op, errors[bridge] or ""))
+                    self._flows_of = None  # not known what happened: the next observation dumps
+                elif isinstance(op, AddFlows):
+                    self._cached.setdefault(op.bridge, set()).update(_cookies(op))
+                else:
+                    self._cached.setdefault(op.bridge, set()).difference_update(op.cookies)
         return failed
 
     def _ip(self, *args: str) -> None:

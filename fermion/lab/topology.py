@@ -68,7 +68,8 @@ def build(state: LabState, hosts: list[str], dhcp_hosts: list[str], zones: dict[
 
 def _ovs_host(state: LabState, host: LabHost, ip: str, run: Path) -> None:
     """OVS daemons in the host's namespace; ul0 on br-ul with the underlay address, eth1/eth2 on the bridges of
-    their physical networks. Checksum offload off on every veth OVS touches (netdev datapath: docs/kernel.md)."""
+    their physical networks. Checksum offload off on every veth OVS touches (netdev datapath: docs/kernel.md),
+    and no kernel ARP replies on the wires OVS takes (ovs.uplink)."""
     ovs.start_daemons(run, host.netns)
     ovs.wait_ready(run)
     client = ovs.Client(run)
@@ -80,7 +81,7 @@ def _ovs_host(state: LabState, host: LabHost, ip: str, run: Path) -> None:
         client.vsctl("--may-exist", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
                      *secure, *port)
         if iface:
-            veth.no_tx_offload(host.netns, iface)
+            ovs.uplink(host.netns, iface)
         netns.run(["ip", "-n", host.netns, "link", "set", bridge, "up"])
     for outer in wires(host.name):
         veth.no_tx_offload(state.underlay, outer)

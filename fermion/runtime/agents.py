@@ -34,7 +34,8 @@ def l2_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str
 
 def ovs_agent(settings: cfg.Settings, transport: Transport, host: str, netns: str | None = None,
               local_ip: str | None = None, bridge_mappings: dict[str, str] | None = None,
-              tunnel_types: str = "", run: str | Path | None = None, zone: str | None = None) -> AgentRuntime:
+              tunnel_types: str = "", run: str | Path | None = None, zone: str | None = None,
+              tap_type: str = "") -> AgentRuntime:
     """The OVS agent; its host's OVS daemons are started in run (default <state dir>/ovs-<host>) if not running."""
     from fermion.dataplane import ovs
 
@@ -42,7 +43,7 @@ def ovs_agent(settings: cfg.Settings, transport: Transport, host: str, netns: st
     ovs.start_daemons(rundir, netns)
     ovs.wait_ready(rundir)
     kinds = tuple(t for t in (x.strip() for x in tunnel_types.split(",")) if t)
-    driver = OvsAgent(host, OvsConfig(local_ip, bridge_mappings or {}, kinds), rundir, netns)
+    driver = OvsAgent(host, OvsConfig(local_ip, bridge_mappings or {}, kinds, tap_type), rundir, netns)
     return _runtime(settings, transport, host, driver, zone)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ class Rig:
                 sh("ip", "link", "add", inner, "netns", host, "type", "veth", "peer", "name", outer, "netns", self.ul)
                 sh("ip", "-n", self.ul, "link", "set", outer, "master", br, "up")
                 sh("ip", "-n", host, "link", "set", inner, "up")
-                sh("ip", "netns", "exec", host, "ethtool", "-K", inner, "tx", "off")
+                o.uplink(host, inner)
                 sh("ip", "netns", "exec", self.ul, "ethtool", "-K", outer, "tx", "off")
             # userspace tunnels: the underlay address on an OVS bridge (docs/kernel.md); eth1 on br-eth1
             for br, port in (("br-ul", "ul0"), ("br-eth1", "eth1")):
@@ -183,6 +184,43 @@ def test_router_copies_reach_the_provider_wire_with_their_hosts_dvr_mac(rig: Rig
         for h, ns in copies.items():  # the pair goes with its tap at once (not when the namespace is freed)
             netns.run(["ip", "-n", rig.ns(h), "link", "del", naming.tap(ROUTER_PORT)], check=False)
             netns.delete(ns)
+
+
+def test_tunnels_to_a_host_survive_its_arp_replies(rig: Rig) -> None:
+    """h1's OVS finds h2's underlay MAC by ARP (its tunnel neighbour table and datapath flows emptied here, as
+    when they age out): h2 answers only from br-ul, never with the MAC of ul0 (the wire OVS reads, also a
+    kernel interface of h2), which took the tunnels' packets to h2's kernel instead of its OVS."""
+    rig.sync(Segment("vxlan", None, 1061))
+    br_ul = (Path("/sys/class/net/br-ul/address"), Path("/sys/class/net/ul0/address"))
+    br_ul_mac, ul0_mac = (netns.run(["ip", "netns", "exec", rig.ns("h2"), "cat", str(p)]).stdout.strip()
+                          for p in br_ul)
+    appctl = ["ovs-appctl", "-t", str(o.rundir(rig.tmp, "h1") / "ovs-vswitchd.ctl")]
+    for _ in range(3):
+        with capture(rig.ul, "arp", device="ul-h2", link=True) as seen:
+            sh(*appctl, "tnl/neigh/flush")
+            sh(*appctl, "dpctl/del-flows")  # the cached ARP flows too: else replies are not looked at again
+            assert rig.ping().returncode == 0
+        replies = [line for line in seen if f"Reply {HOSTS['h2'][0]} is-at" in line]
+        assert replies and all(line.split()[1] == br_ul_mac for line in replies), seen
+        assert ul0_mac not in netns.run(appctl + ["tnl/arp/show"]).stdout
+    assert rig.ping(count=5).returncode == 0
+
+
+def test_afxdp_taps_carry_traffic(rig: Rig) -> None:
+    """The agent's --afxdp option: instance taps as afxdp-nonpmd ports (XDP on the veth), and back."""
+    seg = Segment("vxlan", None, 1061)
+    try:
+        for h in HOSTS:
+            rig.agents[h].config = replace(rig.agents[h].config, tap_type="afxdp-nonpmd")
+        rig.sync(seg)
+        tap = naming.tap(rig.ports["h1"])
+        assert o.Client(o.rundir(rig.tmp, "h1")).vsctl("get", "interface", tap, "type").strip() == "afxdp-nonpmd"
+        assert rig.ping(count=3).returncode == 0
+    finally:
+        for h in HOSTS:
+            rig.agents[h].config = replace(rig.agents[h].config, tap_type="")
+        rig.sync(seg)
+    assert rig.ping().returncode == 0
 
 
 def test_agent_restart_keeps_the_data_plane(rig: Rig) -> None:

@@ -100,6 +100,16 @@ def test_tunnel_ports_and_flooding_only_to_hosts_with_ports() -> None:
     assert any(f.startswith("table=20,") and "dl_dst=fa:16:3e:00:00:02" in f for f in tun)
 
 
+def test_afxdp_taps_are_retyped_when_the_option_changes() -> None:
+    net_id, seg = NETS[0]
+    view = L2View("h", [L2Network(net_id, 1450, True, seg)], [L2Port("p1", net_id, "fa:16:3e:00:00:01", 1, True, "")])
+    afxdp = replace(CFG, tap_type="afxdp-nonpmd")
+    state = apply(o.OvsState(links={naming.tap("p1")}), plan(view, o.OvsState(links={naming.tap("p1")}), afxdp).ops)
+    assert state.ports[naming.tap("p1")].type == "afxdp-nonpmd" and not plan(view, state, afxdp).ops
+    back = [op for op in plan(view, state, CFG).ops if isinstance(op, o.AddPort)]
+    assert [(op.name, op.port.type, op.replaces) for op in back] == [(naming.tap("p1"), "", True)]
+
+
 def test_port_down_gets_the_dead_vlan_and_is_reported_down() -> None:
     net_id, seg = NETS[3]
     view = L2View("h", [L2Network(net_id, 1500, True, seg)], [L2Port("p1", net_id, "fa:16:3e:00:00:01", 2, False, "")])
