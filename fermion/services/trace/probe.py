@@ -130,7 +130,8 @@ def _host_result(entry: _Ask, answer: ProbeReply | str, key: str) -> dict[str, A
     found = answer.results.get(key)
     if found is None:
         return {**out, "result": UNANSWERED, "reason": f"the {entry.agent_type} on {entry.host} did not look at "
-                                                       f"{key} (an older agent?)"}
+                                                       f"{key} (not probed yet: a distributed router; or an older "
+                                                       "agent)"}
     drift = bool(found.missing or found.extra)
     return {**out, "result": DRIFT if drift else OK, "checked": found.checked, "missing": found.missing,
             "extra": found.extra}

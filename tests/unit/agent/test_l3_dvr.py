@@ -22,6 +22,7 @@ from fermion.rpc.contracts import (
     HaRouter,
     L3View,
     Neighbor,
+    ProbeRequest,
     Router,
     RouterPort,
     encode,
@@ -212,3 +213,11 @@ def test_local_copy_translation_is_pure() -> None:
     r = router()
     assert agent_dvr.local_copy(r, None).floating_ips == ()
     assert agent_dvr.bridge_taps([r, router("r2")]) == sorted([naming.tap("qr-r1"), naming.tap("qr-r2")])
+
+
+def test_a_probe_does_not_answer_for_a_distributed_router() -> None:
+    # its copies are not compared yet: an answer with nothing missing would read as "ok" in the trace
+    a, _ = agent("dvr")
+    found = a.probe(view(router("r1"), router("r2")), ProbeRequest(host="h1", routers=["r1", "gone"]))
+    assert "router r1" not in found
+    assert found["router gone"].missing == ["router gone in this host's view"]
