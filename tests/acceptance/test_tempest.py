@@ -13,31 +13,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.tempest_cloud import cause, short_id
+from tests.acceptance.tempest_cloud import cause, known_failures, rerun_regex, short_id, summarize, with_rerun
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-KNOWN_FAILURES = HERE / "known_failures.txt"
 # both suites' network API tests, as scripts/tempest runs by default; FERMION_TEMPEST_REGEX selects others
 # (e.g. one module while working on it: the known failures of the tests not run are then reported as such)
 REGEX = os.environ.get("FERMION_TEMPEST_REGEX", r"^(tempest\.api\.network|neutron_tempest_plugin\.api)\.")
-
-
-def known_failures() -> dict[str, str]:
-    """`test id  # reason` per line; the id without its `[id-...]` tags."""
-    known = {}
-    for line in KNOWN_FAILURES.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        test, sep, reason = line.partition(" # ")
-        assert sep and reason.strip(), f"known_failures.txt: no reason given for {line!r}"
-        known[test.strip()] = reason.strip()
-    return known
 
 
 @pytest.mark.acceptance
@@ -81,3 +69,16 @@ def test_upstream_api_tests(tmp_path: Path) -> None:
         report.append(f"LISTED IN known_failures.txt BUT {status.get(name, 'not run').upper()}: {name} "
                       f"(remove it)")
     assert not report, "\n".join(report) + f"\n(logs: {tmp_path / 'logs'})"
+
+
+def test_only_a_test_that_fails_again_when_run_alone_counts_as_failed() -> None:
+    ids = ["t.api.A.test_racy[id-1,smoke]", "t.api.A.test_broken[id-2]", "t.api.A.test_ok[id-3]"]
+    regex = rerun_regex([short_id(i) for i in ids[:2]])
+    assert [bool(re.search(regex, i)) for i in [*ids, "t.api.A.test_racy_too[id-4]"]] == [True, True, False, False]
+    first = [{"id": ids[0], "status": "fail", "detail": "Details: {'type': 'IpAddressAlreadyAllocated'}"},
+             {"id": ids[1], "status": "fail", "detail": "boom"}, {"id": ids[2], "status": "success", "detail": ""}]
+    again = [{"id": ids[0], "status": "success", "detail": ""}, {"id": ids[1], "status": "fail", "detail": "boom"}]
+    merged = with_rerun(first, again)
+    assert [r["status"] for r in merged] == ["success", "fail", "success"]
+    text = summarize(merged, 1)
+    assert "1 failed" in text and "FAILED FIRST, PASSED WHEN RUN AGAIN t.api.A.test_racy" in text
