@@ -44,6 +44,18 @@ def cookie(bridge: str, flow: str, ofports: Mapping[str, int] | None = None) -> 
     return COOKIE_BASE | zlib.crc32(key.encode())
 
 
+def cookies(bridge: str, flows: list[str], ofports: Mapping[str, int]) -> list[int]:
+    """cookie() of each flow; those naming none of the ports (most: the firewall names taps by number) come
+    from a cache, as every sync computes the cookies of all the host's flows (10,000 at 200 ports)."""
+    names = frozenset(ofports)
+    return [_plain(bridge, f) if _tokens(f).isdisjoint(names) else cookie(bridge, f, ofports) for f in flows]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _plain(bridge: str, flow: str) -> int:
+    return cookie(bridge, flow)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _tokens(flow: str) -> frozenset[str]:
     """The words of a flow (every sync computes the cookies of all the host's flows, thousands at 200 ports)."""

@@ -215,7 +215,7 @@ def _cookies(bridge: str, flows: list[str], ports: dict[str, tuple[o.Port, bool]
              numbers: dict[str, int]) -> dict[int, str]:
     """cookie -> flow, sorted by cookie; the numbers of the ports a flow names are part of its cookie."""
     mine = {name: numbers[name] for name, (want, _) in ports.items() if want.bridge == bridge}
-    return dict(sorted((o.cookie(bridge, f, mine), f) for f in flows))
+    return dict(sorted(zip(o.cookies(bridge, flows, mine), flows, strict=True)))
 
 
 def trunk_bridge(trunk_id: str) -> str:
