@@ -44,6 +44,18 @@ def cookie(bridge: str, flow: str, ofports: Mapping[str, int] | None = None) -> 
     return COOKIE_BASE | zlib.crc32(key.encode())
 
 
+def cookies(bridge: str, flows: list[str], ofports: Mapping[str, int]) -> list[int]:
+    """cookie() of each flow; those naming none of the ports (most: the firewall names taps by number) come
+    from a cache, as every sync computes the cookies of all the host's flows (10,000 at 200 ports)."""
+    names = frozenset(ofports)
+    return [_plain(bridge, f) if _tokens(f).isdisjoint(names) else cookie(bridge, f, ofports) for f in flows]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _plain(bridge: str, flow: str) -> int:
+    return cookie(bridge, flow)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _tokens(flow: str) -> frozenset[str]:
     """The words of a flow (every sync computes the cookies of all the host's flows, thousands at 200 ports)."""
@@ -101,6 +113,9 @@ class AddFlows:
     bridge: str
     flows: tuple[str, ...]  # ovs-ofctl flow texts, without cookie
     cookies: tuple[int, ...] = ()  # one per flow (cookie() with the port numbers); () = cookie() of the text
+    # the flows name ports by number only (the firewall's): ovs-ofctl then need not ask vswitchd for the
+    # bridge's port names first, one wait on its main loop less
+    numbered: bool = False
 
 
 @dataclass(frozen=True)
@@ -347,8 +362,8 @@ class OvsHost:
             # one ovs-ofctl per bridge, side by side: each waits on vswitchd's main loop, slow with many ports
             names = sorted(state.bridges)
             with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-                dumps = pool.map(lambda b: c.ofctl("dump-flows", b, f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}"),
-                                 names)
+                dumps = pool.map(lambda b: c.ofctl("--no-stats", "--no-names", "dump-flows", b,
+                                                   f"cookie={COOKIE_BASE:#x}/{COOKIE_MASK:#x}"), names)
                 self._cached = {b: {int(x, 16) for x in _COOKIE.findall(d)} for b, d in zip(names, dumps, strict=True)}
             self._flows_of = identity
         state.flows = {b: set(f) for b, f in self._cached.items()}
@@ -429,8 +444,10 @@ class OvsHost:
                 "".join(f"add cookie={k:#x},{f}\n" for k, f in zip(_cookies(op), op.flows, strict=True))
                 if isinstance(op, AddFlows) else "".join(f"delete cookie={k:#x}/-1\n" for k in op.cookies)
                 for op in by_bridge[bridge])
+            numbered = all(isinstance(op, DelFlows) or op.numbered for op in by_bridge[bridge])
             try:
-                self.client.ofctl("--bundle", "add-flows", bridge, "-", stdin=text)
+                self.client.ofctl(*(["--no-names"] if numbered else []), "--bundle", "add-flows", bridge, "-",
+                                  stdin=text)
             except DataplaneError as err:
                 return str(err)
             return None

@@ -89,6 +89,8 @@ class OvsAgent:
             t1 = time.perf_counter()
             result = plan(desired, observed, self.config)
             t2 = time.perf_counter()
+            # before applying: the link events of plugging these taps (up, offloads off) then wake nothing
+            self.plugged = {t for t in self.taps if t in observed.links}
             failed = self.executor.apply(result.ops) if result.ops else []
             self._state = None if failed else o.applied(observed, result.ops)
             if scope is None:
@@ -96,7 +98,7 @@ class OvsAgent:
             self.view = desired
             self.networks = {n.id for n in desired.networks}
             bad = {getattr(op, "name", None) for op, _ in failed}
-            self.plugged = {t for t in self.taps if t in observed.links and t not in bad}
+            self.plugged -= bad
             self.devices = len(desired.ports)
         if result.ops:
             LOG.info("host %s: applied %d OVS operations (%d failed)", self.host, len(result.ops), len(failed))

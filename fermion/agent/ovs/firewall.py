@@ -28,6 +28,7 @@ rules; dccp/udplite rules with a port range match nothing (OVS has no field for 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping
@@ -63,7 +64,7 @@ Flow = tuple[int, int, str, str]  # (table, priority, match, actions)
 
 
 def flows(state: FirewallState | None, attached: Mapping[str, Attached]) -> list[str]:
-    """The firewall's flows for br-int (sorted, each match once). attached: port id -> its tap, for the ports
+    """The firewall's flows for br-int (each match once). attached: port id -> its tap, for the ports
     up on this host; a port attached but absent from the state is isolated (fail closed). None: no firewall
     (everything is switched by NORMAL)."""
     if state is None:
@@ -85,23 +86,35 @@ def flows(state: FirewallState | None, attached: Mapping[str, Attached]) -> list
             out.append((0, 100, f"in_port={tap.ofport}", f"set_field:{tap.vlan}->reg6,resubmit(,{TRANSIENT})"))
         else:
             stateful = all(groups.get(g, Group(g, True, ())).stateful for g in port.groups)
-            out += _port(port, tap, stateful)
-            for g in sorted(set(port.groups)):
-                for rule in groups.get(g, Group(g, True, ())).rules:
-                    out += conj.rule(g, rule, tap.ofport, stateful)
+            rules = tuple((g, rule, conj.id(g, rule, stateful)) for g in sorted(set(port.groups))
+                          for rule in groups.get(g, Group(g, True, ())).rules)
+            out += _filtered(port, tap, stateful, rules)
     out += conj.remotes()
     return _render(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _filtered(port: PortFilter, tap: Attached, stateful: bool, rules: tuple[tuple[str, Rule, int | None], ...]
+              ) -> tuple[Flow, ...]:
+    """A filtered port's own flows and its rules' (rules: (group, rule, its conjunction id)). Cached: every sync
+    plans every port's firewall, and a port's flows change only with it, its tap or its groups' rules."""
+    out = _port(port, tap, stateful)
+    for _g, rule, conj in rules:
+        out += _rule(rule, tap.ofport, stateful, conj)
+    return tuple(out)
 
 
 def _render(found: Iterable[Flow]) -> list[str]:
     """Flows with the same table, priority and match are one flow in OVS: their conjunction actions merge."""
     merged: dict[tuple[int, int, str], list[str]] = {}
     for table, priority, match, actions in found:
-        have = merged.setdefault((table, priority, match), [])
-        if actions not in have:
+        have = merged.get((table, priority, match))
+        if have is None:
+            merged[table, priority, match] = [actions]
+        elif actions not in have:
             have.append(actions)
     out = []
-    for (table, priority, match), verdicts in sorted(merged.items()):
+    for (table, priority, match), verdicts in merged.items():  # in the order found: the planner sorts by cookie
         if len(verdicts) > 1 and not all(a.startswith("conjunction(") for a in verdicts):
             verdicts = verdicts[:1]  # never expected: the same match with two verdicts; the first wins
         out.append(f"table={table},priority={priority},{match + ',' if match else ''}actions={','.join(verdicts)}")
@@ -247,17 +260,12 @@ class _Conjunctions:
             self.taken.add(n)
         return self.ids[key]
 
-    def rule(self, group: str, rule: Rule, ofport: int, stateful: bool) -> list[Flow]:
-        table = EGRESS_RULES if rule.direction == "egress" else INGRESS_RULES
-        states = [NEW, ESTABLISHED] if stateful else [""]
-        matches = [(f"reg5={ofport},{m}{',' + s if s else ''}", s) for m in rule_matches(rule) for s in states]
-        remotes = [r for r in (rule.remote_group, rule.remote_address_group) if r]
-        if not remotes:
-            return [(table, RULE, m, _accept(rule.direction, s == NEW, ofport)) for m, s in matches]
-        key = (rule.direction, group, rule.ethertype, rule.remote_group or "", rule.remote_address_group or "",
-               stateful)
-        conj = self._id(key)
-        return [(table, CONJ, m, f"conjunction({conj},1/{len(remotes) + 1})") for m, _ in matches]
+    def id(self, group: str, rule: Rule, stateful: bool) -> int | None:
+        """The conjunction of a rule with a remote group or address group (None: a plain rule)."""
+        if not (rule.remote_group or rule.remote_address_group):
+            return None
+        return self._id((rule.direction, group, rule.ethertype, rule.remote_group or "",
+                         rule.remote_address_group or "", stateful))
 
     def remotes(self) -> list[Flow]:
         out: list[Flow] = []
@@ -275,6 +283,17 @@ class _Conjunctions:
                 out.append((table, CONJ_ID, f"conj_id={conj},{family}{',' + state if state else ''}",
                             _accept(direction, state == NEW, "NXM_NX_REG5[]")))
         return out
+
+
+def _rule(rule: Rule, ofport: int, stateful: bool, conj: int | None) -> list[Flow]:
+    """A rule's flows for one port; with a conjunction (conj): dimension 1, (port, protocol, state)."""
+    table = EGRESS_RULES if rule.direction == "egress" else INGRESS_RULES
+    states = [NEW, ESTABLISHED] if stateful else [""]
+    matches = [(f"reg5={ofport},{m}{',' + s if s else ''}", s) for m in rule_matches(rule) for s in states]
+    if conj is None:
+        return [(table, RULE, m, _accept(rule.direction, s == NEW, ofport)) for m, s in matches]
+    dims = len([r for r in (rule.remote_group, rule.remote_address_group) if r]) + 1
+    return [(table, CONJ, m, f"conjunction({conj},1/{dims})") for m, _ in matches]
 
 
 def _nets(addresses: Iterable[str], version: int) -> list[str]:

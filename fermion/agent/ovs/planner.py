@@ -166,7 +166,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
     ours, present_int = set(firewall), observed.flows.get(INT, set())
     early = {k: f for k, f in cookies[INT].items() if f in ours and k not in present_int}
     if early:
-        out.ops.append(o.AddFlows(INT, tuple(early.values()), tuple(early)))
+        out.ops.append(o.AddFlows(INT, tuple(early.values()), tuple(early), numbered=True))
     # ports: ours (patches, tunnels, taps on br-int) that are not wanted go; wanted ones missing or changed come
     for name, have in sorted(observed.ports.items()):
         if name not in ports and have.bridge in bridges and _ours(name, have):
@@ -184,7 +184,8 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
         present = observed.flows.get(bridge, set())
         new = {k: f for k, f in cookies[bridge].items() if k not in present and not (bridge == INT and k in early)}
         if new:
-            out.ops.append(o.AddFlows(bridge, tuple(new.values()), tuple(new)))
+            out.ops.append(o.AddFlows(bridge, tuple(new.values()), tuple(new),
+                                      numbered=bridge == INT and ours.issuperset(new.values())))
     for bridge in sorted(set(observed.flows) - set(stale_trunks)):
         gone = tuple(sorted(observed.flows[bridge] - set(cookies.get(bridge, {}))))
         if gone:
@@ -215,7 +216,7 @@ def _cookies(bridge: str, flows: list[str], ports: dict[str, tuple[o.Port, bool]
              numbers: dict[str, int]) -> dict[int, str]:
     """cookie -> flow, sorted by cookie; the numbers of the ports a flow names are part of its cookie."""
     mine = {name: numbers[name] for name, (want, _) in ports.items() if want.bridge == bridge}
-    return dict(sorted((o.cookie(bridge, f, mine), f) for f in flows))
+    return dict(sorted(zip(o.cookies(bridge, flows, mine), flows, strict=True)))
 
 
 def trunk_bridge(trunk_id: str) -> str:
