@@ -123,7 +123,13 @@ def _spoof_ping(inst: LabInstance, source: str, target: str) -> bool:
 
 
 def _ns(inst: LabInstance, *argv: str) -> None:
-    subprocess.run(["ip", "netns", "exec", inst.netns, *argv], check=True, capture_output=True)
+    done = subprocess.run(["ip", "netns", "exec", inst.netns, *argv], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(argv)} in {inst.netns}: {done.stderr.strip()}\n{_addresses(inst)}"
+
+
+def _addresses(inst: LabInstance) -> str:
+    return subprocess.run(["ip", "netns", "exec", inst.netns, "ip", "-br", "addr"], capture_output=True, text=True,
+                          check=False).stdout
 
 
 @BOTH
@@ -132,14 +138,16 @@ def test_spoofed_addresses_are_dropped_unless_allowed(lab: Lab) -> None:
 
 
 def spoofing_scenario(lab: Lab, network: str, cidr: str) -> None:
-    lab.network(network, cidr)
+    net = lab.network(network, cidr)
     victim = lab.boot(network, "compute1", "victim")
     liar = lab.boot(network, "compute2", "liar")
     free = lab.boot(network, "compute1", "free")
     base = cidr.rsplit(".", 2)[0]  # e.g. 10.1
     rule(lab, default_group(lab), protocol="icmp", remote_ip_prefix="0.0.0.0/0")  # only anti-spoofing decides
     assert lab.ping("liar", "victim")
-    fake_ip = f"{base}.0.200"
+    # two addresses no port holds (addresses are handed out at random, as Neutron's)
+    held = {f["ip_address"] for p in get(lab, "/v2.0/ports", network_id=net["id"])["ports"] for f in p["fixed_ips"]}
+    fake_ip, other_ip = [a for a in (f"{base}.0.{n}" for n in range(200, 255)) if a not in held][:2]
     _ns(liar, "ip", "addr", "add", f"{fake_ip}/24", "dev", "eth0")
     assert not _spoof_ping(liar, fake_ip, victim.ip or "")
     put(lab, f"/v2.0/ports/{liar.port_id}", {"port": {"allowed_address_pairs": [{"ip_address": fake_ip}]}})
@@ -152,7 +160,6 @@ def spoofing_scenario(lab: Lab, network: str, cidr: str) -> None:
     eventually(lab, lambda: lab.ping("liar", "victim", count=1), "the real MAC to pass again")
 
     # port security off lifts the anti-spoofing (and the filtering)
-    other_ip = f"{base}.0.201"
     _ns(free, "ip", "addr", "add", f"{other_ip}/24", "dev", "eth0")
     assert not _spoof_ping(free, other_ip, victim.ip or "")
     put(lab, f"/v2.0/ports/{free.port_id}", {"port": {"security_groups": [], "port_security_enabled": False}})
