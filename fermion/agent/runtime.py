@@ -32,6 +32,8 @@ from fermion.rpc.contracts import (
 )
 from fermion.rpc.transport import RpcError, RpcUnavailable, Transport, agent_target
 
+_JITTER = random.Random()  # background threads keep off the global generator (a caller may seed or check it)
+
 LOG = logging.getLogger(__name__)
 
 
@@ -207,7 +209,7 @@ class AgentRuntime:
             else:
                 self.queue.add(keys)
             delay = min(max(delay * 2, 0.1), 5.0)
-            self._stop.wait(delay * random.uniform(0.5, 1.0))
+            self._stop.wait(delay * _JITTER.uniform(0.5, 1.0))
 
     def _sync_once(self, full: bool, keys: set[str]) -> bool:
         request = ViewRequest(host=self.host, agent_type=self.driver.agent_type,

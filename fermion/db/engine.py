@@ -15,6 +15,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
+_JITTER = random.Random()  # background threads keep off the global generator (a caller may seed or check it)
+
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
@@ -174,7 +176,7 @@ class Database:
                 if not _retriable(err) or attempt == MAX_ATTEMPTS - 1:
                     raise
                 LOG.debug("retrying transaction after %s", err)
-                time.sleep(random.uniform(0, 0.002 * (2 ** min(attempt, 6))))
+                time.sleep(_JITTER.uniform(0, 0.002 * (2 ** min(attempt, 6))))
                 continue
             if events and self.on_commit is not None:
                 try:

@@ -29,6 +29,8 @@ import orjson
 from fermion import metrics
 from fermion.rpc.transport import Handler, RpcError, RpcUnavailable, dispatch, envelope, unanswered, unwrap
 
+_JITTER = random.Random()  # background threads keep off the global generator (a caller may seed or check it)
+
 LOG = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2.0  # TCP connect + AMQP handshake
@@ -114,7 +116,7 @@ class _Worker(threading.Thread):
                 _discard(conn, graceful)
             if not self._forever:
                 break
-            self._stopping.wait(min(BACKOFF_MAX, BACKOFF_START * 2 ** attempt) * random.uniform(0.5, 1.0))
+            self._stopping.wait(min(BACKOFF_MAX, BACKOFF_START * 2 ** attempt) * _JITTER.uniform(0.5, 1.0))
             attempt += 1
         with self._cond:
             self._finished = True

@@ -28,6 +28,8 @@ from fermion.services.metering import all_counters
 from fermion.services.registry import Services
 from fermion.services.segments import default_ranges
 
+_JITTER = random.Random()  # background threads keep off the global generator (a caller may seed or check it)
+
 
 def build_enforcer(settings: cfg.Settings) -> Enforcer:
     enforcer = Enforcer()
@@ -116,7 +118,7 @@ def build_app(settings: cfg.Settings, check_schema: bool = True, transport: Tran
     app.failover = failover
     if failover.enabled:
         check = Periodic("fermion-agent-failover", failover.run, failover.interval,
-                         settings.agents.agent_down_time + random.uniform(0, failover.interval))
+                         settings.agents.agent_down_time + _JITTER.uniform(0, failover.interval))
 
         async def _start_check() -> None:
             check.start()
