@@ -354,18 +354,7 @@ class AmqpTransport:
             except Exception:  # noqa: BLE001 - one bad hint must not drop the subscription
                 LOG.exception("hint listener failed")
 
-        def setup(conn: Any) -> list[Any]:
-            return [_consume(conn, queue, on_message, no_ack=True)]
-
-        worker = _Worker(self, "hints", setup, forever=True, on_connect=on_connect)
-        self._start(worker)
-
-        def stop() -> None:
-            worker.stop()
-            with self._lock:
-                self._workers.discard(worker)
-
-        return stop
+        return self._consume_forever("hints", queue, on_message, on_connect)
 
     def _agent_queue(self, target: str) -> str:
         return f"{self.prefix}.agent.{target}"
@@ -380,10 +369,15 @@ class AmqpTransport:
             threading.Thread(target=self._answer, args=(handlers, message), daemon=True,
                              name=f"fermion-amqp[{self.prefix}]-answer-{target}").start()
 
+        return self._consume_forever(f"agent-{target}", queue, on_message)
+
+    def _consume_forever(self, name: str, queue: Any, on_message: Callable[[Any], None],
+                         on_connect: Callable[[], None] | None = None) -> Callable[[], None]:
+        """A worker consuming the queue (again after each reconnection) until the returned stop is called."""
         def setup(conn: Any) -> list[Any]:
             return [_consume(conn, queue, on_message, no_ack=True)]
 
-        worker = _Worker(self, f"agent-{target}", setup, forever=True)
+        worker = _Worker(self, name, setup, forever=True, on_connect=on_connect)
         self._start(worker)
 
         def stop() -> None:
