@@ -39,10 +39,19 @@ def mbits(ns: str, server: str, reverse: bool = False, seconds: int = 3) -> floa
     for _ in range(3):  # the server may still be busy with the previous test
         proc = subprocess.run([*argv, *(["-R"] if reverse else [])], capture_output=True, text=True, timeout=30,
                               check=False)
-        if proc.returncode == 0:
-            return float(json.loads(proc.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e6
+        received = _received(proc.stdout) if proc.returncode == 0 else None
+        if received is not None:
+            return received / 1e6
         time.sleep(0.5)
     raise AssertionError(f"iperf3 failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+
+
+def _received(stdout: str) -> float | None:
+    """bits/s received, or None when the run broke off: iperf3 can exit 0 with an "error" and no sums."""
+    try:
+        return float(json.loads(stdout)["end"]["sum_received"]["bits_per_second"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def near_limit(measure: Callable[[], float]) -> float:
