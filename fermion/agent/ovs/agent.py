@@ -44,6 +44,9 @@ class OvsAgent:
         self.networks: set[str] = set()
         self.taps: dict[str, str] = {}  # instance tap -> network: their link events wake the network
         self.plugged: set[str] = set()  # taps on br-int after the last sync (their own events wake nothing)
+        # networks a tap's event woke whose sync has not looked at the links yet: that look covers later events
+        # too (plugging a tap is several events within some 50 ms; each woke one more sync that found nothing)
+        self._woken: set[str] = set()
         self.devices = 0
         self.last_phases: dict[str, float] = {}  # seconds per step of the last full sync (benchmarks, logs)
         self._monitor: threading.Thread | None = None
@@ -85,12 +88,14 @@ class OvsAgent:
             if scope == {FIREWALL_KEY} and self._state is not None:
                 observed = self._state
             else:
+                self._woken.clear()  # every tap's events from now on wake again (the look at the links is next)
                 observed = self.executor.observe(fresh=scope is None)
             t1 = time.perf_counter()
+            # the taps seen: their later link events (the rest of their plugging: up, offloads off, carrier, and
+            # ours) wake nothing; their deletion does
+            self.plugged = {t for t in self.taps if t in observed.links}
             result = plan(desired, observed, self.config)
             t2 = time.perf_counter()
-            # before applying: the link events of plugging these taps (up, offloads off) then wake nothing
-            self.plugged = {t for t in self.taps if t in observed.links}
             failed = self.executor.apply(result.ops) if result.ops else []
             self._state = None if failed else o.applied(observed, result.ops)
             if scope is None:
@@ -130,6 +135,14 @@ class OvsAgent:
             self._monitor.join(timeout=5)
         self.executor.close()
 
+    def woken_by(self, events: Iterable[linkwatch.LinkEvent]) -> set[str]:
+        """The networks these link events wake: a new or deleted tap's, not the rest of plugging a tap seen
+        already (link up, offloads off), and not again before a sync has looked at the links."""
+        dirty = {self.taps[e.name] for e in events
+                 if e.name in self.taps and (e.deleted or e.name not in self.plugged)} - self._woken
+        self._woken |= dirty
+        return dirty
+
     def _watch(self, wake: Callable[[Iterable[str]], None]) -> None:
         """Instance taps come and go without the server seeing it: link events wake their network."""
         try:
@@ -144,9 +157,7 @@ class OvsAgent:
                 except OSError:
                     wake(set(self.taps.values()))
                     continue
-                # a new or deleted tap; not the events of plugging one (link up, offloads off)
-                dirty = {self.taps[e.name] for e in events
-                         if e.name in self.taps and (e.deleted or e.name not in self.plugged)}
+                dirty = self.woken_by(events)
                 if dirty:
                     wake(dirty)
         finally:

@@ -177,3 +177,44 @@ def test_a_port_made_again_with_another_number_gets_its_flows_again() -> None:
     state_.ofports["patch-tun"] += 10  # deleted and made again behind our back: OVS gave it another number
     again = [op for op in plan(view, state_, CFG).ops if isinstance(op, o.AddFlows)]
     assert again and all("patch-tun" in f for op in again for f in op.flows)
+
+
+def secured(*pids: str, members: tuple[str, ...] = ("10.0.0.1",)) -> L2View:
+    """Ports of the default-like group "g1" (ingress from its members); their taps come and go with the state."""
+    g1 = SecurityGroup("g1", True, [SecurityRule("ingress", "IPv4", remote_group="g1")])
+    macs = {pid: f"fa:16:3e:00:01:{i:02x}" for i, pid in enumerate(PIDS)}
+    return L2View("h", [L2Network(NET, 1450, True, Segment("vxlan", None, 100))],
+                  [L2Port(pid, NET, macs[pid], 1, True, "") for pid in pids],
+                  firewall=Firewall([PortSecurity(pid, macs[pid], [f"10.0.0.{PIDS.index(pid) + 1}"], [], ["g1"], True,
+                                                  NET) for pid in pids], [g1], {"g1": list(members)}))
+
+
+def test_a_port_bound_here_has_its_flows_before_its_tap_comes_then_only_its_ovsdb_port_is_left() -> None:
+    view, tap = secured("port-0"), naming.tap("port-0")
+    waiting = plan(view, o.OvsState(), CFG)
+    assert "port-0" in waiting.down and "port-0" not in waiting.up
+    assert not any(isinstance(op, o.AddPort) and op.name == tap for op in waiting.ops)
+    state_ = apply(o.OvsState(), waiting.ops)
+    state_.links = {tap}  # the instance is plugged
+    plugged = plan(view, state_, CFG)
+    assert [type(op) for op in plugged.ops] == [o.AddPort] and plugged.up == {"port-0": 1}
+    number = plugged.ops[0].ofport  # type: ignore[union-attr]
+    assert any(f"in_port={number}," in f for op in waiting.ops if isinstance(op, o.AddFlows) for f in op.flows)
+    # the same as a host that saw the tap at once
+    fresh = apply(o.OvsState(links={tap}), plan(view, o.OvsState(links={tap}), CFG).ops)
+    assert apply(state_, plugged.ops).flows == fresh.flows
+
+
+def test_stale_flows_go_in_the_first_bundle_unless_a_port_leaves() -> None:
+    taps = {naming.tap(p) for p in PIDS}
+    before = apply(o.OvsState(links=set(taps)), plan(secured("port-0"), o.OvsState(links=set(taps)), CFG).ops)
+    # a new port and a member changed: the member's old conjunction flow is deleted in the new port's bundle
+    ops = plan(secured("port-0", "port-1", members=("10.0.0.2",)), before, CFG).ops
+    kinds = [type(op) for op in ops]
+    assert kinds[:2] == [o.AddFlows, o.DelFlows] and o.AddPort in kinds[2:] and o.DelFlows not in kinds[2:]
+    assert all(op.bridge == "br-int" for op in ops[:2])  # type: ignore[union-attr]
+    # a port leaving: its flows go after it, never before (its packets would find no filter)
+    both = apply(before, plan(secured("port-0", "port-1"), before, CFG).ops)
+    ops = plan(secured("port-1", members=("10.0.0.2",)), both, CFG).ops
+    kinds = [type(op) for op in ops]
+    assert kinds.index(o.DelPort) < kinds.index(o.DelFlows)
