@@ -77,6 +77,7 @@ def flows(state: FirewallState | None, attached: Mapping[str, Attached]) -> list
     groups = {g.id: g for g in state.groups}
     known = {p.id: p for p in state.ports}
     conj = _Conjunctions(state)
+    filtered: list[_Filtered] = []
     for port_id, tap in sorted(attached.items()):
         port = known.get(port_id)
         if port is None:  # not in the firewall view: nothing in or out
@@ -88,9 +89,23 @@ def flows(state: FirewallState | None, attached: Mapping[str, Attached]) -> list
             stateful = all(groups.get(g, Group(g, True, ())).stateful for g in port.groups)
             rules = tuple((g, rule, conj.id(g, rule, stateful)) for g in sorted(set(port.groups))
                           for rule in groups.get(g, Group(g, True, ())).rules)
-            out += _filtered(port, tap, stateful, rules)
+            filtered.append((port, tap, stateful, rules))
     out += conj.remotes()
-    return _render(out)
+    # a filtered port's flows name it by number (reg5, in_port) but for those of table 60 (its MACs): unless two
+    # ports share a MAC on a network, no match is another's, and its texts come rendered from a cache (the
+    # same string objects each sync: their hashes too are computed once)
+    seen = {(t, p, m) for t, p, m, _ in out if t == TRANSIENT}
+    texts = []
+    for args in filtered:
+        text, transient = _filtered_text(*args)
+        if not seen.isdisjoint(transient):
+            return _render(out + [f for args in filtered for f in _filtered(*args)])
+        seen |= transient
+        texts += text
+    return _render(out) + texts
+
+
+_Filtered = tuple[PortFilter, Attached, bool, tuple[tuple[str, Rule, int | None], ...]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -102,6 +117,14 @@ def _filtered(port: PortFilter, tap: Attached, stateful: bool, rules: tuple[tupl
     for _g, rule, conj in rules:
         out += _rule(rule, tap.ofport, stateful, conj)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _filtered_text(port: PortFilter, tap: Attached, stateful: bool, rules: tuple[tuple[str, Rule, int | None], ...]
+                   ) -> tuple[list[str], frozenset[tuple[int, int, str]]]:
+    """_filtered rendered, and its table-60 matches."""
+    found = _filtered(port, tap, stateful, rules)
+    return _render(found), frozenset((t, p, m) for t, p, m, _ in found if t == TRANSIENT)
 
 
 def _render(found: Iterable[Flow]) -> list[str]:

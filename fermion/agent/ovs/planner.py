@@ -169,7 +169,7 @@ def plan(view: L2View, observed: o.OvsState, cfg: OvsConfig) -> Plan:
     state = None if view.firewall is None else firewall_state(view.firewall)
     firewall = fw.flows(state, {pid: fw.Attached(numbers[tap], lv, mac)
                                 for pid, (tap, lv, mac) in {**attached, **waiting}.items()})
-    cookies = {b: _cookies(b, flows[b] + (firewall if b == INT else []), ports, numbers) for b in bridges}
+    cookies = {b: _cookies(b, flows[b], ports, numbers, firewall if b == INT else []) for b in bridges}
     # the firewall's flows name taps by number: in place before a tap is plugged
     ours, present_int = set(firewall), observed.flows.get(INT, set())
     early = {k: f for k, f in cookies[INT].items() if f in ours and k not in present_int}
@@ -231,10 +231,12 @@ def ofports(ports: dict[str, tuple[o.Port, bool]], observed: o.OvsState) -> dict
 
 
 def _cookies(bridge: str, flows: list[str], ports: dict[str, tuple[o.Port, bool]],
-             numbers: dict[str, int]) -> dict[int, str]:
-    """cookie -> flow, sorted by cookie; the numbers of the ports a flow names are part of its cookie."""
+             numbers: dict[str, int], numbered: list[str]) -> dict[int, str]:
+    """cookie -> flow, sorted by cookie; the numbers of the ports a flow names are part of its cookie (numbered:
+    flows that name ports by number only, the firewall's, thousands: their cookies come from a cache)."""
     mine = {name: numbers[name] for name, (want, _) in ports.items() if want.bridge == bridge}
-    return dict(sorted(zip(o.cookies(bridge, flows, mine), flows, strict=True)))
+    return dict(sorted([*zip(o.cookies(bridge, flows, mine), flows, strict=True),
+                        *zip(o.plain_cookies(bridge, numbered), numbered, strict=True)]))
 
 
 def trunk_bridge(trunk_id: str) -> str:

@@ -218,3 +218,20 @@ def test_stale_flows_go_in_the_first_bundle_unless_a_port_leaves() -> None:
     ops = plan(secured("port-1", members=("10.0.0.2",)), both, CFG).ops
     kinds = [type(op) for op in ops]
     assert kinds.index(o.DelPort) < kinds.index(o.DelFlows)
+
+
+def test_two_ports_with_one_mac_on_a_network_give_one_delivery_flow() -> None:
+    """An allowed address pair may carry another port's MAC: one flow per match in OVS, so one of the two
+    verdicts (the port sorted first), and every other flow of both ports."""
+    a = port("p1", MAC1, "10.0.0.1", ("g",))
+    b = port("p2", MAC2, "10.0.0.2", ("g",), allowed_pairs=(("10.0.0.9", MAC1),))
+    g = Group("g", True, (Rule("ingress", "IPv4", None),))
+    attached = {"p1": fw.Attached(5, 3, MAC1), "p2": fw.Attached(6, 3, MAC2)}
+    both = fw.flows(state(a, b, groups=(g,)), attached)
+    delivery = [f for f in both if f.startswith(f"table=60,priority=90,reg6=3,dl_dst={MAC1},")]
+    assert delivery == [f"table=60,priority=90,reg6=3,dl_dst={MAC1},actions=set_field:5->reg5,"
+                        "set_field:0->vlan_tci,resubmit(,81)"]
+    assert len(both) == len(set(both))
+    alone = [fw.flows(state(p, groups=(g,)), {p.id: attached[p.id]}) for p in (a, b)]
+    assert set(both) == (set(alone[0]) | set(alone[1])) - {
+        f"table=60,priority=90,reg6=3,dl_dst={MAC1},actions=set_field:6->reg5,set_field:0->vlan_tci,resubmit(,81)"}
