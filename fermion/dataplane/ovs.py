@@ -30,7 +30,6 @@ COOKIE_BASE = 0xFE5E0000 << 32  # the agent's cookie (high bits) on every flow i
 COOKIE_MASK = 0xFFFFFFFF << 32
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 IFINDEX_KEY = "fermion-ifindex"  # Interface external_ids: the kernel ifindex of the device when it was added
-NICENESS = -10  # ovs-ctl's default for ovsdb-server and ovs-vswitchd
 LV_KEY = "fermion-lv-"  # br-int external_ids: fermion-lv-<network id> = the network's local VLAN
 
 
@@ -217,9 +216,7 @@ def start_daemons(run: Path, ns: str | None) -> None:
     db = run / "conf.db"
     if not db.exists():
         netns.run(["ovsdb-tool", "create", str(db), SCHEMA])
-    # niceness -10 for both, as Open vSwitch's own start script (ovs-ctl) runs them: agents and the server share
-    # the CPUs, and every OVS change a port waits for is work on ovs-vswitchd's main loop
-    prefix = [*(["ip", "netns", "exec", ns] if ns else []), "nice", "-n", str(NICENESS)]
+    prefix = ["ip", "netns", "exec", ns] if ns else []
     env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_LOGDIR": str(run), "OVS_DBDIR": str(run)}
     if not _alive(run / "ovsdb-server.pid"):
         _spawn(prefix + ["ovsdb-server", str(db), f"--remote=punix:{run}/db.sock",

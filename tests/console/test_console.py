@@ -129,6 +129,38 @@ def test_a_project_sees_only_its_own_resources(browser: Browser, endpoint: str, 
     browser.screenshot(tmp_path, "console-tenant")
 
 
+def test_the_last_identitys_slow_answers_are_never_drawn_after_its_log_out(browser: Browser, endpoint: str,
+                                                                          demo: dict[str, str]) -> None:
+    """A reload still waiting on the API when its user logs out: its answers come after the next project has
+    logged in, and are dropped (they were drawn for a moment: a clean run caught tenant-b seeing demo's web)."""
+    browser.open(endpoint, "demo", "admin")
+    browser.wait(lambda: browser.js("return document.querySelector('#live').dataset.live === '1'"),
+                 what="the event stream")
+    browser.js("""const real = window.fetch;  // demo's API answers now take 1.5 s
+        window.fetch = async (path, init) => {
+          const r = await real(path, init);
+          if (init && init.headers && init.headers['X-Project-Id'] === 'demo' && String(path).startsWith('/v2.0/'))
+            await new Promise((ok) => setTimeout(ok, 1500));
+          return r;
+        };""")
+    Rest(endpoint).as_("demo").create("networks", name="slow-for-demo")  # the page reloads, slowly
+    time.sleep(0.4)
+    browser.js("""window.drawn = new Set();
+        new MutationObserver((ms) => ms.forEach((m) => m.addedNodes.forEach((n) => {
+          if (n.dataset && n.dataset.id) window.drawn.add(n.dataset.id);
+          if (n.querySelectorAll) n.querySelectorAll('[data-id]').forEach((e) => window.drawn.add(e.dataset.id));
+        }))).observe(document.querySelector('#topology'), {childList: true, subtree: true});""")
+    browser.click("#logout")
+    browser.fill("#noauth-form input[name=project]", "tenant-b")
+    browser.choose("#noauth-form select[name=roles]", "member")
+    browser.click("#noauth-form button[type=submit]")
+    browser.wait(lambda: browser.rendered() > 0, what="tenant-b's topology")
+    time.sleep(2)  # demo's last answers have come by now
+    drawn = set(browser.js("return [...window.drawn]"))
+    assert demo["public"] in drawn  # tenant-b's own drawing was watched
+    assert not drawn & {demo[k] for k in ("web", "db", "r1")}, "demo's resources drawn after its log-out"
+
+
 def test_a_trace_shows_its_verdict_on_the_topology(browser: Browser, endpoint: str, demo: dict[str, str],
                                                    tmp_path: Path) -> None:
     browser.open(endpoint, "demo", "member")

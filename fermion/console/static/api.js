@@ -4,12 +4,13 @@ const KEY = "fermion-console-session";
 
 export const session = {
   current: null, // {auth: "noauth"|"keystone", project_id, roles, admin, token?, user?}
+  generation: 0, // one more at each log-out: answers to requests made before it are not shown
   load() {
     try { this.current = JSON.parse(sessionStorage.getItem(KEY)); } catch { this.current = null; }
     return this.current;
   },
   save(s) { this.current = s; sessionStorage.setItem(KEY, JSON.stringify(s)); },
-  clear() { this.current = null; sessionStorage.removeItem(KEY); },
+  clear() { this.current = null; this.generation += 1; sessionStorage.removeItem(KEY); },
   // the headers the API takes: noauth's X-Project-Id/X-Roles, or Keystone's X-Auth-Token
   headers() {
     const s = this.current;
@@ -23,6 +24,9 @@ export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// The answer to a request made under an identity that has logged out since: dropped, never drawn.
+export class Stale extends Error {}
+
 function messageOf(status, body) {
   if (body && body.NeutronError) return body.NeutronError.message;
   if (body && body.error) return body.error.message;
@@ -35,8 +39,10 @@ export async function api(method, path, body, headers) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
+  const generation = session.generation;
   const r = await fetch(path, init);
   const text = await r.text();
+  if (generation !== session.generation) throw new Stale("answered after a log-out");
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch { data = null; } }
   if (!r.ok) throw new ApiError(r.status, messageOf(r.status, data));

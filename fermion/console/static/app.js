@@ -1,6 +1,6 @@
 // The console: log-in, the live topology and what can be done from it, security groups, agents and quotas.
 
-import { api, ApiError, esc, list, listen, session } from "./api.js";
+import { api, ApiError, esc, list, listen, session, Stale } from "./api.js";
 import { draw, mark, Viewport } from "./topology.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -26,6 +26,7 @@ function toast(text, bad) {
 }
 
 function failed(err) {
+  if (err instanceof Stale) return; // the last identity's answer, after its log-out: nothing of it is shown
   if (err instanceof ApiError && err.status === 401) { logout("Your session has ended: log in again."); return; }
   toast(err.message || String(err), true);
 }
@@ -197,6 +198,7 @@ $("#logout").addEventListener("click", () => logout());
 async function start() {
   let who;
   try { who = await api("GET", "session"); } catch (err) {
+    if (err instanceof Stale) return; // logged out meanwhile: the next log-in starts again
     session.clear();
     showLogin(err.message);
     return;
