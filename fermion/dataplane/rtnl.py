@@ -20,11 +20,13 @@ CLONE_NEWNET = 0x40000000
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_GETLINK, RTM_SETLINK = 16, 18, 19
+RTM_NEWADDR, RTM_GETADDR = 20, 22
 IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 10, 18, 20
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_VXLAN_ID = 1, 2, 1
 IFF_UP = 0x1
 HDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefix length, flags, scope, index
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 ERR = struct.Struct("=i")
@@ -173,6 +175,24 @@ class Rtnl:
                     raise DataplaneError(f"link dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
                 if mtype == RTM_NEWLINK:
                     out.append(parse_link(data, offset, length))
+
+    def ipv6_addressed(self) -> set[int]:
+        """The indexes of the links that have an IPv6 address (one dump of the namespace's IPv6 addresses)."""
+        seq = self._next()
+        body = IFADDR.pack(socket.AF_INET6, 0, 0, 0, 0)
+        self._sock.send(HDR.pack(HDR.size + len(body), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+        out: set[int] = set()
+        while True:
+            for mtype, mseq, data, offset, _ in self._messages():
+                if mseq != seq:
+                    continue
+                if mtype == NLMSG_DONE:
+                    return out
+                if mtype == NLMSG_ERROR:
+                    code = -ERR.unpack_from(data, offset + HDR.size)[0]
+                    raise DataplaneError(f"address dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
+                if mtype == RTM_NEWADDR:
+                    out.add(IFADDR.unpack_from(data, offset + HDR.size)[4])
 
     def find(self, names: Sequence[str]) -> dict[str, LinkInfo]:
         """The named links that exist, asked for one by one in a single datagram (no dump of the rest)."""

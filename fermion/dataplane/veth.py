@@ -14,6 +14,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from fermion.dataplane import DataplaneError, rtnl
 
+# the host end is a switch port: no IPv6 link-local on it (on an OVS host each address on a port costs the
+# userspace datapath a scan per packet output there: ovs._no_addresses)
+NO_LINK_LOCAL = {"attrs": [["AF_INET6", {"attrs": [["IFLA_INET6_ADDR_GEN_MODE", 1]]}]]}
+
 
 def _ipr(netns: str | None) -> IPRoute:
     return IPRoute(netns=netns) if netns else IPRoute()
@@ -33,7 +37,8 @@ def plug(host_netns: str | None, host_name: str, inner_netns: str, inner_name: s
                         host.link("del", index=stale[0])
                     host.link("add", ifname=host_name, kind="veth",
                               peer={"ifname": inner_name, "net_ns_fd": inner_netns})
-                    host.link("set", index=host.link_lookup(ifname=host_name)[0], mtu=mtu, state="up")
+                    host.link("set", index=host.link_lookup(ifname=host_name)[0], mtu=mtu, state="up",
+                              IFLA_AF_SPEC=NO_LINK_LOCAL)
                     if host.link_lookup(ifname="br-int"):
                         no_tx_offload(host_netns, host_name)
                         no_tx_offload(inner_netns, inner_name)

@@ -16,7 +16,7 @@ import pytest
 from fermion.agent.ovs import dvr
 from fermion.agent.ovs.agent import OvsAgent
 from fermion.agent.ovs.planner import OvsConfig
-from fermion.dataplane import naming, netns
+from fermion.dataplane import naming, netns, veth
 from fermion.dataplane import ovs as o
 from fermion.rpc.contracts import L2Network, L2Port, L2View, RemotePort, Segment, encode
 from tests.dataplane.lab import capture, require_root
@@ -259,3 +259,35 @@ def test_port_ops_in_one_transaction_fail_alone(rig: Rig) -> None:
         for name in names:
             sh("ip", "-n", host, "link", "del", name)
     assert not set(names) & set(executor.observe().ports)
+
+
+def addresses6(ns: str, dev: str) -> str:
+    return subprocess.run(["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_taps_on_br_int_carry_no_ipv6_address(rig: Rig) -> None:
+    """A tap with an address costs ovs-vswitchd a scan of every port's addresses for each ARP or ICMPv6
+    packet it outputs there: the agent takes IPv6 off a tap plugged with a link-local; veth.plug makes none."""
+    rig.sync(Segment("vxlan", None, 1061))
+    host, executor = rig.ns("h1"), rig.agents["h1"].executor
+    inner = rig.ns("v6")
+    netns.create(inner)
+    try:
+        sh("ip", "-n", host, "link", "add", "tapv6hand", "type", "veth", "peer", "name", "eth0", "netns", inner)
+        sh("ip", "-n", inner, "link", "set", "eth0", "up")
+        sh("ip", "-n", host, "link", "set", "tapv6hand", "up")
+        deadline = time.monotonic() + 5
+        while "fe80::" not in addresses6(host, "tapv6hand"):
+            assert time.monotonic() < deadline, "the kernel gave the hand-made tap no link-local"
+            time.sleep(0.05)
+        veth.plug(host, "tapv6plug", inner, "eth1", "fa:16:3e:61:00:66", 1400)
+        time.sleep(0.5)  # the instance's end has its link-local by now, the host's end none
+        assert "fe80::" in addresses6(inner, "eth1")
+        assert addresses6(host, "tapv6plug") == ""
+        assert executor.apply([o.AddPort(n, o.Port("br-int", 7), True) for n in ("tapv6hand", "tapv6plug")]) == []
+        assert addresses6(host, "tapv6hand") == ""
+        assert "fe80::" in addresses6(inner, "eth1")
+    finally:
+        executor.apply([o.DelPort("tapv6hand"), o.DelPort("tapv6plug")])
+        netns.delete(inner)

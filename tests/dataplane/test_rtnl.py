@@ -101,3 +101,14 @@ def test_tx_checksum_off_is_what_ethtool_shows(ns: str) -> None:
     finally:
         lean.close()
     assert tx() == "tx-checksumming: off"
+
+
+def test_links_with_an_ipv6_address_are_found(ns: str) -> None:
+    ip(ns, "link add tap-d type veth peer name peer-d\nlink add tap-e type veth peer name peer-e\n"
+           "addr add 2001:db8:7::1/64 dev tap-d nodad\nlink set lo up\n")
+    lean = rtnl.Rtnl(ns)
+    try:
+        index = {link.name: link.index for link in lean.links()}
+        assert lean.ipv6_addressed() == {index["tap-d"], index["lo"]}
+    finally:
+        lean.close()
