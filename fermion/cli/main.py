@@ -208,7 +208,7 @@ Stop with Ctrl-C.
 
 def cmd_agent(args: argparse.Namespace) -> int:
     import signal
-    import threading
+    import time
 
     from fermion import metrics
     from fermion.runtime.agents import dhcp_agent, l2_agent, l3_agent, ovs_agent, parse_mappings
@@ -242,15 +242,18 @@ def cmd_agent(args: argparse.Namespace) -> int:
         agent = l3_agent(settings, transport, args.host, args.netns, agent_mode=args.agent_mode)
     else:
         agent = dhcp_agent(settings, transport, args.host, args.netns)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    stopping: list[int] = []  # a list, not an Event: a handler that takes a lock can deadlock its own thread
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
     agent.start()
     print(f"fermion agent {args.kind}: host {args.host}"
           f"{' (namespace ' + args.netns + ')' if args.netns else ''}"
           f"{', metrics on http://' + settings.agents.metrics_address + '/metrics' if stop_metrics else ''}",
           flush=True)
-    done.wait()
+    # short sleeps, not one wait: the kernel may hand the signal to any of the agent's threads, and Python
+    # runs the handler only when the main thread next runs (an agent stopped by SIGTERM waited forever)
+    while not stopping:
+        time.sleep(0.5)
     agent.stop()
     transport.close()
     if stop_metrics is not None:

@@ -1,9 +1,10 @@
-"""An agent process serves its own /metrics, and the server's /metrics sees it come and go: `fermion serve`
-and `fermion agent l3` over RabbitMQ. The agent manages an emulated host whose namespace does not exist
-and is given no routers, so it changes nothing on the machine (no root needed)."""
+"""An agent process serves its own /metrics, the server's /metrics sees it come and go, and it stops on
+SIGTERM: `fermion serve` and `fermion agent l3` over RabbitMQ. The agent manages an emulated host whose
+namespace does not exist and is given no routers, so it changes nothing on the machine (no root needed)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from tests.support import servers
 from tests.support.prom import Scrape
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
+SYS_TGKILL = 234  # x86_64: a signal to one thread of a process
 L3 = "L3 agent"
 
 
@@ -99,3 +101,23 @@ def test_an_agent_refuses_to_start_when_its_metrics_address_is_taken(tmp_path: P
                              capture_output=True, text=True, timeout=30)
     assert run.returncode == 2
     assert f"fermion agent: cannot serve metrics on {address}" in run.stderr
+
+
+def test_an_agent_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_path: Path, config: Path) -> None:
+    """kill(1) lets the kernel pick any thread of the process; one given to an RPC thread must stop the agent
+    too (it once left the main thread waiting forever: a distributed test's teardown hung on it)."""
+    host = f"obs-{uuid.uuid4().hex[:8]}"
+    with open(tmp_path / "agent.log", "wb") as out:
+        agent = subprocess.Popen(servers.fermion_cmd("agent", "l3", "--config", str(config), "--host", host,
+                                                     "--netns", host), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the agent's RPC threads", lambda: len(os.listdir(f"/proc/{agent.pid}/task")) >= 4)
+        time.sleep(1)  # past start(): the main thread is waiting for the signal
+        other = min(int(t) for t in os.listdir(f"/proc/{agent.pid}/task") if int(t) != agent.pid)
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(SYS_TGKILL, agent.pid, other, signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
+        assert agent.wait(10) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()

@@ -5,7 +5,6 @@ without touching the machine's RabbitMQ). Same scenarios as embedded mode, plus 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from fermion.dataplane import netns
 from fermion.lab import instances
 from fermion.runtime.lab import spawn_agents
 from tests.dataplane.lab import Lab, built_lab, loss_of, ping_loss, require_root
@@ -122,11 +122,9 @@ def _drop_broker_objects(prefix: str) -> None:
 
 
 def _stop(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    """SIGTERM, SIGKILL for any still there after 20 s: an agent that ignores SIGTERM fails its own test
+    (test_agent_metrics.py), it does not hang the suite."""
+    netns.terminate(pids, 20)
     for pid in pids:
         try:
             os.waitpid(pid, 0)
