@@ -100,6 +100,7 @@ class L3Agent:
         self._local: dict[str, Router] = {}  # distributed routers with a local copy here, as last seen
         self._fip_gateways: list[FipGateway] = []
         self._dvr_mac = ""
+        self._filtered: set[str] = set()  # the qr- taps in the host's bridge filter
         self.last_changes: list[str] = []  # what the last sync changed (tests, logs)
         self.metering = Metering(host, netns_name)
         self.fwaas = FwaasPart(host)
@@ -166,6 +167,12 @@ class L3Agent:
                 self._fip_gateways, self._dvr_mac = list(desired.fip_gateways), desired.dvr_mac
                 failed |= self._each("fip namespace", dvr.fip_namespaces(self._fip_gateways, []),
                                      lambda f: self.dvr_manager.ensure_fip(f), changes)
+                # new copies' qr- taps join the bridge filter before they are plugged: their first frames (IPv6
+                # DAD, MLD) would leave with the router's MAC, and the other hosts' bridges would send what is
+                # for the gateway over the tunnel, where the filter drops it (a black hole until they relearn)
+                new = set(dvr.bridge_taps(local)) - self._filtered
+                if new:
+                    failed |= self._filter(sorted(self._filtered | new), changes)
             fip_networks = {g.network_id for g in self._fip_gateways}
             # admin-down routers too: their ports stay plugged (ACTIVE), the router disabled
             for router in routers:
@@ -352,8 +359,13 @@ class L3Agent:
         for network_id in sorted(self.dvr_manager.present_fips() - {f.network_id for f in fips}):
             failed |= self._each("floating-IP namespace", [network_id],
                                  self.dvr_manager.remove_fip, changes)
-        failed |= self._each("bridge filter", [dvr.bridge_taps(local)],
-                             lambda taps: self.dvr_manager.ensure_bridge(taps, self._dvr_mac), changes)
+        return self._filter(dvr.bridge_taps(local), changes) or failed
+
+    def _filter(self, taps: list[str], changes: list[str]) -> bool:
+        failed = self._each("bridge filter", [taps], lambda t: self.dvr_manager.ensure_bridge(t, self._dvr_mac),
+                            changes)
+        if not failed:
+            self._filtered = set(taps)
         return failed
 
     def _manager_of(self, router_id: str) -> dp.RouterManager:

@@ -221,3 +221,31 @@ def test_a_probe_does_not_answer_for_a_distributed_router() -> None:
     found = a.probe(view(router("r1"), router("r2")), ProbeRequest(host="h1", routers=["r1", "gone"]))
     assert "router r1" not in found
     assert found["router gone"].missing == ["router gone in this host's view"]
+
+
+def test_a_new_copys_taps_are_filtered_before_it_is_plugged_and_a_gone_ones_until_it_is_unplugged() -> None:
+    """A qr- tap's first frames (IPv6 DAD, MLD) must leave with the host's DVR MAC, never the router's: the
+    other hosts' bridges would learn the gateway's MAC on the tunnel and drop what their instances send it."""
+    a, d = agent("dvr")
+    filtered_when_plugged: dict[str, list[str]] = {}
+    plug = a.manager.ensure  # the router manager plugs the copy's qr- devices
+
+    def ensure(r: dp.Router, repair: bool = False) -> list[str]:
+        filtered_when_plugged[r.id] = list(d.taps)
+        return plug(r, repair)
+
+    a.manager.ensure = ensure  # type: ignore[method-assign]
+    a.sync(view(router("r1")), None)
+    assert naming.tap("qr-r1") in filtered_when_plugged["r1"]
+    filtered_when_removed: list[str] = []
+    unplug = d.unplug
+
+    def unplug_copy(router_id: str) -> None:
+        filtered_when_removed.extend(d.taps)
+        unplug(router_id)
+
+    d.unplug = unplug_copy  # type: ignore[method-assign]
+    a.sync(view(router("r2")), None)
+    assert naming.tap("qr-r2") in filtered_when_plugged["r2"]
+    assert naming.tap("qr-r1") in filtered_when_removed  # still filtered while its copy was there
+    assert d.taps == [naming.tap("qr-r2")]
