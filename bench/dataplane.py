@@ -307,23 +307,26 @@ def iperf(client_ns: str, server_ns: str, server_ip: str, seconds: int) -> float
 
 
 def throughput(args: argparse.Namespace, ours: tuple[str, str, str],
-               bare: tuple[str, str, str]) -> tuple[list[float], list[float], list[float]]:
-    """--iperf-runs pairs of runs (Fermion's path, the hand-built one), after a short warm-up run of each (ARP,
-    flows, conntrack and CPU frequency settled); within each pair the order alternates (ABBA), so that a drift in
-    the other load on the machine weighs on both paths alike. Returns both series and the load averages seen."""
-    for path in (ours, bare):
+               *bare: tuple[str, str, str]) -> tuple[list[float], list[list[float]], list[float]]:
+    """--iperf-runs rounds of runs (Fermion's path, then each hand-built one), after a short warm-up run of each
+    (ARP, flows, conntrack and CPU frequency settled); the order reverses every round (ABBA), so that a drift in
+    the other load on the machine weighs on every path alike. Returns Fermion's series, each hand-built path's
+    and the load averages seen."""
+    paths = [ours, *bare]
+    for path in paths:
         iperf(*path, 1)
-    a, b, loads = [], [], []
+    got: list[list[float]] = [[] for _ in paths]
+    loads = []
     for i in range(args.iperf_runs):
         loads.append(os.getloadavg()[0])
-        if i % 2 == 0:
-            a.append(iperf(*ours, args.iperf_seconds))
-            b.append(iperf(*bare, args.iperf_seconds))
-        else:
-            b.append(iperf(*bare, args.iperf_seconds))
-            a.append(iperf(*ours, args.iperf_seconds))
+        for k in (range(len(paths)) if i % 2 == 0 else reversed(range(len(paths)))):
+            got[k].append(iperf(*paths[k], args.iperf_seconds))
     loads.append(os.getloadavg()[0])
-    return a, b, loads
+    return got[0], got[1:], loads
+
+
+def paired(ours: list[float], bare: list[float]) -> float:
+    return statistics.median(x / y for x, y in zip(ours, bare, strict=True))
 
 
 def hand_built(prefix: str) -> tuple[str, str, str]:
@@ -395,6 +398,30 @@ def hand_built_ovs(prefix: str, base: Path, mtu: int) -> tuple[str, str, str]:
     return i1, i2, "10.99.0.2"
 
 
+def hand_built_in_lab(state: LabState, base: Path, mtu: int) -> tuple[str, str, str]:
+    """The hand-built path on the lab's own OVS hosts: a bridge br-hb beside br-int on compute1 and compute2
+    (their ovs-vswitchd, their underlay address on br-ul) with an instance's veth and a userspace VXLAN port
+    (VNI 42), NORMAL only. Both paths are then forwarded by the same ovs-vswitchd main threads, which poll the
+    same ports (the lab's provider and external wires, every bridge's own port): what differs is Fermion's
+    pipeline."""
+    hosts = [state.hosts["compute1"], state.hosts["compute2"]]
+    out = []
+    for host, peer, ip in ((hosts[0], hosts[1], "10.98.0.1"), (hosts[1], hosts[0], "10.98.0.2")):
+        vs = ovs.Client(ovs.rundir(base, host.name)).vsctl
+        vs("add-br", "br-hb", "--", "set", "bridge", "br-hb", "datapath_type=netdev", "--", "add-port", "br-hb",
+           "hbvx", "--", "set", "interface", "hbvx", "type=vxlan", f"options:remote_ip={peer.underlay_ip}",
+           f"options:local_ip={host.underlay_ip}", "options:key=42")
+        inst = f"{state.prefix}-hbl-{host.name}"
+        netns.create(inst)
+        # checksum offload off on both ends, no IPv6 address on the tap: as Fermion's instances (veth.plug)
+        veth.plug(host.netns, "hbtap0", inst, "eth0", f"fa:16:3e:98:00:0{len(out) + 1}", mtu, [f"{ip}/24"])
+        vs("add-port", "br-hb", "hbtap0")
+        out.append(inst)
+    subprocess.run(["ip", "netns", "exec", out[0], "ping", "-c", "3", "-i", "0.2", "-w", "10", "10.98.0.2"],
+                   check=True, capture_output=True)
+    return out[0], out[1], "10.98.0.2"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ports", type=int, default=200)
@@ -450,25 +477,29 @@ def main() -> int:
                 client_ns, server_ns = f"{prefix}-vm-b0", f"{prefix}-vm-peer"
                 server_ip = instances.address(server_ns) or ""
                 mtu = int(netns.run(["ip", "netns", "exec", client_ns, "cat", "/sys/class/net/eth0/mtu"]).stdout)
-                hb = hand_built_ovs(prefix, tmp, mtu) if args.agent == "ovs" else hand_built(prefix)
-                ours, bare, loads = throughput(args, (client_ns, server_ns, server_ip), hb)
-                paired = statistics.median(x / y for x, y in zip(ours, bare, strict=True))
+                hb = [hand_built_ovs(prefix, tmp, mtu), hand_built_in_lab(state, tmp, mtu)] if args.agent == "ovs" \
+                    else [hand_built(prefix)]
+                ours, bare, loads = throughput(args, (client_ns, server_ns, server_ip), *hb)
                 rows.append(("TCP over VXLAN, instance to instance (Fermion)",
                              " / ".join(f"{x:.2f}" for x in ours) + " Gbit/s", ""))
-                rows.append(("TCP over VXLAN, OVS netdev br-int+vxlan by hand" if args.agent == "ovs" else
-                             "TCP over VXLAN, bare veth+bridge+vxlan by hand",
-                             " / ".join(f"{x:.2f}" for x in bare) + " Gbit/s", ""))
-                rows.append(("Fermion / hand-built (median of the paired runs)", f"{paired:.0%}", ">= 90%"))
-                rows.append(("Fermion / hand-built (ratio of the medians)",
-                             f"{statistics.median(ours) / statistics.median(bare):.0%}", ""))
+                names = ["OVS netdev br-int+vxlan by hand, hosts of its own",
+                         "by hand on the lab's OVS hosts (br-hb)"] if args.agent == "ovs" else \
+                    ["bare veth+bridge+vxlan by hand"]
+                for name, series in zip(names, bare, strict=True):
+                    rows.append((f"TCP over VXLAN, {name}", " / ".join(f"{x:.2f}" for x in series) + " Gbit/s", ""))
+                for name, series in zip(names, bare, strict=True):
+                    rows.append((f"Fermion / {name.split(',')[0]} (median of the paired runs)",
+                                 f"{paired(ours, series):.0%} (ratio of the medians "
+                                 f"{statistics.median(ours) / statistics.median(series):.0%})", ">= 90%"))
                 rows.append(("load average (1 min) during the iperf runs", f"{min(loads):.1f} - {max(loads):.1f}", ""))
                 if args.agent == "ovs":  # what the OpenFlow firewall's conntrack costs: the same, unfiltered
                     unfiltered(api, tmp, [client_ns, server_ns])
-                    open_, bare2, loads2 = throughput(args, (client_ns, server_ns, server_ip), hb)
-                    rows.append(("TCP, Fermion with port security off / hand-built (paired)",
-                                 f"{statistics.median(x / y for x, y in zip(open_, bare2, strict=True)):.0%} "
-                                 f"({statistics.median(open_):.2f} / {statistics.median(bare2):.2f} Gbit/s, "
-                                 f"load {min(loads2):.1f} - {max(loads2):.1f})", ""))
+                    open_, bare2, loads2 = throughput(args, (client_ns, server_ns, server_ip), *hb)
+                    for name, series in zip(names, bare2, strict=True):
+                        rows.append((f"TCP, Fermion with port security off / {name.split(',')[0]} (paired)",
+                                     f"{paired(open_, series):.0%} ({statistics.median(open_):.2f} / "
+                                     f"{statistics.median(series):.2f} Gbit/s, load {min(loads2):.1f} - "
+                                     f"{max(loads2):.1f})", ""))
             supervisor.stop()  # from here the benchmark drives agents itself; the kernel state stays
             for n in netns.names(f"{prefix}-vm-"):
                 netns.delete(n)
