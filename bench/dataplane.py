@@ -14,7 +14,9 @@ process, SQLite) with emulated hosts in namespaces, and prints a table:
 
 With --agent ovs the hosts are Open vSwitch hosts (their own ovsdb-server/ovs-vswitchd, netdev datapath) run by
 the OVS agent: cold resync starts from an OVS without the agent's bridges and flows (br-int, br-tun gone), and
-the hand-built path is two OVS netdev hosts with a br-int-like bridge and a userspace VXLAN port. Ports keep
+there are two hand-built paths: two OVS netdev hosts with a br-int-like bridge and a userspace VXLAN port, and
+the same on the lab's own compute1 and compute2 (a bridge br-hb beside br-int: the same ovs-vswitchd, polling
+the same ports, so that the ratio to it measures Fermion's pipeline). Ports keep
 port security (the OpenFlow firewall filters them); it is turned off only for hosts that refuse to bind such
 ports (an older agent), judged from a probe port.
 
