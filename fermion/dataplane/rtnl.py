@@ -159,40 +159,30 @@ class Rtnl:
             yield mtype, seq, data, offset, length
             offset += (length + 3) & ~3
 
-    def links(self) -> list[LinkInfo]:
+    def _dump(self, request: int, body: bytes, reply: int, what: str) -> Iterator[tuple[bytes, int, int]]:
+        """(datagram, offset, length) of each reply message of one dump request."""
         seq = self._next()
-        body = IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        self._sock.send(HDR.pack(HDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-        out: list[LinkInfo] = []
+        self._sock.send(HDR.pack(HDR.size + len(body), request, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
         while True:
             for mtype, mseq, data, offset, length in self._messages():
                 if mseq != seq:
                     continue  # a late ack of an earlier request
                 if mtype == NLMSG_DONE:
-                    return out
+                    return
                 if mtype == NLMSG_ERROR:
                     code = -ERR.unpack_from(data, offset + HDR.size)[0]
-                    raise DataplaneError(f"link dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
-                if mtype == RTM_NEWLINK:
-                    out.append(parse_link(data, offset, length))
+                    raise DataplaneError(f"{what} dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
+                if mtype == reply:
+                    yield data, offset, length
+
+    def links(self) -> list[LinkInfo]:
+        return [parse_link(data, offset, length) for data, offset, length in
+                self._dump(RTM_GETLINK, IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0), RTM_NEWLINK, "link")]
 
     def ipv6_addressed(self) -> set[int]:
         """The indexes of the links that have an IPv6 address (one dump of the namespace's IPv6 addresses)."""
-        seq = self._next()
-        body = IFADDR.pack(socket.AF_INET6, 0, 0, 0, 0)
-        self._sock.send(HDR.pack(HDR.size + len(body), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-        out: set[int] = set()
-        while True:
-            for mtype, mseq, data, offset, _ in self._messages():
-                if mseq != seq:
-                    continue
-                if mtype == NLMSG_DONE:
-                    return out
-                if mtype == NLMSG_ERROR:
-                    code = -ERR.unpack_from(data, offset + HDR.size)[0]
-                    raise DataplaneError(f"address dump in {self.netns or 'root namespace'}: {os.strerror(code)}")
-                if mtype == RTM_NEWADDR:
-                    out.add(IFADDR.unpack_from(data, offset + HDR.size)[4])
+        return {IFADDR.unpack_from(data, offset + HDR.size)[4] for data, offset, _ in
+                self._dump(RTM_GETADDR, IFADDR.pack(socket.AF_INET6, 0, 0, 0, 0), RTM_NEWADDR, "address")}
 
     def find(self, names: Sequence[str]) -> dict[str, LinkInfo]:
         """The named links that exist, asked for one by one in a single datagram (no dump of the rest)."""
